@@ -1,0 +1,58 @@
+"""fastlb._core: the only bridge between Python and the C data plane (hand-written stubs)."""
+
+from typing import Any
+
+from fastlb.spec import RouteTable
+
+class DataPlane:
+    """N worker threads, each an epoll loop with its own SO_REUSEPORT copy of every listener.
+
+    One DataPlane per process. Every method is called from the control thread only.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        maxconn: int = 100000,  # all listeners together (a table's maxconn may lower it)
+        pipe_max: int = 1024,  # splice pipes alive at most (pooled); beyond it, recv/send copies
+        pipe_size: int = 262144,  # F_SETPIPE_SZ for pooled pipes
+        buffer_size: int = 16384,  # per-direction user-space buffer for small messages
+        splice_threshold: int = 65536,  # a direction switches to splice once this much has flowed in one go
+    ) -> None: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def generation(self) -> int: ...  # generation of the table now published (0: none yet)
+    def start(self) -> None:
+        """Starts the worker threads (GIL released while they run). Returns at once."""
+    def publish(self, table: RouteTable) -> int:
+        """Compiles <table>, opens the listeners it adds (raising OSError for one that cannot bind,
+        in which case nothing is published), publishes it with one atomic store and wakes every worker.
+        Listeners the new table keeps are untouched; those it drops are closed once no worker uses them.
+        Established connections are never touched. Returns the new generation."""
+    def set_backend_state(self, backend_id: str, state: str) -> bool:
+        """'ready' | 'drain' | 'maint'. False if no table names this backend."""
+    def set_backend_health(self, backend_id: str, up: bool) -> bool: ...
+    def set_backend_weight(self, backend_id: str, weight: int) -> bool: ...
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the C counters, read without pausing the workers:
+        {"generation", "swaps", "active", "total",
+         "listeners": {address: {"active", "total", "refused"}},
+         "services": {name: {"active", "total", "bytes_in", "bytes_out", "connect_errors", "retries",
+                             "timeouts", "no_backend"}},
+         "backends": {id: {"service", "address", "state", "health", "weight", "active", "total",
+                           "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests"}}}"""
+    def stop_accepting(self) -> None:
+        """Closes every listener; open connections carry on."""
+    def active_connections(self) -> int: ...
+    def close_all(self) -> None:
+        """Closes every open connection (the drain deadline has passed)."""
+    def stop(self) -> None:
+        """Stops and joins the workers, closes everything, frees every table. Idempotent."""
+    def listener_fds(self) -> dict[str, list[int]]:
+        """Listening fds by address (hot upgrade hands them to a new process)."""
+
+def live_counts() -> dict[str, int]:
+    """fds, pipes, conns, tables, backends, listeners alive in the C core (tests assert these return to
+    their baseline)."""

@@ -1,0 +1,4 @@
+/* _live.c: the live resource counts (see _api.h). */
+#include "_api.h"
+
+struct flb_live flb_live;

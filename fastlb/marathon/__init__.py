@@ -1,0 +1,1 @@
+"""Marathon provider: decoding, labels, state, the event stream client."""
