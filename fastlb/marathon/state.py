@@ -339,12 +339,13 @@ class MarathonState:
         if old is not None:
             task = msgspec.structs.replace(old, state=status)
             if ev is not None:
+                # What the snapshot said wins; the event only fills in what it did not know.
                 task = msgspec.structs.replace(
                     task,
-                    host=ev.host or old.host,
-                    ip_addresses=ev.ip_addresses or old.ip_addresses,
-                    ports=ev.ports or old.ports,
-                    version=ev.version or old.version,
+                    host=old.host or ev.host,
+                    ip_addresses=old.ip_addresses or ev.ip_addresses,
+                    ports=old.ports or ev.ports,
+                    version=old.version or ev.version,
                 )
         else:
             assert ev is not None
