@@ -95,6 +95,7 @@ class BuildResult:
     errors: dict[str, str]  # app id -> why it is not served
     warnings: dict[str, tuple[str, ...]]  # app id -> labels accepted but not (fully) honoured
     backends_by_task: dict[str, tuple[str, ...]]  # task id -> its backend ids in the table
+    lookups: dict[str, str | None]  # every host name the build resolved, and the answer it used
 
 
 # --- networking -----------------------------------------------------------------------------------
@@ -189,13 +190,6 @@ def task_ip(task: Task, mode: str, resolve: Callable[[str], str | None], ip_inde
         return literal
     resolved = resolve(task.host)
     return _ip_literal(resolved) if resolved else None
-
-
-def needs_resolving(app: App, task: Task) -> str | None:
-    """The host name of ``task`` that must be resolved to serve it, or None."""
-    if not task.host or networking_mode(app) == "container" or _ip_literal(task.host) is not None:
-        return None
-    return task.host
 
 
 def server_name(host: str, ip: str, port: int) -> str:
@@ -663,6 +657,15 @@ def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
 
 
 def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
+    lookups: dict[str, str | None] = {}
+    outer = ctx.resolve
+
+    def resolve(host: str) -> str | None:
+        if host not in lookups:
+            lookups[host] = outer(host)
+        return lookups[host]
+
+    ctx = BuildContext(options=ctx.options, resolve=resolve, alive=ctx.alive, ready=ctx.ready)
     options = ctx.options
     errors: dict[str, str] = {}
     warnings: dict[str, tuple[str, ...]] = {}
@@ -797,4 +800,5 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
         errors=dict(sorted(errors.items())),
         warnings=dict(sorted(warnings.items())),
         backends_by_task={k: tuple(sorted(v)) for k, v in sorted(by_task.items())},
+        lookups=dict(sorted(lookups.items())),
     )

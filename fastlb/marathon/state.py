@@ -196,6 +196,12 @@ class MarathonState:
     # --- the table --------------------------------------------------------------------------------
 
     def _build(self) -> build.BuildResult:
+        # A host name resolved since the last build (the client fills its cache on its own
+        # time) makes that build stale.
+        if self._built is not None and any(
+            self._resolve(host) != answer for host, answer in self._built.lookups.items()
+        ):
+            self._built = None
         if self._built is None:
             ctx = build.BuildContext(
                 options=self._options, resolve=self._resolve, alive=self._alive, ready=self._ready
@@ -233,16 +239,9 @@ class MarathonState:
         return self._build().backends_by_task.get(task_id, ())
 
     def hostnames(self) -> frozenset[str]:
-        """Task host names that must be resolved to serve them (IP literals and IP-per-task excluded)."""
-        hosts = set()
-        for app in self._apps.values():
-            for task in app.tasks or ():
-                if task.state in build.EXCLUDED_STATES:
-                    continue
-                host = build.needs_resolving(app, task)
-                if host is not None:
-                    hosts.add(host)
-        return frozenset(hosts)
+        """Host names whose tasks the table would serve once resolved: those of tasks that pass
+        every other filter, in apps this LB serves (IP literals and IP-per-task need none)."""
+        return frozenset(self._build().lookups)
 
     def apps(self) -> Mapping[str, App]:
         """Read-only view, app id -> the app as Marathon last described it (tasks included), for

@@ -411,8 +411,7 @@ def test_unresolved_host_drops_task_until_resolved() -> None:
     state.replace_all(mlb_payload("simple-http-healthcheck"))
     assert state.hostnames() == frozenset({"agent1"})
     assert state.table().services == ()  # its only server is unknown: the service vanishes
-    names["agent1"] = "1.1.1.1"
-    state.replace_all(mlb_payload("simple-http-healthcheck"))
+    names["agent1"] = "1.1.1.1"  # the client's cache learns the name: the next table has it
     assert [b.address for b in state.table().services[0].backends] == ["1.1.1.1:1024"]
 
 
