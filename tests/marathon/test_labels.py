@@ -304,3 +304,34 @@ def test_arbitrary_labels_only_affect_their_app(labels: dict[str, str]) -> None:
     assert len(by) == 1 and [b.address for b in by[0].backends] == ["10.9.9.9:31000"]
     assert set(state.app_errors()) <= {"/subject"}
     spec.decode(spec.encode(t))  # the table is always a valid RouteTable
+
+
+def test_deployment_group_hybrid_mode_reads_target_instances() -> None:
+    """With NEW_INSTANCES (zdd's hybrid mode) the target is TARGET_INSTANCES: 1 healthy new task
+    + 3 old instances - target 4 = 0 drainable, so nothing drains (target 1 would drain one)."""
+    doc = json.loads(mlb_payload("repo-zdd-deployment-group"))
+    for a in doc["apps"]:
+        a["labels"]["HAPROXY_DEPLOYMENT_NEW_INSTANCES"] = "1"
+        a["labels"]["HAPROXY_DEPLOYMENT_TARGET_INSTANCES"] = "4"
+    state = MarathonState(MarathonOptions(health_check=True), {}.get)
+    state.replace_all(json.dumps(doc).encode())
+    (s,) = state.table().services
+    assert [b.state for b in s.backends] == ["ready"] * 4
+    for a in doc["apps"]:
+        a["labels"]["HAPROXY_DEPLOYMENT_TARGET_INSTANCES"] = "2"  # 1 + 3 - 2 = 2 drainable, 1 healthy new
+    state.replace_all(json.dumps(doc).encode())
+    assert [b.name for b in state.table().services[0].backends if b.state == "drain"] == ["10_0_6_25_31184"]
+
+
+def test_traefik_health_check_labels() -> None:
+    a = {"id": "/hc", "labels": {"traefik.tags": "external", "traefik.frontend.rule": "Host:hc.example.com",
+                                 "traefik.backend.healthcheck.path": "/health",
+                                 "traefik.backend.healthcheck.port": "8081",
+                                 "traefik.backend.healthcheck.interval": "2s"},
+         "portDefinitions": [{"port": 10000}],
+         "tasks": [{"id": "hc.1", "host": "10.0.0.1", "ports": [31000], "state": "TASK_RUNNING"}]}
+    (s,) = state_of(a).table().services
+    c = s.backends[0].check
+    assert c is not None and (c.kind, c.path, c.port, c.interval_ms, c.timeout_ms) == ("http", "/health", 8081, 2000, 2000)
+    a["labels"]["traefik.backend.healthcheck.interval"] = "soon"
+    assert "interval" in state_of(a).app_errors()["/hc"]
