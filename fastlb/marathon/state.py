@@ -294,7 +294,11 @@ class MarathonState:
             return EventEffect(refetch=frozenset({app_id if app_id.startswith("/") else "/" + app_id}))
         if isinstance(
             ev,
-            (models.DeploymentInfoEvent, models.DeploymentStepSuccessEvent, models.DeploymentStepFailureEvent),
+            (
+                models.DeploymentInfoEvent,
+                models.DeploymentStepSuccessEvent,
+                models.DeploymentStepFailureEvent,
+            ),
         ):
             apps = _plan_apps(ev.plan) | _step_apps(ev.current_step)
             poll = self.needs_deployment_poll() or any(
@@ -409,7 +413,8 @@ class MarathonState:
         app = self._apps.get(app_id)
         if app is None:
             return NO_EFFECT
-        removed = tuple(b for t in sorted(app.tasks or (), key=lambda t: t.id) for b in self.backend_ids(t.id))
+        tasks = sorted(t.id for t in app.tasks or ())
+        removed = tuple(b for t in tasks for b in self.backend_ids(t))
         self.remove_app(app_id)
         return EventEffect(changed=True, remove=removed)
 

@@ -100,7 +100,8 @@ def test_rolling_restart_sequence() -> None:
     sequence = marathon_json("sse_sequence_rolling_restart")
     effects = []
     for frame in sequence:
-        effects.append((frame["event"], frame["data"], state.apply_event(frame["event"], json.dumps(frame["data"]).encode())))
+        effect = state.apply_event(frame["event"], json.dumps(frame["data"]).encode())
+        effects.append((frame["event"], frame["data"], effect))
         if frame["event"] == "status_update_event" and frame["data"]["taskStatus"] == "TASK_KILLING":
             # Drained in the table at once, on both of its ports.
             assert servers(state)[OLD3][1] == "drain"
@@ -162,7 +163,15 @@ def test_lost_and_unreachable_are_kept(status: str) -> None:
 
 @pytest.mark.parametrize(
     "status",
-    ["TASK_FAILED", "TASK_FINISHED", "TASK_GONE", "TASK_DROPPED", "TASK_ERROR", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN"],
+    [
+        "TASK_FAILED",
+        "TASK_FINISHED",
+        "TASK_GONE",
+        "TASK_DROPPED",
+        "TASK_ERROR",
+        "TASK_GONE_BY_OPERATOR",
+        "TASK_UNKNOWN",
+    ],
 )
 def test_terminal_states_remove(status: str) -> None:
     state = web_state()

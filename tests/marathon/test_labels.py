@@ -16,7 +16,15 @@ from fastlb.marathon.state import MarathonOptions, MarathonState
 from .conftest import MARATHON, MLB, marathon_payload, mlb_payload
 
 
-def app(app_id: str, port: int, labels: dict[str, str], *, host: str = "10.0.0.1", task_port: int = 31000, n: int = 1):
+def app(
+    app_id: str,
+    port: int,
+    labels: dict[str, str],
+    *,
+    host: str = "10.0.0.1",
+    task_port: int = 31000,
+    n: int = 1,
+) -> dict:
     return {
         "id": app_id,
         "labels": {"HAPROXY_GROUP": "external", **labels},
@@ -136,7 +144,11 @@ def test_strict_mode_needs_enabled() -> None:
 def test_vhost_weight_ordering() -> None:
     """multi-vhost-path.md: weights 3/2/1/0 on the same vhost order the routes nginx3..nginx."""
     apps = [
-        app(f"/nginx{i}" if i else "/nginx", 10000 + i, {"HAPROXY_0_VHOST": "a.com", "HAPROXY_0_BACKEND_WEIGHT": str(i)})
+        app(
+            f"/nginx{i}" if i else "/nginx",
+            10000 + i,
+            {"HAPROXY_0_VHOST": "a.com", "HAPROXY_0_BACKEND_WEIGHT": str(i)},
+        )
         for i in range(4)
     ]
     routes = state_of(*apps).table().http_routes
@@ -200,8 +212,9 @@ def test_traefik_rule_parsing() -> None:
 
 
 def test_traefik_default_rule_and_merging() -> None:
-    a = {"id": "/grp/app", "labels": {"traefik.enable": "true", "traefik.tags": "external", "traefik.backend": "pool",
-                                      "traefik.domain": "example.com"},
+    a = {"id": "/grp/app",
+         "labels": {"traefik.enable": "true", "traefik.tags": "external", "traefik.backend": "pool",
+                    "traefik.domain": "example.com"},
          "portDefinitions": [{"port": 10000}],
          "tasks": [{"id": "grp_app.1", "host": "10.0.0.1", "ports": [31000], "state": "TASK_RUNNING"}]}
     b = {"id": "/grp/blue", "labels": {"traefik.tags": "external", "traefik.backend": "pool",
@@ -223,7 +236,8 @@ def test_traefik_port_name_and_index() -> None:
     state = MarathonState(MarathonOptions(groups=("*",)), {}.get)
     state.replace_all(json.dumps(doc).encode())
     got = {s.name: [b.address for b in s.backends] for s in state.table().services}
-    assert got["backend-shop-api-service-metrics"] == ["10.0.1.11:31002", "10.0.1.12:31741", "10.0.1.13:31334"]
+    metrics = ["10.0.1.11:31002", "10.0.1.12:31741", "10.0.1.13:31334"]
+    assert got["backend-shop-api-service-metrics"] == metrics
 
 
 # --- determinism ----------------------------------------------------------------------------------
@@ -270,13 +284,15 @@ _label_keys = st.one_of(
         st.integers(0, 3),
         st.sampled_from(
             ["VHOST", "PATH", "MODE", "BALANCE", "PORT", "BIND_ADDR", "AUTH", "BACKEND_WEIGHT", "GROUP",
-             "ENABLED", "STICKY", "BACKEND_HEALTHCHECK_PORT_INDEX", "BACKEND_NETWORK_ALLOWED_ACL", "FRONTEND_HEAD"]
+             "ENABLED", "STICKY", "BACKEND_HEALTHCHECK_PORT_INDEX", "BACKEND_NETWORK_ALLOWED_ACL",
+             "FRONTEND_HEAD"]
         ),
     ),
     st.builds(lambda k: f"FASTLB_0_{k}", st.sampled_from(["WEIGHT", "TIMEOUT_CONNECT", "MAXCONN", "X"])),
     st.sampled_from(
         ["HAPROXY_GROUP", "HAPROXY_DEPLOYMENT_GROUP", "HAPROXY_DEPLOYMENT_STARTED_AT", "traefik.enable",
-         "traefik.port", "traefik.portIndex", "traefik.frontend.rule", "traefik.a.frontend.rule", "traefik.a.port",
+         "traefik.port", "traefik.portIndex", "traefik.frontend.rule", "traefik.a.frontend.rule",
+         "traefik.a.port",
          "traefik.backend.healthcheck.interval", "traefik.weight", "traefik.tags", "traefik.backend"]
     ),
 )
@@ -332,6 +348,7 @@ def test_traefik_health_check_labels() -> None:
          "tasks": [{"id": "hc.1", "host": "10.0.0.1", "ports": [31000], "state": "TASK_RUNNING"}]}
     (s,) = state_of(a).table().services
     c = s.backends[0].check
-    assert c is not None and (c.kind, c.path, c.port, c.interval_ms, c.timeout_ms) == ("http", "/health", 8081, 2000, 2000)
+    assert c is not None
+    assert (c.kind, c.path, c.port, c.interval_ms, c.timeout_ms) == ("http", "/health", 8081, 2000, 2000)
     a["labels"]["traefik.backend.healthcheck.interval"] = "soon"
     assert "interval" in state_of(a).app_errors()["/hc"]

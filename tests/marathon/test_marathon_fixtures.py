@@ -48,13 +48,9 @@ def test_host_networking_marathon_lb_model() -> None:
     }
     assert [(s.mode, s.app_id) for s in t.services] == [("http", "/shop/web"), ("http", "")]
     check = t.services[1].backends[0].check
-    assert check is not None and (check.kind, check.path, check.interval_ms, check.timeout_ms, check.fall) == (
-        "http",
-        "/health",
-        10000,
-        5000,
-        4,
-    )
+    assert check is not None
+    got = (check.kind, check.path, check.interval_ms, check.timeout_ms, check.fall)
+    assert got == ("http", "/health", 10000, 5000, 4)
     assert t.services[0].backends[0].check is None  # no check on port index 0
     assert [(r.host, r.service) for r in t.http_routes] == [("web.example.com", "shop_web_10000")]
     # agent-4 runs the task that is not ready yet and agent-5 a STAGING one: nothing to resolve.
@@ -109,7 +105,8 @@ def test_container_networking() -> None:
             ("10_0_1_22_9_0_3_4_9200", "9.0.3.4:9200", "ready"),
         ]
     }
-    assert [(r.host, r.service) for r in t.http_routes] == [("search.example.internal", "backend-shop-search")]
+    routes = [(r.host, r.service) for r in t.http_routes]
+    assert routes == [("search.example.internal", "backend-shop-search")]
     # grpc asks for h2c to its backends: fastlb cannot, so that app alone is left out, loudly.
     assert set(state.app_errors()) == {"/shop/grpc"}
     assert "h2c" in state.app_errors()["/shop/grpc"]
@@ -170,7 +167,8 @@ def test_legacy_ip_per_task_marathon_lb_model_uses_discovery_ports() -> None:
     ippt["labels"] = {"HAPROXY_GROUP": "external"}
     state = MarathonState(MarathonOptions(), {}.get)
     state.replace_all(json.dumps({"apps": [ippt]}).encode())
-    assert servers(state.table()) == {"legacy_ippt_10400": [("10_0_2_31_192_168_155_9_80", "192.168.155.9:80", "ready")]}
+    want = [("10_0_2_31_192_168_155_9_80", "192.168.155.9:80", "ready")]
+    assert servers(state.table()) == {"legacy_ippt_10400": want}
 
 
 def test_framework_name_skips_self() -> None:

@@ -49,14 +49,18 @@ class Case:
 
 
 HC_2S = ("http", "/", 2000, 10000, 11, 0)  # inter 2s, fall 11, timeout check 10s, httpchk GET /
+HC_3S = ("http", "/", 3000, 15000, 11, 0)
 A1 = {"agent1": "1.1.1.1"}
+NGINX_HC = Svc(
+    "nginx_10000", "http", (Srv("agent1_1_1_1_1_1024", "1.1.1.1:1024", check=HC_2S),), app_id="/nginx"
+)
 
 CASES = [
     # simple-http-healthcheck.md: http by the HTTP check, app-id rule, one server; hc on or off alike.
     *[
         Case(
             "simple-http-healthcheck",
-            (Svc("nginx_10000", "http", (Srv("agent1_1_1_1_1_1024", "1.1.1.1:1024", check=HC_2S),), app_id="/nginx"),),
+            (NGINX_HC,),
             options={"health_check": hc},
             hosts=A1,
             id=f"simple-hc-{hc}",
@@ -66,7 +70,7 @@ CASES = [
     # vhost.md: the same, plus the Host rule on :80.
     Case(
         "vhost",
-        (Svc("nginx_10000", "http", (Srv("agent1_1_1_1_1_1024", "1.1.1.1:1024", check=HC_2S),), app_id="/nginx"),),
+        (NGINX_HC,),
         routes=(("test.example.com", "nginx_10000", (), 0),),
         hosts=A1,
     ),
@@ -269,7 +273,11 @@ CASES = [
                 "http",
                 (Srv("10_0_2_2_31101", "10.0.2.2:31101"),),
                 app_id="/private",
-                http={"auth_realm": "myrealm", "auth_users": (("alice", "$5$salt$hashedpassword"),), "hsts": False},
+                http={
+                    "auth_realm": "myrealm",
+                    "auth_users": (("alice", "$5$salt$hashedpassword"),),
+                    "hsts": False,
+                },
             ),
             Svc(
                 "secure_10030",
@@ -288,7 +296,14 @@ CASES = [
     # repo-marathon15-bridge-vhost.md: agent IP + host port, never the bridge IP; hc on.
     Case(
         "repo-marathon15-bridge-vhost",
-        (Svc("pywebserver_10101", "http", (Srv("10_0_2_148_1565", "10.0.2.148:1565"),), app_id="/pywebserver"),),
+        (
+            Svc(
+                "pywebserver_10101",
+                "http",
+                (Srv("10_0_2_148_1565", "10.0.2.148:1565"),),
+                app_id="/pywebserver",
+            ),
+        ),
         routes=(("myvhost.com", "pywebserver_10101", (), 0),),
         options={"health_check": True},
     ),
@@ -300,10 +315,10 @@ CASES = [
                 "nginx_10000",
                 "http",
                 (
-                    Srv("10_0_1_147_25724", "10.0.1.147:25724", check=("http", "/", 3000, 15000, 11, 0)),
-                    Srv("10_0_6_25_16916", "10.0.6.25:16916", check=("http", "/", 3000, 15000, 11, 0)),
-                    Srv("10_0_6_25_23336", "10.0.6.25:23336", check=("http", "/", 3000, 15000, 11, 0)),
-                    Srv("10_0_6_25_31184", "10.0.6.25:31184", "drain", check=("http", "/", 3000, 15000, 11, 0)),
+                    Srv("10_0_1_147_25724", "10.0.1.147:25724", check=HC_3S),
+                    Srv("10_0_6_25_16916", "10.0.6.25:16916", check=HC_3S),
+                    Srv("10_0_6_25_23336", "10.0.6.25:23336", check=HC_3S),
+                    Srv("10_0_6_25_31184", "10.0.6.25:31184", "drain", check=HC_3S),
                 ),
                 app_id="/nginx",
             ),
@@ -371,7 +386,8 @@ def test_backend_ids_are_task_ids_with_port_suffix() -> None:
     case = next(c for c in CASES if c.id == "groups-star")
     table = _state(case).table()
     ids = [b.id for s in table.services for b in s.backends]
-    assert ids == ["nginx.aaaa0006-0000-11ea-0000-000000000001", "nginx.aaaa0006-0000-11ea-0000-000000000001#1"]
+    task = "nginx.aaaa0006-0000-11ea-0000-000000000001"
+    assert ids == [task, task + "#1"]
 
 
 def test_zdd_input_app_definition_alone_serves_nothing() -> None:
@@ -401,7 +417,8 @@ def test_disabled_shared_listeners() -> None:
     state = MarathonState(MarathonOptions(http_port=0, appid_port=0, bind_addr="127.0.0.1"), A1.get)
     state.replace_all(mlb_payload("vhost"))
     table = state.table()
-    assert table.listeners == (spec.Listener(address="127.0.0.1:10000", kind="service", service="nginx_10000"),)
+    only = spec.Listener(address="127.0.0.1:10000", kind="service", service="nginx_10000")
+    assert table.listeners == (only,)
     assert table.services[0].app_id == ""
 
 
