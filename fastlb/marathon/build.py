@@ -680,7 +680,7 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
     for app in sorted(apps, key=lambda a: a.id):
         if app.id == self_id:
             continue
-        labels = app.labels or {}
+        labels = app.label_map()
         tl = lbl.parse_traefik_labels(labels)
         if tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels):
             if tl.warnings:

@@ -32,7 +32,7 @@ class PortDefinition(Struct):
     port: int | None = None
     name: str | None = None
     protocol: str | None = None
-    labels: dict[str, str] | None = None
+    labels: dict[str, str | None] | None = None
 
 
 class PortMapping(Struct):
@@ -41,7 +41,7 @@ class PortMapping(Struct):
     service_port: int | None = None
     name: str | None = None
     protocol: str | None = None
-    labels: dict[str, str] | None = None
+    labels: dict[str, str | None] | None = None
     network_names: list[str] | None = None
 
 
@@ -144,8 +144,10 @@ class Task(Struct):
 
 
 class App(Struct):
+    """One app of ``/v2/apps``; ``label_map()`` is its labels without nulls."""
+
     id: str
-    labels: dict[str, str] | None = None
+    labels: dict[str, str | None] | None = None  # a null value is an absent label
     instances: int | None = None
     version: str | None = None
     version_info: VersionInfo | None = None
@@ -160,6 +162,9 @@ class App(Struct):
     deployments: list[DeploymentRef] | None = None
     readiness_check_results: list[ReadinessResult] | None = None
     tasks: list[Task] | None = None
+
+    def label_map(self) -> dict[str, str]:
+        return {k: v for k, v in (self.labels or {}).items() if v is not None}
 
 
 class AppList(Struct):

@@ -246,7 +246,7 @@ class MarathonState:
     def apps(self) -> Mapping[str, App]:
         """Read-only view, app id -> the app as Marathon last described it (tasks included), for
         /stats and the dashboard. Apps outside the served groups are included."""
-        return types.MappingProxyType(self._apps)
+        return types.MappingProxyType(dict(sorted(self._apps.items())))
 
     # --- events -----------------------------------------------------------------------------------
 

@@ -334,3 +334,14 @@ def test_put_app_and_remove_app() -> None:
     assert NEW1 not in servers(state)
     state.remove_app("/shop/web")
     assert state.table().services == ()
+
+
+def test_null_label_values_are_absent_labels() -> None:
+    """Marathon <= 1.4 writes explicit nulls (marathon-lb strips them): a null label is no label."""
+    doc = marathon_json("v2_apps_embed_tasks_host")
+    doc["apps"][0]["labels"]["HAPROXY_0_VHOST"] = None
+    doc["apps"][0]["portDefinitions"][0]["labels"] = {"VIP_0": None}
+    state = MarathonState(MarathonOptions(), HOSTS.get)
+    state.replace_all(json.dumps(doc).encode())
+    assert state.table().http_routes == ()
+    assert [s.mode for s in state.table().services] == ["tcp", "http"]
