@@ -608,8 +608,10 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
                 errors.append(f"{label}={value!r}: not a duration such as 10s")
             else:
                 app["healthcheck_interval_ms"] = ms
-        elif prop == "backend.healthcheck.scheme" and value.strip().lower() == "http":
-            pass
+        elif prop == "backend.healthcheck.scheme":
+            if value.strip().lower() != "http":
+                # Plain-text probes against a TLS port would mark every server down.
+                errors.append(f"{label}={value!r}: fastlb health checks speak plain HTTP only")
         elif label in _TRAEFIK_IGNORED:
             if _TRAEFIK_IGNORED[label]:
                 warnings.append(f"{label}: {_TRAEFIK_IGNORED[label]}; ignored")

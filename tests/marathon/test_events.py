@@ -6,8 +6,11 @@ import json
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastlb import spec
+from fastlb.marathon.models import EVENT_TYPES
 from fastlb.marathon.state import NO_EFFECT, EventEffect, MarathonOptions, MarathonState
 
 from .conftest import marathon_json, marathon_payload, mlb_payload
@@ -345,3 +348,23 @@ def test_null_label_values_are_absent_labels() -> None:
     state.replace_all(json.dumps(doc).encode())
     assert state.table().http_routes == ()
     assert [s.mode for s in state.table().services] == ["tcp", "http"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20,
+)
+_fields = st.sampled_from(
+    ["taskId", "taskStatus", "appId", "host", "ports", "instanceId", "condition", "runSpecId", "alive",
+     "healthy", "plan", "currentStep", "appDefinition", "uri", "ipAddresses", "version", "eventType"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(EVENT_TYPES) + ["nope"]), st.dictionaries(_fields, _json, max_size=6) | _json)
+def test_apply_event_never_raises(event_type: str, data) -> None:
+    state = web_state()
+    effect = state.apply_event(event_type, json.dumps(data).encode())
+    assert isinstance(effect, EventEffect)
+    spec.decode(spec.encode(state.table()))
