@@ -411,6 +411,55 @@ def _selected(groups: tuple[str, ...], options: MarathonOptions) -> bool:
     return "*" in options.groups or bool(set(groups) & set(options.groups))
 
 
+def _port_backends(
+    item: _MlbApp,
+    index: int,
+    mode_net: str,
+    mode: str,
+    hc: HealthCheckDef | None,
+    check_index: int,
+    pl: lbl.PortLabels,
+    ctx: BuildContext,
+) -> tuple[spec.Backend, ...]:
+    """The servers of service port ``index``: one per task that passes the filters, sorted as
+    marathon-lb sorts them (host string, port), then by task id."""
+    app = item.app
+    keyed = []
+    for task in app.tasks or ():
+        state = task_state(app, task, ctx, item.draining)
+        if state is None:
+            continue
+        ip = task_ip(task, mode_net, ctx.resolve)
+        if ip is None:
+            continue
+        tports = task_ports(app, task, mode_net)
+        if index >= len(tports):
+            continue  # ports pair by position; extra ports on either side are ignored
+        check = None
+        if hc is not None:
+            if hc.port:
+                check_port = hc.port
+            elif check_index != index and check_index < len(tports):
+                check_port = tports[check_index]
+            else:
+                check_port = 0
+            check = spec_check(hc, mode, check_port, pl.healthcheck_rise)
+        elif pl.sticky:
+            # marathon-lb's sticky server line carries a bare `check`: HAProxy's default tcp check.
+            check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
+        backend = spec.Backend(
+            id=backend_id(task.id, index),
+            address=join_address(ip, tports[index]),
+            weight=pl.weight if pl.weight is not None else 1,
+            state=state,
+            name=server_name(task.host or "", ip, tports[index]),
+            check=check,
+        )
+        keyed.append(((task.host or "", tports[index], task.id), backend))
+    keyed.sort(key=lambda kb: kb[0])
+    return tuple(b for _, b in keyed)
+
+
 def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssigner) -> list[_Candidate]:
     app, labels, options = item.app, item.labels, ctx.options
     if labels.errors:
@@ -440,42 +489,7 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
                 hc = health_check_for(app, check_index)
                 if hc is not None and (hc.protocol or "HTTP") in _HTTP_CHECKS:
                     mode = "http"
-        backends = []
-        for task in app.tasks or ():
-            state = task_state(app, task, ctx, item.draining)
-            if state is None:
-                continue
-            ip = task_ip(task, mode_net, ctx.resolve)
-            if ip is None:
-                continue
-            tports = task_ports(app, task, mode_net)
-            if index >= len(tports):
-                continue  # ports pair by position; extra ports on either side are ignored
-            check = None
-            if hc is not None:
-                if hc.port:
-                    check_port = hc.port
-                elif check_index != index and check_index < len(tports):
-                    check_port = tports[check_index]
-                else:
-                    check_port = 0
-                check = spec_check(hc, mode, check_port, pl.healthcheck_rise)
-            elif pl.sticky:
-                check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
-            backends.append(
-                (
-                    (task.host or "", tports[index], task.id),
-                    spec.Backend(
-                        id=backend_id(task.id, index),
-                        address=join_address(ip, tports[index]),
-                        weight=pl.weight if pl.weight is not None else 1,
-                        state=state,
-                        name=server_name(task.host or "", ip, tports[index]),
-                        check=check,
-                    ),
-                )
-            )
-        backends.sort(key=lambda kb: kb[0])
+        backends = _port_backends(item, index, mode_net, mode, hc, check_index, pl, ctx)
         http = mode == "http"
         timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else spec.Timeouts()
         http_options = spec.HttpOptions(
@@ -492,7 +506,7 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             name=service_name(app.id, port),
             mode="http" if http else "tcp",
             balance=pl.balance,
-            backends=tuple(b for _, b in backends),
+            backends=backends,
             timeouts=timeouts,
             retries=pl.retries if pl.retries is not None else _DEFAULT_RETRIES,
             maxconn=pl.maxconn or 0,
