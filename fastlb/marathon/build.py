@@ -22,6 +22,7 @@ One app whose labels or ports cannot be served is left out whole, with its reaso
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
 import re
@@ -79,6 +80,7 @@ DRAINING_STATES = frozenset({"TASK_KILLING"})
 _HTTP_CHECKS = frozenset({"HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"})
 _TCP_CHECKS = frozenset({"TCP", "MESOS_TCP"})
 _SERVER_NAME = re.compile(r"[^a-zA-Z0-9-]")
+_SERVER_NAME_ASCII = {c: "_" for c in range(128) if not (chr(c).isalnum() or chr(c) == "-")}
 _DEFAULT_RETRIES = spec.Service(name="").retries
 
 
@@ -169,6 +171,7 @@ def task_ports(app: App, task: Task, mode: str) -> list[int]:
     return []
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _ip_literal(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text))
@@ -196,6 +199,8 @@ def task_ip(task: Task, mode: str, resolve: Callable[[str], str | None], ip_inde
 def server_name(host: str, ip: str, port: int) -> str:
     """marathon-lb's server name: ``<host>_<ip>_<port>``, or ``<ip>_<port>`` when the host is the IP."""
     raw = f"{ip}_{port}" if host == ip else f"{host}_{ip}_{port}"
+    if raw.isascii():
+        return raw.translate(_SERVER_NAME_ASCII)
     return _SERVER_NAME.sub("_", raw)
 
 
@@ -214,7 +219,8 @@ def backend_id(task_id: str, port_index: int | None, port: int = 0) -> str:
 
 def task_of_backend(backend: str) -> str:
     """The task id a Marathon backend id names (task ids hold neither '#' nor '@')."""
-    return re.split(r"[#@]", backend, maxsplit=1)[0]
+    cut = min((i for i in (backend.find("#"), backend.find("@")) if i >= 0), default=len(backend))
+    return backend[:cut]
 
 
 def service_name(app_id: str, port: int) -> str:
@@ -411,39 +417,51 @@ def _selected(groups: tuple[str, ...], options: MarathonOptions) -> bool:
     return "*" in options.groups or bool(set(groups) & set(options.groups))
 
 
-def _port_backends(
-    item: _MlbApp,
-    index: int,
-    mode_net: str,
-    mode: str,
-    hc: HealthCheckDef | None,
-    check_index: int,
-    pl: lbl.PortLabels,
-    ctx: BuildContext,
-) -> tuple[spec.Backend, ...]:
-    """The servers of service port ``index``: one per task that passes the filters, sorted as
-    marathon-lb sorts them (host string, port), then by task id."""
-    app = item.app
-    keyed = []
-    for task in app.tasks or ():
-        state = task_state(app, task, ctx, item.draining)
+@dataclass(frozen=True)
+class _Served:
+    """A task that passes the filters, with what every port of it needs."""
+
+    task: Task
+    state: spec.AdminState
+    ip: str
+    ports: list[int]
+
+
+def _served_tasks(item: _MlbApp, mode_net: str, ctx: BuildContext) -> list[_Served]:
+    served = []
+    for task in item.app.tasks or ():
+        state = task_state(item.app, task, ctx, item.draining)
         if state is None:
             continue
         ip = task_ip(task, mode_net, ctx.resolve)
         if ip is None:
             continue
-        tports = task_ports(app, task, mode_net)
+        served.append(_Served(task, state, ip, task_ports(item.app, task, mode_net)))
+    return served
+
+
+def _port_backends(
+    served: list[_Served],
+    index: int,
+    mode: str,
+    hc: HealthCheckDef | None,
+    check_index: int,
+    pl: lbl.PortLabels,
+) -> tuple[spec.Backend, ...]:
+    """The servers of service port ``index``: one per served task, sorted as marathon-lb sorts
+    them (host string, port), then by task id."""
+    keyed = []
+    own_port_check = spec_check(hc, mode, hc.port or 0, pl.healthcheck_rise) if hc is not None else None
+    for entry in served:
+        task, ip, tports = entry.task, entry.ip, entry.ports
         if index >= len(tports):
             continue  # ports pair by position; extra ports on either side are ignored
         check = None
         if hc is not None:
-            if hc.port:
-                check_port = hc.port
-            elif check_index != index and check_index < len(tports):
-                check_port = tports[check_index]
+            if not hc.port and check_index != index and check_index < len(tports):
+                check = spec_check(hc, mode, tports[check_index], pl.healthcheck_rise)
             else:
-                check_port = 0
-            check = spec_check(hc, mode, check_port, pl.healthcheck_rise)
+                check = own_port_check
         elif pl.sticky:
             # marathon-lb's sticky server line carries a bare `check`: HAProxy's default tcp check.
             check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
@@ -451,7 +469,7 @@ def _port_backends(
             id=backend_id(task.id, index),
             address=join_address(ip, tports[index]),
             weight=pl.weight if pl.weight is not None else 1,
-            state=state,
+            state=entry.state,
             name=server_name(task.host or "", ip, tports[index]),
             check=check,
         )
@@ -466,6 +484,7 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
         raise _AppError("; ".join(labels.errors))
     mode_net = networking_mode(app)
     ports = service_ports(app, mode_net, assigner)
+    served: list[_Served] | None = None  # only for apps with a port to serve: resolving costs
     result: list[_Candidate] = []
     for index, declared in enumerate(ports):
         pl = labels.port(index)
@@ -489,7 +508,9 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
                 hc = health_check_for(app, check_index)
                 if hc is not None and (hc.protocol or "HTTP") in _HTTP_CHECKS:
                     mode = "http"
-        backends = _port_backends(item, index, mode_net, mode, hc, check_index, pl, ctx)
+        if served is None:
+            served = _served_tasks(item, mode_net, ctx)
+        backends = _port_backends(served, index, mode, hc, check_index, pl)
         http = mode == "http"
         timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else spec.Timeouts()
         http_options = spec.HttpOptions(
