@@ -24,6 +24,7 @@ NEW1 = "shop_web.instance-3f0c1c2e-85e6-11e9-bc42-526af7764f64._app.1"  # RUNNIN
 def web_state(**options) -> MarathonState:
     state = MarathonState(MarathonOptions(**options), HOSTS.get)
     state.replace_all(marathon_payload("v2_apps_embed_tasks_host"))
+    state.table()  # what the client does: publish it; events then name backends of this table
     return state
 
 
@@ -90,6 +91,7 @@ def test_running_adds_a_new_task_at_once() -> None:
 def test_killed_removes_the_task() -> None:
     state = MarathonState(MarathonOptions(), {"agent1": "1.1.1.1"}.get)
     state.replace_all(mlb_payload("simple-http-healthcheck"))
+    state.table()
     ev = json.loads(mlb_payload("sse-events-constructed"))["status_update_event_killed"]
     effect = state.apply_event("status_update_event", json.dumps(ev).encode())
     assert effect == EventEffect(changed=True, remove=("nginx.aaaa0001-0000-11ea-0000-000000000001",))
@@ -147,6 +149,7 @@ def test_killing_drains_a_ready_task_at_once() -> None:
 def test_all_draining_service_is_kept() -> None:
     state = MarathonState(MarathonOptions(), {"agent1": "1.1.1.1"}.get)
     state.replace_all(mlb_payload("simple-http-healthcheck"))
+    state.table()
     ev = json.loads(mlb_payload("sse-events-constructed"))["status_update_event_killed"]
     ev["taskStatus"] = "TASK_KILLING"
     effect = state.apply_event("status_update_event", json.dumps(ev).encode())
@@ -208,6 +211,7 @@ def test_instance_changed_running_for_an_unknown_instance_refetches() -> None:
 def test_unhealthy_kill_drains() -> None:
     state = MarathonState(MarathonOptions(groups=("*",)), {}.get)
     state.replace_all(marathon_payload("v2_apps_embed_tasks_bridge"))
+    state.table()
     effect = state.apply_event("unhealthy_instance_kill_event", event("unhealthy_instance_kill_event"))
     task = "shop_api.instance-6b7d2e11-85e6-11e9-9d1e-0242ac110002._app.1"
     assert effect.drain == (task,)
@@ -368,3 +372,31 @@ def test_apply_event_never_raises(event_type: str, data) -> None:
     effect = state.apply_event(event_type, json.dumps(data).encode())
     assert isinstance(effect, EventEffect)
     spec.decode(spec.encode(state.table()))
+
+
+def test_events_name_backends_of_the_table_handed_out_and_do_not_rebuild() -> None:
+    """A burst of events costs no rebuild each: drain and remove name the backends of the last
+    table handed out (the one the data plane serves); the next table() builds once."""
+    asked: list[str] = []
+
+    def resolve(host: str) -> str | None:
+        asked.append(host)
+        return HOSTS.get(host)
+
+    state = MarathonState(MarathonOptions(), resolve)
+    state.replace_all(marathon_payload("v2_apps_embed_tasks_host"))
+    data = json.loads(event("status_update_event"))
+    data.update(taskId=OLD1, taskStatus="TASK_KILLING")
+    # Nothing handed out yet: nothing to drain in the data plane, but the table will say "drain".
+    assert state.apply_event("status_update_event", json.dumps(data).encode()).drain == ()
+    assert servers(state)[OLD1][1] == "drain"
+    calls = len(asked)
+    for status in ("TASK_KILLED",):
+        data.update(taskStatus=status)
+        effect = state.apply_event("status_update_event", json.dumps(data).encode())
+        assert effect.remove == (OLD1, OLD1 + "#1")
+    data.update(taskId=OLD3, taskStatus="TASK_FAILED")
+    assert state.apply_event("status_update_event", json.dumps(data).encode()).remove == (OLD3, OLD3 + "#1")
+    assert len(asked) == calls  # no rebuild happened
+    assert OLD1 not in servers(state) and OLD3 not in servers(state)
+    assert len(asked) > calls
