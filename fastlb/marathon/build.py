@@ -92,6 +92,83 @@ class BuildContext:
     ready: Callable[[App, Task], bool] = lambda app, task: True  # readiness, decided by the state
 
 
+class BuildMemo:
+    """What one build learnt per app, for the next. An app whose payload is the same object and
+    whose every lookup (host names, Marathon health, readiness) answers as before is not rebuilt,
+    so a table after one event costs little more than the apps that event touched. The result
+    never depends on the memo: only the time to reach it does."""
+
+    def __init__(self) -> None:
+        self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels]] = {}
+        self.candidates: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
+
+
+class _Recorder(Mapping[str, bool]):
+    """Stands in for a BuildContext's lookups while one app is built, noting each answer."""
+
+    def __init__(self, ctx: BuildContext) -> None:
+        self._ctx = ctx
+        self.deps: list[tuple[str, object, object]] = []
+
+    def resolve(self, host: str) -> str | None:
+        answer = self._ctx.resolve(host)
+        self.deps.append(("resolve", host, answer))
+        return answer
+
+    def ready(self, app: App, task: Task) -> bool:
+        answer = self._ctx.ready(app, task)
+        self.deps.append(("ready", task, answer))
+        return answer
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        answer = self._ctx.alive.get(key, default)  # type: ignore[call-overload]
+        self.deps.append(("alive", key, answer))
+        return answer
+
+    def __getitem__(self, key: str) -> bool:
+        return self._ctx.alive[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._ctx.alive)
+
+    def __len__(self) -> int:
+        return len(self._ctx.alive)
+
+    def context(self) -> BuildContext:
+        return BuildContext(options=self._ctx.options, resolve=self.resolve, alive=self, ready=self.ready)
+
+
+def _unchanged(app: App, deps: list[tuple[str, object, object]], ctx: BuildContext) -> bool:
+    for kind, key, answer in deps:
+        if kind == "resolve":
+            now: object = ctx.resolve(key)  # type: ignore[arg-type]
+        elif kind == "alive":
+            now = ctx.alive.get(key, False)  # type: ignore[call-overload]
+        else:
+            now = ctx.ready(app, key)  # type: ignore[arg-type]
+        if now != answer:
+            return False
+    return True
+
+
+def _mlb_candidates_memo(
+    item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssigner, memo: BuildMemo | None, fresh: dict
+) -> list[_Candidate]:
+    """``_mlb_candidates``, reusing the last build's result for an app that has not changed."""
+    app = item.app
+    assigns = not declared_service_ports(app, networking_mode(app)) and networking_mode(app) == "container"
+    if memo is None or assigns:  # assigned ports depend on the other apps: always rebuilt
+        return _mlb_candidates(item, ctx, assigner)
+    cached = memo.candidates.get(app.id)
+    if cached is not None and cached[0] is app and _unchanged(app, cached[1], ctx):
+        fresh[app.id] = cached
+        return cached[2]
+    recorder = _Recorder(ctx)
+    candidates = _mlb_candidates(item, recorder.context(), assigner)
+    fresh[app.id] = (app, recorder.deps, candidates)
+    return candidates
+
+
 @dataclass(frozen=True)
 class BuildResult:
     table: spec.RouteTable
@@ -219,8 +296,7 @@ def backend_id(task_id: str, port_index: int | None, port: int = 0) -> str:
 
 def task_of_backend(backend: str) -> str:
     """The task id a Marathon backend id names (task ids hold neither '#' nor '@')."""
-    cut = min((i for i in (backend.find("#"), backend.find("@")) if i >= 0), default=len(backend))
-    return backend[:cut]
+    return backend.partition("#")[0].partition("@")[0]
 
 
 def service_name(app_id: str, port: int) -> str:
@@ -696,7 +772,7 @@ def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
 # --- the table ------------------------------------------------------------------------------------
 
 
-def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
+def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None = None) -> BuildResult:
     lookups: dict[str, str | None] = {}
     outer = ctx.resolve
 
@@ -711,19 +787,25 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
     warnings: dict[str, tuple[str, ...]] = {}
     mlb: list[_MlbApp] = []
     traefik: list[tuple[App, lbl.TraefikLabels]] = []
+    new_labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels]] = {}
+    fresh: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
     self_id = "/" + options.framework_name.strip("/") if options.framework_name else None
     for app in sorted(apps, key=lambda a: a.id):
         if app.id == self_id:
             continue
         labels = app.label_map()
-        tl = lbl.parse_traefik_labels(labels)
+        parsed = memo.labels.get(app.id) if memo is not None else None
+        if parsed is not None and parsed[0] is app:
+            hl, tl = parsed[1], parsed[2]
+        else:
+            hl, tl = lbl.parse_haproxy_labels(labels), lbl.parse_traefik_labels(labels)
+        new_labels[app.id] = (app, hl, tl)
         if tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels):
             if tl.warnings:
                 warnings[app.id] = tl.warnings
             if _traefik_selected(tl, options):
                 traefik.append((app, tl))
             continue
-        hl = lbl.parse_haproxy_labels(labels)
         if hl.warnings:
             warnings[app.id] = hl.warnings
         if hl.errors:
@@ -739,7 +821,7 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
     per_app: list[list[_Candidate]] = []
     for item in merge_deployment_groups(mlb):
         try:
-            per_app.append(_mlb_candidates(item, ctx, assigner))
+            per_app.append(_mlb_candidates_memo(item, ctx, assigner, memo, fresh))
         except _AppError as e:
             for member in item.members:
                 errors[member] = str(e)
@@ -824,6 +906,8 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.appid_port), kind="appid"))
     routes.sort(key=lambda kr: kr[0])
 
+    if memo is not None:
+        memo.labels, memo.candidates = new_labels, fresh
     by_task: dict[str, list[str]] = {}
     for service in services:
         for b in service.backends:

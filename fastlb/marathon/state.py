@@ -98,6 +98,7 @@ class MarathonState:
         # an event drains or removes are looked up there, without a rebuild per event.
         self._served: build.BuildResult | None = None
         self._reported: set[tuple[str, str]] = set()
+        self._memo = build.BuildMemo()
 
     # --- snapshots --------------------------------------------------------------------------------
 
@@ -209,7 +210,7 @@ class MarathonState:
             ctx = build.BuildContext(
                 options=self._options, resolve=self._resolve, alive=self._alive, ready=self._ready
             )
-            self._built = build.build_table(self._apps.values(), ctx)
+            self._built = build.build_table(self._apps.values(), ctx, self._memo)
             self._report(self._built)
         self._served = self._built
         return self._built
