@@ -411,7 +411,8 @@ def test_a_state_after_events_builds_what_a_fresh_state_builds() -> None:
     state.replace_all(marathon_payload("v2_apps_embed_tasks_host"))
     state.put_app(json.dumps({"app": json.loads(mlb_payload("simple-http-healthcheck"))["apps"][0]}).encode())
     state.table()
-    steps = [(f["event"], json.dumps(f["data"]).encode()) for f in marathon_json("sse_sequence_rolling_restart")]
+    frames = marathon_json("sse_sequence_rolling_restart")
+    steps = [(f["event"], json.dumps(f["data"]).encode()) for f in frames]
     steps.insert(3, ("resolve", b"agent1"))
     for name, data in steps:
         if name == "resolve":
@@ -419,7 +420,8 @@ def test_a_state_after_events_builds_what_a_fresh_state_builds() -> None:
         else:
             state.apply_event(name, data)
         fresh = MarathonState(MarathonOptions(health_check=True), names.get)
-        fresh.replace_all(json.dumps({"apps": [msgspec.to_builtins(a) for a in state.apps().values()]}).encode())
+        snapshot = {"apps": [msgspec.to_builtins(a) for a in state.apps().values()]}
+        fresh.replace_all(json.dumps(snapshot).encode())
         # The fresh state lacks what only events taught (health results kept across snapshots).
         fresh._alive.update(state._alive)
         fresh._once_ready.update(state._once_ready)
