@@ -79,6 +79,7 @@ class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeouts: Timeouts = Timeouts()
     retries: int = 3  # connect attempts on other backends after a failure
     maxconn: int = 0  # 0: unlimited
+    drain_timeout_ms: int = 0  # a draining backend's open connections are closed after this; 0: never
     http: HttpOptions = HttpOptions()
     app_id: str = ""  # Marathon app id, for X-Marathon-App-Id routing and /stats
 
