@@ -116,3 +116,23 @@ def test_source_picks_are_the_oracles(be, ops):
     run_scenario(
         "source", ids, weights, ops, lambda key, w, active, usable: oracle.hash_pick(smap, len(ids), key, usable)
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["roundrobin", "leastconn"]),
+    st.lists(st.integers(1, 256), min_size=1, max_size=20),
+    st.lists(st.integers(0, 6), max_size=200),
+)
+def test_workers_never_share_scratch(algo, weights, workers):
+    """Seven workers picking in any interleaving each see the sequence a lone worker would."""
+    n = len(weights)
+    b = _core._test_balancer(algo, [f"b{i:03d}" for i in range(n)], weights, nworkers=7)
+    models = [oracle.SmoothRR(n) if algo == "roundrobin" else oracle.LeastConn(n) for _ in range(7)]
+    usable = set(range(n))
+    for w in workers:
+        if algo == "roundrobin":
+            want = models[w].pick(weights, usable)
+        else:
+            want = models[w].pick(weights, [0] * n, usable)
+        assert b.pick(worker=w) == want
