@@ -136,3 +136,31 @@ def test_workers_never_share_scratch(algo, weights, workers):
         else:
             want = models[w].pick(weights, [0] * n, usable)
         assert b.pick(worker=w) == want
+
+
+def test_workers_picking_at_once_keep_their_sequences():
+    """Four threads pick at the same time, GIL released, one worker each: each sequence is the lone worker's."""
+    import threading
+
+    weights = [5, 1, 3, 2, 7, 1, 1, 4, 2]
+    for algo in ("roundrobin", "leastconn"):
+        b = _core._test_balancer(algo, [f"b{i}" for i in range(len(weights))], weights, nworkers=4)
+        results = [None] * 4
+        start = threading.Barrier(4)
+
+        def run(w):
+            start.wait()
+            results[w] = b.picks_nogil(20000, w)
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        model = oracle.SmoothRR(len(weights)) if algo == "roundrobin" else oracle.LeastConn(len(weights))
+        usable = set(range(len(weights)))
+        if algo == "roundrobin":
+            want = [model.pick(weights, usable) for _ in range(20000)]
+        else:
+            want = [model.pick(weights, [0] * len(weights), usable) for _ in range(20000)]
+        assert results == [want] * 4
