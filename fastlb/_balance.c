@@ -390,7 +390,8 @@ static inline uint32_t bal_usable_weight(const struct flb_balancer *b, uint32_t 
     return w;
 }
 
-static inline int bal_usable(const struct flb_balancer *b, uint32_t i, const uint32_t *exclude, uint32_t nexclude)
+static inline int bal_usable(const struct flb_balancer *b, uint32_t i, const uint32_t *exclude,
+                             uint32_t nexclude)
 {
     return flb_backend_available(b->be[i]) && !bal_excluded(exclude, nexclude, i);
 }

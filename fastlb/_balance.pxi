@@ -15,7 +15,11 @@ _test_balance_algos = {
     "maglev": _cbal.FLB_BAL_MAGLEV,
     "source": _cbal.FLB_BAL_SOURCE,
 }
-_test_balance_admin = {"ready": _cbal.FLB_ADMIN_READY, "drain": _cbal.FLB_ADMIN_DRAIN, "maint": _cbal.FLB_ADMIN_MAINT}
+_test_balance_admin = {
+    "ready": _cbal.FLB_ADMIN_READY,
+    "drain": _cbal.FLB_ADMIN_DRAIN,
+    "maint": _cbal.FLB_ADMIN_MAINT,
+}
 _test_balance_health = {"up": _cbal.FLB_HEALTH_UP, "down": _cbal.FLB_HEALTH_DOWN}
 
 

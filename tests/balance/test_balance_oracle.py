@@ -103,9 +103,8 @@ def test_leastconn_picks_are_the_oracles(be, ops):
 def test_maglev_picks_are_the_oracles(be, ops):
     ids, weights = be
     table = oracle.maglev_table(ids, weights)
-    run_scenario(
-        "maglev", ids, weights, ops, lambda key, w, active, usable: oracle.hash_pick(table, len(ids), key, usable)
-    )
+    n = len(ids)
+    run_scenario("maglev", ids, weights, ops, lambda key, w, act, usable: oracle.hash_pick(table, n, key, usable))
 
 
 @settings(max_examples=80, deadline=None)
@@ -113,9 +112,8 @@ def test_maglev_picks_are_the_oracles(be, ops):
 def test_source_picks_are_the_oracles(be, ops):
     ids, weights = be
     smap = oracle.source_map(weights)
-    run_scenario(
-        "source", ids, weights, ops, lambda key, w, active, usable: oracle.hash_pick(smap, len(ids), key, usable)
-    )
+    n = len(ids)
+    run_scenario("source", ids, weights, ops, lambda key, w, act, usable: oracle.hash_pick(smap, n, key, usable))
 
 
 @settings(max_examples=40, deadline=None)
@@ -139,7 +137,8 @@ def test_workers_never_share_scratch(algo, weights, workers):
 
 
 def test_workers_picking_at_once_keep_their_sequences():
-    """Four threads pick at the same time, GIL released, one worker each: each sequence is the lone worker's."""
+    """Four threads pick at the same time, GIL released, one worker each: each sequence is the one a
+    lone worker would see."""
     import threading
 
     weights = [5, 1, 3, 2, 7, 1, 1, 4, 2]
