@@ -104,7 +104,11 @@ def test_maglev_picks_are_the_oracles(be, ops):
     ids, weights = be
     table = oracle.maglev_table(ids, weights)
     n = len(ids)
-    run_scenario("maglev", ids, weights, ops, lambda key, w, act, usable: oracle.hash_pick(table, n, key, usable))
+
+    def model(key, live_weights, active, usable):
+        return oracle.hash_pick(table, n, key, usable)
+
+    run_scenario("maglev", ids, weights, ops, model)
 
 
 @settings(max_examples=80, deadline=None)
@@ -113,7 +117,11 @@ def test_source_picks_are_the_oracles(be, ops):
     ids, weights = be
     smap = oracle.source_map(weights)
     n = len(ids)
-    run_scenario("source", ids, weights, ops, lambda key, w, act, usable: oracle.hash_pick(smap, n, key, usable))
+
+    def model(key, live_weights, active, usable):
+        return oracle.hash_pick(smap, n, key, usable)
+
+    run_scenario("source", ids, weights, ops, model)
 
 
 @settings(max_examples=40, deadline=None)
