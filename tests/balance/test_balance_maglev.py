@@ -131,26 +131,21 @@ def disruption(ids, weights, k):
     return moved / len(full), full.count(k) / len(full)
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.sampled_from([10, 12, 15, 20, 30, 60, 100]), st.booleans(), st.integers(0, 2**32))
-def test_removing_a_backend_moves_little_else(n, weighted, salt):
-    """Removing one of n + 1 backends (same table size) moves its own slots plus at most 8% of the table.
-    Maglev buys balance with some extra movement: measured over 600 random removals with 10 to 100
-    backends, the extra was 2-3% on average and 5.9% at worst, falling as n grows."""
-    rng = random.Random(salt)
-    ids = sorted(rng.sample(backend_ids(400, prefix=f"10.{salt % 100}."), n + 1))
-    weights = [rng.randint(1, 256) if weighted else 1 for _ in ids]
-    extra, own = disruption(ids, weights, rng.randrange(n + 1))
-    assert extra <= 0.08
-
-
-def test_removals_move_little_on_average():
-    rng = random.Random(5)
+def test_removing_a_backend_moves_little_else():
+    """Removing one of n + 1 backends (same table size) moves its own slots, plus a few others: the freed
+    claims reshuffle the filling. Measured over 14000 random removals (10 to 100 backends, equal or random
+    weights): 2% of the table on average, more than 4% for 0.7% of removals, more than 8% for 0.07%,
+    13% at worst. Here, 80 fixed random removals: each under 16%, the mean under 3.5%, at most 4 above 5%."""
     extras = []
-    for t in range(20):
-        ids = sorted(rng.sample(backend_ids(400, prefix=f"10.{t}."), 41))
-        extras.append(disruption(ids, [1] * 41, rng.randrange(41))[0])
+    for salt in range(80):
+        rng = random.Random(salt)
+        n = rng.choice([10, 12, 15, 20, 30, 60, 100])
+        ids = sorted(rng.sample(backend_ids(400, prefix=f"10.{salt}."), n + 1))
+        weights = [rng.randint(1, 256) if salt % 2 else 1 for _ in ids]
+        extras.append(disruption(ids, weights, rng.randrange(n + 1))[0])
+    assert max(extras) <= 0.16
     assert sum(extras) / len(extras) <= 0.035
+    assert sum(1 for e in extras if e > 0.05) <= 4
 
 
 def test_adding_a_backend_takes_its_share():
