@@ -19,18 +19,18 @@ def ids(n):
 
 @pytest.mark.parametrize("n", [10, 100, 1000])
 @pytest.mark.parametrize("algo", ["roundrobin", "leastconn", "maglev", "source"])
-def bench_pick(benchmark, algo, n):
+def test_pick(benchmark, algo, n):
     b = _core._test_balancer(algo, ids(n), [1 + i % 5 for i in range(n)])
     benchmark(b.picks, KEYS)
 
 
 @pytest.mark.parametrize("n", [10, 100, 1000, 5000])
-def bench_maglev_build(benchmark, n):
+def test_maglev_build(benchmark, n):
     names, weights = ids(n), [1 + i % 5 for i in range(n)]
     benchmark(_core._test_balancer, "maglev", names, weights)
 
 
 @pytest.mark.parametrize("n", [10, 1000])
-def bench_source_build(benchmark, n):
+def test_source_build(benchmark, n):
     names, weights = ids(n), [1 + i % 5 for i in range(n)]
     benchmark(_core._test_balancer, "source", names, weights)
