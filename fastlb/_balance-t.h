@@ -13,8 +13,10 @@ enum flb_balance_algo {
     FLB_BAL_SOURCE = 3,     /* map-based hash of the client address over the weighted backends */
 };
 
-/* Maglev table size: the smallest prime >= FLB_MAGLEV_FACTOR * backends (and >= FLB_MAGLEV_MIN),
- * which keeps any two backends' shares within about 1% (Maglev paper, section 3.4). */
+/* Maglev table size: the smallest prime >= FLB_MAGLEV_FACTOR * (backends rounded up to a power of
+ * two), and >= FLB_MAGLEV_MIN. At least 101 slots per backend keeps any two backends' shares within
+ * about 1% (Maglev paper, section 3.4); rounding means the size, and so every key's slot, changes only
+ * when the backend count crosses a power of two, not each time an app scales by one task. */
 #define FLB_MAGLEV_FACTOR 101
 #define FLB_MAGLEV_MIN 307
 
@@ -34,8 +36,9 @@ struct flb_balancer {
     uint32_t *map;                 /* weighted slots -> backend index */
     /* round-robin / leastconn scratch: per worker, never shared */
     uint32_t nworkers;
-    int64_t *cur;                  /* [nworkers][n] smooth-WRR current weights */
-    uint32_t *rr;                  /* [nworkers] rotation offset for leastconn ties */
+    int64_t *cur;                  /* [nworkers][n rounded up to a cache line], 64-byte aligned:
+                                      smooth-WRR current weights */
+    uint32_t *rr;                  /* one cache line per worker: rotation offset for leastconn ties */
 };
 
 #endif

@@ -17,7 +17,8 @@ void flb_balance_free(struct flb_balancer *b);
 /* Picks a backend index for a new connection, or returns FLB_ERR (errno EHOSTUNREACH) when no
  * backend is available. <key> is the flow key (a hash of the client address for maglev and source,
  * ignored by the others). <worker> indexes the scratch. <exclude>, <nexclude> name the indices
- * already tried by this connection (retries), which are skipped while another choice remains.
+ * already tried by this connection (retries): they are never picked again, and FLB_ERR (EHOSTUNREACH)
+ * is returned when only excluded ones remain.
  * Only the calling worker's scratch is written. */
 int flb_balance_pick(struct flb_balancer *b, uint64_t key, uint32_t worker, const uint32_t *exclude,
                      uint32_t nexclude);
