@@ -1,7 +1,8 @@
 """Credentials fastlb presents to Marathon: HTTP basic, or a DC/OS service account.
 
-Every kind answers ``authorization(session)`` with the value of the ``Authorization`` header (or None)
-and ``invalidate()`` when Marathon answered 401, so that the next request logs in again.
+Every kind answers ``authorization(session)`` with the value of the ``Authorization`` header (or None),
+and is told ``invalidate(rejected)`` when Marathon answered 401 to that value, so that the next request
+logs in again: once, however many requests the old token had in flight.
 
 DC/OS service account (marathon-lb's ``--dcos-auth-credentials``, ``$DCOS_SERVICE_ACCOUNT_CREDENTIAL``):
 a JSON object ``{"uid", "private_key" (PEM, RSA), "login_endpoint"}``. fastlb signs an RS256 JWT
@@ -29,7 +30,7 @@ class AuthError(ValueError):
 class Auth(Protocol):
     async def authorization(self, session: aiohttp.ClientSession) -> str | None: ...
 
-    def invalidate(self) -> None: ...
+    def invalidate(self, rejected: str | None = None) -> None: ...
 
 
 class BasicAuth:
@@ -68,7 +69,7 @@ class BasicAuth:
     async def authorization(self, session: aiohttp.ClientSession) -> str | None:
         return self._header
 
-    def invalidate(self) -> None:
+    def invalidate(self, rejected: str | None = None) -> None:
         pass  # static credentials: nothing to renew
 
     def __repr__(self) -> str:
@@ -148,8 +149,10 @@ class ServiceAccountAuth:
                     await self._login(session)
         return f"token={self._token}"
 
-    def invalidate(self) -> None:
-        self._token = None
+    def invalidate(self, rejected: str | None = None) -> None:
+        """Forget the token, unless ``rejected`` names an older one that was already replaced."""
+        if rejected is None or rejected == f"token={self._token}":
+            self._token = None
 
     async def _login(self, session: aiohttp.ClientSession) -> None:
         creds = self.credentials

@@ -169,7 +169,7 @@ class MarathonClient:
                 continue
             if resp.status == 401 and self.auth is not None and not retried_auth:
                 resp.release()
-                self.auth.invalidate()
+                self.auth.invalidate(headers.get("Authorization"))
                 retried_auth = True
                 continue
             return resp, base

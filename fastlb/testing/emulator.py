@@ -28,7 +28,6 @@ import base64
 import copy
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -216,10 +215,15 @@ class MarathonEmulator:
         self.fail_events = events
 
     def require_basic_auth(self, user: str | None, password: str = "") -> None:
+        """Answer 401 to any request without these credentials (None: no auth)."""
         if user is None:
             self.credentials = None
         else:
             self.credentials = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def require_token(self, token: str | None) -> None:
+        """Answer 401 unless ``Authorization: token=<token>`` (DC/OS ACS tokens) is sent."""
+        self.credentials = None if token is None else f"token={token}"
 
     def drop_streams(self) -> None:
         """Close every open event stream now, as a leader that goes away does."""
@@ -474,11 +478,10 @@ class MarathonEmulator:
         is_events = request.path == "/v2/events"
         if self.fail_status is not None and (self.fail_events or not is_events):
             return web.json_response({"message": "emulated failure"}, status=self.fail_status)
-        if self.standby_of is not None and request.path != "/ping":
-            if is_events or request.path == "/v2/leader":
-                if is_events:
-                    raise web.HTTPFound(self.standby_of + request.path_qs)
-            else:
+        if self.standby_of is not None:
+            if is_events:
+                raise web.HTTPFound(self.standby_of + request.path_qs)
+            if request.path.startswith("/v2/") and request.path != "/v2/leader":
                 return await self._proxy(request)
         return await handler(request)
 
@@ -554,9 +557,9 @@ class MarathonEmulator:
         return web.json_response(deployments, headers=self._leader_header())
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        # Jetty compares every Accept value whole; anything else falls through to a 405.
-        accepts = [v.strip() for h in request.headers.getall("Accept", []) for v in h.split(",")]
-        if "text/event-stream" not in accepts:
+        # Jetty compares each Accept header whole (no list or parameter parsing); anything else falls
+        # through to the servlet default, a 405.
+        if "text/event-stream" not in [v.strip() for v in request.headers.getall("Accept", [])]:
             return web.Response(status=405, text="HTTP method GET is not supported by this URL")
         types = frozenset(request.query.getall("event_type", []))
         resp = _CloseDelimitedResponse(
