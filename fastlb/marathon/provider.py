@@ -408,10 +408,19 @@ class MarathonProvider:
             await asyncio.sleep(interval)
 
     async def _resync_worker(self) -> None:
+        failures = 0
+        period = self.resync_interval if self.sse else self.poll_interval
         while True:
             await self._resync_wanted.wait()
             self._resync_wanted.clear()
-            await self._do_resync()
+            if await self._do_resync():
+                failures = 0
+                continue
+            # Events may be applied on a stale snapshot until a resync succeeds: retry sooner than
+            # the period, backing off, rather than wait a whole period.
+            failures += 1
+            await asyncio.sleep(min(period, self._backoff(failures)))
+            self._resync_wanted.set()
 
     async def _do_resync(self) -> bool:
         async with self._resync_lock:

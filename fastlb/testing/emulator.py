@@ -28,6 +28,7 @@ import base64
 import copy
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -170,7 +171,8 @@ class MarathonEmulator:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None) -> str:
+        """Listen on ``host:port`` (https with ``ssl_context``); returns the base URL."""
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/ping", self._ping)
         app.router.add_get("/v2/leader", self._leader)
@@ -180,11 +182,12 @@ class MarathonEmulator:
         app.router.add_get("/v2/events", self._events)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         sock = site._server.sockets[0]  # type: ignore[union-attr]  # the port bound when 0 was asked
         bound_host, bound_port = sock.getsockname()[:2]
-        self.url = f"http://{bound_host}:{bound_port}"
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://{bound_host}:{bound_port}"
         return self.url
 
     async def stop(self) -> None:
@@ -497,7 +500,7 @@ class MarathonEmulator:
                 status=upstream.status,
                 body=body,
                 content_type=upstream.content_type,
-                headers={"X-Marathon-Via": self.url.removeprefix("http://")},
+                headers={"X-Marathon-Via": self.url.split("://", 1)[-1]},
             )
 
     def _leader_header(self) -> dict[str, str]:
