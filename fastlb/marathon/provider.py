@@ -126,6 +126,17 @@ class HostCache:
         if address != old and self.on_new is not None:
             self.on_new()
 
+    async def settle(self, names: Iterable[str], timeout: float) -> None:
+        """Start lookups for ``names`` and wait, up to ``timeout``, for those never resolved yet, so
+        that a table is not built without a task only because its host was not looked up in time.
+        Names already known (even stale, being refreshed) do not wait."""
+        waiting = []
+        for name in names:
+            if self.resolve(name) is None and name in self._pending:
+                waiting.append(self._pending[name])
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+
     def close(self) -> None:
         for task in self._pending.values():
             task.cancel()
@@ -178,6 +189,7 @@ class MarathonProvider:
         stable_after: float = 60.0,
         deployments_interval: float = 2.0,
         dns_ttl: float = 60.0,
+        dns_wait: float = 2.0,
         event_types: Iterable[str] = EVENT_TYPES,
         connect_timeout: float = 3.05,
         read_timeout: float = 46.0,
@@ -196,6 +208,7 @@ class MarathonProvider:
         self.stable_after = stable_after
         self.deployments_interval = deployments_interval
         self.event_types = tuple(event_types)
+        self.dns_wait = dns_wait
         self.client = MarathonClient(
             urls, auth=auth, ca_cert=ca_cert, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
@@ -205,8 +218,7 @@ class MarathonProvider:
         self._on_backend_state: OnBackendState | None = None
         self._published: RouteTable | None = None
         self._synced = False
-        self._flush_handle: asyncio.TimerHandle | None = None
-        self._dirty = False
+        self._dirty = asyncio.Event()
         self._pending_event_t: float | None = None  # monotonic receipt of the last changing event
         self._resync_lock = asyncio.Lock()
         self._resync_wanted = asyncio.Event()
@@ -239,15 +251,13 @@ class MarathonProvider:
                 tg.create_task(self._resync_worker())
                 tg.create_task(self._refetch_worker())
                 tg.create_task(self._deployments_worker())
+                tg.create_task(self._publisher())
                 if self.sse:
                     tg.create_task(self._stream_loop())
                     tg.create_task(self._periodic(self.resync_interval, first=False))
                 else:
                     tg.create_task(self._periodic(self.poll_interval, first=True))
         finally:
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
-                self._flush_handle = None
             self.hosts.close()
             self._connected = False
             await self.client.close()
@@ -371,18 +381,28 @@ class MarathonProvider:
     # -- publishing -----------------------------------------------------------------------------
 
     def _host_resolved(self) -> None:
+        # The state caches its build; an address it did not have must reach the next one.
+        invalidate = getattr(self._state, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
         self._mark_dirty()
 
     def _mark_dirty(self) -> None:
-        self._dirty = True
-        if self._flush_handle is None and self._synced:
-            self._flush_handle = asyncio.get_running_loop().call_later(self.coalesce, self._flush)
+        self._dirty.set()
 
-    def _flush(self) -> None:
-        self._flush_handle = None
-        if not self._synced or not self._dirty:
-            return
-        self._dirty = False
+    async def _publisher(self) -> None:
+        """One table per coalesce window: the first change of a window opens it, every change
+        made during it rides along."""
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.coalesce)
+            self._dirty.clear()
+            if not self._synced:
+                continue  # the first resync marks dirty again
+            await self.hosts.settle(self._state.hostnames(), self.dns_wait)
+            self._publish()
+
+    def _publish(self) -> None:
         try:
             table = self._state.table()
         except Exception:  # a bug in building must not stop following Marathon

@@ -10,9 +10,8 @@ from typing import Any
 
 from fastlb import spec
 from fastlb.marathon.provider import MarathonProvider
+from fastlb.marathon.state import MarathonOptions
 from fastlb.testing.emulator import MarathonEmulator, app_definition
-
-from .simple_state import SimpleState
 
 WAIT = 20.0  # generous: a loaded 2-core machine
 
@@ -31,6 +30,7 @@ class Recorder:
     def __init__(self, emulators: list[MarathonEmulator] | None = None) -> None:
         self.tables: list[spec.RouteTable] = []
         self.backend_calls: list[tuple[str, str]] = []
+        self.log: list[tuple[str, object]] = []  # both callbacks, in the order they came
         # for each on_backend_state call, the requests the emulators had received by then
         self.requests_at_call: list[list[tuple[str, str, dict[str, str]]]] = []
         self.emulators = emulators or []
@@ -42,10 +42,12 @@ class Recorder:
 
     def on_change(self, table: spec.RouteTable) -> None:
         self.tables.append(table)
+        self.log.append(("table", table))
         self._changed.set()
 
     def on_backend_state(self, backend_id: str, state: str) -> None:
         self.backend_calls.append((backend_id, state))
+        self.log.append(("backend", (backend_id, state)))
         self.requests_at_call.append([r for e in self.emulators for r in e.requests])
         self._changed.set()
 
@@ -83,8 +85,8 @@ def make_provider(urls: list[str], **kwargs: Any) -> MarathonProvider:
     kwargs.setdefault("max_backoff", 0.5)
     kwargs.setdefault("connect_timeout", 2.0)
     kwargs.setdefault("read_timeout", 5.0)
-    kwargs.setdefault("state_factory", SimpleState)
-    return MarathonProvider(urls, None, **kwargs)  # type: ignore[arg-type]  # options: the state's business
+    options = kwargs.pop("options", MarathonOptions(http_port=0, https_port=0, appid_port=0))
+    return MarathonProvider(urls, options, **kwargs)
 
 
 @contextlib.asynccontextmanager

@@ -13,6 +13,18 @@ from fastlb.testing.emulator import MarathonEmulator
 from .harness import Recorder, backend_ids, backend_states, make_provider, running, wait_until, web_app
 
 
+READINESS_CHECK = {
+    "name": "readinessCheck",
+    "protocol": "HTTP",
+    "path": "/ready",
+    "portName": "p0",
+    "intervalSeconds": 5,
+    "timeoutSeconds": 3,
+    "httpStatusCodesForReady": [200],
+    "preserveLastResponse": False,
+}
+
+
 async def started(**kwargs) -> MarathonEmulator:
     emulator = MarathonEmulator(**kwargs)
     await emulator.start()
@@ -59,7 +71,7 @@ async def test_connect_resync_then_events_applied() -> None:
             assert status.reconnects == 0
 
 
-async def test_killing_task_drains_before_any_refetch() -> None:
+async def test_killing_task_drains_before_any_fetch_or_rebuild() -> None:
     async with MarathonEmulator(heartbeat_interval=0.2) as emulator:
         emulator.load_app(web_app())
         tasks = [emulator.add_task("/web", [31000 + i], emit=False) for i in range(3)]
@@ -68,12 +80,16 @@ async def test_killing_task_drains_before_any_refetch() -> None:
             await rec.wait_backends(set(tasks))
             requests_before = len(emulator.requests)
             emulator.set_task_state(tasks[0], "TASK_KILLING")
-            await rec.wait_for(lambda: (tasks[0], "drain") in rec.backend_calls, "the drain callback")
-            seen = rec.requests_at_call[rec.backend_calls.index((tasks[0], "drain"))]
-            assert not [r for r in seen[requests_before:] if r[1].startswith("/v2/apps")]
-            # the refetch follows, and the table then shows the task draining
-            await wait_until(lambda: fetches(emulator, "/v2/apps/web"), "the app refetch")
             await rec.wait_for(lambda: backend_states(rec.table).get(tasks[0]) == "drain", "a draining backend")
+            # the data plane heard of the drain first: before the table that shows it, and before
+            # any request reached Marathon
+            call = rec.log.index(("backend", (tasks[0], "drain")))
+            shows = next(i for i, (kind, t) in enumerate(rec.log) if kind == "table" and
+                         backend_states(t).get(tasks[0]) == "drain")
+            assert call < shows
+            seen = rec.requests_at_call[rec.backend_calls.index((tasks[0], "drain"))]
+            assert seen[requests_before:] == []
+            assert backend_states(rec.table) == {tasks[0]: "drain", tasks[1]: "ready", tasks[2]: "ready"}
 
 
 async def test_burst_of_events_is_coalesced() -> None:
@@ -291,7 +307,9 @@ async def test_wrong_credentials_publish_nothing() -> None:
 
 async def test_deployments_polled_while_one_runs() -> None:
     async with MarathonEmulator(heartbeat_interval=0.2) as emulator:
-        emulator.load_app(web_app())
+        app = web_app()
+        app["readinessChecks"] = [READINESS_CHECK]  # readiness makes a deployment worth polling
+        emulator.load_app(app)
         first = emulator.add_task("/web", [31001], emit=False)
         rec = Recorder([emulator])
         provider = make_provider([emulator.url], deployments_interval=0.1)
