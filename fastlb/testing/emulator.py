@@ -160,6 +160,7 @@ class MarathonEmulator:
         self.fail_status: int | None = None
         self.fail_events = True
         self.stalled = False
+        self.snapshot_delay = 0.0  # /v2/apps: seconds between taking the snapshot and sending it
         self.credentials: str | None = None  # "Basic ..." expected, when auth is required
         self.streams_opened = 0
         self._subscribers: set[_Subscriber] = set()
@@ -227,6 +228,11 @@ class MarathonEmulator:
     def require_token(self, token: str | None) -> None:
         """Answer 401 unless ``Authorization: token=<token>`` (DC/OS ACS tokens) is sent."""
         self.credentials = None if token is None else f"token={token}"
+
+    def delay_snapshots(self, seconds: float) -> None:
+        """Make ``GET /v2/apps`` take its snapshot at once and send it ``seconds`` later, so that
+        changes made meanwhile are newer than the snapshot the client receives."""
+        self.snapshot_delay = seconds
 
     def drop_streams(self) -> None:
         """Close every open event stream now, as a leader that goes away does."""
@@ -539,7 +545,10 @@ class MarathonEmulator:
             for app_id in sorted(self.apps)
             if wanted is None or wanted in app_id
         ]
-        return web.json_response({"apps": apps}, headers=self._leader_header())
+        body = json.dumps({"apps": apps})  # the snapshot is taken now, whatever the delay
+        if self.snapshot_delay:
+            await asyncio.sleep(self.snapshot_delay)
+        return web.Response(text=body, content_type="application/json", headers=self._leader_header())
 
     async def _app(self, request: web.Request) -> web.Response:
         app_id = "/" + request.match_info["app_id"].strip("/")

@@ -338,3 +338,46 @@ async def test_hostnames_resolved_asynchronously() -> None:
             await rec.wait_backends({task})
             [service] = [s for s in rec.table.services if s.backends]
             assert service.backends[0].address == "127.0.0.1:31001"
+
+
+async def test_events_during_a_resync_are_not_undone_by_its_older_snapshot() -> None:
+    async with MarathonEmulator(heartbeat_interval=0.2) as emulator:
+        emulator.load_app(web_app())
+        first = emulator.add_task("/web", [31001], emit=False)
+        second = emulator.add_task("/web", [31002], emit=False)
+        rec = Recorder([emulator])
+        provider = make_provider([emulator.url])
+        async with running(provider, rec):
+            await rec.wait_backends({first, second})
+            emulator.delay_snapshots(1.0)
+            resync = asyncio.create_task(provider.resync())
+            await wait_until(lambda: fetches(emulator, "/v2/apps?")[-1:] and len(fetches(emulator, "/v2/apps?")) >= 2,
+                             "the resync request")
+            emulator.set_task_state(first, "TASK_KILLED")  # newer than the snapshot on its way
+            await rec.wait_backends({second})
+            assert await resync
+            await asyncio.sleep(0.2)  # a publish of the stale snapshot would come within this
+            assert all(first not in backend_ids(t) for t in rec.tables[rec.tables.index(rec.table):])
+            assert backend_ids(provider.table()) == {second}
+
+
+async def test_readiness_polled_from_deployments() -> None:
+    async with MarathonEmulator(heartbeat_interval=0.2) as emulator:
+        app = web_app()
+        app["readinessChecks"] = [READINESS_CHECK]
+        emulator.load_app(app)
+        old = emulator.add_task("/web", [31001], emit=False)
+        rec = Recorder([emulator])
+        provider = make_provider([emulator.url], deployments_interval=0.1)
+        async with running(provider, rec):
+            await rec.wait_backends({old})
+            emulator.update_app("/web", env={"V": "2"})  # a new version...
+            emulator.start_deployment(["/web"])  # ...rolled out with readiness checks
+            await wait_until(lambda: len(fetches(emulator, "/v2/apps/web")) >= 1, "the app refetch")
+            new = emulator.add_task("/web", [31002])
+            emulator.set_readiness(new, False)
+            await wait_until(lambda: provider.status().events.get("status_update_event", 0) >= 1, "the event")
+            await asyncio.sleep(0.5)
+            assert backend_ids(rec.table) == {old}  # running, not ready: not served
+            emulator.set_readiness(new, True)  # no event tells of this: only the poll sees it
+            await rec.wait_backends({old, new})
