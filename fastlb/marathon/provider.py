@@ -1,10 +1,10 @@
 """Following a Marathon cluster: the asyncio glue between the event stream, the API and MarathonState.
 
 What happens, in order of urgency:
-1. An event is applied to the state the moment it is decoded. A task that starts KILLING is reported
-   to ``on_backend_state(task_id, "drain")`` right then, and a task that is gone for good to
-   ``on_backend_state(task_id, "maint")``, before anything is fetched or rebuilt, so the data plane stops
-   sending it new connections within one event.
+1. An event is applied to the state the moment it is decoded. The backends of a task that starts
+   KILLING are reported to ``on_backend_state(backend_id, "drain")`` right then, and those of a task
+   that is gone for good to ``on_backend_state(backend_id, "maint")``, before anything is fetched or
+   rebuilt, so the data plane stops sending them new connections within one event.
 2. Changes are coalesced: the table is rebuilt and handed to ``on_change`` once per ``coalesce_ms``
    window, however many events the window held (a deploy of 1,000 tasks is not 1,000 builds), and only
    when it differs from the one last handed over.
@@ -33,7 +33,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -41,10 +41,8 @@ import msgspec
 from fastlb.marathon.auth import Auth, AuthError
 from fastlb.marathon.client import MarathonClient, MarathonError
 from fastlb.marathon.sse import SSEDecoder, SSEError, split_json
+from fastlb.marathon.state import EventEffect, MarathonOptions, MarathonState
 from fastlb.spec import RouteTable
-
-if TYPE_CHECKING:
-    from fastlb.marathon.state import EventEffect, MarathonOptions, MarathonState
 
 log = logging.getLogger("fastlb.marathon")
 
@@ -193,10 +191,8 @@ class MarathonProvider:
         event_types: Iterable[str] = EVENT_TYPES,
         connect_timeout: float = 3.05,
         read_timeout: float = 46.0,
-        state_factory: Callable[[Any, Callable[[str], str | None]], MarathonState] | None = None,
+        state_factory: Callable[[Any, Callable[[str], str | None]], MarathonState] = MarathonState,
     ) -> None:
-        if state_factory is None:
-            from fastlb.marathon.state import MarathonState as state_factory  # noqa: N813
         self.options = options
         self.sse = sse
         self.poll_interval = poll_interval

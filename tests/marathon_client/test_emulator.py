@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import aiohttp
 
@@ -161,3 +162,23 @@ def test_packaged_fixtures_load() -> None:
         emulator.load_apps(load_fixture(name))
     assert "/shop/web" in emulator.apps and "/demo/web" in emulator.apps
     assert load_fixture("events/status_update_event.json")["eventType"] == "status_update_event"
+
+
+async def test_runs_as_a_program(tmp_path) -> None:
+    apps = tmp_path / "apps.json"
+    app = web_app("/cli")
+    app["tasks"] = []
+    apps.write_text(json.dumps({"apps": [app]}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fastlb.testing.emulator", "--port", "0", "--apps", str(apps),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        url = line.split(" at ")[1].split()[0]
+        async with aiohttp.ClientSession() as session, session.get(url + "/v2/apps") as resp:
+            assert [a["id"] for a in (await resp.json())["apps"]] == ["/cli"]
+    finally:
+        proc.terminate()
+        await proc.wait()
