@@ -590,12 +590,18 @@ class MarathonEmulator:
                     item = await asyncio.wait_for(sub.queue.get(), self.heartbeat_interval)
                 except TimeoutError:
                     item = b"\r\n"
+                # What is queued goes out in one write, as Jetty's buffered output does.
+                batch: list[bytes] = []
+                while item is not _DROP:
+                    assert isinstance(item, bytes)
+                    batch.append(item)
+                    if sub.queue.empty():
+                        break
+                    item = sub.queue.get_nowait()
+                if batch and not self.stalled:
+                    await resp.write(b"".join(batch))
                 if item is _DROP:
                     break
-                if self.stalled:
-                    continue
-                assert isinstance(item, bytes)
-                await resp.write(item)
         except (ConnectionError, RuntimeError):
             pass  # the client went away
         finally:
