@@ -32,7 +32,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -71,22 +71,37 @@ OnChange = Callable[[RouteTable], None]
 OnBackendState = Callable[[str, str], None]
 
 
+Lookup = Callable[[str], Awaitable[str | None]]
+
+
+async def lookup_ipv4(name: str) -> str | None:
+    """The first IPv4 address of ``name``, from the system resolver, off the event loop."""
+    infos = await asyncio.get_running_loop().getaddrinfo(name, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+    return str(infos[0][4][0]) if infos else None
+
+
 class HostCache:
     """Hostname → IPv4 address, resolved asynchronously, kept ``ttl`` seconds.
 
     ``resolve`` is synchronous (MarathonState calls it while building): it answers from the cache at
     once, starts a lookup for a name it does not hold or holds stale, and answers None for a name never
-    resolved yet. When a lookup brings an address the cache did not have, ``on_new`` is called so that
-    the table is built again. A lookup that fails keeps the last address known (a resolver hiccup
+    resolved yet. When a lookup brings an address the cache did not have, ``on_new(name)`` is called so
+    that the table is built again. A lookup that fails keeps the last address known (a resolver hiccup
     does not take backends away) and is retried after ``negative_ttl``.
     """
 
     def __init__(
-        self, *, ttl: float = 60.0, negative_ttl: float = 5.0, on_new: Callable[[], None] | None = None
+        self,
+        *,
+        ttl: float = 60.0,
+        negative_ttl: float = 5.0,
+        on_new: Callable[[str], None] | None = None,
+        lookup: Lookup = lookup_ipv4,
     ) -> None:
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.on_new = on_new
+        self._lookup_name = lookup
         self._entries: dict[str, tuple[str | None, float]] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
 
@@ -108,10 +123,7 @@ class HostCache:
     async def _lookup(self, name: str) -> None:
         old = self._entries.get(name, (None, 0.0))[0]
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                name, None, family=socket.AF_INET, type=socket.SOCK_STREAM
-            )
-            address: str | None = str(infos[0][4][0]) if infos else None
+            address = await self._lookup_name(name)
         except (OSError, UnicodeError) as e:
             log.warning("cannot resolve task host %s: %s", name, e)
             address = None
@@ -122,7 +134,7 @@ class HostCache:
             return
         self._entries[name] = (address, time.monotonic() + self.ttl)
         if address != old and self.on_new is not None:
-            self.on_new()
+            self.on_new(name)
 
     async def settle(self, names: Iterable[str], timeout: float) -> None:
         """Start lookups for ``names`` and wait, up to ``timeout``, for those never resolved yet, so
@@ -188,6 +200,7 @@ class MarathonProvider:
         deployments_interval: float = 2.0,
         dns_ttl: float = 60.0,
         dns_wait: float = 2.0,
+        dns_lookup: Lookup = lookup_ipv4,
         event_types: Iterable[str] = EVENT_TYPES,
         connect_timeout: float = 3.05,
         read_timeout: float = 46.0,
@@ -208,7 +221,7 @@ class MarathonProvider:
         self.client = MarathonClient(
             urls, auth=auth, ca_cert=ca_cert, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
-        self.hosts = HostCache(ttl=dns_ttl, on_new=self._host_resolved)
+        self.hosts = HostCache(ttl=dns_ttl, on_new=self._host_resolved, lookup=dns_lookup)
         self._state = state_factory(options, self.hosts.resolve)
         self._on_change: OnChange | None = None
         self._on_backend_state: OnBackendState | None = None
@@ -376,12 +389,18 @@ class MarathonProvider:
 
     # -- publishing -----------------------------------------------------------------------------
 
-    def _host_resolved(self) -> None:
-        # The state caches its build; an address it did not have must reach the next one.
-        invalidate = getattr(self._state, "invalidate", None)
-        if invalidate is not None:
-            invalidate()
-        self._mark_dirty()
+    def _host_resolved(self, name: str) -> None:
+        """A host got an address after the table was built without it (the lookup outlasted
+        ``dns_wait``) or a new one (TTL refresh). The state caches its build and has no way to be
+        told, so the apps with tasks on that host are re-fetched: that rebuilds them."""
+        apps = {
+            app_id
+            for app_id, app in self._state.apps().items()
+            if any(task.host == name for task in app.tasks or ())
+        }
+        if apps:
+            self._refetch.update(apps)
+            self._refetch_wanted.set()
 
     def _mark_dirty(self) -> None:
         self._dirty.set()

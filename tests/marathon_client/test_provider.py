@@ -386,3 +386,34 @@ async def test_readiness_polled_from_deployments() -> None:
             assert backend_ids(rec.table) == {old}  # running, not ready: not served
             emulator.set_readiness(new, True)  # no event tells of this: only the poll sees it
             await rec.wait_backends({old, new})
+
+
+async def test_late_hostname_resolution_rebuilds() -> None:
+    gate = asyncio.Event()
+    answers = {"agent-1.test": "127.0.0.1"}
+
+    async def slow_lookup(name: str) -> str | None:
+        await gate.wait()
+        return answers.get(name)
+
+    async with MarathonEmulator(heartbeat_interval=0.2) as emulator:
+        emulator.load_app(web_app())
+        on_ip = emulator.add_task("/web", [31001], emit=False)
+        on_name = emulator.add_task("/web", [31002], host="agent-1.test", emit=False)
+        rec = Recorder([emulator])
+        provider = make_provider([emulator.url], dns_wait=0.1, dns_lookup=slow_lookup, dns_ttl=0.3)
+        async with running(provider, rec):
+            # the lookup outlasts dns_wait: the table goes out without that task...
+            await rec.wait_backends({on_ip})
+            gate.set()
+            # ...and the answer brings it in, at the address resolved
+            await rec.wait_backends({on_ip, on_name})
+            assert {b.address for s in rec.table.services for b in s.backends} == {"127.0.0.1:31001", "127.0.0.1:31002"}
+            # a TTL refresh that brings another address moves the backend (seen at the next build)
+            answers["agent-1.test"] = "127.0.0.2"
+            await asyncio.sleep(0.4)
+            await provider.resync()
+            await rec.wait_for(
+                lambda: "127.0.0.2:31002" in {b.address for s in rec.table.services for b in s.backends},
+                "the new address",
+            )
