@@ -21,6 +21,7 @@ One app whose labels or ports cannot be served is left out whole, with its reaso
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import ipaddress
 import re
@@ -95,6 +96,7 @@ class BuildResult:
     errors: dict[str, str]  # app id -> why it is not served
     warnings: dict[str, tuple[str, ...]]  # app id -> labels accepted but not (fully) honoured
     backends_by_task: dict[str, tuple[str, ...]]  # task id -> its backend ids in the table
+    lookups: dict[str, str | None]  # every host name the build resolved, and the answer it used
 
 
 # --- networking -----------------------------------------------------------------------------------
@@ -189,13 +191,6 @@ def task_ip(task: Task, mode: str, resolve: Callable[[str], str | None], ip_inde
         return literal
     resolved = resolve(task.host)
     return _ip_literal(resolved) if resolved else None
-
-
-def needs_resolving(app: App, task: Task) -> str | None:
-    """The host name of ``task`` that must be resolved to serve it, or None."""
-    if not task.host or networking_mode(app) == "container" or _ip_literal(task.host) is not None:
-        return None
-    return task.host
 
 
 def server_name(host: str, ip: str, port: int) -> str:
@@ -343,6 +338,11 @@ def _healthy_new(app: App, new: App) -> int:
     )
 
 
+def _last_scaling(app: App) -> datetime.datetime | None:
+    info = app.version_info
+    return lbl.parse_iso_datetime(info.last_scaling_at) if info and info.last_scaling_at else None
+
+
 def merge_deployment_groups(apps: list[_MlbApp]) -> list[_MlbApp]:
     """marathon-lb's blue/green merge (§3.2): apps sharing HAPROXY_DEPLOYMENT_GROUP become one app
     with id ``/<group>``, the OLD app's definition and labels, every task of both, and N old tasks
@@ -359,17 +359,16 @@ def merge_deployment_groups(apps: list[_MlbApp]) -> list[_MlbApp]:
         if prev is None:
             groups[group] = cur
             continue
-        low = lbl.parse_iso_datetime("0001-01-01T00:00:00")
-        prev_date = prev.labels.deployment_started_at or low
-        cur_date = cur.labels.deployment_started_at or low
-        old, new = (prev, cur) if prev_date < cur_date else (cur, prev)  # type: ignore[operator]
+        # The later HAPROXY_DEPLOYMENT_STARTED_AT is the new app; a missing one counts as the oldest.
+        prev_date = prev.labels.deployment_started_at or datetime.datetime.min
+        cur_date = cur.labels.deployment_started_at or datetime.datetime.min
+        old, new = (prev, cur) if prev_date < cur_date else (cur, prev)
         if new.labels.deployment_new_instances is not None:
             # Hybrid (traffic split) mode: the app scaled last is the new one.
-            new_scaled = (new.app.version_info.last_scaling_at or "") if new.app.version_info else ""
-            old_scaled = (old.app.version_info.last_scaling_at or "") if old.app.version_info else ""
-            if lbl.parse_iso_datetime(old_scaled) and lbl.parse_iso_datetime(new_scaled):
-                if lbl.parse_iso_datetime(old_scaled) > lbl.parse_iso_datetime(new_scaled):  # type: ignore[operator]
-                    old, new = new, old
+            new_scaled = _last_scaling(new.app)
+            old_scaled = _last_scaling(old.app)
+            if new_scaled is not None and old_scaled is not None and old_scaled > new_scaled:
+                old, new = new, old
             target = new.labels.deployment_target_instances or 0
         else:
             target = 1  # marathon-lb reads TARGET_INSTANCES only in hybrid mode
@@ -663,6 +662,15 @@ def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
 
 
 def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
+    lookups: dict[str, str | None] = {}
+    outer = ctx.resolve
+
+    def resolve(host: str) -> str | None:
+        if host not in lookups:
+            lookups[host] = outer(host)
+        return lookups[host]
+
+    ctx = BuildContext(options=ctx.options, resolve=resolve, alive=ctx.alive, ready=ctx.ready)
     options = ctx.options
     errors: dict[str, str] = {}
     warnings: dict[str, tuple[str, ...]] = {}
@@ -736,7 +744,8 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
                     break
                 mine[c.listen] = f"{owner} ({c.service.name})"
             if c.service.name in names or c.service.name in my_names:
-                problem = f"service name {c.service.name} is already used by {names.get(c.service.name, owner)}"
+                holder = names.get(c.service.name, owner)
+                problem = f"service name {c.service.name} is already used by {holder}"
                 break
             my_names.add(c.service.name)
         if problem is not None:
@@ -797,4 +806,5 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
         errors=dict(sorted(errors.items())),
         warnings=dict(sorted(warnings.items())),
         backends_by_task={k: tuple(sorted(v)) for k, v in sorted(by_task.items())},
+        lookups=dict(sorted(lookups.items())),
     )

@@ -623,7 +623,9 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
     return TraefikLabels(errors=tuple(errors), warnings=tuple(warnings), **app)  # type: ignore[arg-type]
 
 
-def _parse_segment(name: str, props: dict[str, str], errors: list[str], warnings: list[str]) -> TraefikSegment:
+def _parse_segment(
+    name: str, props: dict[str, str], errors: list[str], warnings: list[str]
+) -> TraefikSegment:
     prefix = f"traefik.{name}." if name else "traefik."
     fields: dict[str, object] = {"name": name}
     for prop, value in sorted(props.items()):

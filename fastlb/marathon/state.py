@@ -196,6 +196,12 @@ class MarathonState:
     # --- the table --------------------------------------------------------------------------------
 
     def _build(self) -> build.BuildResult:
+        # A host name resolved since the last build (the client fills its cache on its own
+        # time) makes that build stale.
+        if self._built is not None and any(
+            self._resolve(host) != answer for host, answer in self._built.lookups.items()
+        ):
+            self._built = None
         if self._built is None:
             ctx = build.BuildContext(
                 options=self._options, resolve=self._resolve, alive=self._alive, ready=self._ready
@@ -233,16 +239,9 @@ class MarathonState:
         return self._build().backends_by_task.get(task_id, ())
 
     def hostnames(self) -> frozenset[str]:
-        """Task host names that must be resolved to serve them (IP literals and IP-per-task excluded)."""
-        hosts = set()
-        for app in self._apps.values():
-            for task in app.tasks or ():
-                if task.state in build.EXCLUDED_STATES:
-                    continue
-                host = build.needs_resolving(app, task)
-                if host is not None:
-                    hosts.add(host)
-        return frozenset(hosts)
+        """Host names whose tasks the table would serve once resolved: those of tasks that pass
+        every other filter, in apps this LB serves (IP literals and IP-per-task need none)."""
+        return frozenset(self._build().lookups)
 
     def apps(self) -> Mapping[str, App]:
         """Read-only view, app id -> the app as Marathon last described it (tasks included), for
@@ -295,7 +294,11 @@ class MarathonState:
             return EventEffect(refetch=frozenset({app_id if app_id.startswith("/") else "/" + app_id}))
         if isinstance(
             ev,
-            (models.DeploymentInfoEvent, models.DeploymentStepSuccessEvent, models.DeploymentStepFailureEvent),
+            (
+                models.DeploymentInfoEvent,
+                models.DeploymentStepSuccessEvent,
+                models.DeploymentStepFailureEvent,
+            ),
         ):
             apps = _plan_apps(ev.plan) | _step_apps(ev.current_step)
             poll = self.needs_deployment_poll() or any(
@@ -339,12 +342,13 @@ class MarathonState:
         if old is not None:
             task = msgspec.structs.replace(old, state=status)
             if ev is not None:
+                # What the snapshot said wins; the event only fills in what it did not know.
                 task = msgspec.structs.replace(
                     task,
-                    host=ev.host or old.host,
-                    ip_addresses=ev.ip_addresses or old.ip_addresses,
-                    ports=ev.ports or old.ports,
-                    version=ev.version or old.version,
+                    host=old.host or ev.host,
+                    ip_addresses=old.ip_addresses or ev.ip_addresses,
+                    ports=old.ports or ev.ports,
+                    version=old.version or ev.version,
                 )
         else:
             assert ev is not None
@@ -409,7 +413,8 @@ class MarathonState:
         app = self._apps.get(app_id)
         if app is None:
             return NO_EFFECT
-        removed = tuple(b for t in sorted(app.tasks or (), key=lambda t: t.id) for b in self.backend_ids(t.id))
+        tasks = sorted(t.id for t in app.tasks or ())
+        removed = tuple(b for t in tasks for b in self.backend_ids(t))
         self.remove_app(app_id)
         return EventEffect(changed=True, remove=removed)
 
