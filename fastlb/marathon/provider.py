@@ -390,17 +390,10 @@ class MarathonProvider:
     # -- publishing -----------------------------------------------------------------------------
 
     def _host_resolved(self, name: str) -> None:
-        """A host got an address after the table was built without it (the lookup outlasted
-        ``dns_wait``) or a new one (TTL refresh). The state caches its build and has no way to be
-        told, so the apps with tasks on that host are re-fetched: that rebuilds them."""
-        apps = {
-            app_id
-            for app_id, app in self._state.apps().items()
-            if any(task.host == name for task in app.tasks or ())
-        }
-        if apps:
-            self._refetch.update(apps)
-            self._refetch_wanted.set()
+        # A host got an address after the table was built without it (the lookup outlasted
+        # ``dns_wait``) or a new one (TTL refresh): the state sees its build is stale on the next
+        # table(), which this asks for.
+        self._mark_dirty()
 
     def _mark_dirty(self) -> None:
         self._dirty.set()
