@@ -51,11 +51,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "event_stream_attached",
     "status_update_event",
     "instance_changed_event",
+    "unknown_instance_terminated_event",
     "health_status_changed_event",
     "instance_health_changed_event",
     "unhealthy_instance_kill_event",
     "unhealthy_task_kill_event",
-    "failed_health_check_event",
     "add_health_check_event",
     "remove_health_check_event",
     "api_post_event",
@@ -65,6 +65,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "deployment_step_failure",
     "deployment_success",
     "deployment_failed",
+    "scheduler_registered_event",
+    "scheduler_reregistered_event",
 )
 
 OnChange = Callable[[RouteTable], None]

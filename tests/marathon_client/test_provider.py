@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import logging
 import time
 
 import pytest
 
 from fastlb.marathon.auth import BasicAuth
-from fastlb.testing.emulator import MarathonEmulator
+from fastlb.testing.emulator import MarathonEmulator, load_fixture
 
 from .harness import Recorder, backend_ids, backend_states, make_provider, running, wait_until, web_app
 
@@ -417,3 +419,45 @@ async def test_late_hostname_resolution_rebuilds() -> None:
                 lambda: "127.0.0.2:31002" in {b.address for s in rec.table.services for b in s.backends},
                 "the new address",
             )
+
+
+async def test_rolling_restart_sequence_from_fixtures() -> None:
+    """Marathon's frames for a one-instance replacement (fixtures), over the emulator's stream."""
+    old = "shop_web.instance-0a1b2c3f-8452-11e9-bc42-526af7764f64._app.1"
+    new = "shop_web.instance-3f0c1c2e-85e6-11e9-bc42-526af7764f64._app.1"
+    [app] = load_fixture("v2_apps_embed_tasks_host.json")["apps"]
+    final = copy.deepcopy(app)
+    final["tasks"] = [t for t in app["tasks"] if t["id"] != old and t["state"] == "TASK_RUNNING"]
+    final["deployments"], final["readinessCheckResults"] = [], []
+    start = copy.deepcopy(app)
+    start["tasks"] = [dict(t, state="TASK_RUNNING") for t in app["tasks"] if not t["id"].startswith(new[:24])]
+    start["deployments"], start["readinessCheckResults"] = [], []
+
+    async def agents(name: str) -> str | None:  # agent-N.example.internal is 127.0.0.N
+        return "127.0.0." + name.split(".")[0].removeprefix("agent-")
+
+    async with MarathonEmulator(heartbeat_interval=0.2) as emulator:
+        emulator.load_app(start)
+        rec = Recorder([emulator])
+        provider = make_provider([emulator.url], dns_lookup=agents)
+        async with running(provider, rec):
+            before = {t["id"] for t in start["tasks"]}
+            await rec.wait_for(lambda: rec.table is not None and before <= backend_ids(rec.table), "the start")
+            emulator.load_app(final)  # Marathon's snapshots are never older than its events
+            for frame in load_fixture("sse_sequence_rolling_restart.json"):
+                emulator.emit(frame["event"], json.dumps(frame["data"]).encode())
+            after = {t["id"] for t in final["tasks"]}
+            await rec.wait_for(
+                lambda: after <= backend_ids(rec.table) and old not in backend_ids(rec.table), "the end"
+            )
+            drained = [b for b, s in rec.backend_calls if s == "drain"]
+            removed = [b for b, s in rec.backend_calls if s == "maint"]
+            assert drained and all(b.startswith(old) for b in drained)
+            assert set(drained) <= set(removed)
+            assert rec.log.index(("backend", (drained[0], "drain"))) < rec.log.index(("backend", (drained[0], "maint")))
+            assert provider.status().malformed_events == 0
+            events = provider.status().events
+            assert "group_change_success" not in events  # not asked for: filtered by Marathon
+            assert sum(events.values()) == 17 + 1  # the other frames, and our own attach
+            addresses = {b.address for s in rec.table.services for b in s.backends}
+            assert {"127.0.0.4:31877", "127.0.0.1:31012"} <= addresses
