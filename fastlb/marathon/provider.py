@@ -172,6 +172,7 @@ class ProviderStatus(msgspec.Struct, frozen=True):
     refetches: int
     malformed_events: int
     tables_published: int
+    callback_errors: int  # on_change / on_backend_state raised (logged)
     events: dict[str, int]  # by event type
     event_latency_ms: float | None  # receipt of the last changing event → its table handed to on_change
 
@@ -248,6 +249,7 @@ class MarathonProvider:
         self._refetches = 0
         self._malformed = 0
         self._tables = 0
+        self._callback_errors = 0
         self._events: collections.Counter[str] = collections.Counter()
         self._latency_ms: float | None = None
 
@@ -301,6 +303,7 @@ class MarathonProvider:
             refetches=self._refetches,
             malformed_events=self._malformed,
             tables_published=self._tables,
+            callback_errors=self._callback_errors,
             events=dict(self._events),
             event_latency_ms=self._latency_ms,
         )
@@ -374,10 +377,10 @@ class MarathonProvider:
 
     def _apply(self, effect: EventEffect, received: float, *, notify: bool = True) -> None:
         if notify and self._on_backend_state is not None:
-            for task_id in effect.drain:
-                self._on_backend_state(task_id, "drain")
-            for task_id in effect.remove:
-                self._on_backend_state(task_id, "maint")
+            for backend_id in effect.drain:
+                self._tell_backend_state(backend_id, "drain")
+            for backend_id in effect.remove:
+                self._tell_backend_state(backend_id, "maint")
         if effect.refetch:
             self._refetch.update(effect.refetch)
             self._refetch_wanted.set()
@@ -388,6 +391,14 @@ class MarathonProvider:
         if effect.changed:
             self._pending_event_t = received
             self._mark_dirty()
+
+    def _tell_backend_state(self, backend_id: str, state: str) -> None:
+        assert self._on_backend_state is not None
+        try:
+            self._on_backend_state(backend_id, state)
+        except Exception:  # the consumer's failure must not stop the events that follow
+            self._callback_errors += 1
+            log.exception("on_backend_state(%r, %r) failed", backend_id, state)
 
     # -- publishing -----------------------------------------------------------------------------
 
@@ -421,10 +432,17 @@ class MarathonProvider:
         event_t, self._pending_event_t = self._pending_event_t, None
         if table == self._published:
             return
+        # Marked published even if on_change fails: the same table would fail the same way again,
+        # and the next different one is tried.
         self._published = table
         self._tables += 1
         if self._on_change is not None:
-            self._on_change(table)
+            try:
+                self._on_change(table)
+            except Exception:
+                self._callback_errors += 1
+                log.exception("on_change failed; the table before it keeps serving")
+                return
         if event_t is not None:
             self._latency_ms = (time.monotonic() - event_t) * 1000.0
 

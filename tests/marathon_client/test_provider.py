@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -461,3 +462,33 @@ async def test_rolling_restart_sequence_from_fixtures() -> None:
             assert sum(events.values()) == 17 + 1  # the other frames, and our own attach
             addresses = {b.address for s in rec.table.services for b in s.backends}
             assert {"127.0.0.4:31877", "127.0.0.1:31012"} <= addresses
+
+
+async def test_a_failing_consumer_does_not_stop_the_provider() -> None:
+    async with MarathonEmulator(heartbeat_interval=0.2) as emulator:
+        emulator.load_app(web_app())
+        first = emulator.add_task("/web", [31001], emit=False)
+        rec = Recorder([emulator])
+        calls = []
+
+        def bad_on_change(table) -> None:
+            calls.append(table)
+            if len(calls) == 1:
+                raise RuntimeError("the data plane refused the table")
+            rec.on_change(table)
+
+        def bad_on_backend_state(backend_id: str, state: str) -> None:
+            raise RuntimeError("no such backend")
+
+        provider = make_provider([emulator.url])
+        task = asyncio.create_task(provider.run(bad_on_change, bad_on_backend_state))
+        try:
+            await wait_until(lambda: len(calls) == 1, "the first table")
+            emulator.set_task_state(first, "TASK_KILLING")
+            second = emulator.add_task("/web", [31002])
+            await rec.wait_backends({first, second})
+            assert provider.status().callback_errors == 2
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
