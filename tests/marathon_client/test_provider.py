@@ -492,3 +492,30 @@ async def test_a_failing_consumer_does_not_stop_the_provider() -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_marathon_gone_then_back() -> None:
+    emulator = MarathonEmulator(heartbeat_interval=0.2)
+    emulator.load_app(web_app())
+    first = emulator.add_task("/web", [31001], emit=False)
+    url = await emulator.start()
+    port = int(url.rsplit(":", 1)[1])
+    rec = Recorder([emulator])
+    provider = make_provider([url], resync_interval=0.3)
+    async with running(provider, rec):
+        await rec.wait_backends({first})
+        published = len(rec.tables)
+        await emulator.stop()  # the whole cluster is gone: connections refused
+        await wait_until(lambda: not provider.status().connected, "the stream to go")
+        failures = provider.status().resync_failures
+        await wait_until(lambda: provider.status().resync_failures >= failures + 2, "failed resyncs")
+        assert len(rec.tables) == published and backend_ids(provider.table()) == {first}
+        back = MarathonEmulator(heartbeat_interval=0.2)  # a new leader, at the same address
+        back.load_app(web_app())
+        second = back.add_task("/web", [31002], emit=False)
+        await back.start(port=port)
+        try:
+            await rec.wait_backends({second})
+            await wait_until(lambda: provider.status().connected, "the stream to come back")
+        finally:
+            await back.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastlb.marathon.sse import MAX_EVENT_BYTES, SSEDecoder, SSEError, SSEEvent, split_json
 
@@ -102,3 +104,26 @@ def test_oversized_event_is_refused() -> None:
 def test_unterminated_line_is_bounded() -> None:
     with pytest.raises(SSEError):
         SSEDecoder().feed(b"data: " + b"x" * (MAX_EVENT_BYTES + 1))
+
+
+_name = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20)
+_payload = st.dictionaries(_name, st.one_of(st.integers(), _name), max_size=4).map(
+    lambda d: json.dumps(d).encode()
+)
+
+
+@given(
+    events=st.lists(st.tuples(_name, _payload), max_size=8),
+    heartbeats=st.lists(st.integers(0, 3), min_size=9, max_size=9),
+    newline=st.sampled_from([b"\r\n", b"\n", b"\r"]),
+    cuts=st.lists(st.integers(0, 2000), max_size=12),
+)
+@settings(max_examples=200, deadline=None)
+def test_any_stream_any_cuts(events, heartbeats, newline, cuts) -> None:
+    stream = b""
+    for (name, payload), beats in zip(events, heartbeats):
+        stream += newline * beats + b"event: " + name.encode() + newline + b"data: " + payload + newline + newline
+    stream += newline * heartbeats[-1]
+    bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    chunks = [stream[a:b] for a, b in zip(bounds, bounds[1:])]
+    assert feed_all(SSEDecoder(), chunks) == [SSEEvent(n, p) for n, p in events]
