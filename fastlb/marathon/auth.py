@@ -174,3 +174,28 @@ class ServiceAccountAuth:
 
     def __repr__(self) -> str:
         return f"ServiceAccountAuth(uid={self.credentials.uid!r})"
+
+
+def auth_from_options(
+    auth_credentials: str | None = None,
+    credential_file: str | None = None,
+    dcos_credentials: str | None = None,
+) -> Auth | None:
+    """The credentials the command line asks for: ``--auth-credentials``,
+    ``--marathon-auth-credential-file``, or a DC/OS service account (``--dcos-auth-credentials``, or
+    ``$DCOS_SERVICE_ACCOUNT_CREDENTIAL`` as the caller reads it). At most one may be given."""
+    flags = (
+        ("--auth-credentials", auth_credentials),
+        ("--marathon-auth-credential-file", credential_file),
+        ("--dcos-auth-credentials", dcos_credentials),
+    )
+    given = [name for name, value in flags if value]
+    if len(given) > 1:
+        raise AuthError(f"give only one of {', '.join(given)}")
+    if auth_credentials:
+        return BasicAuth.parse(auth_credentials)
+    if credential_file:
+        return BasicAuth.from_file(credential_file)
+    if dcos_credentials:
+        return ServiceAccountAuth.parse(dcos_credentials)
+    return None

@@ -12,7 +12,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from fastlb.marathon.auth import AuthError, BasicAuth, ServiceAccountAuth, rs256_jwt
+from fastlb.marathon.auth import AuthError, BasicAuth, ServiceAccountAuth, auth_from_options, rs256_jwt
 from fastlb.testing.emulator import MarathonEmulator
 
 from .harness import Recorder, make_provider, running, web_app
@@ -138,3 +138,15 @@ async def test_service_account_against_marathon(rsa_key: rsa.RSAPrivateKey) -> N
             second = emulator.add_task("/web", [31002])
             await rec.wait_backends({task, second})
         assert len(login.logins) == 2  # one login per refused token, not one per refused request
+
+
+def test_auth_from_options(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
+    assert auth_from_options() is None
+    assert isinstance(auth_from_options(auth_credentials="a:b"), BasicAuth)
+    f = tmp_path / "cred"
+    f.write_text("a:b\n")
+    assert isinstance(auth_from_options(credential_file=str(f)), BasicAuth)
+    sa = json.dumps({"uid": "u", "private_key": pem(rsa_key), "login_endpoint": "http://127.0.0.1:1/login"})
+    assert isinstance(auth_from_options(dcos_credentials=sa), ServiceAccountAuth)
+    with pytest.raises(AuthError, match="only one"):
+        auth_from_options(auth_credentials="a:b", credential_file=str(f))
