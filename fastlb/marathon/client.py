@@ -185,7 +185,9 @@ class MarathonClient:
         errors: list[str] = []
         for base in self._order():
             try:
-                resp, final = await self._request(base, path, params, accept="application/json", timeout=timeout)
+                resp, final = await self._request(
+                    base, path, params, accept="application/json", timeout=timeout
+                )
                 async with resp:
                     body = await resp.read()
                     if resp.status == 200:
@@ -217,7 +219,9 @@ class MarathonClient:
     async def deployments(self) -> bytes:
         return await self.get("/v2/deployments")
 
-    async def open_events(self, event_types: Iterable[str], connect_timeout: float | None = None) -> EventStream:
+    async def open_events(
+        self, event_types: Iterable[str], connect_timeout: float | None = None
+    ) -> EventStream:
         """Open ``/v2/events`` on the first member that accepts, filtered to ``event_types``.
 
         The response has no read deadline here: the caller enforces an idle deadline per read, because

@@ -78,7 +78,8 @@ Lookup = Callable[[str], Awaitable[str | None]]
 
 async def lookup_ipv4(name: str) -> str | None:
     """The first IPv4 address of ``name``, from the system resolver, off the event loop."""
-    infos = await asyncio.get_running_loop().getaddrinfo(name, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(name, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
     return str(infos[0][4][0]) if infos else None
 
 

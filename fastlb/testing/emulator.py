@@ -116,7 +116,14 @@ def app_definition(
             "docker": {"image": "example/app:1", "forcePullImage": False, "parameters": []},
             "volumes": [],
             "portMappings": [
-                {"containerPort": 8080 + i, "hostPort": 0, "servicePort": p, "name": n, "protocol": "tcp", "labels": {}}
+                {
+                    "containerPort": 8080 + i,
+                    "hostPort": 0,
+                    "servicePort": p,
+                    "name": n,
+                    "protocol": "tcp",
+                    "labels": {},
+                }
                 for i, (p, n) in enumerate(zip(service_ports, names))
             ],
         }
@@ -172,7 +179,9 @@ class MarathonEmulator:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None) -> str:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
         """Listen on ``host:port`` (https with ``ssl_context``); returns the base URL."""
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/ping", self._ping)
@@ -626,7 +635,9 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fastlb.testing.emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fastlb.testing.emulator", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--apps", help='JSON file {"apps": [...]} with tasks embedded')

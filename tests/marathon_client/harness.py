@@ -64,7 +64,9 @@ class Recorder:
 
     async def wait_backends(self, ids: set[str], timeout: float = WAIT) -> None:
         await self.wait_for(
-            lambda: self.table is not None and backend_ids(self.table) == ids, f"backends {sorted(ids)}", timeout
+            lambda: self.table is not None and backend_ids(self.table) == ids,
+            f"backends {sorted(ids)}",
+            timeout,
         )
 
 

@@ -14,7 +14,9 @@ from fastlb.testing.emulator import MarathonEmulator, load_fixture
 from .harness import web_app
 
 
-async def raw_get(url: str, target: str, headers: dict[str, str]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def raw_get(
+    url: str, target: str, headers: dict[str, str]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     lines = [f"GET {target} HTTP/1.1", f"Host: {host}:{port}"] + [f"{k}: {v}" for k, v in headers.items()]
@@ -105,11 +107,17 @@ async def test_single_app_and_404() -> None:
 
 
 async def test_standby_redirects_the_stream_and_proxies_the_api() -> None:
-    async with MarathonEmulator() as leader, MarathonEmulator() as standby, aiohttp.ClientSession() as session:
+    async with (
+        MarathonEmulator() as leader,
+        MarathonEmulator() as standby,
+        aiohttp.ClientSession() as session,
+    ):
         leader.load_app(web_app())
         standby.set_standby(leader.url)
         async with session.get(
-            standby.url + "/v2/events?event_type=x", headers={"Accept": "text/event-stream"}, allow_redirects=False
+            standby.url + "/v2/events?event_type=x",
+            headers={"Accept": "text/event-stream"},
+            allow_redirects=False,
         ) as resp:
             assert resp.status == 302
             assert resp.headers["Location"] == leader.url + "/v2/events?event_type=x"

@@ -84,7 +84,9 @@ async def test_killing_task_drains_before_any_fetch_or_rebuild() -> None:
             await rec.wait_backends(set(tasks))
             requests_before = len(emulator.requests)
             emulator.set_task_state(tasks[0], "TASK_KILLING")
-            await rec.wait_for(lambda: backend_states(rec.table).get(tasks[0]) == "drain", "a draining backend")
+            await rec.wait_for(
+                lambda: backend_states(rec.table).get(tasks[0]) == "drain", "a draining backend"
+            )
             # the data plane heard of the drain first: before the table that shows it, and before
             # any request reached Marathon
             call = rec.log.index(("backend", (tasks[0], "drain")))
@@ -323,11 +325,13 @@ async def test_deployments_polled_while_one_runs() -> None:
         provider = make_provider([emulator.url], deployments_interval=0.1)
         async with running(provider, rec):
             await rec.wait_backends({first})
-            await wait_until(lambda: fetches(emulator, "/v2/deployments"), "the deployment check after resync")
+            await wait_until(lambda: fetches(emulator, "/v2/deployments"), "the check after resync")
             await asyncio.sleep(0.3)
             idle = len(fetches(emulator, "/v2/deployments"))  # none running: no more polling
             dep = emulator.start_deployment(["/web"])
-            await wait_until(lambda: len(fetches(emulator, "/v2/deployments")) >= idle + 3, "deployment polls")
+            await wait_until(
+                lambda: len(fetches(emulator, "/v2/deployments")) >= idle + 3, "deployment polls"
+            )
             emulator.finish_deployment(dep)
             await asyncio.sleep(0.4)
             done = len(fetches(emulator, "/v2/deployments"))
@@ -358,9 +362,9 @@ async def test_events_during_a_resync_are_not_undone_by_its_older_snapshot() -> 
         async with running(provider, rec):
             await rec.wait_backends({first, second})
             emulator.delay_snapshots(1.0)
+            snapshots = len(fetches(emulator, "/v2/apps?"))
             resync = asyncio.create_task(provider.resync())
-            await wait_until(lambda: fetches(emulator, "/v2/apps?")[-1:] and len(fetches(emulator, "/v2/apps?")) >= 2,
-                             "the resync request")
+            await wait_until(lambda: len(fetches(emulator, "/v2/apps?")) > snapshots, "the resync request")
             emulator.set_task_state(first, "TASK_KILLED")  # newer than the snapshot on its way
             await rec.wait_backends({second})
             assert await resync
@@ -411,7 +415,8 @@ async def test_late_hostname_resolution_rebuilds() -> None:
             gate.set()
             # ...and the answer brings it in, at the address resolved
             await rec.wait_backends({on_ip, on_name})
-            assert {b.address for s in rec.table.services for b in s.backends} == {"127.0.0.1:31001", "127.0.0.1:31002"}
+            addresses = {b.address for s in rec.table.services for b in s.backends}
+            assert addresses == {"127.0.0.1:31001", "127.0.0.1:31002"}
             # a TTL refresh that brings another address moves the backend (seen at the next build)
             answers["agent-1.test"] = "127.0.0.2"
             await asyncio.sleep(0.4)
@@ -443,7 +448,9 @@ async def test_rolling_restart_sequence_from_fixtures() -> None:
         provider = make_provider([emulator.url], dns_lookup=agents)
         async with running(provider, rec):
             before = {t["id"] for t in start["tasks"]}
-            await rec.wait_for(lambda: rec.table is not None and before <= backend_ids(rec.table), "the start")
+            await rec.wait_for(
+                lambda: rec.table is not None and before <= backend_ids(rec.table), "the start"
+            )
             emulator.load_app(final)  # Marathon's snapshots are never older than its events
             for frame in load_fixture("sse_sequence_rolling_restart.json"):
                 emulator.emit(frame["event"], json.dumps(frame["data"]).encode())
@@ -455,7 +462,8 @@ async def test_rolling_restart_sequence_from_fixtures() -> None:
             removed = [b for b, s in rec.backend_calls if s == "maint"]
             assert drained and all(b.startswith(old) for b in drained)
             assert set(drained) <= set(removed)
-            assert rec.log.index(("backend", (drained[0], "drain"))) < rec.log.index(("backend", (drained[0], "maint")))
+            drain_at = rec.log.index(("backend", (drained[0], "drain")))
+            assert drain_at < rec.log.index(("backend", (drained[0], "maint")))
             assert provider.status().malformed_events == 0
             events = provider.status().events
             assert "group_change_success" not in events  # not asked for: filtered by Marathon

@@ -122,7 +122,8 @@ _payload = st.dictionaries(_name, st.one_of(st.integers(), _name), max_size=4).m
 def test_any_stream_any_cuts(events, heartbeats, newline, cuts) -> None:
     stream = b""
     for (name, payload), beats in zip(events, heartbeats):
-        stream += newline * beats + b"event: " + name.encode() + newline + b"data: " + payload + newline + newline
+        frame = b"event: " + name.encode() + newline + b"data: " + payload + newline + newline
+        stream += newline * beats + frame
     stream += newline * heartbeats[-1]
     bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
     chunks = [stream[a:b] for a, b in zip(bounds, bounds[1:])]
