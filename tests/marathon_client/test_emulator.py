@@ -190,3 +190,33 @@ async def test_runs_as_a_program(tmp_path) -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_emitted_events_have_marathons_fields() -> None:
+    """Every event the emulator emits carries the fields of Marathon's own (the fixtures)."""
+    async with MarathonEmulator() as emulator:
+        reader, writer = await raw_get(emulator.url, "/v2/events", {"Accept": "text/event-stream"})
+        try:
+            await read_head(reader)
+            emulator.add_app(web_app())
+            task = emulator.add_task("/web", [31001])
+            emulator.set_task_health(task, False)
+            dep = emulator.start_deployment(["/web"])
+            emulator.finish_deployment(dep)
+            dep = emulator.start_deployment(["/web"])
+            emulator.finish_deployment(dep, success=False)
+            emulator.set_task_state(task, "TASK_KILLED")
+            emulator.remove_app("/web")
+            emulator.drop_streams()
+            events = SSEDecoder().feed(await asyncio.wait_for(reader.read(), 5))
+        finally:
+            writer.close()
+        seen = {e.event for e in events}
+        assert seen == {
+            "event_stream_attached", "api_post_event", "status_update_event", "instance_changed_event",
+            "health_status_changed_event", "deployment_info", "deployment_success", "deployment_failed",
+            "app_terminated_event",
+        }
+        for event in events:
+            fixture = load_fixture(f"events/{event.event}.json")
+            assert set(json.loads(event.data)) == set(fixture), event.event
