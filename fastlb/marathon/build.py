@@ -22,6 +22,7 @@ One app whose labels or ports cannot be served is left out whole, with its reaso
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
 import re
@@ -79,6 +80,7 @@ DRAINING_STATES = frozenset({"TASK_KILLING"})
 _HTTP_CHECKS = frozenset({"HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"})
 _TCP_CHECKS = frozenset({"TCP", "MESOS_TCP"})
 _SERVER_NAME = re.compile(r"[^a-zA-Z0-9-]")
+_SERVER_NAME_ASCII = {c: "_" for c in range(128) if not (chr(c).isalnum() or chr(c) == "-")}
 _DEFAULT_RETRIES = spec.Service(name="").retries
 
 
@@ -88,6 +90,83 @@ class BuildContext:
     resolve: Callable[[str], str | None]  # host name -> IPv4, from a cache; None: not (yet) known
     alive: Mapping[str, bool] = field(default_factory=dict)  # task id -> last Marathon health
     ready: Callable[[App, Task], bool] = lambda app, task: True  # readiness, decided by the state
+
+
+class BuildMemo:
+    """What one build learnt per app, for the next. An app whose payload is the same object and
+    whose every lookup (host names, Marathon health, readiness) answers as before is not rebuilt,
+    so a table after one event costs little more than the apps that event touched. The result
+    never depends on the memo: only the time to reach it does."""
+
+    def __init__(self) -> None:
+        self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels]] = {}
+        self.candidates: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
+
+
+class _Recorder(Mapping[str, bool]):
+    """Stands in for a BuildContext's lookups while one app is built, noting each answer."""
+
+    def __init__(self, ctx: BuildContext) -> None:
+        self._ctx = ctx
+        self.deps: list[tuple[str, object, object]] = []
+
+    def resolve(self, host: str) -> str | None:
+        answer = self._ctx.resolve(host)
+        self.deps.append(("resolve", host, answer))
+        return answer
+
+    def ready(self, app: App, task: Task) -> bool:
+        answer = self._ctx.ready(app, task)
+        self.deps.append(("ready", task, answer))
+        return answer
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        answer = self._ctx.alive.get(key, default)  # type: ignore[call-overload]
+        self.deps.append(("alive", key, answer))
+        return answer
+
+    def __getitem__(self, key: str) -> bool:
+        return self._ctx.alive[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._ctx.alive)
+
+    def __len__(self) -> int:
+        return len(self._ctx.alive)
+
+    def context(self) -> BuildContext:
+        return BuildContext(options=self._ctx.options, resolve=self.resolve, alive=self, ready=self.ready)
+
+
+def _unchanged(app: App, deps: list[tuple[str, object, object]], ctx: BuildContext) -> bool:
+    for kind, key, answer in deps:
+        if kind == "resolve":
+            now: object = ctx.resolve(key)  # type: ignore[arg-type]
+        elif kind == "alive":
+            now = ctx.alive.get(key, False)  # type: ignore[call-overload]
+        else:
+            now = ctx.ready(app, key)  # type: ignore[arg-type]
+        if now != answer:
+            return False
+    return True
+
+
+def _mlb_candidates_memo(
+    item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssigner, memo: BuildMemo | None, fresh: dict
+) -> list[_Candidate]:
+    """``_mlb_candidates``, reusing the last build's result for an app that has not changed."""
+    app = item.app
+    assigns = not declared_service_ports(app, networking_mode(app)) and networking_mode(app) == "container"
+    if memo is None or assigns:  # assigned ports depend on the other apps: always rebuilt
+        return _mlb_candidates(item, ctx, assigner)
+    cached = memo.candidates.get(app.id)
+    if cached is not None and cached[0] is app and _unchanged(app, cached[1], ctx):
+        fresh[app.id] = cached
+        return cached[2]
+    recorder = _Recorder(ctx)
+    candidates = _mlb_candidates(item, recorder.context(), assigner)
+    fresh[app.id] = (app, recorder.deps, candidates)
+    return candidates
 
 
 @dataclass(frozen=True)
@@ -169,6 +248,7 @@ def task_ports(app: App, task: Task, mode: str) -> list[int]:
     return []
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _ip_literal(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text))
@@ -196,6 +276,8 @@ def task_ip(task: Task, mode: str, resolve: Callable[[str], str | None], ip_inde
 def server_name(host: str, ip: str, port: int) -> str:
     """marathon-lb's server name: ``<host>_<ip>_<port>``, or ``<ip>_<port>`` when the host is the IP."""
     raw = f"{ip}_{port}" if host == ip else f"{host}_{ip}_{port}"
+    if raw.isascii():
+        return raw.translate(_SERVER_NAME_ASCII)
     return _SERVER_NAME.sub("_", raw)
 
 
@@ -214,7 +296,7 @@ def backend_id(task_id: str, port_index: int | None, port: int = 0) -> str:
 
 def task_of_backend(backend: str) -> str:
     """The task id a Marathon backend id names (task ids hold neither '#' nor '@')."""
-    return re.split(r"[#@]", backend, maxsplit=1)[0]
+    return backend.partition("#")[0].partition("@")[0]
 
 
 def service_name(app_id: str, port: int) -> str:
@@ -411,12 +493,74 @@ def _selected(groups: tuple[str, ...], options: MarathonOptions) -> bool:
     return "*" in options.groups or bool(set(groups) & set(options.groups))
 
 
+@dataclass(frozen=True)
+class _Served:
+    """A task that passes the filters, with what every port of it needs."""
+
+    task: Task
+    state: spec.AdminState
+    ip: str
+    ports: list[int]
+
+
+def _served_tasks(item: _MlbApp, mode_net: str, ctx: BuildContext) -> list[_Served]:
+    served = []
+    for task in item.app.tasks or ():
+        state = task_state(item.app, task, ctx, item.draining)
+        if state is None:
+            continue
+        ip = task_ip(task, mode_net, ctx.resolve)
+        if ip is None:
+            continue
+        served.append(_Served(task, state, ip, task_ports(item.app, task, mode_net)))
+    return served
+
+
+def _port_backends(
+    served: list[_Served],
+    index: int,
+    mode: str,
+    hc: HealthCheckDef | None,
+    check_index: int,
+    pl: lbl.PortLabels,
+) -> tuple[spec.Backend, ...]:
+    """The servers of service port ``index``: one per served task, sorted as marathon-lb sorts
+    them (host string, port), then by task id."""
+    keyed = []
+    own_port_check = spec_check(hc, mode, hc.port or 0, pl.healthcheck_rise) if hc is not None else None
+    for entry in served:
+        task, ip, tports = entry.task, entry.ip, entry.ports
+        if index >= len(tports):
+            continue  # ports pair by position; extra ports on either side are ignored
+        check = None
+        if hc is not None:
+            if not hc.port and check_index != index and check_index < len(tports):
+                check = spec_check(hc, mode, tports[check_index], pl.healthcheck_rise)
+            else:
+                check = own_port_check
+        elif pl.sticky:
+            # marathon-lb's sticky server line carries a bare `check`: HAProxy's default tcp check.
+            check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
+        backend = spec.Backend(
+            id=backend_id(task.id, index),
+            address=join_address(ip, tports[index]),
+            weight=pl.weight if pl.weight is not None else 1,
+            state=entry.state,
+            name=server_name(task.host or "", ip, tports[index]),
+            check=check,
+        )
+        keyed.append(((task.host or "", tports[index], task.id), backend))
+    keyed.sort(key=lambda kb: kb[0])
+    return tuple(b for _, b in keyed)
+
+
 def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssigner) -> list[_Candidate]:
     app, labels, options = item.app, item.labels, ctx.options
     if labels.errors:
         raise _AppError("; ".join(labels.errors))
     mode_net = networking_mode(app)
     ports = service_ports(app, mode_net, assigner)
+    served: list[_Served] | None = None  # only for apps with a port to serve: resolving costs
     result: list[_Candidate] = []
     for index, declared in enumerate(ports):
         pl = labels.port(index)
@@ -440,42 +584,9 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
                 hc = health_check_for(app, check_index)
                 if hc is not None and (hc.protocol or "HTTP") in _HTTP_CHECKS:
                     mode = "http"
-        backends = []
-        for task in app.tasks or ():
-            state = task_state(app, task, ctx, item.draining)
-            if state is None:
-                continue
-            ip = task_ip(task, mode_net, ctx.resolve)
-            if ip is None:
-                continue
-            tports = task_ports(app, task, mode_net)
-            if index >= len(tports):
-                continue  # ports pair by position; extra ports on either side are ignored
-            check = None
-            if hc is not None:
-                if hc.port:
-                    check_port = hc.port
-                elif check_index != index and check_index < len(tports):
-                    check_port = tports[check_index]
-                else:
-                    check_port = 0
-                check = spec_check(hc, mode, check_port, pl.healthcheck_rise)
-            elif pl.sticky:
-                check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
-            backends.append(
-                (
-                    (task.host or "", tports[index], task.id),
-                    spec.Backend(
-                        id=backend_id(task.id, index),
-                        address=join_address(ip, tports[index]),
-                        weight=pl.weight if pl.weight is not None else 1,
-                        state=state,
-                        name=server_name(task.host or "", ip, tports[index]),
-                        check=check,
-                    ),
-                )
-            )
-        backends.sort(key=lambda kb: kb[0])
+        if served is None:
+            served = _served_tasks(item, mode_net, ctx)
+        backends = _port_backends(served, index, mode, hc, check_index, pl)
         http = mode == "http"
         timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else spec.Timeouts()
         http_options = spec.HttpOptions(
@@ -492,7 +603,7 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             name=service_name(app.id, port),
             mode="http" if http else "tcp",
             balance=pl.balance,
-            backends=tuple(b for _, b in backends),
+            backends=backends,
             timeouts=timeouts,
             retries=pl.retries if pl.retries is not None else _DEFAULT_RETRIES,
             maxconn=pl.maxconn or 0,
@@ -661,7 +772,7 @@ def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
 # --- the table ------------------------------------------------------------------------------------
 
 
-def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
+def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None = None) -> BuildResult:
     lookups: dict[str, str | None] = {}
     outer = ctx.resolve
 
@@ -676,19 +787,25 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
     warnings: dict[str, tuple[str, ...]] = {}
     mlb: list[_MlbApp] = []
     traefik: list[tuple[App, lbl.TraefikLabels]] = []
+    new_labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels]] = {}
+    fresh: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
     self_id = "/" + options.framework_name.strip("/") if options.framework_name else None
     for app in sorted(apps, key=lambda a: a.id):
         if app.id == self_id:
             continue
-        labels = app.labels or {}
-        tl = lbl.parse_traefik_labels(labels)
+        labels = app.label_map()
+        parsed = memo.labels.get(app.id) if memo is not None else None
+        if parsed is not None and parsed[0] is app:
+            hl, tl = parsed[1], parsed[2]
+        else:
+            hl, tl = lbl.parse_haproxy_labels(labels), lbl.parse_traefik_labels(labels)
+        new_labels[app.id] = (app, hl, tl)
         if tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels):
             if tl.warnings:
                 warnings[app.id] = tl.warnings
             if _traefik_selected(tl, options):
                 traefik.append((app, tl))
             continue
-        hl = lbl.parse_haproxy_labels(labels)
         if hl.warnings:
             warnings[app.id] = hl.warnings
         if hl.errors:
@@ -704,7 +821,7 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
     per_app: list[list[_Candidate]] = []
     for item in merge_deployment_groups(mlb):
         try:
-            per_app.append(_mlb_candidates(item, ctx, assigner))
+            per_app.append(_mlb_candidates_memo(item, ctx, assigner, memo, fresh))
         except _AppError as e:
             for member in item.members:
                 errors[member] = str(e)
@@ -789,6 +906,8 @@ def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.appid_port), kind="appid"))
     routes.sort(key=lambda kr: kr[0])
 
+    if memo is not None:
+        memo.labels, memo.candidates = new_labels, fresh
     by_task: dict[str, list[str]] = {}
     for service in services:
         for b in service.backends:

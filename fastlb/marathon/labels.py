@@ -24,12 +24,12 @@ import msgspec
 
 from fastlb.spec import Balance, Mode
 
-_PORT_LABEL = re.compile(r"^HAPROXY_(\d+)_(.+)$")
-_FASTLB_PORT_LABEL = re.compile(r"^FASTLB_(\d+)_(.+)$")
-_INT = re.compile(r"^\s*[+-]?\d+\s*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$")
-_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?(:\d{1,5})?$")
-_COOKIE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_PORT_LABEL = re.compile(r"HAPROXY_([0-9]+)_(.+)", re.DOTALL)
+_FASTLB_PORT_LABEL = re.compile(r"FASTLB_([0-9]+)_(.+)", re.DOTALL)
+_INT = re.compile(r"[+-]?[0-9]+")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?(us|ms|s|m|h|d)?")
+_HOSTNAME = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?(:[0-9]{1,5})?")
+_COOKIE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _MAX_PORT_INDEX = 1000  # HAPROXY_{n}_ beyond this is certainly a typo; it cannot name a port
 
 # marathon-lb's balance algorithms fastlb serves as they are, and HAProxy's other algorithms,
@@ -42,8 +42,8 @@ _BALANCE: dict[str, Balance] = {
     "maglev": "maglev",
 }
 _HAPROXY_BALANCE = re.compile(
-    r"^(static-rr|first|uri|url_param|hdr\([^)]*\)|random(\(\d+\))?|rdp-cookie(\([^)]*\))?|hash)"
-    r"(\s.*)?$"
+    r"(static-rr|first|uri|url_param|hdr\([^)]*\)|random(\([0-9]+\))?|rdp-cookie(\([^)]*\))?|hash)"
+    r"( .*)?"
 )
 
 # §1b: labels that replace a marathon-lb HAProxy config snippet. fastlb generates no HAProxy
@@ -123,12 +123,14 @@ def string_to_bool(value: str) -> bool:
 
 
 def parse_int(value: str) -> int | None:
-    return int(value) if _INT.match(value) else None
+    """A decimal integer, blanks around it allowed; None for anything else."""
+    text = value.strip(" \t")
+    return int(text) if _INT.fullmatch(text) else None
 
 
 def parse_duration_ms(value: str) -> int | None:
     """HAProxy's time format: a bare number is milliseconds; units us, ms, s, m, h, d."""
-    m = _DURATION.match(value)
+    m = _DURATION.fullmatch(value.strip(" \t"))
     if m is None:
         return None
     scale = {None: 1, "us": 0.001, "ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
@@ -213,7 +215,7 @@ def _parse_port_label(
     elif name == "VHOST":
         hosts = tuple(h.lower() for h in split_csv(value))
         for host in hosts:
-            if not _HOSTNAME.match(host):
+            if not _HOSTNAME.fullmatch(host):
                 bad(f"{host!r} is not a host name")
                 return
         fields["vhosts"] = hosts
@@ -241,7 +243,7 @@ def _parse_port_label(
         algo = value.strip()
         if algo in _BALANCE:
             fields["balance"] = _BALANCE[algo]
-        elif _HAPROXY_BALANCE.match(algo):
+        elif _HAPROXY_BALANCE.fullmatch(algo):
             fields["balance"] = "roundrobin"
             warnings.append(f"{label}={value!r}: not available in fastlb; balancing round-robin")
         else:
@@ -341,7 +343,7 @@ def _parse_fastlb_label(
         else:
             bad("expected true or false")
     elif name == "STICKY_COOKIE":
-        if not _COOKIE.match(value):
+        if not _COOKIE.fullmatch(value):
             bad("not a cookie name")
         else:
             fields["sticky_cookie"] = value
@@ -363,7 +365,7 @@ def parse_haproxy_labels(labels: Mapping[str, str] | None) -> AppLabels:
         if not isinstance(value, str):  # a decoded payload holds str; a hand-built one may not
             errors.append(f"{label}: the value is not a string")
             continue
-        m = _PORT_LABEL.match(label)
+        m = _PORT_LABEL.fullmatch(label)
         if m is not None:
             index = int(m.group(1))
             if index > _MAX_PORT_INDEX:
@@ -371,7 +373,7 @@ def parse_haproxy_labels(labels: Mapping[str, str] | None) -> AppLabels:
                 continue
             _parse_port_label(m.group(2), value, ports.setdefault(index, {}), errors, warnings, label)
             continue
-        m = _FASTLB_PORT_LABEL.match(label)
+        m = _FASTLB_PORT_LABEL.fullmatch(label)
         if m is not None:
             index = int(m.group(1))
             if index > _MAX_PORT_INDEX:
@@ -479,10 +481,10 @@ def _go_duration_ms(value: str) -> int | None:
     if not rest:
         return None
     units = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
-    for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", rest):
-        total += float(number) * units[unit]
-    if re.fullmatch(r"(\d+(?:\.\d+)?(ns|us|µs|ms|s|m|h))+", rest) is None:
+    if re.fullmatch(r"([0-9]+(?:\.[0-9]+)?(ns|us|µs|ms|s|m|h))+", rest) is None:
         return None
+    for number, unit in re.findall(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)", rest):
+        total += float(number) * units[unit]
     return int(total)
 
 
@@ -503,7 +505,7 @@ def parse_traefik_rule(value: str) -> tuple[TraefikRule | None, str | None]:
         if kind.strip() == "Host":
             for host in values:
                 host = host.lower()
-                if not _HOSTNAME.match(host):
+                if not _HOSTNAME.fullmatch(host):
                     return None, f"{host!r} is not a host name"
                 hosts.append(host)
         elif kind.strip() == "PathPrefix":
@@ -585,7 +587,7 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
             else:
                 app["sticky"] = sticky
         elif prop == "backend.loadbalancer.stickiness.cookieName":
-            if not _COOKIE.match(value):
+            if not _COOKIE.fullmatch(value):
                 errors.append(f"{label}={value!r}: not a cookie name")
             else:
                 app["sticky_cookie"] = value
@@ -606,8 +608,10 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
                 errors.append(f"{label}={value!r}: not a duration such as 10s")
             else:
                 app["healthcheck_interval_ms"] = ms
-        elif prop == "backend.healthcheck.scheme" and value.strip().lower() == "http":
-            pass
+        elif prop == "backend.healthcheck.scheme":
+            if value.strip().lower() != "http":
+                # Plain-text probes against a TLS port would mark every server down.
+                errors.append(f"{label}={value!r}: fastlb health checks speak plain HTTP only")
         elif label in _TRAEFIK_IGNORED:
             if _TRAEFIK_IGNORED[label]:
                 warnings.append(f"{label}: {_TRAEFIK_IGNORED[label]}; ignored")

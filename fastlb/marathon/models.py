@@ -21,64 +21,64 @@ HC_DEFAULT_TIMEOUT_S = 20
 HC_DEFAULT_MAX_FAILURES = 3
 
 
-class Struct(msgspec.Struct, frozen=True, rename="camel"):
+class Payload(msgspec.Struct, frozen=True, rename="camel"):
     """Base of every payload: frozen, camelCase on the wire, unknown fields ignored."""
 
 
 # --- app definition -------------------------------------------------------------------------------
 
 
-class PortDefinition(Struct):
+class PortDefinition(Payload):
     port: int | None = None
     name: str | None = None
     protocol: str | None = None
-    labels: dict[str, str] | None = None
+    labels: dict[str, str | None] | None = None
 
 
-class PortMapping(Struct):
+class PortMapping(Payload):
     container_port: int | None = None
     host_port: int | None = None
     service_port: int | None = None
     name: str | None = None
     protocol: str | None = None
-    labels: dict[str, str] | None = None
+    labels: dict[str, str | None] | None = None
     network_names: list[str] | None = None
 
 
-class Docker(Struct):
+class Docker(Payload):
     network: str | None = None  # <= 1.4: HOST | BRIDGE | USER
     port_mappings: list[PortMapping] | None = None  # <= 1.4
 
 
-class Container(Struct):
+class Container(Payload):
     type: str | None = None
     docker: Docker | None = None
     port_mappings: list[PortMapping] | None = None  # >= 1.5
 
 
-class DiscoveryPort(Struct):
+class DiscoveryPort(Payload):
     number: int | None = None
     name: str | None = None
     protocol: str | None = None
 
 
-class Discovery(Struct):
+class Discovery(Payload):
     ports: list[DiscoveryPort] | None = None
 
 
-class IpAddressSpec(Struct):
+class IpAddressSpec(Payload):
     """The app's ``ipAddress`` (<= 1.4 IP-per-task); its presence means container networking."""
 
     network_name: str | None = None
     discovery: Discovery | None = None
 
 
-class Network(Struct):
+class Network(Payload):
     mode: str | None = None  # host | container/bridge | container
     name: str | None = None
 
 
-class HealthCheckDef(Struct):
+class HealthCheckDef(Payload):
     protocol: str | None = None  # HTTP HTTPS TCP COMMAND MESOS_HTTP MESOS_HTTPS MESOS_TCP
     path: str | None = None
     port_index: int | None = None
@@ -89,7 +89,7 @@ class HealthCheckDef(Struct):
     grace_period_seconds: int | None = None
 
 
-class ReadinessCheckDef(Struct):
+class ReadinessCheckDef(Payload):
     name: str | None = None
     protocol: str | None = None
     path: str | None = None
@@ -98,37 +98,37 @@ class ReadinessCheckDef(Struct):
     timeout_seconds: int | None = None
 
 
-class VersionInfo(Struct):
+class VersionInfo(Payload):
     last_scaling_at: str | None = None
     last_config_change_at: str | None = None
 
 
-class DeploymentRef(Struct):
+class DeploymentRef(Payload):
     id: str = ""
 
 
 # --- tasks and results ----------------------------------------------------------------------------
 
 
-class IpAddress(Struct):
+class IpAddress(Payload):
     ip_address: str | None = None
     protocol: str | None = None
 
 
-class HealthResult(Struct):
+class HealthResult(Payload):
     alive: bool | None = None
     consecutive_failures: int | None = None
     task_id: str | None = None
     instance_id: str | None = None
 
 
-class ReadinessResult(Struct):
+class ReadinessResult(Payload):
     task_id: str
     ready: bool = False
     name: str | None = None
 
 
-class Task(Struct):
+class Task(Payload):
     id: str
     app_id: str | None = None
     host: str | None = None
@@ -143,9 +143,11 @@ class Task(Struct):
     health_check_results: list[HealthResult] | None = None
 
 
-class App(Struct):
+class App(Payload):
+    """One app of ``/v2/apps``; ``label_map()`` is its labels without nulls."""
+
     id: str
-    labels: dict[str, str] | None = None
+    labels: dict[str, str | None] | None = None  # a null value is an absent label
     instances: int | None = None
     version: str | None = None
     version_info: VersionInfo | None = None
@@ -161,29 +163,32 @@ class App(Struct):
     readiness_check_results: list[ReadinessResult] | None = None
     tasks: list[Task] | None = None
 
+    def label_map(self) -> dict[str, str]:
+        return {k: v for k, v in (self.labels or {}).items() if v is not None}
 
-class AppList(Struct):
+
+class AppList(Payload):
     apps: list[App]
 
 
-class AppEnvelope(Struct):
+class AppEnvelope(Payload):
     app: App
 
 
 # --- deployments ----------------------------------------------------------------------------------
 
 
-class DeploymentAction(Struct):
+class DeploymentAction(Payload):
     action: str | None = None
     app: str | None = None
     readiness_check_results: list[ReadinessResult] | None = None
 
 
-class DeploymentStep(Struct):
+class DeploymentStep(Payload):
     actions: list[DeploymentAction] | None = None
 
 
-class Deployment(Struct):
+class Deployment(Payload):
     id: str
     version: str | None = None
     affected_apps: list[str] | None = None
@@ -191,7 +196,7 @@ class Deployment(Struct):
     steps: list[DeploymentStep] | None = None
 
 
-class DeploymentPlan(Struct):
+class DeploymentPlan(Payload):
     id: str | None = None
     steps: list[DeploymentStep] | None = None
     version: str | None = None
@@ -200,7 +205,7 @@ class DeploymentPlan(Struct):
 # --- events (``/v2/events`` data payloads, tagged by ``eventType``) -------------------------------
 
 
-class Event(Struct, tag_field="eventType"):
+class Event(Payload, tag_field="eventType"):
     timestamp: str | None = None
 
 
@@ -272,7 +277,7 @@ class ApiPostEvent(Event, tag="api_post_event"):
     app_definition: AppDefinitionRef | None = None
 
 
-class AppDefinitionRef(Struct):
+class AppDefinitionRef(Payload):
     id: str | None = None
 
 

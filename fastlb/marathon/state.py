@@ -93,8 +93,12 @@ class MarathonState:
         self._alive: dict[str, bool] = {}
         self._deploy_ready: dict[str, bool] = {}  # task id -> result from /v2/deployments
         self._once_ready: set[str] = set()  # readiness only gates entry: once ready, always ready
-        self._built: build.BuildResult | None = None
+        self._built: build.BuildResult | None = None  # None: the state changed since
+        # The last table handed out, even if stale: the data plane serves it, so the backend ids
+        # an event drains or removes are looked up there, without a rebuild per event.
+        self._served: build.BuildResult | None = None
         self._reported: set[tuple[str, str]] = set()
+        self._memo = build.BuildMemo()
 
     # --- snapshots --------------------------------------------------------------------------------
 
@@ -206,8 +210,9 @@ class MarathonState:
             ctx = build.BuildContext(
                 options=self._options, resolve=self._resolve, alive=self._alive, ready=self._ready
             )
-            self._built = build.build_table(self._apps.values(), ctx)
+            self._built = build.build_table(self._apps.values(), ctx, self._memo)
             self._report(self._built)
+        self._served = self._built
         return self._built
 
     def _report(self, result: build.BuildResult) -> None:
@@ -238,6 +243,10 @@ class MarathonState:
         """The backend ids of a task in the current table (one per served port)."""
         return self._build().backends_by_task.get(task_id, ())
 
+    def _served_ids(self, task_id: str) -> tuple[str, ...]:
+        """The backend ids of a task in the last table handed out (none before the first)."""
+        return self._served.backends_by_task.get(task_id, ()) if self._served is not None else ()
+
     def hostnames(self) -> frozenset[str]:
         """Host names whose tasks the table would serve once resolved: those of tasks that pass
         every other filter, in apps this LB serves (IP literals and IP-per-task need none)."""
@@ -246,7 +255,7 @@ class MarathonState:
     def apps(self) -> Mapping[str, App]:
         """Read-only view, app id -> the app as Marathon last described it (tasks included), for
         /stats and the dashboard. Apps outside the served groups are included."""
-        return types.MappingProxyType(self._apps)
+        return types.MappingProxyType(dict(sorted(self._apps.items())))
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -329,7 +338,7 @@ class MarathonState:
             if app_id and status in KEPT_STATES:
                 return EventEffect(refetch=frozenset({app_id}))
             return NO_EFFECT
-        before = self.backend_ids(task_id)
+        before = self._served_ids(task_id)
         old = next((t for t in app.tasks or () if t.id == task_id), None)
         if status in TERMINAL_STATES:
             if old is None:
@@ -414,7 +423,7 @@ class MarathonState:
         if app is None:
             return NO_EFFECT
         tasks = sorted(t.id for t in app.tasks or ())
-        removed = tuple(b for t in tasks for b in self.backend_ids(t))
+        removed = tuple(b for t in tasks for b in self._served_ids(t))
         self.remove_app(app_id)
         return EventEffect(changed=True, remove=removed)
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import logging
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastlb import spec
+from fastlb.marathon.models import EVENT_TYPES
 from fastlb.marathon.state import NO_EFFECT, EventEffect, MarathonOptions, MarathonState
 
 from .conftest import marathon_json, marathon_payload, mlb_payload
@@ -21,6 +25,7 @@ NEW1 = "shop_web.instance-3f0c1c2e-85e6-11e9-bc42-526af7764f64._app.1"  # RUNNIN
 def web_state(**options) -> MarathonState:
     state = MarathonState(MarathonOptions(**options), HOSTS.get)
     state.replace_all(marathon_payload("v2_apps_embed_tasks_host"))
+    state.table()  # what the client does: publish it; events then name backends of this table
     return state
 
 
@@ -87,6 +92,7 @@ def test_running_adds_a_new_task_at_once() -> None:
 def test_killed_removes_the_task() -> None:
     state = MarathonState(MarathonOptions(), {"agent1": "1.1.1.1"}.get)
     state.replace_all(mlb_payload("simple-http-healthcheck"))
+    state.table()
     ev = json.loads(mlb_payload("sse-events-constructed"))["status_update_event_killed"]
     effect = state.apply_event("status_update_event", json.dumps(ev).encode())
     assert effect == EventEffect(changed=True, remove=("nginx.aaaa0001-0000-11ea-0000-000000000001",))
@@ -144,6 +150,7 @@ def test_killing_drains_a_ready_task_at_once() -> None:
 def test_all_draining_service_is_kept() -> None:
     state = MarathonState(MarathonOptions(), {"agent1": "1.1.1.1"}.get)
     state.replace_all(mlb_payload("simple-http-healthcheck"))
+    state.table()
     ev = json.loads(mlb_payload("sse-events-constructed"))["status_update_event_killed"]
     ev["taskStatus"] = "TASK_KILLING"
     effect = state.apply_event("status_update_event", json.dumps(ev).encode())
@@ -205,6 +212,7 @@ def test_instance_changed_running_for_an_unknown_instance_refetches() -> None:
 def test_unhealthy_kill_drains() -> None:
     state = MarathonState(MarathonOptions(groups=("*",)), {}.get)
     state.replace_all(marathon_payload("v2_apps_embed_tasks_bridge"))
+    state.table()
     effect = state.apply_event("unhealthy_instance_kill_event", event("unhealthy_instance_kill_event"))
     task = "shop_api.instance-6b7d2e11-85e6-11e9-9d1e-0242ac110002._app.1"
     assert effect.drain == (task,)
@@ -334,3 +342,86 @@ def test_put_app_and_remove_app() -> None:
     assert NEW1 not in servers(state)
     state.remove_app("/shop/web")
     assert state.table().services == ()
+
+
+def test_null_label_values_are_absent_labels() -> None:
+    """Marathon <= 1.4 writes explicit nulls (marathon-lb strips them): a null label is no label."""
+    doc = marathon_json("v2_apps_embed_tasks_host")
+    doc["apps"][0]["labels"]["HAPROXY_0_VHOST"] = None
+    doc["apps"][0]["portDefinitions"][0]["labels"] = {"VIP_0": None}
+    state = MarathonState(MarathonOptions(), HOSTS.get)
+    state.replace_all(json.dumps(doc).encode())
+    assert state.table().http_routes == ()
+    assert [s.mode for s in state.table().services] == ["tcp", "http"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20,
+)
+_fields = st.sampled_from(
+    ["taskId", "taskStatus", "appId", "host", "ports", "instanceId", "condition", "runSpecId", "alive",
+     "healthy", "plan", "currentStep", "appDefinition", "uri", "ipAddresses", "version", "eventType"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(EVENT_TYPES) + ["nope"]), st.dictionaries(_fields, _json, max_size=6) | _json)
+def test_apply_event_never_raises(event_type: str, data) -> None:
+    state = web_state()
+    effect = state.apply_event(event_type, json.dumps(data).encode())
+    assert isinstance(effect, EventEffect)
+    spec.decode(spec.encode(state.table()))
+
+
+def test_events_name_backends_of_the_table_handed_out_and_do_not_rebuild() -> None:
+    """A burst of events costs no rebuild each: drain and remove name the backends of the last
+    table handed out (the one the data plane serves); the next table() builds once."""
+    asked: list[str] = []
+
+    def resolve(host: str) -> str | None:
+        asked.append(host)
+        return HOSTS.get(host)
+
+    state = MarathonState(MarathonOptions(), resolve)
+    state.replace_all(marathon_payload("v2_apps_embed_tasks_host"))
+    data = json.loads(event("status_update_event"))
+    data.update(taskId=OLD1, taskStatus="TASK_KILLING")
+    # Nothing handed out yet: nothing to drain in the data plane, but the table will say "drain".
+    assert state.apply_event("status_update_event", json.dumps(data).encode()).drain == ()
+    assert servers(state)[OLD1][1] == "drain"
+    calls = len(asked)
+    for status in ("TASK_KILLED",):
+        data.update(taskStatus=status)
+        effect = state.apply_event("status_update_event", json.dumps(data).encode())
+        assert effect.remove == (OLD1, OLD1 + "#1")
+    data.update(taskId=OLD3, taskStatus="TASK_FAILED")
+    assert state.apply_event("status_update_event", json.dumps(data).encode()).remove == (OLD3, OLD3 + "#1")
+    assert len(asked) == calls  # no rebuild happened
+    assert OLD1 not in servers(state) and OLD3 not in servers(state)
+    assert len(asked) > calls
+
+
+def test_a_state_after_events_builds_what_a_fresh_state_builds() -> None:
+    """Tables built incrementally (apps reused from the previous build when unchanged) equal a
+    table built from scratch from the same apps, after every event of a restart."""
+    names = dict(HOSTS)
+    state = MarathonState(MarathonOptions(health_check=True), names.get)
+    state.replace_all(marathon_payload("v2_apps_embed_tasks_host"))
+    state.put_app(json.dumps({"app": json.loads(mlb_payload("simple-http-healthcheck"))["apps"][0]}).encode())
+    state.table()
+    steps = [(f["event"], json.dumps(f["data"]).encode()) for f in marathon_json("sse_sequence_rolling_restart")]
+    steps.insert(3, ("resolve", b"agent1"))
+    for name, data in steps:
+        if name == "resolve":
+            names["agent1"] = "1.1.1.1"
+        else:
+            state.apply_event(name, data)
+        fresh = MarathonState(MarathonOptions(health_check=True), names.get)
+        fresh.replace_all(json.dumps({"apps": [msgspec.to_builtins(a) for a in state.apps().values()]}).encode())
+        # The fresh state lacks what only events taught (health results kept across snapshots).
+        fresh._alive.update(state._alive)
+        fresh._once_ready.update(state._once_ready)
+        assert spec.encode(state.table()) == spec.encode(fresh.table()), name
+    assert any(s.name == "nginx_10000" for s in state.table().services)  # agent1 resolved meanwhile

@@ -352,3 +352,9 @@ def test_traefik_health_check_labels() -> None:
     assert (c.kind, c.path, c.port, c.interval_ms, c.timeout_ms) == ("http", "/health", 8081, 2000, 2000)
     a["labels"]["traefik.backend.healthcheck.interval"] = "soon"
     assert "interval" in state_of(a).app_errors()["/hc"]
+
+
+def test_values_with_control_characters_are_errors_not_crashes() -> None:
+    bad = app("/ctl", 10000, {"HAPROXY_0_VHOST": "a.com\x00", "FASTLB_0_WEIGHT": "0\x1f"})
+    errors = state_of(bad).app_errors()["/ctl"]
+    assert "HAPROXY_0_VHOST" in errors and "FASTLB_0_WEIGHT" in errors

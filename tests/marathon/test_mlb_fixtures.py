@@ -444,3 +444,15 @@ def test_health_cache_survives_results_vanishing() -> None:
         task.pop("healthCheckResults", None)
     state.replace_all(json.dumps(doc).encode())
     assert [b.name for b in state.table().services[0].backends] == before
+
+
+def test_hosts_of_unserved_apps_are_not_resolved() -> None:
+    asked: list[str] = []
+
+    def resolve(host: str) -> str | None:
+        asked.append(host)
+        return "1.1.1.1"
+
+    state = MarathonState(MarathonOptions(groups=("internal",)), resolve)
+    state.replace_all(mlb_payload("vhost"))
+    assert state.table().services == () and asked == [] and state.hostnames() == frozenset()
