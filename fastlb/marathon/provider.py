@@ -502,20 +502,30 @@ class MarathonProvider:
         return False
 
     async def _refetch_worker(self) -> None:
+        failures = 0
         while True:
             await self._refetch_wanted.wait()
             await asyncio.sleep(self.coalesce)  # the events of one app in a burst make one fetch
             self._refetch_wanted.clear()
             app_ids, self._refetch = sorted(self._refetch), set()
-            for app_id in app_ids:
-                await self._refetch_app(app_id)
+            failed = [app_id for app_id in app_ids if not await self._refetch_app(app_id)]
+            if not failed:
+                failures = 0
+                continue
+            # Marathon could not answer: what the event could not say (new labels, ports) is tried
+            # again with backoff rather than left to the next periodic resync.
+            failures += 1
+            await asyncio.sleep(min(self.resync_interval, self._backoff(failures)))
+            self._refetch.update(failed)
+            self._refetch_wanted.set()
 
-    async def _refetch_app(self, app_id: str) -> None:
+    async def _refetch_app(self, app_id: str) -> bool:
+        """Re-fetch one app into the state; False when Marathon could not be asked (retry)."""
         try:
             body = await self.client.app(app_id)
         except (MarathonError, AuthError) as e:
-            log.warning("re-fetching Marathon app %s failed (next resync heals it): %s", app_id, e)
-            return
+            log.warning("re-fetching Marathon app %s failed: %s", app_id, e)
+            return False
         self._refetches += 1
         if body is None:
             self._state.remove_app(app_id)
@@ -524,8 +534,9 @@ class MarathonProvider:
                 self._state.put_app(body)
             except ValueError as e:
                 log.warning("Marathon app %s: malformed answer, ignored: %s", app_id, e)
-                return
+                return True  # asking again would bring the same answer; the resync heals
         self._mark_dirty()
+        return True
 
     async def _deployments_worker(self) -> None:
         while True:

@@ -527,3 +527,21 @@ async def test_marathon_gone_then_back() -> None:
             await wait_until(lambda: provider.status().connected, "the stream to come back")
         finally:
             await back.stop()
+
+
+async def test_failed_refetch_is_retried() -> None:
+    async with MarathonEmulator(heartbeat_interval=0.2) as emulator:
+        emulator.load_app(web_app())
+        first = emulator.add_task("/web", [31001], emit=False)
+        rec = Recorder([emulator])
+        provider = make_provider([emulator.url])  # the periodic resync (60 s) is out of reach
+        async with running(provider, rec):
+            await rec.wait_backends({first})
+            emulator.fail_with(500, events=False)
+            refetches = len(fetches(emulator, "/v2/apps/web"))
+            emulator.update_app("/web", portDefinitions=[{"port": 10005, "name": "p0", "protocol": "tcp"}])
+            await wait_until(lambda: len(fetches(emulator, "/v2/apps/web")) >= refetches + 2, "retries")
+            assert {s.name for s in rec.table.services} == {"web_10000"}
+            emulator.fail_with(None)
+            await rec.wait_for(lambda: {s.name for s in rec.table.services} == {"web_10005"}, "new port")
+            assert backend_ids(rec.table) == {first}
