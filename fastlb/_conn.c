@@ -285,6 +285,7 @@ static void connect_next(struct flb_worker *w, struct flb_conn *c, int failed)
         if (r == FLB_OK)
             return;
         if (r == FLB_ERR) {
+            COUNT(c->lst->refused, 1);
             flb_conn_close(w, c);
             return;
         }
