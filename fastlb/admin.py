@@ -230,7 +230,7 @@ class _Metrics:
     def __init__(self) -> None:
         self.families: dict[str, tuple[str, str, list[str]]] = {}
 
-    def add(self, name: str, kind: str, help_: str, value: float, **labels: str) -> None:
+    def add(self, name: str, kind: str, help_: str, value: float, /, **labels: str) -> None:
         family = self.families.setdefault(name, (kind, help_, []))
         if labels:
             inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -191,11 +193,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        from fastlb.testing import demo  # type: ignore[attr-defined]  # noqa: PLC0415
-    except ImportError:
+    # The demo (the Marathon emulator, sample apps, fastlb) lives in fastlb.testing.demo.
+    if importlib.util.find_spec("fastlb.testing.demo") is None:
         print("fastlb demo: this build has no demo (fastlb.testing.demo is missing)", file=sys.stderr)
         return 2
+    demo = importlib.import_module("fastlb.testing.demo")
     return int(demo.main() or 0)
 
 
