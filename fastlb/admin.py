@@ -105,7 +105,7 @@ def snapshot(controller: Controller) -> dict[str, Any]:
             "app_id": s.app_id,
             "maxconn": s.maxconn,
             "backends": backends,
-            "up": sum(1 for b in backends if b["status"] in ("UP", "DRAIN")),
+            "up": sum(1 for b in backends if b["status"] == "UP"),
         }
         row.update({k: int(counters.get(k, 0)) for k in _SERVICE_COUNTERS})
         row["errors"] = row["connect_errors"] + row["timeouts"] + row["no_backend"]
@@ -214,7 +214,7 @@ def stats_csv(snap: dict[str, Any]) -> str:
                     "bout": s["bytes_out"], "dreq": 0, "dresp": 0, "econ": s["connect_errors"],
                     "eresp": s["timeouts"], "wretr": s["retries"], "wredis": 0,
                     "status": "UP" if s["up"] > 0 else "DOWN",
-                    "weight": sum(b["weight"] for b in s["backends"] if b["status"] in ("UP", "DRAIN")),
+                    "weight": sum(b["weight"] for b in s["backends"] if b["status"] == "UP"),
                     "act": s["up"], "bck": 0, "pid": 1, "iid": iid, "sid": 0, "lbtot": s["total"], "type": 1,
                     "mode": s["mode"], "algo": s["balance"], "conn_tot": s["total"],
                 }
