@@ -269,3 +269,56 @@ def test_build_takes_engine_settings_from_the_file_and_flags(tmp_path: Path) -> 
     f.write_text("[engine]\nworkers = -1\n")
     with pytest.raises(control.StartError, match=r"engine.workers: -1 is out of range"):
         control.build(control.RunOptions(config_path=str(f)), FakeDataPlane)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_signals(tmp_path: Path) -> None:
+    """serve(): the admin API up, SIGHUP re-reads the file, SIGTERM drains and returns 0."""
+    import os
+    import signal
+
+    import aiohttp
+
+    f = tmp_path / "lb.toml"
+    f.write_text('[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\nbackends = ["10.0.0.1:1"]\n')
+    port = free_port()
+
+    async def go() -> int:
+        c, admin_address, token = control.build(
+            control.RunOptions(config_path=str(f), admin=f"127.0.0.1:{port}", drain_timeout=5), FakeDataPlane
+        )
+        task = asyncio.create_task(control.serve(c, admin_address, token))
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/_health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            f.write_text('[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\nbackends = ["10.0.0.2:1"]\n')
+            os.kill(os.getpid(), signal.SIGHUP)
+            for _ in range(200):
+                if c.dataplane.generation == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert c.serving.services[0].backends[0].address == "10.0.0.2:1"
+            c.dataplane.active = 1
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            assert not task.done() and not c.dataplane.accepting
+            async with http.get(f"http://127.0.0.1:{port}/_health") as r:
+                assert r.status == 503  # draining
+            c.dataplane.active = 0
+            rc = await asyncio.wait_for(task, 10)
+        assert c.dataplane.stopped and not c.dataplane.closed_all
+        return rc
+
+    assert asyncio.run(go()) == 0
