@@ -322,3 +322,36 @@ def test_serve_answers_signals(tmp_path: Path) -> None:
         return rc
 
     assert asyncio.run(go()) == 0
+
+
+def test_marathon_provider_is_built_from_the_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Marathon provider gets marathon-lb's options under the names it declares, and only those."""
+    import sys
+    import types
+
+    import msgspec
+
+    class MarathonOptions(msgspec.Struct, frozen=True):
+        groups: tuple[str, ...] = ("external",)
+        strict_mode: bool = False
+        bind_addr: str = "0.0.0.0"
+        http_port: int = 80
+
+    made: dict[str, Any] = {}
+
+    class MarathonProvider:
+        def __init__(self, urls, options, *, sse=True, poll_interval=60.0, auth=None, ca_cert=None) -> None:
+            made.update(urls=urls, options=options, sse=sse, poll_interval=poll_interval, auth=auth, ca_cert=ca_cert)
+
+    monkeypatch.setitem(sys.modules, "fastlb.marathon.state", types.SimpleNamespace(MarathonOptions=MarathonOptions))
+    monkeypatch.setitem(sys.modules, "fastlb.marathon.provider", types.SimpleNamespace(MarathonProvider=MarathonProvider))
+    args = control.MarathonArgs(
+        urls=("http://127.0.0.1:8080", "http://127.0.0.2:8080"), groups=("*",), sse=False, poll_interval=5,
+        strict_mode=True, auth=("u", "p"), ca_cert="/ca.pem", bind_addr="127.0.0.1", http_port=0,
+    )
+    control.marathon_provider(args)
+    assert made == {
+        "urls": ["http://127.0.0.1:8080", "http://127.0.0.2:8080"],
+        "options": MarathonOptions(groups=("*",), strict_mode=True, bind_addr="127.0.0.1", http_port=0),
+        "sse": False, "poll_interval": 5, "auth": ("u", "p"), "ca_cert": "/ca.pem",
+    }
