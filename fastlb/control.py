@@ -367,6 +367,8 @@ class Controller:
         self._publish_scheduled = False
         try:
             self.publish()
+        except (OSError, ValueError):
+            pass  # logged by publish(); nothing serves yet, the next change tries again
         except Exception:  # the control loop must outlive one bad table
             logging.getLogger("fastlb").exception("publish failed")
 
@@ -521,6 +523,10 @@ class Controller:
             logs.event(logging.ERROR, "provider_stopped", provider=name, error=e, keeping="its last table")
 
     def request_stop(self) -> None:
+        """SIGTERM/SIGINT: the first starts the drain; a second one while draining closes what is open."""
+        if self._stop.is_set() and self.draining:
+            logs.event(logging.WARNING, logs.DRAINING, closing=self.dataplane.active_connections(), reason="second signal")
+            self.dataplane.close_all()
         self._stop.set()
 
     async def wait_stop_requested(self) -> None:

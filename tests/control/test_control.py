@@ -355,3 +355,20 @@ def test_marathon_provider_is_built_from_the_flags(monkeypatch: pytest.MonkeyPat
         "options": MarathonOptions(groups=("*",), strict_mode=True, bind_addr="127.0.0.1", http_port=0),
         "sse": False, "poll_interval": 5, "auth": ("u", "p"), "ca_cert": "/ca.pem",
     }
+
+
+def test_a_second_signal_while_draining_closes_at_once() -> None:
+    async def go() -> None:
+        dp = FakeDataPlane()
+        c = control.Controller(dp, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))}, drain_timeout=60)
+        c.start()
+        dp.active = 3
+        c.request_stop()
+        task = asyncio.create_task(c.drain())
+        await asyncio.sleep(0.1)
+        assert not task.done() and not dp.closed_all
+        c.request_stop()
+        await asyncio.wait_for(task, 5)
+        assert dp.closed_all and dp.stopped
+
+    run(go())
