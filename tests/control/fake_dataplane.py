@@ -42,12 +42,13 @@ class FakeDataPlane:
         if self.refuse_next is not None:
             error, self.refuse_next = self.refuse_next, None
             raise error
-        # State that outlives a table is kept by backend id; a new backend takes its table's values.
+        # As the real one: health and counters outlive tables by backend id; state and weight come
+        # from each new table.
         present = {}
         for s in table.services:
             for b in s.backends:
                 rec = self.backends.get(b.id) or {
-                    "state": b.state, "health": True, "weight": b.weight,
+                    "state": b.state, "health": "up", "weight": b.weight,
                     "active": 0, "total": 0, "bytes_in": 0, "bytes_out": 0, "connect_errors": 0,
                     "retries": 0, "timeouts": 0, "requests": 0,
                 }
@@ -71,7 +72,7 @@ class FakeDataPlane:
         return self._set(backend_id, "state", state)
 
     def set_backend_health(self, backend_id: str, up: bool) -> bool:
-        return self._set(backend_id, "health", up)
+        return self._set(backend_id, "health", "up" if up else "down")
 
     def set_backend_weight(self, backend_id: str, weight: int) -> bool:
         assert 0 <= weight <= 256, weight

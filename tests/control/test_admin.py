@@ -74,7 +74,7 @@ async def _expect_status(client, path: str, status: int) -> None:
 def test_stats_json() -> None:
     async def t(client, c, dp, p) -> None:
         dp.backends["10.0.0.1:80"].update(active=3, total=10, bytes_in=100, bytes_out=2000, connect_errors=1)
-        dp.backends["10.0.0.2:80"].update(health=False)
+        dp.backends["10.0.0.2:80"].update(health="down")
         r = await client.get("/stats")
         assert r.status == 200 and r.content_type == "application/json"
         s = await r.json()
@@ -100,7 +100,7 @@ def test_stats_csv_has_haproxy_columns_and_rows() -> None:
     async def t(client, c, dp, p) -> None:
         dp.backends["10.0.0.1:80"].update(active=2, total=5)
         c.set_state("10.0.0.2:80", "maint")
-        dp.backends["10.0.0.3:5432"].update(health=False)
+        dp.backends["10.0.0.3:5432"].update(health="down")
         bodies = []
         for path in ("/stats.csv", "/haproxy?stats;csv"):
             r = await client.get(path)

@@ -182,7 +182,7 @@ def test_overrides_persist_across_publishes_and_are_pruned() -> None:
         p.on_state("10.0.0.3:1", "drain")
         assert dp.backends["10.0.0.3:1"]["state"] == "drain"
         p.on_state("10.0.0.3:1", "down")
-        assert dp.backends["10.0.0.3:1"]["health"] is False
+        assert dp.backends["10.0.0.3:1"]["health"] == "down"
         # Clearing goes back to the provider's values.
         assert c.clear_override("10.0.0.1:1")
         assert dp.backends["10.0.0.1:1"]["state"] == "ready"
