@@ -63,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     routes = sub.add_parser("routes", help="print the routing table fastlb would serve, as JSON, and exit")
     _provider_options(routes)
     routes.add_argument("--pretty", action="store_true", help="indented JSON (still deterministic)")
+    routes.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="longest wait for Marathon")
     routes.add_argument("--log-level", default="warning", choices=logs.LEVELS)
 
     check = sub.add_parser("check", help="validate a static file: exit 0, or 1 with one line per problem")
@@ -74,22 +75,6 @@ def parser() -> argparse.ArgumentParser:
 
 class UsageError(Exception):
     pass
-
-
-def _auth(args: argparse.Namespace) -> tuple[str, str] | None:
-    text = args.auth_credentials
-    if args.marathon_auth_credential_file:
-        try:
-            with open(args.marathon_auth_credential_file, encoding="utf-8") as f:
-                text = f.read().strip()
-        except OSError as e:
-            raise UsageError(f"--marathon-auth-credential-file: {e.strerror}: {args.marathon_auth_credential_file}") from None
-    if not text:
-        return None
-    user, sep, password = text.partition(":")
-    if not sep or not user:
-        raise UsageError("Marathon credentials must read user:password")
-    return user, password
 
 
 def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -114,7 +99,8 @@ def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         poll_interval=args.poll if args.poll is not None else 60.0,
         health_check=args.health_check,
         strict_mode=args.strict_mode,
-        auth=_auth(args),
+        auth_credentials=args.auth_credentials,
+        auth_credential_file=args.marathon_auth_credential_file,
         ca_cert=args.marathon_ca_cert,
         min_serv_port_ip_per_task=args.min_serv_port_ip_per_task,
         max_serv_port_ip_per_task=args.max_serv_port_ip_per_task,
@@ -147,12 +133,33 @@ async def _routes_table(args: argparse.Namespace) -> tuple[spec.RouteTable, list
             provider = control.marathon_provider(m)
         except ImportError as e:
             raise UsageError(f"--marathon: this build has no Marathon provider ({e})") from None
-        await provider.resync()
-        table = provider.table()
-        if table is None:
-            raise UsageError("--marathon: no table could be built (is Marathon reachable?)")
-        parts.append(("marathon", table))
+        except ValueError as e:
+            raise UsageError(f"--marathon: {e}") from None
+        parts.append(("marathon", await _first_table(provider, args.timeout)))
     return control.merge_tables(parts)
+
+
+async def _first_table(provider, timeout: float) -> spec.RouteTable:  # type: ignore[no-untyped-def]
+    """Follows <provider> until it hands over its first table (Marathon: after a full resync)."""
+    tables: list[spec.RouteTable] = []
+    got = asyncio.Event()
+
+    def on_change(table: spec.RouteTable) -> None:
+        tables.append(table)
+        got.set()
+
+    task = asyncio.create_task(provider.run(on_change, lambda backend_id, state: None))
+    try:
+        await asyncio.wait_for(got.wait(), timeout)
+    except TimeoutError:
+        raise UsageError(f"--marathon: no table within {timeout:g} s (is Marathon reachable?)") from None
+    finally:
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+    return tables[0]
 
 
 def cmd_routes(args: argparse.Namespace) -> int:

@@ -54,7 +54,9 @@ class DataPlaneLike(Protocol):
 class Provider(Protocol):
     """A source of routes. ``run`` calls <on_change> with every new whole table and <on_backend_state>
     with (backend id, "ready" | "drain" | "maint" | "up" | "down") for changes that need no new table;
-    it returns only when cancelled. ``table`` is the last good table (None before the first)."""
+    it returns only when cancelled. ``table`` is the last table handed over. A provider whose class sets
+    ``ready_at_start = True`` has its ``table()`` published before ``run`` starts; the others serve
+    nothing until their first ``on_change`` (Marathon: after its first full resync)."""
 
     async def run(self, on_change: OnChange, on_backend_state: OnBackendState) -> None: ...
     async def resync(self) -> None: ...
@@ -70,6 +72,8 @@ class StaticProvider:
     """The static file (or the embedded default when <path> is None). The file is read once here, so
     that a bad file stops ``fastlb run`` before anything listens; ``resync`` (SIGHUP) re-reads it and
     keeps the last good table when the new one is wrong."""
+
+    ready_at_start = True  # its table is published before anything starts (a bind error is fatal)
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -138,7 +142,8 @@ class MarathonArgs(msgspec.Struct, frozen=True):
     poll_interval: float = 60.0
     health_check: bool = False
     strict_mode: bool = False
-    auth: tuple[str, str] | None = None
+    auth_credentials: str | None = None  # "user:pass"
+    auth_credential_file: str | None = None  # a file holding "user:pass"
     ca_cert: str | None = None
     min_serv_port_ip_per_task: int = 10050
     max_serv_port_ip_per_task: int = 10100
@@ -164,11 +169,18 @@ def _accepted(target: Any, values: dict[str, Any]) -> dict[str, Any]:
 
 def marathon_provider(args: MarathonArgs) -> Provider:
     """A ``fastlb.marathon.provider.MarathonProvider`` for <args>. Raises ImportError when this build has
-    no Marathon provider."""
-    from fastlb.marathon.provider import MarathonProvider  # noqa: PLC0415 (lands on its own branch)
+    no Marathon provider, ValueError (the message says why) for credentials that cannot be used."""
+    from fastlb.marathon import auth as marathon_auth  # noqa: PLC0415 (imported only with --marathon)
+    from fastlb.marathon.provider import MarathonProvider  # noqa: PLC0415
     from fastlb.marathon.state import MarathonOptions  # noqa: PLC0415
 
     values = msgspec.structs.asdict(args)
+    credentials = values.pop("auth_credentials")
+    credential_file = values.pop("auth_credential_file")
+    if credential_file is not None:
+        values["auth"] = marathon_auth.BasicAuth.from_file(credential_file)
+    elif credentials is not None:
+        values["auth"] = marathon_auth.BasicAuth.parse(credentials)
     options = MarathonOptions(**_accepted(MarathonOptions, values))
     kwargs = _accepted(MarathonProvider, {k: v for k, v in values.items() if k != "urls"})
     kwargs.pop("options", None)
@@ -310,6 +322,7 @@ class Controller:
         self.providers = providers  # name -> provider, in merge order (earlier wins a clash)
         self.drain_timeout = drain_timeout
         self.tables: dict[str, spec.RouteTable] = {}
+        self.changed_at: dict[str, float] = {}  # provider -> time.monotonic() of its last table
         self.overrides: dict[str, Override] = {}
         self.health: dict[str, bool] = {}  # backend id -> up, as providers last said
         self.serving: spec.RouteTable | None = None
@@ -328,6 +341,7 @@ class Controller:
     def on_change(self, provider: str) -> OnChange:
         def changed(table: spec.RouteTable) -> None:
             self.tables[provider] = table
+            self.changed_at[provider] = time.monotonic()
             self._schedule_publish()
 
         return changed
@@ -427,12 +441,14 @@ class Controller:
         return True
 
     def _event_to_swap(self) -> float | None:
+        """Marathon's event → table latency (its status' ``event_latency_ms``) plus table → serving."""
         provider = self.providers.get("marathon")
-        if provider is None:
+        if provider is None or "marathon" not in self.changed_at:
             return None
-        status = provider.status()
-        at = status.get("last_event_monotonic") if isinstance(status, dict) else None
-        return time.monotonic() - at if isinstance(at, (int, float)) else None
+        latency_ms = getattr(provider.status(), "event_latency_ms", None)
+        if not isinstance(latency_ms, (int, float)):
+            return None
+        return latency_ms / 1000.0 + (time.monotonic() - self.changed_at["marathon"])
 
     # -- by hand (admin API) -------------------------------------------------------------------
 
@@ -504,9 +520,8 @@ class Controller:
         """Starts the data plane and every provider. The static provider's first table is published
         before this returns (a listener that cannot bind raises OSError here)."""
         for name, provider in self.providers.items():
-            first = provider.table()
-            if first is not None:
-                self.tables[name] = first
+            if getattr(provider, "ready_at_start", False):
+                self.tables[name] = provider.table()
         if self.tables:
             self.publish()
         self.dataplane.start()
@@ -609,6 +624,8 @@ def build(options: RunOptions, dataplane_class: Any = None) -> tuple[Controller,
             providers["marathon"] = marathon_provider(options.marathon)
         except ImportError as e:
             raise StartError(f"--marathon: this build has no Marathon provider ({e})") from None
+        except ValueError as e:
+            raise StartError(f"--marathon: {e}") from None
 
     engine = static.loaded.engine if static is not None else config.EngineSettings()
     workers = options.workers or engine.workers or cpu_count()

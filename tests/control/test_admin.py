@@ -39,6 +39,7 @@ TABLE = table(
 async def with_client(test, token: str | None = None, first: spec.RouteTable | None = TABLE) -> Any:
     dp = FakeDataPlane()
     provider = ListProvider(first)
+    provider.ready_at_start = first is not None
     c = control.Controller(dp, {"static": provider})
     c.start()
     client = TestClient(TestServer(admin.make_app(c, token)))

@@ -29,6 +29,8 @@ def listen(address: str, service: str = "", kind: str = "service") -> spec.Liste
 class ListProvider:
     """A provider that hands over the tables a test gives it."""
 
+    ready_at_start = True
+
     def __init__(self, first: spec.RouteTable | None = None) -> None:
         self.first = first
         self.on_change = None
@@ -343,17 +345,30 @@ def test_marathon_provider_is_built_from_the_flags(monkeypatch: pytest.MonkeyPat
         def __init__(self, urls, options, *, sse=True, poll_interval=60.0, auth=None, ca_cert=None) -> None:
             made.update(urls=urls, options=options, sse=sse, poll_interval=poll_interval, auth=auth, ca_cert=ca_cert)
 
+    class BasicAuth:
+        def __init__(self, user: str, password: str) -> None:
+            self.user, self.password = user, password
+
+        @classmethod
+        def parse(cls, text: str) -> BasicAuth:
+            user, _, password = text.partition(":")
+            return cls(user, password)
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, BasicAuth) and (self.user, self.password) == (other.user, other.password)
+
+    monkeypatch.setitem(sys.modules, "fastlb.marathon.auth", types.SimpleNamespace(BasicAuth=BasicAuth))
     monkeypatch.setitem(sys.modules, "fastlb.marathon.state", types.SimpleNamespace(MarathonOptions=MarathonOptions))
     monkeypatch.setitem(sys.modules, "fastlb.marathon.provider", types.SimpleNamespace(MarathonProvider=MarathonProvider))
     args = control.MarathonArgs(
         urls=("http://127.0.0.1:8080", "http://127.0.0.2:8080"), groups=("*",), sse=False, poll_interval=5,
-        strict_mode=True, auth=("u", "p"), ca_cert="/ca.pem", bind_addr="127.0.0.1", http_port=0,
+        strict_mode=True, auth_credentials="u:p:q", ca_cert="/ca.pem", bind_addr="127.0.0.1", http_port=0,
     )
     control.marathon_provider(args)
     assert made == {
         "urls": ["http://127.0.0.1:8080", "http://127.0.0.2:8080"],
         "options": MarathonOptions(groups=("*",), strict_mode=True, bind_addr="127.0.0.1", http_port=0),
-        "sse": False, "poll_interval": 5, "auth": ("u", "p"), "ca_cert": "/ca.pem",
+        "sse": False, "poll_interval": 5, "auth": BasicAuth("u", "p:q"), "ca_cert": "/ca.pem",
     }
 
 
@@ -370,5 +385,26 @@ def test_a_second_signal_while_draining_closes_at_once() -> None:
         c.request_stop()
         await asyncio.wait_for(task, 5)
         assert dp.closed_all and dp.stopped
+
+    run(go())
+
+
+def test_a_provider_not_ready_at_start_serves_from_its_first_table() -> None:
+    """Marathon-like: nothing is published (and /_health says 503) until its first on_change."""
+
+    class Later(ListProvider):
+        ready_at_start = False
+
+    async def go() -> None:
+        dp = FakeDataPlane()
+        p = Later(table(svc("ignored", "10.0.0.9:1")))
+        c = control.Controller(dp, {"marathon": p})
+        c.start()
+        await p.running.wait()
+        assert dp.started and dp.generation == 0 and not c.serving_now
+        p.on_change(table(svc("a", "10.0.0.1:1")))
+        await asyncio.sleep(0)
+        assert dp.generation == 1 and c.serving_now and c.serving.services[0].name == "a"
+        await c.drain()
 
     run(go())
