@@ -171,7 +171,7 @@ def _accepted(target: Any, values: dict[str, Any]) -> dict[str, Any]:
 def marathon_provider(args: MarathonArgs) -> Provider:
     """A ``fastlb.marathon.provider.MarathonProvider`` for <args>. Raises ImportError when this build has
     no Marathon provider, ValueError (the message says why) for credentials that cannot be used."""
-    from fastlb.marathon import auth as marathon_auth  # noqa: PLC0415 (imported only with --marathon)
+    from fastlb.marathon.auth import BasicAuth  # noqa: PLC0415 (imported only with --marathon)
     from fastlb.marathon.provider import MarathonProvider  # noqa: PLC0415
     from fastlb.marathon.state import MarathonOptions  # noqa: PLC0415
 
@@ -179,9 +179,9 @@ def marathon_provider(args: MarathonArgs) -> Provider:
     credentials = values.pop("auth_credentials")
     credential_file = values.pop("auth_credential_file")
     if credential_file is not None:
-        values["auth"] = marathon_auth.BasicAuth.from_file(credential_file)
+        values["auth"] = BasicAuth.from_file(credential_file)
     elif credentials is not None:
-        values["auth"] = marathon_auth.BasicAuth.parse(credentials)
+        values["auth"] = BasicAuth.parse(credentials)
     options = MarathonOptions(**_accepted(MarathonOptions, values))
     kwargs = _accepted(MarathonProvider, {k: v for k, v in values.items() if k != "urls"})
     kwargs.pop("options", None)
