@@ -58,6 +58,7 @@ class HealthEntry(_Struct):
     rise: int = 2
     fall: int = 3
     expect_status: tuple[int, ...] = (200, 399)
+    require_pass: bool = False
 
 
 class AuthEntry(_Struct):
@@ -597,6 +598,7 @@ def _health(h: HealthEntry, path: str, problems: list[str]) -> spec.HealthCheck:
         rise=h.rise,
         fall=h.fall,
         expect_status=(low, high),
+        require_pass=h.require_pass,
     )
 
 

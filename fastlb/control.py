@@ -351,6 +351,7 @@ class Controller:
         self.conflicts: list[str] = []
         self.swap = SwapStats()
         self.started_at = time.time()
+        self.health_checker: Any = None  # fastlb.health.HealthChecker, made by start()
         self.draining = False
         self.stopped = asyncio.Event()
         self._publish_scheduled = False
@@ -368,7 +369,9 @@ class Controller:
         return changed
 
     def on_backend_state(self, provider: str) -> OnBackendState:
-        def changed(backend_id: str, state: str) -> None:
+        def changed(backend_id: str, state: str | bool) -> None:
+            if isinstance(state, bool):  # the health checker says up (True) or down (False)
+                state = "up" if state else "down"
             if state in ("up", "down"):
                 up = state == "up"
                 if self.health.get(backend_id) != up:
@@ -476,6 +479,7 @@ class Controller:
                 self.dataplane.set_backend_state(bid, o.state)
             if o.weight is not None:
                 self.dataplane.set_backend_weight(bid, o.weight)
+        self._follow_health(table)
         for bid, up in self.health.items():
             self.dataplane.set_backend_health(bid, up)
         logs.event(
@@ -483,6 +487,18 @@ class Controller:
             listeners=len(table.listeners), ms=f"{elapsed * 1000:.3f}",
         )
         return True
+
+    def _follow_health(self, table: spec.RouteTable) -> None:
+        """Active checks follow the table now serving. A new backend whose check must pass first is held
+        down until it does (the data plane counts every new backend up)."""
+        if self.health_checker is None:
+            return
+        checked = set(self.health_checker.status())
+        self.health_checker.update(table)
+        for s in table.services:
+            for b in s.backends:
+                if b.check is not None and b.check.require_pass and b.id not in checked and b.id not in self.health:
+                    self.health[b.id] = False
 
     def _without_unbindable(self, table: spec.RouteTable) -> tuple[spec.RouteTable, list[str]]:
         """<table> less its new listeners that cannot bind, and a line for each."""
@@ -585,6 +601,9 @@ class Controller:
         for name, provider in self.providers.items():
             if getattr(provider, "ready_at_start", False):
                 self.tables[name] = provider.table()
+        from fastlb.health import HealthChecker  # noqa: PLC0415 (asyncio: made on the running loop)
+
+        self.health_checker = HealthChecker(self.on_backend_state("health"))
         if self.tables:
             self.strict_binds = True
             try:
@@ -625,6 +644,8 @@ class Controller:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self.health_checker is not None:
+            await self.health_checker.close()
         self.dataplane.stop_accepting()
         active = self.dataplane.active_connections()
         logs.event(logging.INFO, logs.DRAINING, active=active, deadline_s=self.drain_timeout)

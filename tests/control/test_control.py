@@ -408,3 +408,25 @@ def test_a_provider_not_ready_at_start_serves_from_its_first_table() -> None:
         await c.drain()
 
     run(go())
+
+
+def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() -> None:
+    from fastlb.testing.backends import Echo, refused_address
+
+    check = spec.HealthCheck(kind="tcp", interval_ms=50, rise=3, fall=3, require_pass=True)
+
+    async def go(live: str, dead: str) -> None:
+        dp = FakeDataPlane()
+        backends = (spec.Backend(id=live, address=live, check=check), spec.Backend(id=dead, address=dead, check=check))
+        c = control.Controller(dp, {"static": ListProvider(table(spec.Service(name="a", backends=backends)))})
+        c.start()
+        assert dp.backends[live]["health"] == "down" and dp.backends[dead]["health"] == "down"
+        for _ in range(500):
+            if dp.backends[live]["health"] == "up":
+                break
+            await asyncio.sleep(0.02)
+        assert dp.backends[live]["health"] == "up" and dp.backends[dead]["health"] == "down"
+        await c.drain()
+
+    with Echo() as e, refused_address() as dead:
+        run(go(e.address, dead))
