@@ -341,6 +341,8 @@ class Controller:
         self.drain_timeout = drain_timeout
         self.tables: dict[str, spec.RouteTable] = {}
         self.changed_at: dict[str, float] = {}  # provider -> time.monotonic() of its last table
+        self._app_errors: dict[str, dict[str, Any]] = {}  # provider -> app -> error, as last logged
+        self._reconnects: dict[str, int] = {}
         self.overrides: dict[str, Override] = {}
         self.health: dict[str, bool] = {}  # backend id -> up, as providers last said
         self.serving: spec.RouteTable | None = None
@@ -364,9 +366,29 @@ class Controller:
         def changed(table: spec.RouteTable) -> None:
             self.tables[provider] = table
             self.changed_at[provider] = time.monotonic()
+            self._log_news(provider)
             self._schedule_publish()
 
         return changed
+
+    def _log_news(self, provider: str) -> None:
+        """One line per app a provider newly leaves out (or takes back), and per stream reconnect."""
+        p = self.providers.get(provider)
+        if p is None:
+            return
+        errors = p.app_errors()
+        errors = dict(errors) if isinstance(errors, dict) else {str(e): "" for e in errors or ()}
+        before = self._app_errors.get(provider, {})
+        for app, why in errors.items():
+            if before.get(app) != why:
+                logs.event(logging.WARNING, logs.APP_DISABLED, provider=provider, app=app, error=why)
+        for app in before.keys() - errors.keys():
+            logs.event(logging.INFO, logs.APP_ENABLED, provider=provider, app=app)
+        self._app_errors[provider] = errors
+        reconnects = getattr(p.status(), "reconnects", None)
+        if isinstance(reconnects, int) and reconnects > self._reconnects.get(provider, 0):
+            logs.event(logging.WARNING, logs.MARATHON_RECONNECT, provider=provider, reconnects=reconnects)
+            self._reconnects[provider] = reconnects
 
     def on_backend_state(self, provider: str) -> OnBackendState:
         def changed(backend_id: str, state: str | bool) -> None:

@@ -430,3 +430,37 @@ def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() ->
 
     with Echo() as e, refused_address() as dead:
         run(go(e.address, dead))
+
+
+def test_disabled_apps_and_reconnects_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    class Marathonish(ListProvider):
+        errors: dict[str, str] = {}
+        reconnects = 0
+
+        def app_errors(self):
+            return dict(self.errors)
+
+        def status(self):
+            import types
+
+            return types.SimpleNamespace(reconnects=self.reconnects, event_latency_ms=None)
+
+    async def go() -> None:
+        p = Marathonish(table(svc("a", "10.0.0.1:1")))
+        c = control.Controller(FakeDataPlane(), {"marathon": p})
+        c.start()
+        await p.running.wait()
+        p.errors = {"/bad": "HAPROXY_0_PORT: 'x' is not a port"}
+        p.on_change(table(svc("b", "10.0.0.1:1")))
+        p.on_change(table(svc("c", "10.0.0.1:1")))  # the same error again: no second line
+        p.reconnects = 1
+        p.errors = {}
+        p.on_change(table(svc("d", "10.0.0.1:1")))
+        await c.drain()
+
+    with caplog.at_level(logging.INFO, logger="fastlb"):
+        run(go())
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines.count('app_disabled provider=marathon app=/bad error="HAPROXY_0_PORT: \'x\' is not a port"') == 1
+    assert "app_enabled provider=marathon app=/bad" in lines
+    assert "marathon_reconnect provider=marathon reconnects=1" in lines
