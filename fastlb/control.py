@@ -4,8 +4,10 @@ Providers (the static file, Marathon) each hand over whole ``spec.RouteTable``s.
 merges them (a name or an address claimed twice: the later provider's part is skipped with a clear
 error), applies the operator's manual overrides (backend state and weight, set through the admin
 API and re-applied on every publish), and publishes the result on the ``DataPlane`` when it differs
-from the table now serving. A table the data plane refuses (a listener that cannot bind) is logged
-and the last good table keeps serving.
+from the table last published. A table the data plane refuses is logged and the last good table keeps
+serving; a new listener that cannot bind is left out of its table rather than holding the rest back.
+Backend health comes from the providers and from the active health checks (``fastlb.health``), which
+follow every published table; neither needs a new table.
 
 ``serve`` runs it all on one uvloop loop: the providers, the admin API, SIGHUP (re-read the static
 file, resync Marathon), SIGTERM/SIGINT (stop accepting, drain up to a deadline, close what is left,
@@ -344,7 +346,7 @@ class Controller:
         self._app_errors: dict[str, dict[str, Any]] = {}  # provider -> app -> error, as last logged
         self._reconnects: dict[str, int] = {}
         self.overrides: dict[str, Override] = {}
-        self.health: dict[str, bool] = {}  # backend id -> up, as providers last said
+        self.health: dict[str, bool] = {}  # backend id -> up, as providers and health checks last said
         self.serving: spec.RouteTable | None = None
         self.serving_bytes = b""
         self.desired_bytes = b""  # the desired table last published (listeners left out or not)
@@ -355,7 +357,6 @@ class Controller:
         self.started_at = time.time()
         self.health_checker: Any = None  # fastlb.health.HealthChecker, made by start()
         self.draining = False
-        self.stopped = asyncio.Event()
         self._publish_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -680,7 +681,6 @@ class Controller:
             self.dataplane.close_all()
         self.dataplane.stop()
         logs.event(logging.INFO, logs.STOPPED, swaps=self.swap.count)
-        self.stopped.set()
 
 
 # -- fastlb run ----------------------------------------------------------------------------------
