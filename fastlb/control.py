@@ -147,6 +147,7 @@ class MarathonArgs(msgspec.Struct, frozen=True):
     strict_mode: bool = False
     auth_credentials: str | None = None  # "user:pass"
     auth_credential_file: str | None = None  # a file holding "user:pass"
+    dcos_auth_credentials: str | None = None  # DC/OS service account JSON: uid, private_key, login_endpoint
     ca_cert: str | None = None
     min_serv_port_ip_per_task: int = 10050
     max_serv_port_ip_per_task: int = 10100
@@ -173,14 +174,17 @@ def _accepted(target: Any, values: dict[str, Any]) -> dict[str, Any]:
 def marathon_provider(args: MarathonArgs) -> Provider:
     """A ``fastlb.marathon.provider.MarathonProvider`` for <args>. Raises ImportError when this build has
     no Marathon provider, ValueError (the message says why) for credentials that cannot be used."""
-    from fastlb.marathon.auth import BasicAuth  # noqa: PLC0415 (imported only with --marathon)
+    from fastlb.marathon.auth import BasicAuth, ServiceAccountAuth  # noqa: PLC0415 (only with --marathon)
     from fastlb.marathon.provider import MarathonProvider  # noqa: PLC0415
     from fastlb.marathon.state import MarathonOptions  # noqa: PLC0415
 
     values = msgspec.structs.asdict(args)
     credentials = values.pop("auth_credentials")
     credential_file = values.pop("auth_credential_file")
-    if credential_file is not None:
+    service_account = values.pop("dcos_auth_credentials")
+    if service_account is not None:
+        values["auth"] = ServiceAccountAuth.parse(service_account)
+    elif credential_file is not None:
         values["auth"] = BasicAuth.from_file(credential_file)
     elif credentials is not None:
         values["auth"] = BasicAuth.parse(credentials)
