@@ -435,6 +435,7 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
     routes: list[spec.HttpRoute] = []
     names: dict[str, str] = {}
     backend_ids: dict[str, str] = {}
+    rules: dict[tuple[str, tuple[str, ...]], str] = {}
     for i, s in entry.services:
         path = f"services[{i}]"
         if not _NAME.match(s.name):
@@ -449,6 +450,14 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
             address = _address(text, lpath, problems)
             if address is not None and listens.add(address, lpath, problems):
                 listeners.append(spec.Listener(address=address, service=s.name))
+        for j, host in enumerate(s.vhosts):
+            # The same host and paths twice: the later rule could never match.
+            key = (host.lower(), tuple(sorted(s.paths)))
+            if key in rules:
+                what = "every path" if not s.paths else "the same paths"
+                problems.append(f"{path}.vhosts[{j}]: {_show(host)} ({what}) is already routed by {rules[key]}")
+            else:
+                rules[key] = f"{path}.vhosts[{j}]"
         if service is None:
             continue
         services.append(service)
