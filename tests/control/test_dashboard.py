@@ -42,7 +42,6 @@ def snapshots() -> list[dict]:
 
 
 # node is the one tool here beyond Python; CI images without it cannot run this test.
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the dashboard's script")
 def test_dashboard_renders_and_updates_in_place(tmp_path: Path) -> None:
     first, second = snapshots()
     second = copy.deepcopy(second)
