@@ -42,7 +42,7 @@ enum flb_http1_error {
     FLB_HTTP1_E_HEAD_TOO_LARGE = 10,  /* 431: the head is longer than head_max */
     FLB_HTTP1_E_TOO_MANY_HEADERS = 11, /* 431: more fields than the caller's array holds */
     FLB_HTTP1_E_HOST = 12,            /* 400: Host missing (1.1), repeated, or not a valid uri-host[:port] */
-    FLB_HTTP1_E_CONTENT_LENGTH = 13,  /* 400: not 1*DIGIT, overflows, or values that differ */
+    FLB_HTTP1_E_CONTENT_LENGTH = 13,  /* 400: not 1*DIGIT, 2^63 or more, a list, or the field repeated */
     FLB_HTTP1_E_CL_AND_TE = 14,       /* 400: Content-Length and Transfer-Encoding together */
     FLB_HTTP1_E_TE_NOT_CHUNKED = 15,  /* 400: last coding not chunked, chunked twice, empty or malformed list */
     FLB_HTTP1_E_TE_UNSUPPORTED = 16,  /* 501: a transfer coding other than chunked (gzip, deflate, identity, ...) */

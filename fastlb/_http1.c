@@ -156,39 +156,23 @@ struct fields {
     int te_other;        /* a coding other than chunked */
 };
 
-/* Content-Length = 1*DIGIT, or a list of such values that are all equal (RFC 9110 section 8.6 lets a
- * recipient take "5, 5" as 5). Values stop below 2^63 so that they fit any signed offset. */
+/* Content-Length = 1*DIGIT, below 2^63 so that it fits any signed offset. RFC 9110 section 8.6 lets a
+ * recipient take a list of identical values ("5, 5", or the field twice) as one; fastlb refuses them,
+ * as llhttp does: forwarded as they came, such a head is read differently by the next hop. */
 static int parse_content_length(const char *p, size_t n, uint64_t *out)
 {
-    size_t i = 0;
-    int have = 0;
-    uint64_t first = 0;
-    for (;;) {
-        if (i == n || !IS(p[i], C_DIGIT))
+    uint64_t v = 0;
+    if (n == 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!IS(p[i], C_DIGIT))
             return -1;
-        uint64_t v = 0;
-        while (i < n && IS(p[i], C_DIGIT)) {
-            unsigned d = (unsigned)(p[i] - '0');
-            if (v > (UINT64_C(0x7fffffffffffffff) - d) / 10)
-                return -1;
-            v = v * 10 + d;
-            i++;
-        }
-        if (have && v != first)
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_C(0x7fffffffffffffff) - d) / 10)
             return -1;
-        first = v;
-        have = 1;
-        while (i < n && IS_OWS(p[i]))
-            i++;
-        if (i == n)
-            break;
-        if (p[i] != ',')
-            return -1;
-        i++;
-        while (i < n && IS_OWS(p[i]))
-            i++;
+        v = v * 10 + d;
     }
-    *out = first;
+    *out = v;
     return 0;
 }
 
@@ -297,7 +281,7 @@ static enum flb_http1_error field_seen(struct fields *f, struct flb_http1_header
         break;
     case FLB_HTTP1_H_CONTENT_LENGTH: {
         uint64_t v;
-        if (parse_content_length(h->value, h->value_len, &v) != 0 || (f->has_cl && v != f->cl))
+        if (f->has_cl || parse_content_length(h->value, h->value_len, &v) != 0)
             return FLB_HTTP1_E_CONTENT_LENGTH;
         f->has_cl = 1;
         f->cl = v;

@@ -20,8 +20,8 @@
  * previous call on the same head, which returned FLB_AGAIN (0 the first time): the head cannot have
  * ended inside those bytes, so the parser looks only at what is new until a line ending shows up, and a
  * sender that trickles a byte at a time costs O(n), not O(n^2). <buf> must hold the same bytes as before
- * up to <prev_len>. The result does not depend on <prev_len>, except that an error inside a line is
- * seen once that line ends rather than at once.
+ * up to <prev_len>. The result does not depend on <prev_len>, except that an error may be reported
+ * later: once the head ends (CRLF CRLF), a bare LF arrives, or more than head_max bytes are at hand.
  *
  * A head longer than <req>->head_max is 431 (FLB_HTTP1_E_HEAD_TOO_LARGE) as soon as more than head_max
  * bytes are at hand without an end. */
