@@ -440,8 +440,8 @@ static const char *parse_crlf(const char *p, const char *end, enum flb_http1_err
     return p + 2;
 }
 
-/* Whether the bytes after <prev_len> can have completed the head or made it invalid: a head ends with
- * CRLF CRLF, and a bare LF is an error; anything else is seen again in full at the next line ending. */
+/* Whether the bytes after <prev_len> can have completed the head or made it invalid at once: a head
+ * ends with CRLF CRLF, and a bare LF is an error. Other errors wait for one of those, or for head_max. */
 static int worth_parsing(const char *buf, size_t len, size_t prev_len)
 {
     const char *p = buf + prev_len, *end = buf + len;
@@ -460,9 +460,8 @@ static int worth_parsing(const char *buf, size_t len, size_t prev_len)
  * authority-form (CONNECT only), asterisk-form (OPTIONS only). */
 static int target_valid(const char *m, size_t mlen, const char *t, size_t tlen)
 {
-    int connect = mlen == 7 && memcmp(m, "CONNECT", 7) == 0;
-    if (connect)
-        return t[0] != '/' && host_valid(t, tlen) && tlen > 0 && t[0] != ':';
+    if (mlen == 7 && memcmp(m, "CONNECT", 7) == 0)
+        return host_valid(t, tlen);
     if (t[0] == '/')
         return 1;
     if (tlen == 1 && t[0] == '*')

@@ -302,6 +302,52 @@ static void test_chunked(void)
     }
 }
 
+/* <pre> <n bytes of v> <post> into <buf>: no printf, since <v> may hold NUL. */
+static size_t build(char *buf, const char *pre, const char *v, size_t n, const char *post)
+{
+    size_t a = strlen(pre), b = strlen(post);
+    memcpy(buf, pre, a);
+    memcpy(buf + a, v, n);
+    memcpy(buf + a + n, post, b);
+    return a + n + b;
+}
+
+/* The SSE2 scan works 16 bytes at a time and the scalar loop finishes the tail: a bad byte must be
+ * found at every offset of values and targets of every length around those boundaries. */
+static void test_scan_boundaries(void)
+{
+    static const char bad_value[] = {'\0', '\x01', '\x1f', '\x7f', '\n'};
+    static const char bad_target[] = {'\0', '\t', '\x7f', '\x80', '\xff'};
+    struct flb_http1_request req;
+    struct flb_http1_header h[FLB_HTTP1_MAX_HEADERS];
+    char buf[256];
+    for (size_t n = 1; n <= 50; n++) {
+        for (size_t at = 0; at < n; at++) {
+            char v[64];
+            memset(v, 'v', n);
+            for (size_t k = 0; k < sizeof(bad_value); k++) {
+                v[at] = bad_value[k];
+                size_t len = build(buf, "GET / HTTP/1.1\r\nHost: a\r\nX: ", v, n, "\r\n\r\n");
+                ssize_t rc = req_parse(&req, h, buf, len, 0);
+                CHECK(rc == FLB_ERR, "value of %zu bytes, byte %02x at %zu: %zd", n, (unsigned char)bad_value[k], at,
+                      rc);
+                /* the same, as a request target */
+                v[at] = bad_target[k];
+                len = build(buf, "GET /", v, n, " HTTP/1.1\r\nHost: a\r\n\r\n");
+                rc = req_parse(&req, h, buf, len, 0);
+                CHECK(rc == FLB_ERR && req.error == FLB_HTTP1_E_TARGET, "target of %zu bytes, byte %02x at %zu: %zd",
+                      n, (unsigned char)bad_target[k], at, rc);
+            }
+            /* HT and obs-text are value bytes wherever they are */
+            v[at] = at % 2 ? '\t' : '\xe9';
+            v[0] = v[n - 1] = 'v';
+            size_t len = build(buf, "GET / HTTP/1.1\r\nHost: a\r\nX: ", v, n, "\r\n\r\n");
+            ssize_t rc = req_parse(&req, h, buf, len, 0);
+            CHECK(rc == (ssize_t)len && req.nheaders == 2 && h[1].value_len == n, "value of %zu bytes, HT/obs-text at %zu", n, at);
+        }
+    }
+}
+
 int main(void)
 {
     arena_init();
@@ -311,6 +357,7 @@ int main(void)
     test_request_limits();
     test_responses();
     test_chunked();
+    test_scan_boundaries();
     printf("1..%d\n", checks);
     printf("# %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
