@@ -218,7 +218,8 @@ def hostile_requests(draw) -> bytes:
         ends = [i for i in range(head_end + 1) if data[i : i + 2] == b"\r\n"]
         at = draw(st.sampled_from(ends))
         return data[:at] + data[at + 1 :]
-    version = draw(st.sampled_from([b"HTTP/2.0", b"HTTP/1.2", b"HTTP/0.9", b"HTTP/1.1 ", b"HTTP /1.1", b"HTTP/11"]))
+    versions = [b"HTTP/2.0", b"HTTP/1.2", b"HTTP/0.9", b"HTTP/1.1 ", b"HTTP /1.1", b"HTTP/11"]
+    version = draw(st.sampled_from(versions))
     return data.replace(b"HTTP/1.1", version, 1).replace(b"HTTP/1.0", version, 1)
 
 
@@ -261,7 +262,8 @@ def test_known_disagreements_fastlb_is_the_stricter():
         b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",  # asterisk-form is for OPTIONS only
         b"GET / HTTP/1.1\r\nHost: a\r\nX-Marathon-App-Id: /a\r\nX-Marathon-App-Id: /b\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\n",
         b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
         b"GET / HTTP/0.9\r\nHost: a\r\n\r\n",
         b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
