@@ -136,6 +136,22 @@ static enum flb_http1_hdr_kind classify(const char *n, size_t len)
     }
 }
 
+/* Whether <n> is Content-Length or Transfer-Encoding spelt with '_' for '-': CGI-style gateways (and
+ * the servers behind them) map both spellings to the same variable, so such a field could frame the
+ * body for the backend while fastlb took it for an ordinary one. */
+static int framing_alias(const char *n, size_t len)
+{
+    const char *lit = len == 14 ? "content-length" : len == 17 ? "transfer-encoding" : NULL;
+    if (lit == NULL || memchr(n, '_', len) == NULL)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = n[i] == '_' ? '-' : n[i];
+        if (((uint8_t)c | 0x20) != (uint8_t)lit[i])
+            return 0;
+    }
+    return 1;
+}
+
 /* What the fields of one head add up to, gathered while they are split. */
 struct fields {
     struct flb_http1_header *h;
@@ -389,6 +405,10 @@ static const char *parse_fields(const char *p, const char *end, struct fields *f
         h->value = value;
         h->value_len = (uint32_t)(vend - value);
         h->kind = classify(name, name_len);
+        if (h->kind == FLB_HTTP1_H_OTHER && framing_alias(name, name_len)) {
+            *err = FLB_HTTP1_E_HEADER_NAME;
+            return NULL;
+        }
         if (h->kind != FLB_HTTP1_H_OTHER) {
             *err = field_seen(f, h);
             if (*err != FLB_HTTP1_E_NONE)

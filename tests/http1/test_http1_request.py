@@ -111,6 +111,11 @@ def test_valid_hosts(host):
     assert r["host"] == host.encode()
 
 
+def test_underscores_elsewhere_are_ordinary():
+    r = parse(req("X_Forwarded_For: 10.0.0.1", "Content_Type: text/plain", "Content_Lengths: 5"))
+    assert r["rc"] > 0 and r["framing"] == "none"
+
+
 def test_obs_text_in_values_is_kept():
     r = parse(req("X-Name: caf\xe9"))
     assert r["headers"][1][1] == b"caf\xe9"
@@ -174,6 +179,9 @@ HOSTILE = [
     ("ws_before_colon", req("Content-Length : 5"), "header_name", 400),
     ("tab_before_colon", req("Transfer-Encoding\t: chunked"), "header_name", 400),
     ("empty_name", req(": value"), "header_name", 400),
+    ("cl_underscore", req("Content_Length: 5"), "header_name", 400),
+    ("te_underscore", req("transfer_encoding: chunked"), "header_name", 400),
+    ("te_mixed_underscore", req("Transfer-Encoding: chunked", "Transfer_Encoding: chunked"), "header_name", 400),
     ("no_colon", req("X-A value"), "header_name", 400),
     ("bare_cr_in_value", req("X-A: a\rb"), "line_ending", 400),
     ("bare_cr_end", b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", "line_ending", 400),
