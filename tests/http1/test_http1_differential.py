@@ -15,6 +15,7 @@ Expected disagreements, where fastlb is stricter than llhttp (each is listed in 
   - HTTP versions other than 1.0 and 1.1 (llhttp takes HTTP/0.9 and HTTP/2.0 request lines);
   - empty lines (CR, LF or CRLF) before the request line, which llhttp skips;
   - more than one SP between the method and the target, which llhttp skips;
+  - Content_Length and Transfer_Encoding spelt with underscores (ordinary fields to llhttp);
   - "Connection: keep-alive, close" in HTTP/1.0: fastlb closes (close always wins), llhttp keeps alive.
 In every one fastlb refuses or trims what llhttp keeps; the reverse (fastlb accepting what llhttp refuses)
 is a test failure.
@@ -269,6 +270,7 @@ def test_known_disagreements_fastlb_is_the_stricter():
         b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n\r\n",
         b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
     ]
     for data in cases:
