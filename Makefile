@@ -5,7 +5,7 @@ ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 # The C-facing suites: every C entry point is reached through them.
 C_SUITES = $(wildcard tests/engine tests/balance tests/http1 tests/l7)
 
-.PHONY: help deps build debug test test-all asan fuzz bench lint fmt check clean
+.PHONY: help deps build debug test test-all asan fuzz fuzz-replay bench lint fmt check clean
 
 help:
 	@echo "make deps      install Debian packages (as root) and Python packages"
@@ -43,7 +43,11 @@ check: deps
 	$(MAKE) asan
 
 fuzz:
-	$(MAKE) -C fuzz run
+	$(MAKE) -C tests/c fuzz
+	@echo "run it: see fuzz/README.md"
+
+fuzz-replay:
+	$(MAKE) -C tests/c replay
 
 bench:
 	$(PYTHON) bench/l4.py

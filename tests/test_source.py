@@ -64,3 +64,26 @@ def test_exported_c_functions_are_prefixed() -> None:
             if not name.startswith("flb_"):
                 bad.append(f"{path.name}: {name}")
     assert not bad, bad
+
+
+def test_stubs_name_what_core_exports() -> None:
+    """_core.pyi names exactly the public and test names fastlb._core exports."""
+    import fastlb._core as core
+
+    import types
+
+    exported = {
+        n
+        for n in dir(core)
+        if (not n.startswith("_") or n.startswith(("_test_", "_http1_")))
+        and not isinstance(getattr(core, n), types.ModuleType)
+    }
+    tree = ast.parse((PKG / "_core.pyi").read_text())
+    stubbed = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            stubbed.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            stubbed.add(node.target.id)
+    assert stubbed <= exported, f"stubbed but not exported: {sorted(stubbed - exported)}"
+    assert exported <= stubbed, f"exported but not stubbed: {sorted(exported - stubbed)}"

@@ -123,9 +123,13 @@ async def test_a_backend_that_leaves_the_table_stops_being_probed() -> None:
         check = HealthCheck(kind="http", interval_ms=20, timeout_ms=500)
         checker.update(_table(Backend(id="b1", address=f"127.0.0.1:{srv.port}", check=check)))
         await _until(lambda: len(srv.requests) >= 2)
+        task = checker._targets["b1"].task
+        assert task is not None
         checker.update(_table())
         assert checker.status() == {}
-        await asyncio.sleep(0.05)
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled()
+        await asyncio.sleep(0.1)  # a request already on the wire may still land
         n = len(srv.requests)
         await asyncio.sleep(0.2)
         assert len(srv.requests) == n
