@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import sys
 import signal
 import socket
 import threading
@@ -241,3 +241,215 @@ def sample_apps(servers: IdentServers, service_ports: dict[str, int]) -> list[di
     ]
     apps.append(app)
     return apps
+
+
+class Demo:
+    """The running demo: the emulator, the backends, fastlb's controller, and a small HTTP API that
+    changes the emulator's tasks (what Marathon's own API would do), all on one event loop."""
+
+    RESTART_GRACE = 1.0  # seconds between a task's KILLING and its KILLED, as a task stopping gracefully
+
+    def __init__(self, servers: IdentServers, emulator: Any) -> None:
+        self.servers = servers
+        self.emulator = emulator
+        self.names: dict[str, str] = {}  # task id → backend name
+        self.serial = 100
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def adopt(self, apps: Sequence[dict[str, Any]]) -> None:
+        for app in apps:
+            for t, name in zip(app["tasks"], sorted(n for n in self.servers.servers if n.startswith(app["id"][1:] + "#"))):
+                self.names[t["id"]] = name
+
+    def start_task(self, app_id: str) -> str:
+        """A new backend and its task, RUNNING at once (status_update_event)."""
+        app = self.emulator.apps[app_id]
+        self.serial += 1
+        name = f"{app_id.strip('/')}#{self.serial}"
+        if app.get("networks", [{}])[0].get("mode") == "container":
+            port = app["container"]["portMappings"][0]["containerPort"]
+            host = ""
+            for n in range(4, 250):
+                try:
+                    ident = self.servers.start(name, f"127.0.0.{n}", port)
+                except OSError:
+                    continue
+                host = ident.host
+                break
+            if not host:
+                raise OSError("no loopback address free for the container port")
+            task_id = self.emulator.add_task(app_id, [], host="127.0.0.1", ip=host)
+        else:
+            ident = self.servers.start(name)
+            task_id = self.emulator.add_task(app_id, [ident.port])
+        self.names[task_id] = name
+        return task_id
+
+    async def kill_task(self, task_id: str) -> None:
+        """KILLING (fastlb drains it), then after a grace the backend stops and TASK_KILLED follows."""
+        self.emulator.set_task_state(task_id, "TASK_KILLING")
+        await asyncio.sleep(self.RESTART_GRACE)
+        name = self.names.pop(task_id, None)
+        if name is not None and name in self.servers.servers:
+            self.servers.stop(name)
+        self.emulator.set_task_state(task_id, "TASK_KILLED")
+
+    async def restart_app(self, app_id: str) -> None:
+        """A rolling restart: one new task, then one old task killed, until every task is new."""
+        for old in list(self.emulator.tasks.get(app_id, {})):
+            self.start_task(app_id)
+            await self.kill_task(old)
+
+    def background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def web_app(self) -> Any:
+        from aiohttp import web  # noqa: PLC0415
+
+        def app_id_of(request: web.Request) -> str:
+            app_id = "/" + request.match_info["app"].strip("/")
+            if app_id not in self.emulator.apps:
+                raise web.HTTPNotFound(text=f"no app {app_id}\n")
+            return app_id
+
+        async def index(request: web.Request) -> web.Response:
+            lines = []
+            for app_id in sorted(self.emulator.apps):
+                for task_id, t in self.emulator.tasks.get(app_id, {}).items():
+                    lines.append(f"{app_id} {task_id} {t['state']} {self.names.get(task_id, '?')}")
+            return web.Response(text="\n".join(lines) + "\n")
+
+        async def scale_up(request: web.Request) -> web.Response:
+            return web.Response(text=self.start_task(app_id_of(request)) + "\n")
+
+        async def restart(request: web.Request) -> web.Response:
+            app_id = app_id_of(request)
+            self.background(self.restart_app(app_id))
+            return web.Response(text=f"rolling restart of {app_id} started\n")
+
+        async def kill(request: web.Request) -> web.Response:
+            task_id = request.match_info["task"]
+            if task_id not in self.names:
+                raise web.HTTPNotFound(text=f"no task {task_id}\n")
+            self.background(self.kill_task(task_id))
+            return web.Response(text=f"killing {task_id}\n")
+
+        app = web.Application()
+        app.router.add_get("/", index)
+        app.router.add_post("/apps/{app:.+}/tasks", scale_up)
+        app.router.add_post("/apps/{app:.+}/restart", restart)
+        app.router.add_post("/tasks/{task}/kill", kill)
+        return app
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _probe(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _instructions(ports: dict[str, int], emulator_url: str, admin: str, control_url: str) -> str:
+    vhost_line = f"  curl -H 'Host: web.localhost' http://127.0.0.1:{ports['http']}/     # vhost app by Host header"
+    if not _probe(ports["http"]):
+        vhost_line = (f"  (the vhost app also gets Host routing on the shared http port {ports['http']} once this "
+                      "build's data plane serves vhost listeners)")
+    return "\n".join([
+        "",
+        "fastlb demo: fastlb is following a Marathon emulator; every answer names the task that served it.",
+        "",
+        "Try:",
+        f"  curl http://127.0.0.1:{ports['host']}/          # /demo/host       HOST networking",
+        f"  curl http://127.0.0.1:{ports['bridge']}/          # /demo/bridge     BRIDGE networking",
+        f"  curl http://127.0.0.1:{ports['container']}/          # /demo/container  IP-per-task (127.0.0.2, .3)",
+        f"  curl http://127.0.0.1:{ports['vhost']}/          # /demo/web        vhost app, on its service port",
+        vhost_line,
+        f"  curl http://127.0.0.1:{ports['tcp']}/          # /demo/tcp        tcp mode (bytes pass through)",
+        "",
+        "Change Marathon's tasks (fastlb follows its event stream):",
+        f"  curl {control_url}/                                   # tasks and their states",
+        f"  curl -X POST {control_url}/apps/demo/host/tasks        # one more task",
+        f"  curl -X POST {control_url}/apps/demo/host/restart      # rolling restart",
+        f"  curl -X POST {control_url}/tasks/TASK_ID/kill          # KILLING (drained), then KILLED",
+        "",
+        "fastlb's admin API:",
+        f"  http://{admin}/            dashboard",
+        f"  curl http://{admin}/stats        curl http://{admin}/routes        curl http://{admin}/metrics",
+        f"  Marathon emulator: {emulator_url}/v2/apps?embed=apps.tasks",
+        "",
+        "Ctrl-C stops everything.",
+        "",
+    ])
+
+
+async def run_demo(workers: int = 2) -> int:
+    from aiohttp import web  # noqa: PLC0415
+
+    from fastlb import control, logs  # noqa: PLC0415
+    from fastlb.testing.emulator import MarathonEmulator  # noqa: PLC0415
+
+    ports = {k: free_port() for k in ("host", "bridge", "container", "vhost", "tcp", "http")}
+    admin = f"127.0.0.1:{free_port()}"
+    with IdentServers() as servers:
+        apps = sample_apps(servers, ports)
+        emulator = MarathonEmulator(apps)
+        emulator_url = await emulator.start()
+        demo = Demo(servers, emulator)
+        demo.adopt(apps)
+        runner = web.AppRunner(demo.web_app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        control_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            marathon = control.MarathonArgs(
+                urls=(emulator_url,), groups=("external",), bind_addr="127.0.0.1", http_port=ports["http"],
+                https_port=0, appid_port=0,
+            )
+            options = control.RunOptions(marathon=marathon, workers=workers, admin=admin, drain_timeout=2.0)
+            try:
+                controller, admin_address, token = control.build(options)
+            except control.StartError as e:
+                print(f"fastlb demo: {e}", file=sys.stderr)
+                return 1
+            serving = asyncio.ensure_future(control.serve(controller, admin_address, token))
+            deadline = time.monotonic() + 30
+            while controller.dataplane.generation < 1 and not serving.done() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if serving.done():
+                return serving.result()
+            if controller.dataplane.generation < 1:
+                print("fastlb demo: fastlb did not serve the emulator's apps within 30 s", file=sys.stderr)
+                controller.request_stop()
+                await serving
+                return 1
+            print(_instructions(ports, emulator_url, admin_address, f"http://127.0.0.1:{control_port}"), flush=True)
+            return await serving
+        finally:
+            await demo.close()
+            await runner.cleanup()
+            await emulator.stop()
+
+
+def main() -> int:
+    """``fastlb demo``: runs until SIGINT or SIGTERM, then cleans up; returns the exit status."""
+    from fastlb import logs  # noqa: PLC0415
+
+    logs.setup("info")
+    logging.getLogger("fastlb.marathon").setLevel(logging.WARNING)
+    try:
+        import uvloop  # noqa: PLC0415
+
+        return uvloop.run(run_demo())
+    except ImportError:
+        return asyncio.run(run_demo())
