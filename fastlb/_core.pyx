@@ -107,6 +107,8 @@ cdef class _Plan:
                 _u32(getattr(svc.timeouts, field), f"service {svc.name!r} timeouts.{field}")
             _u32(svc.retries, f"service {svc.name!r} retries")
             _u32(svc.maxconn, f"service {svc.name!r} maxconn")
+            if len(svc.backends) > 65536:
+                raise ValueError(f"service {svc.name!r}: {len(svc.backends)} backends, at most 65536")
             seen = set()
             for be in svc.backends:
                 if be.id in seen:
