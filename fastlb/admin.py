@@ -381,10 +381,8 @@ async def haproxy(request: web.Request) -> web.StreamResponse:
 
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(
-        text=metrics_text(snapshot(_controller(request))),
-        content_type="text/plain",
-        headers={"X-Content-Type-Options": "nosniff"},
-        charset="utf-8",
+        body=metrics_text(snapshot(_controller(request))).encode(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
     )
 
 

@@ -4,8 +4,10 @@ Providers (the static file, Marathon) each hand over whole ``spec.RouteTable``s.
 merges them (a name or an address claimed twice: the later provider's part is skipped with a clear
 error), applies the operator's manual overrides (backend state and weight, set through the admin
 API and re-applied on every publish), and publishes the result on the ``DataPlane`` when it differs
-from the table now serving. A table the data plane refuses (a listener that cannot bind) is logged
-and the last good table keeps serving.
+from the table last published. A table the data plane refuses is logged and the last good table keeps
+serving; a new listener that cannot bind is left out of its table rather than holding the rest back.
+Backend health comes from the providers and from the active health checks (``fastlb.health``), which
+follow every published table; neither needs a new table.
 
 ``serve`` runs it all on one uvloop loop: the providers, the admin API, SIGHUP (re-read the static
 file, resync Marathon), SIGTERM/SIGINT (stop accepting, drain up to a deadline, close what is left,
@@ -145,6 +147,7 @@ class MarathonArgs(msgspec.Struct, frozen=True):
     strict_mode: bool = False
     auth_credentials: str | None = None  # "user:pass"
     auth_credential_file: str | None = None  # a file holding "user:pass"
+    dcos_auth_credentials: str | None = None  # DC/OS service account JSON: uid, private_key, login_endpoint
     ca_cert: str | None = None
     min_serv_port_ip_per_task: int = 10050
     max_serv_port_ip_per_task: int = 10100
@@ -171,14 +174,17 @@ def _accepted(target: Any, values: dict[str, Any]) -> dict[str, Any]:
 def marathon_provider(args: MarathonArgs) -> Provider:
     """A ``fastlb.marathon.provider.MarathonProvider`` for <args>. Raises ImportError when this build has
     no Marathon provider, ValueError (the message says why) for credentials that cannot be used."""
-    from fastlb.marathon.auth import BasicAuth  # noqa: PLC0415 (imported only with --marathon)
+    from fastlb.marathon.auth import BasicAuth, ServiceAccountAuth  # noqa: PLC0415 (only with --marathon)
     from fastlb.marathon.provider import MarathonProvider  # noqa: PLC0415
     from fastlb.marathon.state import MarathonOptions  # noqa: PLC0415
 
     values = msgspec.structs.asdict(args)
     credentials = values.pop("auth_credentials")
     credential_file = values.pop("auth_credential_file")
-    if credential_file is not None:
+    service_account = values.pop("dcos_auth_credentials")
+    if service_account is not None:
+        values["auth"] = ServiceAccountAuth.parse(service_account)
+    elif credential_file is not None:
         values["auth"] = BasicAuth.from_file(credential_file)
     elif credentials is not None:
         values["auth"] = BasicAuth.parse(credentials)
@@ -341,8 +347,10 @@ class Controller:
         self.drain_timeout = drain_timeout
         self.tables: dict[str, spec.RouteTable] = {}
         self.changed_at: dict[str, float] = {}  # provider -> time.monotonic() of its last table
+        self._app_errors: dict[str, dict[str, Any]] = {}  # provider -> app -> error, as last logged
+        self._reconnects: dict[str, int] = {}
         self.overrides: dict[str, Override] = {}
-        self.health: dict[str, bool] = {}  # backend id -> up, as providers last said
+        self.health: dict[str, bool] = {}  # backend id -> up, as providers and health checks last said
         self.serving: spec.RouteTable | None = None
         self.serving_bytes = b""
         self.desired_bytes = b""  # the desired table last published (listeners left out or not)
@@ -353,7 +361,6 @@ class Controller:
         self.started_at = time.time()
         self.health_checker: Any = None  # fastlb.health.HealthChecker, made by start()
         self.draining = False
-        self.stopped = asyncio.Event()
         self._publish_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -364,9 +371,29 @@ class Controller:
         def changed(table: spec.RouteTable) -> None:
             self.tables[provider] = table
             self.changed_at[provider] = time.monotonic()
+            self._log_news(provider)
             self._schedule_publish()
 
         return changed
+
+    def _log_news(self, provider: str) -> None:
+        """One line per app a provider newly leaves out (or takes back), and per stream reconnect."""
+        p = self.providers.get(provider)
+        if p is None:
+            return
+        errors = p.app_errors()
+        errors = dict(errors) if isinstance(errors, dict) else {str(e): "" for e in errors or ()}
+        before = self._app_errors.get(provider, {})
+        for app, why in errors.items():
+            if before.get(app) != why:
+                logs.event(logging.WARNING, logs.APP_DISABLED, provider=provider, app=app, error=why)
+        for app in before.keys() - errors.keys():
+            logs.event(logging.INFO, logs.APP_ENABLED, provider=provider, app=app)
+        self._app_errors[provider] = errors
+        reconnects = getattr(p.status(), "reconnects", None)
+        if isinstance(reconnects, int) and reconnects > self._reconnects.get(provider, 0):
+            logs.event(logging.WARNING, logs.MARATHON_RECONNECT, provider=provider, reconnects=reconnects)
+            self._reconnects[provider] = reconnects
 
     def on_backend_state(self, provider: str) -> OnBackendState:
         def changed(backend_id: str, state: str | bool) -> None:
@@ -658,7 +685,6 @@ class Controller:
             self.dataplane.close_all()
         self.dataplane.stop()
         logs.event(logging.INFO, logs.STOPPED, swaps=self.swap.count)
-        self.stopped.set()
 
 
 # -- fastlb run ----------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def test_metrics_is_valid_exposition() -> None:
     async def t(client, c, dp, p) -> None:
         dp.backends["10.0.0.1:80"].update(active=4, total=9, bytes_out=77)
         r = await client.get("/metrics")
-        assert r.status == 200 and r.content_type == "text/plain"
+        assert r.status == 200 and r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
         families = promtext.parse(await r.text())
         assert families["fastlb_table_generation"] == [("fastlb_table_generation", {}, 1.0)]
         assert families["fastlb_swaps_total"][0][2] == 1.0

@@ -243,6 +243,12 @@ INVALID = [
     ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["a.example.com"]\npaths = ["api"]\n',
      'services[0].paths[0]: "api" is not a path (starts with "/", no spaces)'),
     (SVC + 'paths = ["/api"]\n', "services[0].paths: paths need vhosts"),
+    ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["A.example.com"]\n'
+     '[[services]]\nname = "b"\nvhosts = ["x.example.com", "a.example.com"]\n',
+     'services[1].vhosts[1]: "a.example.com" (every path) is already routed by services[0].vhosts[0]'),
+    ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["a.example.com"]\npaths = ["/x", "/y"]\n'
+     '[[services]]\nname = "b"\nvhosts = ["a.example.com"]\npaths = ["/y", "/x"]\n',
+     'services[1].vhosts[0]: "a.example.com" (the same paths) is already routed by services[0].vhosts[0]'),
     ("[[services]\n", None),  # TOML syntax: one line, starting "toml: "
 ]
 
