@@ -14,8 +14,7 @@ import time
 from collections import Counter
 
 import _common  # noqa: F401 (sys.path)
-
-from e2e.harness import request  # noqa: E402
+from e2e.harness import request
 
 
 def main() -> None:
@@ -37,8 +36,12 @@ def main() -> None:
             by_name[name] += 1
         if pause:
             stop.wait(pause)
-    print(json.dumps({"ok": ok, "failures": len(failures), "by_name": by_name,
-                      "first_failures": failures[:10]}), flush=True)
+    print(
+        json.dumps(
+            {"ok": ok, "failures": len(failures), "by_name": by_name, "first_failures": failures[:10]}
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ def machine() -> str:
     except OSError:
         pass
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{platform.node()}: {cpu}, {len(os.sched_getaffinity(0))} CPUs usable, Linux {platform.release()}, "
-            f"Python {platform.python_version()}; load average {load}")
+    return (
+        f"{platform.node()}: {cpu}, {len(os.sched_getaffinity(0))} CPUs usable, Linux {platform.release()}, "
+        f"Python {platform.python_version()}; load average {load}"
+    )
 
 
 def command() -> str:
@@ -46,8 +48,18 @@ def command() -> str:
 def report(name: str, title: str, lines: list[str]) -> Path:
     """Prints the report and writes it to results/<name>-<UTC time>.md; returns the path."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    text = "\n".join([f"# {title}", "", f"- when: {stamp}", f"- machine: {machine()}",
-                      f"- command: `{command()}`", "", *lines, ""])
+    text = "\n".join(
+        [
+            f"# {title}",
+            "",
+            f"- when: {stamp}",
+            f"- machine: {machine()}",
+            f"- command: `{command()}`",
+            "",
+            *lines,
+            "",
+        ]
+    )
     print(text)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}-{stamp}.md"

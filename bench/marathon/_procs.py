@@ -20,8 +20,12 @@ class ClientProcess:
 
     async def start(self) -> ClientProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(HERE / "_client.py"), str(self.port), str(self.pause),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            str(HERE / "_client.py"),
+            str(self.port),
+            str(self.pause),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         assert self.proc.stdout is not None
         assert (await self.proc.stdout.readline()).strip() == b"ready"

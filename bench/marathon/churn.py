@@ -4,9 +4,9 @@
 processes send requests back to back through the app's service port, one connection each (and
 ``wrk`` with ``Connection: close`` when ``--wrk`` is given). Meanwhile the emulator changes the app's
 tasks at ``--rate`` changes a second for ``--seconds``, as a rolling restart does, in a cycle of
-three changes: a new task RUNNING (its backend started first), the oldest task KILLING, then that
-task's backend stops listening and its TASK_KILLED follows. Every change is one status_update_event
-(plus its instance_changed_event). Target: zero failed requests.
+three changes: a new task RUNNING (its backend started first), the oldest task KILLING, and the
+task that started KILLING one cycle earlier (150 ms at 20/s) stops listening, then its TASK_KILLED.
+Every change is one status_update_event (plus its instance_changed_event). Target: zero failed requests.
 
     python3 bench/marathon/churn.py [--rate 20] [--seconds 30] [--clients 2] [--wrk]
 """
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import _common
 from _procs import ClientProcess
+from e2e.harness import TimedEmulator, running_fastlb
 
-from e2e.harness import TimedEmulator, running_fastlb  # noqa: E402
-from fastlb.testing.demo import IdentServers, free_port  # noqa: E402
-from fastlb.testing.emulator import app_definition  # noqa: E402
+from fastlb.testing.demo import IdentServers, free_port
+from fastlb.testing.emulator import app_definition
 
 LABELS = {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}
 START_TASKS = 4
@@ -60,12 +60,24 @@ async def run(rate: float, seconds: float, clients: int, wrk: bool, log: Path) -
                 wrk_proc = None
                 if wrk:
                     wrk_proc = await asyncio.create_subprocess_exec(
-                        "wrk", "-t1", "-c8", f"-d{int(seconds) + 2}s", "-H", "Connection: close",
-                        f"http://127.0.0.1:{port}/", stdout=asyncio.subprocess.PIPE,
+                        "wrk",
+                        "-t1",
+                        "-c8",
+                        f"-d{int(seconds) + 2}s",
+                        "-H",
+                        "Connection: close",
+                        f"http://127.0.0.1:{port}/",
+                        stdout=asyncio.subprocess.PIPE,
                         stderr=asyncio.subprocess.STDOUT,
                     )
+                # One task starts KILLING before the clock starts, so that each TASK_KILLED comes one
+                # cycle (3 changes) after its KILLING: a task gets that long to finish what it holds.
+                killing: deque[tuple[str, str]] = deque([running.popleft()])
+                emu.set_task_state(killing[0][0], "TASK_KILLING")
+                await lb.wait_backends(
+                    lambda ids: ids == {t for t, _ in running} | {killing[0][0]}, "a draining task"
+                )
                 swaps_before = (await lb.stats())["swaps"]
-                killing: tuple[str, str] | None = None
                 step = 1.0 / rate
                 start = time.monotonic()
                 late = 0.0
@@ -74,20 +86,19 @@ async def run(rate: float, seconds: float, clients: int, wrk: bool, log: Path) -
                     if kind == 0:
                         new_task()
                     elif kind == 1:
-                        killing = running.popleft()
-                        emu.set_task_state(killing[0], "TASK_KILLING")
+                        killing.append(running.popleft())
+                        emu.set_task_state(killing[-1][0], "TASK_KILLING")
                     else:
-                        assert killing is not None
-                        servers.stop(killing[1])  # the task's process exits, then Mesos says KILLED
-                        emu.set_task_state(killing[0], "TASK_KILLED")
-                        killing = None
+                        task_id, name = killing.popleft()
+                        servers.stop(name)  # the task's process exits, then Mesos says KILLED
+                        emu.set_task_state(task_id, "TASK_KILLED")
                     changes += 1
                     due = start + changes * step
                     delay = due - time.monotonic()
                     late = max(late, -delay)
                     await asyncio.sleep(max(0.0, delay))
                 elapsed = time.monotonic() - start
-                want = {t for t, _ in running} | ({killing[0]} if killing else set())
+                want = {t for t, _ in running} | {t for t, _ in killing}
                 await lb.wait_backends(lambda ids: ids == want, "the last change served", timeout=30)
                 settled = time.monotonic() - start - elapsed
                 results = [await p.stop() for p in procs]
@@ -100,8 +111,9 @@ async def run(rate: float, seconds: float, clients: int, wrk: bool, log: Path) -
             requests = sum(r["ok"] + r["failures"] for r in results)
             failures = sum(r["failures"] for r in results)
             lines += [
-                f"{changes} task changes in {elapsed:.1f} s ({changes / elapsed:.1f}/s; the change loop ran at most "
-                f"{late * 1000:.0f} ms late); table matched Marathon {settled * 1000:.0f} ms after the last change",
+                f"{changes} task changes in {elapsed:.1f} s ({changes / elapsed:.1f}/s; the change loop ran "
+                f"at most {late * 1000:.0f} ms late); table matched Marathon {settled * 1000:.0f} ms after "
+                "the last change",
                 f"fastlb: {stats['swaps'] - swaps_before} table swaps during the run, "
                 f"{provider['tables_published']} tables from the provider, events received: "
                 f"status_update_event {provider['events'].get('status_update_event', 0)}, "
@@ -112,17 +124,24 @@ async def run(rate: float, seconds: float, clients: int, wrk: bool, log: Path) -
                 "| --- | ---: | ---: |",
             ]
             for n, r in enumerate(results):
-                lines.append(f"| python loop {n + 1} (new connection per request) | {r['ok'] + r['failures']} | "
-                             f"{r['failures']} |")
+                lines.append(
+                    f"| python loop {n + 1} (new connection per request) | {r['ok'] + r['failures']} | "
+                    f"{r['failures']} |"
+                )
             if wrk_out:
                 total = re.search(r"(\d+) requests in", wrk_out)
                 errors = re.search(r"Socket errors: (.*)", wrk_out)
                 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk_out)
-                lines.append(f"| wrk -t1 -c8, Connection: close | {total.group(1) if total else '?'} | "
-                             f"{(errors.group(1) if errors else 'no socket errors')}; "
-                             f"non-2xx {non2xx.group(1) if non2xx else 0} |")
-            lines += ["", f"python clients: {requests} requests, {failures} failed "
-                      f"({'meets' if failures == 0 else 'misses'} the zero-failure target)"]
+                lines.append(
+                    f"| wrk -t1 -c8, Connection: close | {total.group(1) if total else '?'} | "
+                    f"{(errors.group(1) if errors else 'no socket errors')}; "
+                    f"non-2xx {non2xx.group(1) if non2xx else 0} |"
+                )
+            lines += [
+                "",
+                f"python clients: {requests} requests, {failures} failed "
+                f"({'meets' if failures == 0 else 'misses'} the zero-failure target)",
+            ]
             for r in results:
                 if r["failures"]:
                     lines.append(f"first failures: {r['first_failures']}")

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import _common
 from _procs import ClientProcess
+from e2e.harness import TimedEmulator, running_fastlb, until
 
-from e2e.harness import TimedEmulator, running_fastlb, until  # noqa: E402
-from fastlb.testing.demo import IdentServers, free_port  # noqa: E402
-from fastlb.testing.emulator import app_definition  # noqa: E402
+from fastlb.testing.demo import IdentServers, free_port
+from fastlb.testing.emulator import app_definition
 
 LABELS = {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}
 
@@ -50,7 +50,7 @@ async def run(events: int, workers: int, log: Path) -> list[str]:
                         ident = servers.start(f"t{n}")
                         task_id = emu.add_task("/lat", [ident.port], task_id=f"lat.t{n}._app.1")
                         emitted = emu.emitted_at("status_update_event", task_id)
-                        await until(lambda: ident.first_accept is not None, f"t{n}'s first connection")
+                        await until(lambda i=ident: i.first_accept is not None, f"t{n}'s first connection")
                         assert ident.first_accept is not None
                         latencies.append(ident.first_accept - emitted)
                         stats = await lb.stats()
@@ -78,13 +78,17 @@ async def run(events: int, workers: int, log: Path) -> list[str]:
         f"{statistics.median(ms):.1f} | {_common.percentile(ms, 95):.1f} | {max(ms):.1f} | {min(ms):.1f} |",
     ]
     if provider_ms:
-        lines.append(f"| fastlb: event received → table handed to the controller (`event_latency_ms`) | "
-                     f"{statistics.median(provider_ms):.1f} | {_common.percentile(provider_ms, 95):.1f} | "
-                     f"{max(provider_ms):.1f} | {min(provider_ms):.1f} |")
+        lines.append(
+            f"| fastlb: event received → table handed to the controller (`event_latency_ms`) | "
+            f"{statistics.median(provider_ms):.1f} | {_common.percentile(provider_ms, 95):.1f} | "
+            f"{max(provider_ms):.1f} | {min(provider_ms):.1f} |"
+        )
     if swap_ms:
-        lines.append(f"| fastlb: event received → table serving (`event_to_swap_s`) | "
-                     f"{statistics.median(swap_ms):.1f} | {_common.percentile(swap_ms, 95):.1f} | "
-                     f"{max(swap_ms):.1f} | {min(swap_ms):.1f} |")
+        lines.append(
+            f"| fastlb: event received → table serving (`event_to_swap_s`) | "
+            f"{statistics.median(swap_ms):.1f} | {_common.percentile(swap_ms, 95):.1f} | "
+            f"{max(swap_ms):.1f} | {min(swap_ms):.1f} |"
+        )
     lines += ["", "all latencies (ms): " + ", ".join(f"{x:.1f}" for x in ms)]
     if result["failures"]:
         lines.append(f"client failures: {result['first_failures']}")

@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
-import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ _MAX_HEAD = 65536
 class Ident:
     """What one backend saw. Written by the servers' thread only; readers see plain ints and floats."""
 
-    __slots__ = ("name", "host", "port", "accepted", "active", "requests", "first_accept", "server")
+    __slots__ = ("accepted", "active", "first_accept", "host", "name", "port", "requests", "server")
 
     def __init__(self, name: str, host: str, port: int, server: asyncio.AbstractServer) -> None:
         self.name = name
@@ -179,8 +178,9 @@ def _port_of(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
-def task(app_id: str, n: int, host: str, ports: Sequence[int], service_ports: Sequence[int],
-         ip: str | None = None) -> dict[str, Any]:
+def task(
+    app_id: str, n: int, host: str, ports: Sequence[int], service_ports: Sequence[int], ip: str | None = None
+) -> dict[str, Any]:
     """A RUNNING task as ``/v2/apps?embed=apps.tasks`` lists it."""
     stamp = "2026-01-01T00:00:02.000Z"
     return {
@@ -203,7 +203,7 @@ def sample_apps(servers: IdentServers, service_ports: dict[str, int]) -> list[di
     """The demo's apps with their tasks, each task a backend started on <servers>.
 
     <service_ports>: "host", "bridge", "container", "vhost", "tcp" → the service port of that app."""
-    from fastlb.testing.emulator import app_definition  # noqa: PLC0415 (aiohttp: only where it runs)
+    from fastlb.testing.emulator import app_definition
 
     apps: list[dict[str, Any]] = []
 
@@ -218,17 +218,25 @@ def sample_apps(servers: IdentServers, service_ports: dict[str, int]) -> list[di
 
     external = {"HAPROXY_GROUP": "external"}
     host_like("/demo/host", "host", service_ports["host"], {**external, "HAPROXY_0_MODE": "http"}, 2)
-    host_like("/demo/bridge", "container/bridge", service_ports["bridge"], {**external, "HAPROXY_0_MODE": "http"}, 2)
     host_like(
-        "/demo/web", "host", service_ports["vhost"],
-        {**external, "HAPROXY_0_MODE": "http", "HAPROXY_0_VHOST": "web.localhost"}, 2,
+        "/demo/bridge", "container/bridge", service_ports["bridge"], {**external, "HAPROXY_0_MODE": "http"}, 2
+    )
+    host_like(
+        "/demo/web",
+        "host",
+        service_ports["vhost"],
+        {**external, "HAPROXY_0_MODE": "http", "HAPROXY_0_VHOST": "web.localhost"},
+        2,
     )
     host_like("/demo/tcp", "host", service_ports["tcp"], {**external, "HAPROXY_0_MODE": "tcp"}, 2)
 
     # IP-per-task: each task has its own loopback IP; the container port is the same for all.
     app = app_definition(
-        "/demo/container", [service_ports["container"]], labels={**external, "HAPROXY_0_MODE": "http"},
-        network="container", instances=2,
+        "/demo/container",
+        [service_ports["container"]],
+        labels={**external, "HAPROXY_0_MODE": "http"},
+        network="container",
+        instances=2,
     )
     idents = servers.start_pair(["demo/container#1", "demo/container#2"], ["127.0.0.2", "127.0.0.3"])
     mapping = app["container"]["portMappings"][0]
@@ -257,8 +265,10 @@ class Demo:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def adopt(self, apps: Sequence[dict[str, Any]]) -> None:
+        """Learns the backend name of each task of <apps> (as ``sample_apps`` made them)."""
         for app in apps:
-            for t, name in zip(app["tasks"], sorted(n for n in self.servers.servers if n.startswith(app["id"][1:] + "#"))):
+            names = sorted(n for n in self.servers.servers if n.startswith(app["id"][1:] + "#"))
+            for t, name in zip(app["tasks"], names):
                 self.names[t["id"]] = name
 
     def start_task(self, app_id: str) -> str:
@@ -306,7 +316,7 @@ class Demo:
         task.add_done_callback(self._tasks.discard)
 
     def web_app(self) -> Any:
-        from aiohttp import web  # noqa: PLC0415
+        from aiohttp import web
 
         def app_id_of(request: web.Request) -> str:
             app_id = "/" + request.match_info["app"].strip("/")
@@ -360,43 +370,51 @@ def _probe(port: int) -> bool:
 
 
 def _instructions(ports: dict[str, int], emulator_url: str, admin: str, control_url: str) -> str:
-    vhost_line = f"  curl -H 'Host: web.localhost' http://127.0.0.1:{ports['http']}/     # vhost app by Host header"
+    def try_(command: str, comment: str) -> str:
+        return f"  {command.ljust(52)} # {comment}"
+
+    service = "http://127.0.0.1:{}/".format
+    vhost = try_(f"curl -H 'Host: web.localhost' {service(ports['http'])}", "the vhost app by Host")
     if not _probe(ports["http"]):
-        vhost_line = (f"  (the vhost app also gets Host routing on the shared http port {ports['http']} once this "
-                      "build's data plane serves vhost listeners)")
-    return "\n".join([
+        vhost = (
+            f"  (Host routing on the shared http port {ports['http']} answers once this build's data "
+            "plane serves vhost listeners)"
+        )
+    lines = [
         "",
         "fastlb demo: fastlb is following a Marathon emulator; every answer names the task that served it.",
         "",
         "Try:",
-        f"  curl http://127.0.0.1:{ports['host']}/          # /demo/host       HOST networking",
-        f"  curl http://127.0.0.1:{ports['bridge']}/          # /demo/bridge     BRIDGE networking",
-        f"  curl http://127.0.0.1:{ports['container']}/          # /demo/container  IP-per-task (127.0.0.2, .3)",
-        f"  curl http://127.0.0.1:{ports['vhost']}/          # /demo/web        vhost app, on its service port",
-        vhost_line,
-        f"  curl http://127.0.0.1:{ports['tcp']}/          # /demo/tcp        tcp mode (bytes pass through)",
+        try_(f"curl {service(ports['host'])}", "/demo/host: HOST networking"),
+        try_(f"curl {service(ports['bridge'])}", "/demo/bridge: BRIDGE networking"),
+        try_(f"curl {service(ports['container'])}", "/demo/container: IP-per-task (127.0.0.2, .3)"),
+        try_(f"curl {service(ports['vhost'])}", "/demo/web: a vhost app, on its service port"),
+        vhost,
+        try_(f"curl {service(ports['tcp'])}", "/demo/tcp: tcp mode, bytes passed through"),
         "",
         "Change Marathon's tasks (fastlb follows its event stream):",
-        f"  curl {control_url}/                                   # tasks and their states",
-        f"  curl -X POST {control_url}/apps/demo/host/tasks        # one more task",
-        f"  curl -X POST {control_url}/apps/demo/host/restart      # rolling restart",
-        f"  curl -X POST {control_url}/tasks/TASK_ID/kill          # KILLING (drained), then KILLED",
+        try_(f"curl {control_url}/", "tasks and their states"),
+        try_(f"curl -X POST {control_url}/apps/demo/host/tasks", "one more task"),
+        try_(f"curl -X POST {control_url}/apps/demo/host/restart", "a rolling restart"),
+        try_(f"curl -X POST {control_url}/tasks/TASK_ID/kill", "KILLING (drained), then KILLED"),
         "",
         "fastlb's admin API:",
-        f"  http://{admin}/            dashboard",
-        f"  curl http://{admin}/stats        curl http://{admin}/routes        curl http://{admin}/metrics",
-        f"  Marathon emulator: {emulator_url}/v2/apps?embed=apps.tasks",
+        try_(f"open http://{admin}/", "the dashboard"),
+        try_(f"curl http://{admin}/stats", "services, backends, counters"),
+        try_(f"curl http://{admin}/routes", "the table now serving"),
+        try_(f"curl {emulator_url}/v2/apps?embed=apps.tasks", "the emulator, as Marathon answers"),
         "",
         "Ctrl-C stops everything.",
         "",
-    ])
+    ]
+    return "\n".join(lines)
 
 
 async def run_demo(workers: int = 2) -> int:
-    from aiohttp import web  # noqa: PLC0415
+    from aiohttp import web
 
-    from fastlb import control, logs  # noqa: PLC0415
-    from fastlb.testing.emulator import MarathonEmulator  # noqa: PLC0415
+    from fastlb import control
+    from fastlb.testing.emulator import MarathonEmulator
 
     ports = {k: free_port() for k in ("host", "bridge", "container", "vhost", "tcp", "http")}
     admin = f"127.0.0.1:{free_port()}"
@@ -413,8 +431,12 @@ async def run_demo(workers: int = 2) -> int:
         control_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
             marathon = control.MarathonArgs(
-                urls=(emulator_url,), groups=("external",), bind_addr="127.0.0.1", http_port=ports["http"],
-                https_port=0, appid_port=0,
+                urls=(emulator_url,),
+                groups=("external",),
+                bind_addr="127.0.0.1",
+                http_port=ports["http"],
+                https_port=0,
+                appid_port=0,
             )
             options = control.RunOptions(marathon=marathon, workers=workers, admin=admin, drain_timeout=2.0)
             try:
@@ -433,7 +455,10 @@ async def run_demo(workers: int = 2) -> int:
                 controller.request_stop()
                 await serving
                 return 1
-            print(_instructions(ports, emulator_url, admin_address, f"http://127.0.0.1:{control_port}"), flush=True)
+            print(
+                _instructions(ports, emulator_url, admin_address, f"http://127.0.0.1:{control_port}"),
+                flush=True,
+            )
             return await serving
         finally:
             await demo.close()
@@ -443,12 +468,12 @@ async def run_demo(workers: int = 2) -> int:
 
 def main() -> int:
     """``fastlb demo``: runs until SIGINT or SIGTERM, then cleans up; returns the exit status."""
-    from fastlb import logs  # noqa: PLC0415
+    from fastlb import logs
 
     logs.setup("info")
     logging.getLogger("fastlb.marathon").setLevel(logging.WARNING)
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop
 
         return uvloop.run(run_demo())
     except ImportError:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,23 @@ class Fastlb:
     def __init__(self, args: Sequence[str], log_path: Path, workers: int = 2) -> None:
         self.admin_port = free_port()
         self.args = [
-            "--bind-addr", "127.0.0.1", "--http-port", "0", "--https-port", "0", "--appid-port", "0",
-            "--workers", str(workers), "--drain-timeout", "3", "--max-backoff", "1",
-            *args, "--admin", f"127.0.0.1:{self.admin_port}",
+            "--bind-addr",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+            "--appid-port",
+            "0",
+            "--workers",
+            str(workers),
+            "--drain-timeout",
+            "3",
+            "--max-backoff",
+            "1",
+            *args,
+            "--admin",
+            f"127.0.0.1:{self.admin_port}",
         ]
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
@@ -87,8 +101,15 @@ class Fastlb:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop())
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fastlb", "run", *self.args,
-            stdout=self._log, stderr=asyncio.subprocess.STDOUT, cwd=str(ROOT), env=env,
+            sys.executable,
+            "-m",
+            "fastlb",
+            "run",
+            *self.args,
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=str(ROOT),
+            env=env,
         )
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         await until(self._healthy, "fastlb's admin API")
@@ -123,8 +144,9 @@ class Fastlb:
         table = (await self.routes())["table"]
         return {b["id"] for s in table.get("services", []) for b in s.get("backends", [])}
 
-    async def wait_backends(self, predicate: Callable[[set[str]], bool], what: str,
-                            timeout: float = TIMEOUT) -> set[str]:
+    async def wait_backends(
+        self, predicate: Callable[[set[str]], bool], what: str, timeout: float = TIMEOUT
+    ) -> set[str]:
         async def check() -> set[str] | None:
             ids = await self.backend_ids()
             return ids if predicate(ids) else None
@@ -154,7 +176,7 @@ class Fastlb:
 
 
 @contextlib.asynccontextmanager
-async def running_fastlb(args: Sequence[str], log_path: Path, workers: int = 2):  # type: ignore[no-untyped-def]
+async def running_fastlb(args: Sequence[str], log_path: Path, workers: int = 2) -> AsyncIterator[Fastlb]:
     lb = Fastlb(args, log_path, workers)
     try:
         yield await lb.start()
@@ -200,7 +222,9 @@ class KeepAlive:
             self._buf += chunk
         head, _, rest = self._buf.partition(b"\r\n\r\n")
         length = next(
-            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
         )
         while len(rest) < length:
             chunk = self.sock.recv(65536)

@@ -61,8 +61,13 @@ async def test_host_bridge_and_container_apps_are_served(
     args = ["--marathon", emu.url, "--group", "external"]
     async with running_fastlb(args, tmp_path / "fastlb.log") as lb:
         await lb.wait_backends(lambda ids: len(ids) == 10, "the ten tasks of the sample apps")
-        for kind, app in (("host", "demo/host"), ("bridge", "demo/bridge"), ("container", "demo/container"),
-                          ("vhost", "demo/web"), ("tcp", "demo/tcp")):
+        for kind, app in (
+            ("host", "demo/host"),
+            ("bridge", "demo/bridge"),
+            ("container", "demo/container"),
+            ("vhost", "demo/web"),
+            ("tcp", "demo/tcp"),
+        ):
             seen = await answers(ports[kind], 8)
             assert seen == {f"{app}#1", f"{app}#2"}, (kind, seen)
         # IP-per-task: the bytes went to the tasks' own addresses, not to the agent's.
@@ -88,16 +93,18 @@ async def test_new_task_takes_traffic_soon_after_its_event(
                 ident = servers.start(f"t{n}")
                 task_id = emu.add_task("/svc", [ident.port], task_id=f"svc.t{n}._app.1")
                 emitted = emu.emitted_at("status_update_event", task_id)
-                await until(lambda: ident.first_accept is not None, f"task t{n}'s first connection")
+                await until(lambda i=ident: i.first_accept is not None, f"task t{n}'s first connection")
                 assert ident.first_accept is not None
                 latencies.append(ident.first_accept - emitted)
                 emu.set_task_state(previous, "TASK_KILLED")  # keep two tasks: the new one gets half
                 previous = task_id
-                await lb.wait_backends(lambda ids: ids == {task_id}, "the old task gone")
+                await lb.wait_backends(lambda ids, t=task_id: ids == {t}, "the old task gone")
         assert clients.failures == []
     median = statistics.median(latencies)
-    print(f"event → first connection: median {median * 1000:.1f} ms, all (ms): "
-          f"{', '.join(f'{x * 1000:.1f}' for x in latencies)}")
+    print(
+        f"event → first connection: median {median * 1000:.1f} ms, all (ms): "
+        f"{', '.join(f'{x * 1000:.1f}' for x in latencies)}"
+    )
     assert all(x > 0 for x in latencies)
     assert median < 1.0  # the target is 100 ms; bench/marathon measures it, this guards against a stall
 
@@ -148,7 +155,7 @@ async def test_marathon_failing_never_stops_traffic_and_the_resync_heals(
                 opened = emu.streams_opened
                 emu.emit_raw(b"event: status_update_event\r\ndata: {not json\r\n\r\n")
                 emu.drop_streams()
-                await until(lambda: emu.streams_opened > opened and emu.open_streams, "the stream again")
+                await until(lambda o=opened: emu.streams_opened > o and emu.open_streams, "the stream again")
                 await clients.wait_ok(20)
             # Marathon answers 500 to everything, its stream included, while apps change.
             emu.fail_with(500)
@@ -283,4 +290,3 @@ async def test_static_services_and_marathon_apps_together(
         assert await answers(static_port, 3) == {"static"}
         stats = await lb.stats()
         assert {"static", "marathon"} <= set(stats["providers"])
-
