@@ -24,13 +24,28 @@ import _common
 from _procs import ClientProcess
 from e2e.harness import TimedEmulator, running_fastlb, until
 
-from fastlb.testing.demo import IdentServers, free_port
+from fastlb.testing.demo import IdentServers, free_port, task
 from fastlb.testing.emulator import app_definition
 
 LABELS = {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}
 
 
-async def run(events: int, workers: int, log: Path) -> list[str]:
+def fillers(count: int) -> list[dict]:
+    """<count> more apps, one task each, on service ports 40000 and up (a larger cluster around the one
+    measured: every event then costs a build, merge and publish of the whole table)."""
+    apps = []
+    for n in range(count):
+        app = app_definition(f"/filler/app{n:05d}", [40000 + n], labels=LABELS)
+        app["tasks"] = [task(app["id"], n, "127.0.0.1", [1 + n % 1000], [40000 + n])]
+        apps.append(app)
+    return apps
+
+
+def lat(ids: set[str]) -> set[str]:
+    return {i for i in ids if i.startswith("lat.")}
+
+
+async def run(events: int, workers: int, extra_apps: int, log: Path) -> list[str]:
     latencies: list[float] = []
     provider_ms: list[float] = []
     swap_ms: list[float] = []
@@ -39,11 +54,13 @@ async def run(events: int, workers: int, log: Path) -> list[str]:
         await emu.start()
         try:
             port = free_port()
+            for app in fillers(extra_apps):
+                emu.load_app(app)
             emu.add_app(app_definition("/lat", [port], labels=LABELS))
             first = servers.start("t0")
             previous = (emu.add_task("/lat", [first.port], task_id="lat.t0._app.1"), "t0")
             async with running_fastlb(["--marathon", emu.url], log, workers=workers) as lb:
-                await lb.wait_backends(lambda ids: ids == {previous[0]}, "the first task")
+                await lb.wait_backends(lambda ids: lat(ids) == {previous[0]}, "the first task", timeout=300)
                 client = await ClientProcess(port).start()
                 try:
                     for n in range(1, events + 1):
@@ -60,7 +77,9 @@ async def run(events: int, workers: int, log: Path) -> list[str]:
                         if stats["swap"].get("event_to_swap_s") is not None:
                             swap_ms.append(stats["swap"]["event_to_swap_s"] * 1000)
                         emu.set_task_state(previous[0], "TASK_KILLED")
-                        await lb.wait_backends(lambda ids, t=task_id: ids == {t}, "the previous task gone")
+                        await lb.wait_backends(
+                            lambda ids, t=task_id: lat(ids) == {t}, "the previous task gone"
+                        )
                         servers.stop(previous[1])
                         previous = (task_id, f"t{n}")
                 finally:
@@ -69,7 +88,8 @@ async def run(events: int, workers: int, log: Path) -> list[str]:
             await emu.stop()
     ms = [x * 1000 for x in latencies]
     lines = [
-        f"{events} events; fastlb with {workers} workers; client: one process, one connection per request, "
+        f"{events} events; {extra_apps} other apps; fastlb with {workers} workers; "
+        "client: one process, one connection per request, "
         f"{result['ok']} requests, {result['failures']} failed",
         "",
         "| measure | p50 ms | p95 ms | max ms | min ms |",
@@ -99,9 +119,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--events", type=int, default=60)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--extra-apps", type=int, default=0, help="other apps in the cluster (service ports 40000+)"
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        lines = asyncio.run(run(args.events, args.workers, Path(tmp) / "fastlb.log"))
+        lines = asyncio.run(run(args.events, args.workers, args.extra_apps, Path(tmp) / "fastlb.log"))
     _common.report("event-latency", "Marathon event to first request through fastlb", lines)
 
 
