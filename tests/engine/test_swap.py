@@ -157,18 +157,27 @@ def test_ipv6_backend_address(dataplane, ports):
         srv.close()
         pytest.skip("no IPv6 loopback")
     srv.listen(4)
+    hold = socket.socket(socket.AF_INET6)  # reserves the v6 listener's port (see reserve_port)
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    hold.bind(("::1", 0))
     try:
         dp = dataplane()
         front = ports()
+        front6 = "[::1]:%d" % hold.getsockname()[1]
         addr = "[::1]:%d" % srv.getsockname()[1]
-        dp.publish(table([service("v6", [addr])], {front: "v6"}))
+        dp.publish(table([service("v6", [addr])], {front: "v6", front6: "v6"}))
         assert dp.stats()["backends"][addr]["address"] == addr
-        with connect(front) as c:
-            peer, _ = srv.accept()
-            with peer:
-                c.sendall(b"six")
-                assert recv_exactly(peer, 3) == b"six"
+        assert set(dp.listener_fds()) == {front, front6}
+        for listener in (front, front6):
+            c = socket.create_connection((listener.rsplit(":", 1)[0].strip("[]"), int(listener.rsplit(":", 1)[1])),
+                                         timeout=20)
+            with c:
+                peer, _ = srv.accept()
+                with peer:
+                    c.sendall(b"six")
+                    assert recv_exactly(peer, 3) == b"six"
     finally:
+        hold.close()
         srv.close()
 
 
