@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import Echo, WhoAmI, wait_until
+from fastlb.testing.backends import Echo, WhoAmI
 
 from .conftest import connect, recv_exactly, recv_line, service, table
 
@@ -106,7 +106,7 @@ def test_a_table_that_cannot_bind_publishes_nothing(dataplane, ports):
         busy = socket.socket()
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)  # no SO_REUSEPORT: nobody may bind beside it
-        taken = "127.0.0.1:%d" % busy.getsockname()[1]
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
         try:
             fresh = ports()
             with pytest.raises(OSError) as info:
@@ -163,14 +163,15 @@ def test_ipv6_backend_address(dataplane, ports):
     try:
         dp = dataplane()
         front = ports()
-        front6 = "[::1]:%d" % hold.getsockname()[1]
-        addr = "[::1]:%d" % srv.getsockname()[1]
+        front6 = f"[::1]:{hold.getsockname()[1]}"
+        addr = f"[::1]:{srv.getsockname()[1]}"
         dp.publish(table([service("v6", [addr])], {front: "v6", front6: "v6"}))
         assert dp.stats()["backends"][addr]["address"] == addr
         assert set(dp.listener_fds()) == {front, front6}
         for listener in (front, front6):
-            c = socket.create_connection((listener.rsplit(":", 1)[0].strip("[]"), int(listener.rsplit(":", 1)[1])),
-                                         timeout=20)
+            c = socket.create_connection(
+                (listener.rsplit(":", 1)[0].strip("[]"), int(listener.rsplit(":", 1)[1])), timeout=20
+            )
             with c:
                 peer, _ = srv.accept()
                 with peer:
@@ -219,7 +220,11 @@ def test_a_swap_that_lifts_maxconn_serves_the_waiting_connection(dataplane, port
         dp = dataplane()
         front = ports()
         svc = service("s", [w.address])
-        dp.publish(spec.RouteTable(services=(svc,), listeners=(spec.Listener(address=front, service="s", maxconn=1),)))
+        dp.publish(
+            spec.RouteTable(
+                services=(svc,), listeners=(spec.Listener(address=front, service="s", maxconn=1),)
+            )
+        )
         first = connect(front)
         assert recv_line(first) == b"w\n"
         waiting = connect(front)
