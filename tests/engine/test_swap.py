@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import Echo, WhoAmI
+from fastlb.testing.backends import Echo, WhoAmI, refused_address, wait_until
 
 from .conftest import connect, recv_exactly, recv_line, service, table
 
@@ -271,3 +271,48 @@ def test_maglev_sends_one_client_address_to_one_backend(dataplane, ports):
             with connect(front) as c:
                 seen.add(recv_line(c))
         assert len(seen) == 1
+
+
+@pytest.mark.slow
+def test_swaps_state_changes_and_connections_all_at_once(dataplane, ports):
+    """Clients connect, talk and leave while tables swap, backends drain and come back, and a
+    second listener comes and goes: every client on the kept listener is served, none hangs."""
+    with WhoAmI("a") as a, WhoAmI("b") as b, refused_address() as dead:
+        dp = dataplane()
+        front, extra = ports(), ports()
+        variants = [
+            table([service("s", [a.address, b.address, dead], retries=2)], {front: "s"}),
+            table([service("s", [a.address, b.address], balance="leastconn")], {front: "s", extra: "s"}),
+            table([service("s", [b.address, a.address], balance="maglev", retries=1)], {front: "s"}),
+        ]
+        dp.publish(variants[0])
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        served = [0]
+
+        def client() -> None:
+            try:
+                while not stop.is_set():
+                    with connect(front) as c:
+                        ident = recv_line(c)
+                        assert ident in (b"a\n", b"b\n")
+                        c.sendall(b"ping")
+                        assert recv_exactly(c, 4) == b"ping"
+                    served[0] += 1
+            except BaseException as e:  # noqa: BLE001 - reported by the test
+                errors.append(e)
+
+        threads = [threading.Thread(target=client) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for i in range(300):
+            dp.publish(variants[i % 3])
+            # one backend at a time is drained: the other always takes new connections
+            dp.set_backend_state(a.address if i % 2 else b.address, "drain")
+            dp.set_backend_state(b.address if i % 2 else a.address, "ready")
+        stop.set()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors[:3]
+        assert served[0] > 0
+        assert wait_until(lambda: dp.active_connections() == 0)
