@@ -8,6 +8,8 @@
  * A pump that holds bytes does not read: backpressure comes for free, and bytes stay in order.
  */
 #define _GNU_SOURCE
+#include "_api.h"
+
 #include "_conn.h"
 
 #include "_addr.h"

@@ -7,6 +7,8 @@
  * none is free a bulk flow simply keeps copying.
  */
 #define _GNU_SOURCE
+#include "_api.h"
+
 #include "_splice.h"
 
 #include <errno.h>

@@ -83,6 +83,7 @@ def _bulk_each_way(front: str, total: int) -> None:
     errors: list[BaseException] = []
 
     with connect(front, timeout=120) as c:
+
         def send() -> None:
             try:
                 left = total
@@ -212,7 +213,7 @@ def test_bytes_and_fin_sent_while_the_connect_is_in_flight_are_forwarded(datapla
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(0)
-    backend = "127.0.0.1:%d" % srv.getsockname()[1]
+    backend = f"127.0.0.1:{srv.getsockname()[1]}"
     fillers = []
     try:
         for _ in range(2):
