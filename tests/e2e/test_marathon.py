@@ -290,3 +290,43 @@ async def test_static_services_and_marathon_apps_together(
         assert await answers(static_port, 3) == {"static"}
         stats = await lb.stats()
         assert {"static", "marathon"} <= set(stats["providers"])
+        # An app that claims the static service's port: the static file keeps it, the clash is reported.
+        add_app(emu, "/clash", static_port)
+        start_task(emu, servers, "/clash", "clash")
+
+        async def clash_reported() -> list[str]:
+            return [c for c in (await lb.stats())["conflicts"] if str(static_port) in c]
+
+        assert await until(clash_reported, "the listener clash in /stats")
+        assert await answers(static_port, 4) == {"static"}
+        assert await answers(app_port, 8) == {"app", "app2"}
+
+
+async def test_poll_mode_follows_marathon_without_a_stream(
+    emu: TimedEmulator, servers: IdentServers, tmp_path: Path
+) -> None:
+    port = free_port()
+    add_app(emu, "/svc", port)
+    one = start_task(emu, servers, "/svc", "one")
+    async with running_fastlb(["--marathon", emu.url, "--poll", "0.5"], tmp_path / "fastlb.log") as lb:
+        await lb.wait_backends(lambda ids: ids == {one}, "the first poll")
+        two = start_task(emu, servers, "/svc", "two", emit=False)
+        await lb.wait_backends(lambda ids: ids == {one, two}, "the next poll")
+        assert await answers(port, 8) == {"one", "two"}
+        assert emu.streams_opened == 0
+
+
+async def test_basic_auth_credentials_are_sent(
+    emu: TimedEmulator, servers: IdentServers, tmp_path: Path
+) -> None:
+    port = free_port()
+    emu.require_basic_auth("lb", "s3cret")
+    add_app(emu, "/svc", port)
+    one = start_task(emu, servers, "/svc", "one")
+    args = ["--marathon", emu.url, "--auth-credentials", "lb:s3cret"]
+    async with running_fastlb(args, tmp_path / "fastlb.log") as lb:
+        await lb.wait_backends(lambda ids: ids == {one}, "the table, fetched with credentials")
+        await until(lambda: emu.open_streams, "the event stream, opened with credentials")
+        two = start_task(emu, servers, "/svc", "two")
+        await lb.wait_backends(lambda ids: ids == {one, two}, "the event's task")
+        assert await answers(port, 8) == {"one", "two"}
