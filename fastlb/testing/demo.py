@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from typing import Any
 
 _HEAD_END = b"\r\n\r\n"
-_MAX_HEAD = 65536
+_MAX_HEAD = 65536  # a request head longer than this closes the connection
 
 
 class Ident:
@@ -75,7 +75,7 @@ class IdentServers:
         """A backend named <name> listening on <host>:<port> (0: a free port). OSError if it cannot bind."""
         return self._call(self._start(name, host, port))  # type: ignore[no-any-return]
 
-    def start_pair(self, names: Sequence[str], hosts: Sequence[str]) -> list[Ident]:
+    def start_same_port(self, names: Sequence[str], hosts: Sequence[str]) -> list[Ident]:
         """Backends on the same free port of each of <hosts> (IP-per-task: one container port, one IP
         per task). Tries other ports when one is taken on some host."""
         for _ in range(50):
@@ -113,7 +113,9 @@ class IdentServers:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve(holder[0], reader, writer)
 
-        server = await asyncio.start_server(handle, host, port, reuse_address=True, backlog=1024)
+        server = await asyncio.start_server(
+            handle, host, port, reuse_address=True, backlog=1024, limit=_MAX_HEAD
+        )
         bound = server.sockets[0].getsockname()
         ident = Ident(name, bound[0], bound[1], server)
         holder.append(ident)
@@ -238,7 +240,7 @@ def sample_apps(servers: IdentServers, service_ports: dict[str, int]) -> list[di
         network="container",
         instances=2,
     )
-    idents = servers.start_pair(["demo/container#1", "demo/container#2"], ["127.0.0.2", "127.0.0.3"])
+    idents = servers.start_same_port(["demo/container#1", "demo/container#2"], ["127.0.0.2", "127.0.0.3"])
     mapping = app["container"]["portMappings"][0]
     mapping["containerPort"] = idents[0].port
     mapping.pop("hostPort", None)
