@@ -378,7 +378,7 @@ async function poll() {
   let snap = null;
   let reason = "";
   try {
-    const r = await fetch("stats", { cache: "no-store" });
+    const r = await fetch("/stats", { cache: "no-store" });
     if (r.ok) snap = await r.json();
     else reason = "HTTP " + r.status;
   } catch (e) {

@@ -28,14 +28,17 @@ def snapshots() -> list[dict[str, Any]]:
 
     async def go() -> list[dict[str, Any]]:
         dp = FakeDataPlane()
-        t = table(svc("web", "10.0.0.1:80", "10.0.0.2:80", mode="http"), svc("db", "10.0.0.3:5432"),
-                  listeners=(listen("127.0.0.1:8080", "web"), listen("127.0.0.1:5432", "db")))
+        t = table(
+            svc("web", "10.0.0.1:80", "10.0.0.2:80", mode="http"),
+            svc("db", "10.0.0.3:5432"),
+            listeners=(listen("127.0.0.1:8080", "web"), listen("127.0.0.1:5432", "db")),
+        )
         c = control.Controller(dp, {"static": ListProvider(t)})
         c.start()
         dp.backends["10.0.0.1:80"].update(active=2, total=10, bytes_in=1000, bytes_out=5000)
         first = json.loads(json.dumps(admin.snapshot(c)))
         c.set_state("10.0.0.2:80", "maint")
-        c.on_backend_state("health")("10.0.0.3:5432", False)
+        c.on_backend_state("health")("10.0.0.3:5432", "down")
         dp.backends["10.0.0.1:80"].update(
             total=30, bytes_in=1000 + 40960, bytes_out=5000 + 81920, connect_errors=2, retries=1
         )
@@ -56,8 +59,17 @@ def run_page(tmp_path: Path, answers: list[Any]) -> list[dict[str, Any]]:
         paths.append(str(p))
     # node is the one tool here beyond Python; CI installs it (Debian's nodejs).
     out = subprocess.run(
-        ["node", str(HERE / "dashboard_harness.js"), str(STATIC / "dashboard.js"), str(STATIC / "index.html"), *paths],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            "node",
+            str(HERE / "dashboard_harness.js"),
+            str(STATIC / "dashboard.js"),
+            str(STATIC / "index.html"),
+            *paths,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     views = json.loads(out.stdout)
     assert len(views) == len(answers)
@@ -76,15 +88,29 @@ def test_dashboard_renders_and_updates_in_place(tmp_path: Path) -> None:
     assert v1["staleHidden"] and v1["bodyClass"] == ""
     assert v1["problems"] == ["static: app /bad: HAPROXY_0_PORT is not a port"] and not v1["problemsHidden"]
     assert v1["events"] == []
-    assert [r[:3] for r in v1["listeners"]] == [["127.0.0.1:8080", "service", "web"], ["127.0.0.1:5432", "service", "db"]]
+    assert [r[:3] for r in v1["listeners"]] == [
+        ["127.0.0.1:8080", "service", "web"],
+        ["127.0.0.1:5432", "service", "db"],
+    ]
     assert v1["providers"][0] == "static"
     web, db = v1["services"]
     assert (web["service"], web["name"], web["meta"]) == ("web", "web", "http · roundrobin")
     assert web["figures"].startswith("2/2 up · open 2 · total 10 · – conn/s")
     assert [r["key"] for r in web["rows"]] == ["10.0.0.1:80", "10.0.0.2:80"]
     row = web["rows"][0]["cells"]
-    assert (row["name"], row["address"], row["state"], row["health"]) == ("10.0.0.1:80", "10.0.0.1:80", "ready", "up")
-    assert (row["weight"], row["active"], row["total"], row["conn-rate"], row["errors"]) == ("1", "2", "10", "–", "0")
+    assert (row["name"], row["address"], row["state"], row["health"]) == (
+        "10.0.0.1:80",
+        "10.0.0.1:80",
+        "ready",
+        "up",
+    )
+    assert (row["weight"], row["active"], row["total"], row["conn-rate"], row["errors"]) == (
+        "1",
+        "2",
+        "10",
+        "–",
+        "0",
+    )
     assert web["rows"][0]["pills"] == ["pill state-ready", "pill health-up"]
     assert db["service"] == "db" and [r["key"] for r in db["rows"]] == ["10.0.0.3:5432"]
 
@@ -92,7 +118,12 @@ def test_dashboard_renders_and_updates_in_place(tmp_path: Path) -> None:
     web, db = v2["services"]
     assert all(r["marked"] for s in v2["services"] for r in s["rows"])
     row = web["rows"][0]["cells"]
-    assert (row["total"], row["conn-rate"], row["in-rate"], row["out-rate"]) == ("30", "10.0", "20.0 KiB/s", "40.0 KiB/s")
+    assert (row["total"], row["conn-rate"], row["in-rate"], row["out-rate"]) == (
+        "30",
+        "10.0",
+        "20.0 KiB/s",
+        "40.0 KiB/s",
+    )
     assert row["errors"] == "2 conn · 0 t/o · 1 retr"
     assert v2["rate"] == "10.0" and v2["in-rate"] == "20.0 KiB/s" and v2["out-rate"] == "40.0 KiB/s"
     maint = web["rows"][1]
@@ -108,18 +139,22 @@ def test_dashboard_renders_and_updates_in_place(tmp_path: Path) -> None:
         "static: app /bad: HAPROXY_0_PORT is not a port",
     ]
     # Newest first; what changed between the two answers, each once.
-    assert sorted((e["where"], e["what"], e["level"]) for e in v2["events"]) == sorted([
-        ("web / 10.0.0.1:80", "2 connect errors", "event error"),
-        ("web / 10.0.0.1:80", "1 retry", "event warn"),
-        ("web / 10.0.0.2:80", "state ready → maint", "event warn"),
-        ("db / 10.0.0.3:5432", "health up → down", "event error"),
-        ("config", "marathon: service 'web' skipped: the name is already static's", "event error"),
-    ])
+    assert sorted((e["where"], e["what"], e["level"]) for e in v2["events"]) == sorted(
+        [
+            ("web / 10.0.0.1:80", "2 connect errors", "event error"),
+            ("web / 10.0.0.1:80", "1 retry", "event warn"),
+            ("web / 10.0.0.2:80", "state ready → maint", "event warn"),
+            ("db / 10.0.0.3:5432", "health up → down", "event error"),
+            ("config", "marathon: service 'web' skipped: the name is already static's", "event error"),
+        ]
+    )
 
     # /stats fails: the last data stays, dimmed, under a banner saying since when it is stale.
     for view, reason in ((v3, "HTTP 503"), (v4, "no answer")):
         assert not view["staleHidden"] and view["bodyClass"] == "stale"
-        assert re.fullmatch(rf"Stale since \d\d:\d\d:\d\d: /stats is failing \({reason}\)\. .*", view["stale"])
+        assert re.fullmatch(
+            rf"Stale since \d\d:\d\d:\d\d: /stats is failing \({reason}\)\. .*", view["stale"]
+        )
         assert (view["status"], view["statusClass"]) == ("unreachable", "pill unreachable")
         assert view["services"][0]["rows"][0]["cells"]["total"] == "30"
     assert v3["stale"].split(":", 3)[:3] == v4["stale"].split(":", 3)[:3]  # the same "since"
@@ -133,7 +168,9 @@ def test_dashboard_renders_and_updates_in_place(tmp_path: Path) -> None:
 def test_dashboard_says_when_stats_never_answered(tmp_path: Path) -> None:
     (view,) = run_page(tmp_path, [{"fail": 502}])
     assert not view["staleHidden"]
-    assert re.fullmatch(r"No data: /stats has not answered since \d\d:\d\d:\d\d \(HTTP 502\)\. .*", view["stale"])
+    assert re.fullmatch(
+        r"No data: /stats has not answered since \d\d:\d\d:\d\d \(HTTP 502\)\. .*", view["stale"]
+    )
     assert view["services"] == [] and view["status"] == "unreachable"
 
 

@@ -21,10 +21,20 @@ from typing import Any
 import aiohttp
 
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
-    "--window-size=1280,900", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-default-browser-check",
+    "--window-size=1280,900",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
 )
 
 
@@ -77,7 +87,9 @@ class Page:
 
     async def evaluate(self, expression: str) -> Any:
         """The value of <expression> in the page (awaited when it is a promise), as JSON data."""
-        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise DevToolsError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -102,15 +114,22 @@ class Page:
         metrics = await self.send("Page.getLayoutMetrics")
         size = metrics["cssContentSize"]
         await self.send(
-            "Emulation.setDeviceMetricsOverride", width=1280, height=max(600, int(size["height"])),
-            deviceScaleFactor=1, mobile=False,
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=max(600, int(size["height"])),
+            deviceScaleFactor=1,
+            mobile=False,
         )
         shot = await self.send("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))
         await self.send("Emulation.clearDeviceMetricsOverride")
 
     def requested_urls(self) -> list[str]:
-        return [params["request"]["url"] for method, params in self.events if method == "Network.requestWillBeSent"]
+        return [
+            params["request"]["url"]
+            for method, params in self.events
+            if method == "Network.requestWillBeSent"
+        ]
 
     async def close(self) -> None:
         await self._ws.close()
@@ -138,7 +157,9 @@ async def page(profile: Path, log: Path, timeout: float = 60.0) -> AsyncIterator
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [executable(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
         )
     try:
         port = await _devtools_port(profile, proc, timeout)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fastlb.testing.backends import Echo, reserve_port
+from fastlb.testing.backends import Backend, Echo, reserve_port
 
 from . import chromium
 
@@ -71,14 +71,29 @@ class Fastlb:
         self.url = f"http://127.0.0.1:{self.admin}/"
         self._log = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastlb", "run", "--config", str(toml), "--admin", f"127.0.0.1:{self.admin}",
-             "--workers", "1"],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "fastlb",
+                "run",
+                "--config",
+                str(toml),
+                "--admin",
+                f"127.0.0.1:{self.admin}",
+                "--workers",
+                "1",
+            ],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + TIMEOUT
         while status_of(self.url + "_health") != 200:
             assert self.proc.poll() is None, f"fastlb exited with {self.proc.returncode}: {log.read_text()}"
-            assert time.monotonic() < deadline, f"fastlb did not serve within {TIMEOUT:.0f}s: {log.read_text()}"
+            assert time.monotonic() < deadline, (
+                f"fastlb did not serve within {TIMEOUT:.0f}s: {log.read_text()}"
+            )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -95,9 +110,11 @@ class Fastlb:
 class Setup:
     """fastlb (``server``, its service at ``listen``) in front of two echo backends ``a`` and ``b``."""
 
-    def __init__(self, server: Fastlb, listen: str, a: Echo, b: Echo, kill_b: contextlib.ExitStack) -> None:
+    def __init__(
+        self, server: Fastlb, listen: str, a: Backend, b: Backend, b_stack: contextlib.ExitStack
+    ) -> None:
         self.server, self.listen, self.a, self.b = server, listen, a, b
-        self._b_stack = kill_b
+        self._b_stack = b_stack
 
     def kill_b(self) -> None:
         """Stops backend b: its port refuses connections from now on."""
@@ -136,7 +153,8 @@ def cell(service: str, backend: str, col: str) -> str:
     """JS: the text of column <col> of <backend>'s row in <service>'s table, or null."""
     return (
         f"(() => {{ const c = document.querySelector('[data-service={json.dumps(service)}] "
-        f"tr[data-key={json.dumps(backend)}] td[data-col={json.dumps(col)}]'); return c && c.textContent; }})()"
+        f"tr[data-key={json.dumps(backend)}] td[data-col={json.dumps(col)}]'); "
+        "return c && c.textContent; })()"
     )
 
 
@@ -152,10 +170,14 @@ async def test_dashboard_follows_fastlb_live_in_chromium(tmp_path: Path, setup: 
         # A marker that only survives as long as this very document does: a reload would drop it.
         await page.evaluate("window.fastlbTestMarker = 'loaded once'; true")
 
-        await page.wait_for("document.querySelector('[data-service=\"echo\"] h3')?.textContent === 'echo'",
-                            "the service to be listed")
+        await page.wait_for(
+            "document.querySelector('[data-service=\"echo\"] h3')?.textContent === 'echo'",
+            "the service to be listed",
+        )
         for backend in (a, b):
-            await page.wait_for(f"{cell('echo', backend.address, 'health')} === 'up'", f"{backend.address} up")
+            await page.wait_for(
+                f"{cell('echo', backend.address, 'health')} === 'up'", f"{backend.address} up"
+            )
             assert await page.evaluate(cell("echo", backend.address, "address")) == backend.address
             assert await page.evaluate(cell("echo", backend.address, "state")) == "ready"
         assert await page.evaluate("document.getElementById('status').textContent") == "serving"
@@ -181,12 +203,15 @@ async def test_dashboard_follows_fastlb_live_in_chromium(tmp_path: Path, setup: 
         assert await page.evaluate(cell("echo", a.address, "health")) == "up"
         assert await page.evaluate("document.getElementById('backends-up').textContent") == "1 / 2"
         await page.wait_for(
-            "[...document.querySelectorAll('#events li')].some((li) => li.textContent.includes('health up → down'))",
+            "[...document.querySelectorAll('#events li')]"
+            ".some((li) => li.textContent.includes('health up → down'))",
             "the health change in the recent errors",
         )
         assert await page.evaluate("window.fastlbTestMarker") == "loaded once"
         documents = [
-            p["request"]["url"] for m, p in page.events if m == "Network.requestWillBeSent" and p.get("type") == "Document"
+            p["request"]["url"]
+            for m, p in page.events
+            if m == "Network.requestWillBeSent" and p.get("type") == "Document"
         ]
         assert documents == [server.url]
 
@@ -206,6 +231,10 @@ async def test_dashboard_follows_fastlb_live_in_chromium(tmp_path: Path, setup: 
 
         # Everything the page fetched came from fastlb's admin address (the icon is an inline data: URL).
         urls = page.requested_urls()
-        assert any(u.endswith("/static/dashboard.js") for u in urls) and any(u.endswith("/stats") for u in urls)
-        elsewhere = [u for u in urls if not u.startswith("data:") and urlsplit(u).netloc != f"127.0.0.1:{server.admin}"]
+        assert any(u.endswith("/static/dashboard.js") for u in urls) and any(
+            u.endswith("/stats") for u in urls
+        )
+        elsewhere = [
+            u for u in urls if not u.startswith("data:") and urlsplit(u).netloc != f"127.0.0.1:{server.admin}"
+        ]
         assert elsewhere == []
