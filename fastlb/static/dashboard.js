@@ -47,6 +47,12 @@ function showByteRate(r) {
   return r === null ? "–" : bytes(r) + "/s";
 }
 
+// A check's last result in plain words: "ConnectionRefusedError: [Errno 111] Connection refused"
+// reads "Connection refused" (the whole text stays in the cell's tooltip).
+function checkWords(last) {
+  return String(last || "no result yet").replace(/^\w+(Error|Exception): /, "").replace(/^\[Errno \d+\] /, "");
+}
+
 function clock(ms) {
   const d = new Date(ms);
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map((x) => String(x).padStart(2, "0")).join(":");
@@ -197,7 +203,7 @@ function changes(prev, snap) {
 const BACKEND_COLUMNS = [
   ["name", false], ["address", false], ["state", false], ["health", false], ["weight", true],
   ["active", true], ["total", true], ["conn-rate", true], ["in-rate", true], ["out-rate", true],
-  ["errors", true], ["check", false],
+  ["errors", true], ["retries", true], ["check", false],
 ];
 const LISTENER_COLUMNS = [
   ["address", false], ["kind", false], ["service", false], ["active", true], ["total", true],
@@ -253,8 +259,11 @@ function renderServices(snap, prev, dt) {
       const cells = [b.weight, int(b.active), int(b.total), showRate(perSecond(b.total, ob.total, dt)),
         showByteRate(perSecond(b.bytes_in, ob.bytes_in, dt)), showByteRate(perSecond(b.bytes_out, ob.bytes_out, dt))];
       cells.forEach((v, k) => setText(tr.children[4 + k], v));
-      setText(tr.children[10], b.errors || b.retries ? `${b.connect_errors} conn · ${b.timeouts} t/o · ${b.retries} retr` : "0");
-      setText(tr.children[11], b.check ? `${b.check.kind} ${b.check.last || ""}`.trim() : "");
+      setText(tr.children[10], int(b.errors));
+      tr.children[10].title = `${plural(b.connect_errors, "connect error")}, ${plural(b.timeouts, "timeout")}`;
+      setText(tr.children[11], int(b.retries));
+      setText(tr.children[12], b.check ? `${b.check.kind}: ${checkWords(b.check.last)}` : "");
+      tr.children[12].title = b.check ? b.check.last || "" : "";
     });
     dropUnseen(box.rows, seenRows);
   });

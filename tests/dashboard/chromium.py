@@ -154,6 +154,7 @@ async def page(profile: Path, log: Path, timeout: float = 60.0) -> AsyncIterator
     """A fresh Chromium with its own profile directory <profile> (its stderr goes to <log>), and one
     blank page in it with the Page, Runtime and Network domains on. Chromium stops on exit."""
     profile.mkdir(parents=True, exist_ok=True)
+    (profile / "DevToolsActivePort").unlink(missing_ok=True)  # a reused profile's, naming a dead port
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [executable(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
