@@ -88,6 +88,10 @@ function setText(node, value) {
   if (node.textContent !== text) node.textContent = text;
 }
 
+function setTitle(node, value) {
+  if (node.title !== value) node.title = value;
+}
+
 function setClass(node, value) {
   if (node.className !== value) node.className = value;
 }
@@ -205,6 +209,7 @@ const BACKEND_COLUMNS = [
   ["active", true], ["total", true], ["conn-rate", true], ["in-rate", true], ["out-rate", true],
   ["errors", true], ["retries", true], ["check", false],
 ];
+const BACKEND_INDEX = Object.fromEntries(BACKEND_COLUMNS.map(([col], i) => [col, i]));
 const LISTENER_COLUMNS = [
   ["address", false], ["kind", false], ["service", false], ["active", true], ["total", true],
   ["conn-rate", true], ["refused", true],
@@ -249,21 +254,25 @@ function renderServices(snap, prev, dt) {
       const tr = keyedRow(box.tbody, box.rows, b.id, BACKEND_COLUMNS, j);
       const ob = (old.get(s.name + "\u0000" + b.id) || [null, {}])[1];
       const override = b.override ? Object.entries(b.override).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`).join(" ") : "";
+      const cell = (col) => tr.children[BACKEND_INDEX[col]];
       setClass(tr, "status-" + b.status.toLowerCase());
-      setText(tr.children[0], b.name);
-      tr.children[0].title = b.name === b.id ? "" : "id " + b.id;
-      setText(tr.children[1], b.address);
-      setPill(tr.children[2], b.state + (override ? " (by hand)" : ""), "state-" + b.state);
-      tr.children[2].title = override;
-      setPill(tr.children[3], b.health, "health-" + b.health);
-      const cells = [b.weight, int(b.active), int(b.total), showRate(perSecond(b.total, ob.total, dt)),
-        showByteRate(perSecond(b.bytes_in, ob.bytes_in, dt)), showByteRate(perSecond(b.bytes_out, ob.bytes_out, dt))];
-      cells.forEach((v, k) => setText(tr.children[4 + k], v));
-      setText(tr.children[10], int(b.errors));
-      tr.children[10].title = `${plural(b.connect_errors, "connect error")}, ${plural(b.timeouts, "timeout")}`;
-      setText(tr.children[11], int(b.retries));
-      setText(tr.children[12], b.check ? `${b.check.kind}: ${checkWords(b.check.last)}` : "");
-      tr.children[12].title = b.check ? b.check.last || "" : "";
+      setText(cell("name"), b.name);
+      setTitle(cell("name"), b.name === b.id ? "" : "id " + b.id);
+      setText(cell("address"), b.address);
+      setPill(cell("state"), b.state + (override ? " (by hand)" : ""), "state-" + b.state);
+      setTitle(cell("state"), override);
+      setPill(cell("health"), b.health, "health-" + b.health);
+      setText(cell("weight"), b.weight);
+      setText(cell("active"), int(b.active));
+      setText(cell("total"), int(b.total));
+      setText(cell("conn-rate"), showRate(perSecond(b.total, ob.total, dt)));
+      setText(cell("in-rate"), showByteRate(perSecond(b.bytes_in, ob.bytes_in, dt)));
+      setText(cell("out-rate"), showByteRate(perSecond(b.bytes_out, ob.bytes_out, dt)));
+      setText(cell("errors"), int(b.errors));
+      setTitle(cell("errors"), `${plural(b.connect_errors, "connect error")}, ${plural(b.timeouts, "timeout")}`);
+      setText(cell("retries"), int(b.retries));
+      setText(cell("check"), b.check ? `${b.check.kind}: ${checkWords(b.check.last)}` : "");
+      setTitle(cell("check"), b.check ? b.check.last || "" : "");
     });
     dropUnseen(box.rows, seenRows);
   });
