@@ -175,7 +175,7 @@ function changes(prev, snap) {
     const o = old[1];
     const where = `${s.name} / ${b.name}`;
     if (o.health !== b.health) {
-      const why = b.check && b.check.last ? ` (check: ${b.check.last})` : "";
+      const why = b.check && b.check.last ? ` (check: ${checkWords(b.check.last)})` : "";
       out.push({ level: b.health === "down" ? "error" : "info", where, what: `health ${o.health} → ${b.health}${why}` });
     }
     if (o.state !== b.state) out.push({ level: b.state === "ready" ? "info" : "warn", where, what: `state ${o.state} → ${b.state}` });
