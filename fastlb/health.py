@@ -13,15 +13,12 @@ table keeps its probe and its counts; one that leaves has its probe cancelled.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastlb.spec import HealthCheck, RouteTable
-
-log = logging.getLogger("fastlb.health")
 
 # Probes in flight at most, all backends together.
 DEFAULT_CONCURRENCY = 256
@@ -178,9 +175,5 @@ class HealthChecker:
     def _transition(self, target: _Target, up: bool) -> None:
         target.up = up
         target.changes += 1
-        log.warning(
-            "backend %s",
-            "up" if up else "down",
-            extra={"backend": target.backend_id, "address": target.address, "check": target.last_detail},
-        )
+        # The control plane logs the transition (one line per backend going up or down).
         self._set_health(target.backend_id, up)
