@@ -6,6 +6,7 @@
 - H2: a second, identical H: the A/A control that measures the noise floor.
 - F: fastlb, one worker pinned to the proxy CPU, started by its CLI (``fastlb run``) or, until the CLI
   exists, by bench/fastlb_serve.py, which publishes the same table straight into the data plane.
+- Fn: the same fastlb with ``pipe_max = 0``: no splice, every byte through recv/send.
 
 Every arm proxies to the same backend address; every config file is rendered from bench/templates/.
 """
@@ -45,6 +46,7 @@ ARMS = {
     "Hn": Arm("Hn", "haproxy", False, "HAProxy, nbthread 1, nosplice"),
     "H2": Arm("H2", "haproxy", True, "HAProxy again (A/A control of H)"),
     "F": Arm("F", "fastlb", True, "fastlb, --workers 1"),
+    "Fn": Arm("Fn", "fastlb", False, "fastlb, --workers 1, pipe_max 0 (no splice)"),
 }
 
 
@@ -138,7 +140,9 @@ def start_arm(sup: Supervisor, arm: Arm, mode: str, backend_port: int, rundir: P
     admin = f"{HOST}:{admin_port}"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     if launcher == "cli":
-        conf = render("fastlb.toml", rundir / "fastlb.toml", listen=f"{HOST}:{port}", mode=mode, backend=backend)
+        engine = "" if arm.splice else "[engine]\npipe_max = 0  # no pipes: every byte is copied\n"
+        conf = render("fastlb.toml", rundir / "fastlb.toml", listen=f"{HOST}:{port}", mode=mode, backend=backend,
+                      engine=engine)
         argv = [sys.executable, "-m", "fastlb", "run", "--config", str(conf), "--workers", "1",
                 "--admin", admin, "--http-port", "0", "--https-port", "0", "--appid-port", "0"]
     else:

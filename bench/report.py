@@ -13,7 +13,8 @@ import random
 import statistics
 from pathlib import Path
 
-PAIRS = [("F", "H"), ("F", "D"), ("H", "D"), ("F", "Hn"), ("Hn", "H"), ("Hn", "D"), ("H2", "H")]
+PAIRS = [("F", "H"), ("F", "D"), ("H", "D"), ("Fn", "Hn"), ("Fn", "F"), ("Hn", "H"), ("F", "Hn"), ("Hn", "D"),
+         ("Fn", "D"), ("H2", "H")]
 
 
 def usable(rec: dict, max_steal: float) -> bool:
@@ -110,7 +111,7 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
              f"of the medians.")
     L.append("")
     L.append("Arms: " + "; ".join(f"**{k}** = {v}" for k, v in meta["arm_labels"].items()) + ".")
-    if "F" in meta["arms"]:
+    if {"F", "Fn"} & set(meta["arms"]):
         how = {"cli": "`python3 -m fastlb run --config <toml> --workers 1`",
                "serve": "bench/fastlb_serve.py (a spec.RouteTable published into fastlb._core.DataPlane; "
                         "no control plane)"}.get(meta["fastlb_launcher"], meta["fastlb_launcher"])
@@ -233,7 +234,7 @@ def chart(out: Path, meta: dict, records: list[dict], summary: dict) -> str | No
                    if r["metric"] == m and r["arm"] == a and r["status"] == "ok"]
             med = summary[m]["arms"][a]["median"]
             if med is not None:
-                ax.bar(i, med, color="#9ecae1" if a != "F" else "#fdae6b", width=0.6)
+                ax.bar(i, med, color="#fdae6b" if a.startswith("F") else "#9ecae1", width=0.6)
             for j, (v, ok) in enumerate(pts):
                 ax.plot(i - 0.2 + 0.4 * (j + 0.5) / max(1, len(pts)), v, "o", ms=4,
                         color="black" if ok else "red", alpha=0.8)

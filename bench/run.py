@@ -68,8 +68,8 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--blocks", "--pairs", type=int, default=5, help="alternating blocks (default 5)")
     p.add_argument("--duration", type=float, default=10, help="measured seconds per run (default 10)")
     p.add_argument("--warmup", type=float, default=3, help="warm-up seconds before each measurement (default 3)")
-    p.add_argument("--arms", default="D,H,F", help="arms to compare: D,H,Hn,H2,F (default D,H,F)")
-    p.add_argument("--nosplice", action="store_true", help="add Hn: HAProxy with nosplice")
+    p.add_argument("--arms", default="D,H,F", help="arms to compare: D,H,Hn,H2,F,Fn (default D,H,F)")
+    p.add_argument("--nosplice", action="store_true", help="add Hn (HAProxy nosplice) and, with F, Fn (fastlb without splice)")
     p.add_argument("--aa", action="store_true", help="add H2: a second HAProxy arm, the A/A noise control")
     p.add_argument("--metrics", default=DEFAULT_METRICS[kind], help=f"default {DEFAULT_METRICS[kind]}")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
@@ -84,8 +84,8 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
                    help="runs with more CPU steal (%%) than this are kept in the raw data but left out of medians")
     a = p.parse_args(argv)
     keys = [k for k in a.arms.split(",") if k]
-    if a.nosplice and "Hn" not in keys:
-        keys.append("Hn")
+    if a.nosplice:
+        keys += [k for k in ("Hn", "Fn" if "F" in keys else "") if k and k not in keys]
     if a.aa and "H2" not in keys:
         keys.append("H2")
     for k in keys:
@@ -110,7 +110,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or armlib.HERE / "results" / f"{stamp}-{kind}"
     out.mkdir(parents=True, exist_ok=True)
-    launcher = armlib.fastlb_launcher(args.fastlb) if "F" in args.arm_keys else "none"
+    launcher = armlib.fastlb_launcher(args.fastlb) if {"F", "Fn"} & set(args.arm_keys) else "none"
     ctx = Context("tcp" if kind == "l4" else "http", out, args.duration, args.warmup, args.connections,
                   args.load_cpu, args.proxy_cpu, launcher)
     tuning = Tuning()
