@@ -1,0 +1,374 @@
+/* _conn.c: the life of a proxied connection (see _conn.h).
+ *
+ * Polling is level-triggered with speculative I/O: a pump first tries its recv/send and subscribes
+ * only when the kernel answers EAGAIN, and the epoll interest of a socket is a pure function of the
+ * two pumps' state, written to the kernel only when it changes (flb_evloop_want):
+ *   source of a pump: EPOLLIN while the pump holds nothing and has not seen EOF;
+ *   destination:      EPOLLOUT while the pump holds bytes (its last write met a full socket).
+ * A pump that holds bytes does not read: backpressure comes for free, and bytes stay in order.
+ */
+#define _GNU_SOURCE
+#include "_conn.h"
+
+#include "_addr.h"
+#include "_balance.h"
+#include "_engine.h"
+#include "_evloop.h"
+#include "_route.h"
+#include "_splice.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* Reads one pump may make per wakeup before it lets other connections run; level-triggered epoll
+ * brings it back for the rest. */
+#define PUMP_ROUNDS 8
+
+#define RELAXED memory_order_relaxed
+#define COUNT(field, n) atomic_fetch_add_explicit(&(field), (n), RELAXED)
+
+static struct flb_backend *conn_backend(const struct flb_conn *c)
+{
+    return c->be >= 0 ? c->svc->be[c->be] : NULL;
+}
+
+static void arm(struct flb_worker *w, struct flb_conn *c, uint32_t ms)
+{
+    if (ms == 0)
+        flb_timer_stop(&w->wheel, &c->timer);
+    else
+        flb_timer_arm(&w->wheel, &c->timer, w->now + ms);
+}
+
+/* Writes the interest the pumps call for (see the head of this file). */
+static int update_interest(struct flb_worker *w, struct flb_conn *c)
+{
+    uint32_t cw = 0, sw = 0;
+
+    if (!c->up.eof && flb_pump_pending(&c->up) == 0)
+        cw |= EPOLLIN;
+    if (c->state == FLB_CONN_CONNECTING) {
+        sw = EPOLLOUT;
+    } else {
+        if (flb_pump_pending(&c->up) > 0)
+            sw |= EPOLLOUT;
+        if (!c->down.eof && flb_pump_pending(&c->down) == 0)
+            sw |= EPOLLIN;
+        if (flb_pump_pending(&c->down) > 0)
+            cw |= EPOLLOUT;
+    }
+    if (flb_evloop_want(w->epfd, c->cfd, &c->csrc, &c->cwant, cw) != FLB_OK)
+        return FLB_ERR;
+    if (c->sfd != -1 && flb_evloop_want(w->epfd, c->sfd, &c->ssrc, &c->swant, sw) != FLB_OK)
+        return FLB_ERR;
+    return FLB_OK;
+}
+
+static void close_server(struct flb_worker *w, struct flb_conn *c)
+{
+    struct flb_backend *b = conn_backend(c);
+
+    if (c->sfd != -1) {
+        close(c->sfd); /* closing also takes it out of epoll */
+        FLB_LIVE_DEC(fds);
+        c->sfd = -1;
+        c->swant = 0;
+    }
+    if (b != NULL)
+        atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
+    c->be = -1;
+}
+
+void flb_conn_close(struct flb_worker *w, struct flb_conn *c)
+{
+    if (c->state == FLB_CONN_DEAD)
+        return;
+    flb_timer_stop(&w->wheel, &c->timer);
+    flb_pump_release(&c->up, &w->pool);
+    flb_pump_release(&c->down, &w->pool);
+    close_server(w, c);
+    close(c->cfd);
+    FLB_LIVE_DEC(fds);
+    c->cfd = -1;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->state = FLB_CONN_DEAD;
+    c->next = w->dead;
+    c->prev = NULL;
+    w->dead = c;
+    flb_engine_slot_release(w->e, c->lst, c->svc);
+}
+
+void flb_conn_reap(struct flb_worker *w)
+{
+    struct flb_conn *c;
+
+    while ((c = w->dead) != NULL) {
+        w->dead = c->next;
+        flb_table_put(c->table);
+        free(c);
+        FLB_LIVE_DEC(conns);
+    }
+}
+
+/* The client cannot be served: no backend is available or every attempt failed. */
+static void give_up(struct flb_worker *w, struct flb_conn *c)
+{
+    COUNT(c->svc->c->no_backend, 1);
+    COUNT(c->lst->refused, 1);
+    flb_conn_close(w, c);
+}
+
+/* Counts a failed connect on the current backend and lets it go. */
+static void connect_failed(struct flb_worker *w, struct flb_conn *c, int timed_out)
+{
+    struct flb_backend *b = conn_backend(c);
+
+    COUNT(b->c.connect_errors, 1);
+    COUNT(b->fails, 1);
+    COUNT(c->svc->c->connect_errors, 1);
+    if (timed_out) {
+        COUNT(b->c.timeouts, 1);
+        COUNT(c->svc->c->timeouts, 1);
+    }
+    close_server(w, c);
+}
+
+static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, int src, int dst, int to_server)
+{
+    size_t moved = 0;
+    int rounds = PUMP_ROUNDS;
+    int rc = FLB_OK;
+
+    for (;;) {
+        if (flb_pump_pending(u) > 0) {
+            int r = flb_pump_flush(u, &w->pool, dst, &moved);
+            if (r == FLB_AGAIN)
+                break;
+            if (r == FLB_ERR) {
+                rc = FLB_ERR;
+                break;
+            }
+        }
+        if (u->eof) {
+            if (!u->shut) {
+                /* Everything read has been written: pass the FIN on. The other direction carries
+                 * on until its own EOF. A peer already gone shows up there as an error. */
+                shutdown(dst, SHUT_WR);
+                u->shut = 1;
+            }
+            break;
+        }
+        if (rounds-- == 0)
+            break;
+        ssize_t n = flb_pump_fill(u, &w->pool, src, 0);
+        if (n == FLB_AGAIN) {
+            flb_pump_uncork(u, dst);
+            break;
+        }
+        if (n == FLB_ERR) {
+            rc = FLB_ERR;
+            break;
+        }
+    }
+    if (moved > 0) {
+        struct flb_backend *b = conn_backend(c);
+        if (to_server) {
+            COUNT(b->c.bytes_out, moved);
+            COUNT(c->svc->c->bytes_out, moved);
+        } else {
+            COUNT(b->c.bytes_in, moved);
+            COUNT(c->svc->c->bytes_in, moved);
+        }
+        if (c->svc->idle_ms > 0)
+            flb_timer_touch(&c->timer, w->now + c->svc->idle_ms);
+    }
+    return rc;
+}
+
+/* Runs the pumps that <events> concern, then closes the connection if it is over. */
+static void run(struct flb_worker *w, struct flb_conn *c, int server, uint32_t events)
+{
+    uint32_t readable = events & (EPOLLIN | EPOLLHUP | EPOLLERR);
+    uint32_t writable = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+    int up = server ? writable != 0 : readable != 0;
+    int down = server ? readable != 0 : writable != 0;
+
+    if (up && !c->up.shut && pump(w, c, &c->up, c->cfd, c->sfd, 1) != FLB_OK)
+        goto close;
+    if (down && !c->down.shut && pump(w, c, &c->down, c->sfd, c->cfd, 0) != FLB_OK)
+        goto close;
+    if (c->up.shut && c->down.shut)
+        goto close; /* both directions have passed their FIN on */
+    if (update_interest(w, c) != FLB_OK)
+        goto close;
+    return;
+close:
+    flb_conn_close(w, c);
+}
+
+static void established(struct flb_worker *w, struct flb_conn *c)
+{
+    struct flb_backend *b = conn_backend(c);
+
+    c->state = FLB_CONN_ESTABLISHED;
+    COUNT(b->c.conn_total, 1);
+    atomic_store_explicit(&b->fails, 0, RELAXED);
+    arm(w, c, c->svc->idle_ms);
+    /* Bytes the client sent while we connected go now; the server side is only subscribed to
+     * (a server that speaks first has not spoken yet). */
+    run(w, c, 0, EPOLLIN);
+}
+
+/* Starts a connect to backend <idx>. Returns FLB_OK when connected or in progress, FLB_AGAIN when
+ * it failed at once (counted; try another), FLB_ERR when the connection must be dropped. */
+static int attempt(struct flb_worker *w, struct flb_conn *c, int idx)
+{
+    struct flb_service *s = c->svc;
+    struct flb_backend *b = s->be[idx];
+    int one = 1;
+
+    c->be = idx;
+    if (c->ntried < FLB_CONN_TRIED)
+        c->tried[c->ntried++] = (uint32_t)idx;
+    c->attempts++;
+    atomic_fetch_add_explicit(&b->active, 1, RELAXED);
+    c->sfd = socket(s->addr[idx].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->sfd == -1)
+        return FLB_ERR; /* out of fds or memory: another backend would fare no better */
+    FLB_LIVE_INC(fds);
+    setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(c->sfd, (struct sockaddr *)&s->addr[idx], s->addrlen[idx]) == 0) {
+        established(w, c);
+        return FLB_OK;
+    }
+    if (errno == EINPROGRESS) {
+        arm(w, c, s->connect_ms);
+        if (update_interest(w, c) != FLB_OK)
+            return FLB_ERR;
+        return FLB_OK;
+    }
+    connect_failed(w, c, 0);
+    return FLB_AGAIN;
+}
+
+/* Picks a backend and connects, retrying elsewhere up to the service's retries. <failed> is the
+ * backend index that just failed, -1 on the first try. */
+static void connect_next(struct flb_worker *w, struct flb_conn *c, int failed)
+{
+    struct flb_service *s = c->svc;
+
+    for (;;) {
+        if (failed >= 0 && c->attempts > s->retries)
+            goto give_up;
+        int idx = s->nbe > 0 ? flb_balance_pick(&s->bal, c->key, w->id, c->tried, c->ntried) : FLB_ERR;
+        if (idx < 0)
+            goto give_up;
+        if (failed >= 0) {
+            COUNT(s->be[failed]->c.retries, 1);
+            COUNT(s->c->retries, 1);
+        }
+        int r = attempt(w, c, idx);
+        if (r == FLB_OK)
+            return;
+        if (r == FLB_ERR) {
+            flb_conn_close(w, c);
+            return;
+        }
+        failed = idx;
+    }
+give_up:
+    give_up(w, c);
+}
+
+void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
+{
+    struct flb_table *t = w->table;
+    struct flb_service *s = &t->svc[rl->service];
+    struct flb_conn *c = calloc(1, sizeof(*c));
+    const void *ip;
+    size_t iplen;
+
+    COUNT(rl->l->total, 1);
+    COUNT(s->c->total, 1);
+    COUNT(w->e->total, 1);
+    if (c == NULL) {
+        close(fd);
+        FLB_LIVE_DEC(fds);
+        COUNT(rl->l->refused, 1);
+        flb_engine_slot_release(w->e, rl->l, s);
+        return;
+    }
+    FLB_LIVE_INC(conns);
+    c->csrc.kind = FLB_EV_CLIENT;
+    c->ssrc.kind = FLB_EV_SERVER;
+    c->cfd = fd;
+    c->sfd = -1;
+    c->be = -1;
+    c->table = flb_table_get(t);
+    c->svc = s;
+    c->lst = rl->l;
+    flb_pump_init(&c->up);
+    flb_pump_init(&c->down);
+    iplen = flb_addr_bytes(peer, &ip);
+    c->key = flb_hash64(ip, iplen, 0);
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    connect_next(w, c, -1);
+}
+
+void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32_t events)
+{
+    if (c->state == FLB_CONN_DEAD)
+        return; /* closed earlier in this batch */
+    if (c->state == FLB_CONN_ESTABLISHED) {
+        run(w, c, server, events);
+        return;
+    }
+    if (server) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(c->sfd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+            err = errno;
+        if (err == 0 && !(events & (EPOLLERR | EPOLLHUP))) {
+            established(w, c);
+            return;
+        }
+        int failed = c->be;
+        connect_failed(w, c, 0);
+        connect_next(w, c, failed);
+        return;
+    }
+    /* The client spoke (or left) before the backend answered: keep what it sent, up to one
+     * buffer, for when the connect completes. */
+    if (!c->up.eof && flb_pump_pending(&c->up) == 0 && flb_pump_fill(&c->up, &w->pool, c->cfd, 1) == FLB_ERR) {
+        flb_conn_close(w, c);
+        return;
+    }
+    if (update_interest(w, c) != FLB_OK)
+        flb_conn_close(w, c);
+}
+
+void flb_conn_timeout(struct flb_worker *w, struct flb_conn *c)
+{
+    if (c->state == FLB_CONN_CONNECTING) {
+        int failed = c->be;
+        connect_failed(w, c, 1);
+        connect_next(w, c, failed);
+        return;
+    }
+    struct flb_backend *b = conn_backend(c);
+    COUNT(b->c.timeouts, 1);
+    COUNT(c->svc->c->timeouts, 1);
+    flb_conn_close(w, c);
+}

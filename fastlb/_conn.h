@@ -1,0 +1,30 @@
+/* _conn.h: one proxied connection (types in _conn-t.h): accept -> pick -> connect (retrying on
+ * other backends) -> pump both directions -> half-close -> close. Every function runs on the
+ * worker that owns the connection. */
+#ifndef FLB_CONN_H
+#define FLB_CONN_H
+
+#include "_conn-t.h"
+#include "_engine-t.h"
+
+#include <sys/socket.h>
+
+/* Takes over <fd>, just accepted on listener <rl> of the worker's table, whose slot (maxconn) the
+ * caller has already taken: routes it, picks a backend and starts connecting. On any failure the
+ * client is closed and the slot given back. */
+void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer);
+
+/* Handles epoll <events> on the client (server == 0) or server side of <c>. */
+void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32_t events);
+
+/* The connection's timer fired: a connect timeout (retry elsewhere) or an idle timeout (close). */
+void flb_conn_timeout(struct flb_worker *w, struct flb_conn *c);
+
+/* Closes both sides now (no RST is forced) and gives back its slot; the memory and its table
+ * reference go in flb_conn_reap, once no event of the current batch can still point at it. */
+void flb_conn_close(struct flb_worker *w, struct flb_conn *c);
+
+/* Frees the connections closed since the last call. */
+void flb_conn_reap(struct flb_worker *w);
+
+#endif

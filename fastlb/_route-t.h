@@ -1,0 +1,65 @@
+/* _route-t.h: the compiled routing table. Built whole by the control thread, immutable once
+ * published, reference-counted: the publisher's "current" reference, one per worker that adopted
+ * it, one per connection routed with it. The last put frees it. */
+#ifndef FLB_ROUTE_T_H
+#define FLB_ROUTE_T_H
+
+#include "_balance-t.h"
+#include "_listener-t.h"
+
+enum flb_mode {
+    FLB_MODE_TCP = 0,
+    FLB_MODE_HTTP = 1, /* forwarded at L4 until the HTTP engine is wired in */
+};
+
+/* A service's counters, keyed by the service's name so that they survive table swaps. Tables hold
+ * references; records are found, created and swept by the control thread (like backends). */
+struct flb_service_counters {
+    char *name; /* owned */
+    _Atomic int64_t active;
+    _Atomic uint64_t total;
+    _Atomic uint64_t bytes_in;  /* from the backends (same orientation as a backend's counters) */
+    _Atomic uint64_t bytes_out; /* to the backends */
+    _Atomic uint64_t connect_errors;
+    _Atomic uint64_t retries;
+    _Atomic uint64_t timeouts;
+    _Atomic uint64_t no_backend; /* clients closed unserved: no backend available, or retries spent */
+    _Atomic int refs;
+    struct flb_service_counters *next;
+};
+
+struct flb_service {
+    char *name;                      /* owned */
+    enum flb_mode mode;
+    struct flb_service_counters *c;  /* one reference */
+    uint32_t nbe;
+    struct flb_backend **be;         /* sorted by identity; one reference each */
+    struct sockaddr_storage *addr;   /* [nbe] the address each backend had when compiled: workers
+                                        connect to this immutable copy, never to be->addr */
+    socklen_t *addrlen;              /* [nbe] */
+    struct flb_balancer bal;
+    uint8_t bal_built;
+    uint32_t connect_ms;             /* 0: no limit */
+    uint32_t idle_ms;                /* established idle limit (tunnel, else client/server); 0: none */
+    uint32_t retries;                /* connect attempts on other backends after a failure */
+    uint32_t maxconn;                /* 0: unlimited */
+};
+
+/* A listener of the table: where its connections go. */
+struct flb_route_listener {
+    struct flb_listener *l; /* one reference */
+    uint32_t service;       /* index into the table's services */
+    uint32_t maxconn;       /* 0: unlimited */
+};
+
+struct flb_table {
+    _Atomic int refs;
+    uint64_t generation;
+    uint32_t maxconn;       /* all listeners together; 0: unlimited */
+    uint32_t nsvc;
+    struct flb_service *svc;
+    uint32_t nlst;
+    struct flb_route_listener *lst;
+};
+
+#endif

@@ -1,0 +1,246 @@
+/* _splice.c: copy and splice pumps, and the pool of pipes and buffers (see _splice.h).
+ *
+ * Pipes are taken only while bytes are in flight and given back as soon as they are empty, so an
+ * idle connection holds none: the kernel's per-user pipe accounting (fs.pipe-user-pages-soft)
+ * silently shrinks new pipes once too many pages are held, and a proxy that kept two pipes per
+ * connection would hit it at a few thousand connections. The engine caps the pipes alive; when
+ * none is free a bulk flow simply keeps copying.
+ */
+#define _GNU_SOURCE
+#include "_splice.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* splice(2) moves at most this much per call; a pipe usually holds far less. */
+#define SPLICE_CHUNK (1u << 30)
+
+int flb_pool_init(struct flb_pool *p, _Atomic long *alive, long max, uint32_t nworkers, int pipe_size,
+                  uint32_t buf_size, uint64_t splice_threshold)
+{
+    /* Each worker keeps at most its share of the cap, so that the workers together cannot hoard
+     * every pipe while another worker has none. */
+    long share = nworkers ? max / (long)nworkers : max;
+
+    p->cap = share < 1 ? 1 : (share > 64 ? 64 : (uint32_t)share);
+    p->bufcap = 64;
+    p->pipes = malloc(2 * p->cap * sizeof(*p->pipes));
+    p->bufs = malloc(p->bufcap * sizeof(*p->bufs));
+    if (p->pipes == NULL || p->bufs == NULL) {
+        free(p->pipes);
+        free(p->bufs);
+        errno = ENOMEM;
+        return FLB_ERR;
+    }
+    p->npipes = 0;
+    p->nbufs = 0;
+    p->alive = alive;
+    p->max = max;
+    p->pipe_size = pipe_size;
+    p->buf_size = buf_size;
+    p->splice_threshold = splice_threshold;
+    return FLB_OK;
+}
+
+static void pipe_close(struct flb_pool *p, int fd[2])
+{
+    close(fd[0]);
+    close(fd[1]);
+    fd[0] = fd[1] = -1;
+    atomic_fetch_sub_explicit(p->alive, 1, memory_order_relaxed);
+    FLB_LIVE_DEC(pipes);
+}
+
+void flb_pool_destroy(struct flb_pool *p)
+{
+    while (p->npipes > 0) {
+        p->npipes--;
+        pipe_close(p, &p->pipes[2 * p->npipes]);
+    }
+    while (p->nbufs > 0)
+        free(p->bufs[--p->nbufs]);
+    free(p->pipes);
+    free(p->bufs);
+    p->pipes = NULL;
+    p->bufs = NULL;
+}
+
+/* A pipe from the pool, or a new one within the cap. FLB_ERR when none may be had. */
+static int pipe_take(struct flb_pool *p, int fd[2])
+{
+    if (p->npipes > 0) {
+        p->npipes--;
+        fd[0] = p->pipes[2 * p->npipes];
+        fd[1] = p->pipes[2 * p->npipes + 1];
+        return FLB_OK;
+    }
+    if (atomic_fetch_add_explicit(p->alive, 1, memory_order_relaxed) >= p->max) {
+        atomic_fetch_sub_explicit(p->alive, 1, memory_order_relaxed);
+        return FLB_ERR;
+    }
+    if (pipe2(fd, O_NONBLOCK | O_CLOEXEC) == -1) {
+        atomic_fetch_sub_explicit(p->alive, 1, memory_order_relaxed);
+        fd[0] = fd[1] = -1;
+        return FLB_ERR;
+    }
+    /* Refused above fs.pipe-max-size or past the per-user soft limit: the default size still works. */
+    if (p->pipe_size > 0)
+        fcntl(fd[0], F_SETPIPE_SZ, p->pipe_size);
+    FLB_LIVE_INC(pipes);
+    return FLB_OK;
+}
+
+/* Back to the pool if it is empty and there is room; closed otherwise. */
+static void pipe_give(struct flb_pool *p, int fd[2], uint32_t inpipe)
+{
+    if (inpipe == 0 && p->npipes < p->cap) {
+        p->pipes[2 * p->npipes] = fd[0];
+        p->pipes[2 * p->npipes + 1] = fd[1];
+        p->npipes++;
+        fd[0] = fd[1] = -1;
+        return;
+    }
+    pipe_close(p, fd);
+}
+
+static char *buf_take(struct flb_pool *p)
+{
+    if (p->nbufs > 0)
+        return p->bufs[--p->nbufs];
+    return malloc(p->buf_size);
+}
+
+static void buf_give(struct flb_pool *p, char *buf)
+{
+    if (p->nbufs < p->bufcap)
+        p->bufs[p->nbufs++] = buf;
+    else
+        free(buf);
+}
+
+static ssize_t fill_copy(struct flb_pump *u, struct flb_pool *p, int src)
+{
+    ssize_t n;
+
+    if (u->buf == NULL && (u->buf = buf_take(p)) == NULL)
+        return FLB_ERR;
+    n = recv(src, u->buf, p->buf_size, 0);
+    if (n > 0) {
+        u->off = 0;
+        u->len = (uint32_t)n;
+        return n;
+    }
+    /* Nothing was read: the buffer goes straight back, an idle connection holds none. */
+    buf_give(p, u->buf);
+    u->buf = NULL;
+    if (n == 0)
+        return 0;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
+}
+
+/* Reads into an empty pipe. Why only into an empty one: splice(2) answers EAGAIN both when the
+ * socket has nothing to give and when the pipe has no room left, and it cannot say which. A reader
+ * that tops up a pipe already holding bytes must guess; the usual guess is "the pipe is full" (stop
+ * reading, write, and read again afterwards), which is right under load and costs one useless trip
+ * through the poller when it was wrong. By reading only once <inpipe> has dropped to zero, every
+ * EAGAIN here has one meaning: the socket is empty. The price is one fill per pipeful, which with a
+ * pipe of a few hundred KiB is no price at all. */
+static ssize_t fill_splice(struct flb_pump *u, struct flb_pool *p, int src)
+{
+    ssize_t n;
+
+    if (u->pipe[0] == -1 && pipe_take(p, u->pipe) != FLB_OK)
+        return fill_copy(u, p, src);
+    n = splice(src, NULL, u->pipe[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+        u->inpipe = (uint32_t)n;
+        /* a read that stopped at what the pipe holds has likely left more behind it */
+        u->more = (uint64_t)n >= (uint64_t)(p->pipe_size > 0 ? p->pipe_size : 65536);
+        return n;
+    }
+    pipe_give(p, u->pipe, 0);
+    if (n == 0)
+        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return FLB_AGAIN;
+    if (errno == EINVAL || errno == ENOSYS || errno == EBADF) {
+        u->nosplice = 1; /* sockets that cannot splice: copy from now on */
+        return fill_copy(u, p, src);
+    }
+    return FLB_ERR;
+}
+
+ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src, int copy_only)
+{
+    ssize_t n;
+
+    if (!copy_only && u->bulk && !u->nosplice && p->max > 0)
+        n = fill_splice(u, p, src);
+    else
+        n = fill_copy(u, p, src);
+    if (n > 0) {
+        u->streak += (uint64_t)n;
+        if (u->streak >= p->splice_threshold)
+            u->bulk = 1;
+    } else if (n == FLB_AGAIN) {
+        u->streak = 0;
+    } else if (n == 0) {
+        u->eof = 1;
+    }
+    return n;
+}
+
+int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *moved)
+{
+    while (u->inpipe > 0) {
+        unsigned int flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (u->more ? SPLICE_F_MORE : 0);
+        ssize_t n = splice(u->pipe[0], NULL, dst, NULL, u->inpipe, flags);
+        if (n == -1)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
+        u->inpipe -= (uint32_t)n;
+        *moved += (size_t)n;
+        u->corked |= u->more;
+    }
+    if (u->pipe[0] != -1)
+        pipe_give(p, u->pipe, 0);
+    while (u->off < u->len) {
+        ssize_t n = send(dst, u->buf + u->off, u->len - u->off, MSG_NOSIGNAL);
+        if (n == -1)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
+        u->off += (uint32_t)n;
+        *moved += (size_t)n;
+    }
+    if (u->buf != NULL) {
+        buf_give(p, u->buf);
+        u->buf = NULL;
+        u->off = u->len = 0;
+    }
+    return FLB_OK;
+}
+
+void flb_pump_uncork(struct flb_pump *u, int dst)
+{
+    int one = 1;
+
+    if (u->corked) {
+        /* Setting TCP_NODELAY (even when it is set) pushes the pending partial segment. */
+        setsockopt(dst, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        u->corked = 0;
+    }
+}
+
+void flb_pump_release(struct flb_pump *u, struct flb_pool *p)
+{
+    if (u->pipe[0] != -1)
+        pipe_give(p, u->pipe, u->inpipe);
+    u->inpipe = 0;
+    if (u->buf != NULL)
+        buf_give(p, u->buf);
+    u->buf = NULL;
+    u->off = u->len = 0;
+}

@@ -1,0 +1,44 @@
+/* _splice.h: forwarding one direction, by copy through a small buffer for small messages and by
+ * splice(2) socket -> pipe -> socket for bulk flows; the pool of pipes and buffers behind it. */
+#ifndef FLB_SPLICE_H
+#define FLB_SPLICE_H
+
+#include "_splice-t.h"
+
+#include <sys/types.h>
+
+/* Sets up a worker's pool. FLB_OK or FLB_ERR (ENOMEM). */
+int flb_pool_init(struct flb_pool *p, _Atomic long *alive, long max, uint32_t nworkers, int pipe_size,
+                  uint32_t buf_size, uint64_t splice_threshold);
+
+/* Closes the pooled pipes and frees the pooled buffers (the pumps must have given theirs back). */
+void flb_pool_destroy(struct flb_pool *p);
+
+static inline void flb_pump_init(struct flb_pump *u)
+{
+    u->pipe[0] = u->pipe[1] = -1;
+}
+
+static inline size_t flb_pump_pending(const struct flb_pump *u)
+{
+    return (size_t)(u->len - u->off) + u->inpipe;
+}
+
+/* Reads from <src> into the pump, which must hold nothing (flb_pump_pending() == 0); reads into the
+ * buffer only when <copy_only>. Returns the bytes read (> 0), 0 at end of stream (and sets eof),
+ * FLB_AGAIN when the source is empty, FLB_ERR with errno. */
+ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src, int copy_only);
+
+/* Writes what the pump holds to <dst>, adding the bytes written to *<moved>. Returns FLB_OK once
+ * it holds nothing (its buffer or pipe is back in the pool), FLB_AGAIN when <dst> is full,
+ * FLB_ERR with errno. */
+int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *moved);
+
+/* Pushes out what a write with SPLICE_F_MORE left corked in <dst>, once the source has run dry
+ * (the kernel would otherwise hold a partial segment back). */
+void flb_pump_uncork(struct flb_pump *u, int dst);
+
+/* Gives back the pump's buffer and pipe; a pipe still holding bytes is closed, not pooled. */
+void flb_pump_release(struct flb_pump *u, struct flb_pool *p);
+
+#endif

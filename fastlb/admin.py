@@ -1,0 +1,510 @@
+"""The admin HTTP API (aiohttp, on the control loop): health, stats (JSON, HAProxy CSV, Prometheus),
+the serving table, marathon-lb's endpoints, backend state and weight by hand, and the dashboard.
+
+Reading endpoints are open. Every endpoint that changes something (POST, and GET /_mlb_signal/*)
+demands the admin token when one is set; ``fastlb run`` refuses a non-loopback admin address
+without one. Paths and bodies are documented in docs/admin.md.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import os
+import time
+from importlib import resources
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from fastlb import spec
+from fastlb.control import ADMIN_STATES, Controller
+
+CONTROLLER: web.AppKey[Controller] = web.AppKey("controller", Controller)
+TOKEN: web.AppKey[str | None] = web.AppKey("token", str)
+
+# HAProxy 2.0's `show stat` columns (the version marathon-lb ships), in order; HAProxy ends every line
+# with a comma, and so does fastlb.
+CSV_COLUMNS = (
+    "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,"
+    "weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,"
+    "rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,"
+    "hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,"
+    "lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,"
+    "agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,"
+    "conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,"
+    "srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,"
+    "used_conn_cur,need_conn_est"
+).split(",")
+
+_SHARED_NAMES = {"vhost": "marathon_http_in", "appid": "marathon_http_appid_in"}
+_BACKEND_COUNTERS = (
+    "active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests",
+)
+_SERVICE_COUNTERS = (
+    "active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "no_backend",
+)
+
+
+# -- the snapshot every view is made from ---------------------------------------------------------
+
+
+def _up(health: Any) -> bool:
+    # The data plane reports health as a bool or as "up"/"down"; unknown counts as up (no check ran).
+    if isinstance(health, str):
+        return health.lower() not in ("down", "false", "0")
+    return health is None or bool(health)
+
+
+def backend_status(state: str, health: Any) -> str:
+    """HAProxy's word for a server: MAINT and DRAIN by hand or by provider, DOWN by health, else UP."""
+    if state == "maint":
+        return "MAINT"
+    if not _up(health):
+        return "DOWN"
+    if state == "drain":
+        return "DRAIN"
+    return "UP"
+
+
+def snapshot(controller: Controller) -> dict[str, Any]:
+    """/stats: the serving table joined with the data plane's counters, in table order."""
+    raw = controller.dataplane.stats()
+    table = controller.serving or spec.RouteTable()
+    raw_backends = raw.get("backends", {})
+    raw_services = raw.get("services", {})
+    raw_listeners = raw.get("listeners", {})
+    services = []
+    for s in table.services:
+        counters = raw_services.get(s.name, {})
+        backends = []
+        for b in s.backends:
+            live = raw_backends.get(b.id, {})
+            state = live.get("state", b.state)
+            health = live.get("health", True)
+            override = controller.overrides.get(b.id)
+            row = {
+                "id": b.id,
+                "name": b.name or b.id,
+                "address": b.address,
+                "state": state,
+                "health": "up" if _up(health) else "down",
+                "status": backend_status(state, health),
+                "weight": live.get("weight", b.weight),
+                "override": msgspec.to_builtins(override) if override is not None else None,
+            }
+            row.update({k: int(live.get(k, 0)) for k in _BACKEND_COUNTERS})
+            row["errors"] = row["connect_errors"] + row["timeouts"]
+            backends.append(row)
+        row = {
+            "name": s.name,
+            "mode": s.mode,
+            "balance": s.balance,
+            "app_id": s.app_id,
+            "maxconn": s.maxconn,
+            "backends": backends,
+            "up": sum(1 for b in backends if b["status"] == "UP"),
+        }
+        row.update({k: int(counters.get(k, 0)) for k in _SERVICE_COUNTERS})
+        row["errors"] = row["connect_errors"] + row["timeouts"] + row["no_backend"]
+        services.append(row)
+    listeners = []
+    for listener in table.listeners:
+        live = raw_listeners.get(listener.address, {})
+        listeners.append(
+            {
+                "address": listener.address,
+                "kind": listener.kind,
+                "service": listener.service,
+                "active": int(live.get("active", 0)),
+                "total": int(live.get("total", 0)),
+                "refused": int(live.get("refused", 0)),
+            }
+        )
+    swap = controller.swap
+    return {
+        "pid": os.getpid(),
+        "time": time.time(),
+        "uptime_s": time.time() - controller.started_at,
+        "serving": controller.serving_now,
+        "draining": controller.draining,
+        "generation": controller.dataplane.generation,
+        "swaps": swap.count,
+        "swap": msgspec.to_builtins(swap),
+        "active": int(raw.get("active", 0)),
+        "total": int(raw.get("total", 0)),
+        "listeners": listeners,
+        "services": services,
+        "conflicts": controller.conflicts,
+        "app_errors": controller.app_errors(),
+        "providers": controller.provider_status(),
+    }
+
+
+# -- HAProxy CSV ---------------------------------------------------------------------------------
+
+
+def _csv_line(values: dict[str, Any]) -> str:
+    out = []
+    for column in CSV_COLUMNS:
+        v = values.get(column, "")
+        text = str(v)
+        if any(c in text for c in ',"\n'):
+            text = '"' + text.replace('"', '""') + '"'
+        out.append(text)
+    return ",".join(out) + ",\n"
+
+
+def stats_csv(snap: dict[str, Any]) -> str:
+    """HAProxy's ``show stat`` CSV: FRONTEND rows for listeners, then per service one row per server and
+    its BACKEND row. zdd reads pxname, svname, status, scur and qcur."""
+    out = io.StringIO()
+    out.write("# " + ",".join(CSV_COLUMNS) + ",\n")
+    iid = 0
+    seen_shared: dict[str, int] = {}
+    frontends: dict[str, list[dict[str, Any]]] = {}
+    for listener in snap["listeners"]:
+        if listener["kind"] == "service":
+            frontends.setdefault(listener["service"], []).append(listener)
+        else:
+            base = _SHARED_NAMES.get(listener["kind"], listener["kind"])
+            n = seen_shared.get(base, 0)
+            seen_shared[base] = n + 1
+            frontends.setdefault(base if n == 0 else f"{base}_{n}", []).append(listener)
+    services = {s["name"]: s for s in snap["services"]}
+    for name, group in frontends.items():
+        iid += 1
+        s = services.get(name)
+        out.write(
+            _csv_line(
+                {
+                    "pxname": name, "svname": "FRONTEND", "qcur": "", "qmax": "",
+                    "scur": sum(x["active"] for x in group), "smax": "", "slim": (s["maxconn"] or "") if s else "",
+                    "stot": sum(x["total"] for x in group), "bin": s["bytes_in"] if s else 0,
+                    "bout": s["bytes_out"] if s else 0, "dreq": 0, "dresp": 0,
+                    "ereq": sum(x["refused"] for x in group), "status": "OPEN", "pid": 1, "iid": iid, "sid": 0,
+                    "type": 0, "mode": s["mode"] if s else "http", "conn_tot": sum(x["total"] for x in group),
+                }
+            )
+        )
+    for s in snap["services"]:
+        iid += 1
+        for sid, b in enumerate(s["backends"], start=1):
+            out.write(
+                _csv_line(
+                    {
+                        "pxname": s["name"], "svname": b["name"], "qcur": 0, "qmax": 0, "scur": b["active"],
+                        "smax": "", "slim": "", "stot": b["total"], "bin": b["bytes_in"], "bout": b["bytes_out"],
+                        "dresp": 0, "econ": b["connect_errors"], "eresp": b["timeouts"], "wretr": b["retries"],
+                        "wredis": 0, "status": b["status"], "weight": b["weight"], "act": 1, "bck": 0,
+                        "pid": 1, "iid": iid, "sid": sid, "lbtot": b["total"], "type": 2,
+                        "req_tot": b["requests"] if s["mode"] == "http" else "",
+                        "check_status": "" if b["health"] == "up" else "L4CON",
+                        "addr": b["address"], "mode": s["mode"],
+                    }
+                )
+            )
+        out.write(
+            _csv_line(
+                {
+                    "pxname": s["name"], "svname": "BACKEND", "qcur": 0, "qmax": 0, "scur": s["active"],
+                    "smax": "", "slim": s["maxconn"] or "", "stot": s["total"], "bin": s["bytes_in"],
+                    "bout": s["bytes_out"], "dreq": 0, "dresp": 0, "econ": s["connect_errors"],
+                    "eresp": s["timeouts"], "wretr": s["retries"], "wredis": 0,
+                    "status": "UP" if s["up"] > 0 else "DOWN",
+                    "weight": sum(b["weight"] for b in s["backends"] if b["status"] == "UP"),
+                    "act": s["up"], "bck": 0, "pid": 1, "iid": iid, "sid": 0, "lbtot": s["total"], "type": 1,
+                    "mode": s["mode"], "algo": s["balance"], "conn_tot": s["total"],
+                }
+            )
+        )
+    return out.getvalue()
+
+
+# -- Prometheus text exposition ------------------------------------------------------------------
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.families: dict[str, tuple[str, str, list[str]]] = {}
+
+    def add(self, name: str, kind: str, help_: str, value: float, /, **labels: str) -> None:
+        family = self.families.setdefault(name, (kind, help_, []))
+        if labels:
+            inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            family[2].append(f"{name}{{{inner}}} {_number(value)}")
+        else:
+            family[2].append(f"{name} {_number(value)}")
+
+    def add_summary(self, name: str, help_: str, total: float, count: int) -> None:
+        """A summary without quantiles: rate(<name>_sum) / rate(<name>_count) is the mean."""
+        self.families[name] = ("summary", help_, [f"{name}_sum {_number(total)}", f"{name}_count {count}"])
+
+    def text(self) -> str:
+        lines = []
+        for name, (kind, help_, samples) in self.families.items():
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+            lines.extend(samples)
+        return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def metrics_text(snap: dict[str, Any]) -> str:
+    m = _Metrics()
+    m.add("fastlb_up", "gauge", "1 while fastlb serves a table and is not draining.", int(snap["serving"]))
+    m.add("fastlb_table_generation", "gauge", "Generation of the routing table now serving.", snap["generation"])
+    m.add("fastlb_swaps_total", "counter", "Routing tables published since start.", snap["swaps"])
+    m.add("fastlb_swap_failures_total", "counter", "Tables the data plane refused.", snap["swap"]["failed"])
+    m.add("fastlb_swap_last_seconds", "gauge", "Compile and publish time of the last swap.", snap["swap"]["last_s"])
+    m.add("fastlb_swap_max_seconds", "gauge", "Longest compile and publish time since start.", snap["swap"]["max_s"])
+    m.add_summary("fastlb_swap_seconds", "Compile and publish time of swaps.", snap["swap"]["sum_s"], snap["swaps"])
+    if snap["swap"]["event_to_swap_s"] is not None:
+        m.add(
+            "fastlb_marathon_event_to_swap_seconds", "gauge",
+            "From the Marathon event to its table serving, for the last swap.", snap["swap"]["event_to_swap_s"],
+        )
+    m.add("fastlb_connections_active", "gauge", "Open client connections.", snap["active"])
+    m.add("fastlb_connections_total", "counter", "Client connections accepted.", snap["total"])
+    for x in snap["listeners"]:
+        labels = {"listener": x["address"], "kind": x["kind"], "service": x["service"]}
+        m.add("fastlb_listener_connections_active", "gauge", "Open connections per listener.", x["active"], **labels)
+        m.add("fastlb_listener_connections_total", "counter", "Accepted connections per listener.", x["total"], **labels)
+        m.add("fastlb_listener_refused_total", "counter", "Connections refused (maxconn) per listener.", x["refused"], **labels)
+    service_metrics = (
+        ("active", "fastlb_service_connections_active", "gauge", "Open connections per service."),
+        ("total", "fastlb_service_connections_total", "counter", "Connections per service."),
+        ("bytes_in", "fastlb_service_bytes_in_total", "counter", "Bytes from clients per service."),
+        ("bytes_out", "fastlb_service_bytes_out_total", "counter", "Bytes to clients per service."),
+        ("connect_errors", "fastlb_service_connect_errors_total", "counter", "Failed backend connects per service."),
+        ("retries", "fastlb_service_retries_total", "counter", "Connect retries per service."),
+        ("timeouts", "fastlb_service_timeouts_total", "counter", "Timeouts per service."),
+        ("no_backend", "fastlb_service_no_backend_total", "counter", "Connections with no backend to take them."),
+    )
+    backend_metrics = (
+        ("active", "fastlb_backend_connections_active", "gauge", "Open connections per backend."),
+        ("total", "fastlb_backend_connections_total", "counter", "Connections per backend."),
+        ("bytes_in", "fastlb_backend_bytes_in_total", "counter", "Bytes from clients per backend."),
+        ("bytes_out", "fastlb_backend_bytes_out_total", "counter", "Bytes to clients per backend."),
+        ("connect_errors", "fastlb_backend_connect_errors_total", "counter", "Failed connects per backend."),
+        ("retries", "fastlb_backend_retries_total", "counter", "Connects retried elsewhere per backend."),
+        ("timeouts", "fastlb_backend_timeouts_total", "counter", "Timeouts per backend."),
+        ("requests", "fastlb_backend_http_requests_total", "counter", "HTTP requests per backend."),
+    )
+    for s in snap["services"]:
+        for key, name, kind, help_ in service_metrics:
+            m.add(name, kind, help_, s[key], service=s["name"])
+        m.add("fastlb_service_backends_up", "gauge", "Backends taking connections per service.", s["up"], service=s["name"])
+    for s in snap["services"]:
+        for b in s["backends"]:
+            labels = {"service": s["name"], "backend": b["id"], "address": b["address"]}
+            m.add("fastlb_backend_up", "gauge", "1 when the backend's health is up.", int(b["health"] == "up"), **labels)
+            for state in ADMIN_STATES:
+                m.add(
+                    "fastlb_backend_state", "gauge", "Admin state of the backend (1 for the current one).",
+                    int(b["state"] == state), **labels, state=state,
+                )
+            m.add("fastlb_backend_weight", "gauge", "Weight of the backend.", b["weight"], **labels)
+            for key, name, kind, help_ in backend_metrics:
+                m.add(name, kind, help_, b[key], **labels)
+    errors = sum(len(v) for v in snap["app_errors"].values() if isinstance(v, (list, dict)))
+    m.add("fastlb_app_errors", "gauge", "Apps left out of the table for an error.", errors)
+    m.add("fastlb_route_conflicts", "gauge", "Parts of provider tables skipped for a clash.", len(snap["conflicts"]))
+    return m.text()
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+def _controller(request: web.Request) -> Controller:
+    return request.app[CONTROLLER]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(data), status=status, content_type="application/json")
+
+
+async def health(request: web.Request) -> web.Response:
+    if _controller(request).serving_now:
+        return web.Response(text="OK\n")
+    return web.Response(text="not serving\n", status=503)
+
+
+async def stats(request: web.Request) -> web.Response:
+    return _json(snapshot(_controller(request)))
+
+
+async def stats_csv_handler(request: web.Request) -> web.Response:
+    return web.Response(text=stats_csv(snapshot(_controller(request))), content_type="text/csv")
+
+
+async def haproxy(request: web.Request) -> web.StreamResponse:
+    # marathon-lb's /haproxy?stats;csv (zdd); /haproxy?stats alone is the human page.
+    if "csv" in request.query_string.split(";"):
+        return await stats_csv_handler(request)
+    raise web.HTTPFound("/")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        text=metrics_text(snapshot(_controller(request))),
+        content_type="text/plain",
+        headers={"X-Content-Type-Options": "nosniff"},
+        charset="utf-8",
+    )
+
+
+async def routes(request: web.Request) -> web.Response:
+    c = _controller(request)
+    table = spec.encode(c.serving or spec.RouteTable())
+    body = b'{"generation":' + str(c.dataplane.generation).encode() + b',"table":' + table + b"}"
+    return web.Response(body=body, content_type="application/json")
+
+
+async def vhost_map(request: web.Request) -> web.Response:
+    table = _controller(request).serving or spec.RouteTable()
+    return web.Response(text="".join(f"{r.host} {r.service}\n" for r in table.http_routes))
+
+
+async def app_map(request: web.Request) -> web.Response:
+    table = _controller(request).serving or spec.RouteTable()
+    return web.Response(text="".join(f"{s.app_id} {s.name}\n" for s in table.services if s.app_id))
+
+
+async def pids(request: web.Request) -> web.Response:
+    return web.Response(text=f"{os.getpid()}\n")
+
+
+async def hup(request: web.Request) -> web.Response:
+    await _controller(request).resync()
+    return web.Response(text="Resynced every provider (static file re-read, Marathon re-fetched)\n")
+
+
+async def _value(request: web.Request, key: str) -> Any:
+    """<key> from the query string, a JSON body {key: value}, or a plain-text body."""
+    if key in request.query:
+        return request.query[key]
+    body = await request.read()
+    if not body:
+        return None
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise web.HTTPBadRequest(text="body is not JSON\n") from None
+        return data.get(key) if isinstance(data, dict) else None
+    return body.decode("utf-8", "replace").strip()
+
+
+def _backend_reply(c: Controller, backend_id: str) -> web.Response:
+    snap = snapshot(c)
+    for s in snap["services"]:
+        for b in s["backends"]:
+            if b["id"] == backend_id:
+                return _json({"service": s["name"], **b})
+    return _json({"id": backend_id})
+
+
+async def set_state(request: web.Request) -> web.Response:
+    c = _controller(request)
+    backend_id = request.match_info["id"]
+    state = await _value(request, "state")
+    if state not in ADMIN_STATES:
+        return _json({"error": f"state must be one of {', '.join(ADMIN_STATES)}"}, status=400)
+    if not c.set_state(backend_id, state):
+        return _json({"error": f"no backend {backend_id!r} in the serving table"}, status=404)
+    return _backend_reply(c, backend_id)
+
+
+async def set_weight(request: web.Request) -> web.Response:
+    c = _controller(request)
+    backend_id = request.match_info["id"]
+    value = await _value(request, "weight")
+    try:
+        weight = int(value) if not isinstance(value, bool) else -1
+    except (TypeError, ValueError):
+        weight = -1
+    if not 0 <= weight <= 256:
+        return _json({"error": "weight must be an integer within 0..256"}, status=400)
+    if not c.set_weight(backend_id, weight):
+        return _json({"error": f"no backend {backend_id!r} in the serving table"}, status=404)
+    return _backend_reply(c, backend_id)
+
+
+async def clear_override(request: web.Request) -> web.Response:
+    c = _controller(request)
+    backend_id = request.match_info["id"]
+    if not c.clear_override(backend_id):
+        return _json({"error": f"no backend {backend_id!r} in the serving table"}, status=404)
+    return _backend_reply(c, backend_id)
+
+
+def _static(name: str, content_type: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        body = resources.files("fastlb").joinpath(f"static/{name}").read_bytes()
+        return web.Response(body=body, content_type=content_type, headers={"Cache-Control": "no-cache"})
+
+    return handler
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Changing endpoints need the token (``Authorization: Bearer <token>``) when one is set."""
+    token = request.app[TOKEN]
+    changing = request.method not in ("GET", "HEAD") or request.path.startswith("/_mlb_signal/")
+    if token is not None and changing:
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+            return _json({"error": "this endpoint needs the admin token (Authorization: Bearer <token>)"}, 401)
+    return await handler(request)
+
+
+def make_app(controller: Controller, token: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[_guard])
+    app[CONTROLLER] = controller
+    app[TOKEN] = token
+    r = app.router
+    r.add_get("/_health", health)
+    r.add_get("/_haproxy_health_check", health)
+    r.add_get("/stats", stats)
+    r.add_get("/stats.csv", stats_csv_handler)
+    r.add_get("/haproxy", haproxy)
+    r.add_get("/metrics", metrics)
+    r.add_get("/routes", routes)
+    r.add_get("/_haproxy_getconfig", routes)
+    r.add_get("/_haproxy_getvhostmap", vhost_map)
+    r.add_get("/_haproxy_getappmap", app_map)
+    r.add_get("/_haproxy_getpids", pids)
+    for signal_name in ("hup", "usr1"):
+        r.add_get(f"/_mlb_signal/{signal_name}", hup)
+        r.add_post(f"/_mlb_signal/{signal_name}", hup)
+    r.add_post("/backends/{id:.+}/state", set_state)
+    r.add_post("/backends/{id:.+}/weight", set_weight)
+    r.add_delete("/backends/{id:.+}/override", clear_override)
+    r.add_get("/", _static("index.html", "text/html"))
+    r.add_get("/static/dashboard.js", _static("dashboard.js", "application/javascript"))
+    r.add_get("/static/dashboard.css", _static("dashboard.css", "text/css"))
+    return app
+
+
+async def start(controller: Controller, host: str, port: int, token: str | None) -> web.AppRunner:
+    """Serves the admin API on host:port on the running loop; ``await runner.cleanup()`` stops it."""
+    runner = web.AppRunner(make_app(controller, token), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    return runner

@@ -1,0 +1,223 @@
+"""``fastlb run | routes | check | demo`` (also ``python -m fastlb``).
+
+The flag names are marathon-lb's where one exists (reference: docs/config.md, DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
+import msgspec
+
+from fastlb import __version__, config, logs, spec
+
+
+def _provider_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("providers")
+    g.add_argument("--config", metavar="FILE", help="static TOML file (docs/config.md)")
+    g.add_argument(
+        "--marathon", "-m", metavar="URL", action="append", default=[],
+        help="Marathon endpoint; repeat for a cluster",
+    )
+    m = p.add_argument_group("Marathon (marathon-lb's flags)")
+    m.add_argument("--group", action="append", default=[], help="LB group to serve (repeatable; '*' = every app; default external)")
+    mode = m.add_mutually_exclusive_group()
+    mode.add_argument("--sse", "-s", action="store_true", help="follow Marathon's event stream (the default)")
+    mode.add_argument("--poll", metavar="SECONDS", type=float, help="poll /v2/apps every SECONDS instead of --sse")
+    m.add_argument("--health-check", "-H", action="store_true", help="a task needs Marathon's health checks alive")
+    m.add_argument("--strict-mode", action="store_true", help="only apps with HAPROXY_{n}_ENABLED=true")
+    m.add_argument("--auth-credentials", metavar="USER:PASS", help="HTTP basic auth for Marathon")
+    m.add_argument("--marathon-auth-credential-file", metavar="FILE", help="file holding user:pass for Marathon")
+    m.add_argument("--marathon-ca-cert", metavar="FILE", help="CA bundle to verify Marathon's TLS with")
+    m.add_argument("--min-serv-port-ip-per-task", type=int, default=10050, metavar="N")
+    m.add_argument("--max-serv-port-ip-per-task", type=int, default=10100, metavar="N")
+    m.add_argument("--max-backoff", type=float, default=300.0, metavar="SECONDS", help="cap of the reconnect backoff")
+    ls = p.add_argument_group("listeners")
+    ls.add_argument("--bind-addr", default="0.0.0.0", metavar="ADDR", help="where service ports are bound")
+    ls.add_argument("--http-port", type=int, default=80, metavar="PORT", help="shared vhost listener (0: none)")
+    ls.add_argument("--https-port", type=int, default=443, metavar="PORT", help="shared TLS listener (0: none)")
+    ls.add_argument("--appid-port", type=int, default=9091, metavar="PORT", help="X-Marathon-App-Id listener (0: none)")
+    ls.add_argument("--dont-bind-http-https", action="store_true", help="no shared http/https listeners")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fastlb", description="A load balancer for Marathon apps and static services.")
+    p.add_argument("--version", action="version", version=f"fastlb {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,routes,check,demo}")
+
+    run = sub.add_parser("run", help="serve")
+    _provider_options(run)
+    e = run.add_argument_group("engine and admin")
+    e.add_argument("--workers", type=int, metavar="N", help="worker threads (default: the file's, else one per CPU)")
+    e.add_argument("--admin", metavar="HOST:PORT", help="admin API address (default 127.0.0.1:9090)")
+    e.add_argument("--admin-token", metavar="TOKEN", help="token changing admin endpoints demand (env FASTLB_ADMIN_TOKEN)")
+    e.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS", help="SIGTERM: longest wait for open connections")
+    e.add_argument("--log-level", default="info", choices=logs.LEVELS)
+
+    routes = sub.add_parser("routes", help="print the routing table fastlb would serve, as JSON, and exit")
+    _provider_options(routes)
+    routes.add_argument("--pretty", action="store_true", help="indented JSON (still deterministic)")
+    routes.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="longest wait for Marathon")
+    routes.add_argument("--log-level", default="warning", choices=logs.LEVELS)
+
+    check = sub.add_parser("check", help="validate a static file: exit 0, or 1 with one line per problem")
+    check.add_argument("--config", required=True, metavar="FILE")
+
+    sub.add_parser("demo", help="start the Marathon emulator, sample apps and fastlb, and say what to try")
+    return p
+
+
+class UsageError(Exception):
+    pass
+
+
+def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from fastlb.control import MarathonArgs  # noqa: PLC0415
+
+    if not args.marathon:
+        return None
+    for flag in ("http_port", "https_port", "appid_port"):
+        value = getattr(args, flag)
+        if not 0 <= value <= 65535:
+            raise UsageError(f"--{flag.replace('_', '-')}: {value} is not a port (0 disables)")
+    if config.parse_address(f"{args.bind_addr}:1") is None and config.parse_address(f"[{args.bind_addr}]:1") is None:
+        raise UsageError(f"--bind-addr: {args.bind_addr!r} is not an IP address")
+    if (args.min_serv_port_ip_per_task == 0) != (args.max_serv_port_ip_per_task == 0):
+        raise UsageError("--min-serv-port-ip-per-task and --max-serv-port-ip-per-task are 0 together or not at all")
+    if args.poll is not None and args.poll <= 0:
+        raise UsageError("--poll: SECONDS must be above zero")
+    return MarathonArgs(
+        urls=tuple(args.marathon),
+        groups=tuple(args.group) or ("external",),
+        sse=args.poll is None,
+        poll_interval=args.poll if args.poll is not None else 60.0,
+        health_check=args.health_check,
+        strict_mode=args.strict_mode,
+        auth_credentials=args.auth_credentials,
+        auth_credential_file=args.marathon_auth_credential_file,
+        ca_cert=args.marathon_ca_cert,
+        min_serv_port_ip_per_task=args.min_serv_port_ip_per_task,
+        max_serv_port_ip_per_task=args.max_serv_port_ip_per_task,
+        bind_addr=args.bind_addr,
+        http_port=0 if args.dont_bind_http_https else args.http_port,
+        https_port=0 if args.dont_bind_http_https else args.https_port,
+        appid_port=args.appid_port,
+        dont_bind_http_https=args.dont_bind_http_https,
+        max_backoff=args.max_backoff,
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    problems = config.check(args.config)
+    for line in problems:
+        print(line)
+    return 1 if problems else 0
+
+
+async def _routes_table(args: argparse.Namespace) -> tuple[spec.RouteTable, list[str]]:
+    from fastlb import control  # noqa: PLC0415
+
+    parts: list[tuple[str, spec.RouteTable]] = []
+    if args.config is not None or not args.marathon:
+        loaded = config.load(args.config) if args.config is not None else config.load_default()
+        parts.append(("static", loaded.table))
+    m = marathon_args(args)
+    if m is not None:
+        try:
+            provider = control.marathon_provider(m)
+        except ImportError as e:
+            raise UsageError(f"--marathon: this build has no Marathon provider ({e})") from None
+        except ValueError as e:
+            raise UsageError(f"--marathon: {e}") from None
+        parts.append(("marathon", await _first_table(provider, args.timeout)))
+    return control.merge_tables(parts)
+
+
+async def _first_table(provider, timeout: float) -> spec.RouteTable:  # type: ignore[no-untyped-def]
+    """Follows <provider> until it hands over its first table (Marathon: after a full resync)."""
+    tables: list[spec.RouteTable] = []
+    got = asyncio.Event()
+
+    def on_change(table: spec.RouteTable) -> None:
+        tables.append(table)
+        got.set()
+
+    task = asyncio.create_task(provider.run(on_change, lambda backend_id, state: None))
+    try:
+        await asyncio.wait_for(got.wait(), timeout)
+    except TimeoutError:
+        raise UsageError(f"--marathon: no table within {timeout:g} s (is Marathon reachable?)") from None
+    finally:
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+    return tables[0]
+
+
+def cmd_routes(args: argparse.Namespace) -> int:
+    logs.setup(args.log_level)
+    try:
+        table, conflicts = asyncio.run(_routes_table(args))
+    except config.ConfigError as e:
+        for line in e.problems:
+            print(line, file=sys.stderr)
+        return 1
+    for line in conflicts:
+        print(f"conflict: {line}", file=sys.stderr)
+    data = spec.encode(table)
+    if args.pretty:
+        data = msgspec.json.format(data, indent=2)
+    sys.stdout.buffer.write(data + b"\n")
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fastlb import control  # noqa: PLC0415
+
+    logs.setup(args.log_level)
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise UsageError("--workers: N must be within 1..1024")
+    if args.drain_timeout < 0:
+        raise UsageError("--drain-timeout: SECONDS must not be negative")
+    options = control.RunOptions(
+        config_path=args.config,
+        marathon=marathon_args(args),
+        workers=args.workers,
+        admin=args.admin,
+        admin_token=args.admin_token,
+        drain_timeout=args.drain_timeout,
+    )
+    return control.run(options)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    # The demo (the Marathon emulator, sample apps, fastlb) lives in fastlb.testing.demo.
+    if importlib.util.find_spec("fastlb.testing.demo") is None:
+        print("fastlb demo: this build has no demo (fastlb.testing.demo is missing)", file=sys.stderr)
+        return 2
+    demo = importlib.import_module("fastlb.testing.demo")
+    return int(demo.main() or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    commands = {"run": cmd_run, "routes": cmd_routes, "check": cmd_check, "demo": cmd_demo}
+    try:
+        return commands[args.command](args)
+    except UsageError as e:
+        print(f"fastlb {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -1,0 +1,635 @@
+"""The static provider: a TOML file decoded into a ``spec.RouteTable`` and the engine's settings.
+
+Pure: no asyncio, no sockets, no ``_core``. ``parse`` either returns a whole ``StaticConfig`` or raises
+``ConfigError`` carrying every problem found, each one line that starts with its path in the file
+(``services[1].backends[0]: "10.0.0.1" is not ip:port``). Decoding runs in two passes: the shape
+(keys, types, allowed values) is walked field by field so that one bad value does not hide the
+next, then the meaning (addresses, ports, ranges, duplicates) is checked on the decoded structs.
+
+The file format, key by key, is ``docs/config.md``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+import types
+import typing
+from importlib import resources
+from typing import Any, Literal, Union
+
+import msgspec
+
+from fastlb import spec
+
+# -- the file's shape ------------------------------------------------------------------------------
+# Durations are an integer number of milliseconds or a string with a unit: "500ms", "3s", "2m", "1h".
+Duration = Union[int, str]
+
+
+class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class BackendEntry(_Struct):
+    address: str
+    weight: int = 1
+    state: spec.AdminState = "ready"
+    id: str = ""
+    name: str = ""
+
+
+class TimeoutsEntry(_Struct):
+    connect: Duration | None = None
+    client: Duration | None = None
+    server: Duration | None = None
+    tunnel: Duration | None = None
+    http_request: Duration | None = None
+    http_keepalive: Duration | None = None
+
+
+class HealthEntry(_Struct):
+    kind: Literal["tcp", "http"] = "tcp"
+    path: str = "/"
+    port: int = 0
+    interval: Duration = 2000
+    timeout: Duration = 1000
+    rise: int = 2
+    fall: int = 3
+    expect_status: tuple[int, ...] = (200, 399)
+
+
+class AuthEntry(_Struct):
+    users: tuple[str, ...]  # "user:crypt-hash"
+    realm: str = "fastlb"
+
+
+class HttpEntry(_Struct):
+    sticky: bool = False
+    sticky_cookie: str = "mesosphere_server_id"
+    hsts: bool = False
+    redirect_to_https: bool = False
+    forwarded_headers: bool = True
+    auth: AuthEntry | None = None
+    allow: tuple[str, ...] = ()
+
+
+class ServiceEntry(_Struct):
+    name: str
+    listen: str | tuple[str, ...] = ()
+    mode: spec.Mode | None = None  # None: "http" when vhosts are given, else "tcp"
+    balance: spec.Balance = "roundrobin"
+    backends: tuple[str | BackendEntry, ...] = ()
+    timeouts: TimeoutsEntry = TimeoutsEntry()
+    retries: int = 3
+    maxconn: int = 0
+    health: HealthEntry | None = None
+    http: HttpEntry | None = None
+    vhosts: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+
+
+class SharedHttpEntry(_Struct):
+    listen: str | tuple[str, ...]
+    maxconn: int = 0
+
+
+class EngineEntry(_Struct):
+    workers: int = 0  # 0: one per CPU this process may run on
+    maxconn: int = 100000
+    pipe_max: int = 1024
+    pipe_size: int = 262144
+    buffer_size: int = 16384
+    splice_threshold: int = 65536
+
+
+class AdminEntry(_Struct):
+    listen: str = "127.0.0.1:9090"
+
+
+class FileEntry(_Struct):
+    engine: EngineEntry = EngineEntry()
+    admin: AdminEntry | None = None
+    http: SharedHttpEntry | None = None
+    services: tuple[ServiceEntry, ...] = ()
+
+
+# -- what the rest of fastlb reads ----------------------------------------------------------------
+
+
+class EngineSettings(msgspec.Struct, frozen=True):
+    """Keyword arguments of ``fastlb._core.DataPlane`` (``workers`` 0: choose from the CPU count)."""
+
+    workers: int = 0
+    maxconn: int = 100000
+    pipe_max: int = 1024
+    pipe_size: int = 262144
+    buffer_size: int = 16384
+    splice_threshold: int = 65536
+
+
+class StaticConfig(msgspec.Struct, frozen=True):
+    table: spec.RouteTable
+    engine: EngineSettings
+    admin_listen: str | None  # None: the file does not say
+
+
+class ConfigError(Exception):
+    """Every problem in a file, one line each, path first."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# -- entry points --------------------------------------------------------------------------------
+
+
+def parse(text: str) -> StaticConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"toml: {e}"]) from None
+    problems: list[str] = []
+    result = _build(_decode_parts(raw, problems), problems)
+    if problems:
+        raise ConfigError(problems)
+    assert result is not None
+    return result
+
+
+def load(path: str) -> StaticConfig:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError([f"{path}: {e.strerror}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{path}: not UTF-8 ({e.reason} at byte {e.start})"]) from None
+    return parse(text)
+
+
+def check(path: str) -> list[str]:
+    """The problems of a file; empty when it is good."""
+    try:
+        load(path)
+    except ConfigError as e:
+        return e.problems
+    return []
+
+
+def default_text() -> str:
+    """The embedded default that a plain ``fastlb run`` serves."""
+    return resources.files("fastlb").joinpath("data/default.toml").read_text("utf-8")
+
+
+def load_default() -> StaticConfig:
+    return parse(default_text())
+
+
+# -- pass 1: the shape, every field on its own ----------------------------------------------------
+
+_TOML_TYPES = {
+    str: "string",
+    int: "integer",
+    float: "float",
+    bool: "boolean",
+    list: "array",
+    dict: "table",
+}
+
+
+def _toml_type(value: Any) -> str:
+    return _TOML_TYPES.get(type(value), type(value).__name__)
+
+
+def _expected(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_expected(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(f'"{a}"' for a in typing.get_args(tp))
+    if origin is tuple:
+        return "an array"
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return "a table"
+    name = _TOML_TYPES.get(tp, getattr(tp, "__name__", str(tp)))
+    return ("an " if name[0] in "aeiou" else "a ") + name
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Parts(msgspec.Struct):
+    """The parts of a file whose shape is right; a part with a shape problem is None (services: left out)
+    so that the meaning of every other part is still checked."""
+
+    engine: EngineEntry | None
+    admin: AdminEntry | None
+    http: SharedHttpEntry | None
+    http_given: bool  # [http] is in the file, even if it is wrong
+    services: list[tuple[int, ServiceEntry]]
+
+
+def _decode_parts(raw: dict[str, Any], problems: list[str]) -> _Parts:
+    fields = {f.encode_name: f for f in msgspec.structs.fields(FileEntry)}
+    for key in raw:
+        if key not in fields:
+            problems.append(f"{key}: unknown key")
+
+    def part(key: str, tp: Any, value: Any, path: str) -> Any:
+        before = len(problems)
+        _walk(value, tp, path, problems)
+        return msgspec.convert(value, tp) if len(problems) == before else None
+
+    engine = part("engine", EngineEntry, raw.get("engine", {}), "engine")
+    admin = part("admin", AdminEntry, raw["admin"], "admin") if "admin" in raw else None
+    http = part("http", SharedHttpEntry, raw["http"], "http") if "http" in raw else None
+    services: list[tuple[int, ServiceEntry]] = []
+    raw_services = raw.get("services", [])
+    if not isinstance(raw_services, list):
+        problems.append(f"services: expected an array of tables ([[services]]), got {_toml_type(raw_services)}")
+    else:
+        for i, value in enumerate(raw_services):
+            s = part("services", ServiceEntry, value, f"services[{i}]")
+            if s is not None:
+                services.append((i, s))
+    return _Parts(engine=engine, admin=admin, http=http, http_given="http" in raw, services=services)
+
+
+def _walk(value: Any, tp: Any, path: str, problems: list[str]) -> None:
+    """Appends a line for every problem in <value> against the annotation <tp>."""
+    where = path or "toml"
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a table, got {_toml_type(value)}")
+            return
+        fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
+        for key in value:
+            if key not in fields:
+                problems.append(f"{_join(path, key)}: unknown key")
+        for name, field in fields.items():
+            if name in value:
+                _walk(value[name], field.type, _join(path, name), problems)
+            elif field.required:
+                problems.append(f"{_join(path, name)}: missing")
+        return
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if isinstance(value, dict):
+            match = [a for a in args if isinstance(a, type) and issubclass(a, msgspec.Struct)]
+        elif isinstance(value, list):
+            match = [a for a in args if typing.get_origin(a) is tuple]
+        else:
+            match = [a for a in args if _accepts(a, value)]
+        if match:
+            _walk(value, match[0], path, problems)
+        else:
+            problems.append(f"{where}: expected {_expected(tp)}, got {_toml_type(value)}")
+        return
+    if origin is tuple:
+        if not isinstance(value, list):
+            problems.append(f"{where}: expected an array, got {_toml_type(value)}")
+            return
+        items = typing.get_args(tp)
+        for i, item in enumerate(value):
+            _walk(item, items[0] if items[-1] is Ellipsis else items[min(i, len(items) - 1)], f"{path}[{i}]", problems)
+        return
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed or not isinstance(value, str):
+            problems.append(f"{where}: {_show(value)} is not {_expected(tp)}")
+        return
+    if not _accepts(tp, value):
+        problems.append(f"{where}: expected {_expected(tp)}, got {_toml_type(value)}")
+
+
+def _accepts(tp: Any, value: Any) -> bool:
+    if typing.get_origin(tp) is Literal:
+        return isinstance(value, str)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return False
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+# -- pass 2: the meaning -------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_HOST = re.compile(r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}
+_MAX_WEIGHT = 256
+
+
+def parse_address(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int] | None:
+    """"ip:port" (IPv6 as "[ip]:port") to (ip, port); None when it is not one. Port may be 0 here."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            return None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or ":" in host:
+            return None
+    if not port.isdigit() or len(port) > 5:
+        return None
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if text.startswith("[") != (ip.version == 6):
+        return None
+    return ip, int(port)
+
+
+def format_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> str:
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def parse_duration(value: int | str) -> int | None:
+    """Milliseconds, or None when <value> is not a duration."""
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    m = _DURATION.match(value.strip())
+    if m is None:
+        return None
+    return int(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def _address(text: str, path: str, problems: list[str]) -> str | None:
+    """The canonical "ip:port" of <text>, or None after reporting why it is not one."""
+    parsed = parse_address(text)
+    if parsed is None:
+        problems.append(f"{path}: {_show(text)} is not ip:port")
+        return None
+    ip, port = parsed
+    if not 1 <= port <= 65535:
+        problems.append(f"{path}: port {port} is out of range (1..65535)")
+        return None
+    return format_address(ip, port)
+
+
+def _listens(value: str | tuple[str, ...]) -> list[tuple[str, str]]:
+    """(address, path suffix) pairs of a ``listen`` key, a string or an array."""
+    if isinstance(value, str):
+        return [(value, "")]
+    return [(v, f"[{i}]") for i, v in enumerate(value)]
+
+
+class _Listens:
+    """Listening addresses seen so far, to report a duplicate or an overlap with a wildcard once."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[Any, int], str] = {}
+
+    def add(self, address: str, path: str, problems: list[str]) -> bool:
+        parsed = parse_address(address)
+        assert parsed is not None
+        ip, port = parsed
+        if (ip, port) in self.seen:
+            problems.append(f"{path}: {address} is already listened on by {self.seen[(ip, port)]}")
+            return False
+        for (other_ip, other_port), other in self.seen.items():
+            if other_port == port and other_ip.version == ip.version and (ip.is_unspecified or other_ip.is_unspecified):
+                problems.append(f"{path}: {address} overlaps {format_address(other_ip, other_port)} ({other})")
+                return False
+        self.seen[(ip, port)] = path
+        return True
+
+
+def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
+    engine = _engine(entry.engine, problems) if entry.engine is not None else EngineSettings()
+    listens = _Listens()
+    admin_listen = None
+    if entry.admin is not None:
+        admin_listen = _address(entry.admin.listen, "admin.listen", problems)
+        if admin_listen is not None:
+            listens.add(admin_listen, "admin.listen", problems)
+
+    listeners: list[spec.Listener] = []
+    if entry.http is not None:
+        _positive("http.maxconn", entry.http.maxconn, problems, zero=True)
+        for text, suffix in _listens(entry.http.listen):
+            path = f"http.listen{suffix}"
+            address = _address(text, path, problems)
+            if address is not None and listens.add(address, path, problems):
+                listeners.append(spec.Listener(address=address, kind="vhost", maxconn=max(entry.http.maxconn, 0)))
+
+    services: list[spec.Service] = []
+    routes: list[spec.HttpRoute] = []
+    names: dict[str, str] = {}
+    backend_ids: dict[str, str] = {}
+    for i, s in entry.services:
+        path = f"services[{i}]"
+        if not _NAME.match(s.name):
+            problems.append(f'{path}.name: {_show(s.name)} is not a name (letters, digits, "_", ".", "-")')
+        elif s.name in names:
+            problems.append(f"{path}.name: {_show(s.name)} is already the name of {names[s.name]}")
+        else:
+            names[s.name] = path
+        service = _service(s, path, entry.http_given, backend_ids, problems)
+        for text, suffix in _listens(s.listen):
+            lpath = f"{path}.listen{suffix}"
+            address = _address(text, lpath, problems)
+            if address is not None and listens.add(address, lpath, problems):
+                listeners.append(spec.Listener(address=address, service=s.name))
+        if service is None:
+            continue
+        services.append(service)
+        for host in s.vhosts:
+            routes.append(spec.HttpRoute(host=host.lower(), service=s.name, paths=s.paths))
+    if problems:
+        return None
+    table = spec.RouteTable(services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes))
+    return StaticConfig(table=table, engine=engine, admin_listen=admin_listen)
+
+
+def _positive(path: str, value: int, problems: list[str], *, zero: bool = False, top: int | None = None) -> None:
+    low = 0 if zero else 1
+    if value < low or (top is not None and value > top):
+        bound = f"{low}..{top}" if top is not None else f">= {low}"
+        problems.append(f"{path}: {value} is out of range ({bound})")
+
+
+def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
+    _positive("engine.workers", e.workers, problems, zero=True, top=1024)
+    _positive("engine.maxconn", e.maxconn, problems)
+    _positive("engine.pipe_max", e.pipe_max, problems, zero=True)
+    if e.pipe_size < 4096 or e.pipe_size & (e.pipe_size - 1):
+        problems.append(f"engine.pipe_size: {e.pipe_size} is not a power of two >= 4096")
+    _positive("engine.buffer_size", e.buffer_size, problems, top=1 << 24)
+    if e.buffer_size >= 1 and e.buffer_size < 1024:
+        problems.append(f"engine.buffer_size: {e.buffer_size} is below 1024")
+    _positive("engine.splice_threshold", e.splice_threshold, problems, zero=True)
+    return EngineSettings(
+        workers=e.workers,
+        maxconn=e.maxconn,
+        pipe_max=e.pipe_max,
+        pipe_size=e.pipe_size,
+        buffer_size=e.buffer_size,
+        splice_threshold=e.splice_threshold,
+    )
+
+
+def _service(
+    s: ServiceEntry, path: str, shared_http: bool, backend_ids: dict[str, str], problems: list[str]
+) -> spec.Service | None:
+    before = len(problems)
+    mode: spec.Mode = s.mode or ("http" if s.vhosts else "tcp")
+    if s.vhosts and mode != "http":
+        problems.append(f'{path}.vhosts: vhosts need mode = "http"')
+    if s.paths and not s.vhosts:
+        problems.append(f"{path}.paths: paths need vhosts")
+    if s.http is not None and mode != "http":
+        problems.append(f'{path}.http: http options need mode = "http"')
+    if s.vhosts and not shared_http:
+        problems.append(f"{path}.vhosts: vhosts need a shared http listener ([http] listen)")
+    if not s.listen and not s.vhosts:
+        problems.append(f"{path}: neither listen nor vhosts: nothing routes to this service")
+    for j, host in enumerate(s.vhosts):
+        if not _HOST.match(host) or len(host) > 253:
+            problems.append(f"{path}.vhosts[{j}]: {_show(host)} is not a host name")
+    for j, prefix in enumerate(s.paths):
+        if not prefix.startswith("/") or any(c.isspace() for c in prefix):
+            problems.append(f'{path}.paths[{j}]: {_show(prefix)} is not a path (starts with "/", no spaces)')
+    _positive(f"{path}.retries", s.retries, problems, zero=True, top=100)
+    _positive(f"{path}.maxconn", s.maxconn, problems, zero=True)
+    timeouts = _timeouts(s.timeouts, f"{path}.timeouts", problems)
+    check = _health(s.health, f"{path}.health", problems) if s.health is not None else None
+    http = _http(s.http, f"{path}.http", problems) if s.http is not None else spec.HttpOptions()
+
+    backends: list[spec.Backend] = []
+    for j, b in enumerate(s.backends):
+        bpath = f"{path}.backends[{j}]"
+        if isinstance(b, str):
+            b = BackendEntry(address=b)
+            apath = bpath
+        else:
+            apath = f"{bpath}.address"
+        address = _address(b.address, apath, problems)
+        if not 0 <= b.weight <= _MAX_WEIGHT:
+            problems.append(f"{bpath}.weight: {b.weight} is out of range (0..{_MAX_WEIGHT})")
+        bid = b.id or (address or b.address)
+        if b.id and (not b.id.strip() or any(c.isspace() or c == "," for c in b.id)):
+            problems.append(f"{bpath}.id: {_show(b.id)} is not an id (no spaces or commas)")
+        elif bid in backend_ids:
+            problems.append(f"{bpath}: backend id {_show(bid)} is already used by {backend_ids[bid]} (set id)")
+        else:
+            backend_ids[bid] = bpath
+        if address is not None:
+            backends.append(
+                spec.Backend(id=bid, address=address, weight=b.weight, state=b.state, name=b.name, check=check)
+            )
+    if len(problems) > before:
+        return None
+    return spec.Service(
+        name=s.name,
+        mode=mode,
+        balance=s.balance,
+        backends=tuple(backends),
+        timeouts=timeouts,
+        retries=s.retries,
+        maxconn=s.maxconn,
+        http=http,
+    )
+
+
+def _ms(value: Duration, path: str, problems: list[str], *, zero: bool = False) -> int | None:
+    ms = parse_duration(value)
+    if ms is None:
+        problems.append(f'{path}: {_show(value)} is not a duration (milliseconds, or "500ms", "3s", "2m", "1h")')
+        return None
+    if ms == 0 and not zero:
+        problems.append(f"{path}: must be above zero")
+        return None
+    return ms
+
+
+def _timeouts(t: TimeoutsEntry, path: str, problems: list[str]) -> spec.Timeouts:
+    values: dict[str, int] = {}
+    for key in ("connect", "client", "server", "tunnel", "http_request", "http_keepalive"):
+        value = getattr(t, key)
+        if value is not None:
+            ms = _ms(value, f"{path}.{key}", problems)
+            if ms is not None:
+                values[f"{key}_ms"] = ms
+    return spec.Timeouts(**values)
+
+
+def _health(h: HealthEntry, path: str, problems: list[str]) -> spec.HealthCheck:
+    interval = _ms(h.interval, f"{path}.interval", problems) or 2000
+    timeout = _ms(h.timeout, f"{path}.timeout", problems) or 1000
+    _positive(f"{path}.port", h.port, problems, zero=True, top=65535)
+    _positive(f"{path}.rise", h.rise, problems, top=100)
+    _positive(f"{path}.fall", h.fall, problems, top=100)
+    if not h.path.startswith("/"):
+        problems.append(f'{path}.path: {_show(h.path)} does not start with "/"')
+    if h.kind == "tcp" and h.path != "/":
+        problems.append(f'{path}.path: a path needs kind = "http"')
+    low, high = 200, 399
+    if len(h.expect_status) != 2:
+        problems.append(f"{path}.expect_status: expected [low, high]")
+    else:
+        low, high = h.expect_status
+        if not 100 <= low <= high <= 599:
+            problems.append(f"{path}.expect_status: [{low}, {high}] is not a status range within 100..599")
+    return spec.HealthCheck(
+        kind=h.kind,
+        path=h.path,
+        port=h.port,
+        interval_ms=interval,
+        timeout_ms=timeout,
+        rise=h.rise,
+        fall=h.fall,
+        expect_status=(low, high),
+    )
+
+
+def _http(h: HttpEntry, path: str, problems: list[str]) -> spec.HttpOptions:
+    users: list[tuple[str, str]] = []
+    realm = ""
+    if h.auth is not None:
+        realm = h.auth.realm
+        if not h.auth.users:
+            problems.append(f"{path}.auth.users: empty: nobody could log in")
+        for k, text in enumerate(h.auth.users):
+            user, sep, hashed = text.partition(":")
+            if not sep or not user or not hashed:
+                problems.append(f'{path}.auth.users[{k}]: expected "user:crypt-hash"')
+            else:
+                users.append((user, hashed))
+        if not realm or '"' in realm:
+            problems.append(f"{path}.auth.realm: {_show(realm)} is not a realm (non-empty, no quotes)")
+    cidrs: list[str] = []
+    for k, cidr in enumerate(h.allow):
+        try:
+            cidrs.append(str(ipaddress.ip_network(cidr, strict=False)))
+        except ValueError:
+            problems.append(f"{path}.allow[{k}]: {_show(cidr)} is not an address or CIDR")
+    if not re.match(r"^[A-Za-z0-9_-]+$", h.sticky_cookie):
+        problems.append(f"{path}.sticky_cookie: {_show(h.sticky_cookie)} is not a cookie name")
+    return spec.HttpOptions(
+        sticky=h.sticky,
+        sticky_cookie=h.sticky_cookie,
+        hsts=h.hsts,
+        redirect_to_https=h.redirect_to_https,
+        auth_realm=realm,
+        auth_users=tuple(users),
+        allow_cidrs=tuple(cidrs),
+        forwarded_headers=h.forwarded_headers,
+    )

@@ -1,0 +1,699 @@
+"""The control loop: the one place where providers, routing tables and the data plane meet.
+
+Providers (the static file, Marathon) each hand over whole ``spec.RouteTable``s. The ``Controller``
+merges them (a name or an address claimed twice: the later provider's part is skipped with a clear
+error), applies the operator's manual overrides (backend state and weight, set through the admin
+API and re-applied on every publish), and publishes the result on the ``DataPlane`` when it differs
+from the table now serving. A table the data plane refuses (a listener that cannot bind) is logged
+and the last good table keeps serving.
+
+``serve`` runs it all on one uvloop loop: the providers, the admin API, SIGHUP (re-read the static
+file, resync Marathon), SIGTERM/SIGINT (stop accepting, drain up to a deadline, close what is left,
+exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import msgspec
+
+from fastlb import config, logs, spec
+
+OnChange = Callable[[spec.RouteTable], None]
+OnBackendState = Callable[[str, str], None]
+
+ADMIN_STATES = ("ready", "drain", "maint")
+MAX_WEIGHT = 256
+
+
+class DataPlaneLike(Protocol):
+    """What the controller uses of ``fastlb._core.DataPlane`` (its contract: ``_core.pyi``)."""
+
+    @property
+    def generation(self) -> int: ...
+    def start(self) -> None: ...
+    def publish(self, table: spec.RouteTable) -> int: ...
+    def set_backend_state(self, backend_id: str, state: str) -> bool: ...
+    def set_backend_health(self, backend_id: str, up: bool) -> bool: ...
+    def set_backend_weight(self, backend_id: str, weight: int) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
+    def stop_accepting(self) -> None: ...
+    def active_connections(self) -> int: ...
+    def close_all(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Provider(Protocol):
+    """A source of routes. ``run`` calls <on_change> with every new whole table and <on_backend_state>
+    with (backend id, "ready" | "drain" | "maint" | "up" | "down") for changes that need no new table;
+    it returns only when cancelled. ``table`` is the last table handed over. A provider whose class sets
+    ``ready_at_start = True`` has its ``table()`` published before ``run`` starts; the others serve
+    nothing until their first ``on_change`` (Marathon: after its first full resync)."""
+
+    async def run(self, on_change: OnChange, on_backend_state: OnBackendState) -> None: ...
+    async def resync(self) -> None: ...
+    def table(self) -> spec.RouteTable | None: ...
+    def app_errors(self) -> Any: ...
+    def status(self) -> Any: ...
+
+
+# -- the static provider -------------------------------------------------------------------------
+
+
+class StaticProvider:
+    """The static file (or the embedded default when <path> is None). The file is read once here, so
+    that a bad file stops ``fastlb run`` before anything listens; ``resync`` (SIGHUP) re-reads it and
+    keeps the last good table when the new one is wrong."""
+
+    ready_at_start = True  # its table is published before anything starts (a bind error is fatal)
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.loaded = config.load(path) if path is not None else config.load_default()
+        self.reloads = 0
+        self.rejected = 0
+        self.last_problems: list[str] = []
+        self._on_change: OnChange | None = None
+
+    def table(self) -> spec.RouteTable:
+        return self.loaded.table
+
+    def app_errors(self) -> list[str]:
+        return []
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "file": self.path or "(embedded default)",
+            "services": len(self.loaded.table.services),
+            "reloads": self.reloads,
+            "rejected": self.rejected,
+            "last_problems": self.last_problems,
+        }
+
+    async def run(self, on_change: OnChange, on_backend_state: OnBackendState) -> None:
+        self._on_change = on_change
+        on_change(self.loaded.table)
+        await asyncio.Event().wait()
+
+    async def resync(self) -> None:
+        self.reload()
+
+    def reload(self) -> bool:
+        """Re-reads the file; True when it was good (and handed on if it changed)."""
+        if self.path is None:
+            return True
+        try:
+            loaded = config.load(self.path)
+        except config.ConfigError as e:
+            self.rejected += 1
+            self.last_problems = e.problems
+            for problem in e.problems:
+                logs.event(logging.ERROR, logs.CONFIG_REJECTED, file=self.path, problem=problem)
+            logs.event(logging.WARNING, logs.CONFIG_REJECTED, file=self.path, keeping="last good table")
+            return False
+        self.reloads += 1
+        self.last_problems = []
+        if loaded.engine != self.loaded.engine or loaded.admin_listen != self.loaded.admin_listen:
+            logs.event(logging.WARNING, logs.CONFIG_RELOAD, file=self.path, note="[engine] and [admin] apply at start only")
+        self.loaded = config.StaticConfig(table=loaded.table, engine=self.loaded.engine, admin_listen=self.loaded.admin_listen)
+        logs.event(logging.INFO, logs.CONFIG_RELOAD, file=self.path, services=len(loaded.table.services))
+        if self._on_change is not None:
+            self._on_change(loaded.table)
+        return True
+
+
+# -- the Marathon provider (fastlb.marathon.provider), built lazily --------------------------------
+
+
+class MarathonArgs(msgspec.Struct, frozen=True):
+    """The Marathon options of ``fastlb run`` and ``fastlb routes``, marathon-lb's names."""
+
+    urls: tuple[str, ...]
+    groups: tuple[str, ...] = ("external",)
+    sse: bool = True
+    poll_interval: float = 60.0
+    health_check: bool = False
+    strict_mode: bool = False
+    auth_credentials: str | None = None  # "user:pass"
+    auth_credential_file: str | None = None  # a file holding "user:pass"
+    ca_cert: str | None = None
+    min_serv_port_ip_per_task: int = 10050
+    max_serv_port_ip_per_task: int = 10100
+    bind_addr: str = "0.0.0.0"
+    http_port: int = 80
+    https_port: int = 443
+    appid_port: int = 9091
+    dont_bind_http_https: bool = False
+    max_backoff: float = 300.0
+
+
+def _accepted(target: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The subset of <values> that <target> (a msgspec Struct or a callable) takes by keyword."""
+    if isinstance(target, type) and issubclass(target, msgspec.Struct):
+        names = {f.name for f in msgspec.structs.fields(target)}
+    else:
+        params = inspect.signature(target).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return values
+        names = set(params)
+    return {k: v for k, v in values.items() if k in names}
+
+
+def marathon_provider(args: MarathonArgs) -> Provider:
+    """A ``fastlb.marathon.provider.MarathonProvider`` for <args>. Raises ImportError when this build has
+    no Marathon provider, ValueError (the message says why) for credentials that cannot be used."""
+    from fastlb.marathon import auth as marathon_auth  # noqa: PLC0415 (imported only with --marathon)
+    from fastlb.marathon.provider import MarathonProvider  # noqa: PLC0415
+    from fastlb.marathon.state import MarathonOptions  # noqa: PLC0415
+
+    values = msgspec.structs.asdict(args)
+    credentials = values.pop("auth_credentials")
+    credential_file = values.pop("auth_credential_file")
+    if credential_file is not None:
+        values["auth"] = marathon_auth.BasicAuth.from_file(credential_file)
+    elif credentials is not None:
+        values["auth"] = marathon_auth.BasicAuth.parse(credentials)
+    options = MarathonOptions(**_accepted(MarathonOptions, values))
+    kwargs = _accepted(MarathonProvider, {k: v for k, v in values.items() if k != "urls"})
+    kwargs.pop("options", None)
+    return MarathonProvider(list(args.urls), options, **kwargs)  # type: ignore[no-any-return]
+
+
+# -- pure: merging tables and applying overrides --------------------------------------------------
+
+
+def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTable, list[str]]:
+    """One table from the providers' tables, in provider order. A service name, backend id or
+    listening address that an earlier provider already claims is skipped from the later one, with one
+    line each saying what and why. Shared listeners (vhost, appid) of the same kind on the same address
+    are one listener whose routes come from every provider."""
+    errors: list[str] = []
+    services: list[spec.Service] = []
+    listeners: list[spec.Listener] = []
+    routes: list[spec.HttpRoute] = []
+    service_owner: dict[str, str] = {}
+    backend_owner: dict[str, str] = {}
+    listen_owner: dict[tuple[Any, int], tuple[str, spec.Listener]] = {}
+    maxconn = 0
+    for provider, table in parts:
+        kept: set[str] = set()
+        for s in table.services:
+            if s.name in service_owner:
+                errors.append(f"{provider}: service {s.name!r} skipped: the name is already {service_owner[s.name]}'s")
+                continue
+            backends = []
+            for b in s.backends:
+                owner = backend_owner.get(b.id)
+                if owner is not None:
+                    errors.append(f"{provider}: backend {b.id!r} of {s.name!r} skipped: the id is already {owner}'s")
+                    continue
+                backend_owner[b.id] = f"{provider} service {s.name!r}"
+                backends.append(b)
+            if len(backends) != len(s.backends):
+                s = msgspec.structs.replace(s, backends=tuple(backends))
+            service_owner[s.name] = provider
+            kept.add(s.name)
+            services.append(s)
+        for listener in table.listeners:
+            if listener.kind == "service" and listener.service not in kept:
+                continue
+            parsed = config.parse_address(listener.address)
+            if parsed is None:
+                errors.append(f"{provider}: listener {listener.address!r} skipped: not ip:port")
+                continue
+            ip, port = parsed
+            clash = listen_owner.get((ip, port))
+            if clash is None:
+                clash = next(
+                    (
+                        v
+                        for (oip, oport), v in listen_owner.items()
+                        if oport == port and oip.version == ip.version and (oip.is_unspecified or ip.is_unspecified)
+                    ),
+                    None,
+                )
+            if clash is not None:
+                owner, other = clash
+                shared = listener.kind != "service" and other.kind == listener.kind and other.address == listener.address
+                if not shared:
+                    errors.append(
+                        f"{provider}: listener {listener.address} ({_listener_what(listener)}) skipped: "
+                        f"{other.address} is already {owner}'s ({_listener_what(other)})"
+                    )
+                continue
+            listen_owner[(ip, port)] = (provider, listener)
+            listeners.append(listener)
+        routes.extend(r for r in table.http_routes if r.service in kept)
+        if table.maxconn and not maxconn:
+            maxconn = table.maxconn
+    merged = spec.RouteTable(
+        services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes), maxconn=maxconn
+    )
+    return merged, errors
+
+
+def _listener_what(listener: spec.Listener) -> str:
+    return f"service {listener.service!r}" if listener.kind == "service" else f"{listener.kind} listener"
+
+
+class Override(msgspec.Struct, frozen=True):
+    """What an operator set on a backend by hand; None: not set."""
+
+    state: str | None = None
+    weight: int | None = None
+
+
+def apply_overrides(table: spec.RouteTable, overrides: dict[str, Override]) -> spec.RouteTable:
+    if not overrides:
+        return table
+    services = []
+    for s in table.services:
+        backends = []
+        for b in s.backends:
+            o = overrides.get(b.id)
+            if o is not None:
+                changes: dict[str, Any] = {}
+                if o.state is not None:
+                    changes["state"] = o.state
+                if o.weight is not None:
+                    changes["weight"] = o.weight
+                b = msgspec.structs.replace(b, **changes)
+            backends.append(b)
+        services.append(msgspec.structs.replace(s, backends=tuple(backends)))
+    return msgspec.structs.replace(table, services=tuple(services))
+
+
+def backend_ids(table: spec.RouteTable) -> set[str]:
+    return {b.id for s in table.services for b in s.backends}
+
+
+# -- the controller ------------------------------------------------------------------------------
+
+
+class SwapStats(msgspec.Struct):
+    count: int = 0
+    failed: int = 0
+    last_s: float = 0.0
+    max_s: float = 0.0
+    sum_s: float = 0.0
+    last_at: float = 0.0  # time.time() of the last swap
+    event_to_swap_s: float | None = None  # Marathon: event received -> table serving
+
+
+class Controller:
+    """Owns the data plane's table: every publish goes through here, from the control loop only."""
+
+    def __init__(
+        self,
+        dataplane: DataPlaneLike,
+        providers: dict[str, Provider],
+        *,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        self.dataplane = dataplane
+        self.providers = providers  # name -> provider, in merge order (earlier wins a clash)
+        self.drain_timeout = drain_timeout
+        self.tables: dict[str, spec.RouteTable] = {}
+        self.changed_at: dict[str, float] = {}  # provider -> time.monotonic() of its last table
+        self.overrides: dict[str, Override] = {}
+        self.health: dict[str, bool] = {}  # backend id -> up, as providers last said
+        self.serving: spec.RouteTable | None = None
+        self.serving_bytes = b""
+        self.conflicts: list[str] = []
+        self.swap = SwapStats()
+        self.started_at = time.time()
+        self.draining = False
+        self.stopped = asyncio.Event()
+        self._publish_scheduled = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    # -- tables in ------------------------------------------------------------------------------
+
+    def on_change(self, provider: str) -> OnChange:
+        def changed(table: spec.RouteTable) -> None:
+            self.tables[provider] = table
+            self.changed_at[provider] = time.monotonic()
+            self._schedule_publish()
+
+        return changed
+
+    def on_backend_state(self, provider: str) -> OnBackendState:
+        def changed(backend_id: str, state: str) -> None:
+            if state in ("up", "down"):
+                up = state == "up"
+                if self.health.get(backend_id) != up:
+                    self.health[backend_id] = up
+                    self.dataplane.set_backend_health(backend_id, up)
+                    logs.event(
+                        logging.INFO, logs.BACKEND_UP if up else logs.BACKEND_DOWN, backend=backend_id, by=provider
+                    )
+            elif state in ADMIN_STATES:
+                o = self.overrides.get(backend_id)
+                if o is not None and o.state is not None:
+                    logs.event(
+                        logging.INFO, logs.BACKEND_STATE, backend=backend_id, state=state, by=provider,
+                        ignored=f"manual override {o.state}",
+                    )
+                    return
+                self.dataplane.set_backend_state(backend_id, state)
+                logs.event(logging.INFO, logs.BACKEND_STATE, backend=backend_id, state=state, by=provider)
+            else:
+                logs.event(logging.WARNING, logs.BACKEND_STATE, backend=backend_id, state=state, ignored="unknown state")
+
+        return changed
+
+    def _schedule_publish(self) -> None:
+        # A burst of changes within one loop iteration becomes one swap.
+        if not self._publish_scheduled:
+            self._publish_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_publish)
+
+    def _scheduled_publish(self) -> None:
+        self._publish_scheduled = False
+        try:
+            self.publish()
+        except (OSError, ValueError):
+            pass  # logged by publish(); nothing serves yet, the next change tries again
+        except Exception:  # the control loop must outlive one bad table
+            logging.getLogger("fastlb").exception("publish failed")
+
+    def desired(self) -> tuple[spec.RouteTable, list[str]]:
+        parts = [(name, self.tables[name]) for name in self.providers if name in self.tables]
+        merged, conflicts = merge_tables(parts)
+        return apply_overrides(merged, self.overrides), conflicts
+
+    def publish(self) -> bool:
+        """Publishes the desired table if it differs from the one serving. False when nothing changed or
+        the data plane refused it (the last good table keeps serving). Raises OSError only for the first
+        table: with nothing serving yet there is nothing to keep."""
+        table, conflicts = self.desired()
+        if conflicts != self.conflicts:
+            for line in conflicts:
+                if line not in self.conflicts:
+                    logs.event(logging.ERROR, logs.ROUTE_CONFLICT, problem=line)
+        self.conflicts = conflicts
+        encoded = spec.encode(table)
+        if self.serving is not None and encoded == self.serving_bytes:
+            return False
+        t0 = time.perf_counter()
+        try:
+            generation = self.dataplane.publish(table)
+        except (OSError, ValueError) as e:
+            self.swap.failed += 1
+            logs.event(logging.ERROR, logs.SWAP_FAILED, error=e, keeping=f"generation {self.dataplane.generation}")
+            if self.serving is None:
+                raise
+            return False
+        elapsed = time.perf_counter() - t0
+        self.serving, self.serving_bytes = table, encoded
+        self.swap.count += 1
+        self.swap.last_s = elapsed
+        self.swap.max_s = max(self.swap.max_s, elapsed)
+        self.swap.sum_s += elapsed
+        self.swap.last_at = time.time()
+        self.swap.event_to_swap_s = self._event_to_swap()
+        # State set by hand outlives tables: say it again, whatever the data plane does with a new table.
+        present = backend_ids(table)
+        for bid in [b for b in self.overrides if b not in present]:
+            del self.overrides[bid]
+        for bid in [b for b in self.health if b not in present]:
+            del self.health[bid]
+        for bid, o in self.overrides.items():
+            if o.state is not None:
+                self.dataplane.set_backend_state(bid, o.state)
+            if o.weight is not None:
+                self.dataplane.set_backend_weight(bid, o.weight)
+        for bid, up in self.health.items():
+            self.dataplane.set_backend_health(bid, up)
+        logs.event(
+            logging.INFO, logs.SWAP, generation=generation, services=len(table.services),
+            listeners=len(table.listeners), ms=f"{elapsed * 1000:.3f}",
+        )
+        return True
+
+    def _event_to_swap(self) -> float | None:
+        """Marathon's event → table latency (its status' ``event_latency_ms``) plus table → serving."""
+        provider = self.providers.get("marathon")
+        if provider is None or "marathon" not in self.changed_at:
+            return None
+        latency_ms = getattr(provider.status(), "event_latency_ms", None)
+        if not isinstance(latency_ms, (int, float)):
+            return None
+        return latency_ms / 1000.0 + (time.monotonic() - self.changed_at["marathon"])
+
+    # -- by hand (admin API) -------------------------------------------------------------------
+
+    def known(self, backend_id: str) -> bool:
+        return self.serving is not None and backend_id in backend_ids(self.serving)
+
+    def set_state(self, backend_id: str, state: str) -> bool:
+        """False when no table names <backend_id>. <state> must be one of ADMIN_STATES."""
+        if state not in ADMIN_STATES:
+            raise ValueError(f"state must be one of {', '.join(ADMIN_STATES)}")
+        if not self.known(backend_id):
+            return False
+        o = self.overrides.get(backend_id, Override())
+        self.overrides[backend_id] = msgspec.structs.replace(o, state=state)
+        self.dataplane.set_backend_state(backend_id, state)
+        logs.event(logging.INFO, logs.BACKEND_STATE, backend=backend_id, state=state, by="admin")
+        return True
+
+    def set_weight(self, backend_id: str, weight: int) -> bool:
+        if not 0 <= weight <= MAX_WEIGHT:
+            raise ValueError(f"weight must be within 0..{MAX_WEIGHT}")
+        if not self.known(backend_id):
+            return False
+        o = self.overrides.get(backend_id, Override())
+        self.overrides[backend_id] = msgspec.structs.replace(o, weight=weight)
+        self.dataplane.set_backend_weight(backend_id, weight)
+        logs.event(logging.INFO, logs.BACKEND_WEIGHT, backend=backend_id, weight=weight, by="admin")
+        return True
+
+    def clear_override(self, backend_id: str) -> bool:
+        """Drops what was set by hand: the backend goes back to what its provider says."""
+        if not self.known(backend_id):
+            return False
+        had = self.overrides.pop(backend_id, None)
+        if had is not None:
+            for s in self.tables_merged().services:
+                for b in s.backends:
+                    if b.id == backend_id:
+                        self.dataplane.set_backend_state(backend_id, b.state)
+                        self.dataplane.set_backend_weight(backend_id, b.weight)
+            logs.event(logging.INFO, logs.BACKEND_STATE, backend=backend_id, override="cleared", by="admin")
+        return True
+
+    def tables_merged(self) -> spec.RouteTable:
+        parts = [(name, self.tables[name]) for name in self.providers if name in self.tables]
+        return merge_tables(parts)[0]
+
+    async def resync(self) -> None:
+        """SIGHUP and /_mlb_signal/hup: every provider re-reads its source."""
+        for name, provider in self.providers.items():
+            try:
+                await provider.resync()
+            except Exception as e:  # one provider failing must not stop the others
+                logs.event(logging.ERROR, "resync_failed", provider=name, error=e)
+
+    def app_errors(self) -> dict[str, Any]:
+        return {name: msgspec.to_builtins(p.app_errors()) for name, p in self.providers.items()}
+
+    def provider_status(self) -> dict[str, Any]:
+        return {name: msgspec.to_builtins(p.status()) for name, p in self.providers.items()}
+
+    @property
+    def serving_now(self) -> bool:
+        return self.serving is not None and not self.draining
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the data plane and every provider. The static provider's first table is published
+        before this returns (a listener that cannot bind raises OSError here)."""
+        for name, provider in self.providers.items():
+            if getattr(provider, "ready_at_start", False):
+                self.tables[name] = provider.table()
+        if self.tables:
+            self.publish()
+        self.dataplane.start()
+        for name, provider in self.providers.items():
+            self._tasks.append(asyncio.create_task(self._run_provider(name, provider), name=f"provider-{name}"))
+
+    async def _run_provider(self, name: str, provider: Provider) -> None:
+        try:
+            await provider.run(self.on_change(name), self.on_backend_state(name))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            logging.getLogger("fastlb").exception("provider %s stopped", name)
+            logs.event(logging.ERROR, "provider_stopped", provider=name, error=e, keeping="its last table")
+
+    def request_stop(self) -> None:
+        """SIGTERM/SIGINT: the first starts the drain; a second one while draining closes what is open."""
+        if self._stop.is_set() and self.draining:
+            logs.event(logging.WARNING, logs.DRAINING, closing=self.dataplane.active_connections(), reason="second signal")
+            self.dataplane.close_all()
+        self._stop.set()
+
+    async def wait_stop_requested(self) -> None:
+        await self._stop.wait()
+
+    async def drain(self) -> None:
+        """Stops accepting, waits for open connections to finish up to the drain timeout, then closes
+        what is left and stops the data plane."""
+        self.draining = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.dataplane.stop_accepting()
+        active = self.dataplane.active_connections()
+        logs.event(logging.INFO, logs.DRAINING, active=active, deadline_s=self.drain_timeout)
+        deadline = time.monotonic() + self.drain_timeout
+        while active > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            active = self.dataplane.active_connections()
+        if active > 0:
+            logs.event(logging.WARNING, logs.DRAINING, closing=active, reason="drain deadline")
+            self.dataplane.close_all()
+        self.dataplane.stop()
+        logs.event(logging.INFO, logs.STOPPED, swaps=self.swap.count)
+        self.stopped.set()
+
+
+# -- fastlb run ----------------------------------------------------------------------------------
+
+
+class RunOptions(msgspec.Struct, frozen=True):
+    config_path: str | None = None
+    marathon: MarathonArgs | None = None
+    workers: int | None = None  # None: the file's [engine] workers, else one per CPU
+    admin: str | None = None  # None: the file's [admin] listen, else 127.0.0.1:9090
+    admin_token: str | None = None
+    drain_timeout: float = 30.0
+
+
+DEFAULT_ADMIN = "127.0.0.1:9090"
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_dataplane_class() -> Any:
+    from fastlb import _core  # noqa: PLC0415 (the extension is optional for `fastlb check`)
+
+    cls = getattr(_core, "DataPlane", None)
+    if cls is None:
+        raise ImportError("this build of fastlb._core has no DataPlane")
+    return cls
+
+
+class StartError(Exception):
+    """``fastlb run`` cannot start; the message says why (one line per problem)."""
+
+
+def build(options: RunOptions, dataplane_class: Any = None) -> tuple[Controller, str, str | None]:
+    """The controller for <options> (providers loaded, data plane made, nothing started), the admin
+    address and token. Raises StartError."""
+    providers: dict[str, Provider] = {}
+    static: StaticProvider | None = None
+    if options.config_path is not None or options.marathon is None:
+        try:
+            static = StaticProvider(options.config_path)
+        except config.ConfigError as e:
+            raise StartError("\n".join(e.problems)) from None
+        providers["static"] = static
+    if options.marathon is not None:
+        try:
+            providers["marathon"] = marathon_provider(options.marathon)
+        except ImportError as e:
+            raise StartError(f"--marathon: this build has no Marathon provider ({e})") from None
+        except ValueError as e:
+            raise StartError(f"--marathon: {e}") from None
+
+    engine = static.loaded.engine if static is not None else config.EngineSettings()
+    workers = options.workers or engine.workers or cpu_count()
+    admin = options.admin or (static.loaded.admin_listen if static is not None else None) or DEFAULT_ADMIN
+    token = options.admin_token or os.environ.get("FASTLB_ADMIN_TOKEN") or None
+    parsed = config.parse_address(admin)
+    if parsed is None:
+        raise StartError(f"--admin: {admin!r} is not ip:port")
+    if not parsed[0].is_loopback and token is None:
+        raise StartError(
+            f"--admin: {admin} is not a loopback address; give --admin-token or FASTLB_ADMIN_TOKEN "
+            "so that nobody else can change routes"
+        )
+    if dataplane_class is None:
+        try:
+            dataplane_class = load_dataplane_class()
+        except ImportError as e:
+            raise StartError(f"the data plane is not available: {e}") from None
+    settings = msgspec.structs.asdict(engine)
+    settings.pop("workers")
+    dataplane = dataplane_class(workers, **settings)
+    controller = Controller(dataplane, providers, drain_timeout=options.drain_timeout)
+    return controller, admin, token
+
+
+async def serve(controller: Controller, admin_address: str, token: str | None) -> int:
+    """Runs until SIGTERM/SIGINT, then drains. Returns the exit status."""
+    from fastlb import admin as admin_api  # noqa: PLC0415 (aiohttp only where it serves)
+
+    loop = asyncio.get_running_loop()
+    try:
+        controller.start()
+    except OSError as e:
+        logs.event(logging.ERROR, logs.SWAP_FAILED, error=e, at="start")
+        controller.dataplane.stop()
+        return 1
+    ip, port = config.parse_address(admin_address) or (None, 0)
+    try:
+        runner = await admin_api.start(controller, str(ip), port, token)
+    except OSError as e:
+        logs.event(logging.ERROR, "admin_failed", address=admin_address, error=e)
+        controller.request_stop()
+        await controller.drain()
+        return 1
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, controller.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(controller.resync()))
+    logs.event(
+        logging.INFO, logs.SERVING, pid=os.getpid(), admin=admin_address, generation=controller.dataplane.generation,
+        providers=",".join(controller.providers),
+    )
+    await controller.wait_stop_requested()
+    loop.remove_signal_handler(signal.SIGHUP)
+    await controller.drain()
+    await runner.cleanup()
+    return 0
+
+
+def run(options: RunOptions) -> int:
+    """``fastlb run``: builds everything, serves on uvloop, returns the exit status."""
+    try:
+        controller_args = build(options)
+    except StartError as e:
+        for line in str(e).splitlines():
+            logs.event(logging.ERROR, "start_failed", problem=line)
+        return 1
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return asyncio.run(serve(*controller_args))
+    return uvloop.run(serve(*controller_args))

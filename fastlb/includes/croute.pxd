@@ -1,0 +1,72 @@
+# Mirror of fastlb/_route-t.h, fastlb/_route.h, and the part of fastlb/_balance.h a compile calls.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+
+from fastlb.includes.caddr cimport sockaddr_storage, socklen_t
+from fastlb.includes.cbackend cimport flb_backend
+from fastlb.includes.clistener cimport flb_listener
+
+cdef extern from "_balance-t.h" nogil:
+    enum flb_balance_algo:
+        FLB_BAL_ROUNDROBIN
+        FLB_BAL_LEASTCONN
+        FLB_BAL_MAGLEV
+        FLB_BAL_SOURCE
+
+    struct flb_balancer:
+        pass
+
+cdef extern from "_balance.h" nogil:
+    int flb_balance_build(flb_balancer *b, flb_balance_algo algo, flb_backend **be, uint32_t n, uint32_t nworkers)
+
+cdef extern from "_route-t.h" nogil:
+    enum flb_mode:
+        FLB_MODE_TCP
+        FLB_MODE_HTTP
+
+    struct flb_service_counters:
+        char *name
+        int64_t active
+        uint64_t total
+        uint64_t bytes_in
+        uint64_t bytes_out
+        uint64_t connect_errors
+        uint64_t retries
+        uint64_t timeouts
+        uint64_t no_backend
+
+    struct flb_service:
+        char *name
+        flb_mode mode
+        flb_service_counters *c
+        uint32_t nbe
+        flb_backend **be
+        sockaddr_storage *addr
+        socklen_t *addrlen
+        flb_balancer bal
+        uint8_t bal_built
+        uint32_t connect_ms
+        uint32_t idle_ms
+        uint32_t retries
+        uint32_t maxconn
+
+    struct flb_route_listener:
+        flb_listener *l
+        uint32_t service
+        uint32_t maxconn
+
+    struct flb_table:
+        uint64_t generation
+        uint32_t maxconn
+        uint32_t nsvc
+        flb_service *svc
+        uint32_t nlst
+        flb_route_listener *lst
+
+cdef extern from "_route.h" nogil:
+    struct flb_counters_store:
+        pass
+    flb_table *flb_table_new(uint32_t nsvc, uint32_t nlst)
+    void flb_table_put(flb_table *t)
+    int flb_service_alloc(flb_service *s, uint32_t nbe)
+    flb_service_counters *flb_counters_get(flb_counters_store *s, const char *name)

@@ -1,0 +1,271 @@
+"""The admin API against a test double of the data plane: every path answers as documented."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from fastlb import admin, control, spec
+
+from . import promtext
+from .fake_dataplane import FakeDataPlane
+from .test_control import ListProvider, listen, svc, table
+
+HAPROXY_HEADER = (
+    "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,"
+    "act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,"
+    "rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,"
+    "hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,"
+    "last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,"
+    "check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,"
+    "conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,"
+    "qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,"
+)
+
+TABLE = table(
+    svc("web", "10.0.0.1:80", "10.0.0.2:80", mode="http", app_id="/web"),
+    svc("db", "10.0.0.3:5432"),
+    listeners=(listen("127.0.0.1:8080", "web"), listen("127.0.0.1:5432", "db"), listen("127.0.0.1:80", kind="vhost")),
+    routes=(spec.HttpRoute(host="web.example.com", service="web"),),
+)
+
+
+async def with_client(test, token: str | None = None, first: spec.RouteTable | None = TABLE) -> Any:
+    dp = FakeDataPlane()
+    provider = ListProvider(first)
+    provider.ready_at_start = first is not None
+    c = control.Controller(dp, {"static": provider})
+    c.start()
+    client = TestClient(TestServer(admin.make_app(c, token)))
+    await client.start_server()
+    try:
+        return await test(client, c, dp, provider)
+    finally:
+        await client.close()
+        await c.drain()
+
+
+def run(test, **kw: Any) -> Any:
+    return asyncio.run(with_client(test, **kw))
+
+
+def test_health_while_serving_only() -> None:
+    async def t(client, c, dp, p) -> None:
+        for path in ("/_health", "/_haproxy_health_check"):
+            r = await client.get(path)
+            assert r.status == 200
+        c.draining = True
+        assert (await client.get("/_health")).status == 503
+
+    run(t)
+    run(lambda client, c, dp, p: _expect_status(client, "/_health", 503), first=None)
+
+
+async def _expect_status(client, path: str, status: int) -> None:
+    r = await client.get(path)
+    assert r.status == status
+
+
+def test_stats_json() -> None:
+    async def t(client, c, dp, p) -> None:
+        dp.backends["10.0.0.1:80"].update(active=3, total=10, bytes_in=100, bytes_out=2000, connect_errors=1)
+        dp.backends["10.0.0.2:80"].update(health="down")
+        r = await client.get("/stats")
+        assert r.status == 200 and r.content_type == "application/json"
+        s = await r.json()
+        assert s["generation"] == 1 and s["swaps"] == 1 and s["serving"] is True and s["pid"] == os.getpid()
+        web = s["services"][0]
+        assert (web["name"], web["mode"], web["app_id"], web["active"], web["total"]) == ("web", "http", "/web", 3, 10)
+        b1, b2 = web["backends"]
+        assert b1 == {
+            "id": "10.0.0.1:80", "name": "10.0.0.1:80", "address": "10.0.0.1:80", "state": "ready", "health": "up",
+            "status": "UP", "weight": 1, "override": None, "active": 3, "total": 10, "bytes_in": 100,
+            "bytes_out": 2000, "connect_errors": 1, "retries": 0, "timeouts": 0, "requests": 0, "errors": 1,
+        }
+        assert (b2["health"], b2["status"]) == ("down", "DOWN")
+        assert web["up"] == 1
+        assert s["app_errors"] == {"static": ["app /bad: HAPROXY_0_PORT is not a port"]}
+        assert s["providers"] == {"static": {"connected": True}}
+        assert [x["address"] for x in s["listeners"]] == ["127.0.0.1:8080", "127.0.0.1:5432", "127.0.0.1:80"]
+
+    run(t)
+
+
+def test_stats_csv_has_haproxy_columns_and_rows() -> None:
+    async def t(client, c, dp, p) -> None:
+        dp.backends["10.0.0.1:80"].update(active=2, total=5)
+        c.set_state("10.0.0.2:80", "maint")
+        dp.backends["10.0.0.3:5432"].update(health="down")
+        bodies = []
+        for path in ("/stats.csv", "/haproxy?stats;csv"):
+            r = await client.get(path)
+            assert r.status == 200
+            bodies.append(await r.text())
+        # The two differ only if a counter moved in between; here nothing did.
+        assert bodies[0] == bodies[1]
+        text = bodies[0]
+        assert text.split("\n", 1)[0] == HAPROXY_HEADER
+        header = text.split("\n", 1)[0][2:].split(",")
+        rows = list(csv.DictReader(io.StringIO(text.split("\n", 1)[1]), fieldnames=header))
+        for row in rows:
+            assert None not in row and len(row) == len(header)  # exactly the columns, trailing comma included
+        by = {(r["pxname"], r["svname"]): r for r in rows}
+        assert by[("web", "FRONTEND")]["status"] == "OPEN"
+        assert by[("marathon_http_in", "FRONTEND")]["status"] == "OPEN"
+        server = by[("web", "10.0.0.1:80")]
+        assert (server["status"], server["scur"], server["qcur"], server["stot"], server["type"]) == ("UP", "2", "0", "5", "2")
+        assert server["addr"] == "10.0.0.1:80" and server["weight"] == "1"
+        assert by[("web", "10.0.0.2:80")]["status"] == "MAINT"
+        assert by[("web", "BACKEND")]["status"] == "UP" and by[("web", "BACKEND")]["algo"] == "roundrobin"
+        assert by[("db", "10.0.0.3:5432")]["status"] == "DOWN"
+        assert by[("db", "BACKEND")]["status"] == "DOWN"
+        # zdd's reading: servers of a backend that are MAINT with nothing open.
+        maint = [r for r in rows if r["pxname"] == "web" and r["status"] == "MAINT" and r["scur"] == "0" and r["qcur"] == "0"]
+        assert len(maint) == 1
+        c.set_state("10.0.0.2:80", "drain")
+        text = await (await client.get("/stats.csv")).text()
+        assert ",DRAIN," in text
+
+    run(t)
+
+
+def test_haproxy_stats_without_csv_goes_to_the_dashboard() -> None:
+    async def t(client, c, dp, p) -> None:
+        r = await client.get("/haproxy?stats", allow_redirects=False)
+        assert r.status == 302 and r.headers["Location"] == "/"
+
+    run(t)
+
+
+def test_metrics_is_valid_exposition() -> None:
+    async def t(client, c, dp, p) -> None:
+        dp.backends["10.0.0.1:80"].update(active=4, total=9, bytes_out=77)
+        r = await client.get("/metrics")
+        assert r.status == 200 and r.content_type == "text/plain"
+        families = promtext.parse(await r.text())
+        assert families["fastlb_table_generation"] == [("fastlb_table_generation", {}, 1.0)]
+        assert families["fastlb_swaps_total"][0][2] == 1.0
+        assert {n for n, _, _ in families["fastlb_swap_seconds"]} == {"fastlb_swap_seconds_sum", "fastlb_swap_seconds_count"}
+        active = {lab["backend"]: v for _, lab, v in families["fastlb_backend_connections_active"]}
+        assert active == {"10.0.0.1:80": 4.0, "10.0.0.2:80": 0.0, "10.0.0.3:5432": 0.0}
+        assert ("fastlb_service_bytes_out_total", {"service": "web"}, 77.0) in families["fastlb_service_bytes_out_total"]
+        listeners = {lab["listener"] for _, lab, _ in families["fastlb_listener_connections_total"]}
+        assert listeners == {"127.0.0.1:8080", "127.0.0.1:5432", "127.0.0.1:80"}
+        states = [(lab["backend"], lab["state"], v) for _, lab, v in families["fastlb_backend_state"] if v == 1]
+        assert ("10.0.0.1:80", "ready", 1.0) in states
+        assert families["fastlb_app_errors"][0][2] == 1.0
+
+    run(t)
+
+
+def test_metrics_reader_rejects_bad_exposition() -> None:
+    for bad in (
+        "x 1\n",  # no TYPE
+        "# HELP x h\n# TYPE x gauge\nx{a=b} 1\n",  # unquoted label
+        "# HELP x h\n# TYPE x gauge\nx one\n",  # not a number
+        "# HELP x h\n# TYPE x gauge\n# TYPE x gauge\nx 1\n",  # TYPE twice
+    ):
+        try:
+            promtext.parse(bad)
+        except (ValueError, AssertionError):
+            continue
+        raise AssertionError(f"accepted {bad!r}")
+
+
+def test_routes_and_marathon_lb_reads() -> None:
+    async def t(client, c, dp, p) -> None:
+        for path in ("/routes", "/_haproxy_getconfig"):
+            r = await client.get(path)
+            assert r.status == 200
+            body = await r.read()
+            data = json.loads(body)
+            assert data["generation"] == 1
+            assert spec.decode(json.dumps(data["table"]).encode()) == TABLE
+            assert body.endswith(spec.encode(TABLE) + b"}")
+        assert await (await client.get("/_haproxy_getpids")).text() == f"{os.getpid()}\n"
+        assert await (await client.get("/_haproxy_getvhostmap")).text() == "web.example.com web\n"
+        assert await (await client.get("/_haproxy_getappmap")).text() == "/web web\n"
+
+    run(t)
+
+
+def test_hup_resyncs_every_provider() -> None:
+    async def t(client, c, dp, p) -> None:
+        assert (await client.post("/_mlb_signal/hup")).status == 200
+        assert (await client.get("/_mlb_signal/hup")).status == 200
+        assert p.resyncs == 2
+
+    run(t)
+
+
+def test_backend_state_and_weight_by_hand() -> None:
+    async def t(client, c, dp, p) -> None:
+        r = await client.post("/backends/10.0.0.1:80/state", json={"state": "drain"})
+        assert r.status == 200
+        body = await r.json()
+        assert (body["service"], body["state"], body["status"], body["override"]) == (
+            "web", "drain", "DRAIN", {"state": "drain", "weight": None},
+        )
+        assert dp.backends["10.0.0.1:80"]["state"] == "drain"
+        r = await client.post("/backends/10.0.0.1:80/weight?weight=5")
+        assert r.status == 200 and (await r.json())["weight"] == 5
+        r = await client.post("/backends/10.0.0.3:5432/state", data="maint")
+        assert r.status == 200 and dp.backends["10.0.0.3:5432"]["state"] == "maint"
+        assert (await client.post("/backends/10.0.0.1:80/state", json={"state": "off"})).status == 400
+        assert (await client.post("/backends/10.0.0.1:80/weight", json={"weight": 999})).status == 400
+        assert (await client.post("/backends/10.0.0.1:80/weight", json={"weight": "x"})).status == 400
+        assert (await client.post("/backends/nope/state", json={"state": "drain"})).status == 404
+        # A new table keeps the overrides.
+        p.on_change(table(*TABLE.services, svc("extra", "10.0.0.9:1"), listeners=TABLE.listeners))
+        await asyncio.sleep(0)
+        s = await (await client.get("/stats")).json()
+        web = {b["id"]: b for b in s["services"][0]["backends"]}
+        assert (web["10.0.0.1:80"]["state"], web["10.0.0.1:80"]["weight"]) == ("drain", 5)
+        assert dp.published[-1].services[0].backends[0].state == "drain"
+        r = await client.delete("/backends/10.0.0.1:80/override")
+        assert r.status == 200 and (await r.json())["override"] is None
+        assert dp.backends["10.0.0.1:80"]["state"] == "ready" and dp.backends["10.0.0.1:80"]["weight"] == 1
+
+    run(t)
+
+
+def test_token_guards_every_changing_endpoint() -> None:
+    async def t(client, c, dp, p) -> None:
+        changing = [
+            ("POST", "/backends/10.0.0.1:80/state?state=drain"),
+            ("POST", "/backends/10.0.0.1:80/weight?weight=2"),
+            ("DELETE", "/backends/10.0.0.1:80/override"),
+            ("POST", "/_mlb_signal/hup"),
+            ("GET", "/_mlb_signal/hup"),
+        ]
+        for method, path in changing:
+            assert (await client.request(method, path)).status == 401, path
+            bad = {"Authorization": "Bearer wrong"}
+            assert (await client.request(method, path, headers=bad)).status == 401, path
+        assert dp.backends["10.0.0.1:80"]["state"] == "ready" and p.resyncs == 0
+        good = {"Authorization": "Bearer s3cret"}
+        for method, path in changing:
+            assert (await client.request(method, path, headers=good)).status == 200, path
+        for path in ("/stats", "/metrics", "/stats.csv", "/routes", "/_health", "/"):
+            assert (await client.get(path)).status == 200, path
+
+    run(t, token="s3cret")
+
+
+def test_dashboard_is_served_without_a_cdn() -> None:
+    async def t(client, c, dp, p) -> None:
+        r = await client.get("/")
+        html = await r.text()
+        assert r.status == 200 and r.content_type == "text/html"
+        assert "/static/dashboard.js" in html and "http://" not in html and "https://" not in html
+        js = await (await client.get("/static/dashboard.js")).text()
+        assert 'fetch("/stats"' in js and "http://" not in js and "https://" not in js
+        assert (await client.get("/static/dashboard.css")).status == 200
+
+    run(t)

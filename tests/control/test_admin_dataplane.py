@@ -1,0 +1,119 @@
+"""The admin API and the controller in front of the real data plane (in process): what /stats,
+/stats.csv and /metrics say follows real connections, and state set by hand reaches the workers
+and outlives the next table."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from fastlb import admin, control, spec
+from fastlb._core import DataPlane
+from fastlb.testing.backends import Echo, reserve_port
+
+from . import promtext
+from .test_control import ListProvider
+
+TIMEOUT = 20.0
+
+
+def make_table(listen: str, *addresses: str) -> spec.RouteTable:
+    return spec.RouteTable(
+        services=(spec.Service(name="echo", backends=tuple(spec.Backend(id=a, address=a) for a in addresses)),),
+        listeners=(spec.Listener(address=listen, service="echo"),),
+    )
+
+
+async def until(predicate, what: str) -> None:
+    """Waits for <predicate> (a function, plain or async) to hold."""
+    for _ in range(int(TIMEOUT / 0.02)):
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_admin_follows_the_real_data_plane() -> None:
+    with Echo() as a, Echo() as b, reserve_port() as listen:
+        asyncio.run(_scenario(listen, a.address, b.address))
+
+
+async def _scenario(listen: str, a: str, b: str) -> None:
+    host, port = listen.rsplit(":", 1)
+    provider = ListProvider(make_table(listen, a))
+    c = control.Controller(DataPlane(2), {"static": provider}, drain_timeout=TIMEOUT)
+    c.start()
+    client = TestClient(TestServer(admin.make_app(c)))
+    await client.start_server()
+    try:
+        async def stats() -> dict[str, Any]:
+            return await (await client.get("/stats")).json()
+
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), TIMEOUT) == b"ping"
+
+        async def one_open() -> bool:
+            s = await stats()
+            return s["services"][0]["backends"][0]["active"] == 1
+
+        await until(one_open, "one open connection in /stats")
+        s = await stats()
+        backend = s["services"][0]["backends"][0]
+        assert (backend["id"], backend["status"], backend["total"]) == (a, "UP", 1)
+        assert s["generation"] == c.dataplane.generation == 1
+
+        text = await (await client.get("/stats.csv")).text()
+        rows = list(csv.reader(io.StringIO(text)))
+        header = [rows[0][0][2:]] + rows[0][1:]
+        server = dict(zip(header, [r for r in rows if r[:2] == ["echo", a]][0]))
+        assert (server["status"], server["scur"], server["qcur"]) == ("UP", "1", "0")
+
+        families = promtext.parse(await (await client.get("/metrics")).text())
+        assert ("fastlb_backend_connections_active", {"service": "echo", "backend": a, "address": a}, 1.0) in (
+            families["fastlb_backend_connections_active"]
+        )
+
+        # A second backend arrives; then b is put in maint by hand: new connections all go to a.
+        provider.on_change(make_table(listen, a, b))
+        await until(lambda: c.dataplane.generation == 2, "the second table")
+        r = await client.post(f"/backends/{b}/state", json={"state": "maint"})
+        assert r.status == 200 and c.dataplane.stats()["backends"][b]["state"] == "maint"
+        r = await client.post(f"/backends/{a}/weight?weight=4")
+        assert r.status == 200 and c.dataplane.stats()["backends"][a]["weight"] == 4
+        for i in range(4):
+            rd, wr = await asyncio.open_connection(host, int(port))
+            wr.write(b"x%d" % i)
+            assert await asyncio.wait_for(rd.readexactly(2), TIMEOUT) == b"x%d" % i
+            wr.close()
+            await wr.wait_closed()
+        live = c.dataplane.stats()["backends"]
+        assert live[b]["total"] == 0 and live[a]["total"] == 5
+
+        # A third table (the provider does not know about maint) keeps what was set by hand.
+        provider.on_change(make_table(listen, b, a))
+        await until(lambda: c.dataplane.generation == 3, "the third table")
+        live = c.dataplane.stats()["backends"]
+        assert (live[b]["state"], live[a]["weight"]) == ("maint", 4)
+        text = await (await client.get("/stats.csv")).text()
+        assert f"echo,{b},0,0,0," in text and ",MAINT," in text
+
+        routes = json.loads(await (await client.get("/routes")).text())
+        assert routes["generation"] == 3 and [x["id"] for x in routes["table"]["services"][0]["backends"]] == [b, a]
+
+        # The old connection was never touched by three swaps.
+        writer.write(b"pong")
+        assert await asyncio.wait_for(reader.readexactly(4), TIMEOUT) == b"pong"
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await client.close()
+        await c.drain()

@@ -1,0 +1,133 @@
+"""The command line, as users run it: a subprocess each."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+
+from fastlb import config, spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fastlb(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fastlb", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+GOOD = """
+[http]
+listen = "127.0.0.1:7080"
+
+[[services]]
+name = "b"
+listen = "127.0.0.1:7001"
+backends = ["10.0.0.2:1", { address = "10.0.0.1:1", weight = 2 }]
+
+[[services]]
+name = "a"
+vhosts = ["a.example.com"]
+backends = ["10.0.0.3:1"]
+"""
+
+
+def test_check_good_file_exits_0_silently(tmp_path: Path) -> None:
+    f = tmp_path / "good.toml"
+    f.write_text(GOOD)
+    r = fastlb("check", "--config", str(f))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+def test_check_bad_file_prints_one_line_per_problem(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(
+        '[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\nbalance = "random"\n'
+        'backends = ["10.0.0.1", { address = "10.0.0.2:1", weight = 999 }]\n'
+    )
+    r = fastlb("check", "--config", str(f))
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == [
+        'services[0].balance: "random" is not one of "roundrobin", "leastconn", "maglev", "source"',
+    ]
+    f.write_text('[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\nbackends = ["10.0.0.1", { address = "10.0.0.2:1", weight = 999 }]\n')
+    r = fastlb("check", "--config", str(f))
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == [
+        'services[0].backends[0]: "10.0.0.1" is not ip:port',
+        "services[0].backends[1].weight: 999 is out of range (0..256)",
+    ]
+
+
+def test_check_missing_file_and_missing_flag(tmp_path: Path) -> None:
+    r = fastlb("check", "--config", str(tmp_path / "none.toml"))
+    assert r.returncode == 1 and r.stdout == f"{tmp_path / 'none.toml'}: No such file or directory\n"
+    r = fastlb("check")
+    assert r.returncode == 2 and "--config" in r.stderr
+
+
+def test_routes_is_deterministic_and_is_the_table(tmp_path: Path) -> None:
+    f = tmp_path / "good.toml"
+    f.write_text(GOOD)
+    first = fastlb("routes", "--config", str(f))
+    second = fastlb("routes", "--config", str(f))
+    assert first.returncode == 0 and first.stdout == second.stdout
+    assert msgspec.json.decode(first.stdout.encode(), type=spec.RouteTable) == config.load(str(f)).table
+    assert first.stdout.encode() == spec.encode(config.load(str(f)).table) + b"\n"
+    pretty = [fastlb("routes", "--config", str(f), "--pretty").stdout for _ in range(2)]
+    assert pretty[0] == pretty[1] and pretty[0].count("\n") > 10
+    assert msgspec.json.decode(pretty[0].encode(), type=spec.RouteTable) == config.load(str(f)).table
+
+
+def test_routes_without_providers_is_the_embedded_default() -> None:
+    r = fastlb("routes")
+    assert r.returncode == 0
+    assert r.stdout.encode() == spec.encode(config.load_default().table) + b"\n"
+
+
+def test_routes_with_a_bad_file_exits_1(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text('[[services]]\nname = "a"\nlisten = "127.0.0.1"\n')
+    r = fastlb("routes", "--config", str(f))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == 'services[0].listen: "127.0.0.1" is not ip:port\n'
+
+
+def test_run_refuses_a_bad_file_before_serving(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text('[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\nbackends = ["x"]\n')
+    r = fastlb("run", "--config", str(f), timeout=60)
+    assert r.returncode == 1
+    assert 'problem="services[0].backends[0]: \\"x\\" is not ip:port"' in r.stderr
+
+
+def test_run_refuses_a_public_admin_without_a_token() -> None:
+    env = {"FASTLB_ADMIN_TOKEN": ""}
+    r = fastlb("run", "--admin", "0.0.0.0:9", env=env)
+    assert r.returncode == 1 and "not a loopback address" in r.stderr and "--admin-token" in r.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    r = fastlb("run", "--workers", "0")
+    assert r.returncode == 2 and "--workers" in r.stderr
+    r = fastlb("routes", "--marathon", "http://127.0.0.1:1", "--http-port", "70000")
+    assert r.returncode == 2 and "--http-port" in r.stderr
+    r = fastlb("run", "--sse", "--poll", "5")
+    assert r.returncode == 2
+    r = fastlb("frobnicate")
+    assert r.returncode == 2
+
+
+def test_demo_says_what_is_missing_when_there_is_no_demo() -> None:
+    if importlib.util.find_spec("fastlb.testing.demo") is None:
+        r = fastlb("demo")
+        assert r.returncode == 2 and "fastlb.testing.demo" in r.stderr
+    else:  # the demo exists: it is tested where it lives
+        r = fastlb("demo", "--help")
+        assert r.returncode == 0

@@ -1,0 +1,182 @@
+"""Forwarding through the proxy: echo, server-first, big transfers, half-close, many connections."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import zlib
+
+import pytest
+
+from fastlb import _core
+from fastlb.testing.backends import Echo, Greeter, Sink, wait_until
+
+from .conftest import connect, recv_all, recv_exactly, recv_line, service, table
+
+
+def test_echo_through_the_proxy(dataplane, ports):
+    with Echo() as echo:
+        dp = dataplane()
+        front = ports()
+        assert dp.publish(table([service("echo", [echo.address])], {front: "echo"})) == 1
+        with connect(front) as c:
+            for size in (1, 100, 5000, 70000):
+                payload = os.urandom(size)
+                c.sendall(payload)
+                assert recv_exactly(c, size) == payload
+
+
+def test_server_speaks_first(dataplane, ports):
+    with Greeter(b"220 hello\r\n") as greeter:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("smtp", [greeter.address])], {front: "smtp"}))
+        with connect(front) as c:
+            assert recv_exactly(c, 11) == b"220 hello\r\n"
+            c.sendall(b"HELO x\r\n")
+            assert recv_exactly(c, 8) == b"HELO x\r\n"
+
+
+def test_client_bytes_sent_before_the_backend_answers_are_kept(dataplane, ports):
+    with Sink() as sink:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("s", [sink.address])], {front: "s"}))
+        payload = os.urandom(3000)
+        with connect(front) as c:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            assert recv_line(c) == b"%d %d\n" % (len(payload), zlib.crc32(payload))
+
+
+def test_client_half_close_still_receives(dataplane, ports):
+    with Echo() as echo:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("echo", [echo.address])], {front: "echo"}))
+        payload = os.urandom(300000)
+        with connect(front) as c:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == payload  # every echoed byte, then the FIN passed back
+
+
+def test_backend_half_close_client_still_sends(dataplane, ports):
+    with Sink(greeting=b"bye\n", shut_after_greeting=True) as sink:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("s", [sink.address])], {front: "s"}))
+        payload = os.urandom(200000)
+        with connect(front) as c:
+            assert recv_all(c) == b"bye\n"  # the backend has shut its side
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            assert wait_until(lambda: sink.finished == [(len(payload), zlib.crc32(payload))])
+        assert wait_until(lambda: dp.active_connections() == 0)
+
+
+def _bulk_each_way(front: str, total: int) -> None:
+    """Sends <total> bytes through an echo and receives them back, at once, checking both crc32s."""
+    block = bytearray(os.urandom(1 << 20))
+    sent_crc = [0]
+    errors: list[BaseException] = []
+
+    with connect(front, timeout=120) as c:
+        def send() -> None:
+            try:
+                left = total
+                i = 0
+                while left:
+                    block[:8] = i.to_bytes(8, "little")  # no two blocks alike
+                    chunk = memoryview(block)[: min(left, len(block))]
+                    sent_crc[0] = zlib.crc32(chunk, sent_crc[0])
+                    c.sendall(chunk)
+                    left -= len(chunk)
+                    i += 1
+                c.shutdown(socket.SHUT_WR)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        got = 0
+        crc = 0
+        buf = bytearray(1 << 20)
+        while True:
+            n = c.recv_into(buf)
+            if n == 0:
+                break
+            crc = zlib.crc32(memoryview(buf)[:n], crc)
+            got += n
+        sender.join(120)
+    assert not errors, errors
+    assert got == total
+    assert crc == sent_crc[0]
+
+
+@pytest.mark.slow
+def test_one_gibibyte_each_way_spliced(dataplane, ports):
+    with Echo() as echo:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("echo", [echo.address])], {front: "echo"}))
+        total = 1 << 30
+        pipes = _core.live_counts()["pipes"]
+        _bulk_each_way(front, total)
+        assert _core.live_counts()["pipes"] > pipes  # the bulk went through pipes, now pooled
+        assert wait_until(lambda: dp.active_connections() == 0)
+        svc = dp.stats()["services"]["echo"]
+        assert svc["bytes_out"] == total and svc["bytes_in"] == total
+
+
+def test_bulk_copy_only_when_no_pipe_may_be_had(dataplane, ports):
+    with Echo() as echo:
+        dp = dataplane(pipe_max=0)
+        front = ports()
+        dp.publish(table([service("echo", [echo.address])], {front: "echo"}))
+        pipes = _core.live_counts()["pipes"]
+        _bulk_each_way(front, 64 << 20)
+        assert _core.live_counts()["pipes"] == pipes
+
+
+def test_splice_from_the_first_byte(dataplane, ports):
+    with Echo() as echo:
+        dp = dataplane(splice_threshold=0, pipe_max=4, pipe_size=65536)
+        front = ports()
+        dp.publish(table([service("echo", [echo.address])], {front: "echo"}))
+        with connect(front) as c:
+            for size in (1, 10, 100000):
+                payload = os.urandom(size)
+                c.sendall(payload)
+                assert recv_exactly(c, size) == payload
+        _bulk_each_way(front, 32 << 20)
+        assert 0 < _core.live_counts()["pipes"] <= 4  # pooled, never past pipe_max
+
+
+def test_two_thousand_concurrent_connections(dataplane, ports):
+    with Echo() as echo:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("echo", [echo.address])], {front: "echo"}))
+        clients = []
+        try:
+            for i in range(2000):
+                c = connect(front)
+                clients.append(c)
+                msg = b"%d\n" % i
+                c.sendall(msg)
+                assert recv_exactly(c, len(msg)) == msg
+            assert wait_until(lambda: dp.active_connections() == 2000)
+            assert echo.active == 2000
+            for i, c in enumerate(clients):  # every one of them still carries bytes
+                c.sendall(b"x")
+            for c in clients:
+                assert recv_exactly(c, 1) == b"x"
+        finally:
+            for c in clients:
+                c.close()
+        assert wait_until(lambda: dp.active_connections() == 0)
+        st = dp.stats()
+        assert st["total"] == 2000
+        assert st["services"]["echo"]["bytes_out"] == st["services"]["echo"]["bytes_in"]

@@ -1,0 +1,172 @@
+"""Table swaps: no byte lost, no connection cut, listeners kept/opened/closed as the tables say."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+
+import pytest
+
+from fastlb import spec
+from fastlb.testing.backends import Echo, WhoAmI, wait_until
+
+from .conftest import connect, recv_exactly, recv_line, service, table
+
+
+def _stream(address: str, stop: threading.Event, errors: list[BaseException], counts: list[int]) -> None:
+    """Echoes random chunks through <address> until <stop>, checking every byte comes back."""
+    try:
+        with connect(address) as c:
+            moved = 0
+            while not stop.is_set():
+                chunk = os.urandom(1 + moved % 30000)
+                c.sendall(chunk)
+                assert recv_exactly(c, len(chunk)) == chunk
+                moved += len(chunk)
+            c.shutdown(socket.SHUT_WR)
+            assert c.recv(1) == b""
+            counts.append(moved)
+    except BaseException as e:  # noqa: BLE001 - reported by the test
+        errors.append(e)
+
+
+@pytest.mark.slow
+def test_a_thousand_swaps_while_connections_stream(dataplane, ports):
+    with Echo("a") as a, Echo("b") as b:
+        dp = dataplane()
+        front = ports()
+        variants = [
+            table([service("echo", [a.address])], {front: "echo"}),
+            table([service("echo", [b.address])], {front: "echo"}),
+            table([service("echo", [a.address, b.address], balance="leastconn")], {front: "echo"}),
+        ]
+        dp.publish(variants[0])
+        fds = dp.listener_fds()
+        assert len(fds[front]) == 2
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        counts: list[int] = []
+        threads = [threading.Thread(target=_stream, args=(front, stop, errors, counts)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        new_conns = 0
+        for i in range(1000):
+            dp.publish(variants[i % 3])
+            if i % 50 == 0:
+                # connections opened mid-swaps are served by whichever table is current
+                with connect(front) as c:
+                    c.sendall(b"ping")
+                    assert recv_exactly(c, 4) == b"ping"
+                new_conns += 1
+        stop.set()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert len(counts) == 4 and all(n > 0 for n in counts)
+        assert dp.generation == 1001
+        assert dp.stats()["swaps"] == 1000
+        assert dp.listener_fds() == fds  # the kept listener was never closed nor rebound
+
+
+def test_a_swap_opens_added_listeners_and_closes_dropped_ones(dataplane, ports):
+    with WhoAmI("one") as one:
+        dp = dataplane()
+        first, second = ports(), ports()
+        svc = service("who", [one.address])
+        dp.publish(table([svc], {first: "who"}))
+        before = dp.listener_fds()
+        with pytest.raises(ConnectionRefusedError):
+            connect(second).close()
+
+        dp.publish(table([svc], {first: "who", second: "who"}))
+        after = dp.listener_fds()
+        assert after[first] == before[first]
+        assert set(after) == {first, second}
+        with connect(second) as c:
+            assert recv_line(c) == b"one\n"
+
+        held = connect(first)  # established through the listener about to be dropped
+        assert recv_line(held) == b"one\n"
+        dp.publish(table([svc], {second: "who"}))
+        assert set(dp.listener_fds()) == {second}
+        with pytest.raises(ConnectionRefusedError):
+            connect(first).close()
+        held.sendall(b"still here")
+        assert recv_exactly(held, 10) == b"still here"
+        held.close()
+
+
+def test_a_table_that_cannot_bind_publishes_nothing(dataplane, ports):
+    with WhoAmI("one") as one:
+        dp = dataplane()
+        good = ports()
+        dp.publish(table([service("who", [one.address])], {good: "who"}))
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)  # no SO_REUSEPORT: nobody may bind beside it
+        taken = "127.0.0.1:%d" % busy.getsockname()[1]
+        try:
+            fresh = ports()
+            with pytest.raises(OSError) as info:
+                dp.publish(table([service("who", [one.address])], {good: "who", fresh: "who", taken: "who"}))
+            assert info.value.errno == errno.EADDRINUSE
+            assert taken in str(info.value)
+        finally:
+            busy.close()
+        assert dp.generation == 1
+        assert set(dp.listener_fds()) == {good}
+        with pytest.raises(ConnectionRefusedError):
+            connect(fresh).close()
+        with connect(good) as c:
+            assert recv_line(c) == b"one\n"
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (spec.Backend(id="x", address="localhost:80"), "localhost:80"),
+        (spec.Backend(id="x", address="127.0.0.1"), "127.0.0.1"),
+        (spec.Backend(id="x", address="127.0.0.1:0"), "127.0.0.1:0"),
+        (spec.Backend(id="x", address="[::1:80"), "[::1:80"),
+        (spec.Backend(id="x", address="127.0.0.1:80", weight=300), "weight"),
+    ],
+)
+def test_a_bad_table_raises_and_publishes_nothing(dataplane, ports, bad, message):
+    with WhoAmI("one") as one:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("who", [one.address])], {front: "who"}))
+        with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+            dp.publish(table([service("who", [one.address, bad])], {front: "who"}))
+        with pytest.raises(ValueError, match="nope"):
+            dp.publish(table([service("who", [one.address])], {front: "nope"}))
+        assert dp.generation == 1
+        with connect(front) as c:
+            assert recv_line(c) == b"one\n"
+
+
+def test_ipv6_backend_address(dataplane, ports):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    srv = socket.socket(socket.AF_INET6)
+    try:
+        srv.bind(("::1", 0))
+    except OSError:
+        srv.close()
+        pytest.skip("no IPv6 loopback")
+    srv.listen(4)
+    try:
+        dp = dataplane()
+        front = ports()
+        addr = "[::1]:%d" % srv.getsockname()[1]
+        dp.publish(table([service("v6", [addr])], {front: "v6"}))
+        assert dp.stats()["backends"][addr]["address"] == addr
+        with connect(front) as c:
+            peer, _ = srv.accept()
+            with peer:
+                c.sendall(b"six")
+                assert recv_exactly(peer, 3) == b"six"
+    finally:
+        srv.close()
