@@ -202,8 +202,8 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
     L.append("## Raw runs")
     L.append("")
     L.append("| block | metric | order | arm | status | value | errors | proxy CPU s | CPU per unit | "
-             "CPU busy % (per CPU) | steal % | note |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+             "CPU busy % (per CPU) | steal % | load avg | note |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in records:
         busy = " / ".join(f"{v['busy_pct']:.0f}" for _, v in sorted(r.get("cpus", {}).items()))
         note = str(r.get("reason", "")).splitlines()[0][:120] if r["status"] != "ok" else ""
@@ -211,7 +211,7 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
             note = "left out: steal"
         L.append(f"| {r['block']} | {r['metric']} | {r['position']} | {r['arm']} | {r['status']} | "
                  f"{_f(r.get('value'), 4)} | {r.get('errors', '–')} | {_f(r.get('proxy_cpu_s'))} | "
-                 f"{_f(r.get('cpu_per_unit'))} | {busy} | {r.get('steal_pct', '–')} | {note} |")
+                 f"{_f(r.get('cpu_per_unit'))} | {busy} | {r.get('steal_pct', '–')} | {r.get('loadavg', '–')} | {note} |")
     L.append("")
     return "\n".join(L)
 

@@ -105,6 +105,8 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     args = parse_args(kind, argv)
     # SIGTERM unwinds like Ctrl-C: every child is stopped and sysctls are put back.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    # A shell starts background jobs with SIGINT ignored, and Python keeps it so; Ctrl-C must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -197,6 +199,7 @@ def run_one(ctx: Context, block: int, metric: Metric, arm: armlib.Arm, position:
             if running.proxy and not running.proxy.alive():
                 raise ProcessFailed(f"proxy died during the measurement:\n{running.proxy.log_tail()}")
             rec["cpus"] = sample1.since(sample0)
+            rec["loadavg"] = float(Path("/proc/loadavg").read_text().split()[0])
             rec["steal_pct"] = max(v["steal_pct"] for v in rec["cpus"].values())
             rec["load"] = data
             rec["errors"] = data["errors"]
