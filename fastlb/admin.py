@@ -138,6 +138,7 @@ def snapshot(controller: Controller) -> dict[str, Any]:
         "listeners": listeners,
         "services": services,
         "conflicts": controller.conflicts,
+        "listen_errors": controller.listen_errors,
         "app_errors": controller.app_errors(),
         "providers": controller.provider_status(),
     }
@@ -323,6 +324,7 @@ def metrics_text(snap: dict[str, Any]) -> str:
     errors = sum(len(v) for v in snap["app_errors"].values() if isinstance(v, (list, dict)))
     m.add("fastlb_app_errors", "gauge", "Apps left out of the table for an error.", errors)
     m.add("fastlb_route_conflicts", "gauge", "Parts of provider tables skipped for a clash.", len(snap["conflicts"]))
+    m.add("fastlb_listeners_skipped", "gauge", "Listeners left out: their address cannot bind.", len(snap["listen_errors"]))
     return m.text()
 
 

@@ -19,6 +19,7 @@ import inspect
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -170,7 +171,7 @@ def _accepted(target: Any, values: dict[str, Any]) -> dict[str, Any]:
 def marathon_provider(args: MarathonArgs) -> Provider:
     """A ``fastlb.marathon.provider.MarathonProvider`` for <args>. Raises ImportError when this build has
     no Marathon provider, ValueError (the message says why) for credentials that cannot be used."""
-    from fastlb.marathon import auth as marathon_auth  # noqa: PLC0415 (imported only with --marathon)
+    from fastlb.marathon.auth import BasicAuth  # noqa: PLC0415 (imported only with --marathon)
     from fastlb.marathon.provider import MarathonProvider  # noqa: PLC0415
     from fastlb.marathon.state import MarathonOptions  # noqa: PLC0415
 
@@ -178,9 +179,9 @@ def marathon_provider(args: MarathonArgs) -> Provider:
     credentials = values.pop("auth_credentials")
     credential_file = values.pop("auth_credential_file")
     if credential_file is not None:
-        values["auth"] = marathon_auth.BasicAuth.from_file(credential_file)
+        values["auth"] = BasicAuth.from_file(credential_file)
     elif credentials is not None:
-        values["auth"] = marathon_auth.BasicAuth.parse(credentials)
+        values["auth"] = BasicAuth.parse(credentials)
     options = MarathonOptions(**_accepted(MarathonOptions, values))
     kwargs = _accepted(MarathonProvider, {k: v for k, v in values.items() if k != "urls"})
     kwargs.pop("options", None)
@@ -260,6 +261,23 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
     return merged, errors
 
 
+def probe_bind(address: str) -> str | None:
+    """Why <address> cannot be listened on (as the data plane binds: SO_REUSEADDR, SO_REUSEPORT), or
+    None when it can."""
+    parsed = config.parse_address(address)
+    if parsed is None:
+        return "not ip:port"
+    ip, port = parsed
+    with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            s.bind((str(ip), port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
 def _listener_what(listener: spec.Listener) -> str:
     return f"service {listener.service!r}" if listener.kind == "service" else f"{listener.kind} listener"
 
@@ -327,6 +345,9 @@ class Controller:
         self.health: dict[str, bool] = {}  # backend id -> up, as providers last said
         self.serving: spec.RouteTable | None = None
         self.serving_bytes = b""
+        self.desired_bytes = b""  # the desired table last published (listeners left out or not)
+        self.listen_errors: list[str] = []  # listeners of the desired table left out: cannot bind
+        self.strict_binds = False  # start(): the first table is all or nothing
         self.conflicts: list[str] = []
         self.swap = SwapStats()
         self.started_at = time.time()
@@ -391,30 +412,53 @@ class Controller:
         merged, conflicts = merge_tables(parts)
         return apply_overrides(merged, self.overrides), conflicts
 
-    def publish(self) -> bool:
-        """Publishes the desired table if it differs from the one serving. False when nothing changed or
-        the data plane refused it (the last good table keeps serving). Raises OSError only for the first
-        table: with nothing serving yet there is nothing to keep."""
-        table, conflicts = self.desired()
+    def publish(self, *, retry_skipped: bool = False) -> bool:
+        """Publishes the desired table if it differs from the last one published. False when nothing
+        changed or the data plane refused it (the last good table keeps serving).
+
+        A listener that cannot bind does not hold the rest back: once the first table serves, new
+        listeners of a refused table are tried one by one, those that cannot bind are left out (each
+        with a line in ``listen_errors``) and the rest is published; <retry_skipped> (a resync) tries
+        the left-out ones again. The first table is all or nothing: OSError with nothing serving yet."""
+        desired, conflicts = self.desired()
         if conflicts != self.conflicts:
             for line in conflicts:
                 if line not in self.conflicts:
                     logs.event(logging.ERROR, logs.ROUTE_CONFLICT, problem=line)
         self.conflicts = conflicts
-        encoded = spec.encode(table)
-        if self.serving is not None and encoded == self.serving_bytes:
+        encoded = spec.encode(desired)
+        if self.serving is not None and encoded == self.desired_bytes and not (retry_skipped and self.listen_errors):
             return False
+        table = desired
         t0 = time.perf_counter()
         try:
             generation = self.dataplane.publish(table)
+            listen_errors: list[str] = []
         except (OSError, ValueError) as e:
             self.swap.failed += 1
             logs.event(logging.ERROR, logs.SWAP_FAILED, error=e, keeping=f"generation {self.dataplane.generation}")
-            if self.serving is None:
-                raise
-            return False
+            listen_errors = []
+            if isinstance(e, OSError) and not (self.serving is None and self.strict_binds):
+                table, listen_errors = self._without_unbindable(desired)
+            if not listen_errors:
+                if self.serving is None:
+                    raise
+                return False
+            for line in listen_errors:
+                logs.event(logging.ERROR, logs.LISTENER_SKIPPED, problem=line)
+            if spec.encode(table) == self.serving_bytes:
+                self.desired_bytes, self.listen_errors = encoded, listen_errors
+                return False  # still the same listeners left out: nothing new to serve
+            t0 = time.perf_counter()
+            try:
+                generation = self.dataplane.publish(table)
+            except (OSError, ValueError) as e2:
+                self.swap.failed += 1
+                logs.event(logging.ERROR, logs.SWAP_FAILED, error=e2, keeping=f"generation {self.dataplane.generation}")
+                return False
         elapsed = time.perf_counter() - t0
-        self.serving, self.serving_bytes = table, encoded
+        self.serving, self.serving_bytes, self.desired_bytes = table, spec.encode(table), encoded
+        self.listen_errors = listen_errors
         self.swap.count += 1
         self.swap.last_s = elapsed
         self.swap.max_s = max(self.swap.max_s, elapsed)
@@ -439,6 +483,21 @@ class Controller:
             listeners=len(table.listeners), ms=f"{elapsed * 1000:.3f}",
         )
         return True
+
+    def _without_unbindable(self, table: spec.RouteTable) -> tuple[spec.RouteTable, list[str]]:
+        """<table> less its new listeners that cannot bind, and a line for each."""
+        serving = {x.address for x in self.serving.listeners} if self.serving is not None else set()
+        keep: list[spec.Listener] = []
+        errors: list[str] = []
+        for listener in table.listeners:
+            error = None if listener.address in serving else probe_bind(listener.address)
+            if error is None:
+                keep.append(listener)
+            else:
+                errors.append(f"listener {listener.address} ({_listener_what(listener)}) skipped: {error}")
+        if not errors:
+            return table, []
+        return msgspec.structs.replace(table, listeners=tuple(keep)), errors
 
     def _event_to_swap(self) -> float | None:
         """Marathon's event → table latency (its status' ``event_latency_ms``) plus table → serving."""
@@ -503,6 +562,10 @@ class Controller:
                 await provider.resync()
             except Exception as e:  # one provider failing must not stop the others
                 logs.event(logging.ERROR, "resync_failed", provider=name, error=e)
+        try:
+            self.publish(retry_skipped=True)  # what could not bind before may bind now
+        except (OSError, ValueError):
+            pass  # logged by publish()
 
     def app_errors(self) -> dict[str, Any]:
         return {name: msgspec.to_builtins(p.app_errors()) for name, p in self.providers.items()}
@@ -523,7 +586,11 @@ class Controller:
             if getattr(provider, "ready_at_start", False):
                 self.tables[name] = provider.table()
         if self.tables:
-            self.publish()
+            self.strict_binds = True
+            try:
+                self.publish()
+            finally:
+                self.strict_binds = False
         self.dataplane.start()
         for name, provider in self.providers.items():
             self._tasks.append(asyncio.create_task(self._run_provider(name, provider), name=f"provider-{name}"))

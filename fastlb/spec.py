@@ -44,6 +44,7 @@ class HealthCheck(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rise: int = 2
     fall: int = 3
     expect_status: tuple[int, int] = (200, 399)
+    require_pass: bool = False  # a new backend takes traffic only once a first check passed
 
 
 class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

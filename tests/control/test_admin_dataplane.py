@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import json
+import socket
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -116,4 +117,55 @@ async def _scenario(listen: str, a: str, b: str) -> None:
         await writer.wait_closed()
     finally:
         await client.close()
+        await c.drain()
+
+
+def test_a_listener_that_cannot_bind_is_left_out_and_retried_on_resync() -> None:
+    with Echo() as a, reserve_port() as listen, reserve_port() as spare:
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)  # held by someone else, without SO_REUSEPORT: the data plane cannot bind it
+        busy = "127.0.0.1:%d" % taken.getsockname()[1]
+        try:
+            asyncio.run(_left_out(listen, spare, busy, a.address, taken))
+        finally:
+            taken.close()
+
+
+async def _left_out(listen: str, spare: str, busy: str, a: str, taken: socket.socket) -> None:
+    provider = ListProvider(make_table(listen, a))
+    c = control.Controller(DataPlane(1), {"static": provider}, drain_timeout=TIMEOUT)
+    c.start()
+    await provider.running.wait()
+    try:
+        two = spec.RouteTable(
+            services=(
+                spec.Service(name="echo", backends=(spec.Backend(id=a, address=a),)),
+                spec.Service(name="other", backends=(spec.Backend(id="o", address=a),)),
+                spec.Service(name="third", backends=(spec.Backend(id="t", address=a),)),
+            ),
+            listeners=(
+                spec.Listener(address=listen, service="echo"),
+                spec.Listener(address=busy, service="other"),
+                spec.Listener(address=spare, service="third"),
+            ),
+        )
+        provider.on_change(two)
+        await until(lambda: c.dataplane.generation == 2, "the table without the busy listener")
+        assert [x.address for x in c.serving.listeners] == [listen, spare]
+        assert c.listen_errors == [f"listener {busy} (service 'other') skipped: Address already in use"]
+        host, port = spare.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"hi")
+        assert await asyncio.wait_for(reader.readexactly(2), TIMEOUT) == b"hi"
+        writer.close()
+        await writer.wait_closed()
+        # Nothing changed: a resync does not swap. Once the address is free, a resync binds it.
+        await c.resync()
+        assert c.dataplane.generation == 2
+        taken.close()
+        await c.resync()
+        assert c.dataplane.generation == 3 and c.listen_errors == []
+        assert busy in {x.address for x in c.serving.listeners}
+    finally:
         await c.drain()

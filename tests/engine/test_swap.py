@@ -170,3 +170,19 @@ def test_ipv6_backend_address(dataplane, ports):
                 assert recv_exactly(peer, 3) == b"six"
     finally:
         srv.close()
+
+
+def test_http_services_are_forwarded_at_l4_and_l7_listeners_are_not_opened_yet(dataplane, ports):
+    with Echo() as echo:
+        dp = dataplane()
+        front, vhost = ports(), ports()
+        svc = service("web", [echo.address], mode="http")
+        lst = (spec.Listener(address=front, service="web"), spec.Listener(address=vhost, kind="vhost"))
+        dp.publish(spec.RouteTable(services=(svc,), listeners=lst))
+        assert set(dp.listener_fds()) == {front}
+        with pytest.raises(ConnectionRefusedError):
+            connect(vhost).close()
+        with connect(front) as c:
+            request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+            c.sendall(request)
+            assert recv_exactly(c, len(request)) == request

@@ -1,0 +1,186 @@
+"""Active health checks: TCP connect, or HTTP GET with an expected status range.
+
+Each backend that carries a ``spec.HealthCheck`` is probed every ``interval_ms``; ``rise`` consecutive
+passes bring it up and ``fall`` consecutive failures take it down. A change reaches the data plane as
+one ``set_health(backend_id, up)`` call: no table is rebuilt. Probes are spread: a backend's first
+probe waits a stable fraction of its interval derived from its identity, so 10,000 backends published
+together never fire at once, and a semaphore caps the probes in flight.
+
+The checker is keyed by backend identity, like the data plane's state: a backend that stays in the next
+table keeps its probe and its counts; one that leaves has its probe cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastlb.spec import HealthCheck, RouteTable
+
+log = logging.getLogger("fastlb.health")
+
+# Probes in flight at most, all backends together.
+DEFAULT_CONCURRENCY = 256
+# Bytes of an HTTP answer read to find its status line.
+_STATUS_LINE_MAX = 1024
+
+
+def spread_delay(backend_id: str, interval_s: float) -> float:
+    """The delay before a backend's first probe: a stable fraction of its interval."""
+    return (zlib.crc32(backend_id.encode()) % 10007) / 10007 * interval_s
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def probe(check: HealthCheck, host: str, port: int) -> tuple[bool, str]:
+    """One probe. Returns (passed, detail): detail names the status or the error."""
+    timeout = check.timeout_ms / 1000
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        if check.kind == "tcp":
+            return True, "connected"
+        hostname = f"[{host}]" if ":" in host else host
+        request = (
+            f"GET {check.path} HTTP/1.1\r\nHost: {hostname}:{port}\r\n"
+            "User-Agent: fastlb-health\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(request.encode("latin-1"))
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        parts = line[:_STATUS_LINE_MAX].split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            return False, "bad status line"
+        status = int(parts[1])
+        low, high = check.expect_status
+        return low <= status <= high, f"status {status}"
+    except (OSError, asyncio.TimeoutError, ValueError) as exc:
+        return False, type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+@dataclass
+class _Target:
+    backend_id: str
+    address: str
+    check: HealthCheck
+    up: bool
+    ever_passed: bool = False
+    passes: int = 0
+    failures: int = 0
+    last_detail: str = ""
+    last_check: float = 0.0
+    changes: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class HealthChecker:
+    """Runs the active checks of the backends of the table now serving.
+
+    ``set_health(backend_id, up)`` is called on every transition (and never otherwise).
+    ``get_health(backend_id)``, when given, reads the data plane's health: passive checks there can
+    take a backend down on their own, and one passing probe brings such a backend back.
+    """
+
+    def __init__(
+        self,
+        set_health: Callable[[str, bool], None],
+        *,
+        get_health: Callable[[str], bool | None] | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        self._set_health = set_health
+        self._get_health = get_health
+        self._targets: dict[str, _Target] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def update(self, table: RouteTable) -> None:
+        """Follows a new table: starts probes for new checked backends, stops those that left."""
+        wanted: dict[str, tuple[str, HealthCheck]] = {}
+        for service in table.services:
+            for backend in service.backends:
+                if backend.check is not None and backend.id not in wanted:
+                    wanted[backend.id] = (backend.address, backend.check)
+        for backend_id in list(self._targets):
+            target = self._targets[backend_id]
+            if wanted.get(backend_id) != (target.address, target.check):
+                self._stop(backend_id)
+        for backend_id, (address, check) in wanted.items():
+            if backend_id not in self._targets:
+                target = _Target(backend_id, address, check, up=not check.require_pass)
+                target.task = asyncio.get_running_loop().create_task(self._run(target))
+                self._targets[backend_id] = target
+
+    def status(self) -> dict[str, dict[str, object]]:
+        return {
+            t.backend_id: {
+                "up": t.up,
+                "kind": t.check.kind,
+                "passes": t.passes,
+                "failures": t.failures,
+                "last": t.last_detail,
+                "last_check": t.last_check,
+                "changes": t.changes,
+            }
+            for t in self._targets.values()
+        }
+
+    async def close(self) -> None:
+        tasks = [t.task for t in self._targets.values() if t.task is not None]
+        for backend_id in list(self._targets):
+            self._stop(backend_id)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _stop(self, backend_id: str) -> None:
+        target = self._targets.pop(backend_id)
+        if target.task is not None:
+            target.task.cancel()
+
+    async def _run(self, target: _Target) -> None:
+        interval = target.check.interval_ms / 1000
+        host, port = split_address(target.address)
+        if target.check.port:
+            port = target.check.port
+        await asyncio.sleep(spread_delay(target.backend_id, interval))
+        while True:
+            async with self._slots:
+                passed, detail = await probe(target.check, host, port)
+            self._record(target, passed, detail)
+            await asyncio.sleep(interval)
+
+    def _record(self, target: _Target, passed: bool, detail: str) -> None:
+        target.last_detail = detail
+        target.last_check = time.time()
+        if passed:
+            target.passes += 1
+            target.failures = 0
+            # A backend that never passed (require_pass) comes up on its first pass.
+            rise = 1 if not target.ever_passed else target.check.rise
+            target.ever_passed = True
+            if not target.up and target.passes >= rise:
+                self._transition(target, True)
+            elif target.up and self._get_health is not None and self._get_health(target.backend_id) is False:
+                self._transition(target, True)
+        else:
+            target.failures += 1
+            target.passes = 0
+            if target.up and target.failures >= target.check.fall:
+                self._transition(target, False)
+
+    def _transition(self, target: _Target, up: bool) -> None:
+        target.up = up
+        target.changes += 1
+        log.warning(
+            "backend %s",
+            "up" if up else "down",
+            extra={"backend": target.backend_id, "address": target.address, "check": target.last_detail},
+        )
+        self._set_health(target.backend_id, up)

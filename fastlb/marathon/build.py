@@ -1,0 +1,810 @@
+"""Marathon apps -> ``spec.RouteTable``: pure and deterministic.
+
+The same apps, options and lookups always give the same table, whatever order Marathon listed
+them in. marathon-lb's model is the default (``docs/internals/marathon.md`` has every rule and
+each place where fastlb differs on purpose):
+
+- each selected service port of an app is a ``Service`` named ``<app id>_<port>`` with a
+  ``Listener`` at ``<bind addr>:<port>``;
+- ``HAPROXY_{n}_VHOST`` adds ``HttpRoute``s on the shared vhost listener;
+- the first http-mode service of an app carries its ``app_id`` for the app-id listener;
+- each task that passes marathon-lb's filters is a ``Backend``; tasks Marathon is killing are kept
+  with state "drain", as are the old tasks that a blue/green (``HAPROXY_DEPLOYMENT_GROUP``)
+  merge drains.
+
+Apps labelled only with ``traefik.*`` follow Traefik's model instead: one service per segment,
+routed by its Host/PathPrefix rule on the vhost listener.
+
+One app whose labels or ports cannot be served is left out whole, with its reason in
+``BuildResult.errors``; every other app is served.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from fastlb import spec
+from fastlb.marathon import labels as lbl
+from fastlb.marathon.models import (
+    HC_DEFAULT_INTERVAL_S,
+    HC_DEFAULT_MAX_FAILURES,
+    HC_DEFAULT_TIMEOUT_S,
+    App,
+    HealthCheckDef,
+    Task,
+)
+
+
+class MarathonOptions(msgspec.Struct, frozen=True):
+    """The Marathon provider's options, named after marathon-lb's flags."""
+
+    groups: tuple[str, ...] = ("external",)  # "*" = every app, including apps without a group
+    strict_mode: bool = False
+    health_check: bool = False  # require an alive Marathon result (last result kept per task)
+    bind_addr: str = "0.0.0.0"
+    http_port: int = 80  # 0 = disabled
+    https_port: int = 443  # 0 = disabled; no https listener is emitted until TLS exists
+    appid_port: int = 9091  # 0 = disabled
+    dont_bind_http_https: bool = False
+    min_serv_port_ip_per_task: int = 10050
+    max_serv_port_ip_per_task: int = 10100
+    framework_name: str = ""  # app "/<name>" is skipped (the LB does not proxy itself)
+    respect_readiness: bool = True
+
+
+# marathon-lb's task filter (§3.6): these states never become servers. TASK_KILLING is the one
+# fastlb keeps, draining; LOST and UNREACHABLE stay on purpose (Marathon may be wrong about them).
+EXCLUDED_STATES = frozenset(
+    {
+        "TASK_STAGING",
+        "TASK_STARTING",
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_ERROR",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+        "TASK_UNKNOWN",
+    }
+)
+DRAINING_STATES = frozenset({"TASK_KILLING"})
+_HTTP_CHECKS = frozenset({"HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"})
+_TCP_CHECKS = frozenset({"TCP", "MESOS_TCP"})
+_SERVER_NAME = re.compile(r"[^a-zA-Z0-9-]")
+_DEFAULT_RETRIES = spec.Service(name="").retries
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    options: MarathonOptions
+    resolve: Callable[[str], str | None]  # host name -> IPv4, from a cache; None: not (yet) known
+    alive: Mapping[str, bool] = field(default_factory=dict)  # task id -> last Marathon health
+    ready: Callable[[App, Task], bool] = lambda app, task: True  # readiness, decided by the state
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    table: spec.RouteTable
+    errors: dict[str, str]  # app id -> why it is not served
+    warnings: dict[str, tuple[str, ...]]  # app id -> labels accepted but not (fully) honoured
+    backends_by_task: dict[str, tuple[str, ...]]  # task id -> its backend ids in the table
+    lookups: dict[str, str | None]  # every host name the build resolved, and the answer it used
+
+
+# --- networking -----------------------------------------------------------------------------------
+
+
+def networking_mode(app: App) -> str:
+    """marathon-lb's detection: "host", "container/bridge" or "container" (IP-per-task)."""
+    mode = "host"
+    docker = app.container.docker if app.container else None
+    if app.ip_address is not None or (docker is not None and docker.network == "USER"):
+        mode = "container"
+    elif docker is not None and docker.network == "BRIDGE":
+        mode = "container/bridge"
+    for net in app.networks or ():
+        if net.mode:
+            mode = net.mode  # the last entry wins, as in marathon-lb
+    return mode
+
+
+def port_mappings(app: App) -> list:
+    """docker.portMappings (<= 1.4) first, then container.portMappings (>= 1.5)."""
+    if app.container is None:
+        return []
+    result = []
+    if app.container.docker is not None and app.container.docker.port_mappings:
+        result.extend(app.container.docker.port_mappings)
+    if app.container.port_mappings:
+        result.extend(app.container.port_mappings)
+    return result
+
+
+def declared_service_ports(app: App, mode: str) -> list[int]:
+    if mode in ("container", "container/bridge"):
+        ports = [pm.service_port for pm in port_mappings(app) if pm.service_port is not None]
+        if ports:
+            return ports
+    if app.port_definitions:
+        return [pd.port for pd in app.port_definitions if pd.port is not None]
+    return list(app.ports or ())
+
+
+def container_ports(app: App) -> list[int]:
+    """The ports of an IP-per-task app's containers: discovery ports (<= 1.4), else mappings."""
+    if app.ip_address is not None and app.ip_address.discovery and app.ip_address.discovery.ports:
+        return [p.number for p in app.ip_address.discovery.ports if p.number is not None]
+    return [pm.container_port for pm in port_mappings(app) if pm.container_port is not None]
+
+
+def port_names(app: App, mode: str) -> list[str | None]:
+    """Port names, in the order of ``task_ports``' result."""
+    if mode == "container":
+        if app.ip_address is not None and app.ip_address.discovery and app.ip_address.discovery.ports:
+            return [p.name for p in app.ip_address.discovery.ports if p.number is not None]
+        return [pm.name for pm in port_mappings(app) if pm.container_port is not None]
+    if mode == "container/bridge" and port_mappings(app):
+        return [pm.name for pm in port_mappings(app)]
+    return [pd.name for pd in app.port_definitions or ()]
+
+
+def task_ports(app: App, task: Task, mode: str) -> list[int]:
+    """marathon-lb's ``get_task_ip_and_ports``, the port half."""
+    if mode == "container":
+        return container_ports(app)
+    if task.ports:
+        return list(task.ports)
+    if app.port_definitions:
+        return [pd.port for pd in app.port_definitions if pd.port is not None]
+    if mode == "container/bridge":
+        return [pm.container_port for pm in port_mappings(app) if pm.container_port is not None]
+    return []
+
+
+def _ip_literal(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def task_ip(task: Task, mode: str, resolve: Callable[[str], str | None], ip_index: int = 0) -> str | None:
+    """marathon-lb's ``get_task_ip_and_ports``, the address half: the container's IP for
+    IP-per-task apps, else the agent's host name resolved (the bridge IP is never routable)."""
+    if mode == "container":
+        addrs = [a.ip_address for a in task.ip_addresses or () if a.ip_address]
+        if ip_index >= len(addrs):
+            return None
+        return _ip_literal(addrs[ip_index])
+    if not task.host:
+        return None
+    literal = _ip_literal(task.host)
+    if literal is not None:
+        return literal
+    resolved = resolve(task.host)
+    return _ip_literal(resolved) if resolved else None
+
+
+def server_name(host: str, ip: str, port: int) -> str:
+    """marathon-lb's server name: ``<host>_<ip>_<port>``, or ``<ip>_<port>`` when the host is the IP."""
+    raw = f"{ip}_{port}" if host == ip else f"{host}_{ip}_{port}"
+    return _SERVER_NAME.sub("_", raw)
+
+
+def join_address(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def backend_id(task_id: str, port_index: int | None, port: int = 0) -> str:
+    """A backend's identity: the task id for the task's first port, ``<task id>#<n>`` for port n,
+    so each (task, port) pair keeps its own connections, health and counters; ``<task id>@<port>``
+    for a port that is none of the task's (Traefik's literal ``traefik.port``)."""
+    if port_index is None:
+        return f"{task_id}@{port}"
+    return task_id if port_index == 0 else f"{task_id}#{port_index}"
+
+
+def task_of_backend(backend: str) -> str:
+    """The task id a Marathon backend id names (task ids hold neither '#' nor '@')."""
+    return re.split(r"[#@]", backend, maxsplit=1)[0]
+
+
+def service_name(app_id: str, port: int) -> str:
+    return f"{app_id[1:] if app_id.startswith('/') else app_id}".replace("/", "_") + f"_{port}"
+
+
+# --- IP-per-task service-port assignment ----------------------------------------------------------
+
+
+class ServicePortAssigner:
+    """marathon-lb's assignment of service ports to IP-per-task apps that declare none: a port
+    hashed from (app id, container port) into [min, max], re-hashed up to 50 times on a clash,
+    then the first free port. Deterministic for the same app set; built anew for every table."""
+
+    _REHASHES = 50
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+        self.enabled = 0 < lo <= hi
+        self._used: set[int] = set()
+        self._by_key: dict[tuple[str, int], int | None] = {}
+
+    def assign(self, app_id: str, container_port: int) -> int | None:
+        key = (app_id, container_port)
+        if key not in self._by_key:
+            self._by_key[key] = self._new(app_id, container_port)
+        return self._by_key[key]
+
+    def _new(self, app_id: str, container_port: int) -> int | None:
+        span = self.hi - self.lo + 1
+        for attempt in range(self._REHASHES):
+            digest = hashlib.sha1(f"{app_id}-{container_port}-{attempt}".encode()).hexdigest()
+            port = self.lo + int(digest[:8], 16) % span
+            if port not in self._used:
+                self._used.add(port)
+                return port
+        for port in range(self.lo, self.hi + 1):
+            if port not in self._used:
+                self._used.add(port)
+                return port
+        return None
+
+
+def service_ports(app: App, mode: str, assigner: ServicePortAssigner) -> list[int | None]:
+    ports: list[int | None] = list(declared_service_ports(app, mode))
+    if not ports and mode == "container" and app.tasks and assigner.enabled:
+        ports = [assigner.assign(app.id, p) for p in container_ports(app)]
+    return ports
+
+
+# --- health checks and task filters ---------------------------------------------------------------
+
+
+def health_check_for(app: App, index: int) -> HealthCheckDef | None:
+    """marathon-lb's ``get_health_check``: the first check with an explicit port (it applies to
+    every port), else the first whose portIndex is ``index``."""
+    checks = app.health_checks or ()
+    for hc in checks:
+        if hc.port:
+            return hc
+    for hc in checks:
+        if hc.port_index == index:
+            return hc
+    return None
+
+
+def spec_check(hc: HealthCheckDef, mode: str, port: int, rise: int | None) -> spec.HealthCheck:
+    interval = hc.interval_seconds if hc.interval_seconds is not None else HC_DEFAULT_INTERVAL_S
+    timeout = hc.timeout_seconds if hc.timeout_seconds is not None else HC_DEFAULT_TIMEOUT_S
+    failures = (
+        hc.max_consecutive_failures if hc.max_consecutive_failures is not None else HC_DEFAULT_MAX_FAILURES
+    )
+    http = mode == "http" and (hc.protocol or "HTTP") not in _TCP_CHECKS
+    return spec.HealthCheck(
+        kind="http" if http else "tcp",
+        path=(hc.path or "/") if http else "/",
+        port=port,
+        interval_ms=max(1, interval) * 1000,
+        timeout_ms=max(1, timeout) * 1000,
+        fall=failures + 1,
+        rise=rise if rise is not None else spec.HealthCheck().rise,
+    )
+
+
+def task_state(
+    app: App, task: Task, ctx: BuildContext, draining: frozenset[str]
+) -> spec.AdminState | None:
+    """The admin state a task is served with, or None when it is not served."""
+    if not task.host:
+        return None  # an old Marathon bug: a task with no host
+    if task.state in EXCLUDED_STATES:
+        return None
+    if task.state in DRAINING_STATES:
+        return "drain"
+    if ctx.options.health_check and app.health_checks:
+        if not ctx.alive.get(task.id, False):
+            return None
+    if not ctx.ready(app, task):
+        return None
+    return "drain" if task.id in draining else "ready"
+
+
+# --- deployment groups ----------------------------------------------------------------------------
+
+
+@dataclass
+class _MlbApp:
+    app: App
+    labels: lbl.AppLabels
+    members: tuple[str, ...]  # the Marathon app ids merged into this one
+    draining: frozenset[str] = frozenset()
+
+
+def _healthy_new(app: App, new: App) -> int:
+    if not app.health_checks:
+        return new.instances or 0
+    return sum(
+        1
+        for task in new.tasks or ()
+        if task.health_check_results and any(r.alive for r in task.health_check_results)
+    )
+
+
+def _last_scaling(app: App) -> datetime.datetime | None:
+    info = app.version_info
+    return lbl.parse_iso_datetime(info.last_scaling_at) if info and info.last_scaling_at else None
+
+
+def merge_deployment_groups(apps: list[_MlbApp]) -> list[_MlbApp]:
+    """marathon-lb's blue/green merge (§3.2): apps sharing HAPROXY_DEPLOYMENT_GROUP become one app
+    with id ``/<group>``, the OLD app's definition and labels, every task of both, and N old tasks
+    (by task id) drained, N = min(#old, healthy new, max(0, healthy new + old instances - target))."""
+    plain: list[_MlbApp] = []
+    groups: dict[str, _MlbApp] = {}
+    for item in apps:
+        group = item.labels.deployment_group
+        if group is None:
+            plain.append(item)
+            continue
+        cur = _MlbApp(msgspec.structs.replace(item.app, id=group), item.labels, item.members)
+        prev = groups.get(group)
+        if prev is None:
+            groups[group] = cur
+            continue
+        # The later HAPROXY_DEPLOYMENT_STARTED_AT is the new app; a missing one counts as the oldest.
+        prev_date = prev.labels.deployment_started_at or datetime.datetime.min
+        cur_date = cur.labels.deployment_started_at or datetime.datetime.min
+        old, new = (prev, cur) if prev_date < cur_date else (cur, prev)
+        if new.labels.deployment_new_instances is not None:
+            # Hybrid (traffic split) mode: the app scaled last is the new one.
+            new_scaled = _last_scaling(new.app)
+            old_scaled = _last_scaling(old.app)
+            if new_scaled is not None and old_scaled is not None and old_scaled > new_scaled:
+                old, new = new, old
+            target = new.labels.deployment_target_instances or 0
+        else:
+            target = 1  # marathon-lb reads TARGET_INSTANCES only in hybrid mode
+        old_tasks = sorted(old.app.tasks or (), key=lambda t: t.id)
+        healthy = _healthy_new(cur.app, new.app)
+        drainable = max(0, healthy + (old.app.instances or 0) - target)
+        n = min(len(old_tasks), healthy, drainable)
+        drained = old.draining | new.draining | {t.id for t in old_tasks[:n]}
+        merged = msgspec.structs.replace(old.app, tasks=[*old_tasks, *(new.app.tasks or ())])
+        groups[group] = _MlbApp(merged, old.labels, old.members + new.members, frozenset(drained))
+    return plain + [groups[g] for g in sorted(groups)]
+
+
+# --- candidates -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Candidate:
+    """A service before conflicts are resolved and empty services dropped."""
+
+    owner: str  # the app id errors are reported under
+    members: tuple[str, ...]
+    order: tuple  # sort key: (app id, port) or (app id, segment)
+    service: spec.Service
+    listen: str | None  # address of its own listener, if any
+    hosts: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    route_weight: int = 0
+
+
+class _AppError(Exception):
+    pass
+
+
+def _bind(addr: str, port: int) -> str:
+    return join_address(addr, port)
+
+
+def _selected(groups: tuple[str, ...], options: MarathonOptions) -> bool:
+    return "*" in options.groups or bool(set(groups) & set(options.groups))
+
+
+def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssigner) -> list[_Candidate]:
+    app, labels, options = item.app, item.labels, ctx.options
+    if labels.errors:
+        raise _AppError("; ".join(labels.errors))
+    mode_net = networking_mode(app)
+    ports = service_ports(app, mode_net, assigner)
+    result: list[_Candidate] = []
+    for index, declared in enumerate(ports):
+        pl = labels.port(index)
+        groups = pl.groups if pl.groups is not None else labels.groups
+        if not _selected(groups, options):
+            continue
+        enabled = pl.enabled if pl.enabled is not None else not options.strict_mode
+        if not enabled:
+            continue
+        if declared is None:
+            raise _AppError(f"port index {index}: no free service port in the IP-per-task range")
+        port = pl.port if pl.port is not None else declared
+        if not 1 <= port <= 65535:
+            raise _AppError(f"port index {index}: service port {port} cannot be bound")
+        hc = health_check_for(app, index)
+        mode: str = pl.mode or ("http" if pl.vhosts or (hc is not None and hc.protocol == "HTTP") else "tcp")
+        check_index = index
+        if pl.healthcheck_port_index is not None and 0 <= pl.healthcheck_port_index < len(ports):
+            check_index = pl.healthcheck_port_index
+            if hc is None:
+                hc = health_check_for(app, check_index)
+                if hc is not None and (hc.protocol or "HTTP") in _HTTP_CHECKS:
+                    mode = "http"
+        backends = []
+        for task in app.tasks or ():
+            state = task_state(app, task, ctx, item.draining)
+            if state is None:
+                continue
+            ip = task_ip(task, mode_net, ctx.resolve)
+            if ip is None:
+                continue
+            tports = task_ports(app, task, mode_net)
+            if index >= len(tports):
+                continue  # ports pair by position; extra ports on either side are ignored
+            check = None
+            if hc is not None:
+                if hc.port:
+                    check_port = hc.port
+                elif check_index != index and check_index < len(tports):
+                    check_port = tports[check_index]
+                else:
+                    check_port = 0
+                check = spec_check(hc, mode, check_port, pl.healthcheck_rise)
+            elif pl.sticky:
+                check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
+            backends.append(
+                (
+                    (task.host or "", tports[index], task.id),
+                    spec.Backend(
+                        id=backend_id(task.id, index),
+                        address=join_address(ip, tports[index]),
+                        weight=pl.weight if pl.weight is not None else 1,
+                        state=state,
+                        name=server_name(task.host or "", ip, tports[index]),
+                        check=check,
+                    ),
+                )
+            )
+        backends.sort(key=lambda kb: kb[0])
+        http = mode == "http"
+        timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else spec.Timeouts()
+        http_options = spec.HttpOptions(
+            sticky=pl.sticky and http,
+            sticky_cookie=pl.sticky_cookie or spec.HttpOptions().sticky_cookie,
+            hsts=pl.hsts and http,
+            redirect_to_https=pl.redirect_to_https and http and bool(pl.vhosts),
+            auth_realm=pl.auth[0] if pl.auth and http else "",
+            auth_users=((pl.auth[1], pl.auth[2]),) if pl.auth and http else (),
+            allow_cidrs=pl.allow_cidrs,
+            forwarded_headers=pl.forwarded_headers if pl.forwarded_headers is not None else True,
+        )
+        service = spec.Service(
+            name=service_name(app.id, port),
+            mode="http" if http else "tcp",
+            balance=pl.balance,
+            backends=tuple(b for _, b in backends),
+            timeouts=timeouts,
+            retries=pl.retries if pl.retries is not None else _DEFAULT_RETRIES,
+            maxconn=pl.maxconn or 0,
+            http=http_options,
+            app_id="",
+        )
+        weight = pl.backend_weight if pl.backend_weight is not None else 0
+        if pl.paths and weight == 0:
+            weight = 1  # marathon-lb: a PATH lifts the routing weight from 0 to 1
+        result.append(
+            _Candidate(
+                owner=item.members[0],
+                members=item.members,
+                order=(app.id, port, ""),
+                service=service,
+                listen=_bind(pl.bind_addr or options.bind_addr, port),
+                hosts=pl.vhosts if http else (),
+                paths=pl.paths,
+                route_weight=weight,
+            )
+        )
+    return result
+
+
+def _traefik_selected(tl: lbl.TraefikLabels, options: MarathonOptions) -> bool:
+    if tl.enable is False:
+        return False
+    return "*" in options.groups or bool(set(tl.tags) & set(options.groups))
+
+
+def _traefik_port(app: App, task: Task, mode: str, seg: lbl.TraefikSegment) -> tuple[int, int | None] | None:
+    """(port, its index among the task's ports or None) of a segment on a task, or None."""
+    tports = task_ports(app, task, mode)
+    if seg.port is not None:
+        if seg.port in tports:
+            return seg.port, tports.index(seg.port)
+        if mode == "container/bridge":
+            for i, pm in enumerate(port_mappings(app)):
+                if pm.container_port == seg.port and i < len(tports):
+                    return tports[i], i
+        return seg.port, None  # used as written, as Traefik does
+    if seg.port_name is not None:
+        names = port_names(app, mode)
+        if seg.port_name in names and names.index(seg.port_name) < len(tports):
+            i = names.index(seg.port_name)
+            return tports[i], i
+        return None
+    i = seg.port_index or 0
+    return (tports[i], i) if i < len(tports) else None
+
+
+def _traefik_ip_index(app: App, tl: lbl.TraefikLabels, port_index: int) -> int:
+    if tl.ip_address_idx is not None:
+        return tl.ip_address_idx
+    mappings = port_mappings(app)
+    if port_index < len(mappings) and mappings[port_index].network_names:
+        names = mappings[port_index].network_names or []
+        networks = [n.name for n in app.networks or () if n.mode == "container"]
+        if len(names) == 1 and names[0] in networks:
+            return networks.index(names[0])
+    return 0
+
+
+def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> list[_Candidate]:
+    if tl.errors:
+        raise _AppError("; ".join(tl.errors))
+    mode_net = networking_mode(app)
+    result = []
+    subdomain = traefik_subdomain(app.id)
+    for seg in tl.segments:
+        if seg.entry_points is not None and "http" not in seg.entry_points:
+            continue  # fastlb has one entry point, "http"; others are not exposed on it
+        if seg.backend:
+            name = lbl.traefik_normalize("backend" + seg.backend)
+        else:
+            name = lbl.traefik_normalize("backend" + app.id + (f"-service-{seg.name}" if seg.name else ""))
+        if seg.rule is not None:
+            hosts, paths = seg.rule.hosts, seg.rule.paths
+        else:
+            host = ".".join(x for x in (seg.name.lower(), subdomain, tl.domain) if x)
+            hosts, paths = (host,), ()
+        backends = []
+        for task in app.tasks or ():
+            state = task_state(app, task, ctx, frozenset())
+            if state is None:
+                continue
+            picked = _traefik_port(app, task, mode_net, seg)
+            if picked is None:
+                continue
+            port, index = picked
+            ip = task_ip(task, mode_net, ctx.resolve, _traefik_ip_index(app, tl, index or 0))
+            if ip is None:
+                continue
+            check = None
+            if tl.healthcheck_path is not None:
+                check = spec.HealthCheck(
+                    kind="http",
+                    path=tl.healthcheck_path,
+                    port=tl.healthcheck_port,
+                    interval_ms=tl.healthcheck_interval_ms,
+                    timeout_ms=min(5000, tl.healthcheck_interval_ms),
+                )
+            backends.append(
+                (
+                    (task.host or "", port, task.id),
+                    spec.Backend(
+                        id=backend_id(task.id, index, port),
+                        address=join_address(ip, port),
+                        weight=seg.weight,
+                        state=state,
+                        name=server_name(task.host or "", ip, port),
+                        check=check,
+                    ),
+                )
+            )
+        backends.sort(key=lambda kb: kb[0])
+        service = spec.Service(
+            name=name,
+            mode="http",
+            balance=tl.balance,
+            backends=tuple(b for _, b in backends),
+            http=spec.HttpOptions(
+                sticky=tl.sticky,
+                sticky_cookie=(tl.sticky_cookie or lbl.traefik_default_cookie(name))
+                if tl.sticky
+                else spec.HttpOptions().sticky_cookie,
+            ),
+        )
+        result.append(
+            _Candidate(
+                owner=app.id,
+                members=(app.id,),
+                order=(app.id, 0, seg.name),
+                service=service,
+                listen=None,
+                hosts=hosts,
+                paths=paths,
+                route_weight=seg.priority,
+            )
+        )
+    return result
+
+
+def traefik_subdomain(app_id: str) -> str:
+    """Traefik's default subdomain (groupsAsSubDomains off): ``/foo/bar/app`` -> ``foo-bar-app``."""
+    return "-".join(p for p in app_id.strip("/").split("/") if p).lower()
+
+
+def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
+    """Traefik apps sharing ``traefik.backend`` form one service: the first app (by id) keeps
+    its settings and routes, the others add their tasks."""
+    by_name: dict[str, _Candidate] = {}
+    out = []
+    for c in cands:
+        first = by_name.get(c.service.name)
+        if first is None:
+            by_name[c.service.name] = c
+            out.append(c)
+            continue
+        merged = tuple(sorted(first.service.backends + c.service.backends, key=lambda b: (b.name, b.id)))
+        first.service = msgspec.structs.replace(first.service, backends=merged)
+        first.members = first.members + c.members
+    return out
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+
+def build_table(apps: Iterable[App], ctx: BuildContext) -> BuildResult:
+    lookups: dict[str, str | None] = {}
+    outer = ctx.resolve
+
+    def resolve(host: str) -> str | None:
+        if host not in lookups:
+            lookups[host] = outer(host)
+        return lookups[host]
+
+    ctx = BuildContext(options=ctx.options, resolve=resolve, alive=ctx.alive, ready=ctx.ready)
+    options = ctx.options
+    errors: dict[str, str] = {}
+    warnings: dict[str, tuple[str, ...]] = {}
+    mlb: list[_MlbApp] = []
+    traefik: list[tuple[App, lbl.TraefikLabels]] = []
+    self_id = "/" + options.framework_name.strip("/") if options.framework_name else None
+    for app in sorted(apps, key=lambda a: a.id):
+        if app.id == self_id:
+            continue
+        labels = app.labels or {}
+        tl = lbl.parse_traefik_labels(labels)
+        if tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels):
+            if tl.warnings:
+                warnings[app.id] = tl.warnings
+            if _traefik_selected(tl, options):
+                traefik.append((app, tl))
+            continue
+        hl = lbl.parse_haproxy_labels(labels)
+        if hl.warnings:
+            warnings[app.id] = hl.warnings
+        if hl.errors:
+            # Only an app this LB would serve is reported; a bad label elsewhere is not our business.
+            if _selected(hl.groups, options) or any(
+                p.groups and _selected(p.groups, options) for p in hl.ports.values()
+            ):
+                errors[app.id] = "; ".join(hl.errors)
+            continue
+        mlb.append(_MlbApp(app, hl, (app.id,)))
+
+    assigner = ServicePortAssigner(options.min_serv_port_ip_per_task, options.max_serv_port_ip_per_task)
+    per_app: list[list[_Candidate]] = []
+    for item in merge_deployment_groups(mlb):
+        try:
+            per_app.append(_mlb_candidates(item, ctx, assigner))
+        except _AppError as e:
+            for member in item.members:
+                errors[member] = str(e)
+    traefik_cands: list[_Candidate] = []
+    for app, tl in traefik:
+        try:
+            traefik_cands.extend(_traefik_candidates(app, tl, ctx))
+        except _AppError as e:
+            errors[app.id] = str(e)
+    per_app.extend([c] for c in _merge_traefik_backends(traefik_cands))
+
+    vhost_on = options.http_port != 0 and not options.dont_bind_http_https
+    shared: dict[str, str] = {}
+    if vhost_on:
+        shared[_bind(options.bind_addr, options.http_port)] = "the vhost (http) listener"
+    if options.appid_port:
+        shared[_bind(options.bind_addr, options.appid_port)] = "the app-id listener"
+
+    # Conflicts: the app that sorts first keeps an address or a service name; a later app that
+    # asks for it is left out whole (an empty service still holds its port, so a scale to zero
+    # does not hand the port to another app).
+    taken: dict[str, str] = dict(shared)
+    names: dict[str, str] = {}
+    kept: list[_Candidate] = []
+    for cands in sorted(per_app, key=lambda cs: cs[0].order if cs else ()):
+        if not cands:
+            continue
+        owner = cands[0].owner
+        problem = None
+        mine: dict[str, str] = {}
+        my_names: set[str] = set()
+        for c in cands:
+            if c.listen is not None:
+                holder = taken.get(c.listen) or mine.get(c.listen)
+                if holder is not None:
+                    problem = f"{c.listen} is already served by {holder}"
+                    break
+                mine[c.listen] = f"{owner} ({c.service.name})"
+            if c.service.name in names or c.service.name in my_names:
+                holder = names.get(c.service.name, owner)
+                problem = f"service name {c.service.name} is already used by {holder}"
+                break
+            my_names.add(c.service.name)
+        if problem is not None:
+            for member in cands[0].members:
+                errors[member] = problem
+            continue
+        taken.update(mine)
+        names.update({n: owner for n in my_names})
+        kept.extend(cands)
+
+    # Empty services vanish (marathon-lb §3.8); draining backends count, so a service whose
+    # tasks are all being killed keeps serving the connections it has.
+    kept = [c for c in kept if c.service.backends]
+    kept.sort(key=lambda c: c.order)
+
+    services: list[spec.Service] = []
+    listeners: list[spec.Listener] = []
+    routes: list[tuple[tuple, spec.HttpRoute]] = []
+    appid_seen: set[str] = set()
+    for c in kept:
+        service = c.service
+        # The app-id rule goes to the first http service of each app (marathon-lb §3.12).
+        if c.listen is not None and service.mode == "http" and c.order[0] not in appid_seen:
+            appid_seen.add(c.order[0])
+            if options.appid_port:
+                service = msgspec.structs.replace(service, app_id=c.order[0])
+        services.append(service)
+        if c.listen is not None:
+            listeners.append(spec.Listener(address=c.listen, kind="service", service=service.name))
+        if vhost_on:
+            for i, host in enumerate(c.hosts):
+                routes.append(
+                    (
+                        (-c.route_weight, c.order, i),
+                        spec.HttpRoute(host=host, service=service.name, paths=c.paths, weight=c.route_weight),
+                    )
+                )
+    if vhost_on:
+        listeners.append(spec.Listener(address=_bind(options.bind_addr, options.http_port), kind="vhost"))
+    if options.appid_port and any(s.app_id for s in services):
+        listeners.append(spec.Listener(address=_bind(options.bind_addr, options.appid_port), kind="appid"))
+    routes.sort(key=lambda kr: kr[0])
+
+    by_task: dict[str, list[str]] = {}
+    for service in services:
+        for b in service.backends:
+            task_id = task_of_backend(b.id)
+            ids = by_task.setdefault(task_id, [])
+            if b.id not in ids:
+                ids.append(b.id)
+    table = spec.RouteTable(
+        services=tuple(services),
+        listeners=tuple(listeners),
+        http_routes=tuple(r for _, r in routes),
+    )
+    return BuildResult(
+        table=table,
+        errors=dict(sorted(errors.items())),
+        warnings=dict(sorted(warnings.items())),
+        backends_by_task={k: tuple(sorted(v)) for k, v in sorted(by_task.items())},
+        lookups=dict(sorted(lookups.items())),
+    )

@@ -1,0 +1,443 @@
+"""Marathon's wire payloads as frozen msgspec Structs: apps, tasks, health and readiness results,
+deployments, and every event type of ``/v2/events``.
+
+Only the fields fastlb reads are declared; every other field is ignored, so a newer Marathon that
+adds fields decodes unchanged. Marathon (up to 1.4 in particular) writes explicit JSON ``null`` for
+absent values, so every optional field accepts ``null`` and means "absent" by it. A missing
+required field or a value of the wrong type fails with its path (``$.apps[3].tasks[0].id``).
+
+The decoders are built once, at import.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+# Marathon's defaults for a health check field that is absent (Marathon 1.x, ``HealthCheck.scala``).
+HC_DEFAULT_INTERVAL_S = 60
+HC_DEFAULT_TIMEOUT_S = 20
+HC_DEFAULT_MAX_FAILURES = 3
+
+
+class Struct(msgspec.Struct, frozen=True, rename="camel"):
+    """Base of every payload: frozen, camelCase on the wire, unknown fields ignored."""
+
+
+# --- app definition -------------------------------------------------------------------------------
+
+
+class PortDefinition(Struct):
+    port: int | None = None
+    name: str | None = None
+    protocol: str | None = None
+    labels: dict[str, str] | None = None
+
+
+class PortMapping(Struct):
+    container_port: int | None = None
+    host_port: int | None = None
+    service_port: int | None = None
+    name: str | None = None
+    protocol: str | None = None
+    labels: dict[str, str] | None = None
+    network_names: list[str] | None = None
+
+
+class Docker(Struct):
+    network: str | None = None  # <= 1.4: HOST | BRIDGE | USER
+    port_mappings: list[PortMapping] | None = None  # <= 1.4
+
+
+class Container(Struct):
+    type: str | None = None
+    docker: Docker | None = None
+    port_mappings: list[PortMapping] | None = None  # >= 1.5
+
+
+class DiscoveryPort(Struct):
+    number: int | None = None
+    name: str | None = None
+    protocol: str | None = None
+
+
+class Discovery(Struct):
+    ports: list[DiscoveryPort] | None = None
+
+
+class IpAddressSpec(Struct):
+    """The app's ``ipAddress`` (<= 1.4 IP-per-task); its presence means container networking."""
+
+    network_name: str | None = None
+    discovery: Discovery | None = None
+
+
+class Network(Struct):
+    mode: str | None = None  # host | container/bridge | container
+    name: str | None = None
+
+
+class HealthCheckDef(Struct):
+    protocol: str | None = None  # HTTP HTTPS TCP COMMAND MESOS_HTTP MESOS_HTTPS MESOS_TCP
+    path: str | None = None
+    port_index: int | None = None
+    port: int | None = None
+    interval_seconds: int | None = None
+    timeout_seconds: int | None = None
+    max_consecutive_failures: int | None = None
+    grace_period_seconds: int | None = None
+
+
+class ReadinessCheckDef(Struct):
+    name: str | None = None
+    protocol: str | None = None
+    path: str | None = None
+    port_name: str | None = None
+    interval_seconds: int | None = None
+    timeout_seconds: int | None = None
+
+
+class VersionInfo(Struct):
+    last_scaling_at: str | None = None
+    last_config_change_at: str | None = None
+
+
+class DeploymentRef(Struct):
+    id: str = ""
+
+
+# --- tasks and results ----------------------------------------------------------------------------
+
+
+class IpAddress(Struct):
+    ip_address: str | None = None
+    protocol: str | None = None
+
+
+class HealthResult(Struct):
+    alive: bool | None = None
+    consecutive_failures: int | None = None
+    task_id: str | None = None
+    instance_id: str | None = None
+
+
+class ReadinessResult(Struct):
+    task_id: str
+    ready: bool = False
+    name: str | None = None
+
+
+class Task(Struct):
+    id: str
+    app_id: str | None = None
+    host: str | None = None
+    ip_addresses: list[IpAddress] | None = None
+    ports: list[int] | None = None
+    service_ports: list[int] | None = None
+    state: str | None = None  # absent state: kept, as marathon-lb does
+    version: str | None = None
+    started_at: str | None = None
+    # None (absent or null) differs from []: absent means "unknown" (e.g. after a leader
+    # failover) and falls back to the last result seen; [] means "no result yet".
+    health_check_results: list[HealthResult] | None = None
+
+
+class App(Struct):
+    id: str
+    labels: dict[str, str] | None = None
+    instances: int | None = None
+    version: str | None = None
+    version_info: VersionInfo | None = None
+    container: Container | None = None
+    networks: list[Network] | None = None
+    port_definitions: list[PortDefinition] | None = None
+    ports: list[int] | None = None  # <= 1.4 service ports
+    ip_address: IpAddressSpec | None = None
+    require_ports: bool | None = None
+    health_checks: list[HealthCheckDef] | None = None
+    readiness_checks: list[ReadinessCheckDef] | None = None
+    deployments: list[DeploymentRef] | None = None
+    readiness_check_results: list[ReadinessResult] | None = None
+    tasks: list[Task] | None = None
+
+
+class AppList(Struct):
+    apps: list[App]
+
+
+class AppEnvelope(Struct):
+    app: App
+
+
+# --- deployments ----------------------------------------------------------------------------------
+
+
+class DeploymentAction(Struct):
+    action: str | None = None
+    app: str | None = None
+    readiness_check_results: list[ReadinessResult] | None = None
+
+
+class DeploymentStep(Struct):
+    actions: list[DeploymentAction] | None = None
+
+
+class Deployment(Struct):
+    id: str
+    version: str | None = None
+    affected_apps: list[str] | None = None
+    current_actions: list[DeploymentAction] | None = None
+    steps: list[DeploymentStep] | None = None
+
+
+class DeploymentPlan(Struct):
+    id: str | None = None
+    steps: list[DeploymentStep] | None = None
+    version: str | None = None
+
+
+# --- events (``/v2/events`` data payloads, tagged by ``eventType``) -------------------------------
+
+
+class Event(Struct, tag_field="eventType"):
+    timestamp: str | None = None
+
+
+class StatusUpdateEvent(Event, tag="status_update_event"):
+    task_id: str = ""
+    task_status: str = ""
+    app_id: str = ""
+    host: str | None = None
+    ip_addresses: list[IpAddress] | None = None
+    ports: list[int] | None = None
+    version: str | None = None
+    slave_id: str | None = None
+    message: str | None = None
+
+
+class InstanceChangedEvent(Event, tag="instance_changed_event"):
+    instance_id: str = ""
+    condition: str = ""
+    run_spec_id: str = ""
+    host: str | None = None
+    run_spec_version: str | None = None
+
+
+class InstanceHealthChangedEvent(Event, tag="instance_health_changed_event"):
+    instance_id: str = ""
+    run_spec_id: str = ""
+    healthy: bool | None = None
+
+
+class HealthStatusChangedEvent(Event, tag="health_status_changed_event"):
+    app_id: str = ""
+    instance_id: str | None = None
+    task_id: str | None = None  # before 1.4
+    alive: bool | None = None
+    version: str | None = None
+
+
+class FailedHealthCheckEvent(Event, tag="failed_health_check_event"):
+    app_id: str = ""
+    task_id: str | None = None
+    health_check: HealthCheckDef | None = None
+
+
+class UnhealthyInstanceKillEvent(Event, tag="unhealthy_instance_kill_event"):
+    app_id: str = ""
+    task_id: str | None = None
+    instance_id: str | None = None
+    reason: str | None = None
+
+
+class UnhealthyTaskKillEvent(Event, tag="unhealthy_task_kill_event"):
+    app_id: str = ""
+    task_id: str | None = None
+    reason: str | None = None
+
+
+class AddHealthCheckEvent(Event, tag="add_health_check_event"):
+    app_id: str = ""
+    health_check: HealthCheckDef | None = None
+
+
+class RemoveHealthCheckEvent(Event, tag="remove_health_check_event"):
+    app_id: str = ""
+
+
+class ApiPostEvent(Event, tag="api_post_event"):
+    client_ip: str | None = None
+    uri: str | None = None
+    app_definition: AppDefinitionRef | None = None
+
+
+class AppDefinitionRef(Struct):
+    id: str | None = None
+
+
+class AppTerminatedEvent(Event, tag="app_terminated_event"):
+    app_id: str = ""
+
+
+class DeploymentInfoEvent(Event, tag="deployment_info"):
+    plan: DeploymentPlan | None = None
+    current_step: DeploymentStep | None = None
+
+
+class DeploymentStepSuccessEvent(Event, tag="deployment_step_success"):
+    plan: DeploymentPlan | None = None
+    current_step: DeploymentStep | None = None
+
+
+class DeploymentStepFailureEvent(Event, tag="deployment_step_failure"):
+    plan: DeploymentPlan | None = None
+    current_step: DeploymentStep | None = None
+
+
+class DeploymentSuccessEvent(Event, tag="deployment_success"):
+    id: str | None = None
+    plan: DeploymentPlan | None = None
+
+
+class DeploymentFailedEvent(Event, tag="deployment_failed"):
+    id: str | None = None
+    plan: DeploymentPlan | None = None
+    reason: str | None = None
+
+
+class GroupChangeSuccessEvent(Event, tag="group_change_success"):
+    group_id: str | None = None
+    version: str | None = None
+
+
+class GroupChangeFailedEvent(Event, tag="group_change_failed"):
+    group_id: str | None = None
+    version: str | None = None
+    reason: str | None = None
+
+
+class UnknownInstanceTerminatedEvent(Event, tag="unknown_instance_terminated_event"):
+    instance_id: str = ""
+    run_spec_id: str = ""
+    condition: str | None = None
+
+
+class EventStreamAttachedEvent(Event, tag="event_stream_attached"):
+    remote_address: str | None = None
+
+
+class EventStreamDetachedEvent(Event, tag="event_stream_detached"):
+    remote_address: str | None = None
+
+
+class SubscribeEvent(Event, tag="subscribe_event"):
+    client_ip: str | None = None
+    callback_url: str | None = None
+
+
+class UnsubscribeEvent(Event, tag="unsubscribe_event"):
+    client_ip: str | None = None
+    callback_url: str | None = None
+
+
+class SchedulerRegisteredEvent(Event, tag="scheduler_registered_event"):
+    framework_id: str | None = None
+    master: str | None = None
+
+
+class SchedulerReregisteredEvent(Event, tag="scheduler_reregistered_event"):
+    master: str | None = None
+
+
+class SchedulerDisconnectedEvent(Event, tag="scheduler_disconnected_event"):
+    pass
+
+
+class FrameworkMessageEvent(Event, tag="framework_message_event"):
+    executor_id: str | None = None
+    slave_id: str | None = None
+
+
+class PodCreatedEvent(Event, tag="pod_created_event"):
+    uri: str | None = None
+
+
+class PodUpdatedEvent(Event, tag="pod_updated_event"):
+    uri: str | None = None
+
+
+class PodDeletedEvent(Event, tag="pod_deleted_event"):
+    uri: str | None = None
+
+
+AnyEvent = Union[
+    StatusUpdateEvent,
+    InstanceChangedEvent,
+    InstanceHealthChangedEvent,
+    HealthStatusChangedEvent,
+    FailedHealthCheckEvent,
+    UnhealthyInstanceKillEvent,
+    UnhealthyTaskKillEvent,
+    AddHealthCheckEvent,
+    RemoveHealthCheckEvent,
+    ApiPostEvent,
+    AppTerminatedEvent,
+    DeploymentInfoEvent,
+    DeploymentStepSuccessEvent,
+    DeploymentStepFailureEvent,
+    DeploymentSuccessEvent,
+    DeploymentFailedEvent,
+    GroupChangeSuccessEvent,
+    GroupChangeFailedEvent,
+    UnknownInstanceTerminatedEvent,
+    EventStreamAttachedEvent,
+    EventStreamDetachedEvent,
+    SubscribeEvent,
+    UnsubscribeEvent,
+    SchedulerRegisteredEvent,
+    SchedulerReregisteredEvent,
+    SchedulerDisconnectedEvent,
+    FrameworkMessageEvent,
+    PodCreatedEvent,
+    PodUpdatedEvent,
+    PodDeletedEvent,
+]
+
+# eventType -> Struct, for decoding a payload whose type the SSE ``event:`` line already names.
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in AnyEvent.__args__  # type: ignore[attr-defined]
+}
+
+_app_list_decoder = msgspec.json.Decoder(AppList)
+_app_decoder = msgspec.json.Decoder(AppEnvelope)
+_deployments_decoder = msgspec.json.Decoder(list[Deployment])
+_event_decoders: dict[str, msgspec.json.Decoder] = {
+    name: msgspec.json.Decoder(cls) for name, cls in EVENT_TYPES.items()
+}
+
+
+def decode_apps(payload: bytes) -> list[App]:
+    """Body of ``GET /v2/apps?embed=apps.tasks...``. Raises ValueError naming the bad field's path."""
+    return _app_list_decoder.decode(payload).apps
+
+
+def decode_app(payload: bytes) -> App:
+    """Body of ``GET /v2/apps/<id>`` (``{"app": {...}}``)."""
+    return _app_decoder.decode(payload).app
+
+
+def decode_deployments(payload: bytes) -> list[Deployment]:
+    """Body of ``GET /v2/deployments``."""
+    return _deployments_decoder.decode(payload)
+
+
+def decode_event(event_type: str, data: bytes) -> Event | None:
+    """The ``data:`` of one SSE event of type ``event_type``; None for a type fastlb does not know.
+
+    The payload's own ``eventType`` must agree with ``event_type`` (msgspec checks the tag)."""
+    decoder = _event_decoders.get(event_type)
+    if decoder is None:
+        return None
+    return decoder.decode(data)  # type: ignore[no-any-return]
