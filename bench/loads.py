@@ -7,6 +7,7 @@ own words; a run is never turned into a zero silently.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -39,10 +40,20 @@ def parse_wrk(stdout: str) -> dict[str, float]:
     raise LoadFailed("wrk printed no summary:\n" + stdout[-2000:])
 
 
-def wrk(url: str, duration: float, connections: int, close: bool, cpu: int | None) -> dict[str, float]:
+def delay_ms(connections: int, rate: float) -> int:
+    """wrk's per-request delay that offers about <rate> requests/s over <connections> connections."""
+    return max(1, round(connections * 1000 / rate))
+
+
+def wrk(url: str, duration: float, connections: int, close: bool, cpu: int | None,
+        rate: float | None = None) -> dict[str, float]:
+    """Closed-loop at full speed, or, with <rate>, each connection paced to a fixed offered rate."""
     argv = wrk_argv(url, duration, connections, close)
+    env = None
+    if rate:
+        env = dict(os.environ, FASTLB_BENCH_DELAY_MS=str(delay_ms(connections, rate)))
     try:
-        p = run_to_end(argv, timeout=duration + 30, cpu=cpu)
+        p = run_to_end(argv, timeout=duration + 30, cpu=cpu, env=env)
     except subprocess.TimeoutExpired:
         raise LoadFailed(f"wrk did not finish within {duration + 30}s") from None
     if p.returncode != 0:

@@ -151,13 +151,14 @@ class Supervisor:
             self.stop(child, grace=3.0)
 
 
-def run_to_end(argv: list[str], timeout: float, cpu: int | None = None) -> subprocess.CompletedProcess[str]:
+def run_to_end(argv: list[str], timeout: float, cpu: int | None = None,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Runs a load generator to completion in its own group; the group is killed if time runs out."""
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu)] + argv
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, env=env,
     )
     try:
         out, err = proc.communicate(timeout=timeout)

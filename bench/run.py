@@ -25,7 +25,7 @@ import arms as armlib
 import loads
 import report
 from procs import ProcessFailed, Supervisor, cpu_seconds, rss_kib
-from system import CpuSample, Tuning, machine_info
+from system import CpuSample, Tuning, machine_info, source_revision
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,21 @@ class Metric:
     close: bool = False
     streams: int = 1
     title: str = ""
+    paced: bool = False  # offered at a fixed rate (--rate-ka / --rate-cps): the figure is CPU per unit
 
 
 METRICS = {
     "ka": Metric("ka", "wrk", "req/s", "CPU µs/req", title="keep-alive requests/s"),
     "cps": Metric("cps", "wrk", "conn/s", "CPU µs/conn", close=True, title="new connections/s (Connection: close)"),
+    "ka_fixed": Metric("ka_fixed", "wrk", "req/s", "CPU µs/req", paced=True,
+                       title="keep-alive at a fixed offered rate"),
+    "cps_fixed": Metric("cps_fixed", "wrk", "conn/s", "CPU µs/conn", close=True, paced=True,
+                        title="new connections at a fixed offered rate"),
     "gbps1": Metric("gbps1", "iperf3", "Gbit/s", "CPU s/GB", streams=1, title="TCP stream, 1 flow"),
     "gbps4": Metric("gbps4", "iperf3", "Gbit/s", "CPU s/GB", streams=4, title="TCP streams, 4 flows"),
 }
-DEFAULT_METRICS = {"l4": "ka,cps,gbps1,gbps4", "l7": "ka"}
-ALLOWED_METRICS = {"l4": set(METRICS), "l7": {"ka", "cps"}}
+DEFAULT_METRICS = {"l4": "ka,cps,gbps1,gbps4,ka_fixed,cps_fixed", "l7": "ka,ka_fixed"}
+ALLOWED_METRICS = {"l4": set(METRICS), "l7": {"ka", "cps", "ka_fixed", "cps_fixed"}}
 
 
 @dataclass
@@ -59,6 +64,13 @@ class Context:
     load_cpu: int
     proxy_cpu: int
     launcher: str
+    rate_ka: float = 2000
+    rate_cps: float = 1000
+
+    def rate(self, metric: Metric) -> float | None:
+        if not metric.paced:
+            return None
+        return self.rate_cps if metric.close else self.rate_ka
 
 
 def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
@@ -73,6 +85,9 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aa", action="store_true", help="add H2: a second HAProxy arm, the A/A noise control")
     p.add_argument("--metrics", default=DEFAULT_METRICS[kind], help=f"default {DEFAULT_METRICS[kind]}")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    p.add_argument("--rate-ka", type=float, default=2000,
+                   help="offered req/s of ka_fixed (default 2000; keep it well under every arm's maximum)")
+    p.add_argument("--rate-cps", type=float, default=1000, help="offered conn/s of cps_fixed (default 1000)")
     p.add_argument("--proxy-cpu", type=int, default=1)
     p.add_argument("--load-cpu", type=int, default=0, help="CPU of the load generator and the backend")
     p.add_argument("--fastlb", choices=("auto", "cli", "serve"), default="auto",
@@ -114,18 +129,18 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     launcher = armlib.fastlb_launcher(args.fastlb) if {"F", "Fn"} & set(args.arm_keys) else "none"
     ctx = Context("tcp" if kind == "l4" else "http", out, args.duration, args.warmup, args.connections,
-                  args.load_cpu, args.proxy_cpu, launcher)
+                  args.load_cpu, args.proxy_cpu, launcher, args.rate_ka, args.rate_cps)
     tuning = Tuning()
     tuning.apply(write=not args.no_sysctl)
     meta = {
         "kind": kind, "started": stamp, "seed": seed, "argv": [sys.executable] + sys.argv,
         "blocks": args.blocks, "duration": args.duration, "warmup": args.warmup,
-        "connections": args.connections, "arms": args.arm_keys, "metrics": args.metric_keys,
+        "connections": args.connections, "rate_ka": args.rate_ka, "rate_cps": args.rate_cps, "arms": args.arm_keys, "metrics": args.metric_keys,
         "arm_labels": {k: armlib.ARMS[k].label for k in args.arm_keys},
         "metric_info": {m: vars(METRICS[m]) for m in args.metric_keys},
         "layout": {"proxy_cpu": args.proxy_cpu, "load_cpu": args.load_cpu},
         "fastlb_launcher": launcher, "max_steal": args.max_steal,
-        "machine": machine_info(), "tuning": tuning.applied, "nofile": list(tuning.nofile),
+        "machine": machine_info(), "fastlb_revision": source_revision(armlib.REPO), "tuning": tuning.applied, "nofile": list(tuning.nofile),
         "status": "running",
     }
     records: list[dict[str, object]] = []
@@ -181,10 +196,12 @@ def run_one(ctx: Context, block: int, metric: Metric, arm: armlib.Arm, position:
             def load(seconds: float) -> dict[str, float]:
                 if metric.tool == "wrk":
                     return loads.wrk(f"http://{armlib.HOST}:{running.port}/", seconds, ctx.connections,
-                                     metric.close, ctx.load_cpu)
+                                     metric.close, ctx.load_cpu, ctx.rate(metric))
                 return loads.iperf3(armlib.HOST, running.port, seconds, metric.streams, ctx.load_cpu)
 
-            rec["commands"]["load"] = shlex.join(["taskset", "-c", str(ctx.load_cpu)] + _load_argv(ctx, metric, running.port))
+            pace = ctx.rate(metric)
+            rec["commands"]["load"] = (f"FASTLB_BENCH_DELAY_MS={loads.delay_ms(ctx.connections, pace)} " if pace else "") + \
+                shlex.join(["taskset", "-c", str(ctx.load_cpu)] + _load_argv(ctx, metric, running.port))
             if ctx.warmup > 0:
                 warm = load(ctx.warmup)
                 rec["warmup_errors"] = warm["errors"]

@@ -92,6 +92,18 @@ def _first_line(argv: list[str]) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def source_revision(repo: Path) -> str:
+    """The fastlb commit measured, with "+dirty" when the working tree differs from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (head or "?") + ("+dirty" if dirty else "")
+
+
 def machine_info() -> dict[str, str]:
     lscpu = {}
     try:

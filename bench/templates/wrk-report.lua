@@ -1,4 +1,11 @@
 -- Prints wrk's summary as one JSON line (latencies in microseconds), prefixed so the harness finds it.
+-- FASTLB_BENCH_DELAY_MS, when set, makes every connection wait that long before each request: a fixed
+-- offered rate of about connections * 1000 / delay requests/s (wrk's own delay() hook).
+local delay_ms = tonumber(os.getenv("FASTLB_BENCH_DELAY_MS") or "")
+if delay_ms then
+   delay = function() return delay_ms end
+end
+
 done = function(summary, latency, requests)
    local e = summary.errors
    io.write(string.format(
