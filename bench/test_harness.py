@@ -137,14 +137,18 @@ def test_a_miniature_l4_run_measures_direct_and_haproxy_and_leaves_nothing_behin
     before = _my_descendants()
     p = subprocess.run(
         [sys.executable, str(HERE / "l4.py"), "--arms", "D,H", "--blocks", "1", "--duration", "1", "--warmup", "0",
-         "--metrics", "ka,gbps1", "--connections", "4", "--out", str(out), "--seed", "7"],
+         "--metrics", "ka,gbps1,ka_fixed", "--connections", "4", "--rate-ka", "200", "--out", str(out),
+         "--seed", "7"],
         capture_output=True, text=True, timeout=240, cwd=HERE.parent)
     assert p.returncode == 0, p.stdout + p.stderr
     data = json.loads((out / "results.json").read_text())
     assert data["meta"]["status"] == "complete"
     runs = {(r["metric"], r["arm"]): r for r in data["runs"]}
-    assert set(runs) == {("ka", "D"), ("ka", "H"), ("gbps1", "D"), ("gbps1", "H")}
+    assert set(runs) == {(m, a) for m in ("ka", "gbps1", "ka_fixed") for a in ("D", "H")}
     assert all(r["status"] == "ok" and r["value"] > 0 for r in runs.values())
+    # paced: 4 connections, 20 ms apart each, offer 200 req/s; the unpaced run is far above that
+    assert 50 < runs[("ka_fixed", "H")]["value"] <= 210 < runs[("ka", "H")]["value"]
+    assert "FASTLB_BENCH_DELAY_MS=20 " in runs[("ka_fixed", "H")]["commands"]["load"]
     assert runs[("ka", "H")]["proxy_cpu_s"] > 0 and "cpu_per_unit" not in runs[("ka", "D")]
     md = (out / "results.md").read_text()
     assert "| ka | H/D | 1 |" in md and "taskset -c 1 haproxy -db -f" in md
