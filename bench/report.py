@@ -249,22 +249,27 @@ def chart(out: Path, meta: dict, records: list[dict], summary: dict) -> str | No
     except ImportError:
         return "matplotlib is not installed (pip install 'fastlb[bench]'): no chart"
     metrics = list(summary)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 4), squeeze=False)
+    fig, axes = plt.subplots(2, len(metrics), figsize=(4 * len(metrics), 7.5), squeeze=False)
     max_steal = float(meta["max_steal"])
-    for ax, m in zip(axes[0], metrics):
-        arms = meta["arms"]
-        for i, a in enumerate(arms):
-            pts = [(r["value"], usable(r, max_steal)) for r in records
-                   if r["metric"] == m and r["arm"] == a and r["status"] == "ok"]
-            med = summary[m]["arms"][a]["median"]
-            if med is not None:
-                ax.bar(i, med, color="#fdae6b" if a.startswith("F") else "#9ecae1", width=0.6)
-            for j, (v, ok) in enumerate(pts):
-                ax.plot(i - 0.2 + 0.4 * (j + 0.5) / max(1, len(pts)), v, "o", ms=4,
-                        color="black" if ok else "red", alpha=0.8)
-        ax.set_xticks(range(len(arms)), arms)
-        ax.set_title(meta["metric_info"][m]["title"] or m, fontsize=9)
-        ax.set_ylabel(meta["metric_info"][m]["unit"])
+    for col, m in enumerate(metrics):
+        info = meta["metric_info"][m]
+        rows = ((axes[0][col], "value", "median", info["unit"], meta["arms"]),
+                (axes[1][col], "cpu_per_unit", "cpu_median", f"proxy {info['cpu_unit']}",
+                 [a for a in meta["arms"] if a != "D"]))
+        for ax, field, med_key, ylabel, arms in rows:
+            for i, a in enumerate(arms):
+                pts = [(r[field], usable(r, max_steal)) for r in records
+                       if r["metric"] == m and r["arm"] == a and r["status"] == "ok" and r.get(field) is not None]
+                med = summary[m]["arms"][a][med_key]
+                if med is not None:
+                    ax.bar(i, med, color="#fdae6b" if a.startswith("F") else "#9ecae1", width=0.6)
+                for j, (v, ok) in enumerate(pts):
+                    ax.plot(i - 0.2 + 0.4 * (j + 0.5) / max(1, len(pts)), v, "o", ms=4,
+                            color="black" if ok else "red", alpha=0.8)
+            ax.set_xticks(range(len(arms)), arms)
+            ax.set_ylabel(ylabel)
+        axes[0][col].set_title(info["title"] or m, fontsize=9)
+        axes[1][col].set_title("proxy CPU per unit (lower is better)", fontsize=9)
     fig.suptitle(f"fastlb {meta['kind'].upper()} benchmark {meta['started']}: medians (bars), runs (dots)",
                  fontsize=9)
     fig.tight_layout()
