@@ -184,3 +184,22 @@ def _my_descendants() -> set[int]:
             if int(stat[stat.rindex(")") + 2:].split()[1]) == me:
                 kids.add(int(d.name))
     return kids
+
+
+def test_profile_parsers_read_perf_csv_and_strace_tables() -> None:
+    import profile_proxy as prof
+
+    csv = ("# started on Sat Nov 21\n\n"
+           "1302.5,msec,task-clock,1302500000,100.00,,\n"
+           "262143,,raw_syscalls:sys_enter,1302500000,100.00,,\n"
+           "112201,,syscalls:sys_enter_recvfrom,1302500000,100.00,,\n"
+           "<not counted>,,syscalls:sys_enter_splice,0,100.00,,\n")
+    assert prof.parse_perf_csv(csv) == {"task-clock": 1302.5, "raw_syscalls:sys_enter": 262143,
+                                        "recvfrom": 112201}
+    table = ("% time     seconds  usecs/call     calls    errors syscall\n"
+             "------ ----------- ----------- --------- --------- ----------------\n"
+             " 52.10    0.100000           2     50000           sendto\n"
+             " 47.90    0.090000           1     60000     10000 recvfrom\n"
+             "------ ----------- ----------- --------- --------- ----------------\n"
+             "100.00    0.190000           1    110000     10000 total\n")
+    assert prof.parse_strace(table) == {"sendto": 50000, "recvfrom": 60000, "total": 110000}

@@ -9,8 +9,8 @@ the proxy for one load run:
 - ``--strace``: ``strace -c -f`` (slows the proxy a lot; its counts per request stay meaningful).
 The admin /stats of fastlb is saved before and after the load.
 
-    python3 bench/profile.py --arm F --metric ka --duration 5
-    python3 bench/profile.py --arm H --metric gbps1 --record
+    python3 bench/profile_proxy.py --arm F --metric ka --duration 5
+    python3 bench/profile_proxy.py --arm H --metric gbps1 --record
 """
 
 from __future__ import annotations
