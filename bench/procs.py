@@ -16,6 +16,8 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +106,47 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+# Signals that stop a benchmark (Ctrl-C, SIGTERM, SIGHUP) unwind it by exception. While a child is
+# being started, the exception is held back until the child is on the list of children to stop (an
+# exception raised inside Popen() would leave a running child that nobody knows of), and while the
+# children are being stopped, until they all are.
+_held: list[int] = []
+_holding = 0
+
+
+def stop_signal(signum: int, frame: object) -> None:
+    """Signal handler: raises KeyboardInterrupt (SIGINT) or SystemExit, unless a start is in progress."""
+    if _holding:
+        _held.append(signum)
+        return
+    _raise_for(signum)
+
+
+def install_stop_signals() -> None:
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, stop_signal)
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    global _holding
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
+        if _holding == 0 and _held:
+            signum = _held[0]
+            _held.clear()
+            _raise_for(signum)
+
+
 class ProcessFailed(RuntimeError):
     """A child exited early or never became ready; the message carries the tail of its log."""
 
@@ -141,9 +184,8 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
 
     def __enter__(self) -> Supervisor:
-        self._old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
-        for s in self._old:
-            signal.signal(s, _raise_exit)
+        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        install_stop_signals()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -157,13 +199,13 @@ class Supervisor:
             argv = ["taskset", "-c", str(cpu)] + argv
         self.logdir.mkdir(parents=True, exist_ok=True)
         log = self.logdir / f"{name}.log"
-        with open(log, "wb") as out:
+        with _signals_held(), open(log, "wb") as out:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, env=env,
             )
-        child = Child(name, argv, proc, log)
-        self.children.append(child)
+            child = Child(name, argv, proc, log)
+            self.children.append(child)
         return child
 
     def wait_listening(self, child: Child, port: int, timeout: float = 15.0) -> None:
@@ -193,8 +235,9 @@ class Supervisor:
         return child.proc.returncode
 
     def stop_all(self) -> None:
-        for child in list(reversed(self.children)):
-            self.stop(child, grace=3.0)
+        with _signals_held():  # a second Ctrl-C must not cut the cleanup short
+            for child in list(reversed(self.children)):
+                self.stop(child, grace=3.0)
 
 
 def run_to_end(argv: list[str], timeout: float, cpu: int | None = None,
@@ -202,11 +245,12 @@ def run_to_end(argv: list[str], timeout: float, cpu: int | None = None,
     """Runs a load generator to completion in its own group; the group is killed if time runs out."""
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu)] + argv
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, env=env,
-    )
     try:
+        with _signals_held():
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                start_new_session=True, env=env,
+            )
         out, err = proc.communicate(timeout=timeout)
     except BaseException:
         _signal_group(proc, signal.SIGKILL)
@@ -221,6 +265,3 @@ def _signal_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], sig: in
     except (ProcessLookupError, PermissionError):
         pass
 
-
-def _raise_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)

@@ -13,7 +13,6 @@ import argparse
 import json
 import random
 import shlex
-import signal
 import sys
 import time
 import traceback
@@ -24,7 +23,7 @@ from pathlib import Path
 import arms as armlib
 import loads
 import report
-from procs import ProcessFailed, Supervisor, cpu_seconds, rss_kib
+from procs import ProcessFailed, Supervisor, cpu_seconds, install_stop_signals, rss_kib
 from system import CpuSample, Tuning, machine_info, source_revision
 
 
@@ -118,10 +117,9 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
 
 def main(kind: str, argv: list[str] | None = None) -> int:
     args = parse_args(kind, argv)
-    # SIGTERM unwinds like Ctrl-C: every child is stopped and sysctls are put back.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    # A shell starts background jobs with SIGINT ignored, and Python keeps it so; Ctrl-C must still stop us.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGTERM and SIGHUP unwind like Ctrl-C: every child is stopped and sysctls are put back. (SIGINT is
+    # installed too: a shell starts background jobs with SIGINT ignored, and Python would keep it so.)
+    install_stop_signals()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -170,10 +168,6 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     print(f"results: {out / 'results.md'}")
     failed = sum(1 for r in records if r["status"] != "ok")
     return 0 if meta["status"] == "complete" and failed == 0 else 1
-
-
-def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def run_one(ctx: Context, block: int, metric: Metric, arm: armlib.Arm, position: int) -> dict[str, object]:

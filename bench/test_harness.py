@@ -203,3 +203,48 @@ def test_profile_parsers_read_perf_csv_and_strace_tables() -> None:
              "------ ----------- ----------- --------- --------- ----------------\n"
              "100.00    0.190000           1    110000     10000 total\n")
     assert prof.parse_strace(table) == {"sendto": 50000, "recvfrom": 60000, "total": 110000}
+
+
+@pytest.mark.needs_tools
+@pytest.mark.skipif(not TOOLS, reason="needs haproxy, nginx, wrk, iperf3 (Debian packages)")
+def test_sigterm_in_the_middle_of_a_session_stops_everything_and_keeps_what_was_measured(tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    with open(tmp_path / "harness.log", "wb") as log:
+        p = subprocess.Popen(
+            [sys.executable, str(HERE / "l4.py"), "--arms", "D,H", "--blocks", "3", "--duration", "30",
+             "--warmup", "0", "--metrics", "ka", "--connections", "4", "--out", str(out), "--no-sysctl"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=HERE.parent)
+    try:
+        deadline = time.monotonic() + 60
+        while not _processes_mentioning(str(out)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_mentioning(str(out)), "no backend or proxy was started"
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 1, (tmp_path / "harness.log").read_text()
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_mentioning(str(out))
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["status"].startswith("stopped by signal")
+    assert (out / "results.md").exists()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (d / "stat").read_text().rsplit(") ", 1)[1][0]
+            except OSError:
+                continue
+            if text in cmd and "l4.py" not in cmd and state != "Z":
+                found.append(int(d.name))
+    return found
