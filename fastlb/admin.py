@@ -76,6 +76,7 @@ def snapshot(controller: Controller) -> dict[str, Any]:
     raw_backends = raw.get("backends", {})
     raw_services = raw.get("services", {})
     raw_listeners = raw.get("listeners", {})
+    checks = controller.health_checker.status() if controller.health_checker is not None else {}
     services = []
     for s in table.services:
         counters = raw_services.get(s.name, {})
@@ -85,6 +86,7 @@ def snapshot(controller: Controller) -> dict[str, Any]:
             state = live.get("state", b.state)
             health = live.get("health", True)
             override = controller.overrides.get(b.id)
+            check = checks.get(b.id)
             row = {
                 "id": b.id,
                 "name": b.name or b.id,
@@ -94,6 +96,7 @@ def snapshot(controller: Controller) -> dict[str, Any]:
                 "status": backend_status(state, health),
                 "weight": live.get("weight", b.weight),
                 "override": msgspec.to_builtins(override) if override is not None else None,
+                "check": check,
             }
             row.update({k: int(live.get(k, 0)) for k in _BACKEND_COUNTERS})
             row["errors"] = row["connect_errors"] + row["timeouts"]
@@ -158,6 +161,22 @@ def _csv_line(values: dict[str, Any]) -> str:
     return ",".join(out) + ",\n"
 
 
+def _check_columns(b: dict[str, Any]) -> dict[str, Any]:
+    """HAProxy's check columns of a server: empty when it has no active check."""
+    check = b.get("check")
+    if not check:
+        return {}
+    layer = "L7" if check["kind"] == "http" else "L4"
+    if check["up"]:
+        status = f"{layer}OK"
+    else:
+        status = "L7STS" if layer == "L7" and str(check["last"]).startswith("status") else "L4CON"
+    last = str(check["last"])
+    code = last.split()[1] if last.startswith("status ") else ""
+    return {"check_status": status, "check_code": code, "check_desc": last, "chkfail": check["failures"],
+            "chkdown": check["changes"]}
+
+
 def stats_csv(snap: dict[str, Any]) -> str:
     """HAProxy's ``show stat`` CSV: FRONTEND rows for listeners, then per service one row per server and
     its BACKEND row. zdd reads pxname, svname, status, scur and qcur."""
@@ -202,7 +221,7 @@ def stats_csv(snap: dict[str, Any]) -> str:
                         "wredis": 0, "status": b["status"], "weight": b["weight"], "act": 1, "bck": 0,
                         "pid": 1, "iid": iid, "sid": sid, "lbtot": b["total"], "type": 2,
                         "req_tot": b["requests"] if s["mode"] == "http" else "",
-                        "check_status": "" if b["health"] == "up" else "L4CON",
+                        **_check_columns(b),
                         "addr": b["address"], "mode": s["mode"],
                     }
                 )
@@ -362,10 +381,8 @@ async def haproxy(request: web.Request) -> web.StreamResponse:
 
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(
-        text=metrics_text(snapshot(_controller(request))),
-        content_type="text/plain",
-        headers={"X-Content-Type-Options": "nosniff"},
-        charset="utf-8",
+        body=metrics_text(snapshot(_controller(request))).encode(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
     )
 
 

@@ -34,6 +34,10 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--strict-mode", action="store_true", help="only apps with HAPROXY_{n}_ENABLED=true")
     m.add_argument("--auth-credentials", metavar="USER:PASS", help="HTTP basic auth for Marathon")
     m.add_argument("--marathon-auth-credential-file", metavar="FILE", help="file holding user:pass for Marathon")
+    m.add_argument(
+        "--dcos-auth-credentials", metavar="JSON", default=os.environ.get("DCOS_SERVICE_ACCOUNT_CREDENTIAL") or None,
+        help="DC/OS service account (uid, private_key, login_endpoint); env DCOS_SERVICE_ACCOUNT_CREDENTIAL",
+    )
     m.add_argument("--marathon-ca-cert", metavar="FILE", help="CA bundle to verify Marathon's TLS with")
     m.add_argument("--min-serv-port-ip-per-task", type=int, default=10050, metavar="N")
     m.add_argument("--max-serv-port-ip-per-task", type=int, default=10100, metavar="N")
@@ -101,6 +105,7 @@ def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         strict_mode=args.strict_mode,
         auth_credentials=args.auth_credentials,
         auth_credential_file=args.marathon_auth_credential_file,
+        dcos_auth_credentials=args.dcos_auth_credentials,
         ca_cert=args.marathon_ca_cert,
         min_serv_port_ip_per_task=args.min_serv_port_ip_per_task,
         max_serv_port_ip_per_task=args.max_serv_port_ip_per_task,

@@ -58,6 +58,7 @@ class HealthEntry(_Struct):
     rise: int = 2
     fall: int = 3
     expect_status: tuple[int, ...] = (200, 399)
+    require_pass: bool = False
 
 
 class AuthEntry(_Struct):
@@ -109,6 +110,8 @@ class AdminEntry(_Struct):
 
 
 class FileEntry(_Struct):
+    """The whole file. Decoded part by part (``_decode_parts``), so that a bad part hides no other."""
+
     engine: EngineEntry = EngineEntry()
     admin: AdminEntry | None = None
     http: SharedHttpEntry | None = None
@@ -241,21 +244,21 @@ def _decode_parts(raw: dict[str, Any], problems: list[str]) -> _Parts:
         if key not in fields:
             problems.append(f"{key}: unknown key")
 
-    def part(key: str, tp: Any, value: Any, path: str) -> Any:
+    def part(tp: Any, value: Any, path: str) -> Any:
         before = len(problems)
         _walk(value, tp, path, problems)
         return msgspec.convert(value, tp) if len(problems) == before else None
 
-    engine = part("engine", EngineEntry, raw.get("engine", {}), "engine")
-    admin = part("admin", AdminEntry, raw["admin"], "admin") if "admin" in raw else None
-    http = part("http", SharedHttpEntry, raw["http"], "http") if "http" in raw else None
+    engine = part(EngineEntry, raw.get("engine", {}), "engine")
+    admin = part(AdminEntry, raw["admin"], "admin") if "admin" in raw else None
+    http = part(SharedHttpEntry, raw["http"], "http") if "http" in raw else None
     services: list[tuple[int, ServiceEntry]] = []
     raw_services = raw.get("services", [])
     if not isinstance(raw_services, list):
         problems.append(f"services: expected an array of tables ([[services]]), got {_toml_type(raw_services)}")
     else:
         for i, value in enumerate(raw_services):
-            s = part("services", ServiceEntry, value, f"services[{i}]")
+            s = part(ServiceEntry, value, f"services[{i}]")
             if s is not None:
                 services.append((i, s))
     return _Parts(engine=engine, admin=admin, http=http, http_given="http" in raw, services=services)
@@ -434,6 +437,7 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
     routes: list[spec.HttpRoute] = []
     names: dict[str, str] = {}
     backend_ids: dict[str, str] = {}
+    rules: dict[tuple[str, tuple[str, ...]], str] = {}
     for i, s in entry.services:
         path = f"services[{i}]"
         if not _NAME.match(s.name):
@@ -448,6 +452,14 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
             address = _address(text, lpath, problems)
             if address is not None and listens.add(address, lpath, problems):
                 listeners.append(spec.Listener(address=address, service=s.name))
+        for j, host in enumerate(s.vhosts):
+            # The same host and paths twice: the later rule could never match.
+            key = (host.lower(), tuple(sorted(s.paths)))
+            if key in rules:
+                what = "every path" if not s.paths else "the same paths"
+                problems.append(f"{path}.vhosts[{j}]: {_show(host)} ({what}) is already routed by {rules[key]}")
+            else:
+                rules[key] = f"{path}.vhosts[{j}]"
         if service is None:
             continue
         services.append(service)
@@ -597,6 +609,7 @@ def _health(h: HealthEntry, path: str, problems: list[str]) -> spec.HealthCheck:
         rise=h.rise,
         fall=h.fall,
         expect_status=(low, high),
+        require_pass=h.require_pass,
     )
 
 

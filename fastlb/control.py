@@ -4,8 +4,10 @@ Providers (the static file, Marathon) each hand over whole ``spec.RouteTable``s.
 merges them (a name or an address claimed twice: the later provider's part is skipped with a clear
 error), applies the operator's manual overrides (backend state and weight, set through the admin
 API and re-applied on every publish), and publishes the result on the ``DataPlane`` when it differs
-from the table now serving. A table the data plane refuses (a listener that cannot bind) is logged
-and the last good table keeps serving.
+from the table last published. A table the data plane refuses is logged and the last good table keeps
+serving; a new listener that cannot bind is left out of its table rather than holding the rest back.
+Backend health comes from the providers and from the active health checks (``fastlb.health``), which
+follow every published table; neither needs a new table.
 
 ``serve`` runs it all on one uvloop loop: the providers, the admin API, SIGHUP (re-read the static
 file, resync Marathon), SIGTERM/SIGINT (stop accepting, drain up to a deadline, close what is left,
@@ -145,6 +147,7 @@ class MarathonArgs(msgspec.Struct, frozen=True):
     strict_mode: bool = False
     auth_credentials: str | None = None  # "user:pass"
     auth_credential_file: str | None = None  # a file holding "user:pass"
+    dcos_auth_credentials: str | None = None  # DC/OS service account JSON: uid, private_key, login_endpoint
     ca_cert: str | None = None
     min_serv_port_ip_per_task: int = 10050
     max_serv_port_ip_per_task: int = 10100
@@ -171,14 +174,17 @@ def _accepted(target: Any, values: dict[str, Any]) -> dict[str, Any]:
 def marathon_provider(args: MarathonArgs) -> Provider:
     """A ``fastlb.marathon.provider.MarathonProvider`` for <args>. Raises ImportError when this build has
     no Marathon provider, ValueError (the message says why) for credentials that cannot be used."""
-    from fastlb.marathon.auth import BasicAuth  # noqa: PLC0415 (imported only with --marathon)
+    from fastlb.marathon.auth import BasicAuth, ServiceAccountAuth  # noqa: PLC0415 (only with --marathon)
     from fastlb.marathon.provider import MarathonProvider  # noqa: PLC0415
     from fastlb.marathon.state import MarathonOptions  # noqa: PLC0415
 
     values = msgspec.structs.asdict(args)
     credentials = values.pop("auth_credentials")
     credential_file = values.pop("auth_credential_file")
-    if credential_file is not None:
+    service_account = values.pop("dcos_auth_credentials")
+    if service_account is not None:
+        values["auth"] = ServiceAccountAuth.parse(service_account)
+    elif credential_file is not None:
         values["auth"] = BasicAuth.from_file(credential_file)
     elif credentials is not None:
         values["auth"] = BasicAuth.parse(credentials)
@@ -341,8 +347,10 @@ class Controller:
         self.drain_timeout = drain_timeout
         self.tables: dict[str, spec.RouteTable] = {}
         self.changed_at: dict[str, float] = {}  # provider -> time.monotonic() of its last table
+        self._app_errors: dict[str, dict[str, Any]] = {}  # provider -> app -> error, as last logged
+        self._reconnects: dict[str, int] = {}
         self.overrides: dict[str, Override] = {}
-        self.health: dict[str, bool] = {}  # backend id -> up, as providers last said
+        self.health: dict[str, bool] = {}  # backend id -> up, as providers and health checks last said
         self.serving: spec.RouteTable | None = None
         self.serving_bytes = b""
         self.desired_bytes = b""  # the desired table last published (listeners left out or not)
@@ -351,8 +359,8 @@ class Controller:
         self.conflicts: list[str] = []
         self.swap = SwapStats()
         self.started_at = time.time()
+        self.health_checker: Any = None  # fastlb.health.HealthChecker, made by start()
         self.draining = False
-        self.stopped = asyncio.Event()
         self._publish_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -363,12 +371,34 @@ class Controller:
         def changed(table: spec.RouteTable) -> None:
             self.tables[provider] = table
             self.changed_at[provider] = time.monotonic()
+            self._log_news(provider)
             self._schedule_publish()
 
         return changed
 
+    def _log_news(self, provider: str) -> None:
+        """One line per app a provider newly leaves out (or takes back), and per stream reconnect."""
+        p = self.providers.get(provider)
+        if p is None:
+            return
+        errors = p.app_errors()
+        errors = dict(errors) if isinstance(errors, dict) else {str(e): "" for e in errors or ()}
+        before = self._app_errors.get(provider, {})
+        for app, why in errors.items():
+            if before.get(app) != why:
+                logs.event(logging.WARNING, logs.APP_DISABLED, provider=provider, app=app, error=why)
+        for app in before.keys() - errors.keys():
+            logs.event(logging.INFO, logs.APP_ENABLED, provider=provider, app=app)
+        self._app_errors[provider] = errors
+        reconnects = getattr(p.status(), "reconnects", None)
+        if isinstance(reconnects, int) and reconnects > self._reconnects.get(provider, 0):
+            logs.event(logging.WARNING, logs.MARATHON_RECONNECT, provider=provider, reconnects=reconnects)
+            self._reconnects[provider] = reconnects
+
     def on_backend_state(self, provider: str) -> OnBackendState:
-        def changed(backend_id: str, state: str) -> None:
+        def changed(backend_id: str, state: str | bool) -> None:
+            if isinstance(state, bool):  # the health checker says up (True) or down (False)
+                state = "up" if state else "down"
             if state in ("up", "down"):
                 up = state == "up"
                 if self.health.get(backend_id) != up:
@@ -476,6 +506,7 @@ class Controller:
                 self.dataplane.set_backend_state(bid, o.state)
             if o.weight is not None:
                 self.dataplane.set_backend_weight(bid, o.weight)
+        self._follow_health(table)
         for bid, up in self.health.items():
             self.dataplane.set_backend_health(bid, up)
         logs.event(
@@ -483,6 +514,18 @@ class Controller:
             listeners=len(table.listeners), ms=f"{elapsed * 1000:.3f}",
         )
         return True
+
+    def _follow_health(self, table: spec.RouteTable) -> None:
+        """Active checks follow the table now serving. A new backend whose check must pass first is held
+        down until it does (the data plane counts every new backend up)."""
+        if self.health_checker is None:
+            return
+        checked = set(self.health_checker.status())
+        self.health_checker.update(table)
+        for s in table.services:
+            for b in s.backends:
+                if b.check is not None and b.check.require_pass and b.id not in checked and b.id not in self.health:
+                    self.health[b.id] = False
 
     def _without_unbindable(self, table: spec.RouteTable) -> tuple[spec.RouteTable, list[str]]:
         """<table> less its new listeners that cannot bind, and a line for each."""
@@ -585,6 +628,9 @@ class Controller:
         for name, provider in self.providers.items():
             if getattr(provider, "ready_at_start", False):
                 self.tables[name] = provider.table()
+        from fastlb.health import HealthChecker  # noqa: PLC0415 (asyncio: made on the running loop)
+
+        self.health_checker = HealthChecker(self.on_backend_state("health"))
         if self.tables:
             self.strict_binds = True
             try:
@@ -625,6 +671,8 @@ class Controller:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self.health_checker is not None:
+            await self.health_checker.close()
         self.dataplane.stop_accepting()
         active = self.dataplane.active_connections()
         logs.event(logging.INFO, logs.DRAINING, active=active, deadline_s=self.drain_timeout)
@@ -637,7 +685,6 @@ class Controller:
             self.dataplane.close_all()
         self.dataplane.stop()
         logs.event(logging.INFO, logs.STOPPED, swaps=self.swap.count)
-        self.stopped.set()
 
 
 # -- fastlb run ----------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_stats_json() -> None:
         b1, b2 = web["backends"]
         assert b1 == {
             "id": "10.0.0.1:80", "name": "10.0.0.1:80", "address": "10.0.0.1:80", "state": "ready", "health": "up",
-            "status": "UP", "weight": 1, "override": None, "active": 3, "total": 10, "bytes_in": 100,
+            "status": "UP", "weight": 1, "override": None, "check": None, "active": 3, "total": 10, "bytes_in": 100,
             "bytes_out": 2000, "connect_errors": 1, "retries": 0, "timeouts": 0, "requests": 0, "errors": 1,
         }
         assert (b2["health"], b2["status"]) == ("down", "DOWN")
@@ -147,7 +147,7 @@ def test_metrics_is_valid_exposition() -> None:
     async def t(client, c, dp, p) -> None:
         dp.backends["10.0.0.1:80"].update(active=4, total=9, bytes_out=77)
         r = await client.get("/metrics")
-        assert r.status == 200 and r.content_type == "text/plain"
+        assert r.status == 200 and r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
         families = promtext.parse(await r.text())
         assert families["fastlb_table_generation"] == [("fastlb_table_generation", {}, 1.0)]
         assert families["fastlb_swaps_total"][0][2] == 1.0

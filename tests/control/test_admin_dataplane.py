@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from fastlb import admin, control, spec
 from fastlb._core import DataPlane
-from fastlb.testing.backends import Echo, reserve_port
+from fastlb.testing.backends import Echo, refused_address, reserve_port
 
 from . import promtext
 from .test_control import ListProvider
@@ -168,4 +168,48 @@ async def _left_out(listen: str, spare: str, busy: str, a: str, taken: socket.so
         assert c.dataplane.generation == 3 and c.listen_errors == []
         assert busy in {x.address for x in c.serving.listeners}
     finally:
+        await c.drain()
+
+
+def test_active_health_checks_reach_the_data_plane_and_the_stats() -> None:
+    with Echo() as a, refused_address() as dead, reserve_port() as listen:
+        asyncio.run(_checked(listen, a.address, dead))
+
+
+async def _checked(listen: str, a: str, dead: str) -> None:
+    check = spec.HealthCheck(kind="tcp", interval_ms=50, timeout_ms=1000, rise=1, fall=1)
+    table = spec.RouteTable(
+        services=(
+            spec.Service(
+                name="echo",
+                backends=(spec.Backend(id=a, address=a, check=check), spec.Backend(id=dead, address=dead, check=check)),
+            ),
+        ),
+        listeners=(spec.Listener(address=listen, service="echo"),),
+    )
+    c = control.Controller(DataPlane(1), {"static": ListProvider(table)}, drain_timeout=TIMEOUT)
+    c.start()
+    client = TestClient(TestServer(admin.make_app(c)))
+    await client.start_server()
+    try:
+        await until(lambda: c.dataplane.stats()["backends"][dead]["health"] == "down", "the dead backend down")
+        s = await (await client.get("/stats")).json()
+        by = {b["id"]: b for b in s["services"][0]["backends"]}
+        assert (by[dead]["status"], by[dead]["check"]["up"]) == ("DOWN", False)
+        assert (by[a]["status"], by[a]["check"]["kind"]) == ("UP", "tcp")
+        text = await (await client.get("/stats.csv")).text()
+        rows = list(csv.reader(io.StringIO(text)))
+        header = [rows[0][0][2:]] + rows[0][1:]
+        dead_row = dict(zip(header, [r for r in rows if r[:2] == ["echo", dead]][0]))
+        assert (dead_row["status"], dead_row["check_status"]) == ("DOWN", "L4CON")
+        # Every new connection goes to the live backend.
+        host, port = listen.rsplit(":", 1)
+        for i in range(4):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"%d" % i)
+            assert await asyncio.wait_for(reader.readexactly(1), TIMEOUT) == b"%d" % i
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        await client.close()
         await c.drain()

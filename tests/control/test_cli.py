@@ -122,6 +122,10 @@ def test_usage_errors_exit_2() -> None:
     assert r.returncode == 2
     r = fastlb("frobnicate")
     assert r.returncode == 2
+    r = fastlb("routes", "--marathon", "http://127.0.0.1:1", "--auth-credentials", "nocolon")
+    assert r.returncode == 2 and "user:password" in r.stderr
+    r = fastlb("run", "--marathon", "http://127.0.0.1:1", "--dcos-auth-credentials", "{", "--admin", "127.0.0.1:1")
+    assert r.returncode == 1 and "not JSON" in r.stderr
 
 
 def test_demo_says_what_is_missing_when_there_is_no_demo() -> None:

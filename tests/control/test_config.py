@@ -98,6 +98,7 @@ kind = "http"
 path = "/ok"
 interval = "3s"
 expect_status = [200, 204]
+require_pass = true
 [services.http]
 allow = ["10.1.2.3"]
 auth = { users = ["bob:$1$x$y"] }
@@ -113,7 +114,9 @@ auth = { users = ["bob:$1$x$y"] }
     )
     assert s.backends[1].address == "[::1]:2" and s.backends[1].id == "[::1]:2"
     check = s.backends[0].check
-    assert check == spec.HealthCheck(kind="http", path="/ok", interval_ms=3000, expect_status=(200, 204))
+    assert check == spec.HealthCheck(
+        kind="http", path="/ok", interval_ms=3000, expect_status=(200, 204), require_pass=True
+    )
     assert s.http.allow_cidrs == ("10.1.2.3/32",)
     assert s.http.auth_users == (("bob", "$1$x$y"),) and s.http.auth_realm == "fastlb"
     assert [(x.address, x.kind) for x in t.listeners] == [
@@ -221,6 +224,7 @@ INVALID = [
     (SVC + "[services.health]\nexpect_status = [500, 200]\n",
      "services[0].health.expect_status: [500, 200] is not a status range within 100..599"),
     (SVC + "[services.health]\nport = 70000\n", "services[0].health.port: 70000 is out of range (0..65535)"),
+    (SVC + "[services.health]\nrequire_pass = 1\n", "services[0].health.require_pass: expected a boolean, got integer"),
     (SVC + "[services.http]\nhsts = true\n", 'services[0].http: http options need mode = "http"'),
     (SVC + 'mode = "http"\n[services.http]\nhsts = "yes"\n', "services[0].http.hsts: expected a boolean, got string"),
     (SVC + 'mode = "http"\n[services.http]\nallow = ["10.0.0.0/33"]\n',
@@ -239,6 +243,12 @@ INVALID = [
     ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["a.example.com"]\npaths = ["api"]\n',
      'services[0].paths[0]: "api" is not a path (starts with "/", no spaces)'),
     (SVC + 'paths = ["/api"]\n', "services[0].paths: paths need vhosts"),
+    ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["A.example.com"]\n'
+     '[[services]]\nname = "b"\nvhosts = ["x.example.com", "a.example.com"]\n',
+     'services[1].vhosts[1]: "a.example.com" (every path) is already routed by services[0].vhosts[0]'),
+    ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["a.example.com"]\npaths = ["/x", "/y"]\n'
+     '[[services]]\nname = "b"\nvhosts = ["a.example.com"]\npaths = ["/y", "/x"]\n',
+     'services[1].vhosts[0]: "a.example.com" (the same paths) is already routed by services[0].vhosts[0]'),
     ("[[services]\n", None),  # TOML syntax: one line, starting "toml: "
 ]
 

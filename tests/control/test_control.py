@@ -326,50 +326,38 @@ def test_serve_answers_signals(tmp_path: Path) -> None:
     assert asyncio.run(go()) == 0
 
 
-def test_marathon_provider_is_built_from_the_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Marathon provider gets marathon-lb's options under the names it declares, and only those."""
-    import sys
-    import types
+def test_marathon_provider_is_built_from_the_flags(tmp_path: Path) -> None:
+    """The Marathon provider gets marathon-lb's options under the names it declares."""
+    from fastlb.marathon.auth import BasicAuth
+    from fastlb.marathon.state import MarathonOptions
 
-    import msgspec
-
-    class MarathonOptions(msgspec.Struct, frozen=True):
-        groups: tuple[str, ...] = ("external",)
-        strict_mode: bool = False
-        bind_addr: str = "0.0.0.0"
-        http_port: int = 80
-
-    made: dict[str, Any] = {}
-
-    class MarathonProvider:
-        def __init__(self, urls, options, *, sse=True, poll_interval=60.0, auth=None, ca_cert=None) -> None:
-            made.update(urls=urls, options=options, sse=sse, poll_interval=poll_interval, auth=auth, ca_cert=ca_cert)
-
-    class BasicAuth:
-        def __init__(self, user: str, password: str) -> None:
-            self.user, self.password = user, password
-
-        @classmethod
-        def parse(cls, text: str) -> BasicAuth:
-            user, _, password = text.partition(":")
-            return cls(user, password)
-
-        def __eq__(self, other: object) -> bool:
-            return isinstance(other, BasicAuth) and (self.user, self.password) == (other.user, other.password)
-
-    monkeypatch.setitem(sys.modules, "fastlb.marathon.auth", types.SimpleNamespace(BasicAuth=BasicAuth))
-    monkeypatch.setitem(sys.modules, "fastlb.marathon.state", types.SimpleNamespace(MarathonOptions=MarathonOptions))
-    monkeypatch.setitem(sys.modules, "fastlb.marathon.provider", types.SimpleNamespace(MarathonProvider=MarathonProvider))
     args = control.MarathonArgs(
         urls=("http://127.0.0.1:8080", "http://127.0.0.2:8080"), groups=("*",), sse=False, poll_interval=5,
-        strict_mode=True, auth_credentials="u:p:q", ca_cert="/ca.pem", bind_addr="127.0.0.1", http_port=0,
+        strict_mode=True, health_check=True, auth_credentials="u:p:q", bind_addr="127.0.0.1", http_port=0,
+        appid_port=0, min_serv_port_ip_per_task=0, max_serv_port_ip_per_task=0, max_backoff=7,
     )
-    control.marathon_provider(args)
-    assert made == {
-        "urls": ["http://127.0.0.1:8080", "http://127.0.0.2:8080"],
-        "options": MarathonOptions(groups=("*",), strict_mode=True, bind_addr="127.0.0.1", http_port=0),
-        "sse": False, "poll_interval": 5, "auth": BasicAuth("u", "p:q"), "ca_cert": "/ca.pem",
-    }
+    p = control.marathon_provider(args)
+    assert p.options == MarathonOptions(
+        groups=("*",), strict_mode=True, health_check=True, bind_addr="127.0.0.1", http_port=0, appid_port=0,
+        min_serv_port_ip_per_task=0, max_serv_port_ip_per_task=0,
+    )
+    assert (p.sse, p.poll_interval, p.max_backoff) == (False, 5, 7)
+    assert p.client.members == ("http://127.0.0.1:8080", "http://127.0.0.2:8080")
+    assert isinstance(p.client.auth, BasicAuth) and p.client.auth.user == "u"
+    f = tmp_path / "creds"
+    f.write_text("\nfile-user:secret\n")
+    p = control.marathon_provider(control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credential_file=str(f)))
+    assert p.client.auth.user == "file-user"
+
+
+def test_unusable_marathon_credentials_stop_the_start(tmp_path: Path) -> None:
+    for args, message in (
+        (control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credentials="nocolon"), "user:password"),
+        (control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credential_file=str(tmp_path / "none")), "No such file"),
+        (control.MarathonArgs(urls=("http://127.0.0.1:1",), dcos_auth_credentials="{not json"), "not JSON"),
+    ):
+        with pytest.raises(control.StartError, match=message):
+            control.build(control.RunOptions(marathon=args), FakeDataPlane)
 
 
 def test_a_second_signal_while_draining_closes_at_once() -> None:
@@ -408,3 +396,59 @@ def test_a_provider_not_ready_at_start_serves_from_its_first_table() -> None:
         await c.drain()
 
     run(go())
+
+
+def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() -> None:
+    from fastlb.testing.backends import Echo, refused_address
+
+    check = spec.HealthCheck(kind="tcp", interval_ms=50, rise=3, fall=3, require_pass=True)
+
+    async def go(live: str, dead: str) -> None:
+        dp = FakeDataPlane()
+        backends = (spec.Backend(id=live, address=live, check=check), spec.Backend(id=dead, address=dead, check=check))
+        c = control.Controller(dp, {"static": ListProvider(table(spec.Service(name="a", backends=backends)))})
+        c.start()
+        assert dp.backends[live]["health"] == "down" and dp.backends[dead]["health"] == "down"
+        for _ in range(500):
+            if dp.backends[live]["health"] == "up":
+                break
+            await asyncio.sleep(0.02)
+        assert dp.backends[live]["health"] == "up" and dp.backends[dead]["health"] == "down"
+        await c.drain()
+
+    with Echo() as e, refused_address() as dead:
+        run(go(e.address, dead))
+
+
+def test_disabled_apps_and_reconnects_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    class Marathonish(ListProvider):
+        errors: dict[str, str] = {}
+        reconnects = 0
+
+        def app_errors(self):
+            return dict(self.errors)
+
+        def status(self):
+            import types
+
+            return types.SimpleNamespace(reconnects=self.reconnects, event_latency_ms=None)
+
+    async def go() -> None:
+        p = Marathonish(table(svc("a", "10.0.0.1:1")))
+        c = control.Controller(FakeDataPlane(), {"marathon": p})
+        c.start()
+        await p.running.wait()
+        p.errors = {"/bad": "HAPROXY_0_PORT: 'x' is not a port"}
+        p.on_change(table(svc("b", "10.0.0.1:1")))
+        p.on_change(table(svc("c", "10.0.0.1:1")))  # the same error again: no second line
+        p.reconnects = 1
+        p.errors = {}
+        p.on_change(table(svc("d", "10.0.0.1:1")))
+        await c.drain()
+
+    with caplog.at_level(logging.INFO, logger="fastlb"):
+        run(go())
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines.count('app_disabled provider=marathon app=/bad error="HAPROXY_0_PORT: \'x\' is not a port"') == 1
+    assert "app_enabled provider=marathon app=/bad" in lines
+    assert "marathon_reconnect provider=marathon reconnects=1" in lines

@@ -22,6 +22,8 @@ import pytest
 
 from fastlb.testing.backends import reserve_port
 
+from . import promtext
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
 
@@ -196,7 +198,9 @@ def test_admin_reports_the_real_data_plane(started: tuple[Fastlb, Path, int], ba
         server = [r for r in rows[1:] if r[0] == "echo" and r[1] == a.address][0]
         assert server[header.index("status")] == "UP" and server[header.index("scur")] == "1"
         status, text = get(lb.admin, "/metrics")
-        assert status == 200 and b'fastlb_backend_connections_active{service="echo"' in text
+        families = promtext.parse(text.decode())
+        assert ("fastlb_backend_connections_active", {"service": "echo", "backend": a.address, "address": a.address},
+                1.0) in families["fastlb_backend_connections_active"]
     status, body = get(lb.admin, "/_haproxy_getpids")
     assert body.decode().strip() == str(lb.proc.pid)
 

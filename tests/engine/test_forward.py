@@ -83,6 +83,7 @@ def _bulk_each_way(front: str, total: int) -> None:
     errors: list[BaseException] = []
 
     with connect(front, timeout=120) as c:
+
         def send() -> None:
             try:
                 left = total
@@ -180,3 +181,67 @@ def test_two_thousand_concurrent_connections(dataplane, ports):
         st = dp.stats()
         assert st["total"] == 2000
         assert st["services"]["echo"]["bytes_out"] == st["services"]["echo"]["bytes_in"]
+
+
+def test_clients_that_leave_at_once_are_cleaned_up(dataplane, ports):
+    import struct
+
+    with Echo() as echo:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("s", [echo.address])], {front: "s"}))
+        for i in range(300):
+            c = connect(front)
+            if i % 3 == 0:
+                c.sendall(b"hello")
+            if i % 2 == 0:  # leave with a reset rather than a FIN
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        assert wait_until(lambda: dp.stats()["total"] == 300)
+        assert wait_until(lambda: dp.active_connections() == 0)
+        assert wait_until(lambda: echo.active == 0)
+        with connect(front) as c:  # and the proxy still serves
+            c.sendall(b"ok")
+            assert recv_exactly(c, 2) == b"ok"
+
+
+def test_bytes_and_fin_sent_while_the_connect_is_in_flight_are_forwarded(dataplane, ports):
+    """The backend's accept queue is full, so the proxy's SYN is dropped and retried (about 1 s
+    later): the client's bytes and FIN arrive long before the connect completes."""
+    from fastlb import spec
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    backend = f"127.0.0.1:{srv.getsockname()[1]}"
+    fillers = []
+    try:
+        for _ in range(2):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", srv.getsockname()[1]))
+            fillers.append(f)
+        dp = dataplane()
+        front = ports()
+        slow = spec.Timeouts(connect_ms=15000)
+        dp.publish(table([service("s", [backend], timeouts=slow)], {front: "s"}))
+        payload = os.urandom(5000)
+        with connect(front) as c:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            wait_until(lambda: dp.active_connections() == 1)
+            srv.settimeout(20)
+            while True:  # drain the queue: the fillers first, then the proxy's retried SYN
+                peer, addr = srv.accept()
+                if addr[1] not in [f.getsockname()[1] for f in fillers]:
+                    break
+                peer.close()
+            with peer:
+                peer.settimeout(20)
+                assert recv_all(peer) == payload
+                peer.sendall(b"done")
+            assert recv_all(c) == b"done"
+    finally:
+        for f in fillers:
+            f.close()
+        srv.close()
