@@ -17,6 +17,7 @@ exit 0).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -209,6 +210,9 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
     service_owner: dict[str, str] = {}
     backend_owner: dict[str, str] = {}
     listen_owner: dict[tuple[Any, int], tuple[str, spec.Listener]] = {}
+    # Port -> the addresses taken on it, in the order they were taken: a wildcard address clashes
+    # with every address of its family on the same port, and the first one taken is named.
+    by_port: dict[int, list[tuple[Any, tuple[str, spec.Listener]]]] = {}
     maxconn = 0
     for provider, table in parts:
         kept: set[str] = set()
@@ -216,13 +220,14 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
             if s.name in service_owner:
                 errors.append(f"{provider}: service {s.name!r} skipped: the name is already {service_owner[s.name]}'s")
                 continue
+            owned_by = f"{provider} service {s.name!r}"
             backends = []
             for b in s.backends:
                 owner = backend_owner.get(b.id)
                 if owner is not None:
                     errors.append(f"{provider}: backend {b.id!r} of {s.name!r} skipped: the id is already {owner}'s")
                     continue
-                backend_owner[b.id] = f"{provider} service {s.name!r}"
+                backend_owner[b.id] = owned_by
                 backends.append(b)
             if len(backends) != len(s.backends):
                 s = msgspec.structs.replace(s, backends=tuple(backends))
@@ -232,7 +237,7 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
         for listener in table.listeners:
             if listener.kind == "service" and listener.service not in kept:
                 continue
-            parsed = config.parse_address(listener.address)
+            parsed = _parse_address(listener.address)
             if parsed is None:
                 errors.append(f"{provider}: listener {listener.address!r} skipped: not ip:port")
                 continue
@@ -242,8 +247,8 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
                 clash = next(
                     (
                         v
-                        for (oip, oport), v in listen_owner.items()
-                        if oport == port and oip.version == ip.version and (oip.is_unspecified or ip.is_unspecified)
+                        for oip, v in by_port.get(port, ())
+                        if oip.version == ip.version and (oip.is_unspecified or ip.is_unspecified)
                     ),
                     None,
                 )
@@ -257,6 +262,7 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
                     )
                 continue
             listen_owner[(ip, port)] = (provider, listener)
+            by_port.setdefault(port, []).append((ip, (provider, listener)))
             listeners.append(listener)
         routes.extend(r for r in table.http_routes if r.service in kept)
         if table.maxconn and not maxconn:
@@ -265,6 +271,12 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
         services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes), maxconn=maxconn
     )
     return merged, errors
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_address(address: str) -> tuple[Any, int] | None:
+    """``config.parse_address``, remembered: every merge parses the same listener addresses again."""
+    return config.parse_address(address)
 
 
 def probe_bind(address: str) -> str | None:

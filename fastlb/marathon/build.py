@@ -248,8 +248,22 @@ def task_ports(app: App, task: Task, mode: str) -> list[int]:
     return []
 
 
-@functools.lru_cache(maxsize=1 << 16)
+# An IPv4 address exactly as ``str(ipaddress.ip_address(...))`` writes it: four decimal octets in
+# 0..255, no leading zeros, ASCII digits only. Such a text is its own canonical form.
+_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
 def _ip_literal(text: str) -> str | None:
+    """``text`` as a canonical IP address string, or None when it is not an IP literal. Task
+    addresses are nearly always canonical IPv4 already: those skip ``ipaddress``, the costliest step
+    of a build."""
+    if _CANONICAL_IPV4.fullmatch(text) is not None:
+        return text
+    return _ip_literal_slow(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ip_literal_slow(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:

@@ -21,7 +21,7 @@ HC_DEFAULT_TIMEOUT_S = 20
 HC_DEFAULT_MAX_FAILURES = 3
 
 
-class Payload(msgspec.Struct, frozen=True, rename="camel"):
+class Payload(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """Base of every payload: frozen, camelCase on the wire, unknown fields ignored."""
 
 
