@@ -26,7 +26,7 @@ import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -80,7 +80,11 @@ DRAINING_STATES = frozenset({"TASK_KILLING"})
 _HTTP_CHECKS = frozenset({"HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"})
 _TCP_CHECKS = frozenset({"TCP", "MESOS_TCP"})
 _SERVER_NAME = re.compile(r"[^a-zA-Z0-9-]")
-_SERVER_NAME_ASCII = {c: "_" for c in range(128) if not (chr(c).isalnum() or chr(c) == "-")}
+# The same rule for ASCII names, as a bytes table: bytes.translate is several times faster than
+# str.translate, and it runs once per backend per build.
+_SERVER_NAME_BYTES = bytes(
+    c if c < 128 and (chr(c).isalnum() or chr(c) == "-") else ord("_") for c in range(256)
+)
 _DEFAULT_RETRIES = spec.Service(name="").retries
 
 
@@ -99,7 +103,7 @@ class BuildMemo:
     never depends on the memo: only the time to reach it does."""
 
     def __init__(self) -> None:
-        self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels]] = {}
+        self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels, bool]] = {}
         self.candidates: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
 
 
@@ -138,6 +142,28 @@ class _Recorder(Mapping[str, bool]):
         return BuildContext(options=self._ctx.options, resolve=self.resolve, alive=self, ready=self.ready)
 
 
+def _parse_labels(app: App) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
+    """The app's marathon-lb/fastlb labels, its Traefik labels, and whether Traefik's model
+    applies (``traefik.*`` labels and no ``HAPROXY_*``/``FASTLB_*`` one)."""
+    items = tuple((app.labels or {}).items())
+    try:
+        return _parse_label_items(items)
+    except TypeError:  # a value that cannot be hashed (a hand-built App): parsed, not remembered
+        return _parse_label_items.__wrapped__(items)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_label_items(
+    items: tuple[tuple[str, str | None], ...],
+) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
+    """Parsing depends on the labels alone, and the parsed forms are immutable: apps with the same
+    labels (most of a large cluster shares a few label sets) share one parse."""
+    labels = {k: v for k, v in items if v is not None}
+    hl, tl = lbl.parse_haproxy_labels(labels), lbl.parse_traefik_labels(labels)
+    traefik_model = tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels)
+    return hl, tl, traefik_model
+
+
 def _unchanged(app: App, deps: list[tuple[str, object, object]], ctx: BuildContext) -> bool:
     for kind, key, answer in deps:
         if kind == "resolve":
@@ -156,13 +182,16 @@ def _mlb_candidates_memo(
 ) -> list[_Candidate]:
     """``_mlb_candidates``, reusing the last build's result for an app that has not changed."""
     app = item.app
-    assigns = not declared_service_ports(app, networking_mode(app)) and networking_mode(app) == "container"
-    if memo is None or assigns:  # assigned ports depend on the other apps: always rebuilt
+    if memo is None:
         return _mlb_candidates(item, ctx, assigner)
     cached = memo.candidates.get(app.id)
     if cached is not None and cached[0] is app and _unchanged(app, cached[1], ctx):
+        # Only apps that take no assigned port are remembered: that depends on the app alone.
         fresh[app.id] = cached
         return cached[2]
+    mode = networking_mode(app)
+    if mode == "container" and not declared_service_ports(app, mode):
+        return _mlb_candidates(item, ctx, assigner)  # assigned ports depend on the other apps
     recorder = _Recorder(ctx)
     candidates = _mlb_candidates(item, recorder.context(), assigner)
     fresh[app.id] = (app, recorder.deps, candidates)
@@ -174,7 +203,7 @@ class BuildResult:
     table: spec.RouteTable
     errors: dict[str, str]  # app id -> why it is not served
     warnings: dict[str, tuple[str, ...]]  # app id -> labels accepted but not (fully) honoured
-    backends_by_task: dict[str, tuple[str, ...]]  # task id -> its backend ids in the table
+    backends_by_task: dict[str, tuple[str, ...]]  # task id -> its backend ids in the table, sorted
     lookups: dict[str, str | None]  # every host name the build resolved, and the answer it used
 
 
@@ -250,7 +279,8 @@ def task_ports(app: App, task: Task, mode: str) -> list[int]:
 
 # An IPv4 address exactly as ``str(ipaddress.ip_address(...))`` writes it: four decimal octets in
 # 0..255, no leading zeros, ASCII digits only. Such a text is its own canonical form.
-_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 
 
 def _ip_literal(text: str) -> str | None:
@@ -291,7 +321,7 @@ def server_name(host: str, ip: str, port: int) -> str:
     """marathon-lb's server name: ``<host>_<ip>_<port>``, or ``<ip>_<port>`` when the host is the IP."""
     raw = f"{ip}_{port}" if host == ip else f"{host}_{ip}_{port}"
     if raw.isascii():
-        return raw.translate(_SERVER_NAME_ASCII)
+        return raw.encode().translate(_SERVER_NAME_BYTES).decode()
     return _SERVER_NAME.sub("_", raw)
 
 
@@ -493,6 +523,46 @@ class _Candidate:
     hosts: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     route_weight: int = 0
+    # What the table takes from this candidate, made on first use: a candidate the memo hands to
+    # the next build brings them along, so an unchanged app costs that build no new objects.
+    _listener: spec.Listener | None = None
+    _with_app_id: spec.Service | None = None
+    _routes: list[tuple[tuple, spec.HttpRoute]] | None = None
+    _group_tasks: dict[str, tuple[str, ...]] | None = None  # on a group's first candidate
+
+    def listener(self) -> spec.Listener:
+        if self._listener is None:
+            assert self.listen is not None
+            self._listener = spec.Listener(address=self.listen, kind="service", service=self.service.name)
+        return self._listener
+
+    def with_app_id(self) -> spec.Service:
+        """The service carrying the app-id rule (marathon-lb §3.12)."""
+        if self._with_app_id is None:
+            self._with_app_id = msgspec.structs.replace(self.service, app_id=self.order[0])
+        return self._with_app_id
+
+    def routes(self) -> list[tuple[tuple, spec.HttpRoute]]:
+        """(sort key, route) per vhost: by weight, descending, then as candidates sort."""
+        if self._routes is None:
+            name, weight = self.service.name, self.route_weight
+            self._routes = [
+                ((-weight, self.order, i), spec.HttpRoute(host=h, service=name, paths=self.paths, weight=weight))
+                for i, h in enumerate(self.hosts)
+            ]
+        return self._routes
+
+
+def _group_tasks(cands: list[_Candidate]) -> dict[str, tuple[str, ...]]:
+    """Task id -> its backend ids (sorted, each once) in one app's services."""
+    first = cands[0]
+    if first._group_tasks is None:
+        ids: dict[str, set[str]] = {}
+        for c in cands:
+            for b in c.service.backends:
+                ids.setdefault(task_of_backend(b.id), set()).add(b.id)
+        first._group_tasks = {task: tuple(sorted(v)) for task, v in ids.items()}
+    return first._group_tasks
 
 
 class _AppError(Exception):
@@ -507,26 +577,24 @@ def _selected(groups: tuple[str, ...], options: MarathonOptions) -> bool:
     return "*" in options.groups or bool(set(groups) & set(options.groups))
 
 
-@dataclass(frozen=True)
-class _Served:
-    """A task that passes the filters, with what every port of it needs."""
-
-    task: Task
-    state: spec.AdminState
-    ip: str
-    ports: list[int]
+# A task that passes the filters, with what every port of it needs: (task, admin state, ip, ports).
+# A plain tuple: one is made per task per build.
+_Served = tuple[Task, spec.AdminState, str, Sequence[int]]
 
 
 def _served_tasks(item: _MlbApp, mode_net: str, ctx: BuildContext) -> list[_Served]:
     served = []
-    for task in item.app.tasks or ():
-        state = task_state(item.app, task, ctx, item.draining)
+    app, draining, resolve = item.app, item.draining, ctx.resolve
+    for task in app.tasks or ():
+        state = task_state(app, task, ctx, draining)
         if state is None:
             continue
-        ip = task_ip(task, mode_net, ctx.resolve)
+        ip = task_ip(task, mode_net, resolve)
         if ip is None:
             continue
-        served.append(_Served(task, state, ip, task_ports(item.app, task, mode_net)))
+        # The task's own ports are read, never changed: no copy (task_ports copies them).
+        ports = task.ports if task.ports and mode_net != "container" else task_ports(app, task, mode_net)
+        served.append((task, state, ip, ports))
     return served
 
 
@@ -542,30 +610,38 @@ def _port_backends(
     them (host string, port), then by task id."""
     keyed = []
     own_port_check = spec_check(hc, mode, hc.port or 0, pl.healthcheck_rise) if hc is not None else None
-    for entry in served:
-        task, ip, tports = entry.task, entry.ip, entry.ports
+    weight = pl.weight if pl.weight is not None else 1
+    sticky_check = None
+    if hc is None and pl.sticky:
+        # marathon-lb's sticky server line carries a bare `check`: HAProxy's default tcp check.
+        sticky_check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
+    for task, state, ip, tports in served:
         if index >= len(tports):
             continue  # ports pair by position; extra ports on either side are ignored
-        check = None
         if hc is not None:
             if not hc.port and check_index != index and check_index < len(tports):
                 check = spec_check(hc, mode, tports[check_index], pl.healthcheck_rise)
             else:
                 check = own_port_check
-        elif pl.sticky:
-            # marathon-lb's sticky server line carries a bare `check`: HAProxy's default tcp check.
-            check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
+        else:
+            check = sticky_check
+        host = task.host or ""
+        port = tports[index]
         backend = spec.Backend(
             id=backend_id(task.id, index),
-            address=join_address(ip, tports[index]),
-            weight=pl.weight if pl.weight is not None else 1,
-            state=entry.state,
-            name=server_name(task.host or "", ip, tports[index]),
+            address=join_address(ip, port),
+            weight=weight,
+            state=state,
+            name=server_name(host, ip, port),
             check=check,
         )
-        keyed.append(((task.host or "", tports[index], task.id), backend))
-    keyed.sort(key=lambda kb: kb[0])
-    return tuple(b for _, b in keyed)
+        keyed.append(((host, port, task.id), backend))
+    keyed.sort(key=_first)
+    return tuple([b for _, b in keyed])
+
+
+def _first(pair: tuple) -> object:
+    return pair[0]
 
 
 def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssigner) -> list[_Candidate]:
@@ -786,6 +862,19 @@ def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
 # --- the table ------------------------------------------------------------------------------------
 
 
+def _app_id(app: App) -> str:
+    return app.id
+
+
+def _group_order(cands: list[_Candidate]) -> tuple:
+    return cands[0].order if cands else ()
+
+
+def _candidate_order(c: _Candidate) -> tuple:
+    return c.order
+
+
+
 def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None = None) -> BuildResult:
     lookups: dict[str, str | None] = {}
     outer = ctx.resolve
@@ -801,20 +890,19 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
     warnings: dict[str, tuple[str, ...]] = {}
     mlb: list[_MlbApp] = []
     traefik: list[tuple[App, lbl.TraefikLabels]] = []
-    new_labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels]] = {}
+    new_labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels, bool]] = {}
     fresh: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
     self_id = "/" + options.framework_name.strip("/") if options.framework_name else None
-    for app in sorted(apps, key=lambda a: a.id):
+    old_labels = memo.labels if memo is not None else {}
+    for app in sorted(apps, key=_app_id):
         if app.id == self_id:
             continue
-        labels = app.label_map()
-        parsed = memo.labels.get(app.id) if memo is not None else None
-        if parsed is not None and parsed[0] is app:
-            hl, tl = parsed[1], parsed[2]
-        else:
-            hl, tl = lbl.parse_haproxy_labels(labels), lbl.parse_traefik_labels(labels)
-        new_labels[app.id] = (app, hl, tl)
-        if tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels):
+        parsed = old_labels.get(app.id)
+        if parsed is None or parsed[0] is not app:
+            parsed = (app, *_parse_labels(app))
+        new_labels[app.id] = parsed
+        _, hl, tl, traefik_model = parsed
+        if traefik_model:
             if tl.warnings:
                 warnings[app.id] = tl.warnings
             if _traefik_selected(tl, options):
@@ -860,7 +948,10 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
     taken: dict[str, str] = dict(shared)
     names: dict[str, str] = {}
     kept: list[_Candidate] = []
-    for cands in sorted(per_app, key=lambda cs: cs[0].order if cs else ()):
+    # Task id -> backend ids, merged from the apps kept (a task belongs to one app, except a
+    # task Marathon lists in two apps; those are merged id by id).
+    by_task: dict[str, tuple[str, ...]] = {}
+    for cands in sorted(per_app, key=_group_order):
         if not cands:
             continue
         owner = cands[0].owner
@@ -884,13 +975,19 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
                 errors[member] = problem
             continue
         taken.update(mine)
-        names.update({n: owner for n in my_names})
+        names.update(dict.fromkeys(my_names, owner))
         kept.extend(cands)
+        tasks = _group_tasks(cands)
+        if by_task.keys().isdisjoint(tasks):
+            by_task.update(tasks)
+        else:
+            for task, ids in tasks.items():
+                by_task[task] = tuple(sorted(set(by_task.get(task, ())) | set(ids)))
 
     # Empty services vanish (marathon-lb §3.8); draining backends count, so a service whose
     # tasks are all being killed keeps serving the connections it has.
     kept = [c for c in kept if c.service.backends]
-    kept.sort(key=lambda c: c.order)
+    kept.sort(key=_candidate_order)
 
     services: list[spec.Service] = []
     listeners: list[spec.Listener] = []
@@ -902,33 +999,20 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
         if c.listen is not None and service.mode == "http" and c.order[0] not in appid_seen:
             appid_seen.add(c.order[0])
             if options.appid_port:
-                service = msgspec.structs.replace(service, app_id=c.order[0])
+                service = c.with_app_id()
         services.append(service)
         if c.listen is not None:
-            listeners.append(spec.Listener(address=c.listen, kind="service", service=service.name))
-        if vhost_on:
-            for i, host in enumerate(c.hosts):
-                routes.append(
-                    (
-                        (-c.route_weight, c.order, i),
-                        spec.HttpRoute(host=host, service=service.name, paths=c.paths, weight=c.route_weight),
-                    )
-                )
+            listeners.append(c.listener())
+        if vhost_on and c.hosts:
+            routes.extend(c.routes())
     if vhost_on:
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.http_port), kind="vhost"))
     if options.appid_port and any(s.app_id for s in services):
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.appid_port), kind="appid"))
-    routes.sort(key=lambda kr: kr[0])
+    routes.sort(key=_first)
 
     if memo is not None:
         memo.labels, memo.candidates = new_labels, fresh
-    by_task: dict[str, list[str]] = {}
-    for service in services:
-        for b in service.backends:
-            task_id = task_of_backend(b.id)
-            ids = by_task.setdefault(task_id, [])
-            if b.id not in ids:
-                ids.append(b.id)
     table = spec.RouteTable(
         services=tuple(services),
         listeners=tuple(listeners),
@@ -938,6 +1022,6 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
         table=table,
         errors=dict(sorted(errors.items())),
         warnings=dict(sorted(warnings.items())),
-        backends_by_task={k: tuple(sorted(v)) for k, v in sorted(by_task.items())},
+        backends_by_task=by_task,
         lookups=dict(sorted(lookups.items())),
     )
