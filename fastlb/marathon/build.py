@@ -21,12 +21,13 @@ One app whose labels or ports cannot be served is left out whole, with its reaso
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -94,6 +95,10 @@ class BuildContext:
     resolve: Callable[[str], str | None]  # host name -> IPv4, from a cache; None: not (yet) known
     alive: Mapping[str, bool] = field(default_factory=dict)  # task id -> last Marathon health
     ready: Callable[[App, Task], bool] = lambda app, task: True  # readiness, decided by the state
+    # False when ``ready(app, task)`` is True for every task of <app>, whatever else the state
+    # holds: the answer must depend on the app object alone. Such an app's tasks skip ``ready``,
+    # and a build that reuses the app need not ask again.
+    gated: Callable[[App], bool] = lambda app: True
 
 
 class BuildMemo:
@@ -139,7 +144,7 @@ class _Recorder(Mapping[str, bool]):
         return len(self._ctx.alive)
 
     def context(self) -> BuildContext:
-        return BuildContext(options=self._ctx.options, resolve=self.resolve, alive=self, ready=self.ready)
+        return dataclasses.replace(self._ctx, resolve=self.resolve, alive=self, ready=self.ready)
 
 
 def _parse_labels(app: App) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
@@ -203,7 +208,7 @@ class BuildResult:
     table: spec.RouteTable
     errors: dict[str, str]  # app id -> why it is not served
     warnings: dict[str, tuple[str, ...]]  # app id -> labels accepted but not (fully) honoured
-    backends_by_task: dict[str, tuple[str, ...]]  # task id -> its backend ids in the table, sorted
+    backends_by_task: Mapping[str, tuple[str, ...]]  # task id -> its backend ids in the table, sorted
     lookups: dict[str, str | None]  # every host name the build resolved, and the answer it used
 
 
@@ -438,7 +443,7 @@ def task_state(
     if ctx.options.health_check and app.health_checks:
         if not ctx.alive.get(task.id, False):
             return None
-    if not ctx.ready(app, task):
+    if ctx.gated(app) and not ctx.ready(app, task):
         return None
     return "drain" if task.id in draining else "ready"
 
@@ -545,12 +550,44 @@ class _Candidate:
     def routes(self) -> list[tuple[tuple, spec.HttpRoute]]:
         """(sort key, route) per vhost: by weight, descending, then as candidates sort."""
         if self._routes is None:
-            name, weight = self.service.name, self.route_weight
+            name, weight, paths = self.service.name, self.route_weight, self.paths
             self._routes = [
-                ((-weight, self.order, i), spec.HttpRoute(host=h, service=name, paths=self.paths, weight=weight))
+                ((-weight, self.order, i), spec.HttpRoute(host=h, service=name, paths=paths, weight=weight))
                 for i, h in enumerate(self.hosts)
             ]
         return self._routes
+
+
+class _TaskIndex(Mapping[str, tuple[str, ...]]):
+    """Task id -> its backend ids in the table (sorted), made from the apps' own indexes on first
+    use: the table is handed out without waiting for it, and a build that reuses most apps merges
+    their indexes instead of walking every backend."""
+
+    def __init__(self, groups: list[list[_Candidate]]) -> None:
+        self._groups: list[list[_Candidate]] | None = groups
+        self._index: dict[str, tuple[str, ...]] = {}
+
+    def _built(self) -> dict[str, tuple[str, ...]]:
+        if self._groups is not None:
+            index = self._index
+            for cands in self._groups:
+                tasks = _group_tasks(cands)
+                if index.keys().isdisjoint(tasks):
+                    index.update(tasks)
+                else:  # a task Marathon lists in two apps: its ids are merged
+                    for task, ids in tasks.items():
+                        index[task] = tuple(sorted(set(index.get(task, ())) | set(ids)))
+            self._groups = None
+        return self._index
+
+    def __getitem__(self, task_id: str) -> tuple[str, ...]:
+        return self._built()[task_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
 
 
 def _group_tasks(cands: list[_Candidate]) -> dict[str, tuple[str, ...]]:
@@ -884,7 +921,7 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
             lookups[host] = outer(host)
         return lookups[host]
 
-    ctx = BuildContext(options=ctx.options, resolve=resolve, alive=ctx.alive, ready=ctx.ready)
+    ctx = dataclasses.replace(ctx, resolve=resolve)
     options = ctx.options
     errors: dict[str, str] = {}
     warnings: dict[str, tuple[str, ...]] = {}
@@ -948,9 +985,7 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
     taken: dict[str, str] = dict(shared)
     names: dict[str, str] = {}
     kept: list[_Candidate] = []
-    # Task id -> backend ids, merged from the apps kept (a task belongs to one app, except a
-    # task Marathon lists in two apps; those are merged id by id).
-    by_task: dict[str, tuple[str, ...]] = {}
+    kept_groups: list[list[_Candidate]] = []
     for cands in sorted(per_app, key=_group_order):
         if not cands:
             continue
@@ -977,12 +1012,7 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
         taken.update(mine)
         names.update(dict.fromkeys(my_names, owner))
         kept.extend(cands)
-        tasks = _group_tasks(cands)
-        if by_task.keys().isdisjoint(tasks):
-            by_task.update(tasks)
-        else:
-            for task, ids in tasks.items():
-                by_task[task] = tuple(sorted(set(by_task.get(task, ())) | set(ids)))
+        kept_groups.append(cands)
 
     # Empty services vanish (marathon-lb §3.8); draining backends count, so a service whose
     # tasks are all being killed keeps serving the connections it has.
@@ -1022,6 +1052,6 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
         table=table,
         errors=dict(sorted(errors.items())),
         warnings=dict(sorted(warnings.items())),
-        backends_by_task=by_task,
+        backends_by_task=_TaskIndex(kept_groups),
         lookups=dict(sorted(lookups.items())),
     )

@@ -176,6 +176,10 @@ class MarathonState:
 
     # --- readiness --------------------------------------------------------------------------------
 
+    def _gated(self, app: App) -> bool:
+        """False when ``_ready`` is True for every task of <app>: it depends on the app alone."""
+        return self._options.respect_readiness and bool(app.readiness_checks) and bool(app.deployments)
+
     def _ready(self, app: App, task: Task) -> bool:
         """Readiness gates a task only while a deployment of an app with readiness checks is
         active. A task with a result follows it; one without is ready only if it runs an older
@@ -208,7 +212,11 @@ class MarathonState:
             self._built = None
         if self._built is None:
             ctx = build.BuildContext(
-                options=self._options, resolve=self._resolve, alive=self._alive, ready=self._ready
+                options=self._options,
+                resolve=self._resolve,
+                alive=self._alive,
+                ready=self._ready,
+                gated=self._gated,
             )
             self._built = build.build_table(self._apps.values(), ctx, self._memo)
             self._report(self._built)

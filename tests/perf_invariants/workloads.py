@@ -321,7 +321,7 @@ def digest(state: MarathonState) -> str:
     h.update(spec.encode(state.table()))
     h.update(msgspec.json.encode([state.app_errors(), state.app_warnings(), sorted(state.hostnames())]))
     built = state._build()  # the backend ids per task and the answers the build used
-    h.update(msgspec.json.encode([built.backends_by_task, built.lookups], order="sorted"))
+    h.update(msgspec.json.encode([dict(built.backends_by_task), built.lookups], order="sorted"))
     # What the controller makes of it, next to a static table that claims some of its ports.
     merged, errors = control.merge_tables([("static", _STATIC), ("marathon", built.table)])
     h.update(spec.encode(merged))
