@@ -209,7 +209,7 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
     routes: list[spec.HttpRoute] = []
     service_owner: dict[str, str] = {}
     backend_owner: dict[str, str] = {}
-    listen_owner: dict[tuple[Any, int], tuple[str, spec.Listener]] = {}
+    listen_owner: dict[tuple[int, bytes, int], tuple[str, spec.Listener]] = {}
     # Port -> the addresses taken on it, in the order they were taken: a wildcard address clashes
     # with every address of its family on the same port, and the first one taken is named.
     by_port: dict[int, list[tuple[Any, tuple[str, spec.Listener]]]] = {}
@@ -221,16 +221,22 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
                 errors.append(f"{provider}: service {s.name!r} skipped: the name is already {service_owner[s.name]}'s")
                 continue
             owned_by = f"{provider} service {s.name!r}"
-            backends = []
-            for b in s.backends:
-                owner = backend_owner.get(b.id)
-                if owner is not None:
-                    errors.append(f"{provider}: backend {b.id!r} of {s.name!r} skipped: the id is already {owner}'s")
-                    continue
-                backend_owner[b.id] = owned_by
-                backends.append(b)
-            if len(backends) != len(s.backends):
-                s = msgspec.structs.replace(s, backends=tuple(backends))
+            claimed = dict.fromkeys([b.id for b in s.backends], owned_by)
+            if len(claimed) == len(s.backends) and backend_owner.keys().isdisjoint(claimed):
+                backend_owner.update(claimed)  # the usual case, checked and claimed in bulk
+            else:
+                backends = []
+                for b in s.backends:
+                    owner = backend_owner.get(b.id)
+                    if owner is not None:
+                        errors.append(
+                            f"{provider}: backend {b.id!r} of {s.name!r} skipped: the id is already {owner}'s"
+                        )
+                        continue
+                    backend_owner[b.id] = owned_by
+                    backends.append(b)
+                if len(backends) != len(s.backends):
+                    s = msgspec.structs.replace(s, backends=tuple(backends))
             service_owner[s.name] = provider
             kept.add(s.name)
             services.append(s)
@@ -241,13 +247,13 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
             if parsed is None:
                 errors.append(f"{provider}: listener {listener.address!r} skipped: not ip:port")
                 continue
-            ip, port = parsed
-            clash = listen_owner.get((ip, port))
-            if clash is None:
+            ip, port, key = parsed
+            clash = listen_owner.get(key)
+            if clash is None and port in by_port:
                 clash = next(
                     (
                         v
-                        for oip, v in by_port.get(port, ())
+                        for oip, v in by_port[port]
                         if oip.version == ip.version and (oip.is_unspecified or ip.is_unspecified)
                     ),
                     None,
@@ -261,7 +267,7 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
                         f"{other.address} is already {owner}'s ({_listener_what(other)})"
                     )
                 continue
-            listen_owner[(ip, port)] = (provider, listener)
+            listen_owner[key] = (provider, listener)
             by_port.setdefault(port, []).append((ip, (provider, listener)))
             listeners.append(listener)
         routes.extend(r for r in table.http_routes if r.service in kept)
@@ -274,9 +280,14 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _parse_address(address: str) -> tuple[Any, int] | None:
-    """``config.parse_address``, remembered: every merge parses the same listener addresses again."""
-    return config.parse_address(address)
+def _parse_address(address: str) -> tuple[Any, int, tuple[int, bytes, int]] | None:
+    """``config.parse_address`` and a key that names the same socket address (an ipaddress
+    object hashes in Python, the key in C), remembered: every merge sees the same addresses."""
+    parsed = config.parse_address(address)
+    if parsed is None:
+        return None
+    ip, port = parsed
+    return ip, port, (ip.version, ip.packed, port)
 
 
 def probe_bind(address: str) -> str | None:
