@@ -451,7 +451,7 @@ def task_state(
 # --- deployment groups ----------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _MlbApp:
     app: App
     labels: lbl.AppLabels
@@ -508,7 +508,7 @@ def merge_deployment_groups(apps: list[_MlbApp]) -> list[_MlbApp]:
         drainable = max(0, healthy + (old.app.instances or 0) - target)
         n = min(len(old_tasks), healthy, drainable)
         drained = old.draining | new.draining | {t.id for t in old_tasks[:n]}
-        merged = msgspec.structs.replace(old.app, tasks=[*old_tasks, *(new.app.tasks or ())])
+        merged = msgspec.structs.replace(old.app, tasks=(*old_tasks, *(new.app.tasks or ())))
         groups[group] = _MlbApp(merged, old.labels, old.members + new.members, frozenset(drained))
     return plain + [groups[g] for g in sorted(groups)]
 
@@ -516,7 +516,7 @@ def merge_deployment_groups(apps: list[_MlbApp]) -> list[_MlbApp]:
 # --- candidates -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     """A service before conflicts are resolved and empty services dropped."""
 

@@ -334,7 +334,7 @@ class MarathonState:
         tasks = [t for t in app.tasks or () if t.id != task_id]
         if task is not None:
             tasks.append(task)
-        self._apps[app.id] = msgspec.structs.replace(app, tasks=tasks)
+        self._apps[app.id] = msgspec.structs.replace(app, tasks=tuple(tasks))
         self._built = None
 
     def _on_task_status(
