@@ -21,13 +21,14 @@ One app whose labels or ports cannot be served is left out whole, with its reaso
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -110,6 +111,22 @@ class BuildMemo:
     def __init__(self) -> None:
         self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels, bool]] = {}
         self.candidates: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
+        self.last: _LastBuild | None = None  # how to patch the last table, when it can be patched
+
+
+@dataclass(slots=True)
+class _LastBuild:
+    """The last build, as ``_patch`` needs it. Kept only for a build made of plain marathon-lb
+    apps (no Traefik app, no blue/green group, no assigned service port): there, an app's
+    services depend on that app alone once the conflicts are settled."""
+
+    options: MarathonOptions
+    apps: dict[str, App]  # every app given, by id
+    watch: set[str]  # apps whose build asked the lookups something: asked again each time
+    final: list[_Candidate]  # the candidates behind result.table.services, in that order
+    groups: list[list[_Candidate]]  # the apps kept, as _TaskIndex takes them
+    group_at: dict[str, int]  # app id -> its index in groups
+    result: BuildResult
 
 
 class _Recorder(Mapping[str, bool]):
@@ -387,6 +404,9 @@ class ServicePortAssigner:
                 self._used.add(port)
                 return port
         return None
+
+
+_NO_ASSIGNER = ServicePortAssigner(0, 0)  # for apps that declare their service ports
 
 
 def service_ports(app: App, mode: str, assigner: ServicePortAssigner) -> list[int | None]:
@@ -903,6 +923,105 @@ def _app_id(app: App) -> str:
     return app.id
 
 
+def _shape(c: _Candidate) -> tuple:
+    """All of a candidate that other apps' outcomes, the listeners, the routes and the app-id
+    rule depend on: two candidates of one shape differ in their backends alone."""
+    s = c.service
+    return (c.order, c.owner, c.members, c.listen, s.name, s.mode, bool(s.backends), c.hosts, c.paths) + (
+        c.route_weight,
+    )
+
+
+def _patch(apps: Collection[App], ctx: BuildContext, memo: BuildMemo) -> BuildResult | None:
+    """The last table with the services of the apps that changed since replaced, or None when
+    that would not be the table a whole build makes (then the caller makes one).
+
+    It is when every app that changed is a plain marathon-lb app before and after, asks no host
+    name, and keeps the shape of every candidate (``_shape``): the conflicts, listeners, routes,
+    app-id rule, errors and warnings of the last build all stand, and only the changed apps'
+    backends differ. Costs one identity check per app, plus the apps that changed."""
+    last = memo.last
+    assert last is not None
+    if ctx.options != last.options or len(apps) != len(last.apps):
+        return None
+    changed = [app for app in apps if last.apps.get(app.id) is not app]
+    known = {app.id for app in changed}
+    for app_id in last.watch:
+        if app_id in known:
+            continue
+        app = last.apps[app_id]
+        if not _unchanged(app, memo.candidates[app_id][1], ctx):
+            changed.append(app)
+            known.add(app_id)
+    if not changed:
+        return last.result
+    if any(app.id not in last.apps for app in changed) or len(changed) > len(apps) // 4 + 1:
+        return None  # a new app, or so many changes that a whole build costs about the same
+    errors, warnings = last.result.errors, last.result.warnings
+    updates: list[tuple[App, tuple, tuple[App, list, list[_Candidate]]]] = []
+    for app in changed:
+        old_labels = memo.labels.get(app.id)
+        old_cands = memo.candidates.get(app.id)
+        if old_labels is None or old_cands is None or app.id in errors:
+            return None  # the app was not a plain, served marathon-lb app
+        if any(kind == "resolve" for kind, _, _ in old_cands[1]):
+            return None  # it asked for host names: the build's lookups would change
+        parsed = (app, *_parse_labels(app))
+        _, hl, _, traefik_model = parsed
+        if traefik_model or hl.errors or hl.deployment_group is not None:
+            return None
+        if (hl.warnings or None) != warnings.get(app.id):
+            return None
+        mode = networking_mode(app)
+        if mode == "container" and not declared_service_ports(app, mode):
+            return None  # assigned service ports depend on the other apps
+        recorder = _Recorder(ctx)
+        try:
+            cands = _mlb_candidates(_MlbApp(app, hl, (app.id,)), recorder.context(), _NO_ASSIGNER)
+        except _AppError:
+            return None
+        if any(kind == "resolve" for kind, _, _ in recorder.deps):
+            return None  # host names: the build's lookups would change
+        if [_shape(c) for c in cands] != [_shape(c) for c in old_cands[2]]:
+            return None
+        updates.append((app, parsed, (app, recorder.deps, cands)))
+
+    final = list(last.final)
+    services = list(last.result.table.services)
+    groups = list(last.groups)
+    for app, parsed, entry in updates:
+        old_cands, cands = memo.candidates[app.id][2], entry[2]
+        replaced = dict(zip([id(c) for c in old_cands], cands, strict=True))
+        lo = bisect.bisect_left(final, app.id, key=_app_of)
+        hi = bisect.bisect_right(final, app.id, key=_app_of)
+        for i in range(lo, hi):
+            new = replaced[id(final[i])]
+            services[i] = new.with_app_id() if services[i] is not final[i].service else new.service
+            final[i] = new
+        if app.id in last.group_at:
+            groups[last.group_at[app.id]] = cands
+        memo.labels[app.id] = parsed
+        memo.candidates[app.id] = entry
+        last.apps[app.id] = app
+        if entry[1]:
+            last.watch.add(app.id)
+        else:
+            last.watch.discard(app.id)
+    result = BuildResult(
+        table=msgspec.structs.replace(last.result.table, services=tuple(services)),
+        errors=errors,
+        warnings=warnings,
+        backends_by_task=_TaskIndex(groups),
+        lookups=last.result.lookups,
+    )
+    last.final, last.groups, last.result = final, groups, result
+    return result
+
+
+def _app_of(c: _Candidate) -> str:
+    return c.order[0]
+
+
 def _group_order(cands: list[_Candidate]) -> tuple:
     return cands[0].order if cands else ()
 
@@ -913,6 +1032,12 @@ def _candidate_order(c: _Candidate) -> tuple:
 
 
 def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None = None) -> BuildResult:
+    if memo is not None and memo.last is not None:
+        if not isinstance(apps, Collection):
+            apps = list(apps)
+        patched = _patch(apps, ctx, memo)
+        if patched is not None:
+            return patched
     lookups: dict[str, str | None] = {}
     outer = ctx.resolve
 
@@ -1048,10 +1173,27 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
         listeners=tuple(listeners),
         http_routes=tuple(r for _, r in routes),
     )
-    return BuildResult(
+    result = BuildResult(
         table=table,
         errors=dict(sorted(errors.items())),
         warnings=dict(sorted(warnings.items())),
         backends_by_task=_TaskIndex(kept_groups),
         lookups=dict(sorted(lookups.items())),
     )
+    if memo is not None:
+        plain = not traefik and all(
+            item.labels.deployment_group is None and (item.app.id in fresh or item.app.id in errors)
+            for item in mlb
+        )
+        memo.last = None
+        if plain and self_id is None:
+            memo.last = _LastBuild(
+                options=options,
+                apps={app.id: app for app, *_ in new_labels.values()},
+                watch={app_id for app_id, (_, deps, _) in fresh.items() if deps},
+                final=kept,
+                groups=kept_groups,
+                group_at={cands[0].order[0]: i for i, cands in enumerate(kept_groups)},
+                result=result,
+            )
+    return result

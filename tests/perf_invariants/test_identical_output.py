@@ -74,6 +74,35 @@ def test_incremental_build_equals_full_build(seed: int) -> None:
             assert _from_nothing(state) == incremental
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_patched_table_equals_full_build(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cluster of plain marathon-lb apps most events patch the last table (``_patch``);
+    every patched table is the one a build from nothing makes."""
+    patched = []
+    real_patch = build._patch
+
+    def counting_patch(*args):  # type: ignore[no-untyped-def]
+        result = real_patch(*args)
+        patched.append(result is not None)
+        return result
+
+    monkeypatch.setattr(build, "_patch", counting_patch)
+    body = workloads.mixed_payload(300, seed, plain=True)
+    for options in (workloads.OPTION_SETS["default"], workloads.OPTION_SETS["all-groups-hc"]):
+        state = MarathonState(options, workloads.resolver)
+        state.replace_all(body)
+        state.table()
+        for event_type, data in workloads.events_for(body, seed):
+            state.apply_event(event_type, data)
+            incremental = workloads.digest(state)
+            memo = state._memo
+            assert _from_nothing(state) == incremental
+            state._memo = memo  # keep patching from the last build, as the state would
+            state._built = None
+            assert workloads.digest(state) == incremental
+    assert sum(patched) >= 20  # the patch path was taken, not only the whole build
+
+
 def test_merge_wildcard_clashes_name_the_first_holder() -> None:
     """The index by port finds the same clash as a scan of every address taken: the first one
     taken on that port and family, in provider order."""
@@ -94,7 +123,7 @@ def test_merge_wildcard_clashes_name_the_first_holder() -> None:
         ),
     )
     merged, errors = control.merge_tables([("static", first), ("marathon", second)])
-    assert [l.address for l in merged.listeners] == ["10.0.0.1:80", "10.0.0.2:80", "[::1]:80", "0.0.0.0:81"]
+    assert [x.address for x in merged.listeners] == ["10.0.0.1:80", "10.0.0.2:80", "[::1]:80", "0.0.0.0:81"]
     assert errors == [
         "marathon: listener 0.0.0.0:80 (service 'w4') skipped: 10.0.0.1:80 is already static's (service 'a')",
         "marathon: listener [::]:80 (service 'w6') skipped: [::1]:80 is already static's (service 'c')",

@@ -5,8 +5,8 @@ literals of every kind), and the resync benchmark's 10,000-app cluster.
 
 ``digests()`` reduces what the Marathon provider hands out for each workload to a SHA-256:
 ``spec.encode`` of the table, the app errors and warnings, the backend ids per task, the host
-lookups, and the controller's merge of the table with a static one. ``golden.json`` holds the digests of the build as it was before its speed-ups; running
-this module writes them anew (``python3 -m tests.perf_invariants.workloads``), which is only ever
+lookups, and the controller's merge of the table with a static one. ``golden.json`` holds the
+digests of the build as it was before its speed-ups; running this module writes them anew (``python3 -m tests.perf_invariants.workloads``), which is only ever
 right for a change that is meant to change the output.
 """
 
@@ -95,8 +95,14 @@ _STATES = (
 )
 
 
-def _task(rng: random.Random, app_id: str, n: int, nports: int, ip_per_task: bool) -> dict:
-    host = rng.choice(_HOSTS)
+# Hosts that need no lookup: IP literals (and none).
+_LITERAL_HOSTS = ("10.1.2.3", "10.1.2.4", "192.168.0.1", "0.0.0.0", "::1", "fd00::0001", "FD00::2", "")
+
+
+def _task(
+    rng: random.Random, app_id: str, n: int, nports: int, ip_per_task: bool, plain: bool = False
+) -> dict:
+    host = rng.choice(_LITERAL_HOSTS if plain else _HOSTS)
     task: dict = {
         "id": f"{app_id.strip('/').replace('/', '_')}.instance-{n:04d}._app.1",
         "appId": app_id,
@@ -121,13 +127,18 @@ def _task(rng: random.Random, app_id: str, n: int, nports: int, ip_per_task: boo
     return task
 
 
-def mixed_payload(apps: int, seed: int) -> bytes:
-    """A cluster of <apps> apps of every kind the build distinguishes, reproducible by <seed>."""
+def mixed_payload(apps: int, seed: int, plain: bool = False) -> bytes:
+    """A cluster of <apps> apps of every kind the build distinguishes, reproducible by <seed>.
+    <plain>: marathon-lb apps only (no Traefik app, no blue/green group, no assigned service
+    port) on IP literals: a cluster whose tables can be patched app by app."""
     rng = random.Random(seed)
     out = []
     for a in range(apps):
         app_id = f"/mix/{'grp/' if a % 5 == 0 else ''}app{a:04d}"
-        kind = rng.choice(("host", "host", "bridge", "ip-per-task", "legacy-usr", "traefik"))
+        kinds = ["host", "host", "bridge", "ip-per-task"]
+        if not plain:
+            kinds += ["legacy-usr", "traefik"]
+        kind = rng.choice(kinds)
         nports = rng.choice((1, 1, 2, 3))
         # A few service ports are shared on purpose: the app first by id keeps the address.
         base = 10000 + (a * 3 if rng.random() < 0.95 else rng.randrange(30))
@@ -135,7 +146,9 @@ def mixed_payload(apps: int, seed: int) -> bytes:
         if rng.random() < 0.9:
             labels["HAPROXY_GROUP"] = rng.choice(("external", "external", "internal", "external,internal"))
         if rng.random() < 0.3:
-            labels["HAPROXY_0_VHOST"] = rng.choice(("a.example.com", "b.example.com,C.example.com", "*.wild.example"))
+            labels["HAPROXY_0_VHOST"] = rng.choice(
+                ("a.example.com", "b.example.com,C.example.com", "*.wild.example")
+            )
         if rng.random() < 0.15:
             labels["HAPROXY_0_PATH"] = rng.choice(("/api", "/a /b", "-i /x"))
         if rng.random() < 0.2:
@@ -158,7 +171,7 @@ def mixed_payload(apps: int, seed: int) -> bytes:
             labels["HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX"] = "0"
         if rng.random() < 0.05:
             labels["HAPROXY_0_BACKEND_NETWORK_ALLOWED_ACL"] = "10.0.0.0/8 192.168.1.1"
-        if a % 40 in (1, 2):
+        if a % 40 in (1, 2) and not plain:
             labels["HAPROXY_DEPLOYMENT_GROUP"] = f"bg{a // 40}"
             labels["HAPROXY_DEPLOYMENT_STARTED_AT"] = STAMP if a % 40 == 1 else LATER
             labels["HAPROXY_0_PORT"] = str(9000 + a // 40)
@@ -180,7 +193,9 @@ def mixed_payload(apps: int, seed: int) -> bytes:
         }
         if kind == "host":
             app["networks"] = [{"mode": "host"}]
-            app["portDefinitions"] = [{"port": base + i, "name": f"p{i}", "protocol": "tcp"} for i in range(nports)]
+            app["portDefinitions"] = [
+                {"port": base + i, "name": f"p{i}", "protocol": "tcp"} for i in range(nports)
+            ]
         elif kind == "bridge":
             app["networks"] = [{"mode": "container/bridge"}]
             app["container"] = {
@@ -193,7 +208,7 @@ def mixed_payload(apps: int, seed: int) -> bytes:
         elif kind == "ip-per-task":
             app["networks"] = [{"mode": "container", "name": "dcos"}]
             mappings = [{"containerPort": 8000 + i, "name": f"c{i}"} for i in range(nports)]
-            if rng.random() < 0.5:
+            if plain or rng.random() < 0.5:
                 for i, m in enumerate(mappings):
                     m["servicePort"] = base + i
             app["container"] = {"type": "DOCKER", "portMappings": mappings}
@@ -201,7 +216,9 @@ def mixed_payload(apps: int, seed: int) -> bytes:
             app["container"] = {"type": "DOCKER", "docker": {"network": "USER"}}
             app["ipAddress"] = {
                 "networkName": "dcos",
-                "discovery": {"ports": [{"number": 7000 + i, "name": f"d{i}", "protocol": "tcp"} for i in range(nports)]},
+                "discovery": {
+                    "ports": [{"number": 7000 + i, "name": f"d{i}", "protocol": "tcp"} for i in range(nports)]
+                },
             }
         if rng.random() < 0.4:
             app["healthChecks"] = [
@@ -217,7 +234,7 @@ def mixed_payload(apps: int, seed: int) -> bytes:
             app["readinessChecks"] = [{"name": "ready", "protocol": "HTTP", "path": "/ready"}]
             app["deployments"] = [{"id": f"d{a}"}]
         ip_per_task = kind in ("ip-per-task", "legacy-usr")
-        app["tasks"] = [_task(rng, app_id, t, nports, ip_per_task) for t in range(rng.randrange(7))]
+        app["tasks"] = [_task(rng, app_id, t, nports, ip_per_task, plain) for t in range(rng.randrange(7))]
         if app.get("readinessChecks") and app["tasks"]:
             app["readinessCheckResults"] = [{"taskId": app["tasks"][0]["id"], "ready": rng.random() < 0.5}]
         out.append(app)
@@ -249,7 +266,9 @@ def bench_payload(apps: int, tasks: int = 5, base_port: int = 20000) -> bytes:
                         "appId": app_id,
                         "host": f"10.{a % 250}.{t}.{(a // 250) % 250}",
                         "id": f"bench_app{a:05d}.instance-{a:05d}-{t:04d}._app.1",
-                        "ipAddresses": [{"ipAddress": f"10.{a % 250}.{t}.{(a // 250) % 250}", "protocol": "IPv4"}],
+                        "ipAddresses": [
+                            {"ipAddress": f"10.{a % 250}.{t}.{(a // 250) % 250}", "protocol": "IPv4"}
+                        ],
                         "ports": [31000 + t],
                         "servicePorts": [port],
                         "state": "TASK_RUNNING",
@@ -352,7 +371,10 @@ BENCH_APPS = 10000
 
 
 def run(
-    body: bytes, events: list[tuple[str, bytes]], options: MarathonOptions, resolve: Callable[[str], str | None]
+    body: bytes,
+    events: list[tuple[str, bytes]],
+    options: MarathonOptions,
+    resolve: Callable[[str], str | None],
 ) -> list[str]:
     """The digest after the resync, then after each event (the incremental path)."""
     state = MarathonState(options, resolve)
