@@ -6,8 +6,9 @@ literals of every kind), and the resync benchmark's 10,000-app cluster.
 ``digests()`` reduces what the Marathon provider hands out for each workload to a SHA-256:
 ``spec.encode`` of the table, the app errors and warnings, the backend ids per task, the host
 lookups, and the controller's merge of the table with a static one. ``golden.json`` holds the
-digests of the build as it was before its speed-ups; running this module writes them anew (``python3 -m tests.perf_invariants.workloads``), which is only ever
-right for a change that is meant to change the output.
+digests of the build as it was before its speed-ups; running this module writes them anew
+(``python3 -m tests.perf_invariants.workloads``), which is only ever right for a change that is
+meant to change the output.
 """
 
 from __future__ import annotations
