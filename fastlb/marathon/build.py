@@ -583,22 +583,52 @@ class _TaskIndex(Mapping[str, tuple[str, ...]]):
     use: the table is handed out without waiting for it, and a build that reuses most apps merges
     their indexes instead of walking every backend."""
 
-    def __init__(self, groups: list[list[_Candidate]]) -> None:
+    def __init__(
+        self,
+        groups: list[list[_Candidate]],
+        base: _TaskIndex | None = None,
+        swaps: list[tuple[list[_Candidate], list[_Candidate]]] = (),  # type: ignore[assignment]
+    ) -> None:
+        """<base>, when given and already made: the index of a table that differs from this one
+        by <swaps> alone (an app's old candidates, its new ones)."""
         self._groups: list[list[_Candidate]] | None = groups
         self._index: dict[str, tuple[str, ...]] = {}
+        self._shared = False  # some task is in two apps
+        self._base = base if base is not None and base._groups is None and not base._shared else None
+        self._swaps = swaps
 
     def _built(self) -> dict[str, tuple[str, ...]]:
         if self._groups is not None:
-            index = self._index
-            for cands in self._groups:
-                tasks = _group_tasks(cands)
-                if index.keys().isdisjoint(tasks):
-                    index.update(tasks)
-                else:  # a task Marathon lists in two apps: its ids are merged
-                    for task, ids in tasks.items():
-                        index[task] = tuple(sorted(set(index.get(task, ())) | set(ids)))
-            self._groups = None
+            if self._base is None or not self._patched():
+                self._index = {}
+                self._merge(self._groups)
+            self._groups, self._base, self._swaps = None, None, ()
         return self._index
+
+    def _patched(self) -> bool:
+        assert self._base is not None
+        index = dict(self._base._index)
+        for old, _ in self._swaps:
+            for task in _group_tasks(old):
+                del index[task]
+        for _, new in self._swaps:
+            tasks = _group_tasks(new)
+            if not index.keys().isdisjoint(tasks):
+                return False
+            index.update(tasks)
+        self._index = index
+        return True
+
+    def _merge(self, groups: list[list[_Candidate]]) -> None:
+        index = self._index
+        for cands in groups:
+            tasks = _group_tasks(cands)
+            if index.keys().isdisjoint(tasks):
+                index.update(tasks)
+            else:  # a task Marathon lists in two apps: its ids are merged
+                self._shared = True
+                for task, ids in tasks.items():
+                    index[task] = tuple(sorted(set(index.get(task, ())) | set(ids)))
 
     def __getitem__(self, task_id: str) -> tuple[str, ...]:
         return self._built()[task_id]
@@ -989,6 +1019,7 @@ def _patch(apps: Collection[App], ctx: BuildContext, memo: BuildMemo) -> BuildRe
     final = list(last.final)
     services = list(last.result.table.services)
     groups = list(last.groups)
+    swaps: list[tuple[list[_Candidate], list[_Candidate]]] = []
     for app, parsed, entry in updates:
         old_cands, cands = memo.candidates[app.id][2], entry[2]
         replaced = dict(zip([id(c) for c in old_cands], cands, strict=True))
@@ -1000,6 +1031,7 @@ def _patch(apps: Collection[App], ctx: BuildContext, memo: BuildMemo) -> BuildRe
             final[i] = new
         if app.id in last.group_at:
             groups[last.group_at[app.id]] = cands
+            swaps.append((old_cands, cands))
         memo.labels[app.id] = parsed
         memo.candidates[app.id] = entry
         last.apps[app.id] = app
@@ -1011,7 +1043,7 @@ def _patch(apps: Collection[App], ctx: BuildContext, memo: BuildMemo) -> BuildRe
         table=msgspec.structs.replace(last.result.table, services=tuple(services)),
         errors=errors,
         warnings=warnings,
-        backends_by_task=_TaskIndex(groups),
+        backends_by_task=_TaskIndex(groups, last.result.backends_by_task, swaps),  # type: ignore[arg-type]
         lookups=last.result.lookups,
     )
     last.final, last.groups, last.result = final, groups, result

@@ -155,9 +155,11 @@ class MarathonState:
         self._built = None
 
     def _ingest(self, app: App) -> None:
+        alive = self._alive
         for task in app.tasks or ():
-            if task.health_check_results is not None:
-                self._alive[task.id] = any(r.alive for r in task.health_check_results)
+            results = task.health_check_results
+            if results is not None:
+                alive[task.id] = any([r.alive for r in results]) if results else False
         for result in app.readiness_check_results or ():
             if result.ready:
                 self._once_ready.add(result.task_id)
