@@ -104,9 +104,10 @@ class BuildContext:
 
 class BuildMemo:
     """What one build learnt per app, for the next. An app whose payload is the same object and
-    whose every lookup (host names, Marathon health, readiness) answers as before is not rebuilt,
-    so a table after one event costs little more than the apps that event touched. The result
-    never depends on the memo: only the time to reach it does."""
+    whose every lookup (host names, Marathon health, readiness) answers as before is not rebuilt.
+    When the apps that changed keep the shape of their services (the usual task event), the last
+    table is patched instead (``_patch``): one identity check per app plus the apps that changed.
+    The result never depends on the memo: only the time to reach it does."""
 
     def __init__(self) -> None:
         self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels, bool]] = {}
@@ -987,6 +988,9 @@ def _patch(apps: Collection[App], ctx: BuildContext, memo: BuildMemo) -> BuildRe
         return last.result
     if any(app.id not in last.apps for app in changed) or len(changed) > len(apps) // 4 + 1:
         return None  # a new app, or so many changes that a whole build costs about the same
+    options = ctx.options
+    if options.framework_name and any(app.id == "/" + options.framework_name.strip("/") for app in changed):
+        return None  # the app of the LB itself, never served
     errors, warnings = last.result.errors, last.result.warnings
     updates: list[tuple[App, tuple, tuple[App, list, list[_Candidate]]]] = []
     for app in changed:
@@ -1088,7 +1092,8 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
     fresh: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
     self_id = "/" + options.framework_name.strip("/") if options.framework_name else None
     old_labels = memo.labels if memo is not None else {}
-    for app in sorted(apps, key=_app_id):
+    ordered = sorted(apps, key=_app_id)
+    for app in ordered:
         if app.id == self_id:
             continue
         parsed = old_labels.get(app.id)
@@ -1218,10 +1223,10 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
             for item in mlb
         )
         memo.last = None
-        if plain and self_id is None:
+        if plain:
             memo.last = _LastBuild(
                 options=options,
-                apps={app.id: app for app, *_ in new_labels.values()},
+                apps={app.id: app for app in ordered},
                 watch={app_id for app_id, (_, deps, _) in fresh.items() if deps},
                 final=kept,
                 groups=kept_groups,
