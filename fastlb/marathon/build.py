@@ -162,7 +162,10 @@ class _Recorder(Mapping[str, bool]):
         return len(self._ctx.alive)
 
     def context(self) -> BuildContext:
-        return dataclasses.replace(self._ctx, resolve=self.resolve, alive=self, ready=self.ready)
+        ctx = self._ctx  # not dataclasses.replace: this runs once per app per build
+        return BuildContext(
+            options=ctx.options, resolve=self.resolve, alive=self, ready=self.ready, gated=ctx.gated
+        )
 
 
 def _parse_labels(app: App) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
@@ -452,9 +455,10 @@ def spec_check(hc: HealthCheckDef, mode: str, port: int, rise: int | None) -> sp
 
 
 def task_state(
-    app: App, task: Task, ctx: BuildContext, draining: frozenset[str]
+    app: App, task: Task, ctx: BuildContext, draining: frozenset[str], gated: bool | None = None
 ) -> spec.AdminState | None:
-    """The admin state a task is served with, or None when it is not served."""
+    """The admin state a task is served with, or None when it is not served. <gated>:
+    ``ctx.gated(app)``, when the caller has it already."""
     if not task.host:
         return None  # an old Marathon bug: a task with no host
     if task.state in EXCLUDED_STATES:
@@ -464,7 +468,7 @@ def task_state(
     if ctx.options.health_check and app.health_checks:
         if not ctx.alive.get(task.id, False):
             return None
-    if ctx.gated(app) and not ctx.ready(app, task):
+    if (ctx.gated(app) if gated is None else gated) and not ctx.ready(app, task):
         return None
     return "drain" if task.id in draining else "ready"
 
@@ -673,8 +677,9 @@ _Served = tuple[Task, spec.AdminState, str, Sequence[int]]
 def _served_tasks(item: _MlbApp, mode_net: str, ctx: BuildContext) -> list[_Served]:
     served = []
     app, draining, resolve = item.app, item.draining, ctx.resolve
+    gated = ctx.gated(app)
     for task in app.tasks or ():
-        state = task_state(app, task, ctx, draining)
+        state = task_state(app, task, ctx, draining, gated)
         if state is None:
             continue
         ip = task_ip(task, mode_net, resolve)
