@@ -88,6 +88,8 @@ _SERVER_NAME_BYTES = bytes(
     c if c < 128 and (chr(c).isalnum() or chr(c) == "-") else ord("_") for c in range(256)
 )
 _DEFAULT_RETRIES = spec.Service(name="").retries
+_DEFAULT_TIMEOUTS = spec.Timeouts()  # frozen: one instance serves every service that sets none
+_DEFAULT_STICKY_COOKIE = spec.HttpOptions().sticky_cookie
 
 
 @dataclass(frozen=True)
@@ -666,7 +668,12 @@ def _bind(addr: str, port: int) -> str:
 
 
 def _selected(groups: tuple[str, ...], options: MarathonOptions) -> bool:
-    return "*" in options.groups or bool(set(groups) & set(options.groups))
+    return "*" in options.groups or not _group_set(options.groups).isdisjoint(groups)
+
+
+@functools.lru_cache(maxsize=64)
+def _group_set(groups: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(groups)
 
 
 # A task that passes the filters, with what every port of it needs: (task, admin state, ip, ports).
@@ -771,10 +778,10 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             served = _served_tasks(item, mode_net, ctx)
         backends = _port_backends(served, index, mode, hc, check_index, pl)
         http = mode == "http"
-        timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else spec.Timeouts()
+        timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else _DEFAULT_TIMEOUTS
         http_options = spec.HttpOptions(
             sticky=pl.sticky and http,
-            sticky_cookie=pl.sticky_cookie or spec.HttpOptions().sticky_cookie,
+            sticky_cookie=pl.sticky_cookie or _DEFAULT_STICKY_COOKIE,
             hsts=pl.hsts and http,
             redirect_to_https=pl.redirect_to_https and http and bool(pl.vhosts),
             auth_realm=pl.auth[0] if pl.auth and http else "",
