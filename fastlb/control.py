@@ -17,6 +17,7 @@ exit 0).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -208,7 +209,10 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
     routes: list[spec.HttpRoute] = []
     service_owner: dict[str, str] = {}
     backend_owner: dict[str, str] = {}
-    listen_owner: dict[tuple[Any, int], tuple[str, spec.Listener]] = {}
+    listen_owner: dict[tuple[int, bytes, int], tuple[str, spec.Listener]] = {}
+    # Port -> the addresses taken on it, in the order they were taken: a wildcard address clashes
+    # with every address of its family on the same port, and the first one taken is named.
+    by_port: dict[int, list[tuple[Any, tuple[str, spec.Listener]]]] = {}
     maxconn = 0
     for provider, table in parts:
         kept: set[str] = set()
@@ -216,34 +220,41 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
             if s.name in service_owner:
                 errors.append(f"{provider}: service {s.name!r} skipped: the name is already {service_owner[s.name]}'s")
                 continue
-            backends = []
-            for b in s.backends:
-                owner = backend_owner.get(b.id)
-                if owner is not None:
-                    errors.append(f"{provider}: backend {b.id!r} of {s.name!r} skipped: the id is already {owner}'s")
-                    continue
-                backend_owner[b.id] = f"{provider} service {s.name!r}"
-                backends.append(b)
-            if len(backends) != len(s.backends):
-                s = msgspec.structs.replace(s, backends=tuple(backends))
+            owned_by = f"{provider} service {s.name!r}"
+            claimed = dict.fromkeys([b.id for b in s.backends], owned_by)
+            if len(claimed) == len(s.backends) and backend_owner.keys().isdisjoint(claimed):
+                backend_owner.update(claimed)  # the usual case, checked and claimed in bulk
+            else:
+                backends = []
+                for b in s.backends:
+                    owner = backend_owner.get(b.id)
+                    if owner is not None:
+                        errors.append(
+                            f"{provider}: backend {b.id!r} of {s.name!r} skipped: the id is already {owner}'s"
+                        )
+                        continue
+                    backend_owner[b.id] = owned_by
+                    backends.append(b)
+                if len(backends) != len(s.backends):
+                    s = msgspec.structs.replace(s, backends=tuple(backends))
             service_owner[s.name] = provider
             kept.add(s.name)
             services.append(s)
         for listener in table.listeners:
             if listener.kind == "service" and listener.service not in kept:
                 continue
-            parsed = config.parse_address(listener.address)
+            parsed = _parse_address(listener.address)
             if parsed is None:
                 errors.append(f"{provider}: listener {listener.address!r} skipped: not ip:port")
                 continue
-            ip, port = parsed
-            clash = listen_owner.get((ip, port))
-            if clash is None:
+            ip, port, key = parsed
+            clash = listen_owner.get(key)
+            if clash is None and port in by_port:
                 clash = next(
                     (
                         v
-                        for (oip, oport), v in listen_owner.items()
-                        if oport == port and oip.version == ip.version and (oip.is_unspecified or ip.is_unspecified)
+                        for oip, v in by_port[port]
+                        if oip.version == ip.version and (oip.is_unspecified or ip.is_unspecified)
                     ),
                     None,
                 )
@@ -256,7 +267,8 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
                         f"{other.address} is already {owner}'s ({_listener_what(other)})"
                     )
                 continue
-            listen_owner[(ip, port)] = (provider, listener)
+            listen_owner[key] = (provider, listener)
+            by_port.setdefault(port, []).append((ip, (provider, listener)))
             listeners.append(listener)
         routes.extend(r for r in table.http_routes if r.service in kept)
         if table.maxconn and not maxconn:
@@ -265,6 +277,17 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
         services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes), maxconn=maxconn
     )
     return merged, errors
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_address(address: str) -> tuple[Any, int, tuple[int, bytes, int]] | None:
+    """``config.parse_address`` and a key that names the same socket address (an ipaddress
+    object hashes in Python, the key in C), remembered: every merge sees the same addresses."""
+    parsed = config.parse_address(address)
+    if parsed is None:
+        return None
+    ip, port = parsed
+    return ip, port, (ip.version, ip.packed, port)
 
 
 def probe_bind(address: str) -> str | None:

@@ -21,12 +21,14 @@ One app whose labels or ports cannot be served is left out whole, with its reaso
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import datetime
 import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -80,8 +82,14 @@ DRAINING_STATES = frozenset({"TASK_KILLING"})
 _HTTP_CHECKS = frozenset({"HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"})
 _TCP_CHECKS = frozenset({"TCP", "MESOS_TCP"})
 _SERVER_NAME = re.compile(r"[^a-zA-Z0-9-]")
-_SERVER_NAME_ASCII = {c: "_" for c in range(128) if not (chr(c).isalnum() or chr(c) == "-")}
+# The same rule for ASCII names, as a bytes table: bytes.translate is several times faster than
+# str.translate, and it runs once per backend per build.
+_SERVER_NAME_BYTES = bytes(
+    c if c < 128 and (chr(c).isalnum() or chr(c) == "-") else ord("_") for c in range(256)
+)
 _DEFAULT_RETRIES = spec.Service(name="").retries
+_DEFAULT_TIMEOUTS = spec.Timeouts()  # frozen: one instance serves every service that sets none
+_DEFAULT_STICKY_COOKIE = spec.HttpOptions().sticky_cookie
 
 
 @dataclass(frozen=True)
@@ -90,17 +98,38 @@ class BuildContext:
     resolve: Callable[[str], str | None]  # host name -> IPv4, from a cache; None: not (yet) known
     alive: Mapping[str, bool] = field(default_factory=dict)  # task id -> last Marathon health
     ready: Callable[[App, Task], bool] = lambda app, task: True  # readiness, decided by the state
+    # False when ``ready(app, task)`` is True for every task of <app>, whatever else the state
+    # holds: the answer must depend on the app object alone. Such an app's tasks skip ``ready``,
+    # and a build that reuses the app need not ask again.
+    gated: Callable[[App], bool] = lambda app: True
 
 
 class BuildMemo:
     """What one build learnt per app, for the next. An app whose payload is the same object and
-    whose every lookup (host names, Marathon health, readiness) answers as before is not rebuilt,
-    so a table after one event costs little more than the apps that event touched. The result
-    never depends on the memo: only the time to reach it does."""
+    whose every lookup (host names, Marathon health, readiness) answers as before is not rebuilt.
+    When the apps that changed keep the shape of their services (the usual task event), the last
+    table is patched instead (``_patch``): one identity check per app plus the apps that changed.
+    The result never depends on the memo: only the time to reach it does."""
 
     def __init__(self) -> None:
-        self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels]] = {}
+        self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels, bool]] = {}
         self.candidates: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
+        self.last: _LastBuild | None = None  # how to patch the last table, when it can be patched
+
+
+@dataclass(slots=True)
+class _LastBuild:
+    """The last build, as ``_patch`` needs it. Kept only for a build made of plain marathon-lb
+    apps (no Traefik app, no blue/green group, no assigned service port): there, an app's
+    services depend on that app alone once the conflicts are settled."""
+
+    options: MarathonOptions
+    apps: dict[str, App]  # every app given, by id
+    watch: set[str]  # apps whose build asked the lookups something: asked again each time
+    final: list[_Candidate]  # the candidates behind result.table.services, in that order
+    groups: list[list[_Candidate]]  # the apps kept, as _TaskIndex takes them
+    group_at: dict[str, int]  # app id -> its index in groups
+    result: BuildResult
 
 
 class _Recorder(Mapping[str, bool]):
@@ -135,7 +164,32 @@ class _Recorder(Mapping[str, bool]):
         return len(self._ctx.alive)
 
     def context(self) -> BuildContext:
-        return BuildContext(options=self._ctx.options, resolve=self.resolve, alive=self, ready=self.ready)
+        ctx = self._ctx  # not dataclasses.replace: this runs once per app per build
+        return BuildContext(
+            options=ctx.options, resolve=self.resolve, alive=self, ready=self.ready, gated=ctx.gated
+        )
+
+
+def _parse_labels(app: App) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
+    """The app's marathon-lb/fastlb labels, its Traefik labels, and whether Traefik's model
+    applies (``traefik.*`` labels and no ``HAPROXY_*``/``FASTLB_*`` one)."""
+    items = tuple((app.labels or {}).items())
+    try:
+        return _parse_label_items(items)
+    except TypeError:  # a value that cannot be hashed (a hand-built App): parsed, not remembered
+        return _parse_label_items.__wrapped__(items)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_label_items(
+    items: tuple[tuple[str, str | None], ...],
+) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
+    """Parsing depends on the labels alone, and the parsed forms are immutable: apps with the same
+    labels (most of a large cluster shares a few label sets) share one parse."""
+    labels = {k: v for k, v in items if v is not None}
+    hl, tl = lbl.parse_haproxy_labels(labels), lbl.parse_traefik_labels(labels)
+    traefik_model = tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels)
+    return hl, tl, traefik_model
 
 
 def _unchanged(app: App, deps: list[tuple[str, object, object]], ctx: BuildContext) -> bool:
@@ -156,13 +210,16 @@ def _mlb_candidates_memo(
 ) -> list[_Candidate]:
     """``_mlb_candidates``, reusing the last build's result for an app that has not changed."""
     app = item.app
-    assigns = not declared_service_ports(app, networking_mode(app)) and networking_mode(app) == "container"
-    if memo is None or assigns:  # assigned ports depend on the other apps: always rebuilt
+    if memo is None:
         return _mlb_candidates(item, ctx, assigner)
     cached = memo.candidates.get(app.id)
     if cached is not None and cached[0] is app and _unchanged(app, cached[1], ctx):
+        # Only apps that take no assigned port are remembered: that depends on the app alone.
         fresh[app.id] = cached
         return cached[2]
+    mode = networking_mode(app)
+    if mode == "container" and not declared_service_ports(app, mode):
+        return _mlb_candidates(item, ctx, assigner)  # assigned ports depend on the other apps
     recorder = _Recorder(ctx)
     candidates = _mlb_candidates(item, recorder.context(), assigner)
     fresh[app.id] = (app, recorder.deps, candidates)
@@ -174,7 +231,7 @@ class BuildResult:
     table: spec.RouteTable
     errors: dict[str, str]  # app id -> why it is not served
     warnings: dict[str, tuple[str, ...]]  # app id -> labels accepted but not (fully) honoured
-    backends_by_task: dict[str, tuple[str, ...]]  # task id -> its backend ids in the table
+    backends_by_task: Mapping[str, tuple[str, ...]]  # task id -> its backend ids in the table, sorted
     lookups: dict[str, str | None]  # every host name the build resolved, and the answer it used
 
 
@@ -248,8 +305,23 @@ def task_ports(app: App, task: Task, mode: str) -> list[int]:
     return []
 
 
-@functools.lru_cache(maxsize=1 << 16)
+# An IPv4 address exactly as ``str(ipaddress.ip_address(...))`` writes it: four decimal octets in
+# 0..255, no leading zeros, ASCII digits only. Such a text is its own canonical form.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
+
 def _ip_literal(text: str) -> str | None:
+    """``text`` as a canonical IP address string, or None when it is not an IP literal. Task
+    addresses are nearly always canonical IPv4 already: those skip ``ipaddress``, the costliest step
+    of a build."""
+    if _CANONICAL_IPV4.fullmatch(text) is not None:
+        return text
+    return _ip_literal_slow(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ip_literal_slow(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -277,7 +349,7 @@ def server_name(host: str, ip: str, port: int) -> str:
     """marathon-lb's server name: ``<host>_<ip>_<port>``, or ``<ip>_<port>`` when the host is the IP."""
     raw = f"{ip}_{port}" if host == ip else f"{host}_{ip}_{port}"
     if raw.isascii():
-        return raw.translate(_SERVER_NAME_ASCII)
+        return raw.encode().translate(_SERVER_NAME_BYTES).decode()
     return _SERVER_NAME.sub("_", raw)
 
 
@@ -340,6 +412,9 @@ class ServicePortAssigner:
         return None
 
 
+_NO_ASSIGNER = ServicePortAssigner(0, 0)  # for apps that declare their service ports
+
+
 def service_ports(app: App, mode: str, assigner: ServicePortAssigner) -> list[int | None]:
     ports: list[int | None] = list(declared_service_ports(app, mode))
     if not ports and mode == "container" and app.tasks and assigner.enabled:
@@ -382,9 +457,10 @@ def spec_check(hc: HealthCheckDef, mode: str, port: int, rise: int | None) -> sp
 
 
 def task_state(
-    app: App, task: Task, ctx: BuildContext, draining: frozenset[str]
+    app: App, task: Task, ctx: BuildContext, draining: frozenset[str], gated: bool | None = None
 ) -> spec.AdminState | None:
-    """The admin state a task is served with, or None when it is not served."""
+    """The admin state a task is served with, or None when it is not served. <gated>:
+    ``ctx.gated(app)``, when the caller has it already."""
     if not task.host:
         return None  # an old Marathon bug: a task with no host
     if task.state in EXCLUDED_STATES:
@@ -394,7 +470,7 @@ def task_state(
     if ctx.options.health_check and app.health_checks:
         if not ctx.alive.get(task.id, False):
             return None
-    if not ctx.ready(app, task):
+    if (ctx.gated(app) if gated is None else gated) and not ctx.ready(app, task):
         return None
     return "drain" if task.id in draining else "ready"
 
@@ -402,7 +478,7 @@ def task_state(
 # --- deployment groups ----------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _MlbApp:
     app: App
     labels: lbl.AppLabels
@@ -459,7 +535,7 @@ def merge_deployment_groups(apps: list[_MlbApp]) -> list[_MlbApp]:
         drainable = max(0, healthy + (old.app.instances or 0) - target)
         n = min(len(old_tasks), healthy, drainable)
         drained = old.draining | new.draining | {t.id for t in old_tasks[:n]}
-        merged = msgspec.structs.replace(old.app, tasks=[*old_tasks, *(new.app.tasks or ())])
+        merged = msgspec.structs.replace(old.app, tasks=(*old_tasks, *(new.app.tasks or ())))
         groups[group] = _MlbApp(merged, old.labels, old.members + new.members, frozenset(drained))
     return plain + [groups[g] for g in sorted(groups)]
 
@@ -467,7 +543,7 @@ def merge_deployment_groups(apps: list[_MlbApp]) -> list[_MlbApp]:
 # --- candidates -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     """A service before conflicts are resolved and empty services dropped."""
 
@@ -479,6 +555,108 @@ class _Candidate:
     hosts: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     route_weight: int = 0
+    # What the table takes from this candidate, made on first use: a candidate the memo hands to
+    # the next build brings them along, so an unchanged app costs that build no new objects.
+    _listener: spec.Listener | None = None
+    _with_app_id: spec.Service | None = None
+    _routes: list[tuple[tuple, spec.HttpRoute]] | None = None
+    _group_tasks: dict[str, tuple[str, ...]] | None = None  # on a group's first candidate
+
+    def listener(self) -> spec.Listener:
+        if self._listener is None:
+            assert self.listen is not None
+            self._listener = spec.Listener(address=self.listen, kind="service", service=self.service.name)
+        return self._listener
+
+    def with_app_id(self) -> spec.Service:
+        """The service carrying the app-id rule (marathon-lb §3.12)."""
+        if self._with_app_id is None:
+            self._with_app_id = msgspec.structs.replace(self.service, app_id=self.order[0])
+        return self._with_app_id
+
+    def routes(self) -> list[tuple[tuple, spec.HttpRoute]]:
+        """(sort key, route) per vhost: by weight, descending, then as candidates sort."""
+        if self._routes is None:
+            name, weight, paths = self.service.name, self.route_weight, self.paths
+            self._routes = [
+                ((-weight, self.order, i), spec.HttpRoute(host=h, service=name, paths=paths, weight=weight))
+                for i, h in enumerate(self.hosts)
+            ]
+        return self._routes
+
+
+class _TaskIndex(Mapping[str, tuple[str, ...]]):
+    """Task id -> its backend ids in the table (sorted), made from the apps' own indexes on first
+    use: the table is handed out without waiting for it, and a build that reuses most apps merges
+    their indexes instead of walking every backend."""
+
+    def __init__(
+        self,
+        groups: list[list[_Candidate]],
+        base: _TaskIndex | None = None,
+        swaps: list[tuple[list[_Candidate], list[_Candidate]]] = (),  # type: ignore[assignment]
+    ) -> None:
+        """<base>, when given and already made: the index of a table that differs from this one
+        by <swaps> alone (an app's old candidates, its new ones)."""
+        self._groups: list[list[_Candidate]] | None = groups
+        self._index: dict[str, tuple[str, ...]] = {}
+        self._shared = False  # some task is in two apps
+        self._base = base if base is not None and base._groups is None and not base._shared else None
+        self._swaps = swaps
+
+    def _built(self) -> dict[str, tuple[str, ...]]:
+        if self._groups is not None:
+            if self._base is None or not self._patched():
+                self._index = {}
+                self._merge(self._groups)
+            self._groups, self._base, self._swaps = None, None, ()
+        return self._index
+
+    def _patched(self) -> bool:
+        assert self._base is not None
+        index = dict(self._base._index)
+        for old, _ in self._swaps:
+            for task in _group_tasks(old):
+                del index[task]
+        for _, new in self._swaps:
+            tasks = _group_tasks(new)
+            if not index.keys().isdisjoint(tasks):
+                return False
+            index.update(tasks)
+        self._index = index
+        return True
+
+    def _merge(self, groups: list[list[_Candidate]]) -> None:
+        index = self._index
+        for cands in groups:
+            tasks = _group_tasks(cands)
+            if index.keys().isdisjoint(tasks):
+                index.update(tasks)
+            else:  # a task Marathon lists in two apps: its ids are merged
+                self._shared = True
+                for task, ids in tasks.items():
+                    index[task] = tuple(sorted(set(index.get(task, ())) | set(ids)))
+
+    def __getitem__(self, task_id: str) -> tuple[str, ...]:
+        return self._built()[task_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+
+def _group_tasks(cands: list[_Candidate]) -> dict[str, tuple[str, ...]]:
+    """Task id -> its backend ids (sorted, each once) in one app's services."""
+    first = cands[0]
+    if first._group_tasks is None:
+        ids: dict[str, set[str]] = {}
+        for c in cands:
+            for b in c.service.backends:
+                ids.setdefault(task_of_backend(b.id), set()).add(b.id)
+        first._group_tasks = {task: tuple(sorted(v)) for task, v in ids.items()}
+    return first._group_tasks
 
 
 class _AppError(Exception):
@@ -490,29 +668,33 @@ def _bind(addr: str, port: int) -> str:
 
 
 def _selected(groups: tuple[str, ...], options: MarathonOptions) -> bool:
-    return "*" in options.groups or bool(set(groups) & set(options.groups))
+    return "*" in options.groups or not _group_set(options.groups).isdisjoint(groups)
 
 
-@dataclass(frozen=True)
-class _Served:
-    """A task that passes the filters, with what every port of it needs."""
+@functools.lru_cache(maxsize=64)
+def _group_set(groups: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(groups)
 
-    task: Task
-    state: spec.AdminState
-    ip: str
-    ports: list[int]
+
+# A task that passes the filters, with what every port of it needs: (task, admin state, ip, ports).
+# A plain tuple: one is made per task per build.
+_Served = tuple[Task, spec.AdminState, str, Sequence[int]]
 
 
 def _served_tasks(item: _MlbApp, mode_net: str, ctx: BuildContext) -> list[_Served]:
     served = []
-    for task in item.app.tasks or ():
-        state = task_state(item.app, task, ctx, item.draining)
+    app, draining, resolve = item.app, item.draining, ctx.resolve
+    gated = ctx.gated(app)
+    for task in app.tasks or ():
+        state = task_state(app, task, ctx, draining, gated)
         if state is None:
             continue
-        ip = task_ip(task, mode_net, ctx.resolve)
+        ip = task_ip(task, mode_net, resolve)
         if ip is None:
             continue
-        served.append(_Served(task, state, ip, task_ports(item.app, task, mode_net)))
+        # The task's own ports are read, never changed: no copy (task_ports copies them).
+        ports = task.ports if task.ports and mode_net != "container" else task_ports(app, task, mode_net)
+        served.append((task, state, ip, ports))
     return served
 
 
@@ -528,30 +710,38 @@ def _port_backends(
     them (host string, port), then by task id."""
     keyed = []
     own_port_check = spec_check(hc, mode, hc.port or 0, pl.healthcheck_rise) if hc is not None else None
-    for entry in served:
-        task, ip, tports = entry.task, entry.ip, entry.ports
+    weight = pl.weight if pl.weight is not None else 1
+    sticky_check = None
+    if hc is None and pl.sticky:
+        # marathon-lb's sticky server line carries a bare `check`: HAProxy's default tcp check.
+        sticky_check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
+    for task, state, ip, tports in served:
         if index >= len(tports):
             continue  # ports pair by position; extra ports on either side are ignored
-        check = None
         if hc is not None:
             if not hc.port and check_index != index and check_index < len(tports):
                 check = spec_check(hc, mode, tports[check_index], pl.healthcheck_rise)
             else:
                 check = own_port_check
-        elif pl.sticky:
-            # marathon-lb's sticky server line carries a bare `check`: HAProxy's default tcp check.
-            check = spec.HealthCheck(rise=pl.healthcheck_rise or spec.HealthCheck().rise)
+        else:
+            check = sticky_check
+        host = task.host or ""
+        port = tports[index]
         backend = spec.Backend(
             id=backend_id(task.id, index),
-            address=join_address(ip, tports[index]),
-            weight=pl.weight if pl.weight is not None else 1,
-            state=entry.state,
-            name=server_name(task.host or "", ip, tports[index]),
+            address=join_address(ip, port),
+            weight=weight,
+            state=state,
+            name=server_name(host, ip, port),
             check=check,
         )
-        keyed.append(((task.host or "", tports[index], task.id), backend))
-    keyed.sort(key=lambda kb: kb[0])
-    return tuple(b for _, b in keyed)
+        keyed.append(((host, port, task.id), backend))
+    keyed.sort(key=_first)
+    return tuple([b for _, b in keyed])
+
+
+def _first(pair: tuple) -> object:
+    return pair[0]
 
 
 def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssigner) -> list[_Candidate]:
@@ -588,10 +778,10 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             served = _served_tasks(item, mode_net, ctx)
         backends = _port_backends(served, index, mode, hc, check_index, pl)
         http = mode == "http"
-        timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else spec.Timeouts()
+        timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else _DEFAULT_TIMEOUTS
         http_options = spec.HttpOptions(
             sticky=pl.sticky and http,
-            sticky_cookie=pl.sticky_cookie or spec.HttpOptions().sticky_cookie,
+            sticky_cookie=pl.sticky_cookie or _DEFAULT_STICKY_COOKIE,
             hsts=pl.hsts and http,
             redirect_to_https=pl.redirect_to_https and http and bool(pl.vhosts),
             auth_realm=pl.auth[0] if pl.auth and http else "",
@@ -772,7 +962,130 @@ def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
 # --- the table ------------------------------------------------------------------------------------
 
 
+def _app_id(app: App) -> str:
+    return app.id
+
+
+def _shape(c: _Candidate) -> tuple:
+    """All of a candidate that other apps' outcomes, the listeners, the routes and the app-id
+    rule depend on: two candidates of one shape differ in their backends alone."""
+    s = c.service
+    return (c.order, c.owner, c.members, c.listen, s.name, s.mode, bool(s.backends), c.hosts, c.paths) + (
+        c.route_weight,
+    )
+
+
+def _patch(apps: Collection[App], ctx: BuildContext, memo: BuildMemo) -> BuildResult | None:
+    """The last table with the services of the apps that changed since replaced, or None when
+    that would not be the table a whole build makes (then the caller makes one).
+
+    It is when every app that changed is a plain marathon-lb app before and after, asks no host
+    name, and keeps the shape of every candidate (``_shape``): the conflicts, listeners, routes,
+    app-id rule, errors and warnings of the last build all stand, and only the changed apps'
+    backends differ. Costs one identity check per app, plus the apps that changed."""
+    last = memo.last
+    assert last is not None
+    if ctx.options != last.options or len(apps) != len(last.apps):
+        return None
+    changed = [app for app in apps if last.apps.get(app.id) is not app]
+    known = {app.id for app in changed}
+    for app_id in last.watch:
+        if app_id in known:
+            continue
+        app = last.apps[app_id]
+        if not _unchanged(app, memo.candidates[app_id][1], ctx):
+            changed.append(app)
+            known.add(app_id)
+    if not changed:
+        return last.result
+    if any(app.id not in last.apps for app in changed) or len(changed) > len(apps) // 4 + 1:
+        return None  # a new app, or so many changes that a whole build costs about the same
+    options = ctx.options
+    if options.framework_name and any(app.id == "/" + options.framework_name.strip("/") for app in changed):
+        return None  # the app of the LB itself, never served
+    errors, warnings = last.result.errors, last.result.warnings
+    updates: list[tuple[App, tuple, tuple[App, list, list[_Candidate]]]] = []
+    for app in changed:
+        old_labels = memo.labels.get(app.id)
+        old_cands = memo.candidates.get(app.id)
+        if old_labels is None or old_cands is None or app.id in errors:
+            return None  # the app was not a plain, served marathon-lb app
+        if any(kind == "resolve" for kind, _, _ in old_cands[1]):
+            return None  # it asked for host names: the build's lookups would change
+        parsed = (app, *_parse_labels(app))
+        _, hl, _, traefik_model = parsed
+        if traefik_model or hl.errors or hl.deployment_group is not None:
+            return None
+        if (hl.warnings or None) != warnings.get(app.id):
+            return None
+        mode = networking_mode(app)
+        if mode == "container" and not declared_service_ports(app, mode):
+            return None  # assigned service ports depend on the other apps
+        recorder = _Recorder(ctx)
+        try:
+            cands = _mlb_candidates(_MlbApp(app, hl, (app.id,)), recorder.context(), _NO_ASSIGNER)
+        except _AppError:
+            return None
+        if any(kind == "resolve" for kind, _, _ in recorder.deps):
+            return None  # host names: the build's lookups would change
+        if [_shape(c) for c in cands] != [_shape(c) for c in old_cands[2]]:
+            return None
+        updates.append((app, parsed, (app, recorder.deps, cands)))
+
+    final = list(last.final)
+    services = list(last.result.table.services)
+    groups = list(last.groups)
+    swaps: list[tuple[list[_Candidate], list[_Candidate]]] = []
+    for app, parsed, entry in updates:
+        old_cands, cands = memo.candidates[app.id][2], entry[2]
+        replaced = dict(zip([id(c) for c in old_cands], cands, strict=True))
+        lo = bisect.bisect_left(final, app.id, key=_app_of)
+        hi = bisect.bisect_right(final, app.id, key=_app_of)
+        for i in range(lo, hi):
+            new = replaced[id(final[i])]
+            services[i] = new.with_app_id() if services[i] is not final[i].service else new.service
+            final[i] = new
+        if app.id in last.group_at:
+            groups[last.group_at[app.id]] = cands
+            swaps.append((old_cands, cands))
+        memo.labels[app.id] = parsed
+        memo.candidates[app.id] = entry
+        last.apps[app.id] = app
+        if entry[1]:
+            last.watch.add(app.id)
+        else:
+            last.watch.discard(app.id)
+    result = BuildResult(
+        table=msgspec.structs.replace(last.result.table, services=tuple(services)),
+        errors=errors,
+        warnings=warnings,
+        backends_by_task=_TaskIndex(groups, last.result.backends_by_task, swaps),  # type: ignore[arg-type]
+        lookups=last.result.lookups,
+    )
+    last.final, last.groups, last.result = final, groups, result
+    return result
+
+
+def _app_of(c: _Candidate) -> str:
+    return c.order[0]
+
+
+def _group_order(cands: list[_Candidate]) -> tuple:
+    return cands[0].order if cands else ()
+
+
+def _candidate_order(c: _Candidate) -> tuple:
+    return c.order
+
+
+
 def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None = None) -> BuildResult:
+    if memo is not None and memo.last is not None:
+        if not isinstance(apps, Collection):
+            apps = list(apps)
+        patched = _patch(apps, ctx, memo)
+        if patched is not None:
+            return patched
     lookups: dict[str, str | None] = {}
     outer = ctx.resolve
 
@@ -781,26 +1094,26 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
             lookups[host] = outer(host)
         return lookups[host]
 
-    ctx = BuildContext(options=ctx.options, resolve=resolve, alive=ctx.alive, ready=ctx.ready)
+    ctx = dataclasses.replace(ctx, resolve=resolve)
     options = ctx.options
     errors: dict[str, str] = {}
     warnings: dict[str, tuple[str, ...]] = {}
     mlb: list[_MlbApp] = []
     traefik: list[tuple[App, lbl.TraefikLabels]] = []
-    new_labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels]] = {}
+    new_labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels, bool]] = {}
     fresh: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
     self_id = "/" + options.framework_name.strip("/") if options.framework_name else None
-    for app in sorted(apps, key=lambda a: a.id):
+    old_labels = memo.labels if memo is not None else {}
+    ordered = sorted(apps, key=_app_id)
+    for app in ordered:
         if app.id == self_id:
             continue
-        labels = app.label_map()
-        parsed = memo.labels.get(app.id) if memo is not None else None
-        if parsed is not None and parsed[0] is app:
-            hl, tl = parsed[1], parsed[2]
-        else:
-            hl, tl = lbl.parse_haproxy_labels(labels), lbl.parse_traefik_labels(labels)
-        new_labels[app.id] = (app, hl, tl)
-        if tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels):
+        parsed = old_labels.get(app.id)
+        if parsed is None or parsed[0] is not app:
+            parsed = (app, *_parse_labels(app))
+        new_labels[app.id] = parsed
+        _, hl, tl, traefik_model = parsed
+        if traefik_model:
             if tl.warnings:
                 warnings[app.id] = tl.warnings
             if _traefik_selected(tl, options):
@@ -846,7 +1159,8 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
     taken: dict[str, str] = dict(shared)
     names: dict[str, str] = {}
     kept: list[_Candidate] = []
-    for cands in sorted(per_app, key=lambda cs: cs[0].order if cs else ()):
+    kept_groups: list[list[_Candidate]] = []
+    for cands in sorted(per_app, key=_group_order):
         if not cands:
             continue
         owner = cands[0].owner
@@ -870,13 +1184,14 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
                 errors[member] = problem
             continue
         taken.update(mine)
-        names.update({n: owner for n in my_names})
+        names.update(dict.fromkeys(my_names, owner))
         kept.extend(cands)
+        kept_groups.append(cands)
 
     # Empty services vanish (marathon-lb §3.8); draining backends count, so a service whose
     # tasks are all being killed keeps serving the connections it has.
     kept = [c for c in kept if c.service.backends]
-    kept.sort(key=lambda c: c.order)
+    kept.sort(key=_candidate_order)
 
     services: list[spec.Service] = []
     listeners: list[spec.Listener] = []
@@ -888,42 +1203,46 @@ def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None =
         if c.listen is not None and service.mode == "http" and c.order[0] not in appid_seen:
             appid_seen.add(c.order[0])
             if options.appid_port:
-                service = msgspec.structs.replace(service, app_id=c.order[0])
+                service = c.with_app_id()
         services.append(service)
         if c.listen is not None:
-            listeners.append(spec.Listener(address=c.listen, kind="service", service=service.name))
-        if vhost_on:
-            for i, host in enumerate(c.hosts):
-                routes.append(
-                    (
-                        (-c.route_weight, c.order, i),
-                        spec.HttpRoute(host=host, service=service.name, paths=c.paths, weight=c.route_weight),
-                    )
-                )
+            listeners.append(c.listener())
+        if vhost_on and c.hosts:
+            routes.extend(c.routes())
     if vhost_on:
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.http_port), kind="vhost"))
     if options.appid_port and any(s.app_id for s in services):
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.appid_port), kind="appid"))
-    routes.sort(key=lambda kr: kr[0])
+    routes.sort(key=_first)
 
     if memo is not None:
         memo.labels, memo.candidates = new_labels, fresh
-    by_task: dict[str, list[str]] = {}
-    for service in services:
-        for b in service.backends:
-            task_id = task_of_backend(b.id)
-            ids = by_task.setdefault(task_id, [])
-            if b.id not in ids:
-                ids.append(b.id)
     table = spec.RouteTable(
         services=tuple(services),
         listeners=tuple(listeners),
         http_routes=tuple(r for _, r in routes),
     )
-    return BuildResult(
+    result = BuildResult(
         table=table,
         errors=dict(sorted(errors.items())),
         warnings=dict(sorted(warnings.items())),
-        backends_by_task={k: tuple(sorted(v)) for k, v in sorted(by_task.items())},
+        backends_by_task=_TaskIndex(kept_groups),
         lookups=dict(sorted(lookups.items())),
     )
+    if memo is not None:
+        plain = not traefik and all(
+            item.labels.deployment_group is None and (item.app.id in fresh or item.app.id in errors)
+            for item in mlb
+        )
+        memo.last = None
+        if plain:
+            memo.last = _LastBuild(
+                options=options,
+                apps={app.id: app for app in ordered},
+                watch={app_id for app_id, (_, deps, _) in fresh.items() if deps},
+                final=kept,
+                groups=kept_groups,
+                group_at={cands[0].order[0]: i for i, cands in enumerate(kept_groups)},
+                result=result,
+            )
+    return result

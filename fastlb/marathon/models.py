@@ -21,8 +21,16 @@ HC_DEFAULT_TIMEOUT_S = 20
 HC_DEFAULT_MAX_FAILURES = 3
 
 
-class Payload(msgspec.Struct, frozen=True, rename="camel"):
-    """Base of every payload: frozen, camelCase on the wire, unknown fields ignored."""
+class Payload(msgspec.Struct, frozen=True, rename="camel", gc=False):
+    """Base of every payload: frozen, camelCase on the wire, unknown fields ignored.
+
+    Outside the cyclic GC (``gc=False``), with arrays as tuples: a full resync of a large cluster
+    decodes millions of objects, and every full collection would walk them all for nothing.
+    Nothing here can be part of a reference cycle: a payload is a tree of frozen Structs, tuples,
+    strings and numbers (label dicts hold strings only), built once and never changed, so
+    reference counting alone frees it. A tuple of untracked objects leaves the GC at its first
+    collection; a list never would. Keep it so: a field that can hold a mutable or callable
+    object would need its own ``gc=True`` Struct."""
 
 
 # --- app definition -------------------------------------------------------------------------------
@@ -42,18 +50,18 @@ class PortMapping(Payload):
     name: str | None = None
     protocol: str | None = None
     labels: dict[str, str | None] | None = None
-    network_names: list[str] | None = None
+    network_names: tuple[str, ...] | None = None
 
 
 class Docker(Payload):
     network: str | None = None  # <= 1.4: HOST | BRIDGE | USER
-    port_mappings: list[PortMapping] | None = None  # <= 1.4
+    port_mappings: tuple[PortMapping, ...] | None = None  # <= 1.4
 
 
 class Container(Payload):
     type: str | None = None
     docker: Docker | None = None
-    port_mappings: list[PortMapping] | None = None  # >= 1.5
+    port_mappings: tuple[PortMapping, ...] | None = None  # >= 1.5
 
 
 class DiscoveryPort(Payload):
@@ -63,7 +71,7 @@ class DiscoveryPort(Payload):
 
 
 class Discovery(Payload):
-    ports: list[DiscoveryPort] | None = None
+    ports: tuple[DiscoveryPort, ...] | None = None
 
 
 class IpAddressSpec(Payload):
@@ -132,15 +140,15 @@ class Task(Payload):
     id: str
     app_id: str | None = None
     host: str | None = None
-    ip_addresses: list[IpAddress] | None = None
-    ports: list[int] | None = None
-    service_ports: list[int] | None = None
+    ip_addresses: tuple[IpAddress, ...] | None = None
+    ports: tuple[int, ...] | None = None
+    service_ports: tuple[int, ...] | None = None
     state: str | None = None  # absent state: kept, as marathon-lb does
     version: str | None = None
     started_at: str | None = None
     # None (absent or null) differs from []: absent means "unknown" (e.g. after a leader
     # failover) and falls back to the last result seen; [] means "no result yet".
-    health_check_results: list[HealthResult] | None = None
+    health_check_results: tuple[HealthResult, ...] | None = None
 
 
 class App(Payload):
@@ -152,23 +160,23 @@ class App(Payload):
     version: str | None = None
     version_info: VersionInfo | None = None
     container: Container | None = None
-    networks: list[Network] | None = None
-    port_definitions: list[PortDefinition] | None = None
-    ports: list[int] | None = None  # <= 1.4 service ports
+    networks: tuple[Network, ...] | None = None
+    port_definitions: tuple[PortDefinition, ...] | None = None
+    ports: tuple[int, ...] | None = None  # <= 1.4 service ports
     ip_address: IpAddressSpec | None = None
     require_ports: bool | None = None
-    health_checks: list[HealthCheckDef] | None = None
-    readiness_checks: list[ReadinessCheckDef] | None = None
-    deployments: list[DeploymentRef] | None = None
-    readiness_check_results: list[ReadinessResult] | None = None
-    tasks: list[Task] | None = None
+    health_checks: tuple[HealthCheckDef, ...] | None = None
+    readiness_checks: tuple[ReadinessCheckDef, ...] | None = None
+    deployments: tuple[DeploymentRef, ...] | None = None
+    readiness_check_results: tuple[ReadinessResult, ...] | None = None
+    tasks: tuple[Task, ...] | None = None
 
     def label_map(self) -> dict[str, str]:
         return {k: v for k, v in (self.labels or {}).items() if v is not None}
 
 
 class AppList(Payload):
-    apps: list[App]
+    apps: tuple[App, ...]
 
 
 class AppEnvelope(Payload):
@@ -181,24 +189,24 @@ class AppEnvelope(Payload):
 class DeploymentAction(Payload):
     action: str | None = None
     app: str | None = None
-    readiness_check_results: list[ReadinessResult] | None = None
+    readiness_check_results: tuple[ReadinessResult, ...] | None = None
 
 
 class DeploymentStep(Payload):
-    actions: list[DeploymentAction] | None = None
+    actions: tuple[DeploymentAction, ...] | None = None
 
 
 class Deployment(Payload):
     id: str
     version: str | None = None
-    affected_apps: list[str] | None = None
-    current_actions: list[DeploymentAction] | None = None
-    steps: list[DeploymentStep] | None = None
+    affected_apps: tuple[str, ...] | None = None
+    current_actions: tuple[DeploymentAction, ...] | None = None
+    steps: tuple[DeploymentStep, ...] | None = None
 
 
 class DeploymentPlan(Payload):
     id: str | None = None
-    steps: list[DeploymentStep] | None = None
+    steps: tuple[DeploymentStep, ...] | None = None
     version: str | None = None
 
 
@@ -214,8 +222,8 @@ class StatusUpdateEvent(Event, tag="status_update_event"):
     task_status: str = ""
     app_id: str = ""
     host: str | None = None
-    ip_addresses: list[IpAddress] | None = None
-    ports: list[int] | None = None
+    ip_addresses: tuple[IpAddress, ...] | None = None
+    ports: tuple[int, ...] | None = None
     version: str | None = None
     slave_id: str | None = None
     message: str | None = None
@@ -425,7 +433,7 @@ _event_decoders: dict[str, msgspec.json.Decoder] = {
 
 def decode_apps(payload: bytes) -> list[App]:
     """Body of ``GET /v2/apps?embed=apps.tasks...``. Raises ValueError naming the bad field's path."""
-    return _app_list_decoder.decode(payload).apps
+    return list(_app_list_decoder.decode(payload).apps)
 
 
 def decode_app(payload: bytes) -> App:

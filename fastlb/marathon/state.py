@@ -155,9 +155,11 @@ class MarathonState:
         self._built = None
 
     def _ingest(self, app: App) -> None:
+        alive = self._alive
         for task in app.tasks or ():
-            if task.health_check_results is not None:
-                self._alive[task.id] = any(r.alive for r in task.health_check_results)
+            results = task.health_check_results
+            if results is not None:
+                alive[task.id] = any([r.alive for r in results]) if results else False
         for result in app.readiness_check_results or ():
             if result.ready:
                 self._once_ready.add(result.task_id)
@@ -175,6 +177,10 @@ class MarathonState:
             self._once_ready.discard(task_id)
 
     # --- readiness --------------------------------------------------------------------------------
+
+    def _gated(self, app: App) -> bool:
+        """False when ``_ready`` is True for every task of <app>: it depends on the app alone."""
+        return self._options.respect_readiness and bool(app.readiness_checks) and bool(app.deployments)
 
     def _ready(self, app: App, task: Task) -> bool:
         """Readiness gates a task only while a deployment of an app with readiness checks is
@@ -208,7 +214,11 @@ class MarathonState:
             self._built = None
         if self._built is None:
             ctx = build.BuildContext(
-                options=self._options, resolve=self._resolve, alive=self._alive, ready=self._ready
+                options=self._options,
+                resolve=self._resolve,
+                alive=self._alive,
+                ready=self._ready,
+                gated=self._gated,
             )
             self._built = build.build_table(self._apps.values(), ctx, self._memo)
             self._report(self._built)
@@ -326,7 +336,7 @@ class MarathonState:
         tasks = [t for t in app.tasks or () if t.id != task_id]
         if task is not None:
             tasks.append(task)
-        self._apps[app.id] = msgspec.structs.replace(app, tasks=tasks)
+        self._apps[app.id] = msgspec.structs.replace(app, tasks=tuple(tasks))
         self._built = None
 
     def _on_task_status(
