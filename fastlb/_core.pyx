@@ -8,7 +8,8 @@ one C unit (the uvloop way). This file holds the engine's face, ``DataPlane``: i
 import os
 
 from libc.errno cimport errno
-from libc.stdint cimport uint32_t, uint64_t
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, strdup
 
 
@@ -18,15 +19,15 @@ from fastlb.includes.capi cimport FLB_OK, flb_live
 from fastlb.includes.cbackend cimport (FLB_ADMIN_DRAIN, FLB_ADMIN_MAINT, FLB_ADMIN_READY, FLB_HEALTH_DOWN,
                                        FLB_HEALTH_UP, flb_backend, flb_backend_find, flb_backend_get)
 from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engine_close_all,
-                                      flb_engine_free, flb_engine_listener, flb_engine_new,
+                                      flb_engine_free, flb_engine_new,
                                       flb_engine_options, flb_engine_publish, flb_engine_start,
                                       flb_engine_stop, flb_engine_stop_accepting, flb_engine_sweep,
                                       flb_engine_table)
 from fastlb.includes.clistener cimport (flb_listener, flb_listener_get, flb_listener_new, flb_listener_open,
                                         flb_listener_put)
 from fastlb.includes.croute cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
-                                     FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_build, flb_counters_get,
-                                     flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
+                                     FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_algo, flb_balance_build, flb_counters_get,
+                                     flb_mode, flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
 
 
 def live_counts():
@@ -80,50 +81,133 @@ cdef uint32_t _idle_ms(object t):
     return min(limits) if limits else 0
 
 
+cdef class _Svc:
+    """One spec.Service checked and flattened into C-ready arrays (backends sorted by id). Frozen
+    services are often handed over again unchanged from one table to the next: a publish reuses the
+    previous publish's _Svc of the very same object instead of checking it again."""
+    cdef object svc
+    cdef bytes name
+    cdef int mode
+    cdef int algo
+    cdef uint32_t connect_ms, idle_ms, retries, maxconn
+    cdef uint32_t n
+    cdef list ids             # [bytes] backend ids, sorted
+    cdef dict addresses       # backend id -> address, for the cross-service check
+    cdef sockaddr_storage *sa # [n]
+    cdef socklen_t *salen     # [n]
+    cdef uint32_t *weight     # [n]
+    cdef uint32_t *admin      # [n]
+    cdef uint32_t *fall       # [n] passive health threshold: the active check's fall, 0 without a check
+    cdef uint8_t *start_down  # [n] a new record starts down (its check has require_pass)
+
+    def __dealloc__(self):
+        PyMem_Free(self.sa)
+        PyMem_Free(self.salen)
+        PyMem_Free(self.weight)
+        PyMem_Free(self.admin)
+        PyMem_Free(self.fall)
+        PyMem_Free(self.start_down)
+
+    def __init__(self, svc):
+        cdef uint32_t j = 0
+        name = svc.name
+        self.svc = svc
+        self.name = name.encode()
+        mode = _MODES.get(svc.mode)
+        if mode is None:
+            raise ValueError(f"service {name!r}: unknown mode {svc.mode!r}")
+        algo = _ALGOS.get(svc.balance)
+        if algo is None:
+            raise ValueError(f"service {name!r}: unknown balance {svc.balance!r}")
+        self.mode = mode
+        self.algo = algo
+        t = svc.timeouts
+        for field in ("connect_ms", "client_ms", "server_ms", "tunnel_ms"):
+            _u32(getattr(t, field), f"service {name!r} timeouts.{field}")
+        self.connect_ms = t.connect_ms
+        self.idle_ms = _idle_ms(t)
+        self.retries = _u32(svc.retries, f"service {name!r} retries")
+        self.maxconn = _u32(svc.maxconn, f"service {name!r} maxconn")
+        backends = svc.backends
+        if len(backends) > 65536:
+            raise ValueError(f"service {name!r}: {len(backends)} backends, at most 65536")
+        self.n = len(backends)
+        self.sa = <sockaddr_storage *>PyMem_Malloc((self.n or 1) * sizeof(sockaddr_storage))
+        self.salen = <socklen_t *>PyMem_Malloc((self.n or 1) * sizeof(socklen_t))
+        self.weight = <uint32_t *>PyMem_Malloc((self.n or 1) * sizeof(uint32_t))
+        self.admin = <uint32_t *>PyMem_Malloc((self.n or 1) * sizeof(uint32_t))
+        self.fall = <uint32_t *>PyMem_Malloc((self.n or 1) * sizeof(uint32_t))
+        self.start_down = <uint8_t *>PyMem_Malloc((self.n or 1) * sizeof(uint8_t))
+        if (self.sa == NULL or self.salen == NULL or self.weight == NULL or self.admin == NULL or
+                self.fall == NULL or self.start_down == NULL):
+            raise MemoryError()
+        self.ids = []
+        self.addresses = {}
+        for be in sorted(backends, key=_backend_id):
+            bid = be.id
+            address = be.address
+            if bid in self.addresses:
+                raise ValueError(f"service {name!r}: backend {bid!r} is listed twice")
+            self.addresses[bid] = address
+            self.ids.append(bid.encode())
+            if flb_addr_parse(address.encode(), &self.sa[j], &self.salen[j]) != FLB_OK:
+                raise ValueError(f"service {name!r} backend {bid!r} address {address!r}: "
+                                 f"expected a numeric 'ip:port' or '[ipv6]:port'")
+            weight = be.weight
+            if not isinstance(weight, int) or not 0 <= weight <= 256:
+                raise ValueError(f"service {name!r} backend {bid!r}: weight {weight!r} is not in 0..256")
+            self.weight[j] = weight
+            admin = _ADMIN.get(be.state)
+            if admin is None:
+                raise ValueError(f"service {name!r} backend {bid!r}: unknown state {be.state!r}")
+            self.admin[j] = admin
+            check = be.check
+            if check is None:
+                self.fall[j] = 0
+                self.start_down[j] = 0
+            else:
+                self.fall[j] = _u32(check.fall, f"service {name!r} backend {bid!r} check.fall")
+                self.start_down[j] = bool(check.require_pass)
+            j += 1
+
+
+def _backend_id(be):
+    return be.id
+
+
 cdef class _Plan:
     """A RouteTable checked and flattened: everything that can be wrong is found before any C state
     changes."""
-    cdef list services      # [(service, [backend sorted by id])]
+    cdef list services      # [_Svc]
     cdef dict service_index # name -> index
     cdef list listeners     # [(address, service index, maxconn)]
     cdef dict addresses     # backend id -> address
 
-    def __init__(self, table):
+    def __init__(self, table, dict previous):
+        """<previous>: id(service) -> _Svc of the last publish, reused for the same objects."""
         cdef sockaddr_storage sa
         cdef socklen_t length
+        cdef _Svc entry
         self.services = []
         self.service_index = {}
         self.listeners = []
         self.addresses = {}
         _u32(table.maxconn, "table maxconn")
         for svc in table.services:
-            if svc.name in self.service_index:
-                raise ValueError(f"service {svc.name!r} is defined twice")
-            if svc.mode not in _MODES:
-                raise ValueError(f"service {svc.name!r}: unknown mode {svc.mode!r}")
-            if svc.balance not in _ALGOS:
-                raise ValueError(f"service {svc.name!r}: unknown balance {svc.balance!r}")
-            for field in ("connect_ms", "client_ms", "server_ms", "tunnel_ms"):
-                _u32(getattr(svc.timeouts, field), f"service {svc.name!r} timeouts.{field}")
-            _u32(svc.retries, f"service {svc.name!r} retries")
-            _u32(svc.maxconn, f"service {svc.name!r} maxconn")
-            if len(svc.backends) > 65536:
-                raise ValueError(f"service {svc.name!r}: {len(svc.backends)} backends, at most 65536")
-            seen = set()
-            for be in svc.backends:
-                if be.id in seen:
-                    raise ValueError(f"service {svc.name!r}: backend {be.id!r} is listed twice")
-                seen.add(be.id)
-                _parse(be.address, &sa, &length, f"service {svc.name!r} backend {be.id!r}")
-                known = self.addresses.setdefault(be.id, be.address)
-                if known != be.address:
-                    raise ValueError(f"backend {be.id!r} names two addresses: {known!r} and {be.address!r}")
-                if not isinstance(be.weight, int) or not 0 <= be.weight <= 256:
-                    raise ValueError(f"service {svc.name!r} backend {be.id!r}: weight {be.weight!r} is not in 0..256")
-                if be.state not in _ADMIN:
-                    raise ValueError(f"service {svc.name!r} backend {be.id!r}: unknown state {be.state!r}")
-            self.service_index[svc.name] = len(self.services)
-            self.services.append((svc, sorted(svc.backends, key=lambda b: b.id)))
+            entry = previous.get(id(svc))
+            if entry is None or entry.svc is not svc:
+                entry = _Svc(svc)
+            name = svc.name
+            if name in self.service_index:
+                raise ValueError(f"service {name!r} is defined twice")
+            # A backend named by several services must name one address (one record, one address).
+            for bid in self.addresses.keys() & entry.addresses.keys():
+                if self.addresses[bid] != entry.addresses[bid]:
+                    raise ValueError(f"backend {bid!r} names two addresses: {self.addresses[bid]!r} and "
+                                     f"{entry.addresses[bid]!r}")
+            self.addresses.update(entry.addresses)
+            self.service_index[name] = len(self.services)
+            self.services.append(entry)
         seen_addresses = set()
         for lst in table.listeners:
             if lst.kind not in ("service", "vhost", "appid"):
@@ -149,6 +233,7 @@ cdef class DataPlane:
     cdef uint32_t nworkers
     cdef bint started
     cdef bint stopped
+    cdef dict checked  # id(spec.Service) -> _Svc of the last publish (see _Svc)
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
                   buffer_size=16384, splice_threshold=65536):
@@ -170,6 +255,7 @@ cdef class DataPlane:
             raise ValueError(f"splice_threshold: {splice_threshold!r} is not a count")
         o.splice_threshold = splice_threshold
         self.nworkers = workers
+        self.checked = {}
         self.e = flb_engine_new(&o)
         if self.e == NULL:
             raise OSError(errno, os.strerror(errno))
@@ -209,13 +295,14 @@ cdef class DataPlane:
         cdef list kept = []
         if self.stopped:
             raise RuntimeError("this DataPlane has been stopped")
-        plan = _Plan(table)
+        plan = _Plan(table, self.checked)
+        published = self._published_listeners()
         # Listeners first: the only step that can fail for reasons outside the table.
         try:
             for address, _, _ in plan.listeners:
-                l = flb_engine_listener(self.e, address.encode())
-                if l != NULL:
-                    kept.append(<size_t>flb_listener_get(l))
+                p = published.get(address)
+                if p is not None:
+                    kept.append(<size_t>flb_listener_get(<flb_listener *><size_t>p))
                     continue
                 l = _listener_new(address, self.nworkers)
                 opened.append(<size_t>l)
@@ -244,42 +331,60 @@ cdef class DataPlane:
             t.lst[i].maxconn = maxconn
         t.maxconn = table.maxconn
         try:
-            for i, (svc, backends) in enumerate(plan.services):
-                self._compile_service(&t.svc[i], svc, backends)
+            for i, entry in enumerate(plan.services):
+                self._compile_service(&t.svc[i], entry)
         except BaseException:
             flb_table_put(t)
             flb_engine_sweep(self.e)
             raise
         with nogil:
             gen = flb_engine_publish(self.e, t)
+        self.checked = {id((<_Svc>entry).svc): entry for entry in plan.services}
         return gen
 
-    cdef _compile_service(self, flb_service *s, object svc, list backends):
+    cdef dict _published_listeners(self):
+        """The listener registry, by address: the listeners of the published table (one pass, so
+        that a publish finds each of its listeners in constant time)."""
+        cdef flb_table *t = flb_engine_table(self.e)
+        cdef dict out = {}
+        if t == NULL:
+            return out
+        for i in range(t.nlst):
+            out[t.lst[i].l.address.decode()] = <size_t>t.lst[i].l
+        # The engine's reference keeps them alive: only this thread publishes or closes them.
+        flb_table_put(t)
+        return out
+
+    cdef _compile_service(self, flb_service *s, _Svc v):
         cdef flb_backend *b
-        s.name = strdup(svc.name.encode())
-        s.c = flb_counters_get(self.e.counters, svc.name.encode())
-        if s.name == NULL or s.c == NULL or flb_service_alloc(s, len(backends)) != FLB_OK:
+        cdef uint32_t j
+        s.name = strdup(v.name)
+        s.c = flb_counters_get(self.e.counters, v.name)
+        if s.name == NULL or s.c == NULL or flb_service_alloc(s, v.n) != FLB_OK:
             raise MemoryError()
-        s.mode = _MODES[svc.mode]
-        s.connect_ms = svc.timeouts.connect_ms
-        s.idle_ms = _idle_ms(svc.timeouts)
-        s.retries = svc.retries
-        s.maxconn = svc.maxconn
-        for j, be in enumerate(backends):
-            b = flb_backend_get(self.e.backends, be.id.encode())
+        s.mode = <flb_mode>v.mode
+        s.connect_ms = v.connect_ms
+        s.idle_ms = v.idle_ms
+        s.retries = v.retries
+        s.maxconn = v.maxconn
+        for j in range(v.n):
+            bid = <bytes>v.ids[j]
+            b = flb_backend_get(self.e.backends, bid)
             if b == NULL:
                 raise MemoryError()
             s.be[j] = b
-            _parse(be.address, &s.addr[j], &s.addrlen[j], "backend")
+            s.addr[j] = v.sa[j]
+            s.addrlen[j] = v.salen[j]
+            s.fall[j] = v.fall[j]
             # The record's address is for stats and the control plane; workers connect to the
             # table's copy, so changing it never races with a connect.
-            memcpy(&b.addr, &s.addr[j], sizeof(sockaddr_storage))
-            b.addrlen = s.addrlen[j]
-            b.weight = be.weight
-            b.admin = _ADMIN[be.state]
+            memcpy(&b.addr, &v.sa[j], sizeof(sockaddr_storage))
+            b.addrlen = v.salen[j]
+            b.weight = v.weight[j]
+            b.admin = v.admin[j]
         if s.nbe > 0:
-            if flb_balance_build(&s.bal, _ALGOS[svc.balance], s.be, s.nbe, self.nworkers) != FLB_OK:
-                raise OSError(errno, f"{os.strerror(errno)}: cannot build the balancer of {svc.name}")
+            if flb_balance_build(&s.bal, <flb_balance_algo>v.algo, s.be, s.nbe, self.nworkers) != FLB_OK:
+                raise OSError(errno, f"{os.strerror(errno)}: cannot build the balancer of {v.name.decode()}")
             s.bal_built = 1
 
     cdef flb_backend *_backend(self, str backend_id):

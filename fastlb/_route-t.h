@@ -37,6 +37,9 @@ struct flb_service {
     struct sockaddr_storage *addr;   /* [nbe] the address each backend had when compiled: workers
                                         connect to this immutable copy, never to be->addr */
     socklen_t *addrlen;              /* [nbe] */
+    uint32_t *fall;                  /* [nbe] passive health: consecutive connect failures that mark
+                                        the backend down (its active check's fall); 0: never, as
+                                        nothing but an active check would bring it back */
     struct flb_balancer bal;
     uint8_t bal_built;
     uint32_t connect_ms;             /* 0: no limit */

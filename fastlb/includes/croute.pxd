@@ -43,6 +43,7 @@ cdef extern from "_route-t.h" nogil:
         flb_backend **be
         sockaddr_storage *addr
         socklen_t *addrlen
+        uint32_t *fall
         flb_balancer bal
         uint8_t bal_built
         uint32_t connect_ms
