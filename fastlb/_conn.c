@@ -129,13 +129,17 @@ static void give_up(struct flb_worker *w, struct flb_conn *c)
     flb_conn_close(w, c);
 }
 
-/* Counts a failed connect on the current backend and lets it go. */
+/* Counts a failed connect on the current backend and lets it go. Passive health: <fall>
+ * consecutive failures (the backend's active check's fall) mark it down at once, for every worker;
+ * only a passing active check brings it back. */
 static void connect_failed(struct flb_worker *w, struct flb_conn *c, int timed_out)
 {
     struct flb_backend *b = conn_backend(c);
+    uint32_t fall = c->svc->fall[c->be];
 
     COUNT(b->c.connect_errors, 1);
-    COUNT(b->fails, 1);
+    if (atomic_fetch_add_explicit(&b->fails, 1, RELAXED) + 1 >= fall && fall > 0)
+        atomic_store_explicit(&b->health, FLB_HEALTH_DOWN, RELAXED);
     COUNT(c->svc->c->connect_errors, 1);
     if (timed_out) {
         COUNT(b->c.timeouts, 1);

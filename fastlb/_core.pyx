@@ -358,6 +358,7 @@ cdef class DataPlane:
     cdef _compile_service(self, flb_service *s, _Svc v):
         cdef flb_backend *b
         cdef uint32_t j
+        cdef bint new
         s.name = strdup(v.name)
         s.c = flb_counters_get(self.e.counters, v.name)
         if s.name == NULL or s.c == NULL or flb_service_alloc(s, v.n) != FLB_OK:
@@ -369,6 +370,11 @@ cdef class DataPlane:
         s.maxconn = v.maxconn
         for j in range(v.n):
             bid = <bytes>v.ids[j]
+            if v.start_down[j]:
+                b = flb_backend_find(self.e.backends, bid)
+                new = b == NULL or b.refs == 0  # none, or one no table names any more
+            else:
+                new = False
             b = flb_backend_get(self.e.backends, bid)
             if b == NULL:
                 raise MemoryError()
@@ -382,6 +388,9 @@ cdef class DataPlane:
             b.addrlen = v.salen[j]
             b.weight = v.weight[j]
             b.admin = v.admin[j]
+            if new:
+                # Its check requires a first pass: no window in which it takes a connection.
+                b.health = FLB_HEALTH_DOWN
         if s.nbe > 0:
             if flb_balance_build(&s.bal, <flb_balance_algo>v.algo, s.be, s.nbe, self.nworkers) != FLB_OK:
                 raise OSError(errno, f"{os.strerror(errno)}: cannot build the balancer of {v.name.decode()}")
@@ -407,8 +416,18 @@ cdef class DataPlane:
         cdef flb_backend *b = self._backend(backend_id)
         if b == NULL:
             return False
+        if up:
+            b.fails = 0  # passive health counts afresh from an active check's pass
         b.health = FLB_HEALTH_UP if up else FLB_HEALTH_DOWN
         return True
+
+    def backend_health(self, str backend_id):
+        """True (up) or False (down, by an active check or by passive health), None when no
+        published table names this backend. Cheap: the health checker asks it on each pass."""
+        cdef flb_backend *b = self._backend(backend_id)
+        if b == NULL:
+            return None
+        return b.health != FLB_HEALTH_DOWN
 
     def set_backend_weight(self, str backend_id, int weight):
         if not 0 <= weight <= 256:

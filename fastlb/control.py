@@ -401,7 +401,9 @@ class Controller:
                 state = "up" if state else "down"
             if state in ("up", "down"):
                 up = state == "up"
-                if self.health.get(backend_id) != up:
+                # The checker also says "up" for a backend it sees up that the data plane's passive
+                # health took down: forward that even though this map already says up.
+                if self.health.get(backend_id) != up or (up and provider == "health"):
                     self.health[backend_id] = up
                     self.dataplane.set_backend_health(backend_id, up)
                     logs.event(
@@ -506,26 +508,18 @@ class Controller:
                 self.dataplane.set_backend_state(bid, o.state)
             if o.weight is not None:
                 self.dataplane.set_backend_weight(bid, o.weight)
-        self._follow_health(table)
+        if self.health_checker is not None:
+            self.health_checker.update(table)  # active checks follow the table now serving
+        # Downs outlive tables (a new record starts up, or down when its check must pass first);
+        # ups are not said again, so as not to undo what passive health took down.
         for bid, up in self.health.items():
-            self.dataplane.set_backend_health(bid, up)
+            if not up:
+                self.dataplane.set_backend_health(bid, False)
         logs.event(
             logging.INFO, logs.SWAP, generation=generation, services=len(table.services),
             listeners=len(table.listeners), ms=f"{elapsed * 1000:.3f}",
         )
         return True
-
-    def _follow_health(self, table: spec.RouteTable) -> None:
-        """Active checks follow the table now serving. A new backend whose check must pass first is held
-        down until it does (the data plane counts every new backend up)."""
-        if self.health_checker is None:
-            return
-        checked = set(self.health_checker.status())
-        self.health_checker.update(table)
-        for s in table.services:
-            for b in s.backends:
-                if b.check is not None and b.check.require_pass and b.id not in checked and b.id not in self.health:
-                    self.health[b.id] = False
 
     def _without_unbindable(self, table: spec.RouteTable) -> tuple[spec.RouteTable, list[str]]:
         """<table> less its new listeners that cannot bind, and a line for each."""
@@ -630,7 +624,9 @@ class Controller:
                 self.tables[name] = provider.table()
         from fastlb.health import HealthChecker  # noqa: PLC0415 (asyncio: made on the running loop)
 
-        self.health_checker = HealthChecker(self.on_backend_state("health"))
+        self.health_checker = HealthChecker(
+            self.on_backend_state("health"), get_health=getattr(self.dataplane, "backend_health", None)
+        )
         if self.tables:
             self.strict_binds = True
             try:
