@@ -24,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Reads one pump may make per wakeup before it lets other connections run; level-triggered epoll
@@ -107,6 +108,16 @@ void flb_conn_close(struct flb_worker *w, struct flb_conn *c)
     c->prev = NULL;
     w->dead = c;
     flb_engine_slot_release(w->e, c->lst, c->svc);
+}
+
+void flb_conn_shut(struct flb_worker *w, struct flb_conn *c)
+{
+    if (c->state == FLB_CONN_DEAD)
+        return;
+    shutdown(c->cfd, SHUT_RDWR);
+    if (c->sfd != -1)
+        shutdown(c->sfd, SHUT_RDWR);
+    flb_conn_close(w, c);
 }
 
 void flb_conn_reap(struct flb_worker *w)

@@ -6,6 +6,7 @@ one C unit (the uvloop way). This file holds the engine's face, ``DataPlane``: i
 ``spec.RouteTable`` into a ``struct flb_table`` and drives the workers; the workers run C only."""
 
 import os
+import time
 
 from libc.errno cimport errno
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -18,7 +19,8 @@ from fastlb.includes.caddr cimport (FLB_ADDR_TEXT, flb_addr_format, flb_addr_par
 from fastlb.includes.capi cimport FLB_OK, flb_live
 from fastlb.includes.cbackend cimport (FLB_ADMIN_DRAIN, FLB_ADMIN_MAINT, FLB_ADMIN_READY, FLB_HEALTH_DOWN,
                                        FLB_HEALTH_UP, flb_backend, flb_backend_find, flb_backend_get)
-from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engine_close_all,
+from fastlb.includes.cdrain cimport flb_drains, flb_drains_free, flb_drains_new, flb_drains_sort, flb_now_ms
+from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engine_close_all, flb_engine_set_drains,
                                       flb_engine_free, flb_engine_new,
                                       flb_engine_options, flb_engine_publish, flb_engine_start,
                                       flb_engine_stop, flb_engine_stop_accepting, flb_engine_sweep,
@@ -89,7 +91,7 @@ cdef class _Svc:
     cdef bytes name
     cdef int mode
     cdef int algo
-    cdef uint32_t connect_ms, idle_ms, retries, maxconn
+    cdef uint32_t connect_ms, idle_ms, retries, maxconn, drain_ms
     cdef uint32_t n
     cdef list ids             # [bytes] backend ids, sorted
     cdef dict addresses       # backend id -> address, for the cross-service check
@@ -128,6 +130,7 @@ cdef class _Svc:
         self.idle_ms = _idle_ms(t)
         self.retries = _u32(svc.retries, f"service {name!r} retries")
         self.maxconn = _u32(svc.maxconn, f"service {name!r} maxconn")
+        self.drain_ms = _u32(svc.drain_timeout_ms, f"service {name!r} drain_timeout_ms")
         backends = svc.backends
         if len(backends) > 65536:
             raise ValueError(f"service {name!r}: {len(backends)} backends, at most 65536")
@@ -173,6 +176,13 @@ cdef class _Svc:
 
 def _backend_id(be):
     return be.id
+
+
+cdef uint32_t _shorter(uint32_t a, uint32_t b):
+    """The shorter of two limits where 0 means none."""
+    if a == 0 or (b != 0 and b < a):
+        return b
+    return a
 
 
 cdef class _Plan:
@@ -234,6 +244,7 @@ cdef class DataPlane:
     cdef bint started
     cdef bint stopped
     cdef dict checked  # id(spec.Service) -> _Svc of the last publish (see _Svc)
+    cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
                   buffer_size=16384, splice_threshold=65536):
@@ -256,6 +267,7 @@ cdef class DataPlane:
         o.splice_threshold = splice_threshold
         self.nworkers = workers
         self.checked = {}
+        self.draining = {}
         self.e = flb_engine_new(&o)
         if self.e == NULL:
             raise OSError(errno, os.strerror(errno))
@@ -340,7 +352,74 @@ cdef class DataPlane:
         with nogil:
             gen = flb_engine_publish(self.e, t)
         self.checked = {id((<_Svc>entry).svc): entry for entry in plan.services}
+        self._follow_drains(plan)
         return gen
+
+    cdef _follow_drains(self, _Plan plan):
+        """Drain deadlines after a publish: a backend the table drains starts its clock (or keeps the
+        one it had); one the table names in another state stops it; one no table names any more is
+        forgotten once its record is gone (its last connection ended)."""
+        cdef _Svc v
+        cdef uint32_t j
+        cdef dict ms = {}
+        changed = False
+        for v in plan.services:
+            for j in range(v.n):
+                if v.admin[j] == FLB_ADMIN_DRAIN:
+                    bid = (<bytes>v.ids[j]).decode()
+                    ms[bid] = _shorter(ms.get(bid, 0), v.drain_ms)
+        for bid in list(self.draining):
+            if (bid in plan.addresses and bid not in ms) or flb_backend_find(self.e.backends, bid.encode()) == NULL:
+                del self.draining[bid]
+                changed = True
+        for bid, limit in ms.items():
+            entry = self.draining.get(bid)
+            if entry is None:
+                self.draining[bid] = [flb_now_ms(), int(time.time() * 1000), limit]
+                changed = True
+            elif entry[2] != limit:
+                entry[2] = limit
+                changed = True
+        if changed:
+            self._push_drains()
+
+    cdef uint32_t _drain_ms(self, flb_backend *b):
+        """The drain limit of <b> in the published table: the shortest non-zero one of the services
+        naming it (0: none names one)."""
+        cdef flb_table *t = flb_engine_table(self.e)
+        cdef uint32_t i, j, out = 0
+        if t == NULL:
+            return 0
+        for i in range(t.nsvc):
+            if t.svc[i].drain_ms == 0:
+                continue
+            for j in range(t.svc[i].nbe):
+                if t.svc[i].be[j] == b and (out == 0 or t.svc[i].drain_ms < out):
+                    out = t.svc[i].drain_ms
+        flb_table_put(t)
+        return out
+
+    cdef _push_drains(self):
+        """Hands the workers the deadlines of the draining backends that have one."""
+        cdef flb_drains *d
+        cdef flb_backend *b
+        cdef uint32_t k = 0
+        entries = [(bid, e) for bid, e in self.draining.items() if e[2] > 0]
+        d = NULL
+        if entries:
+            d = flb_drains_new(len(entries))
+            if d == NULL:
+                raise MemoryError()
+            for bid, (since, _, limit) in entries:
+                b = flb_backend_find(self.e.backends, bid.encode())
+                if b != NULL:
+                    d.d[k].b = b
+                    d.d[k].deadline_ms = since + limit
+                    k += 1
+            d.n = k
+            flb_drains_sort(d)
+        with nogil:
+            flb_engine_set_drains(self.e, d)
 
     cdef dict _published_listeners(self):
         """The listener registry, by address: the listeners of the published table (one pass, so
@@ -368,6 +447,7 @@ cdef class DataPlane:
         s.idle_ms = v.idle_ms
         s.retries = v.retries
         s.maxconn = v.maxconn
+        s.drain_ms = v.drain_ms
         for j in range(v.n):
             bid = <bytes>v.ids[j]
             if v.start_down[j]:
@@ -410,6 +490,12 @@ cdef class DataPlane:
         if b == NULL:
             return False
         b.admin = _ADMIN[state]
+        if state == "drain" and backend_id not in self.draining:
+            self.draining[backend_id] = [flb_now_ms(), int(time.time() * 1000), self._drain_ms(b)]
+            self._push_drains()
+        elif state != "drain" and backend_id in self.draining:
+            del self.draining[backend_id]
+            self._push_drains()
         return True
 
     def set_backend_health(self, str backend_id, bint up):
@@ -455,6 +541,7 @@ cdef class DataPlane:
         }
         if t == NULL:
             return out
+        drain_since = {bid: e[1] for bid, e in self.draining.items()}
         try:
             for i in range(t.nlst):
                 l = t.lst[i].l
@@ -489,6 +576,7 @@ cdef class DataPlane:
                         "retries": b.c.retries,
                         "timeouts": b.c.timeouts,
                         "requests": b.c.requests,
+                        "drain_since_ms": drain_since.get(bid, 0),
                     }
         finally:
             flb_table_put(t)

@@ -46,6 +46,7 @@ struct flb_service {
     uint32_t idle_ms;                /* established idle limit (tunnel, else client/server); 0: none */
     uint32_t retries;                /* connect attempts on other backends after a failure */
     uint32_t maxconn;                /* 0: unlimited */
+    uint32_t drain_ms;               /* a draining backend's connections end after this; 0: never */
 };
 
 /* A listener of the table: where its connections go. */

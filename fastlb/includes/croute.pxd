@@ -50,6 +50,7 @@ cdef extern from "_route-t.h" nogil:
         uint32_t idle_ms
         uint32_t retries
         uint32_t maxconn
+        uint32_t drain_ms
 
     struct flb_route_listener:
         flb_listener *l
