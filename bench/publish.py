@@ -57,8 +57,10 @@ def main() -> int:
     import fastlb._core
 
     print(f"# {fastlb._core.__file__}")
-    print(f"# {platform.node()} {platform.processor() or platform.machine()} cpus={os.cpu_count()} "
-          f"python={platform.python_version()}; {' '.join(sys.argv)}")
+    print(
+        f"# {platform.node()} {platform.processor() or platform.machine()} cpus={os.cpu_count()} "
+        f"python={platform.python_version()}; {' '.join(sys.argv)}"
+    )
     print(f"{'services':>8} {'backends':>8} {'first s':>8} {'same s':>8} {'reweigh s':>9}")
     for n in (int(x) for x in a.sizes.split(",")):
         t1 = table(n, a.backends, a.net, a.port)

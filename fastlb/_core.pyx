@@ -25,8 +25,8 @@ from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engi
                                       flb_engine_options, flb_engine_publish, flb_engine_start,
                                       flb_engine_stop, flb_engine_stop_accepting, flb_engine_sweep,
                                       flb_engine_table)
-from fastlb.includes.clistener cimport (flb_listener, flb_listener_get, flb_listener_new, flb_listener_open,
-                                        flb_listener_put)
+from fastlb.includes.clistener cimport (flb_listener, flb_listener_adopt, flb_listener_get, flb_listener_new,
+                                        flb_listener_open, flb_listener_put)
 from fastlb.includes.croute cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
                                      FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_algo, flb_balance_build, flb_counters_get,
                                      flb_mode, flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
@@ -244,10 +244,11 @@ cdef class DataPlane:
     cdef bint started
     cdef bint stopped
     cdef dict checked  # id(spec.Service) -> _Svc of the last publish (see _Svc)
+    cdef dict inherited # address -> [listening fd] handed over by a running fastlb (hot upgrade)
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
-                  buffer_size=16384, splice_threshold=65536):
+                  buffer_size=16384, splice_threshold=65536, inherit=None):
         cdef flb_engine_options o
         if workers < 1 or workers > 1024:
             raise ValueError(f"workers: {workers!r} is not in 1..1024")
@@ -268,6 +269,11 @@ cdef class DataPlane:
         self.nworkers = workers
         self.checked = {}
         self.draining = {}
+        self.inherited = {}
+        for address, fds in (inherit or {}).items():
+            if not isinstance(address, str) or not all(isinstance(fd, int) and fd >= 0 for fd in fds):
+                raise ValueError(f"inherit: expected {{address: [fd, ...]}}, got {address!r}: {fds!r}")
+            self.inherited[address] = list(fds)
         self.e = flb_engine_new(&o)
         if self.e == NULL:
             raise OSError(errno, os.strerror(errno))
@@ -318,7 +324,7 @@ cdef class DataPlane:
                     continue
                 l = _listener_new(address, self.nworkers)
                 opened.append(<size_t>l)
-                if flb_engine_accepting(self.e) and flb_listener_open(l) != FLB_OK:
+                if flb_engine_accepting(self.e) and self._listener_open(l, address) != FLB_OK:
                     err = errno
                     raise OSError(err, f"{os.strerror(err)}: cannot listen on {address}", address)
         except BaseException:
@@ -353,7 +359,31 @@ cdef class DataPlane:
             gen = flb_engine_publish(self.e, t)
         self.checked = {id((<_Svc>entry).svc): entry for entry in plan.services}
         self._follow_drains(plan)
+        self._close_inherited()
         return gen
+
+    cdef int _listener_open(self, flb_listener *l, str address):
+        """Opens <l>, on the sockets a running fastlb handed over for its address if there are any."""
+        cdef int fds[1024]
+        cdef uint32_t n = 0
+        inherited = self.inherited.get(address)
+        if not inherited:
+            return flb_listener_open(l)
+        for fd in inherited[:1024]:
+            fds[n] = fd
+            n += 1
+        return flb_listener_adopt(l, fds, n)
+
+    cdef _close_inherited(self):
+        """Once a table serves, the handed-over sockets it adopted are held by the listeners (as
+        duplicates); the originals, and those of addresses it does not serve, are closed."""
+        for fds in self.inherited.values():
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.inherited = {}
 
     cdef _follow_drains(self, _Plan plan):
         """Drain deadlines after a publish: a backend the table drains starts its clock (or keeps the
@@ -599,6 +629,7 @@ cdef class DataPlane:
         """Stops and joins the workers, closes everything, frees every table. Idempotent."""
         with nogil:
             flb_engine_stop(self.e)
+        self._close_inherited()
         self.stopped = True
 
     def listener_fds(self):

@@ -17,6 +17,7 @@ exit 0).
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
 import os
@@ -693,6 +694,8 @@ class RunOptions(msgspec.Struct, frozen=True):
     admin: str | None = None  # None: the file's [admin] listen, else 127.0.0.1:9090
     admin_token: str | None = None
     drain_timeout: float = 30.0
+    upgrade_socket: str | None = None  # hand the listening sockets to a new fastlb that asks here
+    takeover: str | None = None  # take the listening sockets over from the fastlb serving here
 
 
 DEFAULT_ADMIN = "127.0.0.1:9090"
@@ -718,9 +721,12 @@ class StartError(Exception):
     """``fastlb run`` cannot start; the message says why (one line per problem)."""
 
 
-def build(options: RunOptions, dataplane_class: Any = None) -> tuple[Controller, str, str | None]:
+def build(
+    options: RunOptions, dataplane_class: Any = None, inherit: dict[str, list[int]] | None = None
+) -> tuple[Controller, str, str | None]:
     """The controller for <options> (providers loaded, data plane made, nothing started), the admin
-    address and token. Raises StartError."""
+    address and token. <inherit>: listening sockets taken over from a running fastlb, by address.
+    Raises StartError."""
     providers: dict[str, Provider] = {}
     static: StaticProvider | None = None
     if options.config_path is not None or options.marathon is None:
@@ -756,14 +762,22 @@ def build(options: RunOptions, dataplane_class: Any = None) -> tuple[Controller,
             raise StartError(f"the data plane is not available: {e}") from None
     settings = msgspec.structs.asdict(engine)
     settings.pop("workers")
+    if inherit:
+        settings["inherit"] = inherit
     dataplane = dataplane_class(workers, **settings)
     controller = Controller(dataplane, providers, drain_timeout=options.drain_timeout)
     return controller, admin, token
 
 
-async def serve(controller: Controller, admin_address: str, token: str | None) -> int:
-    """Runs until SIGTERM/SIGINT, then drains. Returns the exit status."""
+async def serve(
+    controller: Controller, admin_address: str, token: str | None, *, takeover: Any = None,
+    upgrade_socket: str | None = None,
+) -> int:
+    """Runs until SIGTERM/SIGINT (or until a new fastlb has taken the listeners over), then drains.
+    Returns the exit status. <takeover>: a fastlb.upgrade.Takeover whose sockets the data plane was
+    made with; the old process is told once this one serves."""
     from fastlb import admin as admin_api  # noqa: PLC0415 (aiohttp only where it serves)
+    from fastlb import upgrade  # noqa: PLC0415
 
     loop = asyncio.get_running_loop()
     try:
@@ -771,10 +785,25 @@ async def serve(controller: Controller, admin_address: str, token: str | None) -
     except OSError as e:
         logs.event(logging.ERROR, logs.SWAP_FAILED, error=e, at="start")
         controller.dataplane.stop()
+        if takeover is not None:
+            takeover.abandon()
         return 1
+    if takeover is not None:
+        while controller.serving is None:  # a Marathon-only start serves once its first table is in
+            await asyncio.sleep(0.05)
+        takeover.ready()
     ip, port = config.parse_address(admin_address) or (None, 0)
     try:
-        runner = await admin_api.start(controller, str(ip), port, token)
+        # After a takeover the old process frees the admin address as it starts draining.
+        attempts = 100 if takeover is not None else 1
+        for attempt in range(attempts):
+            try:
+                runner = await admin_api.start(controller, str(ip), port, token)
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.1)
     except OSError as e:
         logs.event(logging.ERROR, "admin_failed", address=admin_address, error=e)
         controller.request_stop()
@@ -783,12 +812,24 @@ async def serve(controller: Controller, admin_address: str, token: str | None) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, controller.request_stop)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(controller.resync()))
+    server = None
+    if upgrade_socket is not None:
+        server = upgrade.UpgradeServer(upgrade_socket, controller.dataplane.listener_fds, controller.request_stop)
+        try:
+            await server.start()
+        except OSError as e:
+            logs.event(logging.ERROR, "upgrade_socket_failed", path=upgrade_socket, error=e)
+            server = None
     logs.event(
         logging.INFO, logs.SERVING, pid=os.getpid(), admin=admin_address, generation=controller.dataplane.generation,
         providers=",".join(controller.providers),
     )
     await controller.wait_stop_requested()
     loop.remove_signal_handler(signal.SIGHUP)
+    if server is not None:
+        await server.close()
+        if server.handed_over:
+            await runner.cleanup()  # the new process takes the admin address over
     await controller.drain()
     await runner.cleanup()
     return 0
@@ -796,14 +837,30 @@ async def serve(controller: Controller, admin_address: str, token: str | None) -
 
 def run(options: RunOptions) -> int:
     """``fastlb run``: builds everything, serves on uvloop, returns the exit status."""
+    from fastlb import upgrade  # noqa: PLC0415
+
+    takeover = None
+    inherit = None
     try:
-        controller_args = build(options)
+        if options.takeover is not None:
+            takeover = upgrade.Takeover(options.takeover)
+            try:
+                inherit = takeover.receive()
+            except upgrade.UpgradeError as e:
+                raise StartError(str(e)) from None
+        controller_args = build(options, inherit=inherit)
     except StartError as e:
         for line in str(e).splitlines():
             logs.event(logging.ERROR, "start_failed", problem=line)
+        if takeover is not None:
+            takeover.abandon()
+        for fds in (inherit or {}).values():
+            for fd in fds:
+                os.close(fd)
         return 1
+    main = serve(*controller_args, takeover=takeover, upgrade_socket=options.upgrade_socket)
     try:
         import uvloop  # noqa: PLC0415
     except ImportError:
-        return asyncio.run(serve(*controller_args))
-    return uvloop.run(serve(*controller_args))
+        return asyncio.run(main)
+    return uvloop.run(main)

@@ -55,7 +55,10 @@ def test_a_table_that_drains_a_backend_starts_its_clock(dataplane, ports):
         dp.publish(table([service("s", ready, drain_timeout_ms=300)], {front: "s"}))
         with connect(front) as c:
             assert _echoes(c)
-            draining = [spec.Backend(id="old", address=old.address, state="drain"), spec.Backend(id="new", address=new.address)]
+            draining = [
+                spec.Backend(id="old", address=old.address, state="drain"),
+                spec.Backend(id="new", address=new.address),
+            ]
             dp.publish(table([service("s", draining, drain_timeout_ms=300)], {front: "s"}))
             with connect(front) as d:
                 assert _echoes(d)  # the new one goes to "new"
@@ -69,11 +72,21 @@ def test_a_backend_gone_from_the_table_keeps_its_deadline(dataplane, ports):
     with Echo() as old, Echo() as new:
         dp = dataplane()
         front = ports()
-        dp.publish(table([service("s", [spec.Backend(id="old", address=old.address)], drain_timeout_ms=300)], {front: "s"}))
+        dp.publish(
+            table(
+                [service("s", [spec.Backend(id="old", address=old.address)], drain_timeout_ms=300)],
+                {front: "s"},
+            )
+        )
         with connect(front) as c:
             assert _echoes(c)
             assert dp.set_backend_state("old", "drain")
-            dp.publish(table([service("s", [spec.Backend(id="new", address=new.address)], drain_timeout_ms=300)], {front: "s"}))
+            dp.publish(
+                table(
+                    [service("s", [spec.Backend(id="new", address=new.address)], drain_timeout_ms=300)],
+                    {front: "s"},
+                )
+            )
             assert _eof(c)
 
 

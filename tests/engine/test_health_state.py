@@ -30,7 +30,9 @@ def test_a_new_backend_whose_check_must_pass_starts_down(dataplane, ports):
         assert checked.accepted == 0  # not one connection before its first pass
         # Its first pass; a later publish of the same backend keeps its health.
         assert dp.set_backend_health("held", True)
-        dp.publish(table([service("s", [held, spec.Backend(id="plain", address=plain.address)])], {front: "s"}))
+        dp.publish(
+            table([service("s", [held, spec.Backend(id="plain", address=plain.address)])], {front: "s"})
+        )
         assert dp.backend_health("held") is True and dp.backend_health("plain") is True
         with connect(front) as c:
             assert recv_line(c) in (b"checked\n", b"plain\n")
@@ -46,7 +48,10 @@ def test_consecutive_refused_connects_reaching_fall_take_a_checked_backend_down(
     with refused_address() as dead, WhoAmI("alive") as alive:
         dp = dataplane(workers=2)
         front = ports()
-        backends = [spec.Backend(id="dead", address=dead, check=check), spec.Backend(id="alive", address=alive.address)]
+        backends = [
+            spec.Backend(id="dead", address=dead, check=check),
+            spec.Backend(id="alive", address=alive.address),
+        ]
         dp.publish(table([service("s", backends, retries=3)], {front: "s"}))
         for _ in range(20):
             with connect(front) as c:
@@ -79,7 +84,10 @@ def test_a_successful_connect_resets_the_failure_count(dataplane, ports):
         try:
             dp = dataplane(workers=1)
             front = ports()
-            backends = [spec.Backend(id="flaky", address=flaky, check=check), spec.Backend(id="alive", address=alive.address)]
+            backends = [
+                spec.Backend(id="flaky", address=flaky, check=check),
+                spec.Backend(id="alive", address=alive.address),
+            ]
             dp.publish(table([service("s", backends, retries=3, balance="leastconn")], {front: "s"}))
             _until_errors(dp, front, "flaky", 1)
             sock.listen(64)
