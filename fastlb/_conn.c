@@ -14,6 +14,7 @@
 
 #include "_addr.h"
 #include "_balance.h"
+#include "_cidr.h"
 #include "_engine.h"
 #include "_evloop.h"
 #include "_route.h"
@@ -321,6 +322,15 @@ void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd,
     COUNT(rl->l->total, 1);
     COUNT(s->c->total, 1);
     COUNT(w->e->total, 1);
+    if (s->nallow > 0 && s->mode == FLB_MODE_TCP && !flb_cidr_match(s->allow, s->nallow, peer)) {
+        free(c);
+        close(fd);
+        FLB_LIVE_DEC(fds);
+        COUNT(s->c->denied, 1);
+        COUNT(rl->l->refused, 1);
+        flb_engine_slot_release(w->e, rl->l, s);
+        return;
+    }
     if (c == NULL) {
         close(fd);
         FLB_LIVE_DEC(fds);

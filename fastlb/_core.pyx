@@ -5,13 +5,15 @@ Each concept's Cython lives in its own _<concept>.pxi, included here so that eve
 one C unit (the uvloop way). This file holds the engine's face, ``DataPlane``: it compiles a
 ``spec.RouteTable`` into a ``struct flb_table`` and drives the workers; the workers run C only."""
 
+import ipaddress
 import os
 import time
 
 from libc.errno cimport errno
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy, strdup
+from libc.stdlib cimport malloc
+from libc.string cimport memcpy, memset, strdup
 
 
 from fastlb.includes.caddr cimport (FLB_ADDR_TEXT, flb_addr_format, flb_addr_parse, sockaddr,
@@ -29,7 +31,7 @@ from fastlb.includes.clistener cimport (flb_listener, flb_listener_adopt, flb_li
                                         flb_listener_open, flb_listener_put)
 from fastlb.includes.croute cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
                                      FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_algo, flb_balance_build, flb_counters_get,
-                                     flb_mode, flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
+                                     flb_cidr, flb_mode, flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
 
 
 def live_counts():
@@ -101,6 +103,8 @@ cdef class _Svc:
     cdef uint32_t *admin      # [n]
     cdef uint32_t *fall       # [n] passive health threshold: the active check's fall, 0 without a check
     cdef uint8_t *start_down  # [n] a new record starts down (its check has require_pass)
+    cdef uint32_t nallow
+    cdef flb_cidr *allow      # [nallow] the source allow-list (tcp mode; http mode answers itself)
 
     def __dealloc__(self):
         PyMem_Free(self.sa)
@@ -109,6 +113,7 @@ cdef class _Svc:
         PyMem_Free(self.admin)
         PyMem_Free(self.fall)
         PyMem_Free(self.start_down)
+        PyMem_Free(self.allow)
 
     def __init__(self, svc):
         cdef uint32_t j = 0
@@ -131,6 +136,21 @@ cdef class _Svc:
         self.retries = _u32(svc.retries, f"service {name!r} retries")
         self.maxconn = _u32(svc.maxconn, f"service {name!r} maxconn")
         self.drain_ms = _u32(svc.drain_timeout_ms, f"service {name!r} drain_timeout_ms")
+        cidrs = svc.http.allow_cidrs
+        self.allow = <flb_cidr *>PyMem_Malloc((len(cidrs) or 1) * sizeof(flb_cidr))
+        if self.allow == NULL:
+            raise MemoryError()
+        for k, text in enumerate(cidrs):
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except (ValueError, TypeError):
+                raise ValueError(f"service {name!r}: allow_cidrs[{k}] {text!r} is not an address or CIDR") from None
+            packed = network.network_address.packed
+            self.allow[k].len = len(packed)
+            self.allow[k].bits = network.prefixlen
+            memset(self.allow[k].net, 0, 16)
+            memcpy(self.allow[k].net, <const char *>packed, len(packed))
+        self.nallow = len(cidrs)
         backends = svc.backends
         if len(backends) > 65536:
             raise ValueError(f"service {name!r}: {len(backends)} backends, at most 65536")
@@ -478,6 +498,12 @@ cdef class DataPlane:
         s.retries = v.retries
         s.maxconn = v.maxconn
         s.drain_ms = v.drain_ms
+        if v.nallow > 0:
+            s.allow = <flb_cidr *>malloc(v.nallow * sizeof(flb_cidr))
+            if s.allow == NULL:
+                raise MemoryError()
+            memcpy(s.allow, v.allow, v.nallow * sizeof(flb_cidr))
+            s.nallow = v.nallow
         for j in range(v.n):
             bid = <bytes>v.ids[j]
             if v.start_down[j]:
@@ -585,7 +611,7 @@ cdef class DataPlane:
                     "active": s.c.active, "total": s.c.total,
                     "bytes_in": s.c.bytes_in, "bytes_out": s.c.bytes_out,
                     "connect_errors": s.c.connect_errors, "retries": s.c.retries,
-                    "timeouts": s.c.timeouts, "no_backend": s.c.no_backend,
+                    "timeouts": s.c.timeouts, "no_backend": s.c.no_backend, "denied": s.c.denied,
                 }
                 for j in range(s.nbe):
                     b = s.be[j]

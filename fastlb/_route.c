@@ -71,6 +71,7 @@ static void service_free(struct flb_service *s)
     free(s->addr);
     free(s->addrlen);
     free(s->fall);
+    free(s->allow);
     free(s->name);
 }
 
