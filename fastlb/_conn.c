@@ -14,6 +14,7 @@
 
 #include "_addr.h"
 #include "_balance.h"
+#include "_cidr.h"
 #include "_engine.h"
 #include "_evloop.h"
 #include "_route.h"
@@ -24,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Reads one pump may make per wakeup before it lets other connections run; level-triggered epoll
@@ -109,6 +111,16 @@ void flb_conn_close(struct flb_worker *w, struct flb_conn *c)
     flb_engine_slot_release(w->e, c->lst, c->svc);
 }
 
+void flb_conn_shut(struct flb_worker *w, struct flb_conn *c)
+{
+    if (c->state == FLB_CONN_DEAD)
+        return;
+    shutdown(c->cfd, SHUT_RDWR);
+    if (c->sfd != -1)
+        shutdown(c->sfd, SHUT_RDWR);
+    flb_conn_close(w, c);
+}
+
 void flb_conn_reap(struct flb_worker *w)
 {
     struct flb_conn *c;
@@ -129,13 +141,17 @@ static void give_up(struct flb_worker *w, struct flb_conn *c)
     flb_conn_close(w, c);
 }
 
-/* Counts a failed connect on the current backend and lets it go. */
+/* Counts a failed connect on the current backend and lets it go. Passive health: <fall>
+ * consecutive failures (the backend's active check's fall) mark it down at once, for every worker;
+ * only a passing active check brings it back. */
 static void connect_failed(struct flb_worker *w, struct flb_conn *c, int timed_out)
 {
     struct flb_backend *b = conn_backend(c);
+    uint32_t fall = c->svc->fall[c->be];
 
     COUNT(b->c.connect_errors, 1);
-    COUNT(b->fails, 1);
+    if (atomic_fetch_add_explicit(&b->fails, 1, RELAXED) + 1 >= fall && fall > 0)
+        atomic_store_explicit(&b->health, FLB_HEALTH_DOWN, RELAXED);
     COUNT(c->svc->c->connect_errors, 1);
     if (timed_out) {
         COUNT(b->c.timeouts, 1);
@@ -306,6 +322,15 @@ void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd,
     COUNT(rl->l->total, 1);
     COUNT(s->c->total, 1);
     COUNT(w->e->total, 1);
+    if (s->nallow > 0 && s->mode == FLB_MODE_TCP && !flb_cidr_match(s->allow, s->nallow, peer)) {
+        free(c);
+        close(fd);
+        FLB_LIVE_DEC(fds);
+        COUNT(s->c->denied, 1);
+        COUNT(rl->l->refused, 1);
+        flb_engine_slot_release(w->e, rl->l, s);
+        return;
+    }
     if (c == NULL) {
         close(fd);
         FLB_LIVE_DEC(fds);

@@ -24,6 +24,10 @@ void flb_conn_timeout(struct flb_worker *w, struct flb_conn *c);
  * reference go in flb_conn_reap, once no event of the current batch can still point at it. */
 void flb_conn_close(struct flb_worker *w, struct flb_conn *c);
 
+/* Ends <c> on purpose (a drain deadline): shuts both sockets down both ways, so each peer reads a
+ * FIN rather than a reset where nothing is left unread, then closes it as flb_conn_close. */
+void flb_conn_shut(struct flb_worker *w, struct flb_conn *c);
+
 /* Frees the connections closed since the last call. */
 void flb_conn_reap(struct flb_worker *w);
 

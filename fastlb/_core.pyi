@@ -19,6 +19,7 @@ class DataPlane:
         pipe_size: int = 262144,  # F_SETPIPE_SZ for pooled pipes
         buffer_size: int = 16384,  # per-direction user-space buffer for small messages
         splice_threshold: int = 65536,  # a direction switches to splice once this much has flowed in one go
+        inherit: dict[str, list[int]] | None = None,  # listening fds taken over from an old process (upgrade)
     ) -> None: ...
     @property
     def workers(self) -> int: ...
@@ -33,16 +34,20 @@ class DataPlane:
         Established connections are never touched. Returns the new generation."""
     def set_backend_state(self, backend_id: str, state: str) -> bool:
         """'ready' | 'drain' | 'maint'. False if no table names this backend."""
-    def set_backend_health(self, backend_id: str, up: bool) -> bool: ...
+    def set_backend_health(self, backend_id: str, up: bool) -> bool:
+        """Also resets the passive failure count (consecutive failed connects)."""
+    def backend_health(self, backend_id: str) -> bool | None:
+        """True (up), False (down, by an active or a passive check), None: no table names it."""
     def set_backend_weight(self, backend_id: str, weight: int) -> bool: ...
     def stats(self) -> dict[str, Any]:
         """A snapshot of the C counters, read without pausing the workers:
         {"generation", "swaps", "active", "total",
          "listeners": {address: {"active", "total", "refused"}},
          "services": {name: {"active", "total", "bytes_in", "bytes_out", "connect_errors", "retries",
-                             "timeouts", "no_backend"}},
+                             "timeouts", "no_backend", "denied"}},
          "backends": {id: {"service", "address", "state", "health", "weight", "active", "total",
-                           "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests"}}}"""
+                           "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests",
+                           "drain_since_ms"}}}"""
     def stop_accepting(self) -> None:
         """Closes every listener; open connections carry on."""
     def active_connections(self) -> int: ...

@@ -5,11 +5,15 @@ Each concept's Cython lives in its own _<concept>.pxi, included here so that eve
 one C unit (the uvloop way). This file holds the engine's face, ``DataPlane``: it compiles a
 ``spec.RouteTable`` into a ``struct flb_table`` and drives the workers; the workers run C only."""
 
+import ipaddress
 import os
+import time
 
 from libc.errno cimport errno
-from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, strdup
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc
+from libc.string cimport memcpy, memset, strdup
 
 
 from fastlb.includes.caddr cimport (FLB_ADDR_TEXT, flb_addr_format, flb_addr_parse, sockaddr,
@@ -17,16 +21,17 @@ from fastlb.includes.caddr cimport (FLB_ADDR_TEXT, flb_addr_format, flb_addr_par
 from fastlb.includes.capi cimport FLB_OK, flb_live
 from fastlb.includes.cbackend cimport (FLB_ADMIN_DRAIN, FLB_ADMIN_MAINT, FLB_ADMIN_READY, FLB_HEALTH_DOWN,
                                        FLB_HEALTH_UP, flb_backend, flb_backend_find, flb_backend_get)
-from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engine_close_all,
-                                      flb_engine_free, flb_engine_listener, flb_engine_new,
+from fastlb.includes.cdrain cimport flb_drains, flb_drains_free, flb_drains_new, flb_drains_sort, flb_now_ms
+from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engine_close_all, flb_engine_set_drains,
+                                      flb_engine_free, flb_engine_new,
                                       flb_engine_options, flb_engine_publish, flb_engine_start,
                                       flb_engine_stop, flb_engine_stop_accepting, flb_engine_sweep,
                                       flb_engine_table)
-from fastlb.includes.clistener cimport (flb_listener, flb_listener_get, flb_listener_new, flb_listener_open,
-                                        flb_listener_put)
+from fastlb.includes.clistener cimport (flb_listener, flb_listener_adopt, flb_listener_get, flb_listener_new,
+                                        flb_listener_open, flb_listener_put)
 from fastlb.includes.croute cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
-                                     FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_build, flb_counters_get,
-                                     flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
+                                     FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_algo, flb_balance_build, flb_counters_get,
+                                     flb_cidr, flb_mode, flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
 
 
 def live_counts():
@@ -80,50 +85,159 @@ cdef uint32_t _idle_ms(object t):
     return min(limits) if limits else 0
 
 
+cdef class _Svc:
+    """One spec.Service checked and flattened into C-ready arrays (backends sorted by id). Frozen
+    services are often handed over again unchanged from one table to the next: a publish reuses the
+    previous publish's _Svc of the very same object instead of checking it again."""
+    cdef object svc
+    cdef bytes name
+    cdef int mode
+    cdef int algo
+    cdef uint32_t connect_ms, idle_ms, retries, maxconn, drain_ms
+    cdef uint32_t n
+    cdef list ids             # [bytes] backend ids, sorted
+    cdef dict addresses       # backend id -> address, for the cross-service check
+    cdef sockaddr_storage *sa # [n]
+    cdef socklen_t *salen     # [n]
+    cdef uint32_t *weight     # [n]
+    cdef uint32_t *admin      # [n]
+    cdef uint32_t *fall       # [n] passive health threshold: the active check's fall, 0 without a check
+    cdef uint8_t *start_down  # [n] a new record starts down (its check has require_pass)
+    cdef uint32_t nallow
+    cdef flb_cidr *allow      # [nallow] the source allow-list (tcp mode; http mode answers itself)
+
+    def __dealloc__(self):
+        PyMem_Free(self.sa)
+        PyMem_Free(self.salen)
+        PyMem_Free(self.weight)
+        PyMem_Free(self.admin)
+        PyMem_Free(self.fall)
+        PyMem_Free(self.start_down)
+        PyMem_Free(self.allow)
+
+    def __init__(self, svc):
+        cdef uint32_t j = 0
+        name = svc.name
+        self.svc = svc
+        self.name = name.encode()
+        mode = _MODES.get(svc.mode)
+        if mode is None:
+            raise ValueError(f"service {name!r}: unknown mode {svc.mode!r}")
+        algo = _ALGOS.get(svc.balance)
+        if algo is None:
+            raise ValueError(f"service {name!r}: unknown balance {svc.balance!r}")
+        self.mode = mode
+        self.algo = algo
+        t = svc.timeouts
+        for field in ("connect_ms", "client_ms", "server_ms", "tunnel_ms"):
+            _u32(getattr(t, field), f"service {name!r} timeouts.{field}")
+        self.connect_ms = t.connect_ms
+        self.idle_ms = _idle_ms(t)
+        self.retries = _u32(svc.retries, f"service {name!r} retries")
+        self.maxconn = _u32(svc.maxconn, f"service {name!r} maxconn")
+        self.drain_ms = _u32(svc.drain_timeout_ms, f"service {name!r} drain_timeout_ms")
+        cidrs = svc.http.allow_cidrs
+        self.allow = <flb_cidr *>PyMem_Malloc((len(cidrs) or 1) * sizeof(flb_cidr))
+        if self.allow == NULL:
+            raise MemoryError()
+        for k, text in enumerate(cidrs):
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except (ValueError, TypeError):
+                raise ValueError(f"service {name!r}: allow_cidrs[{k}] {text!r} is not an address or CIDR") from None
+            packed = network.network_address.packed
+            self.allow[k].len = len(packed)
+            self.allow[k].bits = network.prefixlen
+            memset(self.allow[k].net, 0, 16)
+            memcpy(self.allow[k].net, <const char *>packed, len(packed))
+        self.nallow = len(cidrs)
+        backends = svc.backends
+        if len(backends) > 65536:
+            raise ValueError(f"service {name!r}: {len(backends)} backends, at most 65536")
+        self.n = len(backends)
+        self.sa = <sockaddr_storage *>PyMem_Malloc((self.n or 1) * sizeof(sockaddr_storage))
+        self.salen = <socklen_t *>PyMem_Malloc((self.n or 1) * sizeof(socklen_t))
+        self.weight = <uint32_t *>PyMem_Malloc((self.n or 1) * sizeof(uint32_t))
+        self.admin = <uint32_t *>PyMem_Malloc((self.n or 1) * sizeof(uint32_t))
+        self.fall = <uint32_t *>PyMem_Malloc((self.n or 1) * sizeof(uint32_t))
+        self.start_down = <uint8_t *>PyMem_Malloc((self.n or 1) * sizeof(uint8_t))
+        if (self.sa == NULL or self.salen == NULL or self.weight == NULL or self.admin == NULL or
+                self.fall == NULL or self.start_down == NULL):
+            raise MemoryError()
+        self.ids = []
+        self.addresses = {}
+        for be in sorted(backends, key=_backend_id):
+            bid = be.id
+            address = be.address
+            if bid in self.addresses:
+                raise ValueError(f"service {name!r}: backend {bid!r} is listed twice")
+            self.addresses[bid] = address
+            self.ids.append(bid.encode())
+            if flb_addr_parse(address.encode(), &self.sa[j], &self.salen[j]) != FLB_OK:
+                raise ValueError(f"service {name!r} backend {bid!r} address {address!r}: "
+                                 f"expected a numeric 'ip:port' or '[ipv6]:port'")
+            weight = be.weight
+            if not isinstance(weight, int) or not 0 <= weight <= 256:
+                raise ValueError(f"service {name!r} backend {bid!r}: weight {weight!r} is not in 0..256")
+            self.weight[j] = weight
+            admin = _ADMIN.get(be.state)
+            if admin is None:
+                raise ValueError(f"service {name!r} backend {bid!r}: unknown state {be.state!r}")
+            self.admin[j] = admin
+            check = be.check
+            if check is None:
+                self.fall[j] = 0
+                self.start_down[j] = 0
+            else:
+                self.fall[j] = _u32(check.fall, f"service {name!r} backend {bid!r} check.fall")
+                self.start_down[j] = bool(check.require_pass)
+            j += 1
+
+
+def _backend_id(be):
+    return be.id
+
+
+cdef uint32_t _shorter(uint32_t a, uint32_t b):
+    """The shorter of two limits where 0 means none."""
+    if a == 0 or (b != 0 and b < a):
+        return b
+    return a
+
+
 cdef class _Plan:
     """A RouteTable checked and flattened: everything that can be wrong is found before any C state
     changes."""
-    cdef list services      # [(service, [backend sorted by id])]
+    cdef list services      # [_Svc]
     cdef dict service_index # name -> index
     cdef list listeners     # [(address, service index, maxconn)]
     cdef dict addresses     # backend id -> address
 
-    def __init__(self, table):
+    def __init__(self, table, dict previous):
+        """<previous>: id(service) -> _Svc of the last publish, reused for the same objects."""
         cdef sockaddr_storage sa
         cdef socklen_t length
+        cdef _Svc entry
         self.services = []
         self.service_index = {}
         self.listeners = []
         self.addresses = {}
         _u32(table.maxconn, "table maxconn")
         for svc in table.services:
-            if svc.name in self.service_index:
-                raise ValueError(f"service {svc.name!r} is defined twice")
-            if svc.mode not in _MODES:
-                raise ValueError(f"service {svc.name!r}: unknown mode {svc.mode!r}")
-            if svc.balance not in _ALGOS:
-                raise ValueError(f"service {svc.name!r}: unknown balance {svc.balance!r}")
-            for field in ("connect_ms", "client_ms", "server_ms", "tunnel_ms"):
-                _u32(getattr(svc.timeouts, field), f"service {svc.name!r} timeouts.{field}")
-            _u32(svc.retries, f"service {svc.name!r} retries")
-            _u32(svc.maxconn, f"service {svc.name!r} maxconn")
-            if len(svc.backends) > 65536:
-                raise ValueError(f"service {svc.name!r}: {len(svc.backends)} backends, at most 65536")
-            seen = set()
-            for be in svc.backends:
-                if be.id in seen:
-                    raise ValueError(f"service {svc.name!r}: backend {be.id!r} is listed twice")
-                seen.add(be.id)
-                _parse(be.address, &sa, &length, f"service {svc.name!r} backend {be.id!r}")
-                known = self.addresses.setdefault(be.id, be.address)
-                if known != be.address:
-                    raise ValueError(f"backend {be.id!r} names two addresses: {known!r} and {be.address!r}")
-                if not isinstance(be.weight, int) or not 0 <= be.weight <= 256:
-                    raise ValueError(f"service {svc.name!r} backend {be.id!r}: weight {be.weight!r} is not in 0..256")
-                if be.state not in _ADMIN:
-                    raise ValueError(f"service {svc.name!r} backend {be.id!r}: unknown state {be.state!r}")
-            self.service_index[svc.name] = len(self.services)
-            self.services.append((svc, sorted(svc.backends, key=lambda b: b.id)))
+            entry = previous.get(id(svc))
+            if entry is None or entry.svc is not svc:
+                entry = _Svc(svc)
+            name = svc.name
+            if name in self.service_index:
+                raise ValueError(f"service {name!r} is defined twice")
+            # A backend named by several services must name one address (one record, one address).
+            for bid in self.addresses.keys() & entry.addresses.keys():
+                if self.addresses[bid] != entry.addresses[bid]:
+                    raise ValueError(f"backend {bid!r} names two addresses: {self.addresses[bid]!r} and "
+                                     f"{entry.addresses[bid]!r}")
+            self.addresses.update(entry.addresses)
+            self.service_index[name] = len(self.services)
+            self.services.append(entry)
         seen_addresses = set()
         for lst in table.listeners:
             if lst.kind not in ("service", "vhost", "appid"):
@@ -149,9 +263,12 @@ cdef class DataPlane:
     cdef uint32_t nworkers
     cdef bint started
     cdef bint stopped
+    cdef dict checked  # id(spec.Service) -> _Svc of the last publish (see _Svc)
+    cdef dict inherited # address -> [listening fd] handed over by a running fastlb (hot upgrade)
+    cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
-                  buffer_size=16384, splice_threshold=65536):
+                  buffer_size=16384, splice_threshold=65536, inherit=None):
         cdef flb_engine_options o
         if workers < 1 or workers > 1024:
             raise ValueError(f"workers: {workers!r} is not in 1..1024")
@@ -170,6 +287,13 @@ cdef class DataPlane:
             raise ValueError(f"splice_threshold: {splice_threshold!r} is not a count")
         o.splice_threshold = splice_threshold
         self.nworkers = workers
+        self.checked = {}
+        self.draining = {}
+        self.inherited = {}
+        for address, fds in (inherit or {}).items():
+            if not isinstance(address, str) or not all(isinstance(fd, int) and fd >= 0 for fd in fds):
+                raise ValueError(f"inherit: expected {{address: [fd, ...]}}, got {address!r}: {fds!r}")
+            self.inherited[address] = list(fds)
         self.e = flb_engine_new(&o)
         if self.e == NULL:
             raise OSError(errno, os.strerror(errno))
@@ -209,17 +333,18 @@ cdef class DataPlane:
         cdef list kept = []
         if self.stopped:
             raise RuntimeError("this DataPlane has been stopped")
-        plan = _Plan(table)
+        plan = _Plan(table, self.checked)
+        published = self._published_listeners()
         # Listeners first: the only step that can fail for reasons outside the table.
         try:
             for address, _, _ in plan.listeners:
-                l = flb_engine_listener(self.e, address.encode())
-                if l != NULL:
-                    kept.append(<size_t>flb_listener_get(l))
+                p = published.get(address)
+                if p is not None:
+                    kept.append(<size_t>flb_listener_get(<flb_listener *><size_t>p))
                     continue
                 l = _listener_new(address, self.nworkers)
                 opened.append(<size_t>l)
-                if flb_engine_accepting(self.e) and flb_listener_open(l) != FLB_OK:
+                if flb_engine_accepting(self.e) and self._listener_open(l, address) != FLB_OK:
                     err = errno
                     raise OSError(err, f"{os.strerror(err)}: cannot listen on {address}", address)
         except BaseException:
@@ -244,42 +369,167 @@ cdef class DataPlane:
             t.lst[i].maxconn = maxconn
         t.maxconn = table.maxconn
         try:
-            for i, (svc, backends) in enumerate(plan.services):
-                self._compile_service(&t.svc[i], svc, backends)
+            for i, entry in enumerate(plan.services):
+                self._compile_service(&t.svc[i], entry)
         except BaseException:
             flb_table_put(t)
             flb_engine_sweep(self.e)
             raise
         with nogil:
             gen = flb_engine_publish(self.e, t)
+        self.checked = {id((<_Svc>entry).svc): entry for entry in plan.services}
+        self._follow_drains(plan)
+        self._close_inherited()
         return gen
 
-    cdef _compile_service(self, flb_service *s, object svc, list backends):
+    cdef int _listener_open(self, flb_listener *l, str address):
+        """Opens <l>, on the sockets a running fastlb handed over for its address if there are any."""
+        cdef int fds[1024]
+        cdef uint32_t n = 0
+        inherited = self.inherited.get(address)
+        if not inherited:
+            return flb_listener_open(l)
+        for fd in inherited[:1024]:
+            fds[n] = fd
+            n += 1
+        return flb_listener_adopt(l, fds, n)
+
+    cdef _close_inherited(self):
+        """Once a table serves, the handed-over sockets it adopted are held by the listeners (as
+        duplicates); the originals, and those of addresses it does not serve, are closed."""
+        for fds in self.inherited.values():
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.inherited = {}
+
+    cdef _follow_drains(self, _Plan plan):
+        """Drain deadlines after a publish: a backend the table drains starts its clock (or keeps the
+        one it had); one the table names in another state stops it; one no table names any more is
+        forgotten once its record is gone (its last connection ended)."""
+        cdef _Svc v
+        cdef uint32_t j
+        cdef dict ms = {}
+        changed = False
+        for v in plan.services:
+            for j in range(v.n):
+                if v.admin[j] == FLB_ADMIN_DRAIN:
+                    bid = (<bytes>v.ids[j]).decode()
+                    ms[bid] = _shorter(ms.get(bid, 0), v.drain_ms)
+        for bid in list(self.draining):
+            if (bid in plan.addresses and bid not in ms) or flb_backend_find(self.e.backends, bid.encode()) == NULL:
+                del self.draining[bid]
+                changed = True
+        for bid, limit in ms.items():
+            entry = self.draining.get(bid)
+            if entry is None:
+                self.draining[bid] = [flb_now_ms(), int(time.time() * 1000), limit]
+                changed = True
+            elif entry[2] != limit:
+                entry[2] = limit
+                changed = True
+        if changed:
+            self._push_drains()
+
+    cdef uint32_t _drain_ms(self, flb_backend *b):
+        """The drain limit of <b> in the published table: the shortest non-zero one of the services
+        naming it (0: none names one)."""
+        cdef flb_table *t = flb_engine_table(self.e)
+        cdef uint32_t i, j, out = 0
+        if t == NULL:
+            return 0
+        for i in range(t.nsvc):
+            if t.svc[i].drain_ms == 0:
+                continue
+            for j in range(t.svc[i].nbe):
+                if t.svc[i].be[j] == b and (out == 0 or t.svc[i].drain_ms < out):
+                    out = t.svc[i].drain_ms
+        flb_table_put(t)
+        return out
+
+    cdef _push_drains(self):
+        """Hands the workers the deadlines of the draining backends that have one."""
+        cdef flb_drains *d
         cdef flb_backend *b
-        s.name = strdup(svc.name.encode())
-        s.c = flb_counters_get(self.e.counters, svc.name.encode())
-        if s.name == NULL or s.c == NULL or flb_service_alloc(s, len(backends)) != FLB_OK:
+        cdef uint32_t k = 0
+        entries = [(bid, e) for bid, e in self.draining.items() if e[2] > 0]
+        d = NULL
+        if entries:
+            d = flb_drains_new(len(entries))
+            if d == NULL:
+                raise MemoryError()
+            for bid, (since, _, limit) in entries:
+                b = flb_backend_find(self.e.backends, bid.encode())
+                if b != NULL:
+                    d.d[k].b = b
+                    d.d[k].deadline_ms = since + limit
+                    k += 1
+            d.n = k
+            flb_drains_sort(d)
+        with nogil:
+            flb_engine_set_drains(self.e, d)
+
+    cdef dict _published_listeners(self):
+        """The listener registry, by address: the listeners of the published table (one pass, so
+        that a publish finds each of its listeners in constant time)."""
+        cdef flb_table *t = flb_engine_table(self.e)
+        cdef dict out = {}
+        if t == NULL:
+            return out
+        for i in range(t.nlst):
+            out[t.lst[i].l.address.decode()] = <size_t>t.lst[i].l
+        # The engine's reference keeps them alive: only this thread publishes or closes them.
+        flb_table_put(t)
+        return out
+
+    cdef _compile_service(self, flb_service *s, _Svc v):
+        cdef flb_backend *b
+        cdef uint32_t j
+        cdef bint new
+        s.name = strdup(v.name)
+        s.c = flb_counters_get(self.e.counters, v.name)
+        if s.name == NULL or s.c == NULL or flb_service_alloc(s, v.n) != FLB_OK:
             raise MemoryError()
-        s.mode = _MODES[svc.mode]
-        s.connect_ms = svc.timeouts.connect_ms
-        s.idle_ms = _idle_ms(svc.timeouts)
-        s.retries = svc.retries
-        s.maxconn = svc.maxconn
-        for j, be in enumerate(backends):
-            b = flb_backend_get(self.e.backends, be.id.encode())
+        s.mode = <flb_mode>v.mode
+        s.connect_ms = v.connect_ms
+        s.idle_ms = v.idle_ms
+        s.retries = v.retries
+        s.maxconn = v.maxconn
+        s.drain_ms = v.drain_ms
+        if v.nallow > 0:
+            s.allow = <flb_cidr *>malloc(v.nallow * sizeof(flb_cidr))
+            if s.allow == NULL:
+                raise MemoryError()
+            memcpy(s.allow, v.allow, v.nallow * sizeof(flb_cidr))
+            s.nallow = v.nallow
+        for j in range(v.n):
+            bid = <bytes>v.ids[j]
+            if v.start_down[j]:
+                b = flb_backend_find(self.e.backends, bid)
+                new = b == NULL or b.refs == 0  # none, or one no table names any more
+            else:
+                new = False
+            b = flb_backend_get(self.e.backends, bid)
             if b == NULL:
                 raise MemoryError()
             s.be[j] = b
-            _parse(be.address, &s.addr[j], &s.addrlen[j], "backend")
+            s.addr[j] = v.sa[j]
+            s.addrlen[j] = v.salen[j]
+            s.fall[j] = v.fall[j]
             # The record's address is for stats and the control plane; workers connect to the
             # table's copy, so changing it never races with a connect.
-            memcpy(&b.addr, &s.addr[j], sizeof(sockaddr_storage))
-            b.addrlen = s.addrlen[j]
-            b.weight = be.weight
-            b.admin = _ADMIN[be.state]
+            memcpy(&b.addr, &v.sa[j], sizeof(sockaddr_storage))
+            b.addrlen = v.salen[j]
+            b.weight = v.weight[j]
+            b.admin = v.admin[j]
+            if new:
+                # Its check requires a first pass: no window in which it takes a connection.
+                b.health = FLB_HEALTH_DOWN
         if s.nbe > 0:
-            if flb_balance_build(&s.bal, _ALGOS[svc.balance], s.be, s.nbe, self.nworkers) != FLB_OK:
-                raise OSError(errno, f"{os.strerror(errno)}: cannot build the balancer of {svc.name}")
+            if flb_balance_build(&s.bal, <flb_balance_algo>v.algo, s.be, s.nbe, self.nworkers) != FLB_OK:
+                raise OSError(errno, f"{os.strerror(errno)}: cannot build the balancer of {v.name.decode()}")
             s.bal_built = 1
 
     cdef flb_backend *_backend(self, str backend_id):
@@ -296,14 +546,30 @@ cdef class DataPlane:
         if b == NULL:
             return False
         b.admin = _ADMIN[state]
+        if state == "drain" and backend_id not in self.draining:
+            self.draining[backend_id] = [flb_now_ms(), int(time.time() * 1000), self._drain_ms(b)]
+            self._push_drains()
+        elif state != "drain" and backend_id in self.draining:
+            del self.draining[backend_id]
+            self._push_drains()
         return True
 
     def set_backend_health(self, str backend_id, bint up):
         cdef flb_backend *b = self._backend(backend_id)
         if b == NULL:
             return False
+        if up:
+            b.fails = 0  # passive health counts afresh from an active check's pass
         b.health = FLB_HEALTH_UP if up else FLB_HEALTH_DOWN
         return True
+
+    def backend_health(self, str backend_id):
+        """True (up) or False (down, by an active check or by passive health), None when no
+        published table names this backend. Cheap: the health checker asks it on each pass."""
+        cdef flb_backend *b = self._backend(backend_id)
+        if b == NULL:
+            return None
+        return b.health != FLB_HEALTH_DOWN
 
     def set_backend_weight(self, str backend_id, int weight):
         if not 0 <= weight <= 256:
@@ -331,6 +597,7 @@ cdef class DataPlane:
         }
         if t == NULL:
             return out
+        drain_since = {bid: e[1] for bid, e in self.draining.items()}
         try:
             for i in range(t.nlst):
                 l = t.lst[i].l
@@ -344,7 +611,7 @@ cdef class DataPlane:
                     "active": s.c.active, "total": s.c.total,
                     "bytes_in": s.c.bytes_in, "bytes_out": s.c.bytes_out,
                     "connect_errors": s.c.connect_errors, "retries": s.c.retries,
-                    "timeouts": s.c.timeouts, "no_backend": s.c.no_backend,
+                    "timeouts": s.c.timeouts, "no_backend": s.c.no_backend, "denied": s.c.denied,
                 }
                 for j in range(s.nbe):
                     b = s.be[j]
@@ -365,6 +632,7 @@ cdef class DataPlane:
                         "retries": b.c.retries,
                         "timeouts": b.c.timeouts,
                         "requests": b.c.requests,
+                        "drain_since_ms": drain_since.get(bid, 0),
                     }
         finally:
             flb_table_put(t)
@@ -387,6 +655,7 @@ cdef class DataPlane:
         """Stops and joins the workers, closes everything, frees every table. Idempotent."""
         with nogil:
             flb_engine_stop(self.e)
+        self._close_inherited()
         self.stopped = True
 
     def listener_fds(self):

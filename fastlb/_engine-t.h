@@ -11,6 +11,7 @@
 
 struct flb_backend_store;
 struct flb_counters_store;
+struct flb_drains;
 
 struct flb_engine_options {
     uint32_t workers;
@@ -42,6 +43,8 @@ struct flb_worker {
     struct flb_conn *conns;    /* open connections */
     struct flb_conn *dead;     /* closed in this batch of events, freed after it */
     struct flb_pool pool;
+    const struct flb_drains *drains; /* drain deadlines adopted from the engine (see _drain.h) */
+    uint32_t drain_next;       /* drains before this one have been carried out */
 };
 
 struct flb_engine {
@@ -63,6 +66,7 @@ struct flb_engine {
     uint8_t running;           /* workers started and not yet joined */
     struct flb_backend_store *backends;
     struct flb_counters_store *counters;
+    struct flb_drains *drains; /* owned; replaced under <lock> by flb_engine_set_drains */
 };
 
 #endif

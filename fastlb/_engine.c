@@ -6,6 +6,7 @@
 
 #include "_backend.h"
 #include "_conn.h"
+#include "_drain.h"
 #include "_evloop.h"
 #include "_listener.h"
 #include "_route.h"
@@ -243,6 +244,10 @@ static void worker_control(struct flb_worker *w)
     t = atomic_load_explicit(&e->current, memory_order_acquire);
     if (t != old)
         w->table = t != NULL ? flb_table_get(t) : NULL;
+    if (w->drains != e->drains) {
+        w->drains = e->drains;
+        w->drain_next = 0;
+    }
     pthread_mutex_unlock(&e->lock);
 
     sync_listeners(w, old, w->table, atomic_load_explicit(&e->accepting, RELAXED) && w->table != NULL);
@@ -306,12 +311,16 @@ static void *worker_main(void *arg)
         int timeout = flb_wheel_timeout(&w->wheel, w->now);
         if (w->npaused > 0 && (timeout < 0 || timeout > FLB_PAUSE_RECHECK_MS))
             timeout = FLB_PAUSE_RECHECK_MS;
+        int drain = flb_drain_timeout(w);
+        if (drain >= 0 && (timeout < 0 || drain < timeout))
+            timeout = drain;
         int n = epoll_wait(w->epfd, ev, FLB_EVENTS, timeout);
         w->now = flb_now_ms();
         for (int i = 0; i < n; i++)
             dispatch(w, &ev[i]);
         flb_conn_reap(w);
         flb_wheel_run(&w->wheel, w->now, fire, w);
+        flb_drain_expire(w);
         flb_conn_reap(w);
     }
     close_conns(w);
@@ -510,6 +519,18 @@ void flb_engine_close_all(struct flb_engine *e)
     request(e);
 }
 
+void flb_engine_set_drains(struct flb_engine *e, struct flb_drains *d)
+{
+    struct flb_drains *old;
+
+    pthread_mutex_lock(&e->lock);
+    old = e->drains;
+    e->drains = d;
+    pthread_mutex_unlock(&e->lock);
+    request(e);
+    flb_drains_free(old);
+}
+
 void flb_engine_sweep(struct flb_engine *e)
 {
     flb_backend_store_sweep(e->backends);
@@ -555,6 +576,7 @@ void flb_engine_free(struct flb_engine *e)
     flb_engine_stop(e);
     flb_backend_store_free(e->backends);
     flb_counters_store_free(e->counters);
+    flb_drains_free(e->drains);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->done);
     free(e->w);

@@ -45,6 +45,10 @@ void flb_engine_stop(struct flb_engine *e);
 /* Stops (if needed) and frees the engine. */
 void flb_engine_free(struct flb_engine *e);
 
+/* Hands the workers a new list of drain deadlines (see _drain.h; ownership passes, NULL: none) and
+ * waits until each has adopted it; the old list is freed. */
+void flb_engine_set_drains(struct flb_engine *e, struct flb_drains *d);
+
 /* Frees the backend and service-counter records no table names any more. */
 void flb_engine_sweep(struct flb_engine *e);
 

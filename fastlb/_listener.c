@@ -4,6 +4,7 @@
 #include "_listener.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -71,6 +72,48 @@ int flb_listener_open(struct flb_listener *l)
 {
     for (uint32_t i = 0; i < l->nworkers; i++) {
         l->fd[i] = open_one(l);
+        if (l->fd[i] == -1) {
+            int saved = errno;
+            flb_listener_close(l);
+            errno = saved;
+            return FLB_ERR;
+        }
+    }
+    return FLB_OK;
+}
+
+static int adopt_one(int inherited)
+{
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    int fd, flags;
+
+    if (getsockopt(inherited, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1)
+        return -1;
+    if (!listening) {
+        errno = EINVAL;
+        return -1;
+    }
+    fd = fcntl(inherited, F_DUPFD_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    /* O_NONBLOCK lives in the shared file description: the other process's copy gets it too, which
+     * is what it has already. */
+    flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    FLB_LIVE_INC(fds);
+    return fd;
+}
+
+int flb_listener_adopt(struct flb_listener *l, const int *fds, uint32_t n)
+{
+    for (uint32_t i = 0; i < l->nworkers; i++) {
+        l->fd[i] = i < n ? adopt_one(fds[i]) : open_one(l);
         if (l->fd[i] == -1) {
             int saved = errno;
             flb_listener_close(l);

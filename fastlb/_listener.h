@@ -16,6 +16,13 @@ struct flb_listener *flb_listener_new(const char *address, const struct sockaddr
  * All or nothing: on failure none stays open, and FLB_ERR is returned with errno. Control thread. */
 int flb_listener_open(struct flb_listener *l);
 
+/* Like flb_listener_open, but worker i < <n> takes a duplicate of <fds>[i], a listening socket
+ * handed over by another process (hot upgrade: the socket and its accept queue are shared, never
+ * rebound), made non-blocking and close-on-exec; workers beyond <n> bind a new SO_REUSEPORT socket
+ * beside them. <fds> stay the caller's. All or nothing, FLB_ERR with errno (ENOTSOCK, EINVAL for a
+ * socket that is not listening). Control thread. */
+int flb_listener_adopt(struct flb_listener *l, const int *fds, uint32_t n);
+
 /* Closes every socket still open (idempotent). Control thread, once no worker polls them. */
 void flb_listener_close(struct flb_listener *l);
 

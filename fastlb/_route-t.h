@@ -5,6 +5,7 @@
 #define FLB_ROUTE_T_H
 
 #include "_balance-t.h"
+#include "_cidr.h"
 #include "_listener-t.h"
 
 enum flb_mode {
@@ -24,6 +25,7 @@ struct flb_service_counters {
     _Atomic uint64_t retries;
     _Atomic uint64_t timeouts;
     _Atomic uint64_t no_backend; /* clients closed unserved: no backend available, or retries spent */
+    _Atomic uint64_t denied;     /* clients closed at accept: not in the service's allow-list */
     _Atomic int refs;
     struct flb_service_counters *next;
 };
@@ -37,12 +39,18 @@ struct flb_service {
     struct sockaddr_storage *addr;   /* [nbe] the address each backend had when compiled: workers
                                         connect to this immutable copy, never to be->addr */
     socklen_t *addrlen;              /* [nbe] */
+    uint32_t *fall;                  /* [nbe] passive health: consecutive connect failures that mark
+                                        the backend down (its active check's fall); 0: never, as
+                                        nothing but an active check would bring it back */
     struct flb_balancer bal;
     uint8_t bal_built;
     uint32_t connect_ms;             /* 0: no limit */
     uint32_t idle_ms;                /* established idle limit (tunnel, else client/server); 0: none */
     uint32_t retries;                /* connect attempts on other backends after a failure */
     uint32_t maxconn;                /* 0: unlimited */
+    uint32_t drain_ms;               /* a draining backend's connections end after this; 0: never */
+    uint32_t nallow;                 /* tcp mode: clients must come from one of these (_cidr.h); */
+    struct flb_cidr *allow;          /* [nallow], owned; 0: everyone */
 };
 
 /* A listener of the table: where its connections go. */

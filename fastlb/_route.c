@@ -41,13 +41,16 @@ int flb_service_alloc(struct flb_service *s, uint32_t nbe)
     s->be = calloc(n, sizeof(*s->be));
     s->addr = calloc(n, sizeof(*s->addr));
     s->addrlen = calloc(n, sizeof(*s->addrlen));
-    if (s->be == NULL || s->addr == NULL || s->addrlen == NULL) {
+    s->fall = calloc(n, sizeof(*s->fall));
+    if (s->be == NULL || s->addr == NULL || s->addrlen == NULL || s->fall == NULL) {
         free(s->be);
         free(s->addr);
         free(s->addrlen);
+        free(s->fall);
         s->be = NULL;
         s->addr = NULL;
         s->addrlen = NULL;
+        s->fall = NULL;
         errno = ENOMEM;
         return FLB_ERR;
     }
@@ -67,6 +70,8 @@ static void service_free(struct flb_service *s)
     free(s->be);
     free(s->addr);
     free(s->addrlen);
+    free(s->fall);
+    free(s->allow);
     free(s->name);
 }
 
@@ -85,34 +90,79 @@ void flb_table_put(struct flb_table *t)
     FLB_LIVE_DEC(tables);
 }
 
-/* The service-counter store: few records, found on the control path only, so a list will do. */
+/* The service-counter store: a hash map name -> record, chained through the records' <next>. Found
+ * once per service per publish, so a table of many services publishes in time linear in its size. */
+#define COUNTERS_BUCKETS_MIN 64
+
 struct flb_counters_store {
     pthread_mutex_t lock;
-    struct flb_service_counters *head;
+    struct flb_service_counters **bucket;
+    uint32_t nbuckets; /* power of two */
+    uint32_t count;
 };
+
+static uint32_t name_hash(const char *name)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: short keys, control path only */
+
+    for (; *name; name++)
+        h = (h ^ (uint8_t)*name) * 16777619u;
+    return h;
+}
 
 struct flb_counters_store *flb_counters_store_new(void)
 {
     struct flb_counters_store *s = calloc(1, sizeof(*s));
 
-    if (s != NULL)
-        pthread_mutex_init(&s->lock, NULL);
+    if (s == NULL)
+        return NULL;
+    s->bucket = calloc(COUNTERS_BUCKETS_MIN, sizeof(*s->bucket));
+    if (s->bucket == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->nbuckets = COUNTERS_BUCKETS_MIN;
+    pthread_mutex_init(&s->lock, NULL);
     return s;
 }
 
 void flb_counters_store_free(struct flb_counters_store *s)
 {
-    struct flb_service_counters *c, *next;
-
     if (s == NULL)
         return;
-    for (c = s->head; c != NULL; c = next) {
-        next = c->next;
-        free(c->name);
-        free(c);
+    for (uint32_t i = 0; i < s->nbuckets; i++) {
+        struct flb_service_counters *c, *next;
+        for (c = s->bucket[i]; c != NULL; c = next) {
+            next = c->next;
+            free(c->name);
+            free(c);
+        }
     }
     pthread_mutex_destroy(&s->lock);
+    free(s->bucket);
     free(s);
+}
+
+/* Doubles the buckets once the chains average more than one record; a failed grow keeps the old. */
+static void counters_grow(struct flb_counters_store *s)
+{
+    uint32_t n = s->nbuckets * 2;
+    struct flb_service_counters **nb = calloc(n, sizeof(*nb));
+
+    if (nb == NULL)
+        return;
+    for (uint32_t i = 0; i < s->nbuckets; i++) {
+        struct flb_service_counters *c, *next;
+        for (c = s->bucket[i]; c != NULL; c = next) {
+            next = c->next;
+            uint32_t h = name_hash(c->name) & (n - 1);
+            c->next = nb[h];
+            nb[h] = c;
+        }
+    }
+    free(s->bucket);
+    s->bucket = nb;
+    s->nbuckets = n;
 }
 
 struct flb_service_counters *flb_counters_get(struct flb_counters_store *s, const char *name)
@@ -120,7 +170,7 @@ struct flb_service_counters *flb_counters_get(struct flb_counters_store *s, cons
     struct flb_service_counters *c;
 
     pthread_mutex_lock(&s->lock);
-    for (c = s->head; c != NULL && strcmp(c->name, name) != 0; c = c->next)
+    for (c = s->bucket[name_hash(name) & (s->nbuckets - 1)]; c != NULL && strcmp(c->name, name) != 0; c = c->next)
         ;
     if (c == NULL) {
         c = calloc(1, sizeof(*c));
@@ -130,8 +180,12 @@ struct flb_service_counters *flb_counters_get(struct flb_counters_store *s, cons
             errno = ENOMEM;
             return NULL;
         }
-        c->next = s->head;
-        s->head = c;
+        if (s->count >= s->nbuckets)
+            counters_grow(s);
+        uint32_t h = name_hash(name) & (s->nbuckets - 1);
+        c->next = s->bucket[h];
+        s->bucket[h] = c;
+        s->count++;
     }
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->lock);
@@ -140,17 +194,20 @@ struct flb_service_counters *flb_counters_get(struct flb_counters_store *s, cons
 
 void flb_counters_store_sweep(struct flb_counters_store *s)
 {
-    struct flb_service_counters **pp;
-
     pthread_mutex_lock(&s->lock);
-    for (pp = &s->head; *pp != NULL;) {
-        struct flb_service_counters *c = *pp;
-        if (atomic_load_explicit(&c->refs, memory_order_acquire) == 0) {
-            *pp = c->next;
-            free(c->name);
-            free(c);
-        } else {
-            pp = &c->next;
+    for (uint32_t i = 0; i < s->nbuckets; i++) {
+        struct flb_service_counters **pp = &s->bucket[i];
+        while (*pp != NULL) {
+            struct flb_service_counters *c = *pp;
+            /* Only this thread raises a count from zero, under this lock: zero stays zero. */
+            if (atomic_load_explicit(&c->refs, memory_order_acquire) == 0) {
+                *pp = c->next;
+                s->count--;
+                free(c->name);
+                free(c);
+            } else {
+                pp = &c->next;
+            }
         }
     }
     pthread_mutex_unlock(&s->lock);

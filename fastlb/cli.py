@@ -63,6 +63,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--admin-token", metavar="TOKEN", help="token changing admin endpoints demand (env FASTLB_ADMIN_TOKEN)")
     e.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS", help="SIGTERM: longest wait for open connections")
     e.add_argument("--log-level", default="info", choices=logs.LEVELS)
+    u = run.add_argument_group("hot upgrade (docs/upgrade.md)")
+    u.add_argument(
+        "--upgrade-socket", metavar="PATH",
+        help="Unix socket where a new fastlb may take the listening sockets over (off unless given)",
+    )
+    u.add_argument(
+        "--takeover", metavar="PATH",
+        help="take the listening sockets over from the fastlb whose --upgrade-socket is PATH; it then drains and exits",
+    )
 
     routes = sub.add_parser("routes", help="print the routing table fastlb would serve, as JSON, and exit")
     _provider_options(routes)
@@ -200,6 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         admin=args.admin,
         admin_token=args.admin_token,
         drain_timeout=args.drain_timeout,
+        upgrade_socket=args.upgrade_socket,
+        takeover=args.takeover,
     )
     return control.run(options)
 

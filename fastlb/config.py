@@ -85,6 +85,7 @@ class ServiceEntry(_Struct):
     timeouts: TimeoutsEntry = TimeoutsEntry()
     retries: int = 3
     maxconn: int = 0
+    drain_timeout: Duration = 0  # a draining backend's open connections are closed after this; 0: never
     health: HealthEntry | None = None
     http: HttpEntry | None = None
     vhosts: tuple[str, ...] = ()
@@ -522,6 +523,7 @@ def _service(
     _positive(f"{path}.retries", s.retries, problems, zero=True, top=100)
     _positive(f"{path}.maxconn", s.maxconn, problems, zero=True)
     timeouts = _timeouts(s.timeouts, f"{path}.timeouts", problems)
+    drain_timeout_ms = _ms(s.drain_timeout, f"{path}.drain_timeout", problems, zero=True) or 0
     check = _health(s.health, f"{path}.health", problems) if s.health is not None else None
     http = _http(s.http, f"{path}.http", problems) if s.http is not None else spec.HttpOptions()
 
@@ -557,6 +559,7 @@ def _service(
         timeouts=timeouts,
         retries=s.retries,
         maxconn=s.maxconn,
+        drain_timeout_ms=drain_timeout_ms,
         http=http,
     )
 

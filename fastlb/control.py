@@ -17,6 +17,7 @@ exit 0).
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import inspect
 import logging
@@ -424,7 +425,9 @@ class Controller:
                 state = "up" if state else "down"
             if state in ("up", "down"):
                 up = state == "up"
-                if self.health.get(backend_id) != up:
+                # The checker also says "up" for a backend it sees up that the data plane's passive
+                # health took down: forward that even though this map already says up.
+                if self.health.get(backend_id) != up or (up and provider == "health"):
                     self.health[backend_id] = up
                     self.dataplane.set_backend_health(backend_id, up)
                     logs.event(
@@ -529,26 +532,18 @@ class Controller:
                 self.dataplane.set_backend_state(bid, o.state)
             if o.weight is not None:
                 self.dataplane.set_backend_weight(bid, o.weight)
-        self._follow_health(table)
+        if self.health_checker is not None:
+            self.health_checker.update(table)  # active checks follow the table now serving
+        # Downs outlive tables (a new record starts up, or down when its check must pass first);
+        # ups are not said again, so as not to undo what passive health took down.
         for bid, up in self.health.items():
-            self.dataplane.set_backend_health(bid, up)
+            if not up:
+                self.dataplane.set_backend_health(bid, False)
         logs.event(
             logging.INFO, logs.SWAP, generation=generation, services=len(table.services),
             listeners=len(table.listeners), ms=f"{elapsed * 1000:.3f}",
         )
         return True
-
-    def _follow_health(self, table: spec.RouteTable) -> None:
-        """Active checks follow the table now serving. A new backend whose check must pass first is held
-        down until it does (the data plane counts every new backend up)."""
-        if self.health_checker is None:
-            return
-        checked = set(self.health_checker.status())
-        self.health_checker.update(table)
-        for s in table.services:
-            for b in s.backends:
-                if b.check is not None and b.check.require_pass and b.id not in checked and b.id not in self.health:
-                    self.health[b.id] = False
 
     def _without_unbindable(self, table: spec.RouteTable) -> tuple[spec.RouteTable, list[str]]:
         """<table> less its new listeners that cannot bind, and a line for each."""
@@ -653,7 +648,9 @@ class Controller:
                 self.tables[name] = provider.table()
         from fastlb.health import HealthChecker  # noqa: PLC0415 (asyncio: made on the running loop)
 
-        self.health_checker = HealthChecker(self.on_backend_state("health"))
+        self.health_checker = HealthChecker(
+            self.on_backend_state("health"), get_health=getattr(self.dataplane, "backend_health", None)
+        )
         if self.tables:
             self.strict_binds = True
             try:
@@ -720,6 +717,8 @@ class RunOptions(msgspec.Struct, frozen=True):
     admin: str | None = None  # None: the file's [admin] listen, else 127.0.0.1:9090
     admin_token: str | None = None
     drain_timeout: float = 30.0
+    upgrade_socket: str | None = None  # hand the listening sockets to a new fastlb that asks here
+    takeover: str | None = None  # take the listening sockets over from the fastlb serving here
 
 
 DEFAULT_ADMIN = "127.0.0.1:9090"
@@ -745,9 +744,12 @@ class StartError(Exception):
     """``fastlb run`` cannot start; the message says why (one line per problem)."""
 
 
-def build(options: RunOptions, dataplane_class: Any = None) -> tuple[Controller, str, str | None]:
+def build(
+    options: RunOptions, dataplane_class: Any = None, inherit: dict[str, list[int]] | None = None
+) -> tuple[Controller, str, str | None]:
     """The controller for <options> (providers loaded, data plane made, nothing started), the admin
-    address and token. Raises StartError."""
+    address and token. <inherit>: listening sockets taken over from a running fastlb, by address.
+    Raises StartError."""
     providers: dict[str, Provider] = {}
     static: StaticProvider | None = None
     if options.config_path is not None or options.marathon is None:
@@ -783,14 +785,22 @@ def build(options: RunOptions, dataplane_class: Any = None) -> tuple[Controller,
             raise StartError(f"the data plane is not available: {e}") from None
     settings = msgspec.structs.asdict(engine)
     settings.pop("workers")
+    if inherit:
+        settings["inherit"] = inherit
     dataplane = dataplane_class(workers, **settings)
     controller = Controller(dataplane, providers, drain_timeout=options.drain_timeout)
     return controller, admin, token
 
 
-async def serve(controller: Controller, admin_address: str, token: str | None) -> int:
-    """Runs until SIGTERM/SIGINT, then drains. Returns the exit status."""
+async def serve(
+    controller: Controller, admin_address: str, token: str | None, *, takeover: Any = None,
+    upgrade_socket: str | None = None,
+) -> int:
+    """Runs until SIGTERM/SIGINT (or until a new fastlb has taken the listeners over), then drains.
+    Returns the exit status. <takeover>: a fastlb.upgrade.Takeover whose sockets the data plane was
+    made with; the old process is told once this one serves."""
     from fastlb import admin as admin_api  # noqa: PLC0415 (aiohttp only where it serves)
+    from fastlb import upgrade  # noqa: PLC0415
 
     loop = asyncio.get_running_loop()
     try:
@@ -798,10 +808,25 @@ async def serve(controller: Controller, admin_address: str, token: str | None) -
     except OSError as e:
         logs.event(logging.ERROR, logs.SWAP_FAILED, error=e, at="start")
         controller.dataplane.stop()
+        if takeover is not None:
+            takeover.abandon()
         return 1
+    if takeover is not None:
+        while controller.serving is None:  # a Marathon-only start serves once its first table is in
+            await asyncio.sleep(0.05)
+        takeover.ready()
     ip, port = config.parse_address(admin_address) or (None, 0)
     try:
-        runner = await admin_api.start(controller, str(ip), port, token)
+        # After a takeover the old process frees the admin address as it starts draining.
+        attempts = 100 if takeover is not None else 1
+        for attempt in range(attempts):
+            try:
+                runner = await admin_api.start(controller, str(ip), port, token)
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.1)
     except OSError as e:
         logs.event(logging.ERROR, "admin_failed", address=admin_address, error=e)
         controller.request_stop()
@@ -810,12 +835,24 @@ async def serve(controller: Controller, admin_address: str, token: str | None) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, controller.request_stop)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(controller.resync()))
+    server = None
+    if upgrade_socket is not None:
+        server = upgrade.UpgradeServer(upgrade_socket, controller.dataplane.listener_fds, controller.request_stop)
+        try:
+            await server.start()
+        except OSError as e:
+            logs.event(logging.ERROR, "upgrade_socket_failed", path=upgrade_socket, error=e)
+            server = None
     logs.event(
         logging.INFO, logs.SERVING, pid=os.getpid(), admin=admin_address, generation=controller.dataplane.generation,
         providers=",".join(controller.providers),
     )
     await controller.wait_stop_requested()
     loop.remove_signal_handler(signal.SIGHUP)
+    if server is not None:
+        await server.close()
+        if server.handed_over:
+            await runner.cleanup()  # the new process takes the admin address over
     await controller.drain()
     await runner.cleanup()
     return 0
@@ -823,14 +860,30 @@ async def serve(controller: Controller, admin_address: str, token: str | None) -
 
 def run(options: RunOptions) -> int:
     """``fastlb run``: builds everything, serves on uvloop, returns the exit status."""
+    from fastlb import upgrade  # noqa: PLC0415
+
+    takeover = None
+    inherit = None
     try:
-        controller_args = build(options)
+        if options.takeover is not None:
+            takeover = upgrade.Takeover(options.takeover)
+            try:
+                inherit = takeover.receive()
+            except upgrade.UpgradeError as e:
+                raise StartError(str(e)) from None
+        controller_args = build(options, inherit=inherit)
     except StartError as e:
         for line in str(e).splitlines():
             logs.event(logging.ERROR, "start_failed", problem=line)
+        if takeover is not None:
+            takeover.abandon()
+        for fds in (inherit or {}).values():
+            for fd in fds:
+                os.close(fd)
         return 1
+    main = serve(*controller_args, takeover=takeover, upgrade_socket=options.upgrade_socket)
     try:
         import uvloop  # noqa: PLC0415
     except ImportError:
-        return asyncio.run(serve(*controller_args))
-    return uvloop.run(serve(*controller_args))
+        return asyncio.run(main)
+    return uvloop.run(main)

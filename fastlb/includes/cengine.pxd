@@ -2,6 +2,7 @@
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from fastlb.includes.cbackend cimport flb_backend_store
+from fastlb.includes.cdrain cimport flb_drains
 from fastlb.includes.clistener cimport flb_listener
 from fastlb.includes.croute cimport flb_counters_store, flb_table
 
@@ -36,3 +37,4 @@ cdef extern from "_engine.h" nogil:
     void flb_engine_stop(flb_engine *e)
     void flb_engine_free(flb_engine *e)
     void flb_engine_sweep(flb_engine *e)
+    void flb_engine_set_drains(flb_engine *e, flb_drains *d)

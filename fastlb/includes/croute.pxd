@@ -19,6 +19,12 @@ cdef extern from "_balance-t.h" nogil:
 cdef extern from "_balance.h" nogil:
     int flb_balance_build(flb_balancer *b, flb_balance_algo algo, flb_backend **be, uint32_t n, uint32_t nworkers)
 
+cdef extern from "_cidr.h" nogil:
+    struct flb_cidr:
+        uint8_t len
+        uint8_t bits
+        uint8_t net[16]
+
 cdef extern from "_route-t.h" nogil:
     enum flb_mode:
         FLB_MODE_TCP
@@ -34,6 +40,7 @@ cdef extern from "_route-t.h" nogil:
         uint64_t retries
         uint64_t timeouts
         uint64_t no_backend
+        uint64_t denied
 
     struct flb_service:
         char *name
@@ -43,12 +50,16 @@ cdef extern from "_route-t.h" nogil:
         flb_backend **be
         sockaddr_storage *addr
         socklen_t *addrlen
+        uint32_t *fall
         flb_balancer bal
         uint8_t bal_built
         uint32_t connect_ms
         uint32_t idle_ms
         uint32_t retries
         uint32_t maxconn
+        uint32_t drain_ms
+        uint32_t nallow
+        flb_cidr *allow
 
     struct flb_route_listener:
         flb_listener *l

@@ -47,8 +47,9 @@ class FakeDataPlane:
         present = {}
         for s in table.services:
             for b in s.backends:
+                must_pass = b.check is not None and b.check.require_pass
                 rec = self.backends.get(b.id) or {
-                    "state": b.state, "health": "up", "weight": b.weight,
+                    "state": b.state, "health": "down" if must_pass else "up", "weight": b.weight,
                     "active": 0, "total": 0, "bytes_in": 0, "bytes_out": 0, "connect_errors": 0,
                     "retries": 0, "timeouts": 0, "requests": 0,
                 }
@@ -74,6 +75,10 @@ class FakeDataPlane:
     def set_backend_health(self, backend_id: str, up: bool) -> bool:
         return self._set(backend_id, "health", "up" if up else "down")
 
+    def backend_health(self, backend_id: str) -> bool | None:
+        rec = self.backends.get(backend_id)
+        return None if rec is None else rec["health"] == "up"
+
     def set_backend_weight(self, backend_id: str, weight: int) -> bool:
         assert 0 <= weight <= 256, weight
         return self._set(backend_id, "weight", weight)
@@ -83,7 +88,7 @@ class FakeDataPlane:
         services: dict[str, dict[str, int]] = {}
         for s in table.services:
             agg = dict.fromkeys(
-                ("active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "no_backend"), 0
+                ("active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "no_backend", "denied"), 0
             )
             for b in s.backends:
                 rec = self.backends[b.id]

@@ -420,6 +420,50 @@ def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() ->
         run(go(e.address, dead))
 
 
+def test_a_passing_check_brings_back_a_backend_passive_health_took_down() -> None:
+    from fastlb.testing.backends import Echo
+
+    check = spec.HealthCheck(kind="tcp", interval_ms=50, rise=2, fall=3)
+
+    async def go(live: str) -> None:
+        dp = FakeDataPlane()
+        backends = (spec.Backend(id=live, address=live, check=check),)
+        p = ListProvider(table(spec.Service(name="a", backends=backends)))
+        c = control.Controller(dp, {"static": p})
+        c.start()
+        await p.running.wait()
+        assert dp.backends[live]["health"] == "up"
+        dp.backends[live]["health"] = "down"  # what the workers do after <fall> refused connects
+        for _ in range(500):
+            if dp.backends[live]["health"] == "up":
+                break
+            await asyncio.sleep(0.02)
+        assert dp.backends[live]["health"] == "up"
+        assert ("health", live, "up") in dp.calls
+        await c.drain()
+
+    with Echo() as e:
+        run(go(e.address))
+
+
+def test_a_publish_does_not_undo_a_passive_down() -> None:
+    async def go() -> None:
+        dp = FakeDataPlane()
+        p = ListProvider(table(svc("a", "10.0.0.1:1")))
+        c = control.Controller(dp, {"static": p})
+        c.start()
+        await p.running.wait()
+        p.on_state("10.0.0.1:1", "up")  # the provider says up once (Marathon's own health)
+        dp.backends["10.0.0.1:1"]["health"] = "down"  # passive health, in the workers
+        p.on_change(table(svc("a", "10.0.0.1:1", "10.0.0.2:1")))
+        await asyncio.sleep(0)
+        assert dp.generation == 2
+        assert dp.backends["10.0.0.1:1"]["health"] == "down"
+        await c.drain()
+
+    run(go())
+
+
 def test_disabled_apps_and_reconnects_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     class Marathonish(ListProvider):
         errors: dict[str, str] = {}
