@@ -21,7 +21,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import arms as armlib
@@ -85,7 +85,7 @@ def main() -> int:
     arm, metric = armlib.ARMS[a.arm], METRICS[a.metric]
     if arm.kind == "direct":
         p.error("profile attaches to a proxy: pick an arm other than D")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = a.out or armlib.HERE / "results" / f"{stamp}-profile-{a.arm}-{a.metric}"
     out.mkdir(parents=True, exist_ok=True)
     launcher = armlib.fastlb_launcher(a.fastlb) if arm.kind == "fastlb" else "none"

@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import arms as armlib
@@ -122,7 +122,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     install_stop_signals()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or armlib.HERE / "results" / f"{stamp}-{kind}"
     out.mkdir(parents=True, exist_ok=True)
     launcher = armlib.fastlb_launcher(args.fastlb) if {"F", "Fn"} & set(args.arm_keys) else "none"
@@ -162,7 +162,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
         meta["status"] = f"stopped by signal (exit {e.code})"
     finally:
         tuning.restore()
-        meta["finished"] = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        meta["finished"] = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         _save(out, meta, records)
         report.write(out, meta, records)
     print(f"results: {out / 'results.md'}")

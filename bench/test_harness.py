@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import loads
+import pytest
 import report
 from procs import ProcessFailed, Supervisor, cpu_seconds, free_port, listening_ports
 

@@ -57,7 +57,7 @@ async def probe(check: HealthCheck, host: str, port: int) -> tuple[bool, str]:
         status = int(parts[1])
         low, high = check.expect_status
         return low <= status <= high, f"status {status}"
-    except (OSError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, OSError, ValueError) as exc:
         return False, type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
     finally:
         if writer is not None:
@@ -162,9 +162,7 @@ class HealthChecker:
             # A backend that never passed (require_pass) comes up on its first pass.
             rise = 1 if not target.ever_passed else target.check.rise
             target.ever_passed = True
-            if not target.up and target.passes >= rise:
-                self._transition(target, True)
-            elif target.up and self._get_health is not None and self._get_health(target.backend_id) is False:
+            if not target.up and target.passes >= rise or target.up and self._get_health is not None and self._get_health(target.backend_id) is False:
                 self._transition(target, True)
         else:
             target.failures += 1

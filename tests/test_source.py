@@ -68,9 +68,9 @@ def test_exported_c_functions_are_prefixed() -> None:
 
 def test_stubs_name_what_core_exports() -> None:
     """_core.pyi names exactly the public and test names fastlb._core exports."""
-    import fastlb._core as core
-
     import types
+
+    import fastlb._core as core
 
     exported = {
         n

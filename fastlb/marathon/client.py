@@ -198,7 +198,7 @@ class MarathonClient:
                     self._succeeded(final)  # it answered: it is reachable, the request is what failed
                     raise err
                 errors.append(str(err))
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 errors.append(f"{base}{path}: {type(e).__name__}: {e}")
             self._failed(base)
         raise MarathonError("; ".join(errors))
@@ -244,7 +244,7 @@ class MarathonClient:
                         extra={"Cache-Control": "no-cache"},
                         timeout=timeout,
                     )
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 errors.append(f"{base}/v2/events: {type(e).__name__}: {e}")
                 self._failed(base)
                 continue
@@ -255,7 +255,7 @@ class MarathonClient:
             body = b""
             try:
                 body = await asyncio.wait_for(resp.content.read(200), self.connect_timeout)
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
             resp.close()
             status = resp.status if resp.status != 200 else 0

@@ -1,6 +1,7 @@
 """Smooth weighted round-robin (nginx's), per worker, over the backends' live state."""
 
 import errno
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -16,7 +16,6 @@ from fastlb.testing.emulator import MarathonEmulator, load_fixture
 
 from .harness import Recorder, backend_ids, backend_states, make_provider, running, wait_until, web_app
 
-
 READINESS_CHECK = {
     "name": "readinessCheck",
     "protocol": "HTTP",
