@@ -32,9 +32,11 @@ CSV_COLUMNS = ["pxname", "svname", "qcur", "qmax", "scur", "smax", "slim", "stot
 _SHARED_NAMES = {"vhost": "marathon_http_in", "appid": "marathon_http_appid_in"}
 _BACKEND_COUNTERS = (
     "active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests",
+    "drain_since_ms",
 )
 _SERVICE_COUNTERS = (
     "active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "no_backend",
+    "denied",
 )
 
 
@@ -303,6 +305,7 @@ def metrics_text(snap: dict[str, Any]) -> str:
         ("retries", "fastlb_service_retries_total", "counter", "Connect retries per service."),
         ("timeouts", "fastlb_service_timeouts_total", "counter", "Timeouts per service."),
         ("no_backend", "fastlb_service_no_backend_total", "counter", "Connections with no backend to take them."),
+        ("denied", "fastlb_service_denied_total", "counter", "Connections refused by the source allow-list."),
     )
     backend_metrics = (
         ("active", "fastlb_backend_connections_active", "gauge", "Open connections per backend."),
@@ -328,6 +331,10 @@ def metrics_text(snap: dict[str, Any]) -> str:
                     int(b["state"] == state), **labels, state=state,
                 )
             m.add("fastlb_backend_weight", "gauge", "Weight of the backend.", b["weight"], **labels)
+            m.add(
+                "fastlb_backend_drain_since_seconds", "gauge",
+                "Unix time the backend started draining (0: not draining).", b["drain_since_ms"] / 1000, **labels,
+            )
             for key, name, kind, help_ in backend_metrics:
                 m.add(name, kind, help_, b[key], **labels)
     errors = sum(len(v) for v in snap["app_errors"].values() if isinstance(v, (list, dict)))
