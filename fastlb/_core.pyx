@@ -135,7 +135,9 @@ cdef class _Plan:
             seen_addresses.add(lst.address)
             _u32(lst.maxconn, f"listener {lst.address!r} maxconn")
             if lst.kind != "service":
-                continue  # vhost and appid listeners belong to the HTTP engine, which is not wired in yet
+                # vhost and appid listeners route each request on their own (_l7.pxi)
+                self.listeners.append((lst.address, _U32_MAX, lst.maxconn))
+                continue
             if lst.service not in self.service_index:
                 raise ValueError(f"listener {lst.address!r}: no service named {lst.service!r}")
             self.listeners.append((lst.address, self.service_index[lst.service], lst.maxconn))
@@ -152,7 +154,7 @@ cdef class DataPlane:
     cdef bint stopped
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
-                  buffer_size=16384, splice_threshold=65536):
+                  buffer_size=16384, splice_threshold=65536, access_log_fd=None, cookie_key=None):
         cdef flb_engine_options o
         if workers < 1 or workers > 1024:
             raise ValueError(f"workers: {workers!r} is not in 1..1024")
@@ -174,6 +176,7 @@ cdef class DataPlane:
         self.e = flb_engine_new(&o)
         if self.e == NULL:
             raise OSError(errno, os.strerror(errno))
+        _l7_configure(self, access_log_fd, cookie_key)
 
     def __dealloc__(self):
         if self.e != NULL:
@@ -247,6 +250,7 @@ cdef class DataPlane:
         try:
             for i, (svc, backends) in enumerate(plan.services):
                 self._compile_service(&t.svc[i], svc, backends)
+            _l7_compile(self, t, table, plan)
         except BaseException:
             flb_table_put(t)
             flb_engine_sweep(self.e)
@@ -368,6 +372,7 @@ cdef class DataPlane:
                         "timeouts": b.c.timeouts,
                         "requests": b.c.requests,
                     }
+            _l7_stats(self, out, t)
         finally:
             flb_table_put(t)
         return out
@@ -419,3 +424,4 @@ cdef flb_listener *_listener_new(str address, uint32_t nworkers) except NULL:
 
 include "_balance.pxi"
 include "_http1.pxi"
+include "_l7.pxi"

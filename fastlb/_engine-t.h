@@ -11,6 +11,7 @@
 
 struct flb_backend_store;
 struct flb_counters_store;
+struct flb_l7;
 
 struct flb_engine_options {
     uint32_t workers;
@@ -63,6 +64,7 @@ struct flb_engine {
     uint8_t running;           /* workers started and not yet joined */
     struct flb_backend_store *backends;
     struct flb_counters_store *counters;
+    struct flb_l7 *l7;         /* HTTP mode's engine and worker state (_l7.h) */
 };
 
 #endif
