@@ -158,8 +158,10 @@ static int want_client_input(const struct flb_h1conn *h)
 
 static int want_server_input(const struct flb_h1conn *h)
 {
+    /* a body's bytes are read once those before them are framed and sent: an EOF read then means
+     * that nothing more is coming */
     return h->phase == FLB_H1_FORWARD && !h->connecting && h->resp != FLB_H1_RESP_DONE && !pending(&h->down) &&
-           h->olen < FLB_H1_BUF;
+           h->olen < FLB_H1_BUF && (h->resp == FLB_H1_RESP_HEAD || h->olen == h->ofwd);
 }
 
 static int update_interest(struct flb_worker *w, struct flb_h1conn *h)
@@ -1052,11 +1054,11 @@ static int step(struct flb_worker *w, struct flb_h1conn *h)
     case FLB_H1_CONNECT:
     case FLB_H1_FORWARD:
         RUN(client_read(w, h));
-        if (h->cl_eof && !h->req_done) {
+        RUN(consume_req(w, h));
+        if (h->cl_eof && !h->req_done && h->ifwd == h->ilen) {
             flb_h1conn_close(w, h); /* the request will never be whole */
             return -1;
         }
-        RUN(consume_req(w, h));
         if (h->phase != FLB_H1_FORWARD)
             return progress;
         RUN(up_send(w, h));
