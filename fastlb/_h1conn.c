@@ -409,8 +409,15 @@ static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const s
     h->ckeep = 0;
     h->phase = FLB_H1_REPLY;
     count_status(h, status, 1);
-    if (h->started_us != 0)
+    if (w->e->l7->log_fd >= 0) {
+        if (h->started_us == 0) {
+            /* refused before its head was read whole: logged with no method or path */
+            h->method[0] = '\0';
+            h->path_len = 0;
+            h->started_us = now_us();
+        }
         flb_alog_request(w, h);
+    }
     h->started_us = 0;
     arm(w, h, REPLY_MS);
     return 1;
