@@ -21,10 +21,33 @@
 /* An empty hash slot (a Maglev table whose backends all had weight 0). */
 #define BAL_NONE UINT32_MAX
 
-/* Limits checked by build: weights are 0..256 (_backend-t.h), and the backend count keeps the
- * Maglev table and the source map within a few tens of MB. */
+/* Limits checked by build: weights are 0..256 (_backend-t.h), and the backend count keeps a Maglev
+ * table under 27 MB and a source map under 68 MB even at those extremes. */
 #define BAL_MAX_WEIGHT 256u
 #define BAL_MAX_BACKENDS 65536u
+
+/* Per-worker scratch starts on its own cache line (rows of cur rounded up to whole lines, one line per
+ * rr offset, all 64-byte aligned), so that workers picking at once never write the same line. */
+#define BAL_CACHE_LINE 64u
+#define BAL_RR_STRIDE (BAL_CACHE_LINE / sizeof(uint32_t))
+
+#define BAL_CUR_PER_LINE (BAL_CACHE_LINE / sizeof(int64_t))
+
+static inline size_t bal_cur_lines(uint32_t n)
+{
+    return ((size_t)n + BAL_CUR_PER_LINE - 1) / BAL_CUR_PER_LINE;
+}
+
+/* Zeroed, cache-line aligned memory for <count> lines. */
+static void *bal_alloc_lines(size_t count)
+{
+    if (count > SIZE_MAX / BAL_CACHE_LINE)
+        return NULL;
+    void *p = aligned_alloc(BAL_CACHE_LINE, count * BAL_CACHE_LINE);
+    if (p)
+        memset(p, 0, count * BAL_CACHE_LINE);
+    return p;
+}
 
 /* Seeds of the two hashes of a backend's identity that give its Maglev permutation. Fixed forever:
  * changing one moves every key of every Maglev service of a fleet. */
@@ -300,13 +323,13 @@ int flb_balance_build(struct flb_balancer *b, enum flb_balance_algo algo, struct
     switch (algo) {
     case FLB_BAL_ROUNDROBIN:
         if (n) {
-            b->cur = calloc((size_t)nworkers * n, sizeof(*b->cur));
+            b->cur = bal_alloc_lines((size_t)nworkers * bal_cur_lines(n));
             if (!b->cur)
                 goto nomem;
         }
         break;
     case FLB_BAL_LEASTCONN:
-        b->rr = calloc(nworkers, sizeof(*b->rr));
+        b->rr = bal_alloc_lines(nworkers); /* one line holds BAL_RR_STRIDE offsets; one is used */
         if (!b->rr)
             goto nomem;
         break;
@@ -367,7 +390,8 @@ static inline uint32_t bal_usable_weight(const struct flb_balancer *b, uint32_t 
     return w;
 }
 
-static inline int bal_usable(const struct flb_balancer *b, uint32_t i, const uint32_t *exclude, uint32_t nexclude)
+static inline int bal_usable(const struct flb_balancer *b, uint32_t i, const uint32_t *exclude,
+                             uint32_t nexclude)
 {
     return flb_backend_available(b->be[i]) && !bal_excluded(exclude, nexclude, i);
 }
@@ -383,7 +407,7 @@ static int bal_unreachable(void)
  * picks each backend is chosen weight times, spread out rather than in bursts; equal weights rotate. */
 static int bal_rr_pick(struct flb_balancer *b, uint32_t worker, const uint32_t *exclude, uint32_t nexclude)
 {
-    int64_t *cur = b->cur + (size_t)worker * b->n, total = 0;
+    int64_t *cur = b->cur + (size_t)worker * bal_cur_lines(b->n) * BAL_CUR_PER_LINE, total = 0;
     int best = -1;
 
     for (uint32_t i = 0; i < b->n; i++) {
@@ -406,7 +430,8 @@ static int bal_rr_pick(struct flb_balancer *b, uint32_t worker, const uint32_t *
  * from a per-worker offset that moves past each pick makes equal loads take turns. */
 static int bal_lc_pick(struct flb_balancer *b, uint32_t worker, const uint32_t *exclude, uint32_t nexclude)
 {
-    uint32_t n = b->n, start = n ? b->rr[worker] % n : 0;
+    uint32_t *offset = &b->rr[(size_t)worker * BAL_RR_STRIDE];
+    uint32_t n = b->n, start = n ? *offset % n : 0;
     uint64_t best_load = 0, best_w = 0;
     int best = -1;
 
@@ -425,7 +450,7 @@ static int bal_lc_pick(struct flb_balancer *b, uint32_t worker, const uint32_t *
     }
     if (best < 0)
         return bal_unreachable();
-    b->rr[worker] = (uint32_t)best + 1 < n ? (uint32_t)best + 1 : 0;
+    *offset = (uint32_t)best + 1 < n ? (uint32_t)best + 1 : 0;
     return best;
 }
 

@@ -15,7 +15,11 @@ _test_balance_algos = {
     "maglev": _cbal.FLB_BAL_MAGLEV,
     "source": _cbal.FLB_BAL_SOURCE,
 }
-_test_balance_admin = {"ready": _cbal.FLB_ADMIN_READY, "drain": _cbal.FLB_ADMIN_DRAIN, "maint": _cbal.FLB_ADMIN_MAINT}
+_test_balance_admin = {
+    "ready": _cbal.FLB_ADMIN_READY,
+    "drain": _cbal.FLB_ADMIN_DRAIN,
+    "maint": _cbal.FLB_ADMIN_MAINT,
+}
 _test_balance_health = {"up": _cbal.FLB_HEALTH_UP, "down": _cbal.FLB_HEALTH_DOWN}
 
 
@@ -129,6 +133,21 @@ cdef class _test_balancer:
         for key in keys:
             out.append(_cbal.flb_balance_pick(&self.bal, key, worker, NULL, 0))
         return out
+
+    def picks_nogil(self, uint32_t count, uint32_t worker=0):
+        """<count> picks (key = the pick's number) with the GIL released, so that several Python threads
+        pick at once, each as its own worker; a failed pick gives -1."""
+        cdef int *out = <int *>malloc((count + 1) * sizeof(int))
+        cdef uint32_t k
+        if out == NULL:
+            raise MemoryError()
+        with nogil:
+            for k in range(count):
+                out[k] = _cbal.flb_balance_pick(&self.bal, k, worker, NULL, 0)
+        try:
+            return [out[k] for k in range(count)]
+        finally:
+            free(out)
 
     @property
     def n(self):

@@ -146,6 +146,7 @@ static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, in
 {
     size_t moved = 0;
     int rounds = PUMP_ROUNDS;
+    int drained = 0; /* a short read in this call: write it, then wait for epoll */
     int rc = FLB_OK;
 
     for (;;) {
@@ -167,7 +168,7 @@ static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, in
             }
             break;
         }
-        if (rounds-- == 0)
+        if (rounds-- == 0 || drained)
             break;
         ssize_t n = flb_pump_fill(u, &w->pool, src, 0);
         if (n == FLB_AGAIN) {
@@ -178,6 +179,7 @@ static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, in
             rc = FLB_ERR;
             break;
         }
+        drained = n > 0 && u->drained;
     }
     if (moved > 0) {
         struct flb_backend *b = conn_backend(c);
@@ -223,9 +225,12 @@ static void established(struct flb_worker *w, struct flb_conn *c)
     COUNT(b->c.conn_total, 1);
     atomic_store_explicit(&b->fails, 0, RELAXED);
     arm(w, c, c->svc->idle_ms);
-    /* Bytes the client sent while we connected go now; the server side is only subscribed to
-     * (a server that speaks first has not spoken yet). */
-    run(w, c, 0, EPOLLIN);
+    /* Bytes the client sent while we connected (and its FIN) go now. Nothing is read on spec: the
+     * client side has been polled all along, and a server that speaks first has not spoken yet. */
+    if (flb_pump_pending(&c->up) > 0 || c->up.eof)
+        run(w, c, 0, EPOLLIN);
+    else if (update_interest(w, c) != FLB_OK)
+        flb_conn_close(w, c);
 }
 
 /* Starts a connect to backend <idx>. Returns FLB_OK when connected or in progress, FLB_AGAIN when
@@ -280,6 +285,7 @@ static void connect_next(struct flb_worker *w, struct flb_conn *c, int failed)
         if (r == FLB_OK)
             return;
         if (r == FLB_ERR) {
+            COUNT(c->lst->refused, 1);
             flb_conn_close(w, c);
             return;
         }
@@ -336,11 +342,9 @@ void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32
         return;
     }
     if (server) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(c->sfd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-            err = errno;
-        if (err == 0 && !(events & (EPOLLERR | EPOLLHUP))) {
+        /* A non-blocking connect reports success as writable alone; refused, reset or unreachable
+         * add EPOLLERR/EPOLLHUP (SO_ERROR would only say which). */
+        if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
             established(w, c);
             return;
         }

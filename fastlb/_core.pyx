@@ -7,10 +7,8 @@ one C unit (the uvloop way). This file holds the engine's face, ``DataPlane``: i
 
 import os
 
-from cpython.bytes cimport PyBytes_AsString
 from libc.errno cimport errno
-from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free
+from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, strdup
 
 
@@ -24,12 +22,11 @@ from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engi
                                       flb_engine_options, flb_engine_publish, flb_engine_start,
                                       flb_engine_stop, flb_engine_stop_accepting, flb_engine_sweep,
                                       flb_engine_table)
-from fastlb.includes.clistener cimport (flb_listener, flb_listener_close, flb_listener_get,
-                                        flb_listener_new, flb_listener_open, flb_listener_put)
+from fastlb.includes.clistener cimport (flb_listener, flb_listener_get, flb_listener_new, flb_listener_open,
+                                        flb_listener_put)
 from fastlb.includes.croute cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
-                                     FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_algo, flb_balance_build,
-                                     flb_counters_get, flb_route_listener, flb_service, flb_service_alloc, flb_table,
-                                     flb_table_new, flb_table_put)
+                                     FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_build, flb_counters_get,
+                                     flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
 
 
 def live_counts():
@@ -110,6 +107,8 @@ cdef class _Plan:
                 _u32(getattr(svc.timeouts, field), f"service {svc.name!r} timeouts.{field}")
             _u32(svc.retries, f"service {svc.name!r} retries")
             _u32(svc.maxconn, f"service {svc.name!r} maxconn")
+            if len(svc.backends) > 65536:
+                raise ValueError(f"service {svc.name!r}: {len(svc.backends)} backends, at most 65536")
             seen = set()
             for be in svc.backends:
                 if be.id in seen:
@@ -261,7 +260,6 @@ cdef class DataPlane:
 
     cdef _compile_service(self, flb_service *s, object svc, list backends):
         cdef flb_backend *b
-        cdef socklen_t length
         s.name = strdup(svc.name.encode())
         s.c = flb_counters_get(self.e.counters, svc.name.encode())
         if s.name == NULL or s.c == NULL or flb_service_alloc(s, len(backends)) != FLB_OK:

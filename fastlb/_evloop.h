@@ -7,7 +7,8 @@
 
 #include <stdint.h>
 
-/* Milliseconds of CLOCK_MONOTONIC_COARSE (a few ms resolution, no syscall). */
+/* Milliseconds of CLOCK_MONOTONIC (vDSO: no syscall). Not the _COARSE clock: it lags by up to a
+ * jiffy, and a loop that slept until a tick would wake to find the tick not yet due. */
 uint64_t flb_now_ms(void);
 
 /* Changes the epoll interest of <fd> from *<cur> to <want> (EPOLLIN/EPOLLOUT bits), with no

@@ -30,7 +30,8 @@ struct flb_pump {
     uint8_t bulk;             /* this flow moves bulk: read it with splice when a pipe is free */
     uint8_t nosplice;         /* splice failed on these sockets: copy only */
     uint8_t more;             /* the last read filled what it asked: more is likely to follow */
-    uint8_t corked;           /* bytes were written with SPLICE_F_MORE and may sit in the socket */
+    uint8_t corked;           /* the last write had SPLICE_F_MORE: a partial segment may wait */
+    uint8_t drained;          /* the last read was a short copy: the source is most likely empty */
     uint8_t eof;              /* the source sent its FIN */
     uint8_t shut;             /* the destination was shut down for writing */
 };

@@ -133,6 +133,7 @@ static ssize_t fill_copy(struct flb_pump *u, struct flb_pool *p, int src)
     if (n > 0) {
         u->off = 0;
         u->len = (uint32_t)n;
+        u->drained = (size_t)n < p->buf_size;
         return n;
     }
     /* Nothing was read: the buffer goes straight back, an idle connection holds none. */
@@ -158,6 +159,9 @@ static ssize_t fill_splice(struct flb_pump *u, struct flb_pool *p, int src)
         return fill_copy(u, p, src);
     n = splice(src, NULL, u->pipe[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
+        /* A short splice proves nothing (the pipe's slots run out before its bytes do), so a
+         * spliced flow reads on until EAGAIN. */
+        u->drained = 0;
         u->inpipe = (uint32_t)n;
         /* a read that stopped at what the pipe holds has likely left more behind it */
         u->more = (uint64_t)n >= (uint64_t)(p->pipe_size > 0 ? p->pipe_size : 65536);
@@ -187,6 +191,8 @@ ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src, int copy_
         u->streak += (uint64_t)n;
         if (u->streak >= p->splice_threshold)
             u->bulk = 1;
+        if (u->drained)
+            u->streak = 0; /* the source ran dry: the next bytes start a new streak */
     } else if (n == FLB_AGAIN) {
         u->streak = 0;
     } else if (n == 0) {
@@ -202,9 +208,13 @@ int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *move
         ssize_t n = splice(u->pipe[0], NULL, dst, NULL, u->inpipe, flags);
         if (n == -1)
             return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
+        if (n == 0) {
+            errno = EIO; /* the pipe holds less than we counted: never loop on it */
+            return FLB_ERR;
+        }
         u->inpipe -= (uint32_t)n;
         *moved += (size_t)n;
-        u->corked |= u->more;
+        u->corked = u->more; /* a write without the flag pushes out what earlier ones corked */
     }
     if (u->pipe[0] != -1)
         pipe_give(p, u->pipe, 0);

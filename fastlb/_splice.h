@@ -26,7 +26,9 @@ static inline size_t flb_pump_pending(const struct flb_pump *u)
 
 /* Reads from <src> into the pump, which must hold nothing (flb_pump_pending() == 0); reads into the
  * buffer only when <copy_only>. Returns the bytes read (> 0), 0 at end of stream (and sets eof),
- * FLB_AGAIN when the source is empty, FLB_ERR with errno. */
+ * FLB_AGAIN when the source is empty, FLB_ERR with errno. After a copy that came back shorter than
+ * the buffer, <drained> is set: a caller can then wait for epoll instead of spending a recv on the
+ * EAGAIN it would almost surely get (level-triggered epoll reports whatever arrived meanwhile). */
 ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src, int copy_only);
 
 /* Writes what the pump holds to <dst>, adding the bytes written to *<moved>. Returns FLB_OK once

@@ -69,7 +69,8 @@ def test_free_and_build_again(algo):
 
 @pytest.mark.parametrize("algo", ["maglev", "source"])
 def test_tables_come_from_weights_at_build(algo):
-    """A live weight change leaves the hash tables alone (a rebuild applies it); only 0 takes a backend out."""
+    """A live weight change leaves the hash tables alone (a rebuild applies it); only 0 takes a backend
+    out."""
     b = _core._test_balancer(algo, backend_ids(4), [1, 1, 1, 1])
     keys = list(range(0, 10**6, 997))
     before = b.picks(keys)
@@ -84,7 +85,10 @@ def test_tables_come_from_weights_at_build(algo):
     st.sampled_from(ALGOS),
     st.lists(
         st.tuples(
-            st.sampled_from(["ready", "drain", "maint"]), st.sampled_from(["up", "down"]), st.integers(0, 3), st.booleans()
+            st.sampled_from(["ready", "drain", "maint"]),
+            st.sampled_from(["up", "down"]),
+            st.integers(0, 3),
+            st.booleans(),
         ),
         min_size=1,
         max_size=8,

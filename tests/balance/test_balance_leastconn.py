@@ -82,7 +82,9 @@ def test_negative_count_reads_as_idle():
     assert b.pick() == 1  # equal loads (both idle): the rotation moves on
 
 
-@pytest.mark.parametrize("change", [dict(health="down"), dict(admin="drain"), dict(admin="maint"), dict(weight=0)])
+@pytest.mark.parametrize(
+    "change", [dict(health="down"), dict(admin="drain"), dict(admin="maint"), dict(weight=0)]
+)
 def test_unavailable_backend_is_skipped(change):
     b = lc([1, 1, 1])
     b.set(0, **change)

@@ -103,9 +103,12 @@ def test_leastconn_picks_are_the_oracles(be, ops):
 def test_maglev_picks_are_the_oracles(be, ops):
     ids, weights = be
     table = oracle.maglev_table(ids, weights)
-    run_scenario(
-        "maglev", ids, weights, ops, lambda key, w, active, usable: oracle.hash_pick(table, len(ids), key, usable)
-    )
+    n = len(ids)
+
+    def model(key, live_weights, active, usable):
+        return oracle.hash_pick(table, n, key, usable)
+
+    run_scenario("maglev", ids, weights, ops, model)
 
 
 @settings(max_examples=80, deadline=None)
@@ -113,6 +116,58 @@ def test_maglev_picks_are_the_oracles(be, ops):
 def test_source_picks_are_the_oracles(be, ops):
     ids, weights = be
     smap = oracle.source_map(weights)
-    run_scenario(
-        "source", ids, weights, ops, lambda key, w, active, usable: oracle.hash_pick(smap, len(ids), key, usable)
-    )
+    n = len(ids)
+
+    def model(key, live_weights, active, usable):
+        return oracle.hash_pick(smap, n, key, usable)
+
+    run_scenario("source", ids, weights, ops, model)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["roundrobin", "leastconn"]),
+    st.lists(st.integers(1, 256), min_size=1, max_size=20),
+    st.lists(st.integers(0, 6), max_size=200),
+)
+def test_workers_never_share_scratch(algo, weights, workers):
+    """Seven workers picking in any interleaving each see the sequence a lone worker would."""
+    n = len(weights)
+    b = _core._test_balancer(algo, [f"b{i:03d}" for i in range(n)], weights, nworkers=7)
+    models = [oracle.SmoothRR(n) if algo == "roundrobin" else oracle.LeastConn(n) for _ in range(7)]
+    usable = set(range(n))
+    for w in workers:
+        if algo == "roundrobin":
+            want = models[w].pick(weights, usable)
+        else:
+            want = models[w].pick(weights, [0] * n, usable)
+        assert b.pick(worker=w) == want
+
+
+def test_workers_picking_at_once_keep_their_sequences():
+    """Four threads pick at the same time, GIL released, one worker each: each sequence is the one a
+    lone worker would see."""
+    import threading
+
+    weights = [5, 1, 3, 2, 7, 1, 1, 4, 2]
+    for algo in ("roundrobin", "leastconn"):
+        b = _core._test_balancer(algo, [f"b{i}" for i in range(len(weights))], weights, nworkers=4)
+        results = [None] * 4
+        start = threading.Barrier(4)
+
+        def run(w):
+            start.wait()
+            results[w] = b.picks_nogil(20000, w)
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        model = oracle.SmoothRR(len(weights)) if algo == "roundrobin" else oracle.LeastConn(len(weights))
+        usable = set(range(len(weights)))
+        if algo == "roundrobin":
+            want = [model.pick(weights, usable) for _ in range(20000)]
+        else:
+            want = [model.pick(weights, [0] * len(weights), usable) for _ in range(20000)]
+        assert results == [want] * 4

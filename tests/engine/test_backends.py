@@ -275,3 +275,42 @@ def test_publish_before_start(ports):
                 assert recv_exactly(c, 5) == b"early"
         finally:
             dp.stop()
+
+
+def test_close_all_while_bytes_are_in_flight(dataplane, ports):
+    """A backend that never reads: the proxy ends up holding bytes (in a pipe or a buffer) when
+    close_all runs; everything is released (the conftest checks fds and pipes)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    backend = "127.0.0.1:%d" % srv.getsockname()[1]
+    try:
+        dp = dataplane(splice_threshold=0)
+        front = ports()
+        dp.publish(table([service("s", [backend])], {front: "s"}))
+        c = connect(front)
+        peer, _ = srv.accept()
+        c.setblocking(False)
+        block = b"z" * (1 << 20)
+        sent = 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # fill every buffer on the way until the client blocks
+            try:
+                sent += c.send(block)
+            except BlockingIOError:
+                if wait_until(lambda: dp.stats()["services"]["s"]["bytes_out"] > 0, timeout=0.2):
+                    break
+        assert sent > 0
+        assert dp.active_connections() == 1
+        dp.close_all()
+        assert dp.active_connections() == 0
+        assert dp.stats()["services"]["s"]["active"] == 0
+        c.setblocking(True)
+        c.settimeout(20)
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            while True:
+                c.send(block)
+        c.close()
+        peer.close()
+    finally:
+        srv.close()

@@ -180,3 +180,25 @@ def test_two_thousand_concurrent_connections(dataplane, ports):
         st = dp.stats()
         assert st["total"] == 2000
         assert st["services"]["echo"]["bytes_out"] == st["services"]["echo"]["bytes_in"]
+
+
+def test_clients_that_leave_at_once_are_cleaned_up(dataplane, ports):
+    import struct
+
+    with Echo() as echo:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("s", [echo.address])], {front: "s"}))
+        for i in range(300):
+            c = connect(front)
+            if i % 3 == 0:
+                c.sendall(b"hello")
+            if i % 2 == 0:  # leave with a reset rather than a FIN
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        assert wait_until(lambda: dp.stats()["total"] == 300)
+        assert wait_until(lambda: dp.active_connections() == 0)
+        assert wait_until(lambda: echo.active == 0)
+        with connect(front) as c:  # and the proxy still serves
+            c.sendall(b"ok")
+            assert recv_exactly(c, 2) == b"ok"

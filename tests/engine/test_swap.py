@@ -170,3 +170,90 @@ def test_ipv6_backend_address(dataplane, ports):
                 assert recv_exactly(peer, 3) == b"six"
     finally:
         srv.close()
+
+
+def test_http_services_are_forwarded_at_l4_and_l7_listeners_are_not_opened_yet(dataplane, ports):
+    with Echo() as echo:
+        dp = dataplane()
+        front, vhost = ports(), ports()
+        svc = service("web", [echo.address], mode="http")
+        lst = (spec.Listener(address=front, service="web"), spec.Listener(address=vhost, kind="vhost"))
+        dp.publish(spec.RouteTable(services=(svc,), listeners=lst))
+        assert set(dp.listener_fds()) == {front}
+        with pytest.raises(ConnectionRefusedError):
+            connect(vhost).close()
+        with connect(front) as c:
+            request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+            c.sendall(request)
+            assert recv_exactly(c, len(request)) == request
+
+
+def test_a_backend_that_moves_takes_new_connections_at_its_new_address(dataplane, ports):
+    with WhoAmI("old") as old, WhoAmI("new") as new:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("s", [spec.Backend(id="task-1", address=old.address)])], {front: "s"}))
+        held = connect(front)
+        assert recv_line(held) == b"old\n"
+        dp.publish(table([service("s", [spec.Backend(id="task-1", address=new.address)])], {front: "s"}))
+        with connect(front) as c:
+            assert recv_line(c) == b"new\n"
+        assert dp.stats()["backends"]["task-1"]["address"] == new.address
+        assert dp.stats()["backends"]["task-1"]["total"] == 2  # one record, by identity
+        held.sendall(b"x")
+        assert recv_exactly(held, 1) == b"x"
+        held.close()
+
+
+def test_a_swap_that_lifts_maxconn_serves_the_waiting_connection(dataplane, ports):
+    with WhoAmI("w") as w:
+        dp = dataplane()
+        front = ports()
+        svc = service("s", [w.address])
+        dp.publish(spec.RouteTable(services=(svc,), listeners=(spec.Listener(address=front, service="s", maxconn=1),)))
+        first = connect(front)
+        assert recv_line(first) == b"w\n"
+        waiting = connect(front)
+        try:
+            waiting.settimeout(0.3)
+            with pytest.raises(socket.timeout):
+                waiting.recv(1)
+            dp.publish(table([svc], {front: "s"}))  # the same listener, no limit
+            waiting.settimeout(20)
+            assert recv_line(waiting) == b"w\n"
+        finally:
+            first.close()
+            waiting.close()
+
+
+def test_listeners_come_and_go_across_many_swaps(dataplane, ports):
+    with WhoAmI("w") as w:
+        dp = dataplane()
+        kept, flapping = ports(), ports()
+        svc = service("s", [w.address])
+        with_both = table([svc], {kept: "s", flapping: "s"})
+        only_kept = table([svc], {kept: "s"})
+        dp.publish(only_kept)
+        fds = dp.listener_fds()[kept]
+        for i in range(100):
+            dp.publish(with_both if i % 2 == 0 else only_kept)
+            if i % 10 == 0:
+                with connect(kept) as c:
+                    assert recv_line(c) == b"w\n"
+            if i % 10 == 0:
+                with connect(flapping) as c:  # just opened by this swap
+                    assert recv_line(c) == b"w\n"
+        assert set(dp.listener_fds()) == {kept}
+        assert dp.listener_fds()[kept] == fds
+
+
+def test_maglev_sends_one_client_address_to_one_backend(dataplane, ports):
+    with WhoAmI("a") as a, WhoAmI("b") as b, WhoAmI("c") as c3:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("s", [a.address, b.address, c3.address], balance="maglev")], {front: "s"}))
+        seen = set()
+        for _ in range(8):
+            with connect(front) as c:
+                seen.add(recv_line(c))
+        assert len(seen) == 1
