@@ -36,7 +36,8 @@ enum flb_http1_error {
     FLB_HTTP1_E_VERSION = 4,          /* 400: not "HTTP/" DIGIT "." DIGIT */
     FLB_HTTP1_E_VERSION_UNSUPPORTED = 5, /* 505: well formed, but not 1.0 or 1.1 */
     FLB_HTTP1_E_LINE_ENDING = 6,      /* 400: bare LF or bare CR, or a start line not ended by CRLF */
-    FLB_HTTP1_E_HEADER_NAME = 7,      /* 400: empty name, a non-token byte, white space before the colon */
+    FLB_HTTP1_E_HEADER_NAME = 7,      /* 400: empty name, a non-token byte, white space before the colon,
+                                       * Content_Length or Transfer_Encoding (underscores) */
     FLB_HTTP1_E_HEADER_VALUE = 8,     /* 400: NUL, DEL or another control byte (HT apart) in a value */
     FLB_HTTP1_E_OBS_FOLD = 9,         /* 400: a line folded onto the previous one, or white space after the start line */
     FLB_HTTP1_E_HEAD_TOO_LARGE = 10,  /* 431: the head is longer than head_max */

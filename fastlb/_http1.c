@@ -136,6 +136,22 @@ static enum flb_http1_hdr_kind classify(const char *n, size_t len)
     }
 }
 
+/* Whether <n> is Content-Length or Transfer-Encoding spelt with '_' for '-': CGI-style gateways (and
+ * the servers behind them) map both spellings to the same variable, so such a field could frame the
+ * body for the backend while fastlb took it for an ordinary one. */
+static int framing_alias(const char *n, size_t len)
+{
+    const char *lit = len == 14 ? "content-length" : len == 17 ? "transfer-encoding" : NULL;
+    if (lit == NULL || memchr(n, '_', len) == NULL)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = n[i] == '_' ? '-' : n[i];
+        if (((uint8_t)c | 0x20) != (uint8_t)lit[i])
+            return 0;
+    }
+    return 1;
+}
+
 /* What the fields of one head add up to, gathered while they are split. */
 struct fields {
     struct flb_http1_header *h;
@@ -389,6 +405,10 @@ static const char *parse_fields(const char *p, const char *end, struct fields *f
         h->value = value;
         h->value_len = (uint32_t)(vend - value);
         h->kind = classify(name, name_len);
+        if (h->kind == FLB_HTTP1_H_OTHER && framing_alias(name, name_len)) {
+            *err = FLB_HTTP1_E_HEADER_NAME;
+            return NULL;
+        }
         if (h->kind != FLB_HTTP1_H_OTHER) {
             *err = field_seen(f, h);
             if (*err != FLB_HTTP1_E_NONE)
@@ -440,8 +460,8 @@ static const char *parse_crlf(const char *p, const char *end, enum flb_http1_err
     return p + 2;
 }
 
-/* Whether the bytes after <prev_len> can have completed the head or made it invalid: a head ends with
- * CRLF CRLF, and a bare LF is an error; anything else is seen again in full at the next line ending. */
+/* Whether the bytes after <prev_len> can have completed the head or made it invalid at once: a head
+ * ends with CRLF CRLF, and a bare LF is an error. Other errors wait for one of those, or for head_max. */
 static int worth_parsing(const char *buf, size_t len, size_t prev_len)
 {
     const char *p = buf + prev_len, *end = buf + len;
@@ -460,9 +480,8 @@ static int worth_parsing(const char *buf, size_t len, size_t prev_len)
  * authority-form (CONNECT only), asterisk-form (OPTIONS only). */
 static int target_valid(const char *m, size_t mlen, const char *t, size_t tlen)
 {
-    int connect = mlen == 7 && memcmp(m, "CONNECT", 7) == 0;
-    if (connect)
-        return t[0] != '/' && host_valid(t, tlen) && tlen > 0 && t[0] != ':';
+    if (mlen == 7 && memcmp(m, "CONNECT", 7) == 0)
+        return host_valid(t, tlen);
     if (t[0] == '/')
         return 1;
     if (tlen == 1 && t[0] == '*')

@@ -60,7 +60,7 @@ def _http1_errors():
     """{error name: status a proxy answers a client with}."""
     cdef int e
     return {flb_http1_error_name(<flb_http1_error>e).decode(): flb_http1_error_status(<flb_http1_error>e)
-            for e in range(25)}
+            for e in range(FLB_HTTP1_E_COUNT)}
 
 
 def _http1_parse_request(bytes data, size_t prev_len=0, unsigned max_headers=100, unsigned head_max=0,

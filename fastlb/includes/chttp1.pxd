@@ -9,6 +9,7 @@ cdef extern from "_http1.h" nogil:
         FLB_HTTP1_MAX_HEADERS
         FLB_HTTP1_CHUNK_LINE_MAX
         FLB_HTTP1_TRAILERS_MAX
+        FLB_HTTP1_E_COUNT
         FLB_HTTP1_F_CONN_CLOSE
         FLB_HTTP1_F_CONN_KEEP_ALIVE
         FLB_HTTP1_F_CONN_UPGRADE

@@ -111,6 +111,11 @@ def test_valid_hosts(host):
     assert r["host"] == host.encode()
 
 
+def test_underscores_elsewhere_are_ordinary():
+    r = parse(req("X_Forwarded_For: 10.0.0.1", "Content_Type: text/plain", "Content_Lengths: 5"))
+    assert r["rc"] > 0 and r["framing"] == "none"
+
+
 def test_obs_text_in_values_is_kept():
     r = parse(req("X-Name: caf\xe9"))
     assert r["headers"][1][1] == b"caf\xe9"
@@ -150,7 +155,8 @@ HOSTILE = [
     ("te_identity", req("Transfer-Encoding: identity"), "te_not_chunked", 400),
     ("te_chunked_not_last", req("Transfer-Encoding: chunked, gzip"), "te_not_chunked", 400),
     ("te_chunked_twice", req("Transfer-Encoding: chunked, chunked"), "te_not_chunked", 400),
-    ("te_chunked_two_fields", req("Transfer-Encoding: chunked", "Transfer-Encoding: chunked"), "te_not_chunked", 400),
+    ("te_chunked_two_fields", req("Transfer-Encoding: chunked", "Transfer-Encoding: chunked"),
+     "te_not_chunked", 400),
     ("te_chunked_param", req("Transfer-Encoding: chunked;q=1"), "te_not_chunked", 400),
     ("te_empty_element", req("Transfer-Encoding: , chunked"), "te_not_chunked", 400),
     ("te_trailing_comma", req("Transfer-Encoding: chunked,"), "te_not_chunked", 400),
@@ -160,10 +166,12 @@ HOSTILE = [
     ("te_space_inside", req("Transfer-Encoding: chun ked"), "te_not_chunked", 400),
     ("te_vtab", req("Transfer-Encoding: \x0bchunked"), "header_value", 400),
     ("te_gzip_chunked", req("Transfer-Encoding: gzip, chunked"), "te_unsupported", 501),
-    ("te_deflate_chunked", req("Transfer-Encoding: deflate", "Transfer-Encoding: chunked"), "te_unsupported", 501),
+    ("te_deflate_chunked", req("Transfer-Encoding: deflate", "Transfer-Encoding: chunked"), "te_unsupported",
+     501),
     ("te_identity_chunked", req("Transfer-Encoding: identity, chunked"), "te_unsupported", 501),
     ("te_http10", req("Transfer-Encoding: chunked", start="POST / HTTP/1.0"), "te_http10", 400),
-    ("te_cl_http10", req("Transfer-Encoding: chunked", "Content-Length: 3", start="POST / HTTP/1.0"), "te_http10", 400),
+    ("te_cl_http10", req("Transfer-Encoding: chunked", "Content-Length: 3", start="POST / HTTP/1.0"),
+     "te_http10", 400),
     # line syntax
     ("obs_fold", req("X-A: b", " c"), "obs_fold", 400),
     ("obs_fold_tab", req("X-A: b", "\tc"), "obs_fold", 400),
@@ -171,6 +179,9 @@ HOSTILE = [
     ("ws_before_colon", req("Content-Length : 5"), "header_name", 400),
     ("tab_before_colon", req("Transfer-Encoding\t: chunked"), "header_name", 400),
     ("empty_name", req(": value"), "header_name", 400),
+    ("cl_underscore", req("Content_Length: 5"), "header_name", 400),
+    ("te_underscore", req("transfer_encoding: chunked"), "header_name", 400),
+    ("te_mixed_underscore", req("Transfer-Encoding: chunked", "Transfer_Encoding: chunked"), "header_name", 400),
     ("no_colon", req("X-A value"), "header_name", 400),
     ("bare_cr_in_value", req("X-A: a\rb"), "line_ending", 400),
     ("bare_cr_end", b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", "line_ending", 400),

@@ -72,7 +72,8 @@ def test_keep_alive():
     assert parse(resp("Content-Length: 0", "Connection: close"))["keep_alive"] is False
     assert parse(resp())["keep_alive"] is False  # close-delimited
     assert parse(resp("Content-Length: 0", start="HTTP/1.0 200 OK"))["keep_alive"] is False
-    assert parse(resp("Content-Length: 0", "Connection: keep-alive", start="HTTP/1.0 200 OK"))["keep_alive"] is True
+    r = parse(resp("Content-Length: 0", "Connection: keep-alive", start="HTTP/1.0 200 OK"))
+    assert r["keep_alive"] is True
 
 
 HOSTILE = [

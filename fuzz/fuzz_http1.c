@@ -1,0 +1,217 @@
+/* fuzz_http1.c: libFuzzer target for the HTTP/1.1 parsers (fastlb/_http1.c).
+ *
+ * Every input goes through all three parsers, and besides "no crash, no sanitizer report" the target
+ * checks the promises the proxy builds on; a broken promise aborts:
+ *   - results stay inside the input, and a complete head is still complete (and the same) when the input
+ *     is cut right after it, and incomplete when cut one byte earlier;
+ *   - <prev_len> changes nothing but the timing of an error: parsing a prefix that was incomplete and
+ *     then the whole with prev_len set gives the result of a parse from scratch, or FLB_AGAIN where that
+ *     result was an error;
+ *   - the chunked decoder finds the same end (or error) whether the body comes whole or in two pieces.
+ * Each prefix is copied to a buffer of its own exact size, so ASan sees a read past its end.
+ *
+ * Built with -DFLB_FUZZ_REPLAY (no libFuzzer) it is a plain program that runs every file of the
+ * directories or files named on its command line: CI replays the corpus that way (see fuzz/README.md).
+ */
+#include "_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "_http1.h"
+
+#define PROMISE(cond)                                                                                                \
+    do {                                                                                                             \
+        if (!(cond)) {                                                                                               \
+            fprintf(stderr, "broken promise at %s:%d: %s\n", __FILE__, __LINE__, #cond);                             \
+            abort();                                                                                                 \
+        }                                                                                                            \
+    } while (0)
+
+static struct flb_http1_header headers[3][32];
+
+static char *copy(const uint8_t *data, size_t n)
+{
+    char *p = malloc(n ? n : 1);
+    PROMISE(p != NULL);
+    memcpy(p, data, n);
+    return p;
+}
+
+static ssize_t request(int slot, struct flb_http1_request *req, const uint8_t *data, size_t n, size_t prev_len,
+                       uint32_t head_max)
+{
+    char *buf = copy(data, n);
+    memset(req, 0, sizeof(*req));
+    req->headers = headers[slot];
+    req->max_headers = 32;
+    req->head_max = head_max;
+    req->target_max = head_max / 2;
+    ssize_t rc = flb_http1_request_parse(req, buf, n, prev_len);
+    if (rc >= 0) {
+        PROMISE((size_t)rc <= n && req->head_len == (size_t)rc && req->nheaders <= 32);
+        PROMISE(req->method >= buf && req->method + req->method_len <= buf + rc);
+        PROMISE(req->target > req->method && req->target + req->target_len <= buf + rc);
+        PROMISE(req->minor == 0 || req->minor == 1);
+        PROMISE(req->minor == 0 || req->host != NULL);
+        for (uint32_t i = 0; i < req->nheaders; i++) {
+            const struct flb_http1_header *h = &req->headers[i];
+            PROMISE(h->name_len > 0 && h->name >= buf && h->name + h->name_len <= buf + rc);
+            PROMISE(h->value >= buf && h->value + h->value_len <= buf + rc);
+        }
+    } else {
+        PROMISE(rc == FLB_AGAIN || (rc == FLB_ERR && req->error != FLB_HTTP1_E_NONE));
+    }
+    free(buf);
+    return rc;
+}
+
+static void fuzz_request(const uint8_t *data, size_t size)
+{
+    struct flb_http1_request a, b;
+    uint32_t head_max = size && (data[0] & 1) ? 64 : 0; /* small limits too, so they are reached */
+    ssize_t rc = request(0, &a, data, size, 0, head_max);
+    if (rc >= 0) {
+        PROMISE(request(1, &b, data, (size_t)rc, 0, head_max) == rc);
+        PROMISE(b.framing == a.framing && b.content_length == a.content_length && b.flags == a.flags &&
+                b.nheaders == a.nheaders && b.minor == a.minor);
+        PROMISE(rc == 0 || request(1, &b, data, (size_t)rc - 1, 0, head_max) == FLB_AGAIN);
+    }
+    size_t cut = size ? (data[size - 1] * 131u + size / 3) % size : 0;
+    if (request(1, &b, data, cut, 0, head_max) == FLB_AGAIN) {
+        ssize_t hinted = request(1, &b, data, size, cut, head_max);
+        PROMISE(hinted == rc || (rc == FLB_ERR && hinted == FLB_AGAIN));
+        if (hinted == FLB_ERR)
+            PROMISE(b.error == a.error);
+    }
+}
+
+static ssize_t response(int slot, struct flb_http1_response *resp, const uint8_t *data, size_t n, size_t prev_len,
+                        unsigned req_flags)
+{
+    char *buf = copy(data, n);
+    memset(resp, 0, sizeof(*resp));
+    resp->headers = headers[slot];
+    resp->max_headers = 32;
+    ssize_t rc = flb_http1_response_parse(resp, buf, n, prev_len, req_flags);
+    if (rc >= 0) {
+        PROMISE((size_t)rc <= n && resp->status >= 100 && resp->status <= 999);
+        PROMISE(resp->reason >= buf && resp->reason + resp->reason_len <= buf + rc);
+        for (uint32_t i = 0; i < resp->nheaders; i++)
+            PROMISE(resp->headers[i].value + resp->headers[i].value_len <= buf + rc);
+    }
+    free(buf);
+    return rc;
+}
+
+static void fuzz_response(const uint8_t *data, size_t size)
+{
+    struct flb_http1_response a, b;
+    unsigned req_flags = size ? data[size - 1] & 3 : 0;
+    ssize_t rc = response(0, &a, data, size, 0, req_flags);
+    if (rc >= 0) {
+        PROMISE(response(1, &b, data, (size_t)rc, 0, req_flags) == rc && b.framing == a.framing);
+        PROMISE(rc == 0 || response(1, &b, data, (size_t)rc - 1, 0, req_flags) == FLB_AGAIN);
+    }
+    size_t cut = size / 2;
+    if (response(1, &b, data, cut, 0, req_flags) == FLB_AGAIN) {
+        ssize_t hinted = response(1, &b, data, size, cut, req_flags);
+        PROMISE(hinted == rc || (rc == FLB_ERR && hinted == FLB_AGAIN));
+    }
+}
+
+static ssize_t chunked(struct flb_http1_chunked *c, const uint8_t *data, size_t size, size_t cut)
+{
+    memset(c, 0, sizeof(*c));
+    char *first = copy(data, cut), *second = copy(data + cut, size - cut);
+    ssize_t rc = flb_http1_chunked_feed(c, first, cut);
+    if (rc == FLB_AGAIN) {
+        rc = flb_http1_chunked_feed(c, second, size - cut);
+        if (rc >= 0)
+            rc += (ssize_t)cut;
+    }
+    free(first);
+    free(second);
+    return rc;
+}
+
+static void fuzz_chunked(const uint8_t *data, size_t size)
+{
+    struct flb_http1_chunked a, b;
+    ssize_t whole = chunked(&a, data, size, size);
+    PROMISE(whole == FLB_AGAIN || whole == FLB_ERR || (whole > 0 && (size_t)whole <= size));
+    for (size_t cut = 0; cut < size && cut < 64; cut += 1 + cut / 8) {
+        ssize_t rc = chunked(&b, data, size, cut);
+        PROMISE(rc == whole && b.data_bytes == a.data_bytes);
+        if (rc == FLB_ERR)
+            PROMISE(b.error == a.error);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_request(data, size);
+    fuzz_response(data, size);
+    fuzz_chunked(data, size);
+    return 0;
+}
+
+#ifdef FLB_FUZZ_REPLAY
+#include <dirent.h>
+#include <sys/stat.h>
+
+static int replay_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+    static uint8_t buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    /* an exact-size copy, so that ASan sees any read past the end */
+    uint8_t *data = malloc(n ? n : 1);
+    if (data == NULL)
+        return -1;
+    memcpy(data, buf, n);
+    LLVMFuzzerTestOneInput(data, n);
+    free(data);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int files = 0, errors = 0;
+    for (int i = 1; i < argc; i++) {
+        struct stat st;
+        if (stat(argv[i], &st) != 0) {
+            perror(argv[i]);
+            errors++;
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            errors += replay_file(argv[i]) != 0;
+            files++;
+            continue;
+        }
+        DIR *d = opendir(argv[i]);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
+            errors += replay_file(path) != 0;
+            files++;
+        }
+        if (d != NULL)
+            closedir(d);
+    }
+    printf("replayed %d files, %d unreadable\n", files, errors);
+    return errors || files == 0;
+}
+#endif

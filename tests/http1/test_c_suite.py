@@ -1,0 +1,24 @@
+"""Builds and runs tests/c/test_http1.c: the parsers on their own, every input against a PROT_NONE guard
+page, under ASan and UBSan, once with the SSE2 scanning and once with the scalar fallback."""
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_c_suite_under_sanitizers(tmp_path):
+    p = subprocess.run(
+        ["make", "-s", "-C", str(ROOT / "tests" / "c"), "test", f"B={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    summaries = re.findall(r"# (\d+) checks, (\d+) failures", out)
+    assert len(summaries) == 2, out  # SIMD and scalar builds
+    for checks, failures in summaries:
+        assert int(checks) > 1000 and int(failures) == 0, out
+    assert "not ok" not in out
