@@ -78,6 +78,28 @@ static void touch(struct flb_worker *w, struct flb_h1conn *h)
         flb_timer_touch(&h->timer.t, w->now + h->touch_ms);
 }
 
+static char *buf_take(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+
+    if (lw->nbufs > 0)
+        return lw->bufs[--lw->nbufs];
+    return malloc(FLB_H1_BUF);
+}
+
+static void buf_give(struct flb_worker *w, char **buf)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+
+    if (*buf == NULL)
+        return;
+    if (lw->nbufs < FLB_L7_BUF_CACHE)
+        lw->bufs[lw->nbufs++] = *buf;
+    else
+        free(*buf);
+    *buf = NULL;
+}
+
 static uint64_t now_us(void)
 {
     struct timespec ts;
@@ -397,6 +419,10 @@ static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const s
     ssize_t n;
 
     close_server(w, h);
+    if (h->obuf == NULL && (h->obuf = buf_take(w)) == NULL) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
     h->up.i = h->up.n = 0;
     h->down.i = h->down.n = 0;
     n = flb_h1reply(h->obuf, FLB_H1_BUF, status, extra, nextra);
@@ -602,6 +628,10 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         }
     }
     ll = &t->l7->lst[rl - t->lst];
+    if (h->obuf == NULL && (h->obuf = buf_take(w)) == NULL) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
     if (l->log_fd >= 0) {
         size_t m = req->method_len < sizeof(h->method) - 1 ? req->method_len : sizeof(h->method) - 1;
         memcpy(h->method, req->method, m);
@@ -922,6 +952,9 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
     h->ilen -= h->ifwd;
     h->ifwd = h->iprev = 0;
     h->olen = h->ofwd = h->oprev = 0;
+    buf_give(w, &h->obuf);
+    if (h->ilen == 0)
+        buf_give(w, &h->ibuf);
     h->up.i = h->up.n = 0;
     h->down.i = h->down.n = 0;
     h->be = h->sticky_be = -1;
@@ -1018,6 +1051,10 @@ static int client_read(struct flb_worker *w, struct flb_h1conn *h)
 
     if (!want_client_input(h))
         return 0;
+    if (h->ibuf == NULL && (h->ibuf = buf_take(w)) == NULL) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
     n = recv(h->cfd, h->ibuf + h->ilen, FLB_H1_BUF - h->ilen, 0);
     if (n > 0) {
         if (h->phase != FLB_H1_LINGER)
@@ -1128,16 +1165,7 @@ void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int f
     if (ls != NULL)
         COUNT(ls->c->total, 1);
     COUNT(w->e->total, 1);
-    if (h != NULL) {
-        h->ibuf = malloc(FLB_H1_BUF);
-        h->obuf = malloc(FLB_H1_BUF);
-    }
-    if (h == NULL || h->ibuf == NULL || h->obuf == NULL) {
-        if (h != NULL) {
-            free(h->ibuf);
-            free(h->obuf);
-        }
-        free(h);
+    if (h == NULL) {
         close(fd);
         FLB_LIVE_DEC(fds);
         COUNT(rl->l->refused, 1);
@@ -1265,8 +1293,8 @@ void flb_h1conn_reap(struct flb_worker *w)
         if (h->rtable != NULL)
             flb_table_put(h->rtable);
         flb_table_put(h->table);
-        free(h->ibuf);
-        free(h->obuf);
+        buf_give(w, &h->ibuf);
+        buf_give(w, &h->obuf);
         free(h);
         FLB_LIVE_DEC(conns);
     }

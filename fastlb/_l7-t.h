@@ -98,6 +98,10 @@ struct flb_h1idle;
 /* An idle backend connection is closed after this long unused. */
 #define FLB_L7_POOL_IDLE_MS 5000
 
+/* Connection buffers (FLB_H1_BUF) a worker keeps for reuse: a connection holds its buffers only
+ * while a request is under way, so an idle keep-alive connection costs little. */
+#define FLB_L7_BUF_CACHE 64
+
 /* Access-log buffer of each worker; a line that does not fit once the buffer is flushed is dropped. */
 #define FLB_L7_LOG_BUF 65536
 
@@ -112,6 +116,8 @@ struct flb_l7_worker {
         uint64_t key, epoch;
     } auth[FLB_L7_AUTH_CACHE];
     void *crypt;                   /* struct crypt_data, allocated on first use */
+    char *bufs[FLB_L7_BUF_CACHE];  /* free connection buffers */
+    uint32_t nbufs;
     char *log;                     /* FLB_L7_LOG_BUF, allocated when the log is on */
     uint32_t loglen;
 };

@@ -58,6 +58,8 @@ void flb_l7_free(struct flb_l7 *l)
     for (uint32_t i = 0; i < l->nworkers; i++) {
         free(l->w[i].crypt);
         free(l->w[i].log);
+        while (l->w[i].nbufs > 0)
+            free(l->w[i].bufs[--l->w[i].nbufs]);
     }
     for (c = l->counters; c != NULL; c = next) {
         next = c->next;

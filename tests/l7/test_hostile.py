@@ -36,7 +36,7 @@ def test_hostile_request_is_refused_and_nothing_reaches_the_backend(dataplane, p
     dp = dataplane()
     front = ports()
     dp.publish(port_table(http_service("web", [backend.address]), front))
-    before = backend.received
+    before, seen = backend.received, len(backend.requests)
     with connect(front) as c:
         c.sendall(data)
         rd = Reader(c)
@@ -46,6 +46,7 @@ def test_hostile_request_is_refused_and_nothing_reaches_the_backend(dataplane, p
         assert rd.at_eof()
     assert backend.received == before  # not one byte forwarded
     assert request(front, get("/next")).json()["path"] == "/next"  # and the next client is served
+    assert backend.requests[seen:] == [("GET", "/next")]  # nothing else ever arrived
 
 
 def test_huge_head_is_431(dataplane, ports, backend):
