@@ -70,7 +70,9 @@ struct flb_h1conn {
     struct flb_route_listener *rl; /* in <table> */
     struct flb_l7_listener *ll;    /* in <table>'s L7 side */
     struct flb_service *lsvc;      /* the listener's service (its slot), or NULL */
-    struct flb_table *rtable;      /* one reference while a request is routed: the table it was routed with */
+    struct flb_table *rtable;      /* while a request is routed: the table it was routed with; a reference
+                                      of its own only when it is not <table> (rtable_ref) */
+    uint8_t rtable_ref;
     struct flb_service *svc;       /* the request's service, in <rtable>, or NULL */
     struct flb_l7_service *hs;     /* its HTTP side */
     int32_t be;                    /* backend index in svc, -1: none */
@@ -103,6 +105,8 @@ struct flb_h1conn {
     uint32_t path_len;
     struct flb_l7_timer timer;
     struct flb_h1conn *prev, *next;
+    struct flb_h1conn *ready_next; /* in the worker's ready list (in_ready) */
+    uint8_t in_ready;
 };
 
 /* An idle backend connection in a worker's pool. */

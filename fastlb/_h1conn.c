@@ -47,7 +47,8 @@
 #define RELAXED memory_order_relaxed
 #define COUNT(field, n) atomic_fetch_add_explicit(&(field), (n), RELAXED)
 
-/* Rounds of work one event may do on a connection before it lets others run. */
+/* Rounds of work one event may do on a connection before it lets others run; a connection stopped
+ * there goes on the worker's ready list and carries on after the batch of events. */
 #define ROUNDS 64
 /* Pump reads per tunnel wakeup (as _conn.c). */
 #define PUMP_ROUNDS 8
@@ -647,7 +648,9 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         COUNT(h->rl->l->refused, 1);
         return reply(w, h, 503, NULL, 0);
     }
-    h->rtable = flb_table_get(t);
+    /* the connection's own reference covers its accept table: no shared atomic per request */
+    h->rtable_ref = t != h->table;
+    h->rtable = h->rtable_ref ? flb_table_get(t) : t;
     h->svc = &t->svc[si];
     h->hs = &t->l7->svc[si];
     COUNT(h->hs->c->requests, 1);
@@ -940,8 +943,10 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
         flb_alog_request(w, h);
     h->started_us = 0;
     release_server(w, h, whole && h->skeep && h->olen == h->ofwd);
-    flb_table_put(h->rtable);
+    if (h->rtable_ref)
+        flb_table_put(h->rtable);
     h->rtable = NULL;
+    h->rtable_ref = 0;
     h->svc = NULL;
     h->hs = NULL;
     if (!whole || !h->ckeep || h->cl_eof) {
@@ -1141,15 +1146,37 @@ static int step(struct flb_worker *w, struct flb_h1conn *h)
 
 static void advance(struct flb_worker *w, struct flb_h1conn *h)
 {
-    for (int i = 0; i < ROUNDS; i++) {
+    int i;
+
+    for (i = 0; i < ROUNDS; i++) {
         int r = step(w, h);
         if (r < 0)
             return;
         if (r == 0)
             break;
     }
+    if (i == ROUNDS && !h->in_ready) {
+        struct flb_l7_worker *lw = flb_l7_worker(w);
+        h->in_ready = 1;
+        h->ready_next = lw->ready;
+        lw->ready = h;
+    }
     if (update_interest(w, h) != FLB_OK)
         flb_h1conn_close(w, h);
+}
+
+void flb_h1conn_run_ready(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_h1conn *list = lw->ready, *h;
+
+    lw->ready = NULL;
+    while ((h = list) != NULL) {
+        list = h->ready_next;
+        h->in_ready = 0;
+        h->ready_next = NULL;
+        advance(w, h);
+    }
 }
 
 void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
@@ -1263,6 +1290,13 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
 
     if (h->phase == FLB_H1_DEAD)
         return;
+    if (h->in_ready) {
+        struct flb_h1conn **pp = &lw->ready;
+        while (*pp != h)
+            pp = &(*pp)->ready_next;
+        *pp = h->ready_next;
+        h->in_ready = 0;
+    }
     flb_timer_stop(&lw->wheel, &h->timer.t);
     flb_pump_release(&h->tup, &w->pool);
     flb_pump_release(&h->tdown, &w->pool);
@@ -1290,7 +1324,7 @@ void flb_h1conn_reap(struct flb_worker *w)
 
     while ((h = lw->dead) != NULL) {
         lw->dead = h->next;
-        if (h->rtable != NULL)
+        if (h->rtable_ref)
             flb_table_put(h->rtable);
         flb_table_put(h->table);
         buf_give(w, &h->ibuf);

@@ -34,6 +34,10 @@ void flb_h1conn_timeout(struct flb_worker *w, struct flb_h1conn *h);
 /* Closes both sides now and gives back the slot; the memory goes in flb_h1conn_reap. */
 void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h);
 
+/* Runs the connections that stopped at the round limit with work in hand (bytes already read into
+ * their buffers wake no epoll). Called after each batch of events. */
+void flb_h1conn_run_ready(struct flb_worker *w);
+
 /* Frees the connections closed since the last call. */
 void flb_h1conn_reap(struct flb_worker *w);
 

@@ -108,6 +108,7 @@ struct flb_h1idle;
 struct flb_l7_worker {
     struct flb_wheel wheel;
     struct flb_h1conn *conns, *dead;
+    struct flb_h1conn *ready;      /* stopped by the round limit with work in hand: run after the batch */
     struct flb_h1idle *pool[FLB_L7_POOL_BUCKETS];
     uint32_t npool;
     struct flb_h1idle *idle_dead;  /* retired in this batch of events, freed after it */

@@ -228,6 +228,9 @@ int flb_l7_timeout(struct flb_worker *w, int timeout)
 {
     int mine = flb_wheel_timeout(&flb_l7_worker(w)->wheel, w->now);
 
+    if (flb_l7_worker(w)->ready != NULL)
+        return 0;
+
     if (mine >= 0 && (timeout < 0 || mine < timeout))
         return mine;
     return timeout;
@@ -248,6 +251,7 @@ void flb_l7_turn(struct flb_worker *w)
     struct flb_l7_worker *lw = flb_l7_worker(w);
 
     flb_wheel_run(&lw->wheel, w->now, fire, w);
+    flb_h1conn_run_ready(w);
     flb_h1conn_reap(w);
     flb_h1pool_reap(lw);
     flb_alog_flush(w);

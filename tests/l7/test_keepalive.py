@@ -120,3 +120,15 @@ def test_client_half_close_after_request_still_gets_the_answer(dataplane, ports)
             rd = Reader(c)
             assert rd.response().json()["path"] == "/slow/100"
             assert rd.at_eof()
+
+
+def test_a_long_pipeline_in_one_send(dataplane, ports):
+    # far more requests than one wakeup works through: the rest must still be answered
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        with connect(front) as c:
+            c.sendall(b"".join(get(f"/q{i}") for i in range(300)))
+            rd = Reader(c)
+            assert [rd.response().json()["path"] for _ in range(300)] == [f"/q{i}" for i in range(300)]
