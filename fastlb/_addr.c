@@ -1,4 +1,6 @@
 /* _addr.c: numeric address parsing and formatting (see _addr.h). */
+#include "_api.h"
+
 #include "_addr.h"
 
 #include <arpa/inet.h>

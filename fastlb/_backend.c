@@ -1,4 +1,6 @@
 /* _backend.c: the backend store (see _backend.h). */
+#include "_api.h"
+
 #include "_backend.h"
 
 #include <errno.h>

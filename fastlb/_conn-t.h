@@ -10,7 +10,7 @@
 #define FLB_CONN_TRIED 16
 
 enum flb_conn_state {
-    FLB_CONN_CONNECTING = 0, /* waiting for the backend's connect; client bytes are buffered */
+    FLB_CONN_CONNECTING = 0, /* waiting for the backend's connect; the client is not polled yet */
     FLB_CONN_ESTABLISHED = 1,
     FLB_CONN_DEAD = 2,       /* closed; freed after the current batch of events */
 };

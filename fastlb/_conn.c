@@ -8,6 +8,8 @@
  * A pump that holds bytes does not read: backpressure comes for free, and bytes stay in order.
  */
 #define _GNU_SOURCE
+#include "_api.h"
+
 #include "_conn.h"
 
 #include "_addr.h"
@@ -49,11 +51,11 @@ static int update_interest(struct flb_worker *w, struct flb_conn *c)
 {
     uint32_t cw = 0, sw = 0;
 
-    if (!c->up.eof && flb_pump_pending(&c->up) == 0)
-        cw |= EPOLLIN;
     if (c->state == FLB_CONN_CONNECTING) {
-        sw = EPOLLOUT;
+        sw = EPOLLOUT; /* the client is not polled yet: what it sends waits in its socket */
     } else {
+        if (!c->up.eof && flb_pump_pending(&c->up) == 0)
+            cw |= EPOLLIN;
         if (flb_pump_pending(&c->up) > 0)
             sw |= EPOLLOUT;
         if (!c->down.eof && flb_pump_pending(&c->down) == 0)
@@ -170,7 +172,7 @@ static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, in
         }
         if (rounds-- == 0 || drained)
             break;
-        ssize_t n = flb_pump_fill(u, &w->pool, src, 0);
+        ssize_t n = flb_pump_fill(u, &w->pool, src);
         if (n == FLB_AGAIN) {
             flb_pump_uncork(u, dst);
             break;
@@ -225,12 +227,10 @@ static void established(struct flb_worker *w, struct flb_conn *c)
     COUNT(b->c.conn_total, 1);
     atomic_store_explicit(&b->fails, 0, RELAXED);
     arm(w, c, c->svc->idle_ms);
-    /* Bytes the client sent while we connected (and its FIN) go now. Nothing is read on spec: the
-     * client side has been polled all along, and a server that speaks first has not spoken yet. */
-    if (flb_pump_pending(&c->up) > 0 || c->up.eof)
-        run(w, c, 0, EPOLLIN);
-    else if (update_interest(w, c) != FLB_OK)
-        flb_conn_close(w, c);
+    /* The client was not polled while we connected: what it sent meanwhile (a request, its FIN)
+     * waits in its socket, so read it now, on spec. The server side is only subscribed to: a
+     * server that speaks first has not spoken yet. */
+    run(w, c, 0, EPOLLIN);
 }
 
 /* Starts a connect to backend <idx>. Returns FLB_OK when connected or in progress, FLB_AGAIN when
@@ -341,26 +341,17 @@ void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32
         run(w, c, server, events);
         return;
     }
-    if (server) {
-        /* A non-blocking connect reports success as writable alone; refused, reset or unreachable
-         * add EPOLLERR/EPOLLHUP (SO_ERROR would only say which). */
-        if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
-            established(w, c);
-            return;
-        }
-        int failed = c->be;
-        connect_failed(w, c, 0);
-        connect_next(w, c, failed);
+    if (!server)
+        return; /* not polled while connecting; nothing to do */
+    /* A non-blocking connect reports success as writable alone; refused, reset or unreachable add
+     * EPOLLERR/EPOLLHUP (SO_ERROR would only say which). */
+    if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
+        established(w, c);
         return;
     }
-    /* The client spoke (or left) before the backend answered: keep what it sent, up to one
-     * buffer, for when the connect completes. */
-    if (!c->up.eof && flb_pump_pending(&c->up) == 0 && flb_pump_fill(&c->up, &w->pool, c->cfd, 1) == FLB_ERR) {
-        flb_conn_close(w, c);
-        return;
-    }
-    if (update_interest(w, c) != FLB_OK)
-        flb_conn_close(w, c);
+    int failed = c->be;
+    connect_failed(w, c, 0);
+    connect_next(w, c, failed);
 }
 
 void flb_conn_timeout(struct flb_worker *w, struct flb_conn *c)

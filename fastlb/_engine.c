@@ -1,5 +1,7 @@
 /* _engine.c: the worker threads, table adoption, and the control API (see _engine.h). */
 #define _GNU_SOURCE
+#include "_api.h"
+
 #include "_engine.h"
 
 #include "_backend.h"

@@ -1,4 +1,6 @@
 /* _evloop.c: clock, epoll interest and the timer wheel (see _evloop.h). */
+#include "_api.h"
+
 #include "_evloop.h"
 
 #include <errno.h>

@@ -1,4 +1,6 @@
 /* _listener.c: listening sockets (see _listener.h). */
+#include "_api.h"
+
 #include "_listener.h"
 
 #include <errno.h>

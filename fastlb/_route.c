@@ -1,4 +1,6 @@
 /* _route.c: table lifetime and the service-counter store (see _route.h). */
+#include "_api.h"
+
 #include "_route.h"
 
 #include "_backend.h"

@@ -7,6 +7,8 @@
  * none is free a bulk flow simply keeps copying.
  */
 #define _GNU_SOURCE
+#include "_api.h"
+
 #include "_splice.h"
 
 #include <errno.h>
@@ -179,11 +181,11 @@ static ssize_t fill_splice(struct flb_pump *u, struct flb_pool *p, int src)
     return FLB_ERR;
 }
 
-ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src, int copy_only)
+ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src)
 {
     ssize_t n;
 
-    if (!copy_only && u->bulk && !u->nosplice && p->max > 0)
+    if (u->bulk && !u->nosplice && p->max > 0)
         n = fill_splice(u, p, src);
     else
         n = fill_copy(u, p, src);

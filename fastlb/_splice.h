@@ -24,12 +24,11 @@ static inline size_t flb_pump_pending(const struct flb_pump *u)
     return (size_t)(u->len - u->off) + u->inpipe;
 }
 
-/* Reads from <src> into the pump, which must hold nothing (flb_pump_pending() == 0); reads into the
- * buffer only when <copy_only>. Returns the bytes read (> 0), 0 at end of stream (and sets eof),
+/* Reads from <src> into the pump, which must hold nothing (flb_pump_pending() == 0). Returns the bytes read (> 0), 0 at end of stream (and sets eof),
  * FLB_AGAIN when the source is empty, FLB_ERR with errno. After a copy that came back shorter than
  * the buffer, <drained> is set: a caller can then wait for epoll instead of spending a recv on the
  * EAGAIN it would almost surely get (level-triggered epoll reports whatever arrived meanwhile). */
-ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src, int copy_only);
+ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src);
 
 /* Writes what the pump holds to <dst>, adding the bytes written to *<moved>. Returns FLB_OK once
  * it holds nothing (its buffer or pipe is back in the pool), FLB_AGAIN when <dst> is full,

@@ -26,6 +26,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from typing import Self
 
 _RECV = 262144
 _HIGH_WATER = 4 << 20  # stop reading a connection whose replies pile up beyond this
@@ -43,7 +44,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
 
 
 class _Conn:
-    __slots__ = ("sock", "out", "eof_in", "shut_out", "want_shut", "state")
+    __slots__ = ("eof_in", "out", "shut_out", "sock", "state", "want_shut")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -82,14 +83,14 @@ class Backend:
         """The client shut its side: returns the last bytes; the server side shuts after them."""
         return b""
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> Self:
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(self._backlog)
         lsock.setblocking(False)
         self._lsock = lsock
-        self.address = "127.0.0.1:%d" % lsock.getsockname()[1]
+        self.address = f"127.0.0.1:{lsock.getsockname()[1]}"
         self._sel.register(lsock, selectors.EVENT_READ, None)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._thread = threading.Thread(target=self._run, name=f"backend-{self.address}", daemon=True)
@@ -221,8 +222,9 @@ class Sink(Backend):
     With <shut_after_greeting>, it sends <greeting> and then shuts its sending side at once: the
     client sees EOF while the backend still receives (the answer at FIN is then dropped)."""
 
-    def __init__(self, greeting: bytes = b"", shut_after_greeting: bool = False, ident: str = "",
-                 backlog: int = 1024) -> None:
+    def __init__(
+        self, greeting: bytes = b"", shut_after_greeting: bool = False, ident: str = "", backlog: int = 1024
+    ) -> None:
         super().__init__(ident, backlog)
         self.greeting = greeting
         self.shut_after_greeting = shut_after_greeting
@@ -254,7 +256,7 @@ def refused_address() -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     try:
-        yield "127.0.0.1:%d" % sock.getsockname()[1]
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
 
@@ -268,11 +270,11 @@ class Blackhole:
         self._fillers: list[socket.socket] = []
         self.address = ""
 
-    def __enter__(self) -> Blackhole:
+    def __enter__(self) -> Self:
         self._lsock.bind(("127.0.0.1", 0))
         self._lsock.listen(0)
         port = self._lsock.getsockname()[1]
-        self.address = "127.0.0.1:%d" % port
+        self.address = f"127.0.0.1:{port}"
         for _ in range(2):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
@@ -297,6 +299,6 @@ def reserve_port() -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", 0))
     try:
-        yield "127.0.0.1:%d" % sock.getsockname()[1]
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()

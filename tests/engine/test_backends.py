@@ -11,7 +11,7 @@ import pytest
 from fastlb import spec
 from fastlb.testing.backends import Blackhole, Echo, WhoAmI, refused_address, wait_until
 
-from .conftest import connect, recv_all, recv_exactly, recv_line, service, table
+from .conftest import connect, recv_exactly, recv_line, service, table
 
 
 def _closed_by_proxy(c: socket.socket) -> bool:
@@ -283,7 +283,7 @@ def test_close_all_while_bytes_are_in_flight(dataplane, ports):
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)
-    backend = "127.0.0.1:%d" % srv.getsockname()[1]
+    backend = f"127.0.0.1:{srv.getsockname()[1]}"
     try:
         dp = dataplane(splice_threshold=0)
         front = ports()

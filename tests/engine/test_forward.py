@@ -83,6 +83,7 @@ def _bulk_each_way(front: str, total: int) -> None:
     errors: list[BaseException] = []
 
     with connect(front, timeout=120) as c:
+
         def send() -> None:
             try:
                 left = total
@@ -202,3 +203,45 @@ def test_clients_that_leave_at_once_are_cleaned_up(dataplane, ports):
         with connect(front) as c:  # and the proxy still serves
             c.sendall(b"ok")
             assert recv_exactly(c, 2) == b"ok"
+
+
+def test_bytes_and_fin_sent_while_the_connect_is_in_flight_are_forwarded(dataplane, ports):
+    """The backend's accept queue is full, so the proxy's SYN is dropped and retried (about 1 s
+    later): the client's bytes and FIN arrive long before the connect completes."""
+    from fastlb import spec
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    backend = f"127.0.0.1:{srv.getsockname()[1]}"
+    fillers = []
+    try:
+        for _ in range(2):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", srv.getsockname()[1]))
+            fillers.append(f)
+        dp = dataplane()
+        front = ports()
+        slow = spec.Timeouts(connect_ms=15000)
+        dp.publish(table([service("s", [backend], timeouts=slow)], {front: "s"}))
+        payload = os.urandom(5000)
+        with connect(front) as c:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            wait_until(lambda: dp.active_connections() == 1)
+            srv.settimeout(20)
+            while True:  # drain the queue: the fillers first, then the proxy's retried SYN
+                peer, addr = srv.accept()
+                if addr[1] not in [f.getsockname()[1] for f in fillers]:
+                    break
+                peer.close()
+            with peer:
+                peer.settimeout(20)
+                assert recv_all(peer) == payload
+                peer.sendall(b"done")
+            assert recv_all(c) == b"done"
+    finally:
+        for f in fillers:
+            f.close()
+        srv.close()

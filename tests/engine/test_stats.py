@@ -66,7 +66,14 @@ def test_stats_of_an_empty_dataplane(dataplane):
     dp = dataplane()
     assert dp.generation == 0
     st = dp.stats()
-    assert st == {"generation": 0, "swaps": 0, "active": 0, "total": 0, "listeners": {}, "services": {},
-                  "backends": {}}
+    assert st == {
+        "generation": 0,
+        "swaps": 0,
+        "active": 0,
+        "total": 0,
+        "listeners": {},
+        "services": {},
+        "backends": {},
+    }
     assert dp.listener_fds() == {}
     assert dp.workers == 2

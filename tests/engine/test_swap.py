@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import Echo, WhoAmI, wait_until
+from fastlb.testing.backends import Echo, WhoAmI, refused_address, wait_until
 
 from .conftest import connect, recv_exactly, recv_line, service, table
 
@@ -106,7 +106,7 @@ def test_a_table_that_cannot_bind_publishes_nothing(dataplane, ports):
         busy = socket.socket()
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)  # no SO_REUSEPORT: nobody may bind beside it
-        taken = "127.0.0.1:%d" % busy.getsockname()[1]
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
         try:
             fresh = ports()
             with pytest.raises(OSError) as info:
@@ -157,18 +157,28 @@ def test_ipv6_backend_address(dataplane, ports):
         srv.close()
         pytest.skip("no IPv6 loopback")
     srv.listen(4)
+    hold = socket.socket(socket.AF_INET6)  # reserves the v6 listener's port (see reserve_port)
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    hold.bind(("::1", 0))
     try:
         dp = dataplane()
         front = ports()
-        addr = "[::1]:%d" % srv.getsockname()[1]
-        dp.publish(table([service("v6", [addr])], {front: "v6"}))
+        front6 = f"[::1]:{hold.getsockname()[1]}"
+        addr = f"[::1]:{srv.getsockname()[1]}"
+        dp.publish(table([service("v6", [addr])], {front: "v6", front6: "v6"}))
         assert dp.stats()["backends"][addr]["address"] == addr
-        with connect(front) as c:
-            peer, _ = srv.accept()
-            with peer:
-                c.sendall(b"six")
-                assert recv_exactly(peer, 3) == b"six"
+        assert set(dp.listener_fds()) == {front, front6}
+        for listener in (front, front6):
+            c = socket.create_connection(
+                (listener.rsplit(":", 1)[0].strip("[]"), int(listener.rsplit(":", 1)[1])), timeout=20
+            )
+            with c:
+                peer, _ = srv.accept()
+                with peer:
+                    c.sendall(b"six")
+                    assert recv_exactly(peer, 3) == b"six"
     finally:
+        hold.close()
         srv.close()
 
 
@@ -211,7 +221,11 @@ def test_a_swap_that_lifts_maxconn_serves_the_waiting_connection(dataplane, port
         dp = dataplane()
         front = ports()
         svc = service("s", [w.address])
-        dp.publish(spec.RouteTable(services=(svc,), listeners=(spec.Listener(address=front, service="s", maxconn=1),)))
+        dp.publish(
+            spec.RouteTable(
+                services=(svc,), listeners=(spec.Listener(address=front, service="s", maxconn=1),)
+            )
+        )
         first = connect(front)
         assert recv_line(first) == b"w\n"
         waiting = connect(front)
@@ -258,3 +272,48 @@ def test_maglev_sends_one_client_address_to_one_backend(dataplane, ports):
             with connect(front) as c:
                 seen.add(recv_line(c))
         assert len(seen) == 1
+
+
+@pytest.mark.slow
+def test_swaps_state_changes_and_connections_all_at_once(dataplane, ports):
+    """Clients connect, talk and leave while tables swap, backends drain and come back, and a
+    second listener comes and goes: every client on the kept listener is served, none hangs."""
+    with WhoAmI("a") as a, WhoAmI("b") as b, refused_address() as dead:
+        dp = dataplane()
+        front, extra = ports(), ports()
+        variants = [
+            table([service("s", [a.address, b.address, dead], retries=2)], {front: "s"}),
+            table([service("s", [a.address, b.address], balance="leastconn")], {front: "s", extra: "s"}),
+            table([service("s", [b.address, a.address], balance="maglev", retries=1)], {front: "s"}),
+        ]
+        dp.publish(variants[0])
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        served = [0]
+
+        def client() -> None:
+            try:
+                while not stop.is_set():
+                    with connect(front) as c:
+                        ident = recv_line(c)
+                        assert ident in (b"a\n", b"b\n")
+                        c.sendall(b"ping")
+                        assert recv_exactly(c, 4) == b"ping"
+                    served[0] += 1
+            except BaseException as e:  # noqa: BLE001 - reported by the test
+                errors.append(e)
+
+        threads = [threading.Thread(target=client) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for i in range(300):
+            dp.publish(variants[i % 3])
+            # one backend at a time is drained: the other always takes new connections
+            dp.set_backend_state(a.address if i % 2 else b.address, "drain")
+            dp.set_backend_state(b.address if i % 2 else a.address, "ready")
+        stop.set()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors[:3]
+        assert served[0] > 0
+        assert wait_until(lambda: dp.active_connections() == 0)
