@@ -198,6 +198,8 @@ HOSTILE_FIELDS = [
     "X-A\x00: b",
     "X-\x80: b",
     "Host: other.example",
+    "Transfer_Encoding: chunked",
+    "Content_Length: 5",
 ]
 HOSTILE_BYTES = [b"\x00", b"\r", b"\n", b"\x0b", b"\x7f", b" ", b"\t", b"\x80", b":", b"\r\n", b"\r\n\r\n"]
 
