@@ -983,6 +983,7 @@ static int tunnel_dir(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1o
 {
     size_t moved = 0;
     int rounds = PUMP_ROUNDS, rc = FLB_OK;
+    int drained = 0; /* a short read in this call: write it, then wait for epoll (as _conn.c) */
 
     if (pending(q)) {
         rc = out_send(dst, q, &moved);
@@ -1006,9 +1007,9 @@ static int tunnel_dir(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1o
             }
             break;
         }
-        if (rounds-- == 0)
+        if (rounds-- == 0 || drained)
             break;
-        ssize_t n = flb_pump_fill(u, &w->pool, src, 0);
+        ssize_t n = flb_pump_fill(u, &w->pool, src);
         if (n == FLB_AGAIN) {
             flb_pump_uncork(u, dst);
             break;
@@ -1017,6 +1018,7 @@ static int tunnel_dir(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1o
             rc = FLB_ERR;
             break;
         }
+        drained = n > 0 && u->drained;
     }
 out:
     if (moved > 0) {
