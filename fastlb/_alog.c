@@ -1,4 +1,6 @@
 /* _alog.c: the access log (see _alog.h). */
+#include "_api.h"
+
 #include "_alog.h"
 
 #include "_addr.h"

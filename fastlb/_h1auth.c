@@ -1,5 +1,7 @@
 /* _h1auth.c: allow-lists and basic auth (see _h1auth.h). */
 #define _GNU_SOURCE
+#include "_api.h"
+
 #include "_h1auth.h"
 
 #include "_balance.h"

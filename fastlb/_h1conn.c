@@ -14,6 +14,8 @@
  * derive the epoll interest from the state after each round of work.
  */
 #define _GNU_SOURCE
+#include "_api.h"
+
 #include "_h1conn.h"
 
 #include "_addr.h"

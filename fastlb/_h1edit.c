@@ -1,7 +1,7 @@
 /* _h1edit.c: head edits as writev pieces (see _h1edit.h). */
-#include "_h1edit.h"
-
 #include "_api.h"
+
+#include "_h1edit.h"
 
 #include <string.h>
 

@@ -1,4 +1,6 @@
 /* _h1pool.c: idle backend connections (see _h1pool.h). */
+#include "_api.h"
+
 #include "_h1pool.h"
 
 #include "_evloop.h"

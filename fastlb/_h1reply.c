@@ -1,4 +1,6 @@
 /* _h1reply.c: fastlb's own answers (see _h1reply.h). */
+#include "_api.h"
+
 #include "_h1reply.h"
 
 #include <stdio.h>

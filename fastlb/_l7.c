@@ -1,5 +1,7 @@
 /* _l7.c: the L7 side of tables, engine and workers, and the engine's hooks (see _l7.h). */
 #define _GNU_SOURCE
+#include "_api.h"
+
 #include "_l7.h"
 
 #include "_alog.h"

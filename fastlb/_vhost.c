@@ -1,4 +1,6 @@
 /* _vhost.c: Host/path and app-id routing (see _vhost.h). */
+#include "_api.h"
+
 #include "_vhost.h"
 
 #include <errno.h>

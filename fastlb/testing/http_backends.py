@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 import zlib
-from typing import Any
+from typing import Any, Self
 
 
 class HttpBackend:
@@ -43,14 +43,14 @@ class HttpBackend:
         self._threads: list[threading.Thread] = []
         self._socks: set[socket.socket] = set()
 
-    def __enter__(self) -> HttpBackend:
+    def __enter__(self) -> Self:
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(512)
         lsock.settimeout(0.2)
         self._lsock = lsock
-        self.address = "127.0.0.1:%d" % lsock.getsockname()[1]
+        self.address = f"127.0.0.1:{lsock.getsockname()[1]}"
         if not self.ident:
             self.ident = self.address
         t = threading.Thread(target=self._accept_loop, name=f"http-{self.address}", daemon=True)
@@ -80,7 +80,7 @@ class HttpBackend:
         while not self._stop.is_set():
             try:
                 sock, _ = self._lsock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -125,7 +125,9 @@ class HttpBackend:
                 with self._lock:
                     self.requests.append((method, path))
                 if path == "/early":
-                    sock.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    sock.sendall(
+                        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
                     return
                 if hmap.get("expect", "").lower() == "100-continue":
                     sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -149,9 +151,9 @@ class HttpBackend:
             while len(buf) < n:
                 if not self._recv(sock, buf):
                     return None
-            body = bytes(buf[:n])
+            whole = bytes(buf[:n])
             del buf[:n]
-            return body
+            return whole
         if hmap.get("transfer-encoding", "").lower() == "chunked":
             body = bytearray()
             while True:
@@ -174,12 +176,28 @@ class HttpBackend:
                 del buf[: size + 2]
         return b""
 
-    def _answer(self, sock: socket.socket, method: str, path: str, version: str, headers: list[Any],
-                hmap: dict[str, str], body: bytes, number: int, seq: int, buf: bytearray) -> bool:
+    def _answer(
+        self,
+        sock: socket.socket,
+        method: str,
+        path: str,
+        version: str,
+        headers: list[Any],
+        hmap: dict[str, str],
+        body: bytes,
+        number: int,
+        seq: int,
+        buf: bytearray,
+    ) -> bool:
         close = hmap.get("connection", "").lower() == "close" or (
-            version == "HTTP/1.0" and hmap.get("connection", "").lower() != "keep-alive")
+            version == "HTTP/1.0" and hmap.get("connection", "").lower() != "keep-alive"
+        )
         extra = "".join(f"{k}: {v}\r\n" for k, v in self.extra_headers)
-        conn_hdr = "Connection: close\r\n" if close else ("Connection: keep-alive\r\n" if version == "HTTP/1.0" else "")
+        conn_hdr = (
+            "Connection: close\r\n"
+            if close
+            else ("Connection: keep-alive\r\n" if version == "HTTP/1.0" else "")
+        )
         parts = path.split("/")
         if path == "/never":
             self._stop.wait(60)
@@ -187,8 +205,12 @@ class HttpBackend:
         if path.startswith("/slow/"):
             time.sleep(int(parts[2]) / 1000)
         if path == "/ws" and hmap.get("upgrade"):
-            sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-                         + b"hello from " + self.ident.encode() + b"\n")
+            sock.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                + b"hello from "
+                + self.ident.encode()
+                + b"\n"
+            )
             if buf:
                 sock.sendall(bytes(buf))
             while True:
@@ -206,10 +228,12 @@ class HttpBackend:
         if path.startswith("/chunked/"):
             n = int(parts[2])
             payload = (self.ident.encode() * (n // max(len(self.ident), 1) + 1))[:n]
-            out = bytearray(f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{extra}{conn_hdr}\r\n".encode())
+            out = bytearray(
+                f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{extra}{conn_hdr}\r\n".encode()
+            )
             if method != "HEAD":
                 for i in range(0, n, 1000):
-                    piece = payload[i:i + 1000]
+                    piece = payload[i : i + 1000]
                     out += b"%x\r\n" % len(piece) + piece + b"\r\n"
                 out += b"0\r\n\r\n"
             sock.sendall(out)
@@ -231,10 +255,18 @@ class HttpBackend:
             else:
                 sock.sendall(f"HTTP/1.1 {code} X\r\nContent-Length: 2\r\n{extra}{conn_hdr}\r\nok".encode())
             return not close
-        doc = json.dumps({
-            "backend": self.ident, "method": method, "path": path, "headers": headers,
-            "body_len": len(body), "body_crc": zlib.crc32(body), "conn": number, "seq": seq,
-        }).encode()
+        doc = json.dumps(
+            {
+                "backend": self.ident,
+                "method": method,
+                "path": path,
+                "headers": headers,
+                "body_len": len(body),
+                "body_crc": zlib.crc32(body),
+                "conn": number,
+                "seq": seq,
+            }
+        ).encode()
         head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(doc)}\r\n{extra}{conn_hdr}\r\n"
         sock.sendall(head.encode() + (b"" if method == "HEAD" else doc))
         return not close

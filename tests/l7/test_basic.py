@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastlb.testing.http_backends import HttpBackend
 
-from .conftest import Reader, connect, get, http_service, port_table, request
+from .conftest import get, http_service, port_table, request
 
 
 def test_one_request(dataplane, ports):

@@ -31,7 +31,9 @@ def test_forwarded_headers(dataplane, ports):
         assert h["x-forwarded-proto"] == ["http"]
         assert h["x-forwarded-port"] == [port]
         # appended to the client's own X-Forwarded-For; its -Proto and -Port replaced
-        extra = "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 1\r\nX-Keep: yes\r\n"
+        extra = (
+            "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 1\r\nX-Keep: yes\r\n"
+        )
         h = headers_of(request(front, get("/", extra=extra)).json())
         assert h["x-forwarded-for"] == ["10.0.0.1, 127.0.0.1"]
         assert h["x-forwarded-proto"] == ["http"]
@@ -63,8 +65,11 @@ def test_hsts(dataplane, ports):
 
 
 def vhost_table(vhost: str, svc: spec.Service) -> spec.RouteTable:
-    return spec.RouteTable(services=(svc,), listeners=(spec.Listener(address=vhost, kind="vhost"),),
-                           http_routes=(spec.HttpRoute(host="secure.example.com", service=svc.name),))
+    return spec.RouteTable(
+        services=(svc,),
+        listeners=(spec.Listener(address=vhost, kind="vhost"),),
+        http_routes=(spec.HttpRoute(host="secure.example.com", service=svc.name),),
+    )
 
 
 def test_redirect_to_https(dataplane, ports):
@@ -113,8 +118,15 @@ def test_allow_list(dataplane, ports):
         front, front2 = ports(), ports()
         deny = http_service("deny", [a.address], http=options(allow_cidrs=("10.0.0.0/8", "::1/128")))
         allow = http_service("allow", [a.address], http=options(allow_cidrs=("10.0.0.0/8", "127.0.0.0/8")))
-        dp.publish(spec.RouteTable(services=(deny, allow), listeners=(
-            spec.Listener(address=front, service="deny"), spec.Listener(address=front2, service="allow"))))
+        dp.publish(
+            spec.RouteTable(
+                services=(deny, allow),
+                listeners=(
+                    spec.Listener(address=front, service="deny"),
+                    spec.Listener(address=front2, service="allow"),
+                ),
+            )
+        )
         assert request(front, get("/")).status == 403
         assert a.received == 0
         assert request(front2, get("/")).status == 200

@@ -22,10 +22,15 @@ def test_chunked_request_and_response(dataplane, ports):
     with HttpBackend("a") as a:
         front = proxy(dataplane, ports, a)
         body = os.urandom(50000)
-        chunks = b"".join(b"%x\r\n" % len(body[i:i + 7000]) + body[i:i + 7000] + b"\r\n" for i in range(0, len(body), 7000))
+        chunks = b"".join(
+            b"%x\r\n" % len(body[i : i + 7000]) + body[i : i + 7000] + b"\r\n"
+            for i in range(0, len(body), 7000)
+        )
         with connect(front) as c:
             rd = Reader(c)
-            c.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+            c.sendall(
+                b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+            )
             doc = rd.response().json()
             assert doc["body_len"] == len(body) and doc["body_crc"] == zlib.crc32(body)
             c.sendall(get("/chunked/30000"))

@@ -18,7 +18,8 @@ from fastlb.testing.http_backends import HttpBackend
 from .conftest import Reader, connect, get, http_service, port_table, request, timeouts
 
 _spec = importlib.util.spec_from_file_location(
-    "http1_request_cases", pathlib.Path(__file__).parents[1] / "http1" / "test_http1_request.py")
+    "http1_request_cases", pathlib.Path(__file__).parents[1] / "http1" / "test_http1_request.py"
+)
 _cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_cases)
 HOSTILE = _cases.HOSTILE
@@ -31,8 +32,9 @@ def backend():
 
 
 @pytest.mark.parametrize("name,data,error,status", HOSTILE, ids=[c[0] for c in HOSTILE])
-def test_hostile_request_is_refused_and_nothing_reaches_the_backend(dataplane, ports, backend, name, data, error,
-                                                                    status):
+def test_hostile_request_is_refused_and_nothing_reaches_the_backend(
+    dataplane, ports, backend, name, data, error, status
+):
     dp = dataplane()
     front = ports()
     dp.publish(port_table(http_service("web", [backend.address]), front))
@@ -78,7 +80,9 @@ def test_long_target_is_414(dataplane, ports, backend):
 def test_slowloris_gets_408(dataplane, ports, backend):
     dp = dataplane()
     front = ports()
-    dp.publish(port_table(http_service("web", [backend.address], timeouts=timeouts(http_request_ms=300)), front))
+    dp.publish(
+        port_table(http_service("web", [backend.address], timeouts=timeouts(http_request_ms=300)), front)
+    )
     before = backend.received
     with connect(front) as c:
         c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: ")
@@ -100,7 +104,9 @@ def test_slowloris_gets_408(dataplane, ports, backend):
 def test_silent_connection_is_closed_without_answer(dataplane, ports, backend):
     dp = dataplane()
     front = ports()
-    dp.publish(port_table(http_service("web", [backend.address], timeouts=timeouts(http_request_ms=200)), front))
+    dp.publish(
+        port_table(http_service("web", [backend.address], timeouts=timeouts(http_request_ms=200)), front)
+    )
     with connect(front) as c:
         assert Reader(c).at_eof()
 
@@ -150,7 +156,7 @@ def test_bad_response_head_is_502(dataplane, ports):
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(8)
-    address = "127.0.0.1:%d" % lsock.getsockname()[1]
+    address = f"127.0.0.1:{lsock.getsockname()[1]}"
     try:
         dp = dataplane()
         front = ports()

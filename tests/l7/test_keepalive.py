@@ -100,7 +100,9 @@ def test_keepalive_idle_timeout_closes(dataplane, ports):
     with HttpBackend("a") as a:
         dp = dataplane()
         front = ports()
-        dp.publish(port_table(http_service("web", [a.address], timeouts=timeouts(http_keepalive_ms=200)), front))
+        dp.publish(
+            port_table(http_service("web", [a.address], timeouts=timeouts(http_keepalive_ms=200)), front)
+        )
         with connect(front) as c:
             c.sendall(get("/"))
             rd = Reader(c)

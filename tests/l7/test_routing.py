@@ -18,9 +18,7 @@ def world(dataplane, ports):
     """Four backends, each its own service, behind one vhost and one appid listener."""
     with contextlib.ExitStack() as stack:
         bes = {n: stack.enter_context(HttpBackend(n)) for n in ("www", "api", "apiv2", "wild", "other")}
-        services = tuple(
-            http_service(n, [b.address], app_id=f"/team/{n}") for n, b in bes.items()
-        )
+        services = tuple(http_service(n, [b.address], app_id=f"/team/{n}") for n, b in bes.items())
         routes = (
             spec.HttpRoute(host="api.example.com", service="apiv2", paths=("/v2/",), weight=1),
             spec.HttpRoute(host="api.example.com", service="api", paths=("/v2/old", "/v1"), weight=1),
@@ -33,7 +31,10 @@ def world(dataplane, ports):
         vhost, appid = ports(), ports()
         table = spec.RouteTable(
             services=services,
-            listeners=(spec.Listener(address=vhost, kind="vhost"), spec.Listener(address=appid, kind="appid")),
+            listeners=(
+                spec.Listener(address=vhost, kind="vhost"),
+                spec.Listener(address=appid, kind="appid"),
+            ),
             http_routes=routes,
         )
         dp = dataplane()
@@ -75,7 +76,7 @@ def test_longest_path_prefix_then_fallback(world):
 
 
 def test_no_route_is_503(world):
-    vhost, appid, dp = world
+    vhost, appid, _dp = world
     r = request(vhost, get("/", "nowhere.test"))
     assert r.status == 503 and r.header("Connection") == "close"
     assert b"503" in r.body
@@ -96,8 +97,13 @@ def test_each_request_on_a_connection_is_routed_on_its_own(world):
     with connect(vhost) as c:
         rd = Reader(c)
         seen = []
-        for host, path in [("www.example.com", "/"), ("api.example.com", "/v1"), ("api.example.com", "/v2/"),
-                           ("api.example.com", "/z"), ("q.example.com", "/")] * 2:
+        for host, path in [
+            ("www.example.com", "/"),
+            ("api.example.com", "/v1"),
+            ("api.example.com", "/v2/"),
+            ("api.example.com", "/z"),
+            ("q.example.com", "/"),
+        ] * 2:
             c.sendall(get(path, host))
             r = rd.response()
             assert r.status == 200
@@ -130,14 +136,20 @@ def test_new_table_routes_the_next_request_of_an_open_connection(dataplane, port
         lst = (spec.Listener(address=vhost, kind="vhost"),)
         services = (http_service("a", [a.address]), http_service("b", [b.address]))
         dp = dataplane()
-        dp.publish(spec.RouteTable(services=services, listeners=lst,
-                                   http_routes=(spec.HttpRoute(host="h", service="a"),)))
+        dp.publish(
+            spec.RouteTable(
+                services=services, listeners=lst, http_routes=(spec.HttpRoute(host="h", service="a"),)
+            )
+        )
         with connect(vhost) as c:
             rd = Reader(c)
             c.sendall(get("/", "h"))
             assert rd.response().json()["backend"] == "a"
-            dp.publish(spec.RouteTable(services=services, listeners=lst,
-                                       http_routes=(spec.HttpRoute(host="h", service="b"),)))
+            dp.publish(
+                spec.RouteTable(
+                    services=services, listeners=lst, http_routes=(spec.HttpRoute(host="h", service="b"),)
+                )
+            )
             c.sendall(get("/", "h"))
             assert rd.response().json()["backend"] == "b"
 
@@ -150,8 +162,17 @@ def test_bad_routes_are_refused_with_their_path(dataplane, ports):
         dp.publish(spec.RouteTable(listeners=lst, http_routes=(spec.HttpRoute(host="h", service="x"),)))
     svc = http_service("s", [])
     with pytest.raises(ValueError, match="path prefix"):
-        dp.publish(spec.RouteTable(services=(svc,), listeners=lst,
-                                   http_routes=(spec.HttpRoute(host="h", service="s", paths=("v1",)),)))
+        dp.publish(
+            spec.RouteTable(
+                services=(svc,),
+                listeners=lst,
+                http_routes=(spec.HttpRoute(host="h", service="s", paths=("v1",)),),
+            )
+        )
     with pytest.raises(ValueError, match="allow_cidrs"):
-        dp.publish(spec.RouteTable(services=(http_service("s", [], http=spec.HttpOptions(allow_cidrs=("10.0.0.0/33",))),),
-                                   listeners=lst))
+        dp.publish(
+            spec.RouteTable(
+                services=(http_service("s", [], http=spec.HttpOptions(allow_cidrs=("10.0.0.0/33",))),),
+                listeners=lst,
+            )
+        )
