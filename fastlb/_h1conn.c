@@ -951,7 +951,8 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
     h->rtable_ref = 0;
     h->svc = NULL;
     h->hs = NULL;
-    if (!whole || !h->ckeep || h->cl_eof) {
+    /* a client that sent its FIN after pipelined requests still gets every answer */
+    if (!whole || !h->ckeep || (h->cl_eof && h->ilen == h->ifwd)) {
         flb_h1conn_close(w, h);
         return -1;
     }

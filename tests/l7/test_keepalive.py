@@ -134,3 +134,16 @@ def test_a_long_pipeline_in_one_send(dataplane, ports):
             c.sendall(b"".join(get(f"/q{i}") for i in range(300)))
             rd = Reader(c)
             assert [rd.response().json()["path"] for _ in range(300)] == [f"/q{i}" for i in range(300)]
+
+
+def test_pipelined_requests_then_fin_all_answered(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        with connect(front) as c:
+            c.sendall(get("/1") + get("/2") + get("/3"))
+            c.shutdown(socket.SHUT_WR)
+            rd = Reader(c)
+            assert [rd.response().json()["path"] for _ in range(3)] == ["/1", "/2", "/3"]
+            assert rd.at_eof()
