@@ -778,9 +778,12 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
     }
     if (h->hs->sticky && h->be >= 0 && h->be != h->sticky_be) {
         /* insert indirect nocache: the client had no valid cookie (or its backend went away) */
-        k += (size_t)snprintf(h->edit_resp + k, sizeof(h->edit_resp) - k,
-                              "Set-Cookie: %s=%s; path=/\r\nCache-Control: private\r\n", h->hs->cookie,
-                              h->hs->cookie_val[h->be]);
+        int m = snprintf(h->edit_resp + k, sizeof(h->edit_resp) - k,
+                         "Set-Cookie: %s=%s; path=/\r\nCache-Control: private\r\n", h->hs->cookie,
+                         h->hs->cookie_val[h->be]);
+        if (m < 0 || (size_t)m >= sizeof(h->edit_resp) - k)
+            goto bad; /* the compile bounds the cookie name: never happens */
+        k += (size_t)m;
     }
     if (k > 0 && flb_h1edit_add(&ed, (uint32_t)r - 2, 0, h->edit_resp, (uint32_t)k) != FLB_OK)
         goto bad;

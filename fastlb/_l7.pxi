@@ -50,10 +50,10 @@ cdef _l7_check(object table, _Plan plan):
     for svc, _ in plan.services:
         o = svc.http
         where = f"service {svc.name!r} http"
-        if not o.sticky_cookie or not set(o.sticky_cookie) <= _TOKEN:
+        if not o.sticky_cookie or not set(o.sticky_cookie) <= _TOKEN or len(o.sticky_cookie) > 128:
             raise ValueError(f"{where}.sticky_cookie: {o.sticky_cookie!r} is not a cookie name")
-        if any(c in o.auth_realm for c in '"\\\r\n'):
-            raise ValueError(f"{where}.auth_realm: {o.auth_realm!r} may not hold quotes, backslashes or line breaks")
+        if any(c in o.auth_realm for c in '"\\\r\n') or len(o.auth_realm) > 1024:
+            raise ValueError(f"{where}.auth_realm: {o.auth_realm!r} may not hold quotes, backslashes or line breaks, nor pass 1024 characters")
         for user, digest in o.auth_users:
             if not user or ":" in user or "\0" in user:
                 raise ValueError(f"{where}.auth_users: user {user!r} is empty or holds ':'")
