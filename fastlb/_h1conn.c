@@ -183,10 +183,10 @@ static int want_client_input(const struct flb_h1conn *h)
 
 static int want_server_input(const struct flb_h1conn *h)
 {
-    /* a body's bytes are read once those before them are framed and sent: an EOF read then means
-     * that nothing more is coming */
+    /* more is read only once what the buffer holds has been looked at (a head parsed as far as it
+     * goes, body bytes framed and sent), so that an EOF read then means that nothing more is coming */
     return h->phase == FLB_H1_FORWARD && !h->connecting && h->resp != FLB_H1_RESP_DONE && !pending(&h->down) &&
-           h->olen < FLB_H1_BUF && (h->resp == FLB_H1_RESP_HEAD || h->olen == h->ofwd);
+           h->olen < FLB_H1_BUF && (h->resp == FLB_H1_RESP_HEAD ? h->olen == h->oprev : h->olen == h->ofwd);
 }
 
 static int update_interest(struct flb_worker *w, struct flb_h1conn *h)
@@ -681,6 +681,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     h->req_flags = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0 ? FLB_HTTP1_REQ_HEAD : 0;
     h->upgrade = (req->flags & FLB_HTTP1_F_UPGRADE) && (req->flags & FLB_HTTP1_F_CONN_UPGRADE);
     h->ckeep = (uint8_t)flb_http1_request_keep_alive(req);
+    h->req_minor = (uint8_t)req->minor;
     h->phase = FLB_H1_CONNECT;
     return connect_next(w, h, -1);
 }
@@ -730,7 +731,14 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
     }
     h->reused = 0;
     if (resp.status < 200 && resp.status != 101) {
-        /* interim (100 Continue, 103): forwarded as it came; the final response follows */
+        /* interim (100 Continue, 103): forwarded as it came, except to an HTTP/1.0 client, which
+         * knows no 1xx (RFC 9110 section 15.2); the final response follows */
+        if (h->req_minor == 0) {
+            memmove(h->obuf, h->obuf + r, h->olen - (uint32_t)r);
+            h->olen -= (uint32_t)r;
+            h->oprev = 0;
+            return 1;
+        }
         queue(&h->down, h->obuf, (size_t)r);
         h->ofwd = (uint32_t)r;
         h->oprev = 0;

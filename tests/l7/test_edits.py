@@ -192,3 +192,15 @@ def test_bad_cookie_name_is_refused(dataplane, ports, bad):
     dp = dataplane()
     with pytest.raises(ValueError, match="sticky_cookie"):
         dp.publish(port_table(http_service("web", [], http=options(sticky=True, sticky_cookie=bad)), ports()))
+
+
+def test_sticky_cookie_of_a_backend_gone_from_the_table(dataplane, ports):
+    with HttpBackend("a") as a, HttpBackend("b") as b:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address], http=options(sticky=True)), front))
+        cookie = sticky_cookie(request(front, get("/")))
+        dp.publish(port_table(http_service("web", [b.address], http=options(sticky=True)), front))
+        r = request(front, get("/", extra=f"Cookie: mesosphere_server_id={cookie}\r\n"))
+        assert r.json()["backend"] == "b"
+        assert sticky_cookie(r) not in (None, cookie)

@@ -99,3 +99,15 @@ def test_early_answer_before_the_body_closes_the_client(dataplane, ports):
             c.sendall(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
             assert rd.response().status == 413
             assert rd.at_eof()
+
+
+def test_no_interim_answer_to_an_http10_client(dataplane, ports):
+    with HttpBackend("a") as a:
+        front = proxy(dataplane, ports, a)
+        with connect(front) as c:
+            # the backend sends 100 Continue to whoever asks; an HTTP/1.0 client must not see it
+            c.sendall(b"POST /e HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi")
+            rd = Reader(c)
+            r = rd.response()
+            assert r.status == 200 and r.json()["body_len"] == 2
+            assert rd.at_eof()
