@@ -41,6 +41,7 @@ ext = Extension(
     include_dirs=["fastlb"],
     extra_compile_args=cflags,
     extra_link_args=ldflags,
+    libraries=["crypt"],  # crypt_rn(3): HTTP basic auth (fastlb/_h1auth.c)
     depends=sorted(glob.glob("fastlb/_*.h") + glob.glob("fastlb/*.pxi") + glob.glob("fastlb/includes/*.pxd")),
 )
 

@@ -20,6 +20,8 @@ class DataPlane:
         buffer_size: int = 16384,  # per-direction user-space buffer for small messages
         splice_threshold: int = 65536,  # a direction switches to splice once this much has flowed in one go
         inherit: dict[str, list[int]] | None = None,  # listening fds taken over from an old process (upgrade)
+        access_log_fd: int | None = None,  # one JSON line per HTTP request, written without blocking
+        cookie_key: bytes | None = None,  # keys sticky-cookie values; the same in every fastlb of a fleet
     ) -> None: ...
     @property
     def workers(self) -> int: ...
@@ -44,7 +46,8 @@ class DataPlane:
         {"generation", "swaps", "active", "total",
          "listeners": {address: {"active", "total", "refused"}},
          "services": {name: {"active", "total", "bytes_in", "bytes_out", "connect_errors", "retries",
-                             "timeouts", "no_backend", "denied"}},
+                             "timeouts", "no_backend", "denied",
+                             "http": {"requests", "own", "1xx", "2xx", "3xx", "4xx", "5xx", "other"}}},
          "backends": {id: {"service", "address", "state", "health", "weight", "active", "total",
                            "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests",
                            "drain_since_ms"}}}"""

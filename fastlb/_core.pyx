@@ -248,7 +248,9 @@ cdef class _Plan:
             seen_addresses.add(lst.address)
             _u32(lst.maxconn, f"listener {lst.address!r} maxconn")
             if lst.kind != "service":
-                continue  # vhost and appid listeners belong to the HTTP engine, which is not wired in yet
+                # vhost and appid listeners route each request on their own (_l7.pxi)
+                self.listeners.append((lst.address, _U32_MAX, lst.maxconn))
+                continue
             if lst.service not in self.service_index:
                 raise ValueError(f"listener {lst.address!r}: no service named {lst.service!r}")
             self.listeners.append((lst.address, self.service_index[lst.service], lst.maxconn))
@@ -268,7 +270,8 @@ cdef class DataPlane:
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
-                  buffer_size=16384, splice_threshold=65536, inherit=None):
+                  buffer_size=16384, splice_threshold=65536, inherit=None, access_log_fd=None,
+                  cookie_key=None):
         cdef flb_engine_options o
         if workers < 1 or workers > 1024:
             raise ValueError(f"workers: {workers!r} is not in 1..1024")
@@ -297,6 +300,7 @@ cdef class DataPlane:
         self.e = flb_engine_new(&o)
         if self.e == NULL:
             raise OSError(errno, os.strerror(errno))
+        _l7_configure(self, access_log_fd, cookie_key)
 
     def __dealloc__(self):
         if self.e != NULL:
@@ -371,6 +375,7 @@ cdef class DataPlane:
         try:
             for i, entry in enumerate(plan.services):
                 self._compile_service(&t.svc[i], entry)
+            _l7_compile(self, t, table, plan)
         except BaseException:
             flb_table_put(t)
             flb_engine_sweep(self.e)
@@ -634,6 +639,7 @@ cdef class DataPlane:
                         "requests": b.c.requests,
                         "drain_since_ms": drain_since.get(bid, 0),
                     }
+            _l7_stats(self, out, t)
         finally:
             flb_table_put(t)
         return out
@@ -686,3 +692,4 @@ cdef flb_listener *_listener_new(str address, uint32_t nworkers) except NULL:
 
 include "_balance.pxi"
 include "_http1.pxi"
+include "_l7.pxi"

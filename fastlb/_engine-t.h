@@ -12,6 +12,7 @@
 struct flb_backend_store;
 struct flb_counters_store;
 struct flb_drains;
+struct flb_l7;
 
 struct flb_engine_options {
     uint32_t workers;
@@ -67,6 +68,7 @@ struct flb_engine {
     struct flb_backend_store *backends;
     struct flb_counters_store *counters;
     struct flb_drains *drains; /* owned; replaced under <lock> by flb_engine_set_drains */
+    struct flb_l7 *l7;         /* HTTP mode's engine and worker state (_l7.h) */
 };
 
 #endif

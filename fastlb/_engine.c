@@ -8,6 +8,7 @@
 #include "_conn.h"
 #include "_drain.h"
 #include "_evloop.h"
+#include "_l7.h"
 #include "_listener.h"
 #include "_route.h"
 #include "_splice.h"
@@ -68,7 +69,8 @@ int flb_engine_slot_take(struct flb_engine *e, const struct flb_table *t, const 
         goto undo_global;
     if (atomic_fetch_add_explicit(&rl->l->active, 1, RELAXED) >= (int64_t)rl->maxconn && rl->maxconn > 0)
         goto undo_listener;
-    if (atomic_fetch_add_explicit(&s->c->active, 1, RELAXED) >= (int64_t)s->maxconn && s->maxconn > 0)
+    /* s is NULL on a listener that routes per request (HTTP vhost, appid) */
+    if (s != NULL && atomic_fetch_add_explicit(&s->c->active, 1, RELAXED) >= (int64_t)s->maxconn && s->maxconn > 0)
         goto undo_service;
     return FLB_OK;
 undo_service:
@@ -85,7 +87,8 @@ undo_global:
 
 void flb_engine_slot_release(struct flb_engine *e, struct flb_listener *l, const struct flb_service *s)
 {
-    atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
+    if (s != NULL)
+        atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
     atomic_fetch_sub_explicit(&l->active, 1, RELAXED);
     atomic_fetch_sub_explicit(&e->active, 1, RELAXED);
     if (atomic_load_explicit(&e->paused, RELAXED) > 0)
@@ -99,7 +102,7 @@ static int slot_free(const struct flb_engine *e, const struct flb_table *t, cons
 
     return (glim == 0 || atomic_load_explicit(&e->active, RELAXED) < (int64_t)glim) &&
            (rl->maxconn == 0 || atomic_load_explicit(&rl->l->active, RELAXED) < (int64_t)rl->maxconn) &&
-           (s->maxconn == 0 || atomic_load_explicit(&s->c->active, RELAXED) < (int64_t)s->maxconn);
+           (s == NULL || s->maxconn == 0 || atomic_load_explicit(&s->c->active, RELAXED) < (int64_t)s->maxconn);
 }
 
 /* --- listeners as a worker polls them ---------------------------------------------------------- */
@@ -153,7 +156,7 @@ static void resume_paused(struct flb_worker *w)
     for (uint32_t i = 0; i < t->nlst && w->npaused > 0; i++) {
         struct flb_route_listener *rl = &t->lst[i];
         struct flb_listener_ws *ws = &rl->l->ws[w->id];
-        if (ws->paused && slot_free(w->e, t, rl, &t->svc[rl->service])) {
+        if (ws->paused && slot_free(w->e, t, rl, flb_route_service(t, rl))) {
             listener_unpause(w, ws);
             listener_poll(w, ws);
         }
@@ -164,7 +167,7 @@ static void worker_accept(struct flb_worker *w, struct flb_listener_ws *ws)
 {
     struct flb_table *t = w->table;
     struct flb_route_listener *rl = &t->lst[ws->route];
-    struct flb_service *s = &t->svc[rl->service];
+    struct flb_service *s = flb_route_service(t, rl);
     int lfd = rl->l->fd[w->id];
 
     for (int i = 0; i < FLB_MAXACCEPT; i++) {
@@ -189,7 +192,10 @@ static void worker_accept(struct flb_worker *w, struct flb_listener_ws *ws)
             return;
         }
         FLB_LIVE_INC(fds);
-        flb_conn_start(w, rl, fd, (struct sockaddr *)&peer);
+        if (flb_l7_listener(t, rl)) /* HTTP mode */
+            flb_l7_accept(w, rl, fd, (struct sockaddr *)&peer);
+        else
+            flb_conn_start(w, rl, fd, (struct sockaddr *)&peer);
     }
 }
 
@@ -229,6 +235,7 @@ static void close_conns(struct flb_worker *w)
     while (w->conns != NULL)
         flb_conn_close(w, w->conns);
     flb_conn_reap(w);
+    flb_l7_close_all(w);
 }
 
 static void worker_control(struct flb_worker *w)
@@ -293,6 +300,9 @@ static void dispatch(struct flb_worker *w, struct epoll_event *ev)
     case FLB_EV_SERVER:
         flb_conn_event(w, container_of(src, struct flb_conn, ssrc), 1, ev->events);
         break;
+    default: /* HTTP mode */
+        flb_l7_event(w, src, ev->events);
+        break;
     }
 }
 
@@ -314,6 +324,7 @@ static void *worker_main(void *arg)
         int drain = flb_drain_timeout(w);
         if (drain >= 0 && (timeout < 0 || drain < timeout))
             timeout = drain;
+        timeout = flb_l7_timeout(w, timeout);
         int n = epoll_wait(w->epfd, ev, FLB_EVENTS, timeout);
         w->now = flb_now_ms();
         for (int i = 0; i < n; i++)
@@ -322,6 +333,7 @@ static void *worker_main(void *arg)
         flb_wheel_run(&w->wheel, w->now, fire, w);
         flb_drain_expire(w);
         flb_conn_reap(w);
+        flb_l7_turn(w);
     }
     close_conns(w);
     sync_listeners(w, w->table, NULL, 0);
@@ -360,7 +372,8 @@ struct flb_engine *flb_engine_new(const struct flb_engine_options *o)
     e->w = calloc(o->workers, sizeof(*e->w));
     e->backends = flb_backend_store_new();
     e->counters = flb_counters_store_new();
-    if (e->w == NULL || e->backends == NULL || e->counters == NULL)
+    e->l7 = flb_l7_new(o->workers);
+    if (e->w == NULL || e->backends == NULL || e->counters == NULL || e->l7 == NULL)
         goto fail;
     for (uint32_t i = 0; i < o->workers; i++) {
         struct flb_worker *w = &e->w[i];
@@ -535,6 +548,8 @@ void flb_engine_sweep(struct flb_engine *e)
 {
     flb_backend_store_sweep(e->backends);
     flb_counters_store_sweep(e->counters);
+    if (e->l7 != NULL)
+        flb_l7_counters_sweep(e->l7);
 }
 
 void flb_engine_stop(struct flb_engine *e)
@@ -565,6 +580,7 @@ void flb_engine_stop(struct flb_engine *e)
         close_fd(&w->epfd);
         close_fd(&w->evfd);
     }
+    flb_l7_stop(e->l7);
     if (e->backends != NULL)
         flb_engine_sweep(e);
 }
@@ -577,6 +593,7 @@ void flb_engine_free(struct flb_engine *e)
     flb_backend_store_free(e->backends);
     flb_counters_store_free(e->counters);
     flb_drains_free(e->drains);
+    flb_l7_free(e->l7);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->done);
     free(e->w);

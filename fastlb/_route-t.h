@@ -8,6 +8,8 @@
 #include "_cidr.h"
 #include "_listener-t.h"
 
+struct flb_l7_table;
+
 enum flb_mode {
     FLB_MODE_TCP = 0,
     FLB_MODE_HTTP = 1, /* forwarded at L4 until the HTTP engine is wired in */
@@ -53,10 +55,13 @@ struct flb_service {
     struct flb_cidr *allow;          /* [nallow], owned; 0: everyone */
 };
 
+/* The service of a listener that routes each HTTP request on its own (vhost, appid). */
+#define FLB_ROUTE_NO_SERVICE UINT32_MAX
+
 /* A listener of the table: where its connections go. */
 struct flb_route_listener {
     struct flb_listener *l; /* one reference */
-    uint32_t service;       /* index into the table's services */
+    uint32_t service;       /* index into the table's services, or FLB_ROUTE_NO_SERVICE */
     uint32_t maxconn;       /* 0: unlimited */
 };
 
@@ -68,6 +73,7 @@ struct flb_table {
     struct flb_service *svc;
     uint32_t nlst;
     struct flb_route_listener *lst;
+    struct flb_l7_table *l7; /* HTTP mode: options, listener kinds, vhost routes (_l7-t.h); owned, may be NULL */
 };
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "_backend.h"
 #include "_balance.h"
+#include "_l7.h"
 #include "_listener.h"
 
 #include <errno.h>
@@ -79,6 +80,7 @@ void flb_table_put(struct flb_table *t)
 {
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
+    flb_l7_table_free(t->l7);
     for (uint32_t i = 0; i < t->nsvc; i++)
         service_free(&t->svc[i]);
     for (uint32_t i = 0; i < t->nlst; i++)

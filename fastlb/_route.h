@@ -14,6 +14,12 @@ static inline struct flb_table *flb_table_get(struct flb_table *t)
     return t;
 }
 
+/* The service every connection of listener <rl> goes to, or NULL when it routes per request. */
+static inline struct flb_service *flb_route_service(const struct flb_table *t, const struct flb_route_listener *rl)
+{
+    return rl->service < t->nsvc ? &t->svc[rl->service] : NULL;
+}
+
 /* Drops a reference (any thread). The last frees the table and drops its references on
  * backends, listeners and service counters; it never closes a listener's sockets itself unless the
  * listener record goes too. */

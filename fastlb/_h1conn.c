@@ -1,0 +1,1351 @@
+/* _h1conn.c: the HTTP connection state machine (see _h1conn.h).
+ *
+ * Phases and what the connection's one timer means in each:
+ *   HEAD     request head: http_request_ms from its first byte (and from accept for the first
+ *            request); http_keepalive_ms while no byte of the next one has come. Expiry: 408 when
+ *            bytes of a head are waiting, else a silent close.
+ *   CONNECT  connect_ms; expiry retries elsewhere.
+ *   FORWARD  server_ms until the response head (expiry: 504), then the idle limit of the body
+ *            (expiry: close).
+ *   REPLY, LINGER  a short grace to send fastlb's answer and let the client read it.
+ *   TUNNEL   tunnel_ms idle.
+ *
+ * Polling follows the engine's rule (_conn.c): try the syscall first, subscribe on EAGAIN, and
+ * derive the epoll interest from the state after each round of work.
+ */
+#define _GNU_SOURCE
+#include "_api.h"
+
+#include "_h1conn.h"
+
+#include "_addr.h"
+#include "_alog.h"
+#include "_balance.h"
+#include "_engine.h"
+#include "_evloop.h"
+#include "_h1auth.h"
+#include "_h1edit.h"
+#include "_h1pool.h"
+#include "_h1reply.h"
+#include "_http1.h"
+#include "_l7.h"
+#include "_route.h"
+#include "_splice.h"
+#include "_vhost.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RELAXED memory_order_relaxed
+#define COUNT(field, n) atomic_fetch_add_explicit(&(field), (n), RELAXED)
+
+/* Rounds of work one event may do on a connection before it lets others run; a connection stopped
+ * there goes on the worker's ready list and carries on after the batch of events. */
+#define ROUNDS 64
+/* Pump reads per tunnel wakeup (as _conn.c). */
+#define PUMP_ROUNDS 8
+/* How long fastlb's own answer may take to go out. */
+#define REPLY_MS 5000
+
+static const char STS[] = "Strict-Transport-Security: max-age=15768000\r\n";
+
+static struct flb_backend *backend(const struct flb_h1conn *h)
+{
+    return h->svc != NULL && h->be >= 0 ? h->svc->be[h->be] : NULL;
+}
+
+static void arm(struct flb_worker *w, struct flb_h1conn *h, uint32_t ms)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+
+    if (ms == 0)
+        flb_timer_stop(&lw->wheel, &h->timer.t);
+    else
+        flb_timer_arm(&lw->wheel, &h->timer.t, w->now + ms);
+}
+
+/* Activity pushes the FORWARD timer (response wait, then body idle) further. */
+static void touch(struct flb_worker *w, struct flb_h1conn *h)
+{
+    if (h->touch_ms > 0)
+        flb_timer_touch(&h->timer.t, w->now + h->touch_ms);
+}
+
+static char *buf_take(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+
+    if (lw->nbufs > 0)
+        return lw->bufs[--lw->nbufs];
+    return malloc(FLB_H1_BUF);
+}
+
+static void buf_give(struct flb_worker *w, char **buf)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+
+    if (*buf == NULL)
+        return;
+    if (lw->nbufs < FLB_L7_BUF_CACHE)
+        lw->bufs[lw->nbufs++] = *buf;
+    else
+        free(*buf);
+    *buf = NULL;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static size_t pending(const struct flb_h1out *o)
+{
+    return o->i < o->n;
+}
+
+static int queue(struct flb_h1out *o, const void *p, size_t len)
+{
+    if (len == 0)
+        return FLB_OK;
+    if (o->n == FLB_H1_IOV)
+        return FLB_ERR;
+    o->iov[o->n].iov_base = (void *)p;
+    o->iov[o->n].iov_len = len;
+    o->n++;
+    return FLB_OK;
+}
+
+/* Sends what <o> holds. FLB_OK once empty, FLB_AGAIN when <fd> is full, FLB_ERR with errno. */
+static int out_send(int fd, struct flb_h1out *o, size_t *moved)
+{
+    while (o->i < o->n) {
+        struct msghdr m = {.msg_iov = o->iov + o->i, .msg_iovlen = o->n - o->i};
+        if (m.msg_iovlen > IOV_MAX)
+            m.msg_iovlen = IOV_MAX;
+        ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
+        }
+        *moved += (size_t)n;
+        while (n > 0) {
+            struct iovec *v = &o->iov[o->i];
+            if ((size_t)n >= v->iov_len) {
+                n -= (ssize_t)v->iov_len;
+                o->i++;
+            } else {
+                v->iov_base = (char *)v->iov_base + n;
+                v->iov_len -= (size_t)n;
+                n = 0;
+            }
+        }
+        while (o->i < o->n && o->iov[o->i].iov_len == 0)
+            o->i++;
+    }
+    o->i = o->n = 0;
+    return FLB_OK;
+}
+
+/* --- interest ------------------------------------------------------------------------------------ */
+
+static int want_client_input(const struct flb_h1conn *h)
+{
+    if (h->cl_eof)
+        return 0;
+    switch (h->phase) {
+    case FLB_H1_HEAD:
+        return h->ilen < FLB_H1_BUF;
+    case FLB_H1_CONNECT:
+    case FLB_H1_FORWARD:
+        /* body bytes are read once what came before is sent (the buffer is then compacted); past the
+         * request's end, bytes of the next one are read ahead while there is room */
+        return h->ilen < FLB_H1_BUF && (h->req_done || !pending(&h->up));
+    case FLB_H1_LINGER:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int want_server_input(const struct flb_h1conn *h)
+{
+    /* more is read only once what the buffer holds has been looked at (a head parsed as far as it
+     * goes, body bytes framed and sent), so that an EOF read then means that nothing more is coming */
+    return h->phase == FLB_H1_FORWARD && !h->connecting && h->resp != FLB_H1_RESP_DONE && !pending(&h->down) &&
+           h->olen < FLB_H1_BUF && (h->resp == FLB_H1_RESP_HEAD ? h->olen == h->oprev : h->olen == h->ofwd);
+}
+
+static int update_interest(struct flb_worker *w, struct flb_h1conn *h)
+{
+    uint32_t cw = 0, sw = 0;
+
+    if (h->phase == FLB_H1_TUNNEL) {
+        if (!pending(&h->up) && !h->tup.eof && flb_pump_pending(&h->tup) == 0)
+            cw |= EPOLLIN;
+        if (pending(&h->down) || flb_pump_pending(&h->tdown) > 0)
+            cw |= EPOLLOUT;
+        if (!pending(&h->down) && !h->tdown.eof && flb_pump_pending(&h->tdown) == 0)
+            sw |= EPOLLIN;
+        if (pending(&h->up) || flb_pump_pending(&h->tup) > 0)
+            sw |= EPOLLOUT;
+    } else {
+        if (want_client_input(h))
+            cw |= EPOLLIN;
+        if (pending(&h->down))
+            cw |= EPOLLOUT;
+        if (h->connecting) {
+            sw = EPOLLOUT;
+        } else {
+            if (pending(&h->up))
+                sw |= EPOLLOUT;
+            if (want_server_input(h))
+                sw |= EPOLLIN;
+        }
+    }
+    if (flb_evloop_want(w->epfd, h->cfd, &h->csrc, &h->cwant, cw) != FLB_OK)
+        return FLB_ERR;
+    if (h->sfd != -1 && flb_evloop_want(w->epfd, h->sfd, &h->ssrc, &h->swant, sw) != FLB_OK)
+        return FLB_ERR;
+    return FLB_OK;
+}
+
+/* --- the backend side ---------------------------------------------------------------------------- */
+
+static void close_server(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_backend *b = backend(h);
+
+    if (h->sfd == -1)
+        return;
+    close(h->sfd); /* closing also takes it out of epoll */
+    FLB_LIVE_DEC(fds);
+    h->sfd = -1;
+    h->swant = 0;
+    h->connecting = 0;
+    if (b != NULL)
+        atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
+}
+
+/* Gives the backend connection back to the pool, or closes it. */
+static void release_server(struct flb_worker *w, struct flb_h1conn *h, int reuse)
+{
+    struct flb_backend *b = backend(h);
+
+    if (h->sfd == -1)
+        return;
+    if (!reuse || b == NULL || flb_evloop_want(w->epfd, h->sfd, &h->ssrc, &h->swant, 0) != FLB_OK) {
+        close_server(w, h);
+        return;
+    }
+    atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
+    flb_h1pool_put(w, h->rtable, b, &h->svc->addr[h->be], h->svc->addrlen[h->be], h->sfd);
+    h->sfd = -1;
+}
+
+static void connect_failed(struct flb_worker *w, struct flb_h1conn *h, int timed_out)
+{
+    struct flb_backend *b = backend(h);
+
+    COUNT(b->c.connect_errors, 1);
+    COUNT(b->fails, 1);
+    COUNT(h->svc->c->connect_errors, 1);
+    if (timed_out) {
+        COUNT(b->c.timeouts, 1);
+        COUNT(h->svc->c->timeouts, 1);
+    }
+    close_server(w, h);
+}
+
+/* The request can go: the backend connection is there. */
+static void forward_start(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_backend *b = backend(h);
+
+    h->phase = FLB_H1_FORWARD;
+    if (!h->counted) {
+        COUNT(b->c.requests, 1);
+        h->counted = 1;
+    }
+    h->touch_ms = h->hs->server_ms;
+    arm(w, h, h->touch_ms);
+}
+
+static void established(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_backend *b = backend(h);
+
+    h->connecting = 0;
+    COUNT(b->c.conn_total, 1);
+    atomic_store_explicit(&b->fails, 0, RELAXED);
+    forward_start(w, h);
+}
+
+/* Gets a connection to backend <idx>: an idle one, or a new connect. FLB_OK when it is there or
+ * in progress, FLB_AGAIN when the connect failed at once (counted), FLB_ERR when the client must go. */
+static int attempt(struct flb_worker *w, struct flb_h1conn *h, int idx)
+{
+    struct flb_service *s = h->svc;
+    struct flb_backend *b = s->be[idx];
+    int one = 1, fd;
+
+    h->be = idx;
+    if (h->ntried < FLB_CONN_TRIED)
+        h->tried[h->ntried++] = (uint32_t)idx;
+    if (!h->no_pool && (fd = flb_h1pool_take(w, b, &s->addr[idx], s->addrlen[idx])) >= 0) {
+        h->sfd = fd;
+        h->swant = 0;
+        h->reused = 1;
+        atomic_fetch_add_explicit(&b->active, 1, RELAXED);
+        forward_start(w, h);
+        return FLB_OK;
+    }
+    h->reused = 0;
+    h->attempts++;
+    fd = socket(s->addr[idx].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return FLB_ERR;
+    FLB_LIVE_INC(fds);
+    h->sfd = fd;
+    h->swant = 0;
+    atomic_fetch_add_explicit(&b->active, 1, RELAXED);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&s->addr[idx], s->addrlen[idx]) == 0) {
+        established(w, h);
+        return FLB_OK;
+    }
+    if (errno == EINPROGRESS) {
+        h->connecting = 1;
+        h->phase = FLB_H1_CONNECT;
+        arm(w, h, h->hs->connect_ms);
+        return FLB_OK;
+    }
+    connect_failed(w, h, 0);
+    return FLB_AGAIN;
+}
+
+static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const struct iovec *extra, int nextra);
+
+/* Picks a backend (the sticky one first) and connects, retrying elsewhere up to the service's
+ * retries; <failed> is the index that just failed, -1 at first. Returns 1, or -1 once closed. */
+static int connect_next(struct flb_worker *w, struct flb_h1conn *h, int failed)
+{
+    struct flb_service *s = h->svc;
+
+    for (;;) {
+        int idx;
+        if (failed >= 0 && h->attempts > s->retries)
+            break;
+        if (h->sticky_be >= 0 && h->ntried == 0)
+            idx = h->sticky_be;
+        else
+            idx = s->nbe > 0 ? flb_balance_pick(&s->bal, h->key, w->id, h->tried, h->ntried) : FLB_ERR;
+        if (idx < 0)
+            break;
+        if (failed >= 0) {
+            COUNT(s->be[failed]->c.retries, 1);
+            COUNT(s->c->retries, 1);
+        }
+        int r = attempt(w, h, idx);
+        if (r == FLB_OK)
+            return 1;
+        if (r == FLB_ERR) {
+            flb_h1conn_close(w, h);
+            return -1;
+        }
+        failed = idx;
+    }
+    COUNT(s->c->no_backend, 1);
+    h->be = -1;
+    return reply(w, h, 503, NULL, 0);
+}
+
+/* The backend connection broke before the response head. A pooled connection the backend had
+ * closed meanwhile is no fault of the request: one without a body is sent again on a fresh
+ * connection. Otherwise the client gets 502, or is closed when its response has begun. */
+static int server_failed(struct flb_worker *w, struct flb_h1conn *h)
+{
+    if (h->reused && h->resp == FLB_H1_RESP_HEAD && h->olen == 0 && h->req_framing == FLB_HTTP1_BODY_NONE) {
+        close_server(w, h);
+        h->reused = 0;
+        h->no_pool = 1;
+        h->up.i = 0;
+        h->up.n = h->nhead;
+        memcpy(h->up.iov, h->head, h->nhead * sizeof(h->head[0]));
+        h->ntried = 0;
+        int idx = h->be, r = attempt(w, h, idx);
+        if (r == FLB_OK)
+            return 1;
+        if (r == FLB_ERR) {
+            flb_h1conn_close(w, h);
+            return -1;
+        }
+        return connect_next(w, h, idx);
+    }
+    if (h->resp == FLB_H1_RESP_HEAD && !h->answered) {
+        close_server(w, h);
+        return reply(w, h, 502, NULL, 0);
+    }
+    flb_h1conn_close(w, h);
+    return -1;
+}
+
+/* --- fastlb's own answers ------------------------------------------------------------------------ */
+
+static void count_status(struct flb_h1conn *h, int status, int own)
+{
+    if (h->hs == NULL)
+        return;
+    int cls = status / 100;
+    COUNT(h->hs->c->status[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    if (own)
+        COUNT(h->hs->c->own, 1);
+}
+
+/* Answers the client with <status> and closes afterwards. Returns 1 (the answer goes out in the
+ * REPLY phase). */
+static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const struct iovec *extra, int nextra)
+{
+    ssize_t n;
+
+    close_server(w, h);
+    if (h->obuf == NULL && (h->obuf = buf_take(w)) == NULL) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
+    h->up.i = h->up.n = 0;
+    h->down.i = h->down.n = 0;
+    n = flb_h1reply(h->obuf, FLB_H1_BUF, status, extra, nextra);
+    if (n < 0)
+        n = flb_h1reply(h->obuf, FLB_H1_BUF, status, NULL, 0);
+    h->olen = (uint32_t)n;
+    h->ofwd = h->olen;
+    queue(&h->down, h->obuf, (size_t)n);
+    h->status = status;
+    h->ckeep = 0;
+    h->phase = FLB_H1_REPLY;
+    count_status(h, status, 1);
+    if (w->e->l7->log_fd >= 0) {
+        if (h->started_us == 0) {
+            /* refused before its head was read whole: logged with no method or path */
+            h->method[0] = '\0';
+            h->path_len = 0;
+            h->started_us = now_us();
+        }
+        flb_alog_request(w, h);
+    }
+    h->started_us = 0;
+    arm(w, h, REPLY_MS);
+    return 1;
+}
+
+/* --- the request --------------------------------------------------------------------------------- */
+
+/* Queues the request body bytes the buffer holds, as framed. Returns 1 when some were queued. */
+static int consume_req(struct flb_worker *w, struct flb_h1conn *h)
+{
+    uint32_t avail = h->ilen - h->ifwd, take = avail;
+    const char *p = h->ibuf + h->ifwd;
+
+    if (h->req_done || avail == 0 || h->up.n == FLB_H1_IOV)
+        return 0;
+    if (h->req_framing == FLB_HTTP1_BODY_LENGTH) {
+        if (take > h->req_left)
+            take = (uint32_t)h->req_left;
+        h->req_left -= take;
+        h->req_done = h->req_left == 0;
+    } else {
+        ssize_t r = flb_http1_chunked_feed(&h->req_ck, p, avail);
+        if (r == FLB_ERR) {
+            if (!h->answered)
+                return reply(w, h, 400, NULL, 0);
+            flb_h1conn_close(w, h);
+            return -1;
+        }
+        if (r >= 0) {
+            take = (uint32_t)r;
+            h->req_done = 1;
+        }
+    }
+    queue(&h->up, p, take);
+    h->ifwd += take;
+    return 1;
+}
+
+/* The service index a request goes to, or -1. */
+static int route(struct flb_h1conn *h, const struct flb_table *t, const struct flb_route_listener *rl,
+                 const struct flb_l7_listener *ll, const struct flb_http1_request *req)
+{
+    switch (ll->kind) {
+    case FLB_L7_SERVICE:
+        return (int)rl->service;
+    case FLB_L7_VHOST:
+        return flb_vhost_lookup(&t->l7->vhost, req->host, req->host_len, req->target, req->target_len);
+    case FLB_L7_APPID:
+        return flb_vhost_lookup_app(&t->l7->vhost, req->app_id, req->app_id_len);
+    default:
+        return -1;
+    }
+}
+
+static int redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req)
+{
+    const char *host = req->host != NULL ? req->host : "";
+    size_t hlen = req->host != NULL ? req->host_len : 0;
+    const char *path;
+    size_t plen;
+    struct iovec loc[4];
+
+    /* https://<host without its port><target as it came (origin-form), or its path and query> */
+    for (size_t i = hlen; i > 0; i--) {
+        if (host[i - 1] == ':') {
+            hlen = i - 1;
+            break;
+        }
+        if (host[i - 1] < '0' || host[i - 1] > '9')
+            break;
+    }
+    flb_vhost_path(req->target, req->target_len, &path, &plen);
+    plen = req->target_len - (size_t)(path - req->target); /* keep the query */
+    loc[0] = (struct iovec){(void *)"Location: https://", 18};
+    loc[1] = (struct iovec){(void *)host, hlen};
+    loc[2] = (struct iovec){(void *)(plen > 0 ? path : "/"), plen > 0 ? plen : 1};
+    loc[3] = (struct iovec){(void *)"\r\n", 2};
+    /* the answer is written into obuf, which the request head does not use */
+    return reply(w, h, 301, loc, 4);
+}
+
+static int unauthorized(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct iovec v[3];
+
+    v[0] = (struct iovec){(void *)"WWW-Authenticate: Basic realm=\"", 31};
+    v[1] = (struct iovec){h->hs->realm, strlen(h->hs->realm)};
+    v[2] = (struct iovec){(void *)"\"\r\n", 3};
+    return reply(w, h, 401, v, 3);
+}
+
+/* Adds the request's edits: X-Forwarded-* and the sticky cookie's cut; finds Authorization and the
+ * sticky backend. FLB_OK, or FLB_ERR when the head needs more edits than fastlb makes. */
+static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req,
+                         struct flb_h1edits *ed, const char **auth, uint32_t *auth_len)
+{
+    struct flb_l7_service *hs = h->hs;
+    const struct flb_http1_header *xff = NULL;
+    const char *buf = h->ibuf;
+    char ip[INET6_ADDRSTRLEN] = "";
+    size_t n = 0;
+    int cookie_found = 0;
+
+    *auth = NULL;
+    *auth_len = 0;
+    h->sticky_be = -1;
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        const struct flb_http1_header *hd = &req->headers[i];
+        uint32_t s, e;
+        if (hd->kind == FLB_HTTP1_H_COOKIE) {
+            const char *v;
+            uint32_t vlen, at, cut;
+            if (!hs->sticky || !flb_h1edit_cookie(buf, hd, hs->cookie, hs->cookie_len, &v, &vlen, &at, &cut))
+                continue;
+            /* indirect: the backend never sees fastlb's cookie */
+            if (flb_h1edit_add(ed, at, cut, NULL, 0) != FLB_OK)
+                return FLB_ERR;
+            if (cookie_found++ || vlen != FLB_L7_COOKIE_HEX)
+                continue;
+            for (uint32_t j = 0; j < h->svc->nbe; j++) {
+                if (memcmp(hs->cookie_val[j], v, FLB_L7_COOKIE_HEX) == 0) {
+                    if (flb_backend_available(h->svc->be[j]))
+                        h->sticky_be = (int32_t)j;
+                    break;
+                }
+            }
+        } else if (hd->kind != FLB_HTTP1_H_OTHER) {
+            continue;
+        } else if (flb_h1edit_name_is(hd, "authorization", 13)) {
+            *auth = hd->value;
+            *auth_len = hd->value_len;
+        } else if (!hs->forwarded) {
+            continue;
+        } else if (flb_h1edit_name_is(hd, "x-forwarded-for", 15)) {
+            xff = hd;
+        } else if (flb_h1edit_name_is(hd, "x-forwarded-proto", 17) || flb_h1edit_name_is(hd, "x-forwarded-port", 16)) {
+            /* set, not added: a client's own value would be taken for fastlb's */
+            flb_h1edit_line(buf, hd, &s, &e);
+            if (flb_h1edit_add(ed, s, e - s, NULL, 0) != FLB_OK)
+                return FLB_ERR;
+        }
+    }
+    if (!hs->forwarded)
+        return FLB_OK;
+    if (h->peer.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&h->peer)->sin_addr, ip, sizeof(ip));
+    else if (h->peer.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&h->peer)->sin6_addr, ip, sizeof(ip));
+    if (xff != NULL) {
+        /* appended to the last X-Forwarded-For, in place: ", <client>" after its value */
+        int k = snprintf(h->edit_req, sizeof(h->edit_req), ", %s", ip);
+        if (flb_h1edit_add(ed, (uint32_t)(xff->value + xff->value_len - buf), 0, h->edit_req, (uint32_t)k) != FLB_OK)
+            return FLB_ERR;
+        n = (size_t)k;
+    }
+    int k = snprintf(h->edit_req + n, sizeof(h->edit_req) - n, "%s%s%sX-Forwarded-Proto: http\r\nX-Forwarded-Port: %u\r\n",
+                     xff == NULL ? "X-Forwarded-For: " : "", xff == NULL ? ip : "", xff == NULL ? "\r\n" : "",
+                     (unsigned)h->ll->port);
+    /* before the head's final CRLF */
+    return flb_h1edit_add(ed, req->head_len - 2, 0, h->edit_req + n, (uint32_t)k);
+}
+
+/* A request head has been parsed: route it, check it, edit it and send it on its way. Returns 1, or
+ * -1 once the connection is closed. */
+static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req)
+{
+    struct flb_l7 *l = w->e->l7;
+    struct flb_table *t = h->table;
+    const struct flb_route_listener *rl = h->rl;
+    struct flb_l7_listener *ll;
+    struct flb_h1edits ed = {.n = 0};
+    const char *auth;
+    uint32_t auth_len;
+    int si, n;
+
+    /* Each request is routed with the worker's newest table, while it still holds this listener. */
+    if (w->table != NULL && w->table != t && w->table->l7 != NULL) {
+        uint32_t i = h->rl->l->ws[w->id].route;
+        if (i < w->table->nlst && w->table->lst[i].l == h->rl->l) {
+            t = w->table;
+            rl = &t->lst[i];
+        }
+    }
+    ll = &t->l7->lst[rl - t->lst];
+    if (h->obuf == NULL && (h->obuf = buf_take(w)) == NULL) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
+    if (l->log_fd >= 0) {
+        size_t m = req->method_len < sizeof(h->method) - 1 ? req->method_len : sizeof(h->method) - 1;
+        memcpy(h->method, req->method, m);
+        h->method[m] = '\0';
+        h->path_len = req->target_len < FLB_H1_LOG_PATH ? req->target_len : FLB_H1_LOG_PATH;
+        memcpy(h->path, req->target, h->path_len);
+        h->started_us = now_us();
+    }
+    h->ifwd = (uint32_t)req->head_len;
+    h->resp = FLB_H1_RESP_HEAD;
+    si = route(h, t, rl, ll, req);
+    if (si < 0 || (uint32_t)si >= t->nsvc) {
+        COUNT(h->rl->l->refused, 1);
+        return reply(w, h, 503, NULL, 0);
+    }
+    /* the connection's own reference covers its accept table: no shared atomic per request */
+    h->rtable_ref = t != h->table;
+    h->rtable = h->rtable_ref ? flb_table_get(t) : t;
+    h->svc = &t->svc[si];
+    h->hs = &t->l7->svc[si];
+    COUNT(h->hs->c->requests, 1);
+    if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
+        return reply(w, h, 501, NULL, 0);
+    if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer))
+        return reply(w, h, 403, NULL, 0);
+    if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST)
+        return redirect(w, h, req);
+    if (request_edits(w, h, req, &ed, &auth, &auth_len) != FLB_OK)
+        return reply(w, h, 400, NULL, 0);
+    if (h->hs->realm != NULL && !flb_h1auth_check(l, flb_l7_worker(w), h->hs, auth, auth_len))
+        return unauthorized(w, h);
+    n = flb_h1edit_iov(&ed, h->ibuf, (uint32_t)req->head_len, h->head, FLB_H1_IOV - 2);
+    if (n < 0)
+        return reply(w, h, 400, NULL, 0);
+    h->nhead = (uint32_t)n;
+    memcpy(h->up.iov, h->head, (size_t)n * sizeof(h->head[0]));
+    h->up.i = 0;
+    h->up.n = (uint32_t)n;
+    h->req_framing = (uint8_t)req->framing;
+    h->req_left = req->content_length;
+    memset(&h->req_ck, 0, sizeof(h->req_ck));
+    h->req_done = req->framing == FLB_HTTP1_BODY_NONE ||
+                  (req->framing == FLB_HTTP1_BODY_LENGTH && req->content_length == 0);
+    h->req_flags = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0 ? FLB_HTTP1_REQ_HEAD : 0;
+    h->upgrade = (req->flags & FLB_HTTP1_F_UPGRADE) && (req->flags & FLB_HTTP1_F_CONN_UPGRADE);
+    h->ckeep = (uint8_t)flb_http1_request_keep_alive(req);
+    h->req_minor = (uint8_t)req->minor;
+    h->phase = FLB_H1_CONNECT;
+    return connect_next(w, h, -1);
+}
+
+static int parse_request(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_http1_request req = {.headers = lw->hdr, .max_headers = FLB_HTTP1_MAX_HEADERS};
+    ssize_t r = flb_http1_request_parse(&req, h->ibuf, h->ilen, h->iprev);
+
+    if (r == FLB_AGAIN) {
+        if (!h->head_started) {
+            h->head_started = 1;
+            arm(w, h, h->ll->request_ms);
+        }
+        h->iprev = h->ilen;
+        if (h->ilen >= FLB_H1_BUF)
+            return reply(w, h, 431, NULL, 0);
+        return 0;
+    }
+    if (r == FLB_ERR)
+        return reply(w, h, flb_http1_error_status(req.error), NULL, 0);
+    return request_begin(w, h, &req);
+}
+
+/* --- the response -------------------------------------------------------------------------------- */
+
+static int response_head(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_http1_response resp = {.headers = lw->hdr, .max_headers = FLB_HTTP1_MAX_HEADERS};
+    struct flb_h1edits ed = {.n = 0};
+    ssize_t r = flb_http1_response_parse(&resp, h->obuf, h->olen, h->oprev, h->req_flags);
+    size_t k = 0;
+    int n;
+
+    if (r == FLB_AGAIN) {
+        h->oprev = h->olen;
+        if (h->olen < FLB_H1_BUF)
+            return 0;
+        close_server(w, h);
+        return reply(w, h, 502, NULL, 0);
+    }
+    if (r == FLB_ERR) {
+        close_server(w, h);
+        return reply(w, h, 502, NULL, 0);
+    }
+    h->reused = 0;
+    if (resp.status < 200 && resp.status != 101) {
+        /* interim (100 Continue, 103): forwarded as it came, except to an HTTP/1.0 client, which
+         * knows no 1xx (RFC 9110 section 15.2); the final response follows */
+        if (h->req_minor == 0) {
+            memmove(h->obuf, h->obuf + r, h->olen - (uint32_t)r);
+            h->olen -= (uint32_t)r;
+            h->oprev = 0;
+            return 1;
+        }
+        queue(&h->down, h->obuf, (size_t)r);
+        h->ofwd = (uint32_t)r;
+        h->oprev = 0;
+        return 1;
+    }
+    if (resp.status == 101) {
+        if (!h->upgrade) {
+            close_server(w, h);
+            return reply(w, h, 502, NULL, 0);
+        }
+        /* the tunnel: the 101 as it came, then whatever either side sent after its head */
+        queue(&h->down, h->obuf, (size_t)h->olen);
+        h->ofwd = h->olen;
+        queue(&h->up, h->ibuf + h->ifwd, h->ilen - h->ifwd);
+        h->ifwd = h->ilen;
+        h->status = 101;
+        h->answered = 1;
+        count_status(h, 101, 0);
+        if (h->started_us != 0)
+            flb_alog_request(w, h);
+        h->started_us = 0;
+        h->phase = FLB_H1_TUNNEL;
+        flb_pump_init(&h->tup);
+        flb_pump_init(&h->tdown);
+        arm(w, h, h->hs->tunnel_ms);
+        return 1;
+    }
+    h->status = resp.status;
+    h->answered = 1;
+    count_status(h, resp.status, 0);
+    h->skeep = (uint8_t)flb_http1_response_keep_alive(&resp);
+    if (!h->skeep)
+        h->ckeep = 0; /* the client read the same head: it will not send another request */
+    if (h->hs->hsts) {
+        for (uint32_t i = 0; i < resp.nheaders; i++) {
+            uint32_t s, e;
+            if (flb_h1edit_name_is(&resp.headers[i], "strict-transport-security", 25)) {
+                flb_h1edit_line(h->obuf, &resp.headers[i], &s, &e);
+                if (flb_h1edit_add(&ed, s, e - s, NULL, 0) != FLB_OK)
+                    goto bad;
+            }
+        }
+        memcpy(h->edit_resp, STS, sizeof(STS) - 1);
+        k = sizeof(STS) - 1;
+    }
+    if (h->hs->sticky && h->be >= 0 && h->be != h->sticky_be) {
+        /* insert indirect nocache: the client had no valid cookie (or its backend went away) */
+        int m = snprintf(h->edit_resp + k, sizeof(h->edit_resp) - k,
+                         "Set-Cookie: %s=%s; path=/\r\nCache-Control: private\r\n", h->hs->cookie,
+                         h->hs->cookie_val[h->be]);
+        if (m < 0 || (size_t)m >= sizeof(h->edit_resp) - k)
+            goto bad; /* the compile bounds the cookie name: never happens */
+        k += (size_t)m;
+    }
+    if (k > 0 && flb_h1edit_add(&ed, (uint32_t)r - 2, 0, h->edit_resp, (uint32_t)k) != FLB_OK)
+        goto bad;
+    n = flb_h1edit_iov(&ed, h->obuf, (uint32_t)r, h->down.iov, FLB_H1_IOV - 1);
+    if (n < 0)
+        goto bad;
+    h->down.i = 0;
+    h->down.n = (uint32_t)n;
+    h->ofwd = (uint32_t)r;
+    h->oprev = 0;
+    h->resp_framing = (uint8_t)resp.framing;
+    h->resp_left = resp.content_length;
+    memset(&h->resp_ck, 0, sizeof(h->resp_ck));
+    if (resp.framing == FLB_HTTP1_BODY_NONE ||
+        (resp.framing == FLB_HTTP1_BODY_LENGTH && resp.content_length == 0))
+        h->resp = FLB_H1_RESP_DONE;
+    else
+        h->resp = FLB_H1_RESP_BODY;
+    if (resp.framing == FLB_HTTP1_BODY_CLOSE)
+        h->ckeep = 0;
+    h->touch_ms = h->hs->client_ms;
+    if (h->hs->server_ms > 0 && (h->touch_ms == 0 || h->hs->server_ms < h->touch_ms))
+        h->touch_ms = h->hs->server_ms;
+    arm(w, h, h->touch_ms);
+    return 1;
+bad:
+    close_server(w, h);
+    return reply(w, h, 502, NULL, 0);
+}
+
+/* Queues the response body bytes the buffer holds, as framed. */
+static int consume_resp(struct flb_worker *w, struct flb_h1conn *h)
+{
+    uint32_t avail = h->olen - h->ofwd, take = avail;
+    const char *p = h->obuf + h->ofwd;
+
+    if (avail == 0 || h->down.n == FLB_H1_IOV)
+        return 0;
+    if (h->resp_framing == FLB_HTTP1_BODY_LENGTH) {
+        if (take > h->resp_left)
+            take = (uint32_t)h->resp_left;
+        h->resp_left -= take;
+        if (h->resp_left == 0)
+            h->resp = FLB_H1_RESP_DONE;
+    } else if (h->resp_framing == FLB_HTTP1_BODY_CHUNKED) {
+        ssize_t r = flb_http1_chunked_feed(&h->resp_ck, p, avail);
+        if (r == FLB_ERR) {
+            flb_h1conn_close(w, h); /* the head is gone: closing is all that says "broken" */
+            return -1;
+        }
+        if (r >= 0) {
+            take = (uint32_t)r;
+            h->resp = FLB_H1_RESP_DONE;
+        }
+    }
+    queue(&h->down, p, take);
+    h->ofwd += take;
+    if (h->resp == FLB_H1_RESP_DONE && h->ofwd < h->olen)
+        h->skeep = 0; /* bytes past the response's end: the connection cannot be trusted */
+    return 1;
+}
+
+static int server_read(struct flb_worker *w, struct flb_h1conn *h)
+{
+    ssize_t n;
+
+    if (!want_server_input(h) || h->sfd == -1)
+        return 0;
+    n = recv(h->sfd, h->obuf + h->olen, FLB_H1_BUF - h->olen, 0);
+    if (n > 0) {
+        h->olen += (uint32_t)n;
+        touch(w, h);
+        COUNT(backend(h)->c.bytes_in, (uint64_t)n);
+        COUNT(h->svc->c->bytes_in, (uint64_t)n);
+        return 1;
+    }
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (h->resp == FLB_H1_RESP_HEAD)
+        return server_failed(w, h);
+    if (n == 0 && h->resp_framing == FLB_HTTP1_BODY_CLOSE) {
+        h->resp = FLB_H1_RESP_DONE;
+        h->skeep = 0;
+        h->ckeep = 0;
+        close_server(w, h);
+        return 1;
+    }
+    /* cut short inside a framed body: the client can only be told by a close */
+    flb_h1conn_close(w, h);
+    return -1;
+}
+
+static int up_send(struct flb_worker *w, struct flb_h1conn *h)
+{
+    size_t moved = 0;
+    int r;
+
+    if (h->sfd == -1 || h->connecting || !pending(&h->up))
+        return 0;
+    r = out_send(h->sfd, &h->up, &moved);
+    if (moved > 0) {
+        touch(w, h);
+        COUNT(backend(h)->c.bytes_out, moved);
+        COUNT(h->svc->c->bytes_out, moved);
+    }
+    if (r == FLB_ERR)
+        return server_failed(w, h);
+    if (r == FLB_OK && !h->req_done && h->ifwd > 0) {
+        /* everything queued is sent: the body bytes go, the buffer reads on from its start */
+        memmove(h->ibuf, h->ibuf + h->ifwd, h->ilen - h->ifwd);
+        h->ilen -= h->ifwd;
+        h->ifwd = 0;
+    }
+    return moved > 0;
+}
+
+static int down_send(struct flb_worker *w, struct flb_h1conn *h)
+{
+    size_t moved = 0;
+    int r;
+
+    if (!pending(&h->down))
+        return 0;
+    r = out_send(h->cfd, &h->down, &moved);
+    if (moved > 0) {
+        h->resp_bytes += moved;
+        if (h->phase == FLB_H1_FORWARD)
+            touch(w, h);
+    }
+    if (r == FLB_ERR) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
+    if (r == FLB_AGAIN)
+        return moved > 0;
+    if (h->phase == FLB_H1_REPLY) {
+        /* answered: stop sending, read what the client still has in flight, then close */
+        shutdown(h->cfd, SHUT_WR);
+        h->phase = FLB_H1_LINGER;
+        h->ilen = 0;
+        arm(w, h, FLB_H1_LINGER_MS);
+        return 1;
+    }
+    if (h->ofwd > 0) {
+        memmove(h->obuf, h->obuf + h->ofwd, h->olen - h->ofwd);
+        h->olen -= h->ofwd;
+        h->ofwd = 0;
+    }
+    return 1;
+}
+
+/* The request and its response are both through: log, pool the backend connection, and go on to
+ * the next request or close. */
+static int finish(struct flb_worker *w, struct flb_h1conn *h)
+{
+    int whole;
+
+    if (h->resp != FLB_H1_RESP_DONE || pending(&h->down))
+        return 0;
+    whole = h->req_done && !pending(&h->up);
+    if (h->started_us != 0)
+        flb_alog_request(w, h);
+    h->started_us = 0;
+    release_server(w, h, whole && h->skeep && h->olen == h->ofwd);
+    if (h->rtable_ref)
+        flb_table_put(h->rtable);
+    h->rtable = NULL;
+    h->rtable_ref = 0;
+    h->svc = NULL;
+    h->hs = NULL;
+    /* a client that sent its FIN after pipelined requests still gets every answer */
+    if (!whole || !h->ckeep || (h->cl_eof && h->ilen == h->ifwd)) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
+    memmove(h->ibuf, h->ibuf + h->ifwd, h->ilen - h->ifwd);
+    h->ilen -= h->ifwd;
+    h->ifwd = h->iprev = 0;
+    h->olen = h->ofwd = h->oprev = 0;
+    buf_give(w, &h->obuf);
+    if (h->ilen == 0)
+        buf_give(w, &h->ibuf);
+    h->up.i = h->up.n = 0;
+    h->down.i = h->down.n = 0;
+    h->be = h->sticky_be = -1;
+    h->ntried = 0;
+    h->attempts = 0;
+    h->reused = h->answered = h->counted = h->no_pool = h->upgrade = h->req_done = 0;
+    h->status = 0;
+    h->resp_bytes = 0;
+    h->touch_ms = 0;
+    h->phase = FLB_H1_HEAD;
+    h->head_started = h->ilen > 0;
+    arm(w, h, h->ilen > 0 ? h->ll->request_ms : h->ll->keepalive_ms);
+    return 1;
+}
+
+/* --- the tunnel ---------------------------------------------------------------------------------- */
+
+/* One direction: first what was queued before the tunnel began, then the pump. */
+static int tunnel_dir(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1out *q, struct flb_pump *u, int src,
+                      int dst, int to_server)
+{
+    size_t moved = 0;
+    int rounds = PUMP_ROUNDS, rc = FLB_OK;
+    int drained = 0; /* a short read in this call: write it, then wait for epoll (as _conn.c) */
+
+    if (pending(q)) {
+        rc = out_send(dst, q, &moved);
+        if (rc != FLB_OK)
+            goto out;
+    }
+    for (;;) {
+        if (flb_pump_pending(u) > 0) {
+            int r = flb_pump_flush(u, &w->pool, dst, &moved);
+            if (r == FLB_AGAIN)
+                break;
+            if (r == FLB_ERR) {
+                rc = FLB_ERR;
+                break;
+            }
+        }
+        if (u->eof) {
+            if (!u->shut) {
+                shutdown(dst, SHUT_WR);
+                u->shut = 1;
+            }
+            break;
+        }
+        if (rounds-- == 0 || drained)
+            break;
+        ssize_t n = flb_pump_fill(u, &w->pool, src);
+        if (n == FLB_AGAIN) {
+            flb_pump_uncork(u, dst);
+            break;
+        }
+        if (n == FLB_ERR) {
+            rc = FLB_ERR;
+            break;
+        }
+        drained = n > 0 && u->drained;
+    }
+out:
+    if (moved > 0) {
+        if (to_server) {
+            COUNT(backend(h)->c.bytes_out, moved);
+            COUNT(h->svc->c->bytes_out, moved);
+        } else {
+            COUNT(backend(h)->c.bytes_in, moved);
+            COUNT(h->svc->c->bytes_in, moved);
+            h->resp_bytes += moved;
+        }
+        if (h->hs->tunnel_ms > 0)
+            flb_timer_touch(&h->timer.t, w->now + h->hs->tunnel_ms);
+    }
+    return rc == FLB_ERR ? FLB_ERR : FLB_OK;
+}
+
+static int tunnel_run(struct flb_worker *w, struct flb_h1conn *h)
+{
+    if (!h->tup.shut && tunnel_dir(w, h, &h->up, &h->tup, h->cfd, h->sfd, 1) != FLB_OK)
+        goto close;
+    if (!h->tdown.shut && tunnel_dir(w, h, &h->down, &h->tdown, h->sfd, h->cfd, 0) != FLB_OK)
+        goto close;
+    if (h->tup.shut && h->tdown.shut)
+        goto close;
+    return 0;
+close:
+    flb_h1conn_close(w, h);
+    return -1;
+}
+
+/* --- driving it ---------------------------------------------------------------------------------- */
+
+static int client_read(struct flb_worker *w, struct flb_h1conn *h)
+{
+    ssize_t n;
+
+    if (!want_client_input(h))
+        return 0;
+    if (h->ibuf == NULL && (h->ibuf = buf_take(w)) == NULL) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
+    n = recv(h->cfd, h->ibuf + h->ilen, FLB_H1_BUF - h->ilen, 0);
+    if (n > 0) {
+        if (h->phase != FLB_H1_LINGER)
+            h->ilen += (uint32_t)n;
+        return 1;
+    }
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n == -1 && h->phase != FLB_H1_LINGER) {
+        flb_h1conn_close(w, h); /* reset: nobody is left to answer */
+        return -1;
+    }
+    h->cl_eof = 1;
+    return 1;
+}
+
+#define RUN(call)                                                                                                     \
+    do {                                                                                                              \
+        int r_ = (call);                                                                                              \
+        if (r_ < 0)                                                                                                   \
+            return -1;                                                                                                \
+        progress |= r_;                                                                                               \
+    } while (0)
+
+/* One round of everything the connection can do now. Returns 1 when something moved, 0 when it
+ * must wait for an event, -1 once it is closed. */
+static int step(struct flb_worker *w, struct flb_h1conn *h)
+{
+    int progress = 0;
+
+    switch (h->phase) {
+    case FLB_H1_HEAD:
+        RUN(client_read(w, h));
+        if (h->ilen > 0 && h->ilen != h->iprev)
+            return parse_request(w, h) < 0 ? -1 : 1;
+        if (h->cl_eof) {
+            flb_h1conn_close(w, h); /* gone between requests, or in the middle of a head */
+            return -1;
+        }
+        return progress;
+    case FLB_H1_CONNECT:
+    case FLB_H1_FORWARD:
+        RUN(client_read(w, h));
+        RUN(consume_req(w, h));
+        if (h->cl_eof && !h->req_done && h->ifwd == h->ilen) {
+            flb_h1conn_close(w, h); /* the request will never be whole */
+            return -1;
+        }
+        if (h->phase != FLB_H1_FORWARD)
+            return progress;
+        RUN(up_send(w, h));
+        if (h->phase != FLB_H1_FORWARD)
+            return 1;
+        RUN(server_read(w, h));
+        if (h->phase != FLB_H1_FORWARD)
+            return 1;
+        if (h->resp == FLB_H1_RESP_HEAD && !pending(&h->down) && h->ofwd == 0 && h->olen > 0 && h->olen != h->oprev)
+            RUN(response_head(w, h));
+        else if (h->resp == FLB_H1_RESP_BODY && h->phase == FLB_H1_FORWARD)
+            RUN(consume_resp(w, h));
+        if (h->phase == FLB_H1_TUNNEL)
+            return 1;
+        RUN(down_send(w, h));
+        if (h->phase != FLB_H1_FORWARD)
+            return 1;
+        RUN(finish(w, h));
+        return progress;
+    case FLB_H1_REPLY:
+        RUN(down_send(w, h));
+        return progress;
+    case FLB_H1_LINGER:
+        RUN(client_read(w, h));
+        if (h->cl_eof) {
+            flb_h1conn_close(w, h);
+            return -1;
+        }
+        return progress;
+    case FLB_H1_TUNNEL:
+        return tunnel_run(w, h);
+    default:
+        return -1;
+    }
+}
+
+static void advance(struct flb_worker *w, struct flb_h1conn *h)
+{
+    int i;
+
+    for (i = 0; i < ROUNDS; i++) {
+        int r = step(w, h);
+        if (r < 0)
+            return;
+        if (r == 0)
+            break;
+    }
+    if (i == ROUNDS && !h->in_ready) {
+        struct flb_l7_worker *lw = flb_l7_worker(w);
+        h->in_ready = 1;
+        h->ready_next = lw->ready;
+        lw->ready = h;
+    }
+    if (update_interest(w, h) != FLB_OK)
+        flb_h1conn_close(w, h);
+}
+
+void flb_h1conn_run_ready(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_h1conn *list = lw->ready, *h;
+
+    lw->ready = NULL;
+    while ((h = list) != NULL) {
+        list = h->ready_next;
+        h->in_ready = 0;
+        h->ready_next = NULL;
+        advance(w, h);
+    }
+}
+
+void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
+{
+    struct flb_table *t = w->table;
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_service *ls = flb_route_service(t, rl);
+    struct flb_h1conn *h = calloc(1, sizeof(*h));
+    const void *ip;
+    size_t iplen;
+
+    COUNT(rl->l->total, 1);
+    if (ls != NULL)
+        COUNT(ls->c->total, 1);
+    COUNT(w->e->total, 1);
+    if (h == NULL) {
+        close(fd);
+        FLB_LIVE_DEC(fds);
+        COUNT(rl->l->refused, 1);
+        flb_engine_slot_release(w->e, rl->l, ls);
+        return;
+    }
+    FLB_LIVE_INC(conns);
+    h->csrc.kind = FLB_EV_H1_CLIENT;
+    h->ssrc.kind = FLB_EV_H1_SERVER;
+    h->timer.kind = FLB_L7_T_CONN;
+    h->cfd = fd;
+    h->sfd = -1;
+    h->be = h->sticky_be = -1;
+    h->table = flb_table_get(t);
+    h->rl = rl;
+    h->ll = &t->l7->lst[rl - t->lst];
+    h->lsvc = ls;
+    memcpy(&h->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    iplen = flb_addr_bytes(peer, &ip);
+    h->key = flb_hash64(ip, iplen, 0);
+    flb_pump_init(&h->tup);
+    flb_pump_init(&h->tdown);
+    h->next = lw->conns;
+    if (lw->conns != NULL)
+        lw->conns->prev = h;
+    lw->conns = h;
+    h->phase = FLB_H1_HEAD;
+    h->head_started = 1; /* the first request's head timeout runs from accept */
+    arm(w, h, h->ll->request_ms);
+    advance(w, h);
+}
+
+void flb_h1conn_event(struct flb_worker *w, struct flb_h1conn *h, int server, uint32_t events)
+{
+    if (h->phase == FLB_H1_DEAD)
+        return; /* closed earlier in this batch */
+    if (server && h->connecting) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(h->sfd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+            err = errno;
+        if (err == 0 && !(events & (EPOLLERR | EPOLLHUP))) {
+            established(w, h);
+        } else {
+            int failed = h->be;
+            connect_failed(w, h, 0);
+            if (connect_next(w, h, failed) < 0)
+                return;
+        }
+    }
+    advance(w, h);
+}
+
+void flb_h1conn_timeout(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_backend *b = backend(h);
+
+    switch (h->phase) {
+    case FLB_H1_HEAD:
+        if (h->ilen == 0) {
+            flb_h1conn_close(w, h); /* idle between requests, or never spoke */
+            return;
+        }
+        reply(w, h, 408, NULL, 0);
+        break;
+    case FLB_H1_CONNECT: {
+        int failed = h->be;
+        connect_failed(w, h, 1);
+        if (connect_next(w, h, failed) < 0)
+            return;
+        break;
+    }
+    case FLB_H1_FORWARD:
+        if (b != NULL) {
+            COUNT(b->c.timeouts, 1);
+            COUNT(h->svc->c->timeouts, 1);
+        }
+        if (h->resp == FLB_H1_RESP_HEAD && !h->answered && !pending(&h->down)) {
+            close_server(w, h);
+            reply(w, h, 504, NULL, 0);
+            break;
+        }
+        flb_h1conn_close(w, h);
+        return;
+    default:
+        flb_h1conn_close(w, h);
+        return;
+    }
+    advance(w, h);
+}
+
+void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+
+    if (h->phase == FLB_H1_DEAD)
+        return;
+    if (h->in_ready) {
+        struct flb_h1conn **pp = &lw->ready;
+        while (*pp != h)
+            pp = &(*pp)->ready_next;
+        *pp = h->ready_next;
+        h->in_ready = 0;
+    }
+    flb_timer_stop(&lw->wheel, &h->timer.t);
+    flb_pump_release(&h->tup, &w->pool);
+    flb_pump_release(&h->tdown, &w->pool);
+    close_server(w, h);
+    close(h->cfd);
+    FLB_LIVE_DEC(fds);
+    h->cfd = -1;
+    if (h->prev != NULL)
+        h->prev->next = h->next;
+    else
+        lw->conns = h->next;
+    if (h->next != NULL)
+        h->next->prev = h->prev;
+    h->phase = FLB_H1_DEAD;
+    h->next = lw->dead;
+    h->prev = NULL;
+    lw->dead = h;
+    flb_engine_slot_release(w->e, h->rl->l, h->lsvc);
+}
+
+void flb_h1conn_reap(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_h1conn *h;
+
+    while ((h = lw->dead) != NULL) {
+        lw->dead = h->next;
+        if (h->rtable_ref)
+            flb_table_put(h->rtable);
+        flb_table_put(h->table);
+        buf_give(w, &h->ibuf);
+        buf_give(w, &h->obuf);
+        free(h);
+        FLB_LIVE_DEC(conns);
+    }
+}

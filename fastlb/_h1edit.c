@@ -1,0 +1,140 @@
+/* _h1edit.c: head edits as writev pieces (see _h1edit.h). */
+#include "_api.h"
+
+#include "_h1edit.h"
+
+#include <string.h>
+
+int flb_h1edit_add(struct flb_h1edits *ed, uint32_t at, uint32_t cut, const char *ins, uint32_t ins_len)
+{
+    uint32_t i;
+
+    if (ed->n == FLB_H1EDIT_MAX)
+        return FLB_ERR;
+    for (i = ed->n; i > 0 && ed->e[i - 1].at > at; i--)
+        ed->e[i] = ed->e[i - 1];
+    ed->e[i] = (struct flb_h1edit){.at = at, .cut = cut, .ins = ins, .ins_len = ins_len};
+    ed->n++;
+    return FLB_OK;
+}
+
+int flb_h1edit_iov(const struct flb_h1edits *ed, const char *buf, uint32_t len, struct iovec *iov, uint32_t cap)
+{
+    uint32_t pos = 0, n = 0;
+
+#define PIECE(p, l)                                                                                                   \
+    do {                                                                                                              \
+        if ((l) > 0) {                                                                                                \
+            if (n == cap)                                                                                             \
+                return FLB_ERR;                                                                                       \
+            iov[n].iov_base = (void *)(p);                                                                            \
+            iov[n].iov_len = (l);                                                                                     \
+            n++;                                                                                                      \
+        }                                                                                                             \
+    } while (0)
+
+    for (uint32_t i = 0; i < ed->n; i++) {
+        const struct flb_h1edit *e = &ed->e[i];
+        if (e->at < pos)
+            return FLB_ERR; /* overlapping cuts: a bug in the caller, never sent */
+        PIECE(buf + pos, e->at - pos);
+        PIECE(e->ins, e->ins_len);
+        pos = e->at + e->cut;
+    }
+    if (pos > len)
+        return FLB_ERR;
+    PIECE(buf + pos, len - pos);
+#undef PIECE
+    return (int)n;
+}
+
+void flb_h1edit_line(const char *buf, const struct flb_http1_header *h, uint32_t *start, uint32_t *end)
+{
+    const char *p = h->value + h->value_len;
+
+    /* the parser has checked the line: only white space, then CRLF, follows the value */
+    while (*p != '\n')
+        p++;
+    *start = (uint32_t)(h->name - buf);
+    *end = (uint32_t)(p + 1 - buf);
+}
+
+int flb_h1edit_name_is(const struct flb_http1_header *h, const char *lit, uint32_t lit_len)
+{
+    if (h->name_len != lit_len)
+        return 0;
+    for (uint32_t i = 0; i < lit_len; i++)
+        if (((uint8_t)h->name[i] | 0x20) != (uint8_t)lit[i])
+            return 0;
+    return 1;
+}
+
+static int ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+int flb_h1edit_cookie(const char *buf, const struct flb_http1_header *h, const char *name, uint32_t name_len,
+                      const char **value, uint32_t *value_len, uint32_t *cut_at, uint32_t *cut_len)
+{
+    const char *p = h->value, *end = h->value + h->value_len;
+    const char *prev_sep = NULL; /* the ';' before the current pair */
+    int pairs_before = 0;
+
+    while (p < end) {
+        while (p < end && ows(*p))
+            p++;
+        const char *start = p;
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *pend = semi != NULL ? semi : end;
+        const char *eq = memchr(start, '=', (size_t)(pend - start));
+        const char *nend = eq != NULL ? eq : pend;
+        while (nend > start && ows(nend[-1]))
+            nend--;
+        if (eq != NULL && (uint32_t)(nend - start) == name_len && memcmp(start, name, name_len) == 0) {
+            const char *v = eq + 1, *vend = pend;
+            while (v < vend && ows(*v))
+                v++;
+            while (vend > v && ows(vend[-1]))
+                vend--;
+            *value = v;
+            *value_len = (uint32_t)(vend - v);
+            if (semi != NULL) {
+                /* more pairs follow: cut this pair up to the next one */
+                const char *next = semi + 1;
+                while (next < end && ows(*next))
+                    next++;
+                if (next == end && pairs_before == 0)
+                    goto whole_line;
+                *cut_at = (uint32_t)(start - buf);
+                *cut_len = (uint32_t)(next - start);
+                if (next == end) {
+                    /* "a=1; ours;" : cut from the previous separator */
+                    *cut_at = (uint32_t)(prev_sep - buf);
+                    *cut_len = (uint32_t)(end - prev_sep);
+                }
+            } else if (pairs_before > 0) {
+                /* the last pair: cut from the separator before it */
+                *cut_at = (uint32_t)(prev_sep - buf);
+                *cut_len = (uint32_t)(end - prev_sep);
+            } else {
+                goto whole_line;
+            }
+            return 1;
+        }
+        if (pend > start)
+            pairs_before++;
+        if (semi == NULL)
+            break;
+        prev_sep = semi;
+        p = semi + 1;
+    }
+    return 0;
+whole_line: {
+    uint32_t s, e;
+    flb_h1edit_line(buf, h, &s, &e);
+    *cut_at = s;
+    *cut_len = e - s;
+    return 1;
+}
+}

@@ -1,0 +1,46 @@
+/* _h1edit.h: changing a head without copying it. An edit cuts bytes at an offset of the head and/or
+ * inserts text there; the head is then sent as a writev of its unchanged pieces and the inserted
+ * text (the head's own bytes are never moved). */
+#ifndef FLB_H1EDIT_H
+#define FLB_H1EDIT_H
+
+#include "_http1-t.h"
+
+#include <sys/uio.h>
+
+/* Edits one head may carry. */
+#define FLB_H1EDIT_MAX 12
+
+struct flb_h1edit {
+    uint32_t at;       /* offset in the head */
+    uint32_t cut;      /* bytes removed from <at> */
+    const char *ins;   /* text inserted at <at> (before what follows the cut) */
+    uint32_t ins_len;
+};
+
+struct flb_h1edits {
+    struct flb_h1edit e[FLB_H1EDIT_MAX];
+    uint32_t n;
+};
+
+/* Adds an edit, keeping them ordered by offset (edits at one offset keep their order). Cuts must
+ * not overlap. FLB_OK, or FLB_ERR when the head carries too many edits. */
+int flb_h1edit_add(struct flb_h1edits *ed, uint32_t at, uint32_t cut, const char *ins, uint32_t ins_len);
+
+/* Writes the iovecs of head <buf> (<len> bytes) with <ed> applied into <iov>. Returns how many, or
+ * FLB_ERR when more than <cap> would be needed. */
+int flb_h1edit_iov(const struct flb_h1edits *ed, const char *buf, uint32_t len, struct iovec *iov, uint32_t cap);
+
+/* The offsets of field <h>'s whole line in head <buf>: its start and just past its CRLF. */
+void flb_h1edit_line(const char *buf, const struct flb_http1_header *h, uint32_t *start, uint32_t *end);
+
+/* Finds the cookie <name> in Cookie field <h> of head <buf>. Returns 1 and sets its value and the
+ * bytes to cut to remove it ([*cut_at, *cut_at + *cut_len): the pair and one separator, or the whole
+ * line when it is the field's only cookie); 0 when the field does not carry it. */
+int flb_h1edit_cookie(const char *buf, const struct flb_http1_header *h, const char *name, uint32_t name_len,
+                      const char **value, uint32_t *value_len, uint32_t *cut_at, uint32_t *cut_len);
+
+/* Case-insensitive comparison of field name <h> with lower-case <lit>. */
+int flb_h1edit_name_is(const struct flb_http1_header *h, const char *lit, uint32_t lit_len);
+
+#endif

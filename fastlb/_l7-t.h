@@ -1,0 +1,138 @@
+/* _l7-t.h: what HTTP mode adds to a compiled table (per-service HTTP options, listener kinds, the
+ * vhost/app-id routes), to the engine (the access log, the cookie key, counters that outlive tables)
+ * and to each worker (its HTTP connections, idle backend connections, timers, caches). */
+#ifndef FLB_L7_T_H
+#define FLB_L7_T_H
+
+#include "_evloop-t.h"
+#include "_http1-t.h"
+#include "_vhost-t.h"
+
+#include <pthread.h>
+#include <sys/socket.h>
+
+enum flb_l7_kind {
+    FLB_L7_TCP = 0,     /* a "service" listener of a tcp service: not HTTP */
+    FLB_L7_SERVICE = 1, /* a "service" listener of an http service: every request to that service */
+    FLB_L7_VHOST = 2,   /* by Host and path */
+    FLB_L7_APPID = 3,   /* by X-Marathon-App-Id */
+};
+
+/* Per-service HTTP counters, keyed by the service's name so that they survive table swaps. */
+struct flb_l7_counters {
+    char *name;                    /* owned */
+    _Atomic uint64_t requests;     /* requests routed to the service */
+    _Atomic uint64_t status[6];    /* responses sent to clients by class: [1] 1xx .. [5] 5xx, [0] other */
+    _Atomic uint64_t own;          /* of those, answered by fastlb itself (401, 403, 301, 502, 503, 504) */
+    _Atomic int refs;              /* tables holding it */
+    struct flb_l7_counters *next;
+};
+
+struct flb_l7_cidr {
+    int family;                    /* AF_INET, AF_INET6 */
+    uint32_t bits;
+    uint8_t addr[16];
+};
+
+struct flb_l7_user {
+    char *name;                    /* owned */
+    char *hash;                    /* crypt(3) hash, owned */
+};
+
+/* Sticky cookie value of a backend: a keyed hash of its identity, in hex. */
+#define FLB_L7_COOKIE_HEX 16
+
+/* The HTTP side of table service i. */
+struct flb_l7_service {
+    uint8_t http;                  /* the service is in http mode */
+    uint8_t sticky, hsts, redirect_https, forwarded;
+    char *cookie;                  /* sticky cookie name, owned */
+    uint32_t cookie_len;
+    char (*cookie_val)[FLB_L7_COOKIE_HEX + 1]; /* [nbe] each backend's cookie value */
+    char *realm;                   /* basic auth realm (owned); NULL: no auth */
+    uint32_t nusers;
+    struct flb_l7_user *users;
+    uint64_t auth_epoch;           /* unique per compiled service: keys the per-worker auth cache */
+    uint32_t ncidrs;               /* 0: every client */
+    struct flb_l7_cidr *cidrs;
+    uint32_t request_ms, keepalive_ms, server_ms, client_ms, tunnel_ms, connect_ms;
+    struct flb_l7_counters *c;     /* one reference */
+};
+
+/* The HTTP side of table listener i. */
+struct flb_l7_listener {
+    uint8_t kind;                  /* enum flb_l7_kind */
+    uint16_t port;                 /* X-Forwarded-Port */
+    uint32_t request_ms;           /* request head timeout (slowloris), 0: none */
+    uint32_t keepalive_ms;         /* idle between requests */
+};
+
+struct flb_l7_table {
+    uint32_t nsvc, nlst;
+    struct flb_l7_service *svc;    /* [nsvc] */
+    struct flb_l7_listener *lst;   /* [nlst] */
+    struct flb_vhost vhost;
+};
+
+/* A timer of the L7 wheel, tagged with what owns it. */
+enum flb_l7_timer_kind {
+    FLB_L7_T_CONN = 1,             /* struct flb_h1conn */
+    FLB_L7_T_IDLE = 2,             /* struct flb_h1idle */
+};
+
+struct flb_l7_timer {
+    struct flb_timer t;
+    uint8_t kind;
+};
+
+struct flb_h1conn;
+struct flb_h1idle;
+
+/* The per-worker cache of verified Authorization values (so crypt(3) runs once per credential). */
+#define FLB_L7_AUTH_CACHE 256
+
+/* Idle backend connections a worker keeps, in all and per backend. */
+#define FLB_L7_POOL_MAX 512
+#define FLB_L7_POOL_PER_BACKEND 32
+#define FLB_L7_POOL_BUCKETS 128
+/* An idle backend connection is closed after this long unused. */
+#define FLB_L7_POOL_IDLE_MS 5000
+
+/* Connection buffers (FLB_H1_BUF) a worker keeps for reuse: a connection holds its buffers only
+ * while a request is under way, so an idle keep-alive connection costs little. */
+#define FLB_L7_BUF_CACHE 64
+
+/* Access-log buffer of each worker; a line that does not fit once the buffer is flushed is dropped. */
+#define FLB_L7_LOG_BUF 65536
+
+struct flb_l7_worker {
+    struct flb_wheel wheel;
+    struct flb_h1conn *conns, *dead;
+    struct flb_h1conn *ready;      /* stopped by the round limit with work in hand: run after the batch */
+    struct flb_h1idle *pool[FLB_L7_POOL_BUCKETS];
+    uint32_t npool;
+    struct flb_h1idle *idle_dead;  /* retired in this batch of events, freed after it */
+    struct flb_http1_header hdr[FLB_HTTP1_MAX_HEADERS]; /* scratch: the head being parsed */
+    struct {
+        uint64_t key, epoch;
+    } auth[FLB_L7_AUTH_CACHE];
+    void *crypt;                   /* struct crypt_data, allocated on first use */
+    char *bufs[FLB_L7_BUF_CACHE];  /* free connection buffers */
+    uint32_t nbufs;
+    char *log;                     /* FLB_L7_LOG_BUF, allocated when the log is on */
+    uint32_t loglen;
+};
+
+struct flb_l7 {
+    uint32_t nworkers;
+    struct flb_l7_worker *w;       /* [nworkers] */
+    int log_fd;                    /* -1: no access log */
+    _Atomic uint64_t log_lines, log_drops;
+    uint64_t cookie_key;           /* keys the sticky cookie values */
+    uint64_t auth_key;             /* keys the auth cache */
+    _Atomic uint64_t epochs;
+    pthread_mutex_t lock;          /* the counters list, control thread */
+    struct flb_l7_counters *counters;
+};
+
+#endif

@@ -1,0 +1,271 @@
+/* _l7.c: the L7 side of tables, engine and workers, and the engine's hooks (see _l7.h). */
+#define _GNU_SOURCE
+#include "_api.h"
+
+#include "_l7.h"
+
+#include "_alog.h"
+#include "_balance.h"
+#include "_evloop.h"
+#include "_h1conn.h"
+#include "_h1pool.h"
+#include "_route.h"
+#include "_vhost.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+struct flb_l7 *flb_l7_new(uint32_t nworkers)
+{
+    struct flb_l7 *l = calloc(1, sizeof(*l));
+    uint64_t now = flb_now_ms();
+
+    if (l == NULL)
+        return NULL;
+    l->w = calloc(nworkers ? nworkers : 1, sizeof(*l->w));
+    if (l->w == NULL) {
+        free(l);
+        errno = ENOMEM;
+        return NULL;
+    }
+    l->nworkers = nworkers;
+    l->log_fd = -1;
+    pthread_mutex_init(&l->lock, NULL);
+    for (uint32_t i = 0; i < nworkers; i++)
+        flb_wheel_init(&l->w[i].wheel, now);
+    /* The auth cache key only needs to be unguessable by clients; no fleet shares it. */
+    l->auth_key = flb_hash64(&l, sizeof(l), now ^ (uint64_t)getpid());
+    return l;
+}
+
+void flb_l7_stop(struct flb_l7 *l)
+{
+    for (uint32_t i = 0; l != NULL && i < l->nworkers; i++)
+        flb_h1pool_clear(&l->w[i]);
+}
+
+void flb_l7_free(struct flb_l7 *l)
+{
+    struct flb_l7_counters *c, *next;
+
+    if (l == NULL)
+        return;
+    flb_l7_stop(l);
+    for (uint32_t i = 0; i < l->nworkers; i++) {
+        free(l->w[i].crypt);
+        free(l->w[i].log);
+        while (l->w[i].nbufs > 0)
+            free(l->w[i].bufs[--l->w[i].nbufs]);
+    }
+    for (c = l->counters; c != NULL; c = next) {
+        next = c->next;
+        free(c->name);
+        free(c);
+    }
+    pthread_mutex_destroy(&l->lock);
+    free(l->w);
+    free(l);
+}
+
+int flb_l7_set_access_log(struct flb_l7 *l, int fd)
+{
+    if (fd >= 0) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+            return FLB_ERR;
+        for (uint32_t i = 0; i < l->nworkers; i++) {
+            if (l->w[i].log == NULL && (l->w[i].log = malloc(FLB_L7_LOG_BUF)) == NULL) {
+                errno = ENOMEM;
+                return FLB_ERR;
+            }
+        }
+    }
+    l->log_fd = fd;
+    return FLB_OK;
+}
+
+void flb_l7_set_cookie_key(struct flb_l7 *l, uint64_t key)
+{
+    l->cookie_key = key;
+}
+
+uint64_t flb_l7_epoch(struct flb_l7 *l)
+{
+    return atomic_fetch_add_explicit(&l->epochs, 1, memory_order_relaxed) + 1;
+}
+
+void flb_l7_cookie_value(const struct flb_l7 *l, const char *id, char out[FLB_L7_COOKIE_HEX + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t h = flb_hash64(id, strlen(id), l->cookie_key);
+
+    for (int i = FLB_L7_COOKIE_HEX - 1; i >= 0; i--, h >>= 4)
+        out[i] = hex[h & 15];
+    out[FLB_L7_COOKIE_HEX] = '\0';
+}
+
+/* --- tables ------------------------------------------------------------------------------------- */
+
+struct flb_l7_table *flb_l7_table_new(uint32_t nsvc, uint32_t nlst)
+{
+    struct flb_l7_table *lt = calloc(1, sizeof(*lt));
+
+    if (lt == NULL)
+        return NULL;
+    lt->svc = calloc(nsvc ? nsvc : 1, sizeof(*lt->svc));
+    lt->lst = calloc(nlst ? nlst : 1, sizeof(*lt->lst));
+    if (lt->svc == NULL || lt->lst == NULL) {
+        free(lt->svc);
+        free(lt->lst);
+        free(lt);
+        errno = ENOMEM;
+        return NULL;
+    }
+    lt->nsvc = nsvc;
+    lt->nlst = nlst;
+    return lt;
+}
+
+void flb_l7_table_free(struct flb_l7_table *lt)
+{
+    if (lt == NULL)
+        return;
+    for (uint32_t i = 0; i < lt->nsvc; i++) {
+        struct flb_l7_service *s = &lt->svc[i];
+        free(s->cookie);
+        free(s->cookie_val);
+        free(s->realm);
+        for (uint32_t j = 0; j < s->nusers; j++) {
+            free(s->users[j].name);
+            free(s->users[j].hash);
+        }
+        free(s->users);
+        free(s->cidrs);
+        if (s->c != NULL)
+            atomic_fetch_sub_explicit(&s->c->refs, 1, memory_order_release);
+    }
+    flb_vhost_free(&lt->vhost);
+    free(lt->svc);
+    free(lt->lst);
+    free(lt);
+}
+
+struct flb_l7_counters *flb_l7_counters_get(struct flb_l7 *l, const char *name)
+{
+    struct flb_l7_counters *c;
+
+    pthread_mutex_lock(&l->lock);
+    for (c = l->counters; c != NULL && strcmp(c->name, name) != 0; c = c->next)
+        ;
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL || (c->name = strdup(name)) == NULL) {
+            free(c);
+            pthread_mutex_unlock(&l->lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        c->next = l->counters;
+        l->counters = c;
+    }
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&l->lock);
+    return c;
+}
+
+void flb_l7_counters_sweep(struct flb_l7 *l)
+{
+    struct flb_l7_counters **pp;
+
+    pthread_mutex_lock(&l->lock);
+    for (pp = &l->counters; *pp != NULL;) {
+        struct flb_l7_counters *c = *pp;
+        if (atomic_load_explicit(&c->refs, memory_order_acquire) == 0) {
+            *pp = c->next;
+            free(c->name);
+            free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* --- worker hooks ------------------------------------------------------------------------------- */
+
+int flb_l7_listener(const struct flb_table *t, const struct flb_route_listener *rl)
+{
+    if (t->l7 == NULL)
+        return 0;
+    return t->l7->lst[rl - t->lst].kind != FLB_L7_TCP;
+}
+
+void flb_l7_accept(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
+{
+    flb_h1conn_start(w, rl, fd, peer);
+}
+
+void flb_l7_event(struct flb_worker *w, struct flb_evsrc *src, uint32_t events)
+{
+    switch (src->kind) {
+    case FLB_EV_H1_CLIENT:
+        flb_h1conn_event(w, container_of(src, struct flb_h1conn, csrc), 0, events);
+        break;
+    case FLB_EV_H1_SERVER:
+        flb_h1conn_event(w, container_of(src, struct flb_h1conn, ssrc), 1, events);
+        break;
+    case FLB_EV_H1_IDLE:
+        flb_h1pool_event(w, container_of(src, struct flb_h1idle, src), events);
+        break;
+    }
+}
+
+int flb_l7_timeout(struct flb_worker *w, int timeout)
+{
+    int mine = flb_wheel_timeout(&flb_l7_worker(w)->wheel, w->now);
+
+    if (flb_l7_worker(w)->ready != NULL)
+        return 0;
+
+    if (mine >= 0 && (timeout < 0 || mine < timeout))
+        return mine;
+    return timeout;
+}
+
+static void fire(void *ctx, struct flb_timer *t)
+{
+    struct flb_l7_timer *lt = container_of(t, struct flb_l7_timer, t);
+
+    if (lt->kind == FLB_L7_T_CONN)
+        flb_h1conn_timeout(ctx, container_of(lt, struct flb_h1conn, timer));
+    else
+        flb_h1pool_expire(ctx, container_of(lt, struct flb_h1idle, timer));
+}
+
+void flb_l7_turn(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+
+    flb_wheel_run(&lw->wheel, w->now, fire, w);
+    flb_h1conn_run_ready(w);
+    flb_h1conn_reap(w);
+    flb_h1pool_reap(lw);
+    flb_alog_flush(w);
+}
+
+void flb_l7_close_all(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+
+    while (lw->conns != NULL)
+        flb_h1conn_close(w, lw->conns);
+    flb_h1conn_reap(w);
+    flb_h1pool_clear(lw);
+    flb_alog_flush(w);
+}

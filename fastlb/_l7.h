@@ -1,0 +1,78 @@
+/* _l7.h: HTTP mode as the engine sees it (types in _l7-t.h): the L7 side of a table, the engine's
+ * and each worker's L7 state, and the few hooks the engine calls. The HTTP connection itself is in
+ * _h1conn.h, routing in _vhost.h.
+ *
+ * Hooks (each one call in _engine.c / _route.c):
+ *   worker_accept: flb_l7_listener() says whether a listener speaks HTTP; flb_l7_accept() takes it;
+ *   dispatch:      flb_l7_event() for the FLB_EV_H1_* event kinds;
+ *   the loop:      flb_l7_timeout() bounds epoll_wait, flb_l7_turn() after each batch of events;
+ *   close_all:     flb_l7_close_all();
+ *   engine life:   flb_l7_new() / flb_l7_stop() / flb_l7_free();
+ *   table life:    flb_l7_table_free() from flb_table_put().
+ */
+#ifndef FLB_L7_H
+#define FLB_L7_H
+
+#include "_engine-t.h"
+#include "_l7-t.h"
+
+/* --- engine and control thread ------------------------------------------------------------------ */
+
+/* L7 state for an engine of <nworkers>. NULL with errno. */
+struct flb_l7 *flb_l7_new(uint32_t nworkers);
+
+/* Closes what the workers left behind (idle backend connections); the workers must be stopped. */
+void flb_l7_stop(struct flb_l7 *l);
+
+void flb_l7_free(struct flb_l7 *l);
+
+/* Writes the access log to <fd> (made non-blocking; -1: no log). Before the engine starts. */
+int flb_l7_set_access_log(struct flb_l7 *l, int fd);
+
+/* Keys the sticky cookie values (the same key in every fastlb of a fleet keeps them valid). */
+void flb_l7_set_cookie_key(struct flb_l7 *l, uint64_t key);
+
+/* A zeroed L7 table for <nsvc> services and <nlst> listeners. NULL with errno. */
+struct flb_l7_table *flb_l7_table_new(uint32_t nsvc, uint32_t nlst);
+
+/* Frees an L7 table and drops its counter references (NULL is fine). */
+void flb_l7_table_free(struct flb_l7_table *lt);
+
+/* Finds or creates the HTTP counters of service <name>, with a reference. NULL with errno. */
+struct flb_l7_counters *flb_l7_counters_get(struct flb_l7 *l, const char *name);
+
+/* Frees the counter records no table names any more. Control thread. */
+void flb_l7_counters_sweep(struct flb_l7 *l);
+
+/* A new epoch for a service's auth cache entries. */
+uint64_t flb_l7_epoch(struct flb_l7 *l);
+
+/* Fills <out> with the sticky cookie value of backend identity <id>. */
+void flb_l7_cookie_value(const struct flb_l7 *l, const char *id, char out[FLB_L7_COOKIE_HEX + 1]);
+
+/* --- worker hooks ------------------------------------------------------------------------------- */
+
+static inline struct flb_l7_worker *flb_l7_worker(struct flb_worker *w)
+{
+    return &w->e->l7->w[w->id];
+}
+
+/* Whether listener <rl> of <t> speaks HTTP (an http service's port, a vhost or an appid listener). */
+int flb_l7_listener(const struct flb_table *t, const struct flb_route_listener *rl);
+
+/* Takes over client <fd>, accepted on <rl> (the caller holds its slot). */
+void flb_l7_accept(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer);
+
+/* An epoll event for an FLB_EV_H1_* source. */
+void flb_l7_event(struct flb_worker *w, struct flb_evsrc *src, uint32_t events);
+
+/* <timeout> (ms, -1: none) shortened to the next L7 timer. */
+int flb_l7_timeout(struct flb_worker *w, int timeout);
+
+/* After a batch of events: runs the L7 timers, frees closed connections, flushes the access log. */
+void flb_l7_turn(struct flb_worker *w);
+
+/* Closes every HTTP connection and idle backend connection of the worker. */
+void flb_l7_close_all(struct flb_worker *w);
+
+#endif

@@ -1,0 +1,193 @@
+# HTTP mode's part of a compile: the L7 side of a table (per-service HTTP options, listener kinds,
+# vhost and app-id routes), the DataPlane options of HTTP mode, and its stats. Included by _core.pyx.
+
+from libc.stdlib cimport calloc
+from libc.string cimport strlen
+
+from fastlb.includes.cl7 cimport (FLB_L7_APPID, FLB_L7_SERVICE, FLB_L7_TCP, FLB_L7_VHOST, flb_l7, flb_l7_attach,
+                                  flb_l7_cidr, flb_l7_cookie_value, flb_l7_counters_get, flb_l7_epoch,
+                                  flb_l7_listener, flb_l7_of, flb_l7_service, flb_l7_set_access_log, flb_l7_table_of,
+                                  flb_l7_set_cookie_key, flb_l7_table, flb_l7_table_new, flb_l7_user,
+                                  flb_h1auth_cidr_parse, flb_vhost_add_app, flb_vhost_add_path, flb_vhost_build,
+                                  flb_vhost_init, flb_vhost_set_route)
+
+import hashlib as _hashlib
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+cdef _l7_configure(DataPlane dp, object access_log_fd, object cookie_key):
+    """The DataPlane options of HTTP mode. <access_log_fd>: an fd the workers write the access log to
+    (fastlb makes it non-blocking; a pipe is best, see _alog.h), None: no log. <cookie_key>: bytes that
+    key the sticky cookie values (give every fastlb of a fleet the same), None: a random key."""
+    cdef flb_l7 *l = flb_l7_of(dp.e)
+    if access_log_fd is not None:
+        if not isinstance(access_log_fd, int) or access_log_fd < 0:
+            raise ValueError(f"access_log_fd: {access_log_fd!r} is not a file descriptor")
+        if flb_l7_set_access_log(l, access_log_fd) != FLB_OK:
+            raise OSError(errno, f"{os.strerror(errno)}: access_log_fd {access_log_fd}")
+    if cookie_key is None:
+        cookie_key = os.urandom(16)
+    if not isinstance(cookie_key, bytes) or not cookie_key:
+        raise ValueError("cookie_key: expected non-empty bytes")
+    flb_l7_set_cookie_key(l, int.from_bytes(_hashlib.blake2b(cookie_key, digest_size=8).digest(), "little"))
+
+
+cdef char *_dup(str text) except NULL:
+    cdef char *p = strdup(text.encode())
+    if p == NULL:
+        raise MemoryError()
+    return p
+
+
+cdef int _port(str address) except -1:
+    return int(address.rsplit(":", 1)[1])
+
+
+cdef _l7_check(object table, _Plan plan):
+    """Everything in <table> HTTP mode could refuse, found before any C state is built."""
+    cdef _Svc entry
+    for entry in plan.services:
+        svc = entry.svc
+        o = svc.http
+        where = f"service {svc.name!r} http"
+        if not o.sticky_cookie or not set(o.sticky_cookie) <= _TOKEN or len(o.sticky_cookie) > 128:
+            raise ValueError(f"{where}.sticky_cookie: {o.sticky_cookie!r} is not a cookie name")
+        if any(c in o.auth_realm for c in '"\\\r\n') or len(o.auth_realm) > 1024:
+            raise ValueError(f"{where}.auth_realm: {o.auth_realm!r} may not hold quotes, backslashes or line breaks, nor pass 1024 characters")
+        for user, digest in o.auth_users:
+            if not user or ":" in user or "\0" in user:
+                raise ValueError(f"{where}.auth_users: user {user!r} is empty or holds ':'")
+            if not digest or "\0" in digest:
+                raise ValueError(f"{where}.auth_users: user {user!r} has no crypt(3) hash")
+        for t in ("http_request_ms", "http_keepalive_ms"):
+            _u32(getattr(svc.timeouts, t), f"service {svc.name!r} timeouts.{t}")
+    for i, r in enumerate(table.http_routes):
+        where = f"http_routes[{i}]"
+        if r.service not in plan.service_index:
+            raise ValueError(f"{where}: no service named {r.service!r}")
+        host = r.host[2:] if r.host.startswith("*.") else r.host
+        if not host or any(c in host for c in " \t\r\n*/:") or len(host) > 255:
+            raise ValueError(f"{where}: host {r.host!r} is not a host name (or '*.' and a domain)")
+        for p in r.paths:
+            if not p.startswith("/") or any(ord(c) <= 0x20 or ord(c) >= 0x7f for c in p):
+                raise ValueError(f"{where}: path prefix {p!r} must start with '/' and hold no space or control")
+
+
+cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
+    """Builds the L7 side of <t>, when the table has anything in http mode. Raises (leaving what it
+    built attached to <t>, which frees it) on a bad value."""
+    cdef flb_l7 *l = flb_l7_of(dp.e)
+    cdef flb_l7_table *lt
+    cdef flb_l7_service *hs
+    cdef flb_l7_listener *ll
+    cdef _Svc entry
+    specs = [entry.svc for entry in plan.services]
+    http_services = [svc for svc in specs if svc.mode == "http"]
+    if not http_services and all(lst.kind == "service" for lst in table.listeners):
+        return
+    _l7_check(table, plan)
+    lt = flb_l7_table_new(len(plan.services), len(plan.listeners))
+    if lt == NULL:
+        raise MemoryError()
+    flb_l7_attach(t, lt)
+    for i, entry in enumerate(plan.services):
+        _l7_service(l, &lt.svc[i], entry.svc, entry.ids)
+    # vhost and appid listeners have no service of their own: their timeouts are the tightest of
+    # the http services' (spec defaults when there is none)
+    request_ms = min((s.timeouts.http_request_ms for s in http_services if s.timeouts.http_request_ms > 0),
+                     default=15000)
+    keepalive_ms = min((s.timeouts.http_keepalive_ms for s in http_services if s.timeouts.http_keepalive_ms > 0),
+                       default=1000)
+    for i, lst in enumerate(table.listeners):
+        ll = &lt.lst[i]
+        ll.port = _port(lst.address)
+        if lst.kind == "service":
+            svc = specs[plan.service_index[lst.service]]
+            ll.kind = FLB_L7_SERVICE if svc.mode == "http" else FLB_L7_TCP
+            ll.request_ms = svc.timeouts.http_request_ms
+            ll.keepalive_ms = svc.timeouts.http_keepalive_ms
+        else:
+            ll.kind = FLB_L7_VHOST if lst.kind == "vhost" else FLB_L7_APPID
+            ll.request_ms = request_ms
+            ll.keepalive_ms = keepalive_ms
+    apps = [(svc.app_id, plan.service_index[svc.name]) for svc in http_services if svc.app_id]
+    if flb_vhost_init(&lt.vhost, len(table.http_routes), len(apps)) != FLB_OK:
+        raise MemoryError()
+    for i, r in enumerate(table.http_routes):
+        if flb_vhost_set_route(&lt.vhost, i, r.host.encode(), plan.service_index[r.service]) != FLB_OK:
+            raise MemoryError()
+        for p in r.paths:
+            if flb_vhost_add_path(&lt.vhost, i, p.encode()) != FLB_OK:
+                raise MemoryError()
+    for app_id, index in apps:
+        if flb_vhost_add_app(&lt.vhost, app_id.encode(), index) != FLB_OK:
+            raise MemoryError()
+    if flb_vhost_build(&lt.vhost) != FLB_OK:
+        raise MemoryError()
+
+
+cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids):
+    """<ids>: the service's backend ids (bytes), sorted as the C backend array is."""
+    o = svc.http
+    tm = svc.timeouts
+    hs.c = flb_l7_counters_get(l, svc.name.encode())
+    if hs.c == NULL:
+        raise MemoryError()
+    hs.http = svc.mode == "http"
+    hs.hsts = o.hsts
+    hs.redirect_https = o.redirect_to_https
+    hs.forwarded = o.forwarded_headers
+    hs.request_ms = tm.http_request_ms
+    hs.keepalive_ms = tm.http_keepalive_ms
+    hs.server_ms = tm.server_ms
+    hs.client_ms = tm.client_ms
+    hs.tunnel_ms = tm.tunnel_ms
+    hs.connect_ms = tm.connect_ms
+    hs.auth_epoch = flb_l7_epoch(l)
+    if o.sticky:
+        hs.sticky = 1
+        hs.cookie = _dup(o.sticky_cookie)
+        hs.cookie_len = len(o.sticky_cookie.encode())
+        hs.cookie_val = <char (*)[17]>calloc(max(len(ids), 1), 17)
+        if hs.cookie_val == NULL:
+            raise MemoryError()
+        for j, bid in enumerate(ids):
+            flb_l7_cookie_value(l, bid, hs.cookie_val[j])
+    if o.auth_users:
+        hs.realm = _dup(o.auth_realm or "fastlb")
+        hs.users = <flb_l7_user *>calloc(len(o.auth_users), sizeof(flb_l7_user))
+        if hs.users == NULL:
+            raise MemoryError()
+        for j, (user, digest) in enumerate(o.auth_users):
+            hs.users[j].name = _dup(user)
+            hs.users[j].hash = _dup(digest)
+            hs.nusers = j + 1
+    if o.allow_cidrs:
+        hs.cidrs = <flb_l7_cidr *>calloc(len(o.allow_cidrs), sizeof(flb_l7_cidr))
+        if hs.cidrs == NULL:
+            raise MemoryError()
+        for j, cidr in enumerate(o.allow_cidrs):
+            if not isinstance(cidr, str) or flb_h1auth_cidr_parse(cidr.encode(), &hs.cidrs[j]) != FLB_OK:
+                raise ValueError(f"service {svc.name!r} http.allow_cidrs: {cidr!r} is not an address or CIDR")
+        hs.ncidrs = len(o.allow_cidrs)
+
+
+cdef _l7_stats(DataPlane dp, dict out, flb_table *t):
+    """Adds HTTP mode's counters to a stats() snapshot: per http service "http" (requests, responses
+    by class, answered by fastlb itself), and "access_log" (lines written, dropped)."""
+    cdef flb_l7 *l = flb_l7_of(dp.e)
+    cdef flb_l7_service *hs
+    cdef flb_l7_table *lt = flb_l7_table_of(t)
+    out["access_log"] = {"lines": l.log_lines, "drops": l.log_drops}
+    if lt == NULL:
+        return
+    for i in range(t.nsvc):
+        hs = &lt.svc[i]
+        if not hs.http or hs.c == NULL:
+            continue
+        entry = {"requests": hs.c.requests, "own": hs.c.own}
+        for k in range(6):
+            entry[_CLASSES[k]] = hs.c.status[k]
+        out["services"][t.svc[i].name.decode()]["http"] = entry

@@ -1,0 +1,149 @@
+"""Keep-alive on both sides: many requests per client connection, backend connections reused from
+the worker's pool, pipelining answered in order, Connection: close and HTTP/1.0 honoured."""
+
+from __future__ import annotations
+
+import socket
+
+from fastlb.testing.backends import wait_until
+from fastlb.testing.http_backends import HttpBackend
+
+from .conftest import Reader, connect, get, http_service, port_table, request, timeouts
+
+
+def test_many_requests_one_client_connection_one_backend_connection(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        with connect(front) as c:
+            rd = Reader(c)
+            for i in range(50):
+                c.sendall(get(f"/n{i}"))
+                r = rd.response()
+                assert r.status == 200 and r.json()["path"] == f"/n{i}"
+                assert r.json()["seq"] == i + 1  # the same backend connection each time
+        assert a.accepted == 1
+
+
+def test_backend_connection_reused_across_client_connections(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        for _ in range(10):
+            r = request(front, get("/"))
+            assert r.status == 200
+        assert a.accepted == 1
+        assert dp.stats()["backends"][a.address]["requests"] == 10
+
+
+def test_backend_closing_a_pooled_connection_is_survived(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        assert request(front, get("/")).status == 200
+        a.close()  # drops every connection, the pooled one too
+    with HttpBackend("b") as b:
+        # same service, new backend: a request still gets through, and nothing is left open
+        dp.publish(port_table(http_service("web", [b.address]), front))
+        assert request(front, get("/")).json()["backend"] == "b"
+
+
+def test_pipelined_requests_answered_in_order(dataplane, ports):
+    with HttpBackend("a") as a, HttpBackend("b") as b:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address, b.address]), front))
+        with connect(front) as c:
+            batch = b"".join(get(f"/p{i}") for i in range(20))
+            batch += b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            batch += get("/slow/200") + get("/last")
+            c.sendall(batch)
+            rd = Reader(c)
+            paths = [rd.response().json()["path"] for _ in range(23)]
+        assert paths == [f"/p{i}" for i in range(20)] + ["/body", "/slow/200", "/last"]
+
+
+def test_connection_close_is_honoured(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        with connect(front) as c:
+            c.sendall(get("/", extra="Connection: close\r\n") + get("/never-read"))
+            rd = Reader(c)
+            assert rd.response().status == 200
+            assert rd.at_eof()
+        assert ("GET", "/never-read") not in a.requests
+
+
+def test_http10(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        with connect(front) as c:
+            c.sendall(b"GET /old HTTP/1.0\r\n\r\n")
+            rd = Reader(c)
+            assert rd.response().json()["path"] == "/old"
+            assert rd.at_eof()
+        with connect(front) as c:
+            rd = Reader(c)
+            for i in range(3):
+                c.sendall(f"GET /ka{i} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".encode())
+                assert rd.response().json()["path"] == f"/ka{i}"
+
+
+def test_keepalive_idle_timeout_closes(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        dp.publish(
+            port_table(http_service("web", [a.address], timeouts=timeouts(http_keepalive_ms=200)), front)
+        )
+        with connect(front) as c:
+            c.sendall(get("/"))
+            rd = Reader(c)
+            assert rd.response().status == 200
+            assert rd.at_eof()  # closed silently after 200 ms idle
+        assert wait_until(lambda: dp.active_connections() == 0)
+
+
+def test_client_half_close_after_request_still_gets_the_answer(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        with connect(front) as c:
+            c.sendall(get("/slow/100"))
+            c.shutdown(socket.SHUT_WR)
+            rd = Reader(c)
+            assert rd.response().json()["path"] == "/slow/100"
+            assert rd.at_eof()
+
+
+def test_a_long_pipeline_in_one_send(dataplane, ports):
+    # far more requests than one wakeup works through: the rest must still be answered
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        with connect(front) as c:
+            c.sendall(b"".join(get(f"/q{i}") for i in range(300)))
+            rd = Reader(c)
+            assert [rd.response().json()["path"] for _ in range(300)] == [f"/q{i}" for i in range(300)]
+
+
+def test_pipelined_requests_then_fin_all_answered(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        with connect(front) as c:
+            c.sendall(get("/1") + get("/2") + get("/3"))
+            c.shutdown(socket.SHUT_WR)
+            rd = Reader(c)
+            assert [rd.response().json()["path"] for _ in range(3)] == ["/1", "/2", "/3"]
+            assert rd.at_eof()
