@@ -363,25 +363,12 @@ class Demo:
                 await task
 
 
-def _probe(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _instructions(ports: dict[str, int], emulator_url: str, admin: str, control_url: str) -> str:
     def try_(command: str, comment: str) -> str:
         return f"  {command.ljust(52)} # {comment}"
 
     service = "http://127.0.0.1:{}/".format
     vhost = try_(f"curl -H 'Host: web.localhost' {service(ports['http'])}", "the vhost app by Host")
-    if not _probe(ports["http"]):
-        vhost = (
-            f"  (Host routing on the shared http port {ports['http']} answers once this build's data "
-            "plane serves vhost listeners)"
-        )
     lines = [
         "",
         "fastlb demo: fastlb is following a Marathon emulator; every answer names the task that served it.",

@@ -38,6 +38,10 @@ async def test_demo_serves_its_apps_follows_task_changes_and_stops_on_ctrl_c() -
         for app, port in ports.items():
             seen = {await arequest(port) for _ in range(8)}
             assert seen == {f"demo/{app}#1", f"demo/{app}#2"}, (app, seen)
+        shared = re.search(r"curl -H 'Host: web\.localhost' http://127\.0\.0\.1:(\d+)/", text)
+        assert shared, text
+        seen = {await arequest(int(shared.group(1)), "web.localhost") for _ in range(8)}
+        assert seen == {"demo/web#1", "demo/web#2"}, seen
         control = re.search(r"curl -X POST (http://127\.0\.0\.1:\d+)/apps/demo/host/restart", text)
         admin = re.search(r"curl (http://127\.0\.0\.1:\d+)/stats", text)
         assert control and admin, text

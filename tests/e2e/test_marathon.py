@@ -109,11 +109,14 @@ async def test_new_task_takes_traffic_soon_after_its_event(
     assert median < 1.0  # the target is 100 ms; bench/marathon measures it, this guards against a stall
 
 
+@pytest.mark.parametrize("mode", ["tcp", "http"])
 async def test_killing_task_keeps_its_connections_and_gets_no_new_ones(
-    emu: TimedEmulator, servers: IdentServers, tmp_path: Path
+    emu: TimedEmulator, servers: IdentServers, tmp_path: Path, mode: str
 ) -> None:
+    """tcp: the open connection stays with the task it started with. http: the client's open
+    connection carries on, each request routed on its own, so its next requests go elsewhere too."""
     port = free_port()
-    add_app(emu, "/svc", port)
+    add_app(emu, "/svc", port, {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": mode})
     old = start_task(emu, servers, "/svc", "old")
     async with running_fastlb(["--marathon", emu.url], tmp_path / "fastlb.log") as lb:
         await lb.wait_backends(lambda ids: ids == {old}, "the old task")
@@ -133,8 +136,10 @@ async def test_killing_task_keeps_its_connections_and_gets_no_new_ones(
             await until(draining, "the KILLING task draining")
             assert await answers(port, 20) == {"new"}
             assert servers.servers["old"].accepted == accepted_before
-            for _ in range(5):  # the open connection carries on, with the task it started with
-                assert await asyncio.to_thread(long.ask) == "old"
+            expected = "old" if mode == "tcp" else "new"
+            for _ in range(5):  # the open connection carries on
+                assert await asyncio.to_thread(long.ask) == expected
+            assert servers.servers["old"].accepted == accepted_before
         finally:
             long.close()
 
