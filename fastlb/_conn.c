@@ -323,11 +323,12 @@ void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd,
     COUNT(s->c->total, 1);
     COUNT(w->e->total, 1);
     if (s->nallow > 0 && s->mode == FLB_MODE_TCP && !flb_cidr_match(s->allow, s->nallow, peer)) {
+        /* Counted before the close: whoever sees the close may read the counters at once. */
+        COUNT(s->c->denied, 1);
+        COUNT(rl->l->refused, 1);
         free(c);
         close(fd);
         FLB_LIVE_DEC(fds);
-        COUNT(s->c->denied, 1);
-        COUNT(rl->l->refused, 1);
         flb_engine_slot_release(w->e, rl->l, s);
         return;
     }
