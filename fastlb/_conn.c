@@ -163,42 +163,8 @@ static void connect_failed(struct flb_worker *w, struct flb_conn *c, int timed_o
 static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, int src, int dst, int to_server)
 {
     size_t moved = 0;
-    int rounds = PUMP_ROUNDS;
-    int drained = 0; /* a short read in this call: write it, then wait for epoll */
-    int rc = FLB_OK;
+    int rc = flb_pump_run(u, &w->pool, src, dst, PUMP_ROUNDS, &moved);
 
-    for (;;) {
-        if (flb_pump_pending(u) > 0) {
-            int r = flb_pump_flush(u, &w->pool, dst, &moved);
-            if (r == FLB_AGAIN)
-                break;
-            if (r == FLB_ERR) {
-                rc = FLB_ERR;
-                break;
-            }
-        }
-        if (u->eof) {
-            if (!u->shut) {
-                /* Everything read has been written: pass the FIN on. The other direction carries
-                 * on until its own EOF. A peer already gone shows up there as an error. */
-                shutdown(dst, SHUT_WR);
-                u->shut = 1;
-            }
-            break;
-        }
-        if (rounds-- == 0 || drained)
-            break;
-        ssize_t n = flb_pump_fill(u, &w->pool, src);
-        if (n == FLB_AGAIN) {
-            flb_pump_uncork(u, dst);
-            break;
-        }
-        if (n == FLB_ERR) {
-            rc = FLB_ERR;
-            break;
-        }
-        drained = n > 0 && u->drained;
-    }
     if (moved > 0) {
         struct flb_backend *b = conn_backend(c);
         if (to_server) {

@@ -996,44 +996,14 @@ static int tunnel_dir(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1o
                       int dst, int to_server)
 {
     size_t moved = 0;
-    int rounds = PUMP_ROUNDS, rc = FLB_OK;
-    int drained = 0; /* a short read in this call: write it, then wait for epoll (as _conn.c) */
+    int rc = FLB_OK;
 
     if (pending(q)) {
         rc = out_send(dst, q, &moved);
         if (rc != FLB_OK)
             goto out;
     }
-    for (;;) {
-        if (flb_pump_pending(u) > 0) {
-            int r = flb_pump_flush(u, &w->pool, dst, &moved);
-            if (r == FLB_AGAIN)
-                break;
-            if (r == FLB_ERR) {
-                rc = FLB_ERR;
-                break;
-            }
-        }
-        if (u->eof) {
-            if (!u->shut) {
-                shutdown(dst, SHUT_WR);
-                u->shut = 1;
-            }
-            break;
-        }
-        if (rounds-- == 0 || drained)
-            break;
-        ssize_t n = flb_pump_fill(u, &w->pool, src);
-        if (n == FLB_AGAIN) {
-            flb_pump_uncork(u, dst);
-            break;
-        }
-        if (n == FLB_ERR) {
-            rc = FLB_ERR;
-            break;
-        }
-        drained = n > 0 && u->drained;
-    }
+    rc = flb_pump_run(u, &w->pool, src, dst, PUMP_ROUNDS, &moved);
 out:
     if (moved > 0) {
         if (to_server) {

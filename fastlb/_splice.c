@@ -256,3 +256,37 @@ void flb_pump_release(struct flb_pump *u, struct flb_pool *p)
     u->buf = NULL;
     u->off = u->len = 0;
 }
+
+int flb_pump_run(struct flb_pump *u, struct flb_pool *p, int src, int dst, int rounds, size_t *moved)
+{
+    int drained = 0; /* a short read in this call: write it, then wait for epoll */
+
+    for (;;) {
+        if (flb_pump_pending(u) > 0) {
+            int r = flb_pump_flush(u, p, dst, moved);
+            if (r == FLB_AGAIN)
+                return FLB_OK;
+            if (r == FLB_ERR)
+                return FLB_ERR;
+        }
+        if (u->eof) {
+            if (!u->shut) {
+                /* Everything read has been written: pass the FIN on. The other direction carries
+                 * on until its own EOF. A peer already gone shows up there as an error. */
+                shutdown(dst, SHUT_WR);
+                u->shut = 1;
+            }
+            return FLB_OK;
+        }
+        if (rounds-- == 0 || drained)
+            return FLB_OK;
+        ssize_t n = flb_pump_fill(u, p, src);
+        if (n == FLB_AGAIN) {
+            flb_pump_uncork(u, dst);
+            return FLB_OK;
+        }
+        if (n == FLB_ERR)
+            return FLB_ERR;
+        drained = n > 0 && u->drained;
+    }
+}

@@ -39,6 +39,13 @@ int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *move
  * (the kernel would otherwise hold a partial segment back). */
 void flb_pump_uncork(struct flb_pump *u, int dst);
 
+/* Moves what <src> has to <dst> through <u>, one direction of a tunnel: writes what is pending, reads
+ * again at most <rounds> times, and stops after a short read (the rest waits for epoll), when <dst>
+ * cannot take more, or at end of stream, which it passes on as shutdown(SHUT_WR) once everything read
+ * has been written. Bytes written are added to <*moved>. Returns FLB_OK, or FLB_ERR when either side
+ * failed (the caller closes the connection). */
+int flb_pump_run(struct flb_pump *u, struct flb_pool *p, int src, int dst, int rounds, size_t *moved);
+
 /* Gives back the pump's buffer and pipe; a pipe still holding bytes is closed, not pooled. */
 void flb_pump_release(struct flb_pump *u, struct flb_pool *p);
 
