@@ -351,6 +351,10 @@ def _parse_fastlb_label(
         warnings.append(f"{label}: unknown fastlb label; ignored")
 
 
+# Per-port labels, marathon-lb's and fastlb's own: HAPROXY_{n}_X and FASTLB_{n}_X.
+_PORT_PARSERS = ((_PORT_LABEL, _parse_port_label), (_FASTLB_PORT_LABEL, _parse_fastlb_label))
+
+
 def parse_haproxy_labels(labels: Mapping[str, str] | None) -> AppLabels:
     """The HAPROXY_* and FASTLB_* labels of one app. Never raises."""
     if not labels:
@@ -365,21 +369,16 @@ def parse_haproxy_labels(labels: Mapping[str, str] | None) -> AppLabels:
         if not isinstance(value, str):  # a decoded payload holds str; a hand-built one may not
             errors.append(f"{label}: the value is not a string")
             continue
-        m = _PORT_LABEL.fullmatch(label)
+        for pattern, parse in _PORT_PARSERS:
+            m = pattern.fullmatch(label)
+            if m is not None:
+                index = int(m.group(1))
+                if index > _MAX_PORT_INDEX:
+                    warnings.append(f"{label}: no app has that many ports; ignored")
+                else:
+                    parse(m.group(2), value, ports.setdefault(index, {}), errors, warnings, label)
+                break
         if m is not None:
-            index = int(m.group(1))
-            if index > _MAX_PORT_INDEX:
-                warnings.append(f"{label}: no app has that many ports; ignored")
-                continue
-            _parse_port_label(m.group(2), value, ports.setdefault(index, {}), errors, warnings, label)
-            continue
-        m = _FASTLB_PORT_LABEL.fullmatch(label)
-        if m is not None:
-            index = int(m.group(1))
-            if index > _MAX_PORT_INDEX:
-                warnings.append(f"{label}: no app has that many ports; ignored")
-                continue
-            _parse_fastlb_label(m.group(2), value, ports.setdefault(index, {}), errors, warnings, label)
             continue
         if label == "HAPROXY_GROUP":
             app["groups"] = split_csv(value)
