@@ -12,8 +12,7 @@ enum flb_evkind {
     FLB_EV_SERVER = 4,   /* struct flb_conn, server side */
     /* HTTP mode (_l7.h) */
     FLB_EV_H1_CLIENT = 5, /* struct flb_h1conn, client side */
-    FLB_EV_H1_SERVER = 6, /* struct flb_h1conn, backend side */
-    FLB_EV_H1_IDLE = 7,   /* struct flb_h1idle: a pooled backend connection */
+    FLB_EV_H1_SERVER = 6, /* struct flb_h1srv: a backend connection, in use or pooled */
 };
 
 struct flb_evsrc {

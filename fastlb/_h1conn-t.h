@@ -44,9 +44,14 @@ struct flb_h1out {
 };
 
 struct flb_h1conn {
-    struct flb_evsrc csrc, ssrc;   /* FLB_EV_H1_CLIENT, FLB_EV_H1_SERVER */
-    int cfd, sfd;                  /* -1 when closed */
-    uint32_t cwant, swant;         /* epoll interest registered */
+    struct flb_evsrc csrc;         /* FLB_EV_H1_CLIENT */
+    int cfd, sfd;                  /* -1 when closed; sfd is srv's */
+    struct flb_h1srv *srv;         /* the backend connection, NULL when none */
+    uint32_t cwant;                /* epoll interest registered for cfd */
+    /* Readiness as epoll last reported it: set by an event, cleared by a read that came back short
+     * or empty. A socket is read only when it may hold bytes, so a round of work costs no recv that
+     * is bound to fail (epoll is level-triggered: bytes that come later are reported again). */
+    uint8_t crd, srd;
     uint8_t phase;                 /* enum flb_h1_phase */
     uint8_t resp;                  /* enum flb_h1_resp */
     uint8_t connecting;            /* sfd's connect is in progress */
@@ -110,16 +115,21 @@ struct flb_h1conn {
     uint8_t in_ready;
 };
 
-/* An idle backend connection in a worker's pool. */
-struct flb_h1idle {
-    struct flb_evsrc src;          /* FLB_EV_H1_IDLE */
-    int fd;
+/* A backend connection: owned by the client connection whose request uses it, or idle in its
+ * worker's pool. It is registered in epoll with itself as the event source, so that handing it from
+ * the pool to a request and back costs no epoll_ctl: its owner pointer says where an event goes. */
+struct flb_h1srv {
+    struct flb_evsrc src;          /* FLB_EV_H1_SERVER */
+    int fd;                        /* -1 once closed (the record lives until the batch ends) */
+    uint32_t want;                 /* epoll interest registered */
+    struct flb_h1conn *owner;      /* NULL while idle */
+    /* while idle in the pool */
     struct flb_backend *be;        /* kept alive by <table> */
     struct sockaddr_storage addr;  /* where it is connected */
     socklen_t addrlen;
     struct flb_table *table;       /* one reference */
     struct flb_l7_timer timer;
-    struct flb_h1idle *prev, *next; /* bucket list */
+    struct flb_h1srv *prev, *next; /* bucket list, or the retired list */
 };
 
 #endif

@@ -216,9 +216,12 @@ static int update_interest(struct flb_worker *w, struct flb_h1conn *h)
                 sw |= EPOLLIN;
         }
     }
+    /* as a pooled connection is polled: handing it over then changes nothing */
+    if (sw & EPOLLIN)
+        sw |= EPOLLRDHUP;
     if (flb_evloop_want(w->epfd, h->cfd, &h->csrc, &h->cwant, cw) != FLB_OK)
         return FLB_ERR;
-    if (h->sfd != -1 && flb_evloop_want(w->epfd, h->sfd, &h->ssrc, &h->swant, sw) != FLB_OK)
+    if (h->srv != NULL && flb_evloop_want(w->epfd, h->sfd, &h->srv->src, &h->srv->want, sw) != FLB_OK)
         return FLB_ERR;
     return FLB_OK;
 }
@@ -229,12 +232,12 @@ static void close_server(struct flb_worker *w, struct flb_h1conn *h)
 {
     struct flb_backend *b = backend(h);
 
-    if (h->sfd == -1)
+    if (h->srv == NULL)
         return;
-    close(h->sfd); /* closing also takes it out of epoll */
-    FLB_LIVE_DEC(fds);
+    flb_h1srv_close(w, h->srv);
+    h->srv = NULL;
     h->sfd = -1;
-    h->swant = 0;
+    h->srd = 0;
     h->connecting = 0;
     if (b != NULL)
         atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
@@ -245,15 +248,17 @@ static void release_server(struct flb_worker *w, struct flb_h1conn *h, int reuse
 {
     struct flb_backend *b = backend(h);
 
-    if (h->sfd == -1)
+    if (h->srv == NULL)
         return;
-    if (!reuse || b == NULL || flb_evloop_want(w->epfd, h->sfd, &h->ssrc, &h->swant, 0) != FLB_OK) {
+    if (!reuse || b == NULL) {
         close_server(w, h);
         return;
     }
     atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
-    flb_h1pool_put(w, h->rtable, b, &h->svc->addr[h->be], h->svc->addrlen[h->be], h->sfd);
+    flb_h1pool_put(w, h->rtable, b, &h->svc->addr[h->be], h->svc->addrlen[h->be], h->srv);
+    h->srv = NULL;
     h->sfd = -1;
+    h->srd = 0;
 }
 
 static void connect_failed(struct flb_worker *w, struct flb_h1conn *h, int timed_out)
@@ -300,14 +305,16 @@ static int attempt(struct flb_worker *w, struct flb_h1conn *h, int idx)
 {
     struct flb_service *s = h->svc;
     struct flb_backend *b = s->be[idx];
+    struct flb_h1srv *srv;
     int one = 1, fd;
 
     h->be = idx;
+    h->srd = 0; /* nothing is asked of it yet: it is read once epoll says so */
     if (h->ntried < FLB_CONN_TRIED)
         h->tried[h->ntried++] = (uint32_t)idx;
-    if (!h->no_pool && (fd = flb_h1pool_take(w, b, &s->addr[idx], s->addrlen[idx])) >= 0) {
-        h->sfd = fd;
-        h->swant = 0;
+    if (!h->no_pool && (srv = flb_h1pool_take(w, h, b, &s->addr[idx], s->addrlen[idx])) != NULL) {
+        h->srv = srv;
+        h->sfd = srv->fd;
         h->reused = 1;
         atomic_fetch_add_explicit(&b->active, 1, RELAXED);
         forward_start(w, h);
@@ -319,8 +326,13 @@ static int attempt(struct flb_worker *w, struct flb_h1conn *h, int idx)
     if (fd == -1)
         return FLB_ERR;
     FLB_LIVE_INC(fds);
+    if ((srv = flb_h1srv_new(h, fd)) == NULL) {
+        close(fd);
+        FLB_LIVE_DEC(fds);
+        return FLB_ERR;
+    }
+    h->srv = srv;
     h->sfd = fd;
-    h->swant = 0;
     atomic_fetch_add_explicit(&b->active, 1, RELAXED);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (struct sockaddr *)&s->addr[idx], s->addrlen[idx]) == 0) {
@@ -858,18 +870,23 @@ static int server_read(struct flb_worker *w, struct flb_h1conn *h)
 {
     ssize_t n;
 
-    if (!want_server_input(h) || h->sfd == -1)
+    size_t room = FLB_H1_BUF - h->olen;
+
+    if (!h->srd || !want_server_input(h) || h->sfd == -1)
         return 0;
-    n = recv(h->sfd, h->obuf + h->olen, FLB_H1_BUF - h->olen, 0);
+    n = recv(h->sfd, h->obuf + h->olen, room, 0);
     if (n > 0) {
         h->olen += (uint32_t)n;
+        h->srd = (size_t)n == room;
         touch(w, h);
         COUNT(backend(h)->c.bytes_in, (uint64_t)n);
         COUNT(h->svc->c->bytes_in, (uint64_t)n);
         return 1;
     }
-    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        h->srd = errno == EINTR;
         return 0;
+    }
     if (h->resp == FLB_H1_RESP_HEAD)
         return server_failed(w, h);
     if (n == 0 && h->resp_framing == FLB_HTTP1_BODY_CLOSE) {
@@ -1039,21 +1056,26 @@ close:
 static int client_read(struct flb_worker *w, struct flb_h1conn *h)
 {
     ssize_t n;
+    size_t room;
 
-    if (!want_client_input(h))
+    if (!h->crd || !want_client_input(h))
         return 0;
     if (h->ibuf == NULL && (h->ibuf = buf_take(w)) == NULL) {
         flb_h1conn_close(w, h);
         return -1;
     }
-    n = recv(h->cfd, h->ibuf + h->ilen, FLB_H1_BUF - h->ilen, 0);
+    room = FLB_H1_BUF - h->ilen;
+    n = recv(h->cfd, h->ibuf + h->ilen, room, 0);
     if (n > 0) {
         if (h->phase != FLB_H1_LINGER)
             h->ilen += (uint32_t)n;
+        h->crd = (size_t)n == room;
         return 1;
     }
-    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        h->crd = errno == EINTR;
         return 0;
+    }
     if (n == -1 && h->phase != FLB_H1_LINGER) {
         flb_h1conn_close(w, h); /* reset: nobody is left to answer */
         return -1;
@@ -1104,7 +1126,8 @@ static int step(struct flb_worker *w, struct flb_h1conn *h)
             return 1;
         if (h->resp == FLB_H1_RESP_HEAD && !pending(&h->down) && h->ofwd == 0 && h->olen > 0 && h->olen != h->oprev)
             RUN(response_head(w, h));
-        else if (h->resp == FLB_H1_RESP_BODY && h->phase == FLB_H1_FORWARD)
+        /* the body bytes that came with the head go in the same writev */
+        if (h->resp == FLB_H1_RESP_BODY && h->phase == FLB_H1_FORWARD)
             RUN(consume_resp(w, h));
         if (h->phase == FLB_H1_TUNNEL)
             return 1;
@@ -1187,7 +1210,7 @@ void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int f
     }
     FLB_LIVE_INC(conns);
     h->csrc.kind = FLB_EV_H1_CLIENT;
-    h->ssrc.kind = FLB_EV_H1_SERVER;
+    h->crd = 1; /* the request may have come with the handshake's last ACK */
     h->timer.kind = FLB_L7_T_CONN;
     h->cfd = fd;
     h->sfd = -1;
@@ -1215,6 +1238,12 @@ void flb_h1conn_event(struct flb_worker *w, struct flb_h1conn *h, int server, ui
 {
     if (h->phase == FLB_H1_DEAD)
         return; /* closed earlier in this batch */
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        if (server)
+            h->srd = 1;
+        else
+            h->crd = 1;
+    }
     if (server && h->connecting) {
         int err = 0;
         socklen_t len = sizeof(err);

@@ -1,4 +1,4 @@
-/* _h1pool.c: idle backend connections (see _h1pool.h). */
+/* _h1pool.c: backend connections and the idle pool (see _h1pool.h). */
 #include "_api.h"
 
 #include "_h1pool.h"
@@ -7,10 +7,16 @@
 #include "_l7.h"
 #include "_route.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+/* What a pooled connection is polled for; an owner reading a response asks for the same, so that
+ * the hand-over changes nothing in epoll. */
+#define IDLE_WANT (EPOLLIN | EPOLLRDHUP)
 
 static uint32_t bucket(const struct flb_backend *be)
 {
@@ -19,129 +25,145 @@ static uint32_t bucket(const struct flb_backend *be)
     return (uint32_t)((p >> 4) ^ (p >> 12)) & (FLB_L7_POOL_BUCKETS - 1);
 }
 
-static int same_addr(const struct flb_h1idle *i, const struct sockaddr_storage *addr, socklen_t len)
+static int same_addr(const struct flb_h1srv *s, const struct sockaddr_storage *addr, socklen_t len)
 {
-    return i->addrlen == len && memcmp(&i->addr, addr, len) == 0;
+    return s->addrlen == len && memcmp(&s->addr, addr, len) == 0;
 }
 
-static void unlink_idle(struct flb_l7_worker *lw, struct flb_h1idle *i)
+struct flb_h1srv *flb_h1srv_new(struct flb_h1conn *owner, int fd)
 {
-    if (i->prev != NULL)
-        i->prev->next = i->next;
-    else
-        lw->pool[bucket(i->be)] = i->next;
-    if (i->next != NULL)
-        i->next->prev = i->prev;
-    lw->npool--;
-    flb_timer_stop(&lw->wheel, &i->timer.t);
+    struct flb_h1srv *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->src.kind = FLB_EV_H1_SERVER;
+    s->fd = fd;
+    s->owner = owner;
+    s->timer.kind = FLB_L7_T_IDLE;
+    return s;
 }
 
-/* Retires an entry already unlinked, closing its fd when <fd_too>. Its memory goes in
- * flb_h1pool_reap: an event of the current batch may still point at it. */
-static void free_idle(struct flb_l7_worker *lw, struct flb_h1idle *i, int fd_too)
+/* Retires a record that is in no list. Its memory goes in flb_h1pool_reap: an event of the
+ * current batch may still point at it. */
+static void retire(struct flb_l7_worker *lw, struct flb_h1srv *s)
 {
-    if (fd_too) {
-        close(i->fd); /* closing also takes it out of epoll */
+    if (s->fd != -1) {
+        close(s->fd); /* closing also takes it out of epoll */
         FLB_LIVE_DEC(fds);
     }
-    i->fd = -1;
-    flb_table_put(i->table);
-    i->table = NULL;
-    i->next = lw->idle_dead;
-    lw->idle_dead = i;
+    s->fd = -1;
+    s->owner = NULL;
+    if (s->table != NULL)
+        flb_table_put(s->table);
+    s->table = NULL;
+    s->next = lw->srv_dead;
+    lw->srv_dead = s;
+}
+
+void flb_h1srv_close(struct flb_worker *w, struct flb_h1srv *s)
+{
+    retire(flb_l7_worker(w), s);
+}
+
+static void unlink_idle(struct flb_l7_worker *lw, struct flb_h1srv *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        lw->pool[bucket(s->be)] = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    lw->npool--;
+    flb_timer_stop(&lw->wheel, &s->timer.t);
 }
 
 void flb_h1pool_reap(struct flb_l7_worker *lw)
 {
-    struct flb_h1idle *i;
+    struct flb_h1srv *s;
 
-    while ((i = lw->idle_dead) != NULL) {
-        lw->idle_dead = i->next;
-        free(i);
+    while ((s = lw->srv_dead) != NULL) {
+        lw->srv_dead = s->next;
+        free(s);
     }
 }
 
-int flb_h1pool_take(struct flb_worker *w, const struct flb_backend *be, const struct sockaddr_storage *addr,
-                    socklen_t len)
+struct flb_h1srv *flb_h1pool_take(struct flb_worker *w, struct flb_h1conn *owner, const struct flb_backend *be,
+                                  const struct sockaddr_storage *addr, socklen_t len)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
-    struct flb_h1idle *i;
-    int fd;
+    struct flb_h1srv *s;
 
-    for (i = lw->pool[bucket(be)]; i != NULL; i = i->next)
-        if (i->be == be && same_addr(i, addr, len))
+    for (s = lw->pool[bucket(be)]; s != NULL; s = s->next)
+        if (s->be == be && same_addr(s, addr, len))
             break;
-    if (i == NULL)
-        return -1;
-    unlink_idle(lw, i);
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, i->fd, NULL);
-    fd = i->fd;
-    free_idle(lw, i, 0);
-    return fd;
+    if (s == NULL)
+        return NULL;
+    unlink_idle(lw, s);
+    flb_table_put(s->table);
+    s->table = NULL;
+    s->be = NULL;
+    s->owner = owner;
+    return s;
 }
 
 void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backend *be,
-                    const struct sockaddr_storage *addr, socklen_t len, int fd)
+                    const struct sockaddr_storage *addr, socklen_t len, struct flb_h1srv *s)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
     uint32_t b = bucket(be), same = 0;
-    struct flb_h1idle *i;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
 
-    for (i = lw->pool[b]; i != NULL; i = i->next)
+    s->owner = NULL;
+    for (struct flb_h1srv *i = lw->pool[b]; i != NULL; i = i->next)
         same += i->be == be;
-    if (lw->npool >= FLB_L7_POOL_MAX || same >= FLB_L7_POOL_PER_BACKEND || (i = calloc(1, sizeof(*i))) == NULL)
-        goto close;
-    i->src.kind = FLB_EV_H1_IDLE;
-    ev.data.ptr = &i->src;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-        free(i);
-        goto close;
+    if (lw->npool >= FLB_L7_POOL_MAX || same >= FLB_L7_POOL_PER_BACKEND ||
+        flb_evloop_want(w->epfd, s->fd, &s->src, &s->want, IDLE_WANT) != FLB_OK) {
+        retire(lw, s);
+        return;
     }
-    i->fd = fd;
-    i->be = be;
-    memcpy(&i->addr, addr, len);
-    i->addrlen = len;
-    i->table = flb_table_get(t);
-    i->timer.kind = FLB_L7_T_IDLE;
+    s->be = be;
+    memcpy(&s->addr, addr, len);
+    s->addrlen = len;
+    s->table = flb_table_get(t);
     /* most recently used first: the connection least likely to have been closed by the backend */
-    i->next = lw->pool[b];
-    if (i->next != NULL)
-        i->next->prev = i;
-    lw->pool[b] = i;
+    s->prev = NULL;
+    s->next = lw->pool[b];
+    if (s->next != NULL)
+        s->next->prev = s;
+    lw->pool[b] = s;
     lw->npool++;
-    flb_timer_arm(&lw->wheel, &i->timer.t, w->now + FLB_L7_POOL_IDLE_MS);
-    return;
-close:
-    close(fd);
-    FLB_LIVE_DEC(fds);
+    flb_timer_arm(&lw->wheel, &s->timer.t, w->now + FLB_L7_POOL_IDLE_MS);
 }
 
-void flb_h1pool_event(struct flb_worker *w, struct flb_h1idle *i, uint32_t events)
+void flb_h1pool_event(struct flb_worker *w, struct flb_h1srv *s, uint32_t events)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    char c;
+
+    (void)events;
+    /* The event may have been reported while the connection was still in use and its bytes read
+     * since: only what is there now (its FIN, an error, bytes nobody asked for) retires it. */
+    if (recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    unlink_idle(lw, s);
+    retire(lw, s);
+}
+
+void flb_h1pool_expire(struct flb_worker *w, struct flb_h1srv *s)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
 
-    if (i->fd == -1)
-        return; /* taken or closed earlier in this batch */
-    unlink_idle(lw, i);
-    free_idle(lw, i, 1);
-}
-
-void flb_h1pool_expire(struct flb_worker *w, struct flb_h1idle *i)
-{
-    struct flb_l7_worker *lw = flb_l7_worker(w);
-
-    unlink_idle(lw, i);
-    free_idle(lw, i, 1);
+    unlink_idle(lw, s);
+    retire(lw, s);
 }
 
 void flb_h1pool_clear(struct flb_l7_worker *lw)
 {
     for (uint32_t b = 0; b < FLB_L7_POOL_BUCKETS; b++) {
-        struct flb_h1idle *i;
-        while ((i = lw->pool[b]) != NULL) {
-            unlink_idle(lw, i);
-            free_idle(lw, i, 1);
+        struct flb_h1srv *s;
+        while ((s = lw->pool[b]) != NULL) {
+            unlink_idle(lw, s);
+            retire(lw, s);
         }
     }
     flb_h1pool_reap(lw);

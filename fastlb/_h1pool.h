@@ -1,5 +1,9 @@
-/* _h1pool.h: each worker's idle backend connections, kept for the next request to the same backend
- * (types in _h1conn-t.h: struct flb_h1idle).
+/* _h1pool.h: backend connections in HTTP mode (struct flb_h1srv, in _h1conn-t.h) and each worker's
+ * pool of idle ones, kept for the next request to the same backend.
+ *
+ * A backend connection is registered in epoll once, with itself as the event source; its owner
+ * (the client connection using it, or none while pooled) says where an event goes. Pooling and
+ * taking it back therefore cost no syscall.
  *
  * A connection is pooled only after a complete response that leaves it reusable (both sides keep
  * alive, nothing unread). It is found again by backend record and address: a pooled connection holds
@@ -13,20 +17,27 @@
 #include "_engine-t.h"
 #include "_h1conn-t.h"
 
-/* An idle connection to <be> at <addr>, taken out of the pool and out of epoll; -1 when none. */
-int flb_h1pool_take(struct flb_worker *w, const struct flb_backend *be, const struct sockaddr_storage *addr,
-                    socklen_t len);
+/* The record of a new backend socket <fd>, owned by <owner>, not yet in epoll; NULL without memory
+ * (the caller still owns <fd>). */
+struct flb_h1srv *flb_h1srv_new(struct flb_h1conn *owner, int fd);
 
-/* Pools <fd> (out of epoll), connected to <be> at <addr>, or closes it when the pool is full. Takes a
- * reference on <t>. */
+/* Closes the connection (which takes it out of epoll); the record is freed after the batch. */
+void flb_h1srv_close(struct flb_worker *w, struct flb_h1srv *s);
+
+/* An idle connection to <be> at <addr>, taken out of the pool and owned by <owner>; NULL when none. */
+struct flb_h1srv *flb_h1pool_take(struct flb_worker *w, struct flb_h1conn *owner, const struct flb_backend *be,
+                                  const struct sockaddr_storage *addr, socklen_t len);
+
+/* Pools <s>, connected to <be> at <addr>, or closes it when the pool is full. Takes a reference on <t>. */
 void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backend *be,
-                    const struct sockaddr_storage *addr, socklen_t len, int fd);
+                    const struct sockaddr_storage *addr, socklen_t len, struct flb_h1srv *s);
 
-void flb_h1pool_event(struct flb_worker *w, struct flb_h1idle *i, uint32_t events);
+/* An event on a pooled connection. */
+void flb_h1pool_event(struct flb_worker *w, struct flb_h1srv *s, uint32_t events);
 
-void flb_h1pool_expire(struct flb_worker *w, struct flb_h1idle *i);
+void flb_h1pool_expire(struct flb_worker *w, struct flb_h1srv *s);
 
-/* Frees the entries retired since the last call (after each batch of events). */
+/* Frees the records retired since the last call (after each batch of events). */
 void flb_h1pool_reap(struct flb_l7_worker *lw);
 
 /* Closes every pooled connection of a worker (the worker's thread, or once it is stopped). */

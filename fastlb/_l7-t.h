@@ -77,7 +77,7 @@ struct flb_l7_table {
 /* A timer of the L7 wheel, tagged with what owns it. */
 enum flb_l7_timer_kind {
     FLB_L7_T_CONN = 1,             /* struct flb_h1conn */
-    FLB_L7_T_IDLE = 2,             /* struct flb_h1idle */
+    FLB_L7_T_IDLE = 2,             /* struct flb_h1srv, pooled */
 };
 
 struct flb_l7_timer {
@@ -86,7 +86,7 @@ struct flb_l7_timer {
 };
 
 struct flb_h1conn;
-struct flb_h1idle;
+struct flb_h1srv;
 
 /* The per-worker cache of verified Authorization values (so crypt(3) runs once per credential). */
 #define FLB_L7_AUTH_CACHE 256
@@ -109,9 +109,9 @@ struct flb_l7_worker {
     struct flb_wheel wheel;
     struct flb_h1conn *conns, *dead;
     struct flb_h1conn *ready;      /* stopped by the round limit with work in hand: run after the batch */
-    struct flb_h1idle *pool[FLB_L7_POOL_BUCKETS];
+    struct flb_h1srv *pool[FLB_L7_POOL_BUCKETS];
     uint32_t npool;
-    struct flb_h1idle *idle_dead;  /* retired in this batch of events, freed after it */
+    struct flb_h1srv *srv_dead;    /* backend connections closed in this batch of events, freed after it */
     struct flb_http1_header hdr[FLB_HTTP1_MAX_HEADERS]; /* scratch: the head being parsed */
     struct {
         uint64_t key, epoch;

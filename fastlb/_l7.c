@@ -217,12 +217,16 @@ void flb_l7_event(struct flb_worker *w, struct flb_evsrc *src, uint32_t events)
     case FLB_EV_H1_CLIENT:
         flb_h1conn_event(w, container_of(src, struct flb_h1conn, csrc), 0, events);
         break;
-    case FLB_EV_H1_SERVER:
-        flb_h1conn_event(w, container_of(src, struct flb_h1conn, ssrc), 1, events);
+    case FLB_EV_H1_SERVER: {
+        struct flb_h1srv *s = container_of(src, struct flb_h1srv, src);
+        if (s->fd == -1)
+            break; /* closed earlier in this batch */
+        if (s->owner != NULL)
+            flb_h1conn_event(w, s->owner, 1, events);
+        else
+            flb_h1pool_event(w, s, events);
         break;
-    case FLB_EV_H1_IDLE:
-        flb_h1pool_event(w, container_of(src, struct flb_h1idle, src), events);
-        break;
+    }
     }
 }
 
@@ -245,7 +249,7 @@ static void fire(void *ctx, struct flb_timer *t)
     if (lt->kind == FLB_L7_T_CONN)
         flb_h1conn_timeout(ctx, container_of(lt, struct flb_h1conn, timer));
     else
-        flb_h1pool_expire(ctx, container_of(lt, struct flb_h1idle, timer));
+        flb_h1pool_expire(ctx, container_of(lt, struct flb_h1srv, timer));
 }
 
 void flb_l7_turn(struct flb_worker *w)
