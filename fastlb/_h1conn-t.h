@@ -79,6 +79,7 @@ struct flb_h1conn {
     struct flb_table *rtable;      /* while a request is routed: the table it was routed with; a reference
                                       of its own only when it is not <table> (rtable_ref) */
     uint8_t rtable_ref;
+    uint8_t svc_slot;              /* the request counts in svc's active (listeners routing per request) */
     struct flb_service *svc;       /* the request's service, in <rtable>, or NULL */
     struct flb_l7_service *hs;     /* its HTTP side */
     int32_t be;                    /* backend index in svc, -1: none */

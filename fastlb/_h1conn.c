@@ -668,13 +668,26 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     h->svc = &t->svc[si];
     h->hs = &t->l7->svc[si];
     COUNT(h->hs->c->requests, 1);
+    if (h->lsvc == NULL) {
+        /* behind a vhost or app-id listener a service's active count (and its maxconn) is of requests
+         * under way; a per-service listener counted the client connection at accept */
+        struct flb_service *s = h->svc;
+        if (atomic_fetch_add_explicit(&s->c->active, 1, RELAXED) >= (int64_t)s->maxconn && s->maxconn > 0) {
+            atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
+            COUNT(h->rl->l->refused, 1);
+            return reply(w, h, 503, NULL, 0);
+        }
+        h->svc_slot = 1;
+    }
     if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
         return reply(w, h, 501, NULL, 0);
     if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer))
         return reply(w, h, 403, NULL, 0);
     if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST)
         return redirect(w, h, req);
-    if (request_edits(w, h, req, &ed, &auth, &auth_len) != FLB_OK)
+    if (request_edits(w, h, req, &ed, &auth, &auth_len) != FLB_OK ||
+        ((req->flags & FLB_HTTP1_F_CONN_OTHER) &&
+         flb_h1edit_connection_named(&ed, h->ibuf, req->headers, req->nheaders) != FLB_OK))
         return reply(w, h, 400, NULL, 0);
     if (h->hs->realm != NULL && !flb_h1auth_check(l, flb_l7_worker(w), h->hs, auth, auth_len))
         return unauthorized(w, h);
@@ -806,6 +819,9 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
         k += (size_t)m;
     }
     if (k > 0 && flb_h1edit_add(&ed, (uint32_t)r - 2, 0, h->edit_resp, (uint32_t)k) != FLB_OK)
+        goto bad;
+    if ((resp.flags & FLB_HTTP1_F_CONN_OTHER) &&
+        flb_h1edit_connection_named(&ed, h->obuf, resp.headers, resp.nheaders) != FLB_OK)
         goto bad;
     n = flb_h1edit_iov(&ed, h->obuf, (uint32_t)r, h->down.iov, FLB_H1_IOV - 1);
     if (n < 0)
@@ -960,6 +976,13 @@ static int down_send(struct flb_worker *w, struct flb_h1conn *h)
     return 1;
 }
 
+static void slot_release(struct flb_h1conn *h)
+{
+    if (h->svc_slot)
+        atomic_fetch_sub_explicit(&h->svc->c->active, 1, RELAXED);
+    h->svc_slot = 0;
+}
+
 /* The request and its response are both through: log, pool the backend connection, and go on to
  * the next request or close. */
 static int finish(struct flb_worker *w, struct flb_h1conn *h)
@@ -973,6 +996,7 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
         flb_alog_request(w, h);
     h->started_us = 0;
     release_server(w, h, whole && h->skeep && h->olen == h->ofwd);
+    slot_release(h);
     if (h->rtable_ref)
         flb_table_put(h->rtable);
     h->rtable = NULL;
@@ -1316,6 +1340,7 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
     flb_pump_release(&h->tup, &w->pool);
     flb_pump_release(&h->tdown, &w->pool);
     close_server(w, h);
+    slot_release(h);
     close(h->cfd);
     FLB_LIVE_DEC(fds);
     h->cfd = -1;

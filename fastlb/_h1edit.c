@@ -74,6 +74,76 @@ static int ows(char c)
     return c == ' ' || c == '\t';
 }
 
+static int name_eq(const struct flb_http1_header *h, const char *tok, uint32_t len)
+{
+    if (h->name_len != len)
+        return 0;
+    for (uint32_t i = 0; i < len; i++)
+        if (((uint8_t)h->name[i] | 0x20) != ((uint8_t)tok[i] | 0x20))
+            return 0;
+    return 1;
+}
+
+static int cuttable(const struct flb_http1_header *h)
+{
+    switch (h->kind) {
+    case FLB_HTTP1_H_OTHER:
+    case FLB_HTTP1_H_KEEP_ALIVE:
+    case FLB_HTTP1_H_TE:
+    case FLB_HTTP1_H_TRAILER:
+    case FLB_HTTP1_H_PROXY_CONNECTION:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int edited(const struct flb_h1edits *ed, uint32_t start, uint32_t end)
+{
+    for (uint32_t i = 0; i < ed->n; i++)
+        if (ed->e[i].at >= start && ed->e[i].at < end)
+            return 1;
+    return 0;
+}
+
+static int cut_named(struct flb_h1edits *ed, const char *buf, const struct flb_http1_header *hd, uint32_t n,
+                     const char *tok, uint32_t len)
+{
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t s, e;
+        if (!cuttable(&hd[j]) || !name_eq(&hd[j], tok, len))
+            continue;
+        flb_h1edit_line(buf, &hd[j], &s, &e);
+        if (edited(ed, s, e))
+            continue; /* fastlb's own edit of it (X-Forwarded-*, HSTS) stands */
+        if (flb_h1edit_add(ed, s, e - s, NULL, 0) != FLB_OK)
+            return FLB_ERR;
+    }
+    return FLB_OK;
+}
+
+int flb_h1edit_connection_named(struct flb_h1edits *ed, const char *buf, const struct flb_http1_header *hd,
+                                uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const char *p = hd[i].value;
+        uint32_t len = hd[i].value_len, at = 0;
+
+        if (hd[i].kind != FLB_HTTP1_H_CONNECTION)
+            continue;
+        while (at < len) {
+            while (at < len && (ows(p[at]) || p[at] == ','))
+                at++;
+            uint32_t tok = at;
+            while (at < len && p[at] != ',' && !ows(p[at]))
+                at++;
+            if (at > tok && cut_named(ed, buf, hd, n, p + tok, at - tok) != FLB_OK)
+                return FLB_ERR;
+        }
+    }
+    return FLB_OK;
+}
+
 int flb_h1edit_cookie(const char *buf, const struct flb_http1_header *h, const char *name, uint32_t name_len,
                       const char **value, uint32_t *value_len, uint32_t *cut_at, uint32_t *cut_len)
 {

@@ -40,6 +40,13 @@ void flb_h1edit_line(const char *buf, const struct flb_http1_header *h, uint32_t
 int flb_h1edit_cookie(const char *buf, const struct flb_http1_header *h, const char *name, uint32_t name_len,
                       const char **value, uint32_t *value_len, uint32_t *cut_at, uint32_t *cut_len);
 
+/* Cuts the fields that the head's Connection fields name (RFC 9110 section 7.6.1: they are meant for
+ * fastlb's hop alone), except fields that frame, route or upgrade the message (only ordinary fields and
+ * the hop-by-hop Keep-Alive, TE, Trailer and Proxy-Connection are cut: "Connection: Content-Length" must
+ * not unframe a request, "Connection: Upgrade" keeps its Upgrade) and lines that already carry an edit. FLB_OK, or FLB_ERR when the head would need more edits than fastlb makes. */
+int flb_h1edit_connection_named(struct flb_h1edits *ed, const char *buf, const struct flb_http1_header *hd,
+                                uint32_t n);
+
 /* Case-insensitive comparison of field name <h> with lower-case <lit>. */
 int flb_h1edit_name_is(const struct flb_http1_header *h, const char *lit, uint32_t lit_len);
 

@@ -41,6 +41,44 @@ def test_forwarded_headers(dataplane, ports):
         assert h["x-keep"] == ["yes"] and h["host"] == ["example.com"]
 
 
+def test_fields_named_by_connection_are_not_forwarded(dataplane, ports):
+    """RFC 9110 section 7.6.1: what Connection names is for this hop only, both ways."""
+    hop = (("Connection", "X-Internal, Keep-Alive"), ("X-Internal", "secret"), ("Keep-Alive", "timeout=5"))
+    with HttpBackend("a", extra_headers=hop) as a:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        extra = "Connection: keep-alive, X-Secret,te\r\nX-Secret: 1\r\nTE: trailers\r\nX-Keep: yes\r\n"
+        with connect(front) as c:
+            rd = Reader(c)
+            c.sendall(get("/", extra=extra))
+            r = rd.response()
+            h = headers_of(r.json())
+            assert "x-secret" not in h and "te" not in h
+            assert h["x-keep"] == ["yes"] and h["connection"] == ["keep-alive, X-Secret,te"]
+            assert r.headers_named("X-Internal") == [] and r.headers_named("Keep-Alive") == []
+            assert r.headers_named("Connection") == ["X-Internal, Keep-Alive"]
+            # the connection is still good for the next request
+            c.sendall(get("/next"))
+            assert rd.response().json()["path"] == "/next"
+
+
+def test_connection_cannot_unframe_or_unforward_a_request(dataplane, ports):
+    """Fields that frame the message, and fastlb's own X-Forwarded-*, stay whatever Connection names."""
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        raw = (
+            b"POST /b HTTP/1.1\r\nHost: x\r\nConnection: Content-Length, X-Forwarded-For, X-Forwarded-Proto\r\n"
+            b"X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nContent-Length: 5\r\n\r\nhello"
+        )
+        doc = request(front, raw).json()
+        h = headers_of(doc)
+        assert doc["body_len"] == 5 and h["content-length"] == ["5"]
+        assert h["x-forwarded-for"] == ["10.0.0.1, 127.0.0.1"] and h["x-forwarded-proto"] == ["http"]
+
+
 def test_forwarded_headers_off(dataplane, ports):
     with HttpBackend("a") as a:
         dp = dataplane()

@@ -8,6 +8,7 @@ import contextlib
 import pytest
 
 from fastlb import spec
+from fastlb.testing.backends import wait_until
 from fastlb.testing.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, request
@@ -176,3 +177,29 @@ def test_bad_routes_are_refused_with_their_path(dataplane, ports):
                 listeners=lst,
             )
         )
+
+
+def test_service_maxconn_counts_requests_behind_a_vhost_listener(dataplane, ports):
+    """Behind a listener that routes per request, a service's maxconn bounds its requests under way:
+    past it fastlb answers 503 without reaching a backend; a finished request frees its slot."""
+    with HttpBackend("a") as a:
+        vhost = ports()
+        dp = dataplane()
+        dp.publish(
+            spec.RouteTable(
+                services=(http_service("web", [a.address], maxconn=1),),
+                listeners=(spec.Listener(address=vhost, kind="vhost"),),
+                http_routes=(spec.HttpRoute(host="web.example.com", service="web"),),
+            )
+        )
+        with connect(vhost) as slow:
+            slow.sendall(get("/slow/1500", "web.example.com"))
+            assert wait_until(lambda: a.requests == [("GET", "/slow/1500")])
+            assert dp.stats()["services"]["web"]["active"] == 1
+            r = request(vhost, get("/second", "web.example.com"))
+            assert r.status == 503
+            assert a.requests == [("GET", "/slow/1500")]
+            assert dp.stats()["listeners"][vhost]["refused"] == 1
+            assert Reader(slow).response().json()["path"] == "/slow/1500"
+        assert wait_until(lambda: dp.stats()["services"]["web"]["active"] == 0)
+        assert backend_for(vhost, get("/third", "web.example.com")) == "a"
