@@ -25,7 +25,7 @@ from fastlb import spec
 
 # -- the file's shape ------------------------------------------------------------------------------
 # Durations are an integer number of milliseconds or a string with a unit: "500ms", "3s", "2m", "1h".
-Duration = Union[int, str]
+Duration = int | str
 
 
 class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
