@@ -15,7 +15,7 @@ help:
 	@echo "make check     deps + test + asan: what CI runs"
 	@echo "make bench     the L4 benchmark against HAProxy and a direct connection"
 	@echo "make fuzz      run the HTTP parser fuzzer (needs clang)"
-	@echo "make lint      ruff + mypy, check only"
+	@echo "make lint      ruff check + mypy, check only"
 
 deps:
 	bash .ci/install-deps
@@ -52,14 +52,14 @@ fuzz-replay:
 bench:
 	$(PYTHON) bench/l4.py
 
+# No `ruff format`: the code keeps its own wrapping (aligned continuation lines, short lists packed on
+# one line), which ruff format would rewrite in 66 of the 161 Python files.
 lint:
 	$(PYTHON) -m ruff check fastlb tests bench
-	$(PYTHON) -m ruff format --check fastlb tests bench
 	$(PYTHON) -m mypy fastlb
 
 fmt:
 	$(PYTHON) -m ruff check --fix fastlb tests bench
-	$(PYTHON) -m ruff format fastlb tests bench
 
 clean:
 	rm -rf build dist *.egg-info fastlb/_core.c fastlb/*.so .pytest_cache .hypothesis

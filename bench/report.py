@@ -129,7 +129,8 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
         for name, r in s["ratios"].items():
             if r.get("cpu_n"):
                 L.append(f"| {m} | {name} | {r['cpu_n']} | **{r['cpu_median']:.3f}** | {r['cpu_min']:.3f} | "
-                         f"{r['cpu_max']:.3f} | {r['cpu_ci95'][0]:.3f}–{r['cpu_ci95'][1]:.3f} | {r['cpu_sign_p']:.3g} |")
+                         f"{r['cpu_max']:.3f} | {r['cpu_ci95'][0]:.3f}–{r['cpu_ci95'][1]:.3f} | "
+                         f"{r['cpu_sign_p']:.3g} |")
     L.append("")
     L.append("## Throughput, paired per block (> 1: the first arm is faster)")
     L.append("")
@@ -151,7 +152,8 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
     L.append("")
     L.append("## Per arm")
     L.append("")
-    L.append("| metric | arm | used/runs | failed | median | min | max | CoV % | errors | proxy CPU per unit | p50 µs | p99 µs |")
+    L.append("| metric | arm | used/runs | failed | median | min | max | CoV % | errors | proxy CPU per unit "
+             "| p50 µs | p99 µs |")
     L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for m, s in summary.items():
         for a, v in s["arms"].items():
@@ -235,7 +237,8 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
             note = "left out: steal"
         L.append(f"| {r['block']} | {r['metric']} | {r['position']} | {r['arm']} | {r['status']} | "
                  f"{_f(r.get('value'), 4)} | {r.get('errors', '–')} | {_f(r.get('proxy_cpu_s'))} | "
-                 f"{_f(r.get('cpu_per_unit'))} | {busy} | {r.get('steal_pct', '–')} | {r.get('loadavg', '–')} | {note} |")
+                 f"{_f(r.get('cpu_per_unit'))} | {busy} | {r.get('steal_pct', '–')} | {r.get('loadavg', '–')} | "
+                 f"{note} |")
     L.append("")
     return "\n".join(L)
 

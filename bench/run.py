@@ -80,7 +80,8 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10, help="measured seconds per run (default 10)")
     p.add_argument("--warmup", type=float, default=3, help="warm-up seconds before each measurement (default 3)")
     p.add_argument("--arms", default="D,H,F", help="arms to compare: D,H,Hn,H2,F,Fn (default D,H,F)")
-    p.add_argument("--nosplice", action="store_true", help="add Hn (HAProxy nosplice) and, with F, Fn (fastlb without splice)")
+    p.add_argument("--nosplice", action="store_true",
+                   help="add Hn (HAProxy nosplice) and, with F, Fn (fastlb without splice)")
     p.add_argument("--aa", action="store_true", help="add H2: a second HAProxy arm, the A/A noise control")
     p.add_argument("--metrics", default=DEFAULT_METRICS[kind], help=f"default {DEFAULT_METRICS[kind]}")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
@@ -133,12 +134,14 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     meta = {
         "kind": kind, "started": stamp, "seed": seed, "argv": [sys.executable] + sys.argv,
         "blocks": args.blocks, "duration": args.duration, "warmup": args.warmup,
-        "connections": args.connections, "rate_ka": args.rate_ka, "rate_cps": args.rate_cps, "arms": args.arm_keys, "metrics": args.metric_keys,
+        "connections": args.connections, "rate_ka": args.rate_ka, "rate_cps": args.rate_cps,
+        "arms": args.arm_keys, "metrics": args.metric_keys,
         "arm_labels": {k: armlib.ARMS[k].label for k in args.arm_keys},
         "metric_info": {m: vars(METRICS[m]) for m in args.metric_keys},
         "layout": {"proxy_cpu": args.proxy_cpu, "load_cpu": args.load_cpu},
         "fastlb_launcher": launcher, "max_steal": args.max_steal,
-        "machine": machine_info(), "fastlb_revision": source_revision(armlib.REPO), "tuning": tuning.applied, "nofile": list(tuning.nofile),
+        "machine": machine_info(), "fastlb_revision": source_revision(armlib.REPO),
+        "tuning": tuning.applied, "nofile": list(tuning.nofile),
         "status": "running",
     }
     records: list[dict[str, object]] = []
@@ -194,8 +197,9 @@ def run_one(ctx: Context, block: int, metric: Metric, arm: armlib.Arm, position:
                 return loads.iperf3(armlib.HOST, running.port, seconds, metric.streams, ctx.load_cpu)
 
             pace = ctx.rate(metric)
-            rec["commands"]["load"] = (f"FASTLB_BENCH_DELAY_MS={loads.delay_ms(ctx.connections, pace)} " if pace else "") + \
-                shlex.join(["taskset", "-c", str(ctx.load_cpu)] + _load_argv(ctx, metric, running.port))
+            delay = f"FASTLB_BENCH_DELAY_MS={loads.delay_ms(ctx.connections, pace)} " if pace else ""
+            load_argv = ["taskset", "-c", str(ctx.load_cpu)] + _load_argv(ctx, metric, running.port)
+            rec["commands"]["load"] = delay + shlex.join(load_argv)
             if ctx.warmup > 0:
                 warm = load(ctx.warmup)
                 rec["warmup_errors"] = warm["errors"]

@@ -27,7 +27,19 @@ TOKEN: web.AppKey[str | None] = web.AppKey("token", str)
 
 # HAProxy 2.0's `show stat` columns (the version marathon-lb ships), in order; HAProxy ends every line
 # with a comma, and so does fastlb.
-CSV_COLUMNS = ["pxname", "svname", "qcur", "qmax", "scur", "smax", "slim", "stot", "bin", "bout", "dreq", "dresp", "ereq", "econ", "eresp", "wretr", "wredis", "status", "weight", "act", "bck", "chkfail", "chkdown", "lastchg", "downtime", "qlimit", "pid", "iid", "sid", "throttle", "lbtot", "tracked", "type", "rate", "rate_lim", "rate_max", "check_status", "check_code", "check_duration", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other", "hanafail", "req_rate", "req_rate_max", "req_tot", "cli_abrt", "srv_abrt", "comp_in", "comp_out", "comp_byp", "comp_rsp", "lastsess", "last_chk", "last_agt", "qtime", "ctime", "rtime", "ttime", "agent_status", "agent_code", "agent_duration", "check_desc", "agent_desc", "check_rise", "check_fall", "check_health", "agent_rise", "agent_fall", "agent_health", "addr", "cookie", "mode", "algo", "conn_rate", "conn_rate_max", "conn_tot", "intercepted", "dcon", "dses", "wrew", "connect", "reuse", "cache_lookups", "cache_hits", "srv_icur", "src_ilim", "qtime_max", "ctime_max", "rtime_max", "ttime_max", "eint", "idle_conn_cur", "safe_conn_cur", "used_conn_cur", "need_conn_est"]
+CSV_COLUMNS = [
+    "pxname", "svname", "qcur", "qmax", "scur", "smax", "slim", "stot", "bin", "bout", "dreq", "dresp", "ereq", "econ",
+    "eresp", "wretr", "wredis", "status", "weight", "act", "bck", "chkfail", "chkdown", "lastchg", "downtime", "qlimit",
+    "pid", "iid", "sid", "throttle", "lbtot", "tracked", "type", "rate", "rate_lim", "rate_max", "check_status",
+    "check_code", "check_duration", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other",
+    "hanafail", "req_rate", "req_rate_max", "req_tot", "cli_abrt", "srv_abrt", "comp_in", "comp_out", "comp_byp",
+    "comp_rsp", "lastsess", "last_chk", "last_agt", "qtime", "ctime", "rtime", "ttime", "agent_status", "agent_code",
+    "agent_duration", "check_desc", "agent_desc", "check_rise", "check_fall", "check_health", "agent_rise",
+    "agent_fall", "agent_health", "addr", "cookie", "mode", "algo", "conn_rate", "conn_rate_max", "conn_tot",
+    "intercepted", "dcon", "dses", "wrew", "connect", "reuse", "cache_lookups", "cache_hits", "srv_icur", "src_ilim",
+    "qtime_max", "ctime_max", "rtime_max", "ttime_max", "eint", "idle_conn_cur", "safe_conn_cur", "used_conn_cur",
+    "need_conn_est",
+]
 
 _SHARED_NAMES = {"vhost": "marathon_http_in", "appid": "marathon_http_appid_in"}
 _BACKEND_COUNTERS = (
@@ -294,8 +306,13 @@ def metrics_text(snap: dict[str, Any]) -> str:
     for x in snap["listeners"]:
         labels = {"listener": x["address"], "kind": x["kind"], "service": x["service"]}
         m.add("fastlb_listener_connections_active", "gauge", "Open connections per listener.", x["active"], **labels)
-        m.add("fastlb_listener_connections_total", "counter", "Accepted connections per listener.", x["total"], **labels)
-        m.add("fastlb_listener_refused_total", "counter", "Connections refused (maxconn) per listener.", x["refused"], **labels)
+        m.add(
+            "fastlb_listener_connections_total", "counter", "Accepted connections per listener.", x["total"], **labels
+        )
+        m.add(
+            "fastlb_listener_refused_total", "counter", "Connections refused (maxconn) per listener.", x["refused"],
+            **labels,
+        )
     service_metrics = (
         ("active", "fastlb_service_connections_active", "gauge", "Open connections per service."),
         ("total", "fastlb_service_connections_total", "counter", "Connections per service."),
@@ -320,11 +337,16 @@ def metrics_text(snap: dict[str, Any]) -> str:
     for s in snap["services"]:
         for key, name, kind, help_ in service_metrics:
             m.add(name, kind, help_, s[key], service=s["name"])
-        m.add("fastlb_service_backends_up", "gauge", "Backends taking connections per service.", s["up"], service=s["name"])
+        m.add(
+            "fastlb_service_backends_up", "gauge", "Backends taking connections per service.", s["up"],
+            service=s["name"],
+        )
     for s in snap["services"]:
         for b in s["backends"]:
             labels = {"service": s["name"], "backend": b["id"], "address": b["address"]}
-            m.add("fastlb_backend_up", "gauge", "1 when the backend's health is up.", int(b["health"] == "up"), **labels)
+            m.add(
+                "fastlb_backend_up", "gauge", "1 when the backend's health is up.", int(b["health"] == "up"), **labels
+            )
             for state in ADMIN_STATES:
                 m.add(
                     "fastlb_backend_state", "gauge", "Admin state of the backend (1 for the current one).",
@@ -340,7 +362,10 @@ def metrics_text(snap: dict[str, Any]) -> str:
     errors = sum(len(v) for v in snap["app_errors"].values() if isinstance(v, (list, dict)))
     m.add("fastlb_app_errors", "gauge", "Apps left out of the table for an error.", errors)
     m.add("fastlb_route_conflicts", "gauge", "Parts of provider tables skipped for a clash.", len(snap["conflicts"]))
-    m.add("fastlb_listeners_skipped", "gauge", "Listeners left out: their address cannot bind.", len(snap["listen_errors"]))
+    m.add(
+        "fastlb_listeners_skipped", "gauge", "Listeners left out: their address cannot bind.",
+        len(snap["listen_errors"]),
+    )
     return m.text()
 
 

@@ -26,7 +26,10 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
         help="Marathon endpoint; repeat for a cluster",
     )
     m = p.add_argument_group("Marathon (marathon-lb's flags)")
-    m.add_argument("--group", action="append", default=[], help="LB group to serve (repeatable; '*' = every app; default external)")
+    m.add_argument(
+        "--group", action="append", default=[],
+        help="LB group to serve (repeatable; '*' = every app; default external)",
+    )
     mode = m.add_mutually_exclusive_group()
     mode.add_argument("--sse", "-s", action="store_true", help="follow Marathon's event stream (the default)")
     mode.add_argument("--poll", metavar="SECONDS", type=float, help="poll /v2/apps every SECONDS instead of --sse")
@@ -60,8 +63,13 @@ def parser() -> argparse.ArgumentParser:
     e = run.add_argument_group("engine and admin")
     e.add_argument("--workers", type=int, metavar="N", help="worker threads (default: the file's, else one per CPU)")
     e.add_argument("--admin", metavar="HOST:PORT", help="admin API address (default 127.0.0.1:9090)")
-    e.add_argument("--admin-token", metavar="TOKEN", help="token changing admin endpoints demand (env FASTLB_ADMIN_TOKEN)")
-    e.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS", help="SIGTERM: longest wait for open connections")
+    e.add_argument(
+        "--admin-token", metavar="TOKEN", help="token changing admin endpoints demand (env FASTLB_ADMIN_TOKEN)"
+    )
+    e.add_argument(
+        "--drain-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="SIGTERM: longest wait for open connections",
+    )
     e.add_argument("--log-level", default="info", choices=logs.LEVELS)
     u = run.add_argument_group("hot upgrade (docs/upgrade.md)")
     u.add_argument(

@@ -25,14 +25,16 @@ from fastlb import spec
 
 # -- the file's shape ------------------------------------------------------------------------------
 # Durations are an integer number of milliseconds or a string with a unit: "500ms", "3s", "2m", "1h".
-Duration = Union[int, str]
+Duration = int | str
 
 
+# Subclasses repeat frozen=True: msgspec inherits it at run time, but type checkers read each class's
+# own keywords (PEP 681) and would take a subclass without it for a mutable one.
 class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
-class BackendEntry(_Struct):
+class BackendEntry(_Struct, frozen=True):
     address: str
     weight: int = 1
     state: spec.AdminState = "ready"
@@ -40,7 +42,7 @@ class BackendEntry(_Struct):
     name: str = ""
 
 
-class TimeoutsEntry(_Struct):
+class TimeoutsEntry(_Struct, frozen=True):
     connect: Duration | None = None
     client: Duration | None = None
     server: Duration | None = None
@@ -49,7 +51,7 @@ class TimeoutsEntry(_Struct):
     http_keepalive: Duration | None = None
 
 
-class HealthEntry(_Struct):
+class HealthEntry(_Struct, frozen=True):
     kind: Literal["tcp", "http"] = "tcp"
     path: str = "/"
     port: int = 0
@@ -61,12 +63,12 @@ class HealthEntry(_Struct):
     require_pass: bool = False
 
 
-class AuthEntry(_Struct):
+class AuthEntry(_Struct, frozen=True):
     users: tuple[str, ...]  # "user:crypt-hash"
     realm: str = "fastlb"
 
 
-class HttpEntry(_Struct):
+class HttpEntry(_Struct, frozen=True):
     sticky: bool = False
     sticky_cookie: str = "mesosphere_server_id"
     hsts: bool = False
@@ -76,7 +78,7 @@ class HttpEntry(_Struct):
     allow: tuple[str, ...] = ()
 
 
-class ServiceEntry(_Struct):
+class ServiceEntry(_Struct, frozen=True):
     name: str
     listen: str | tuple[str, ...] = ()
     mode: spec.Mode | None = None  # None: "http" when vhosts are given, else "tcp"
@@ -92,12 +94,12 @@ class ServiceEntry(_Struct):
     paths: tuple[str, ...] = ()
 
 
-class SharedHttpEntry(_Struct):
+class SharedHttpEntry(_Struct, frozen=True):
     listen: str | tuple[str, ...]
     maxconn: int = 0
 
 
-class EngineEntry(_Struct):
+class EngineEntry(_Struct, frozen=True):
     workers: int = 0  # 0: one per CPU this process may run on
     maxconn: int = 100000
     pipe_max: int = 1024
@@ -106,11 +108,11 @@ class EngineEntry(_Struct):
     splice_threshold: int = 65536
 
 
-class AdminEntry(_Struct):
+class AdminEntry(_Struct, frozen=True):
     listen: str = "127.0.0.1:9090"
 
 
-class FileEntry(_Struct):
+class FileEntry(_Struct, frozen=True):
     """The whole file. Decoded part by part (``_decode_parts``), so that a bad part hides no other."""
 
     engine: EngineEntry = EngineEntry()

@@ -162,7 +162,9 @@ class HealthChecker:
             # A backend that never passed (require_pass) comes up on its first pass.
             rise = 1 if not target.ever_passed else target.check.rise
             target.ever_passed = True
-            if not target.up and target.passes >= rise or target.up and self._get_health is not None and self._get_health(target.backend_id) is False:
+            rises = not target.up and target.passes >= rise
+            passive_down = target.up and self._get_health is not None and self._get_health(target.backend_id) is False
+            if rises or passive_down:
                 self._transition(target, True)
         else:
             target.failures += 1

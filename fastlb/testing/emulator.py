@@ -295,9 +295,8 @@ class MarathonEmulator:
         self.readiness[app_id] = readiness
 
     def load_apps(self, payload: dict[str, Any] | bytes | str) -> None:
-        if not isinstance(payload, dict):
-            payload = json.loads(payload)
-        for app in payload["apps"]:
+        doc: dict[str, Any] = payload if isinstance(payload, dict) else json.loads(payload)
+        for app in doc["apps"]:
             self.load_app(app)
 
     def add_app(self, app: dict[str, Any]) -> None:

@@ -267,6 +267,9 @@ class HttpBackend:
                 "seq": seq,
             }
         ).encode()
-        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(doc)}\r\n{extra}{conn_hdr}\r\n"
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(doc)}\r\n"
+            f"{extra}{conn_hdr}\r\n"
+        )
         sock.sendall(head.encode() + (b"" if method == "HEAD" else doc))
         return not close

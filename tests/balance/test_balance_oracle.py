@@ -149,17 +149,16 @@ def test_workers_picking_at_once_keep_their_sequences():
     lone worker would see."""
     import threading
 
+    def run(b, w, start, results):
+        start.wait()
+        results[w] = b.picks_nogil(20000, w)
+
     weights = [5, 1, 3, 2, 7, 1, 1, 4, 2]
     for algo in ("roundrobin", "leastconn"):
         b = _core._test_balancer(algo, [f"b{i}" for i in range(len(weights))], weights, nworkers=4)
         results = [None] * 4
         start = threading.Barrier(4)
-
-        def run(w):
-            start.wait()
-            results[w] = b.picks_nogil(20000, w)
-
-        threads = [threading.Thread(target=run, args=(w,)) for w in range(4)]
+        threads = [threading.Thread(target=run, args=(b, w, start, results)) for w in range(4)]
         for t in threads:
             t.start()
         for t in threads:

@@ -88,7 +88,11 @@ class FakeDataPlane:
         services: dict[str, dict[str, int]] = {}
         for s in table.services:
             agg = dict.fromkeys(
-                ("active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "no_backend", "denied"), 0
+                (
+                    "active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "no_backend",
+                    "denied",
+                ),
+                0,
             )
             for b in s.backends:
                 rec = self.backends[b.id]

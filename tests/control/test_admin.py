@@ -120,14 +120,17 @@ def test_stats_csv_has_haproxy_columns_and_rows() -> None:
         assert by[("web", "FRONTEND")]["status"] == "OPEN"
         assert by[("marathon_http_in", "FRONTEND")]["status"] == "OPEN"
         server = by[("web", "10.0.0.1:80")]
-        assert (server["status"], server["scur"], server["qcur"], server["stot"], server["type"]) == ("UP", "2", "0", "5", "2")
+        got = (server["status"], server["scur"], server["qcur"], server["stot"], server["type"])
+        assert got == ("UP", "2", "0", "5", "2")
         assert server["addr"] == "10.0.0.1:80" and server["weight"] == "1"
         assert by[("web", "10.0.0.2:80")]["status"] == "MAINT"
         assert by[("web", "BACKEND")]["status"] == "UP" and by[("web", "BACKEND")]["algo"] == "roundrobin"
         assert by[("db", "10.0.0.3:5432")]["status"] == "DOWN"
         assert by[("db", "BACKEND")]["status"] == "DOWN"
         # zdd's reading: servers of a backend that are MAINT with nothing open.
-        maint = [r for r in rows if r["pxname"] == "web" and r["status"] == "MAINT" and r["scur"] == "0" and r["qcur"] == "0"]
+        maint = [
+            r for r in rows if r["pxname"] == "web" and r["status"] == "MAINT" and r["scur"] == "0" and r["qcur"] == "0"
+        ]
         assert len(maint) == 1
         c.set_state("10.0.0.2:80", "drain")
         text = await (await client.get("/stats.csv")).text()
@@ -152,10 +155,12 @@ def test_metrics_is_valid_exposition() -> None:
         families = promtext.parse(await r.text())
         assert families["fastlb_table_generation"] == [("fastlb_table_generation", {}, 1.0)]
         assert families["fastlb_swaps_total"][0][2] == 1.0
-        assert {n for n, _, _ in families["fastlb_swap_seconds"]} == {"fastlb_swap_seconds_sum", "fastlb_swap_seconds_count"}
+        swap_seconds = {n for n, _, _ in families["fastlb_swap_seconds"]}
+        assert swap_seconds == {"fastlb_swap_seconds_sum", "fastlb_swap_seconds_count"}
         active = {lab["backend"]: v for _, lab, v in families["fastlb_backend_connections_active"]}
         assert active == {"10.0.0.1:80": 4.0, "10.0.0.2:80": 0.0, "10.0.0.3:5432": 0.0}
-        assert ("fastlb_service_bytes_out_total", {"service": "web"}, 77.0) in families["fastlb_service_bytes_out_total"]
+        bytes_out = families["fastlb_service_bytes_out_total"]
+        assert ("fastlb_service_bytes_out_total", {"service": "web"}, 77.0) in bytes_out
         listeners = {lab["listener"] for _, lab, _ in families["fastlb_listener_connections_total"]}
         assert listeners == {"127.0.0.1:8080", "127.0.0.1:5432", "127.0.0.1:80"}
         states = [(lab["backend"], lab["state"], v) for _, lab, v in families["fastlb_backend_state"] if v == 1]

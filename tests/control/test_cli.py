@@ -56,7 +56,10 @@ def test_check_bad_file_prints_one_line_per_problem(tmp_path: Path) -> None:
     assert r.stdout.splitlines() == [
         'services[0].balance: "random" is not one of "roundrobin", "leastconn", "maglev", "source"',
     ]
-    f.write_text('[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\nbackends = ["10.0.0.1", { address = "10.0.0.2:1", weight = 999 }]\n')
+    f.write_text(
+        '[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\n'
+        'backends = ["10.0.0.1", { address = "10.0.0.2:1", weight = 999 }]\n'
+    )
     r = fastlb("check", "--config", str(f))
     assert r.returncode == 1
     assert r.stdout.splitlines() == [

@@ -140,7 +140,8 @@ def test_durations() -> None:
 
 
 def test_drain_timeout_is_a_service_duration() -> None:
-    assert config.parse(SVC + 'backends = ["10.0.0.1:80"]\ndrain_timeout = "30s"\n').table.services[0].drain_timeout_ms == 30000
+    table = config.parse(SVC + 'backends = ["10.0.0.1:80"]\ndrain_timeout = "30s"\n').table
+    assert table.services[0].drain_timeout_ms == 30000
     assert config.parse(SVC + 'backends = ["10.0.0.1:80"]\n').table.services[0].drain_timeout_ms == 0
 
 
@@ -222,7 +223,8 @@ INVALID = [
     (SVC + "[services.timeouts]\nclient = 0\n", "services[0].timeouts.client: must be above zero"),
     (SVC + 'drain_timeout = "soon"\n',
      'services[0].drain_timeout: "soon" is not a duration (milliseconds, or "500ms", "3s", "2m", "1h")'),
-    (SVC + "[services.timeouts]\nclient = 1.5\n", "services[0].timeouts.client: expected an integer or a string, got float"),
+    (SVC + "[services.timeouts]\nclient = 1.5\n",
+     "services[0].timeouts.client: expected an integer or a string, got float"),
     (SVC + "[services.timeouts]\nidle = 1\n", "services[0].timeouts.idle: unknown key"),
     (SVC + '[services.health]\nkind = "icmp"\n', 'services[0].health.kind: "icmp" is not one of "tcp", "http"'),
     (SVC + "[services.health]\nrise = 0\n", "services[0].health.rise: 0 is out of range (1..100)"),

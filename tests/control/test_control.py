@@ -353,7 +353,10 @@ def test_marathon_provider_is_built_from_the_flags(tmp_path: Path) -> None:
 def test_unusable_marathon_credentials_stop_the_start(tmp_path: Path) -> None:
     for args, message in (
         (control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credentials="nocolon"), "user:password"),
-        (control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credential_file=str(tmp_path / "none")), "No such file"),
+        (
+            control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credential_file=str(tmp_path / "none")),
+            "No such file",
+        ),
         (control.MarathonArgs(urls=("http://127.0.0.1:1",), dcos_auth_credentials="{not json"), "not JSON"),
     ):
         with pytest.raises(control.StartError, match=message):

@@ -184,7 +184,9 @@ def test_sighup_swaps_without_cutting_and_a_bad_file_keeps_serving(
     old.close()
 
 
-def test_admin_reports_the_real_data_plane(started: tuple[Fastlb, Path, int], backends: tuple[Backend, Backend]) -> None:
+def test_admin_reports_the_real_data_plane(
+    started: tuple[Fastlb, Path, int], backends: tuple[Backend, Backend]
+) -> None:
     lb, f, port = started
     a, _ = backends
     with connect(port) as conn:

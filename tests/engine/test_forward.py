@@ -170,7 +170,7 @@ def test_two_thousand_concurrent_connections(dataplane, ports):
                 assert recv_exactly(c, len(msg)) == msg
             assert wait_until(lambda: dp.active_connections() == 2000)
             assert echo.active == 2000
-            for i, c in enumerate(clients):  # every one of them still carries bytes
+            for c in clients:  # every one of them still carries bytes
                 c.sendall(b"x")
             for c in clients:
                 assert recv_exactly(c, 1) == b"x"

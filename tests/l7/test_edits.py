@@ -121,9 +121,10 @@ def test_redirect_to_https(dataplane, ports):
         assert a.received == 0
 
 
-# crypt(3) hashes, as marathon-lb's HAPROXY_{n}_AUTH carries them (SHA-512 and SHA-256 crypt)
-ALICE = "$6$fastlbtestsalt1$I.xNS7t6y6pOFBlJ9/GwkcHc.lApBDe9NSAOCHihm3Z10asCTZrwr/Bmk44R1GFfLmU/MrdseQZIwVdRJ3QT3/"  # s3cret
-BOB = "$5$fastlbtestsalt2$UeULDc5wzWpsFGf4gKJ7pNCIOq/lco/KasBKodmeJqB"  # pw
+# crypt(3) hashes, as marathon-lb's HAPROXY_{n}_AUTH carries them (SHA-512 and SHA-256 crypt);
+# ALICE's password is "s3cret", BOB's "pw".
+ALICE = "$6$fastlbtestsalt1$I.xNS7t6y6pOFBlJ9/GwkcHc.lApBDe9NSAOCHihm3Z10asCTZrwr/Bmk44R1GFfLmU/MrdseQZIwVdRJ3QT3/"
+BOB = "$5$fastlbtestsalt2$UeULDc5wzWpsFGf4gKJ7pNCIOq/lco/KasBKodmeJqB"
 
 
 def test_basic_auth(dataplane, ports):

@@ -57,9 +57,9 @@ http {{
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            except OSError:
+            except OSError as e:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"nginx did not start: {(tmp_path / 'stderr').read_text()}")
+                    raise RuntimeError(f"nginx did not start: {(tmp_path / 'stderr').read_text()}") from e
                 time.sleep(0.05)
         yield f"127.0.0.1:{port}"
     finally:
