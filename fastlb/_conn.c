@@ -6,6 +6,10 @@
  *   source of a pump: EPOLLIN while the pump holds nothing and has not seen EOF;
  *   destination:      EPOLLOUT while the pump holds bytes (its last write met a full socket).
  * A pump that holds bytes does not read: backpressure comes for free, and bytes stay in order.
+ *
+ * A FIN is passed on with shutdown(SHUT_WR) while the other direction still flows; the last one is
+ * passed on by the close() that ends the connection (both sockets have been read to their end by
+ * then, so close() sends a FIN, not a reset).
  */
 #define _GNU_SOURCE
 #include "_api.h"
@@ -188,8 +192,11 @@ static void run(struct flb_worker *w, struct flb_conn *c, int server, uint32_t e
     int up = server ? writable != 0 : readable != 0;
     int down = server ? readable != 0 : writable != 0;
 
+    /* Once one direction has passed its FIN on, the other one's FIN ends the connection. */
+    c->up.fin_by_close = c->down.shut;
     if (up && !c->up.shut && pump(w, c, &c->up, c->cfd, c->sfd, 1) != FLB_OK)
         goto close;
+    c->down.fin_by_close = c->up.shut;
     if (down && !c->down.shut && pump(w, c, &c->down, c->sfd, c->cfd, 0) != FLB_OK)
         goto close;
     if (c->up.shut && c->down.shut)

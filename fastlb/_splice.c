@@ -273,7 +273,8 @@ int flb_pump_run(struct flb_pump *u, struct flb_pool *p, int src, int dst, int r
             if (!u->shut) {
                 /* Everything read has been written: pass the FIN on. The other direction carries
                  * on until its own EOF. A peer already gone shows up there as an error. */
-                shutdown(dst, SHUT_WR);
+                if (!u->fin_by_close)
+                    shutdown(dst, SHUT_WR);
                 u->shut = 1;
             }
             return FLB_OK;
