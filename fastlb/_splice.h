@@ -17,6 +17,7 @@ void flb_pool_destroy(struct flb_pool *p);
 static inline void flb_pump_init(struct flb_pump *u)
 {
     u->pipe[0] = u->pipe[1] = -1;
+    u->peer_fin = 0;
     u->fin_by_close = 0;
 }
 
@@ -28,7 +29,9 @@ static inline size_t flb_pump_pending(const struct flb_pump *u)
 /* Reads from <src> into the pump, which must hold nothing (flb_pump_pending() == 0). Returns the bytes read (> 0), 0 at end of stream (and sets eof),
  * FLB_AGAIN when the source is empty, FLB_ERR with errno. After a copy that came back shorter than
  * the buffer, <drained> is set: a caller can then wait for epoll instead of spending a recv on the
- * EAGAIN it would almost surely get (level-triggered epoll reports whatever arrived meanwhile). */
+ * EAGAIN it would almost surely get (level-triggered epoll reports whatever arrived meanwhile).
+ * With <peer_fin> set, such a short copy has read everything the source will ever send, so it
+ * also sets eof: the recv that would only return 0 is never made. */
 ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src);
 
 /* Writes what the pump holds to <dst>, adding the bytes written to *<moved>. Returns FLB_OK once
