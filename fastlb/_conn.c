@@ -6,6 +6,12 @@
  *   source of a pump: EPOLLIN while the pump holds nothing and has not seen EOF;
  *   destination:      EPOLLOUT while the pump holds bytes (its last write met a full socket).
  * A pump that holds bytes does not read: backpressure comes for free, and bytes stay in order.
+ * EPOLLRDHUP rides along with EPOLLIN (it never wakes the loop by itself): it tells the pump that
+ * the peer's FIN is in, so the read that empties the socket is known to end the stream.
+ *
+ * A FIN is passed on with shutdown(SHUT_WR) while the other direction still flows; the last one is
+ * passed on by the close() that ends the connection (both sockets have been read to their end by
+ * then, so close() sends a FIN, not a reset).
  */
 #define _GNU_SOURCE
 #include "_api.h"
@@ -57,11 +63,11 @@ static int update_interest(struct flb_worker *w, struct flb_conn *c)
         sw = EPOLLOUT; /* the client is not polled yet: what it sends waits in its socket */
     } else {
         if (!c->up.eof && flb_pump_pending(&c->up) == 0)
-            cw |= EPOLLIN;
+            cw |= EPOLLIN | EPOLLRDHUP;
         if (flb_pump_pending(&c->up) > 0)
             sw |= EPOLLOUT;
         if (!c->down.eof && flb_pump_pending(&c->down) == 0)
-            sw |= EPOLLIN;
+            sw |= EPOLLIN | EPOLLRDHUP;
         if (flb_pump_pending(&c->down) > 0)
             cw |= EPOLLOUT;
     }
@@ -188,8 +194,17 @@ static void run(struct flb_worker *w, struct flb_conn *c, int server, uint32_t e
     int up = server ? writable != 0 : readable != 0;
     int down = server ? readable != 0 : writable != 0;
 
+    if (events & EPOLLRDHUP) {
+        if (server)
+            c->down.peer_fin = 1;
+        else
+            c->up.peer_fin = 1;
+    }
+    /* Once one direction has passed its FIN on, the other one's FIN ends the connection. */
+    c->up.fin_by_close = c->down.shut;
     if (up && !c->up.shut && pump(w, c, &c->up, c->cfd, c->sfd, 1) != FLB_OK)
         goto close;
+    c->down.fin_by_close = c->up.shut;
     if (down && !c->down.shut && pump(w, c, &c->down, c->sfd, c->cfd, 0) != FLB_OK)
         goto close;
     if (c->up.shut && c->down.shut)

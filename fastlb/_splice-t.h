@@ -33,7 +33,10 @@ struct flb_pump {
     uint8_t corked;           /* the last write had SPLICE_F_MORE: a partial segment may wait */
     uint8_t drained;          /* the last read was a short copy: the source is most likely empty */
     uint8_t eof;              /* the source sent its FIN */
-    uint8_t shut;             /* the destination was shut down for writing */
+    uint8_t shut;             /* the destination was shut down for writing (or is about to be closed) */
+    /* Set by the owner, 0 otherwise (flb_pump_init): */
+    uint8_t peer_fin;         /* epoll reported EPOLLRDHUP on the source: its FIN is in */
+    uint8_t fin_by_close;     /* the owner closes <dst> as soon as this pump passes its FIN on */
 };
 
 #endif

@@ -193,8 +193,13 @@ ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src)
         u->streak += (uint64_t)n;
         if (u->streak >= p->splice_threshold)
             u->bulk = 1;
-        if (u->drained)
+        if (u->drained) {
             u->streak = 0; /* the source ran dry: the next bytes start a new streak */
+            /* Its FIN had come before this read, and TCP queues every byte ahead of the FIN it
+             * follows: a read that emptied the queue has reached the end of the stream. */
+            if (u->peer_fin)
+                u->eof = 1;
+        }
     } else if (n == FLB_AGAIN) {
         u->streak = 0;
     } else if (n == 0) {
@@ -273,7 +278,8 @@ int flb_pump_run(struct flb_pump *u, struct flb_pool *p, int src, int dst, int r
             if (!u->shut) {
                 /* Everything read has been written: pass the FIN on. The other direction carries
                  * on until its own EOF. A peer already gone shows up there as an error. */
-                shutdown(dst, SHUT_WR);
+                if (!u->fin_by_close)
+                    shutdown(dst, SHUT_WR);
                 u->shut = 1;
             }
             return FLB_OK;

@@ -17,6 +17,8 @@ void flb_pool_destroy(struct flb_pool *p);
 static inline void flb_pump_init(struct flb_pump *u)
 {
     u->pipe[0] = u->pipe[1] = -1;
+    u->peer_fin = 0;
+    u->fin_by_close = 0;
 }
 
 static inline size_t flb_pump_pending(const struct flb_pump *u)
@@ -27,7 +29,9 @@ static inline size_t flb_pump_pending(const struct flb_pump *u)
 /* Reads from <src> into the pump, which must hold nothing (flb_pump_pending() == 0). Returns the bytes read (> 0), 0 at end of stream (and sets eof),
  * FLB_AGAIN when the source is empty, FLB_ERR with errno. After a copy that came back shorter than
  * the buffer, <drained> is set: a caller can then wait for epoll instead of spending a recv on the
- * EAGAIN it would almost surely get (level-triggered epoll reports whatever arrived meanwhile). */
+ * EAGAIN it would almost surely get (level-triggered epoll reports whatever arrived meanwhile).
+ * With <peer_fin> set, such a short copy has read everything the source will ever send, so it
+ * also sets eof: the recv that would only return 0 is never made. */
 ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src);
 
 /* Writes what the pump holds to <dst>, adding the bytes written to *<moved>. Returns FLB_OK once
@@ -42,8 +46,10 @@ void flb_pump_uncork(struct flb_pump *u, int dst);
 /* Moves what <src> has to <dst> through <u>, one direction of a tunnel: writes what is pending, reads
  * again at most <rounds> times, and stops after a short read (the rest waits for epoll), when <dst>
  * cannot take more, or at end of stream, which it passes on as shutdown(SHUT_WR) once everything read
- * has been written. Bytes written are added to <*moved>. Returns FLB_OK, or FLB_ERR when either side
- * failed (the caller closes the connection). */
+ * has been written, and sets <shut>. With <fin_by_close> set it only sets <shut>: the owner promises
+ * to close <dst> right away, and close() sends the FIN itself (the owner must also have read <dst>
+ * to its end, else close() would send a reset). Bytes written are added to <*moved>. Returns FLB_OK,
+ * or FLB_ERR when either side failed (the caller closes the connection). */
 int flb_pump_run(struct flb_pump *u, struct flb_pool *p, int src, int dst, int rounds, size_t *moved);
 
 /* Gives back the pump's buffer and pipe; a pipe still holding bytes is closed, not pooled. */

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import zlib
 
 import pytest
@@ -244,4 +245,75 @@ def test_bytes_and_fin_sent_while_the_connect_is_in_flight_are_forwarded(datapla
     finally:
         for f in fillers:
             f.close()
+        srv.close()
+
+
+@pytest.mark.parametrize("opts", [{"buffer_size": 1024}, {"buffer_size": 1024, "splice_threshold": 0}])
+def test_bytes_followed_at_once_by_a_fin_are_forwarded_whole_both_ways(dataplane, ports, opts):
+    """Each side sends its bytes and its FIN back to back (the proxy may see both in one wakeup),
+    around the copy buffer's size: the other side gets every byte, then a clean end of stream (a
+    reset would raise), whichever side ends first."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(20)
+    backend = f"127.0.0.1:{srv.getsockname()[1]}"
+    try:
+        dp = dataplane(**opts)
+        front = ports()
+        dp.publish(table([service("s", [backend])], {front: "s"}))
+        for size in (1, 1023, 1024, 1025, 5000):
+            for server_ends_first in (True, False):
+                first, second = os.urandom(size), os.urandom(size)
+                with connect(front) as c:
+                    c.sendall(b"?")
+                    peer, _ = srv.accept()
+                    with peer:
+                        peer.settimeout(20)
+                        assert recv_exactly(peer, 1) == b"?"  # both sides are polled now
+                        a, b = (peer, c) if server_ends_first else (c, peer)
+                        a.sendall(first)
+                        a.shutdown(socket.SHUT_WR)
+                        assert recv_all(b) == first
+                        b.sendall(second)
+                        b.shutdown(socket.SHUT_WR)
+                        assert recv_all(a) == second
+                        assert a.recv(1) == b"" and b.recv(1) == b""
+        assert wait_until(lambda: dp.active_connections() == 0)
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("server_ends_first", [True, False])
+def test_a_half_closed_connection_left_idle_costs_no_cpu(dataplane, ports, server_ends_first):
+    """One side has passed its FIN on and the other sends nothing more: the proxy's socket on the
+    first side stays readable (its EOF) and must not keep the worker awake; later bytes the other
+    way still go through."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(20)
+    try:
+        dp = dataplane()
+        front = ports()
+        dp.publish(table([service("s", [f"127.0.0.1:{srv.getsockname()[1]}"])], {front: "s"}))
+        with connect(front) as c:
+            c.sendall(b"?")
+            peer, _ = srv.accept()
+            with peer:
+                peer.settimeout(20)
+                assert recv_exactly(peer, 1) == b"?"
+                a, b = (peer, c) if server_ends_first else (c, peer)
+                a.shutdown(socket.SHUT_WR)
+                assert b.recv(1) == b""
+                time.sleep(0.1)
+                cpu, wall = time.process_time(), time.monotonic()
+                time.sleep(0.5)
+                cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+                assert cpu < 0.25 * wall  # a spinning worker would take all of it
+                b.sendall(b"late")
+                b.shutdown(socket.SHUT_WR)
+                assert recv_all(a) == b"late"
+        assert wait_until(lambda: dp.active_connections() == 0)
+    finally:
         srv.close()
