@@ -1063,8 +1063,11 @@ out:
 
 static int tunnel_run(struct flb_worker *w, struct flb_h1conn *h)
 {
+    /* once one direction has passed its FIN on, the other one's FIN goes with the close */
+    h->tup.fin_by_close = h->tdown.shut;
     if (!h->tup.shut && tunnel_dir(w, h, &h->up, &h->tup, h->cfd, h->sfd, 1) != FLB_OK)
         goto close;
+    h->tdown.fin_by_close = h->tup.shut;
     if (!h->tdown.shut && tunnel_dir(w, h, &h->down, &h->tdown, h->sfd, h->cfd, 0) != FLB_OK)
         goto close;
     if (h->tup.shut && h->tdown.shut)
