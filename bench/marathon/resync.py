@@ -1,7 +1,8 @@
 """Benchmark 1: a full resync of a large Marathon cluster into a published table.
 
 The body of ``GET /v2/apps?embed=apps.tasks&embed=apps.readiness`` for N apps (one service port each,
-HOST networking, tasks on IP literals) is made up front; then each stage of what the Marathon
+HOST networking, tasks on IP literals: ``bench_payload`` of tests/perf_invariants/workloads.py, whose
+output-identity tests hold that cluster's digests) is made up front; then each stage of what the Marathon
 provider and the controller do with it is timed on its own:
 
 1. decode: ``models.decode_apps`` (msgspec, typed)
@@ -29,62 +30,12 @@ import _common
 
 _common.raise_fd_limit()
 
+from perf_invariants.workloads import STAMP, bench_payload
+
 from fastlb import control, spec
 from fastlb._core import DataPlane
 from fastlb.marathon import models
 from fastlb.marathon.state import MarathonOptions, MarathonState
-
-STAMP = "2026-01-01T00:00:00.000Z"
-
-
-def payload(apps: int, tasks: int, base_port: int) -> bytes:
-    out = []
-    for a in range(apps):
-        app_id = f"/bench/app{a:05d}"
-        port = base_port + a
-        out.append(
-            {
-                "id": app_id,
-                "cmd": "sleep 1000",
-                "cpus": 0.1,
-                "mem": 32,
-                "disk": 0,
-                "instances": tasks,
-                "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp" if a % 2 else "http"},
-                "healthChecks": [],
-                "readinessChecks": [],
-                "networks": [{"mode": "host"}],
-                "portDefinitions": [{"port": port, "name": "p0", "protocol": "tcp", "labels": {}}],
-                "version": STAMP,
-                "versionInfo": {"lastScalingAt": STAMP, "lastConfigChangeAt": STAMP},
-                "tasksStaged": 0,
-                "tasksRunning": tasks,
-                "tasksHealthy": 0,
-                "tasksUnhealthy": 0,
-                "deployments": [],
-                "tasks": [
-                    {
-                        "appId": app_id,
-                        "host": f"10.{a % 250}.{t}.{(a // 250) % 250}",
-                        "id": f"bench_app{a:05d}.instance-{a:05d}-{t:04d}._app.1",
-                        "ipAddresses": [
-                            {"ipAddress": f"10.{a % 250}.{t}.{(a // 250) % 250}", "protocol": "IPv4"}
-                        ],
-                        "ports": [31000 + t],
-                        "servicePorts": [port],
-                        "slaveId": f"agent-{t}",
-                        "state": "TASK_RUNNING",
-                        "stagedAt": STAMP,
-                        "startedAt": STAMP,
-                        "version": STAMP,
-                        "healthCheckResults": [],
-                    }
-                    for t in range(tasks)
-                ],
-                "readinessCheckResults": [],
-            }
-        )
-    return json.dumps({"apps": out}).encode()
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -165,7 +116,7 @@ def main() -> None:
             f"{args.apps} listeners x {args.workers} workers need more fds than the limit here ({limit}): "
             "fewer --workers (each worker holds its own SO_REUSEPORT socket per listener)"
         )
-    body = payload(args.apps, args.tasks, args.base_port)
+    body = bench_payload(args.apps, args.tasks, args.base_port)
     options = MarathonOptions(bind_addr=args.bind_addr, http_port=0, https_port=0, appid_port=0)
     runs = [one_run(body, options, args.workers, args.gc_off) for _ in range(args.repeat)]
     stages = ["decode", "state", "build", "merge", "publish", "total"]
