@@ -88,6 +88,7 @@ class MarathonState:
         self._options = options
         self._resolve = resolve
         self._apps: dict[str, App] = {}
+        self._deploying: set[str] = set()  # apps with readiness checks and a deployment in progress
         # The last Marathon health per task: results vanish after a leader failover, and serving
         # from the last known ones keeps backends from emptying (marathon-lb PR #148).
         self._alive: dict[str, bool] = {}
@@ -110,6 +111,7 @@ class MarathonState:
         except msgspec.DecodeError as e:
             raise ValueError(f"GET /v2/apps: {e}") from e
         self._apps = {app.id: app for app in apps}
+        self._deploying = {app.id for app in apps if app.deployments and app.readiness_checks}
         for app in apps:
             self._ingest(app)
         live = {t.id for app in apps for t in app.tasks or ()}
@@ -127,6 +129,10 @@ class MarathonState:
             # /v2/apps/<id> does not embed readiness unless asked: keep what we knew.
             app = msgspec.structs.replace(app, readiness_check_results=old.readiness_check_results)
         self._apps[app.id] = app
+        if app.deployments and app.readiness_checks:
+            self._deploying.add(app.id)
+        else:
+            self._deploying.discard(app.id)
         self._ingest(app)
         if old is not None:
             gone = {t.id for t in old.tasks or ()} - {t.id for t in app.tasks or ()}
@@ -135,6 +141,7 @@ class MarathonState:
 
     def remove_app(self, app_id: str) -> None:
         app = self._apps.pop(app_id, None)
+        self._deploying.discard(app_id)
         if app is not None:
             self._forget({t.id for t in app.tasks or ()})
             self._built = None
@@ -201,7 +208,7 @@ class MarathonState:
     def needs_deployment_poll(self) -> bool:
         """True while some app has a deployment in progress and readiness checks: Marathon sends
         no event for readiness results, so ``/v2/deployments`` must be polled."""
-        return any(app.deployments and app.readiness_checks for app in self._apps.values())
+        return bool(self._deploying)
 
     # --- the table --------------------------------------------------------------------------------
 

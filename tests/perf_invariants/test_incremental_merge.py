@@ -222,6 +222,9 @@ def test_marathon_events_merge_as_from_scratch(seed: int) -> None:
             state.apply_event(event_type, data)
             _assert_same(merger, [("static", workloads._STATIC), ("marathon", state.table())])
             _assert_same(merger, [("marathon", state.table())])
+            # the apps that need /v2/deployments polled are kept as a set, not looked for per event
+            apps = state.apps().values()
+            assert state.needs_deployment_poll() == any(a.deployments and a.readiness_checks for a in apps)
 
 
 # -- the work one event costs, counted ----------------------------------------------------------
