@@ -27,7 +27,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -311,8 +311,7 @@ def _by_identity(items: tuple[Any, ...]) -> dict[int, Any] | None:
     return out if len(out) == len(items) else None
 
 
-def _bump(counts: dict[Any, int], key: Any, step: int) -> None:
-    n = counts.get(key, 0) + step
+def _store(counts: dict[Any, int], key: Any, n: int) -> None:
     if n:
         counts[key] = n
     else:
@@ -386,22 +385,24 @@ class TableMerger:
 
     def _update(self, tables: dict[str, spec.RouteTable], touched: set[tuple[Any, ...]]) -> bool:
         """Counts the claims of what changed; False when a table holds an item twice."""
+        counters = (self._count_services, self._count_listeners, self._count_routes)
         for provider in self._items.keys() | tables.keys():
             old_tuples, old_maps = self._items.get(provider, _EMPTY)
             table = tables.get(provider)
             tuples = (table.services, table.listeners, table.http_routes) if table is not None else _EMPTY[0]
             maps: list[dict[int, Any]] = []
-            for kind, (before, items, was) in enumerate(zip(old_tuples, tuples, old_maps, strict=True)):
+            for count, before, items, was in zip(counters, old_tuples, tuples, old_maps, strict=True):
                 if items is before:  # the provider handed the same tuple over again
                     maps.append(was)
                     continue
                 now = _by_identity(items)
                 if now is None:
                     return False
-                for key in was.keys() - now.keys():
-                    self._count(kind, provider, was[key], -1, touched)
-                for key in now.keys() - was.keys():
-                    self._count(kind, provider, now[key], 1, touched)
+                if was:
+                    count(provider, [was[key] for key in was.keys() - now.keys()], -1, touched)
+                    count(provider, [now[key] for key in now.keys() - was.keys()], 1, touched)
+                else:
+                    count(provider, items, 1, touched)
                 maps.append(now)
             if table is None:
                 del self._items[provider]
@@ -409,55 +410,81 @@ class TableMerger:
                 self._items[provider] = (tuples, tuple(maps))
         return True
 
-    def _count(self, kind: int, provider: str, item: Any, step: int, touched: set[tuple[Any, ...]]) -> None:
-        self.touched += 1
-        if kind == 0:  # a service
-            _bump(self._names, item.name, step)
-            _bump(self._own, (provider, item.name), step)
-            touched.add(("name", item.name))
-            touched.add(("ref", provider, item.name))
-            for b in item.backends:
-                _bump(self._backends, b.id, step)
-                touched.add(("backend", b.id))
+    # Each counter keeps self._bad for the claims it counts: a name or backend id is bad from its
+    # second claimant on, a (provider, service name) while named by listeners or routes but not by
+    # a service. Sockets and ports are judged once all is counted (``_judge``).
+
+    def _count_services(self, provider: str, items: Iterable[Any], step: int, touched: set[tuple[Any, ...]]) -> None:
+        names, own, backends, bad = self._names, self._own, self._backends, self._bad
+        for s in items:
+            self.touched += 1
+            name = s.name
+            n = names.get(name, 0) + step
+            _store(names, name, n)
+            if step > 0 and n == 2:
+                bad.add(("name", name))
+            elif step < 0 and n == 1:
+                bad.discard(("name", name))
+            key = (provider, name)
+            n = own.get(key, 0) + step
+            _store(own, key, n)
+            if step > 0 and n == 1:
+                bad.discard(("ref", *key))
+            elif step < 0 and n == 0 and key in self._refs:
+                bad.add(("ref", *key))
+            for b in s.backends:
+                bid = b.id
+                n = backends.get(bid, 0) + step
+                _store(backends, bid, n)
+                if step > 0 and n == 2:
+                    bad.add(("backend", bid))
+                elif step < 0 and n == 1:
+                    bad.discard(("backend", bid))
                 if b.check is not None:
                     self._checked += step
-            return
-        if kind == 2 or item.kind == "service":  # a route, a service's listener: the service they name
-            _bump(self._refs, (provider, item.service), step)
-            touched.add(("ref", provider, item.service))
-        if kind == 2:
-            return
-        parsed = _parse_address(item.address)
-        if parsed is None:
-            self._unparsed += step
-            touched.add(("unparsed",))
-            return
-        ip, port, key = parsed
-        claims = self._claims.setdefault(key, [])
-        if step > 0:
-            claims.append((provider, item))
-        else:
-            # Providers may hand over the same object; one provider holds an object once.
-            claims[:] = [c for c in claims if c[1] is not item or c[0] != provider]
-            if not claims:
-                del self._claims[key]
-        _bump(self._ports.setdefault((port, ip.version), {}), key, step)
-        touched.add(("socket", key))
-        touched.add(("port", port, ip.version))
+
+    def _count_routes(self, provider: str, items: Iterable[Any], step: int, touched: set[tuple[Any, ...]]) -> None:
+        for r in items:
+            self.touched += 1
+            self._count_ref((provider, r.service), step)
+
+    def _count_listeners(self, provider: str, items: Iterable[Any], step: int, touched: set[tuple[Any, ...]]) -> None:
+        claimed, ports = self._claims, self._ports
+        for item in items:
+            self.touched += 1
+            if item.kind == "service":
+                self._count_ref((provider, item.service), step)
+            parsed = _parse_address(item.address)
+            if parsed is None:
+                self._unparsed += step
+                (self._bad.add if self._unparsed else self._bad.discard)(("unparsed",))
+                continue
+            key = parsed[2]  # (IP version, packed address, port)
+            claims = claimed.setdefault(key, [])
+            if step > 0:
+                claims.append((provider, item))
+            else:
+                # Providers may hand over the same object; one provider holds an object once.
+                claims[:] = [c for c in claims if c[1] is not item or c[0] != provider]
+                if not claims:
+                    del claimed[key]
+            on_port = ports.setdefault((key[2], key[0]), {})
+            _store(on_port, key, on_port.get(key, 0) + step)
+            touched.add(("socket", key))
+            touched.add(("port", key[2], key[0]))
+
+    def _count_ref(self, key: tuple[str, str], step: int) -> None:
+        n = self._refs.get(key, 0) + step
+        _store(self._refs, key, n)
+        if step > 0 and n == 1 and key not in self._own:
+            self._bad.add(("ref", *key))
+        elif step < 0 and n == 0:
+            self._bad.discard(("ref", *key))
 
     def _judge(self, claim: tuple[Any, ...]) -> None:
-        """Whether <claim> clashes now, that is whether ``merge_tables`` would skip an item for it."""
-        what = claim[0]
-        if what == "name":
-            bad = self._names.get(claim[1], 0) > 1
-        elif what == "backend":
-            bad = self._backends.get(claim[1], 0) > 1
-        elif what == "ref":  # a listener or route whose service is not its provider's
-            key = (claim[1], claim[2])
-            bad = self._refs.get(key, 0) > 0 and self._own.get(key, 0) == 0
-        elif what == "unparsed":
-            bad = self._unparsed > 0
-        elif what == "socket":  # several listeners on one socket: only the same vhost or appid one is shared
+        """Whether a socket or port claim clashes now, that is whether ``merge_tables`` would skip a
+        listener for it."""
+        if claim[0] == "socket":  # several listeners on one socket: only the same vhost or appid one is shared
             claims = self._claims.get(claim[1], [])
             first = claims[0][1] if claims else None
             bad = (
