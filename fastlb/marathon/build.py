@@ -108,7 +108,8 @@ class BuildMemo:
     """What one build learnt per app, for the next. An app whose payload is the same object and
     whose every lookup (host names, Marathon health, readiness) answers as before is not rebuilt.
     When the apps that changed keep the shape of their services (the usual task event), the last
-    table is patched instead (``_patch``): one identity check per app plus the apps that changed.
+    table is patched instead (``_patch``): the apps that changed, found by one identity check per
+    app unless the caller names them.
     The result never depends on the memo: only the time to reach it does."""
 
     def __init__(self) -> None:
