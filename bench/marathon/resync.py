@@ -1,13 +1,15 @@
 """Benchmark 1: a full resync of a large Marathon cluster into a published table.
 
 The body of ``GET /v2/apps?embed=apps.tasks&embed=apps.readiness`` for N apps (one service port each,
-HOST networking, tasks on IP literals) is made up front; then each stage of what the Marathon
+HOST networking, tasks on IP literals: ``bench_payload`` of tests/perf_invariants/workloads.py, whose
+output-identity tests hold that cluster's digests) is made up front; then each stage of what the Marathon
 provider and the controller do with it is timed on its own:
 
 1. decode: ``models.decode_apps`` (msgspec, typed)
 2. state: the rest of ``MarathonState.replace_all`` (indexing apps and tasks)
 3. build: ``MarathonState.table()``, the first build (nothing to reuse)
-4. merge: what the controller adds (``control.merge_tables`` and ``spec.encode`` to compare tables)
+4. merge: what the controller adds (``control.TableMerger.merge``, as ``Controller.publish`` does;
+   the merger is kept for the event, which it merges by what changed)
 5. publish: ``DataPlane.publish`` of that table: compile, open every listener in every worker, swap
 
 then the same after one task is added by event (the incremental path: the build reuses every
@@ -29,62 +31,12 @@ import _common
 
 _common.raise_fd_limit()
 
-from fastlb import control, spec
+from perf_invariants.workloads import STAMP, bench_payload
+
+from fastlb import control
 from fastlb._core import DataPlane
 from fastlb.marathon import models
 from fastlb.marathon.state import MarathonOptions, MarathonState
-
-STAMP = "2026-01-01T00:00:00.000Z"
-
-
-def payload(apps: int, tasks: int, base_port: int) -> bytes:
-    out = []
-    for a in range(apps):
-        app_id = f"/bench/app{a:05d}"
-        port = base_port + a
-        out.append(
-            {
-                "id": app_id,
-                "cmd": "sleep 1000",
-                "cpus": 0.1,
-                "mem": 32,
-                "disk": 0,
-                "instances": tasks,
-                "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp" if a % 2 else "http"},
-                "healthChecks": [],
-                "readinessChecks": [],
-                "networks": [{"mode": "host"}],
-                "portDefinitions": [{"port": port, "name": "p0", "protocol": "tcp", "labels": {}}],
-                "version": STAMP,
-                "versionInfo": {"lastScalingAt": STAMP, "lastConfigChangeAt": STAMP},
-                "tasksStaged": 0,
-                "tasksRunning": tasks,
-                "tasksHealthy": 0,
-                "tasksUnhealthy": 0,
-                "deployments": [],
-                "tasks": [
-                    {
-                        "appId": app_id,
-                        "host": f"10.{a % 250}.{t}.{(a // 250) % 250}",
-                        "id": f"bench_app{a:05d}.instance-{a:05d}-{t:04d}._app.1",
-                        "ipAddresses": [
-                            {"ipAddress": f"10.{a % 250}.{t}.{(a // 250) % 250}", "protocol": "IPv4"}
-                        ],
-                        "ports": [31000 + t],
-                        "servicePorts": [port],
-                        "slaveId": f"agent-{t}",
-                        "state": "TASK_RUNNING",
-                        "stagedAt": STAMP,
-                        "startedAt": STAMP,
-                        "version": STAMP,
-                        "healthCheckResults": [],
-                    }
-                    for t in range(tasks)
-                ],
-                "readinessCheckResults": [],
-            }
-        )
-    return json.dumps({"apps": out}).encode()
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -103,9 +55,8 @@ def one_run(body: bytes, options: MarathonOptions, workers: int, gc_off: bool) -
     _, whole = timed(lambda: state.replace_all(body))
     r["state"] = max(0.0, whole - r["decode"])
     table, r["build"] = timed(state.table)
-    (merged, _), r["merge"] = timed(lambda: control.merge_tables([("marathon", table)]))
-    _, enc = timed(lambda: spec.encode(merged))
-    r["merge"] += enc
+    merger = control.TableMerger()
+    (merged, _), r["merge"] = timed(lambda: merger.merge([("marathon", table)]))
     dp = DataPlane(workers)
     dp.start()
     try:
@@ -131,8 +82,8 @@ def one_run(body: bytes, options: MarathonOptions, workers: int, gc_off: bool) -
         state.apply_event("status_update_event", event)
         table2 = state.table()
         t1 = time.perf_counter()
-        merged2, _ = control.merge_tables([("marathon", table2)])
-        spec.encode(merged2)
+        merged2, _ = merger.merge([("marathon", table2)])
+        assert merged2 != merged  # what Controller.publish asks before publishing
         t2 = time.perf_counter()
         dp.publish(merged2)
         t3 = time.perf_counter()
@@ -165,7 +116,7 @@ def main() -> None:
             f"{args.apps} listeners x {args.workers} workers need more fds than the limit here ({limit}): "
             "fewer --workers (each worker holds its own SO_REUSEPORT socket per listener)"
         )
-    body = payload(args.apps, args.tasks, args.base_port)
+    body = bench_payload(args.apps, args.tasks, args.base_port)
     options = MarathonOptions(bind_addr=args.bind_addr, http_port=0, https_port=0, appid_port=0)
     runs = [one_run(body, options, args.workers, args.gc_off) for _ in range(args.repeat)]
     stages = ["decode", "state", "build", "merge", "publish", "total"]

@@ -108,7 +108,8 @@ class BuildMemo:
     """What one build learnt per app, for the next. An app whose payload is the same object and
     whose every lookup (host names, Marathon health, readiness) answers as before is not rebuilt.
     When the apps that changed keep the shape of their services (the usual task event), the last
-    table is patched instead (``_patch``): one identity check per app plus the apps that changed.
+    table is patched instead (``_patch``): the apps that changed, found by one identity check per
+    app unless the caller names them.
     The result never depends on the memo: only the time to reach it does."""
 
     def __init__(self) -> None:
@@ -975,19 +976,28 @@ def _shape(c: _Candidate) -> tuple:
     )
 
 
-def _patch(apps: Collection[App], ctx: BuildContext, memo: BuildMemo) -> BuildResult | None:
+def _patch(
+    apps: Collection[App], ctx: BuildContext, memo: BuildMemo, replaced: Mapping[str, App | None] | None = None
+) -> BuildResult | None:
     """The last table with the services of the apps that changed since replaced, or None when
     that would not be the table a whole build makes (then the caller makes one).
 
     It is when every app that changed is a plain marathon-lb app before and after, asks no host
     name, and keeps the shape of every candidate (``_shape``): the conflicts, listeners, routes,
     app-id rule, errors and warnings of the last build all stand, and only the changed apps'
-    backends differ. Costs one identity check per app, plus the apps that changed."""
+    backends differ. Costs one identity check per app, or none with <replaced> (every app put,
+    replaced or removed since the last build, by id; None for one removed), plus the apps that
+    changed."""
     last = memo.last
     assert last is not None
     if ctx.options != last.options or len(apps) != len(last.apps):
         return None
-    changed = [app for app in apps if last.apps.get(app.id) is not app]
+    if replaced is None:
+        changed = [app for app in apps if last.apps.get(app.id) is not app]
+    elif None in replaced.values():
+        return None  # an app went: its services, and the conflicts it settled, go too
+    else:
+        changed = [app for app_id, app in replaced.items() if last.apps.get(app_id) is not app]  # type: ignore[misc]
     known = {app.id for app in changed}
     for app_id in last.watch:
         if app_id in known:
@@ -1079,11 +1089,19 @@ def _candidate_order(c: _Candidate) -> tuple:
 
 
 
-def build_table(apps: Iterable[App], ctx: BuildContext, memo: BuildMemo | None = None) -> BuildResult:
+def build_table(
+    apps: Iterable[App],
+    ctx: BuildContext,
+    memo: BuildMemo | None = None,
+    replaced: Mapping[str, App | None] | None = None,
+) -> BuildResult:
+    """The table of <apps>. <memo>: what the last build learnt, reused where it still holds.
+    <replaced>: every app put, replaced (by id, the new object) or removed (None) since the build
+    that made <memo>, when the caller knows them; it spares a pass over every app."""
     if memo is not None and memo.last is not None:
         if not isinstance(apps, Collection):
             apps = list(apps)
-        patched = _patch(apps, ctx, memo)
+        patched = _patch(apps, ctx, memo, replaced)
         if patched is not None:
             return patched
     lookups: dict[str, str | None] = {}

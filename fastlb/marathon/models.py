@@ -11,8 +11,6 @@ The decoders are built once, at import.
 
 from __future__ import annotations
 
-from typing import Union
-
 import msgspec
 
 # Marathon's defaults for a health check field that is absent (Marathon 1.x, ``HealthCheck.scala``).
@@ -384,38 +382,38 @@ class PodDeletedEvent(Event, tag="pod_deleted_event"):
     uri: str | None = None
 
 
-AnyEvent = Union[
-    StatusUpdateEvent,
-    InstanceChangedEvent,
-    InstanceHealthChangedEvent,
-    HealthStatusChangedEvent,
-    FailedHealthCheckEvent,
-    UnhealthyInstanceKillEvent,
-    UnhealthyTaskKillEvent,
-    AddHealthCheckEvent,
-    RemoveHealthCheckEvent,
-    ApiPostEvent,
-    AppTerminatedEvent,
-    DeploymentInfoEvent,
-    DeploymentStepSuccessEvent,
-    DeploymentStepFailureEvent,
-    DeploymentSuccessEvent,
-    DeploymentFailedEvent,
-    GroupChangeSuccessEvent,
-    GroupChangeFailedEvent,
-    UnknownInstanceTerminatedEvent,
-    EventStreamAttachedEvent,
-    EventStreamDetachedEvent,
-    SubscribeEvent,
-    UnsubscribeEvent,
-    SchedulerRegisteredEvent,
-    SchedulerReregisteredEvent,
-    SchedulerDisconnectedEvent,
-    FrameworkMessageEvent,
-    PodCreatedEvent,
-    PodUpdatedEvent,
-    PodDeletedEvent,
-]
+AnyEvent = (
+    StatusUpdateEvent
+    | InstanceChangedEvent
+    | InstanceHealthChangedEvent
+    | HealthStatusChangedEvent
+    | FailedHealthCheckEvent
+    | UnhealthyInstanceKillEvent
+    | UnhealthyTaskKillEvent
+    | AddHealthCheckEvent
+    | RemoveHealthCheckEvent
+    | ApiPostEvent
+    | AppTerminatedEvent
+    | DeploymentInfoEvent
+    | DeploymentStepSuccessEvent
+    | DeploymentStepFailureEvent
+    | DeploymentSuccessEvent
+    | DeploymentFailedEvent
+    | GroupChangeSuccessEvent
+    | GroupChangeFailedEvent
+    | UnknownInstanceTerminatedEvent
+    | EventStreamAttachedEvent
+    | EventStreamDetachedEvent
+    | SubscribeEvent
+    | UnsubscribeEvent
+    | SchedulerRegisteredEvent
+    | SchedulerReregisteredEvent
+    | SchedulerDisconnectedEvent
+    | FrameworkMessageEvent
+    | PodCreatedEvent
+    | PodUpdatedEvent
+    | PodDeletedEvent
+)
 
 # eventType -> Struct, for decoding a payload whose type the SSE ``event:`` line already names.
 EVENT_TYPES: dict[str, type[Event]] = {

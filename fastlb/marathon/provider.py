@@ -5,9 +5,11 @@ What happens, in order of urgency:
    KILLING are reported to ``on_backend_state(backend_id, "drain")`` right then, and those of a task
    that is gone for good to ``on_backend_state(backend_id, "maint")``, before anything is fetched or
    rebuilt, so the data plane stops sending them new connections within one event.
-2. Changes are coalesced: the table is rebuilt and handed to ``on_change`` once per ``coalesce_ms``
-   window, however many events the window held (a deploy of 1,000 tasks is not 1,000 builds), and only
-   when it differs from the one last handed over.
+2. Changes are coalesced: the table is rebuilt and handed to ``on_change`` at most once per
+   ``coalesce_ms`` window, however many events the window held (a deploy of 1,000 tasks is not 1,000
+   builds), and only when it differs from the one last handed over. A change after a quiet window is
+   built at once, with every event of the same loop turn (one read of the stream): a lone event
+   waits for no window.
 3. Apps an event names are re-fetched (``GET /v2/apps/<id>``), debounced by the same window.
 4. A full resync (``GET /v2/apps?embed=apps.tasks&embed=apps.readiness``) runs after every (re)connect
    of the stream, every ``resync_interval`` seconds, and on ``resync()``. Events that arrive while it is
@@ -413,11 +415,14 @@ class MarathonProvider:
         self._dirty.set()
 
     async def _publisher(self) -> None:
-        """One table per coalesce window: the first change of a window opens it, every change
-        made during it rides along."""
+        """At most one table per coalesce window: a change after a quiet window is built at once
+        (the events of the loop turn that made it ride along), one made within a window of the last
+        build waits for the window to end, with every change made meanwhile."""
+        built_at = -self.coalesce
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(self.coalesce)
+            await asyncio.sleep(max(0.0, built_at + self.coalesce - time.monotonic()))
+            built_at = time.monotonic()
             self._dirty.clear()
             if not self._synced:
                 continue  # the first resync marks dirty again

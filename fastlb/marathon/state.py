@@ -88,6 +88,9 @@ class MarathonState:
         self._options = options
         self._resolve = resolve
         self._apps: dict[str, App] = {}
+        self._deploying: set[str] = set()  # apps with readiness checks and a deployment in progress
+        # Apps put, replaced or removed (None) since the last build; None when all may have changed.
+        self._replaced: dict[str, App | None] | None = None
         # The last Marathon health per task: results vanish after a leader failover, and serving
         # from the last known ones keeps backends from emptying (marathon-lb PR #148).
         self._alive: dict[str, bool] = {}
@@ -110,6 +113,8 @@ class MarathonState:
         except msgspec.DecodeError as e:
             raise ValueError(f"GET /v2/apps: {e}") from e
         self._apps = {app.id: app for app in apps}
+        self._replaced = None
+        self._deploying = {app.id for app in apps if app.deployments and app.readiness_checks}
         for app in apps:
             self._ingest(app)
         live = {t.id for app in apps for t in app.tasks or ()}
@@ -127,6 +132,11 @@ class MarathonState:
             # /v2/apps/<id> does not embed readiness unless asked: keep what we knew.
             app = msgspec.structs.replace(app, readiness_check_results=old.readiness_check_results)
         self._apps[app.id] = app
+        self._note(app.id, app)
+        if app.deployments and app.readiness_checks:
+            self._deploying.add(app.id)
+        else:
+            self._deploying.discard(app.id)
         self._ingest(app)
         if old is not None:
             gone = {t.id for t in old.tasks or ()} - {t.id for t in app.tasks or ()}
@@ -135,7 +145,9 @@ class MarathonState:
 
     def remove_app(self, app_id: str) -> None:
         app = self._apps.pop(app_id, None)
+        self._deploying.discard(app_id)
         if app is not None:
+            self._note(app_id, None)
             self._forget({t.id for t in app.tasks or ()})
             self._built = None
 
@@ -153,6 +165,10 @@ class MarathonState:
         self._deploy_ready = results
         self._once_ready.update(t for t, ready in results.items() if ready)
         self._built = None
+
+    def _note(self, app_id: str, app: App | None) -> None:
+        if self._replaced is not None:
+            self._replaced[app_id] = app
 
     def _ingest(self, app: App) -> None:
         alive = self._alive
@@ -201,7 +217,7 @@ class MarathonState:
     def needs_deployment_poll(self) -> bool:
         """True while some app has a deployment in progress and readiness checks: Marathon sends
         no event for readiness results, so ``/v2/deployments`` must be polled."""
-        return any(app.deployments and app.readiness_checks for app in self._apps.values())
+        return bool(self._deploying)
 
     # --- the table --------------------------------------------------------------------------------
 
@@ -220,7 +236,8 @@ class MarathonState:
                 ready=self._ready,
                 gated=self._gated,
             )
-            self._built = build.build_table(self._apps.values(), ctx, self._memo)
+            self._built = build.build_table(self._apps.values(), ctx, self._memo, self._replaced)
+            self._replaced = {}
             self._report(self._built)
         self._served = self._built
         return self._built
@@ -337,6 +354,7 @@ class MarathonState:
         if task is not None:
             tasks.append(task)
         self._apps[app.id] = msgspec.structs.replace(app, tasks=tuple(tasks))
+        self._note(app.id, self._apps[app.id])
         self._built = None
 
     def _on_task_status(

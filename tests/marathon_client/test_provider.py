@@ -81,6 +81,10 @@ async def test_killing_task_drains_before_any_fetch_or_rebuild() -> None:
         rec = Recorder([emulator])
         async with running(make_provider([emulator.url]), rec):
             await rec.wait_backends(set(tasks))
+            # every resync polls /v2/deployments once; the first table no longer waits for it
+            await rec.wait_for(
+                lambda: any(r[1] == "/v2/deployments" for r in emulator.requests), "the resync's deployments poll"
+            )
             requests_before = len(emulator.requests)
             emulator.set_task_state(tasks[0], "TASK_KILLING")
             await rec.wait_for(

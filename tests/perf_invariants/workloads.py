@@ -244,8 +244,9 @@ def mixed_payload(apps: int, seed: int, plain: bool = False) -> bytes:
 
 
 def bench_payload(apps: int, tasks: int = 5, base_port: int = 20000) -> bytes:
-    """The resync benchmark's cluster (bench/marathon/resync.py): HOST apps, one service port
-    each, <tasks> tasks on IP literals, every other app http."""
+    """The resync benchmark's cluster (bench/marathon/resync.py imports it from here): HOST apps,
+    one service port each, <tasks> tasks on IP literals, every other app http, with the fields
+    Marathon sends that fastlb decodes past (resources, counts, agents)."""
     out = []
     for a in range(apps):
         app_id = f"/bench/app{a:05d}"
@@ -253,6 +254,10 @@ def bench_payload(apps: int, tasks: int = 5, base_port: int = 20000) -> bytes:
         out.append(
             {
                 "id": app_id,
+                "cmd": "sleep 1000",
+                "cpus": 0.1,
+                "mem": 32,
+                "disk": 0,
                 "instances": tasks,
                 "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp" if a % 2 else "http"},
                 "healthChecks": [],
@@ -261,6 +266,10 @@ def bench_payload(apps: int, tasks: int = 5, base_port: int = 20000) -> bytes:
                 "portDefinitions": [{"port": port, "name": "p0", "protocol": "tcp", "labels": {}}],
                 "version": STAMP,
                 "versionInfo": {"lastScalingAt": STAMP, "lastConfigChangeAt": STAMP},
+                "tasksStaged": 0,
+                "tasksRunning": tasks,
+                "tasksHealthy": 0,
+                "tasksUnhealthy": 0,
                 "deployments": [],
                 "tasks": [
                     {
@@ -272,7 +281,9 @@ def bench_payload(apps: int, tasks: int = 5, base_port: int = 20000) -> bytes:
                         ],
                         "ports": [31000 + t],
                         "servicePorts": [port],
+                        "slaveId": f"agent-{t}",
                         "state": "TASK_RUNNING",
+                        "stagedAt": STAMP,
                         "startedAt": STAMP,
                         "version": STAMP,
                         "healthCheckResults": [],
