@@ -86,7 +86,7 @@ def main() -> int:
     if arm.kind == "direct":
         p.error("profile attaches to a proxy: pick an arm other than D")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = a.out or armlib.HERE / "results" / f"{stamp}-profile-{a.arm}-{a.metric}"
+    out = (a.out or armlib.HERE / "results" / f"{stamp}-profile-{a.arm}-{a.metric}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     launcher = armlib.fastlb_launcher(a.fastlb) if arm.kind == "fastlb" else "none"
     tuning = Tuning()

@@ -77,7 +77,14 @@ def summarize(meta: dict, records: list[dict]) -> dict:
             rs = [float(rx["value"]) / float(ry["value"]) for _, rx, ry in pairs if float(ry["value"]) > 0]
             cpu_rs = [float(rx["cpu_per_unit"]) / float(ry["cpu_per_unit"]) for _, rx, ry in pairs
                       if rx.get("cpu_per_unit") and ry.get("cpu_per_unit")]
-            entry = {"n": len(rs), "per_block": rs, "cpu_n": len(cpu_rs), "cpu_per_block": cpu_rs}
+            p99_rs = [float(rx["load"]["p99"]) / float(ry["load"]["p99"]) for _, rx, ry in pairs
+                      if rx.get("load", {}).get("p99") and ry.get("load", {}).get("p99")]
+            entry = {"n": len(rs), "per_block": rs, "cpu_n": len(cpu_rs), "cpu_per_block": cpu_rs,
+                     "p99_n": len(p99_rs), "p99_per_block": p99_rs}
+            if p99_rs:
+                lo, hi = bootstrap_median_ci(p99_rs)
+                entry.update(p99_median=statistics.median(p99_rs), p99_min=min(p99_rs), p99_max=max(p99_rs),
+                             p99_ci95=[lo, hi], p99_sign_p=sign_test(p99_rs))
             if rs:
                 lo, hi = bootstrap_median_ci(rs)
                 entry.update(median=statistics.median(rs), min=min(rs), max=max(rs), ci95=[lo, hi],
@@ -150,6 +157,21 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
             L.append(f"| {m} | {name} | {r['n']} | **{r['median']:.3f}** | {r['min']:.3f} | {r['max']:.3f} | "
                      f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f} | {r['sign_p']:.3g} |")
     L.append("")
+    if any(r.get("p99_n") for s in summary.values() for r in s["ratios"].values()):
+        L.append("## p99 latency, paired per block (< 1: the first arm's tail is shorter)")
+        L.append("")
+        L.append("wrk's p99 of the two runs of a block, first arm over second; both runs must be under the steal "
+                 "limit. The tail moves with CPU steal far more than the medians do: read it from pairs.")
+        L.append("")
+        L.append("| metric | ratio | n | median | min | max | 95% CI of median | sign test p |")
+        L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for m, s in summary.items():
+            for name, r in s["ratios"].items():
+                if r.get("p99_n"):
+                    L.append(f"| {m} | {name} | {r['p99_n']} | **{r['p99_median']:.3f}** | {r['p99_min']:.3f} | "
+                             f"{r['p99_max']:.3f} | {r['p99_ci95'][0]:.3f}–{r['p99_ci95'][1]:.3f} | "
+                             f"{r['p99_sign_p']:.3g} |")
+        L.append("")
     L.append("## Per arm")
     L.append("")
     L.append("| metric | arm | used/runs | failed | median | min | max | CoV % | errors | proxy CPU per unit "

@@ -124,7 +124,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or armlib.HERE / "results" / f"{stamp}-{kind}"
+    out = (args.out or armlib.HERE / "results" / f"{stamp}-{kind}").resolve()  # nginx -p needs it absolute
     out.mkdir(parents=True, exist_ok=True)
     launcher = armlib.fastlb_launcher(args.fastlb) if {"F", "Fn"} & set(args.arm_keys) else "none"
     ctx = Context("tcp" if kind == "l4" else "http", out, args.duration, args.warmup, args.connections,

@@ -548,8 +548,6 @@ void flb_engine_sweep(struct flb_engine *e)
 {
     flb_backend_store_sweep(e->backends);
     flb_counters_store_sweep(e->counters);
-    if (e->l7 != NULL)
-        flb_l7_counters_sweep(e->l7);
 }
 
 void flb_engine_stop(struct flb_engine *e)

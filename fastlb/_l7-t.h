@@ -1,6 +1,5 @@
 /* _l7-t.h: what HTTP mode adds to a compiled table (per-service HTTP options, listener kinds, the
- * vhost/app-id routes), to the engine (the access log, the cookie key, counters that outlive tables)
- * and to each worker (its HTTP connections, idle backend connections, timers, caches). */
+ * vhost/app-id routes), to the engine (the access log, the cookie key) and to each worker (its HTTP connections, idle backend connections, timers, caches). */
 #ifndef FLB_L7_T_H
 #define FLB_L7_T_H
 
@@ -11,6 +10,8 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+struct flb_service_counters;
+
 enum flb_l7_kind {
     FLB_L7_TCP = 0,     /* a "service" listener of a tcp service: not HTTP */
     FLB_L7_SERVICE = 1, /* a "service" listener of an http service: every request to that service */
@@ -19,14 +20,6 @@ enum flb_l7_kind {
 };
 
 /* Per-service HTTP counters, keyed by the service's name so that they survive table swaps. */
-struct flb_l7_counters {
-    char *name;                    /* owned */
-    _Atomic uint64_t requests;     /* requests routed to the service */
-    _Atomic uint64_t status[6];    /* responses sent to clients by class: [1] 1xx .. [5] 5xx, [0] other */
-    _Atomic uint64_t own;          /* of those, answered by fastlb itself (401, 403, 301, 502, 503, 504) */
-    _Atomic int refs;              /* tables holding it */
-    struct flb_l7_counters *next;
-};
 
 struct flb_l7_cidr {
     int family;                    /* AF_INET, AF_INET6 */
@@ -56,7 +49,7 @@ struct flb_l7_service {
     uint32_t ncidrs;               /* 0: every client */
     struct flb_l7_cidr *cidrs;
     uint32_t request_ms, keepalive_ms, server_ms, client_ms, tunnel_ms, connect_ms;
-    struct flb_l7_counters *c;     /* one reference */
+    struct flb_service_counters *c; /* the service's (its table holds the reference) */
 };
 
 /* The HTTP side of table listener i. */
@@ -131,8 +124,6 @@ struct flb_l7 {
     uint64_t cookie_key;           /* keys the sticky cookie values */
     uint64_t auth_key;             /* keys the auth cache */
     _Atomic uint64_t epochs;
-    pthread_mutex_t lock;          /* the counters list, control thread */
-    struct flb_l7_counters *counters;
 };
 
 #endif

@@ -36,7 +36,6 @@ struct flb_l7 *flb_l7_new(uint32_t nworkers)
     }
     l->nworkers = nworkers;
     l->log_fd = -1;
-    pthread_mutex_init(&l->lock, NULL);
     for (uint32_t i = 0; i < nworkers; i++)
         flb_wheel_init(&l->w[i].wheel, now);
     /* The auth cache key only needs to be unguessable by clients; no fleet shares it. */
@@ -52,8 +51,6 @@ void flb_l7_stop(struct flb_l7 *l)
 
 void flb_l7_free(struct flb_l7 *l)
 {
-    struct flb_l7_counters *c, *next;
-
     if (l == NULL)
         return;
     flb_l7_stop(l);
@@ -63,12 +60,6 @@ void flb_l7_free(struct flb_l7 *l)
         while (l->w[i].nbufs > 0)
             free(l->w[i].bufs[--l->w[i].nbufs]);
     }
-    for (c = l->counters; c != NULL; c = next) {
-        next = c->next;
-        free(c->name);
-        free(c);
-    }
-    pthread_mutex_destroy(&l->lock);
     free(l->w);
     free(l);
 }
@@ -147,54 +138,11 @@ void flb_l7_table_free(struct flb_l7_table *lt)
         }
         free(s->users);
         free(s->cidrs);
-        if (s->c != NULL)
-            atomic_fetch_sub_explicit(&s->c->refs, 1, memory_order_release);
     }
     flb_vhost_free(&lt->vhost);
     free(lt->svc);
     free(lt->lst);
     free(lt);
-}
-
-struct flb_l7_counters *flb_l7_counters_get(struct flb_l7 *l, const char *name)
-{
-    struct flb_l7_counters *c;
-
-    pthread_mutex_lock(&l->lock);
-    for (c = l->counters; c != NULL && strcmp(c->name, name) != 0; c = c->next)
-        ;
-    if (c == NULL) {
-        c = calloc(1, sizeof(*c));
-        if (c == NULL || (c->name = strdup(name)) == NULL) {
-            free(c);
-            pthread_mutex_unlock(&l->lock);
-            errno = ENOMEM;
-            return NULL;
-        }
-        c->next = l->counters;
-        l->counters = c;
-    }
-    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&l->lock);
-    return c;
-}
-
-void flb_l7_counters_sweep(struct flb_l7 *l)
-{
-    struct flb_l7_counters **pp;
-
-    pthread_mutex_lock(&l->lock);
-    for (pp = &l->counters; *pp != NULL;) {
-        struct flb_l7_counters *c = *pp;
-        if (atomic_load_explicit(&c->refs, memory_order_acquire) == 0) {
-            *pp = c->next;
-            free(c->name);
-            free(c);
-        } else {
-            pp = &c->next;
-        }
-    }
-    pthread_mutex_unlock(&l->lock);
 }
 
 /* --- worker hooks ------------------------------------------------------------------------------- */

@@ -35,14 +35,8 @@ void flb_l7_set_cookie_key(struct flb_l7 *l, uint64_t key);
 /* A zeroed L7 table for <nsvc> services and <nlst> listeners. NULL with errno. */
 struct flb_l7_table *flb_l7_table_new(uint32_t nsvc, uint32_t nlst);
 
-/* Frees an L7 table and drops its counter references (NULL is fine). */
+/* Frees an L7 table (NULL is fine). */
 void flb_l7_table_free(struct flb_l7_table *lt);
-
-/* Finds or creates the HTTP counters of service <name>, with a reference. NULL with errno. */
-struct flb_l7_counters *flb_l7_counters_get(struct flb_l7 *l, const char *name);
-
-/* Frees the counter records no table names any more. Control thread. */
-void flb_l7_counters_sweep(struct flb_l7 *l);
 
 /* A new epoch for a service's auth cache entries. */
 uint64_t flb_l7_epoch(struct flb_l7 *l);

@@ -5,7 +5,7 @@ from libc.stdlib cimport calloc
 from libc.string cimport strlen
 
 from fastlb.includes.cl7 cimport (FLB_L7_APPID, FLB_L7_SERVICE, FLB_L7_TCP, FLB_L7_VHOST, flb_l7, flb_l7_attach,
-                                  flb_l7_cidr, flb_l7_cookie_value, flb_l7_counters_get, flb_l7_epoch,
+                                  flb_l7_cidr, flb_l7_cookie_value, flb_l7_epoch,
                                   flb_l7_listener, flb_l7_of, flb_l7_service, flb_l7_set_access_log, flb_l7_table_of,
                                   flb_l7_set_cookie_key, flb_l7_table, flb_l7_table_new, flb_l7_user,
                                   flb_h1auth_cidr_parse, flb_vhost_add_app, flb_vhost_add_path, flb_vhost_build,
@@ -93,7 +93,7 @@ cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
         raise MemoryError()
     flb_l7_attach(t, lt)
     for i, entry in enumerate(plan.services):
-        _l7_service(l, &lt.svc[i], entry.svc, entry.ids)
+        _l7_service(l, &lt.svc[i], entry.svc, entry.ids, t.svc[i].c)
     # vhost and appid listeners have no service of their own: their timeouts are the tightest of
     # the http services' (spec defaults when there is none)
     request_ms = min((s.timeouts.http_request_ms for s in http_services if s.timeouts.http_request_ms > 0),
@@ -128,13 +128,12 @@ cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
         raise MemoryError()
 
 
-cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids):
-    """<ids>: the service's backend ids (bytes), sorted as the C backend array is."""
+cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_service_counters *c):
+    """<ids>: the service's backend ids (bytes), sorted as the C backend array is; <c>: the service's
+    counters, which hold its HTTP ones too."""
     o = svc.http
     tm = svc.timeouts
-    hs.c = flb_l7_counters_get(l, svc.name.encode())
-    if hs.c == NULL:
-        raise MemoryError()
+    hs.c = c
     hs.http = svc.mode == "http"
     hs.hsts = o.hsts
     hs.redirect_https = o.redirect_to_https

@@ -28,6 +28,10 @@ struct flb_service_counters {
     _Atomic uint64_t timeouts;
     _Atomic uint64_t no_backend; /* clients closed unserved: no backend available, or retries spent */
     _Atomic uint64_t denied;     /* clients closed at accept: not in the service's allow-list */
+    /* HTTP mode */
+    _Atomic uint64_t requests;   /* requests routed to the service */
+    _Atomic uint64_t status[6];  /* responses sent to clients by class: [1] 1xx .. [5] 5xx, [0] other */
+    _Atomic uint64_t own;        /* of those, answered by fastlb itself (401, 403, 301, 502, 503, 504) */
     _Atomic int refs;
     struct flb_service_counters *next;
 };

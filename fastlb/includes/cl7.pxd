@@ -2,7 +2,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from fastlb.includes.cengine cimport flb_engine
-from fastlb.includes.croute cimport flb_table
+from fastlb.includes.croute cimport flb_service_counters, flb_table
 
 cdef extern from "_l7-t.h" nogil:
     enum flb_l7_kind:
@@ -13,11 +13,6 @@ cdef extern from "_l7-t.h" nogil:
 
     enum:
         FLB_L7_COOKIE_HEX
-
-    struct flb_l7_counters:
-        uint64_t requests
-        uint64_t status[6]
-        uint64_t own
 
     struct flb_l7_cidr:
         pass
@@ -50,7 +45,7 @@ cdef extern from "_l7-t.h" nogil:
         uint32_t client_ms
         uint32_t tunnel_ms
         uint32_t connect_ms
-        flb_l7_counters *c
+        flb_service_counters *c
 
     struct flb_l7_listener:
         uint8_t kind
@@ -71,7 +66,6 @@ cdef extern from "_l7-t.h" nogil:
 
 cdef extern from "_l7.h" nogil:
     flb_l7_table *flb_l7_table_new(uint32_t nsvc, uint32_t nlst)
-    flb_l7_counters *flb_l7_counters_get(flb_l7 *l, const char *name)
     int flb_l7_set_access_log(flb_l7 *l, int fd)
     void flb_l7_set_cookie_key(flb_l7 *l, uint64_t key)
     uint64_t flb_l7_epoch(flb_l7 *l)

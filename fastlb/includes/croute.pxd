@@ -41,6 +41,9 @@ cdef extern from "_route-t.h" nogil:
         uint64_t timeouts
         uint64_t no_backend
         uint64_t denied
+        uint64_t requests
+        uint64_t status[6]
+        uint64_t own
 
     struct flb_service:
         char *name
