@@ -31,7 +31,8 @@ from fastlb.includes.clistener cimport (flb_listener, flb_listener_adopt, flb_li
                                         flb_listener_open, flb_listener_put)
 from fastlb.includes.croute cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
                                      FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_algo, flb_balance_build, flb_counters_get,
-                                     flb_cidr, flb_mode, flb_service, flb_service_alloc, flb_table, flb_table_new, flb_table_put)
+                                     flb_cidr, flb_mode, flb_service, flb_service_alloc, flb_service_counters, flb_table,
+                                     flb_table_new, flb_table_put)
 
 
 def live_counts():

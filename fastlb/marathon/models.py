@@ -19,6 +19,8 @@ HC_DEFAULT_TIMEOUT_S = 20
 HC_DEFAULT_MAX_FAILURES = 3
 
 
+# Subclasses repeat frozen=True: msgspec inherits it at run time, but type checkers read each class's
+# own keywords.
 class Payload(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """Base of every payload: frozen, camelCase on the wire, unknown fields ignored.
 
@@ -34,14 +36,14 @@ class Payload(msgspec.Struct, frozen=True, rename="camel", gc=False):
 # --- app definition -------------------------------------------------------------------------------
 
 
-class PortDefinition(Payload):
+class PortDefinition(Payload, frozen=True):
     port: int | None = None
     name: str | None = None
     protocol: str | None = None
     labels: dict[str, str | None] | None = None
 
 
-class PortMapping(Payload):
+class PortMapping(Payload, frozen=True):
     container_port: int | None = None
     host_port: int | None = None
     service_port: int | None = None
@@ -51,40 +53,40 @@ class PortMapping(Payload):
     network_names: tuple[str, ...] | None = None
 
 
-class Docker(Payload):
+class Docker(Payload, frozen=True):
     network: str | None = None  # <= 1.4: HOST | BRIDGE | USER
     port_mappings: tuple[PortMapping, ...] | None = None  # <= 1.4
 
 
-class Container(Payload):
+class Container(Payload, frozen=True):
     type: str | None = None
     docker: Docker | None = None
     port_mappings: tuple[PortMapping, ...] | None = None  # >= 1.5
 
 
-class DiscoveryPort(Payload):
+class DiscoveryPort(Payload, frozen=True):
     number: int | None = None
     name: str | None = None
     protocol: str | None = None
 
 
-class Discovery(Payload):
+class Discovery(Payload, frozen=True):
     ports: tuple[DiscoveryPort, ...] | None = None
 
 
-class IpAddressSpec(Payload):
+class IpAddressSpec(Payload, frozen=True):
     """The app's ``ipAddress`` (<= 1.4 IP-per-task); its presence means container networking."""
 
     network_name: str | None = None
     discovery: Discovery | None = None
 
 
-class Network(Payload):
+class Network(Payload, frozen=True):
     mode: str | None = None  # host | container/bridge | container
     name: str | None = None
 
 
-class HealthCheckDef(Payload):
+class HealthCheckDef(Payload, frozen=True):
     protocol: str | None = None  # HTTP HTTPS TCP COMMAND MESOS_HTTP MESOS_HTTPS MESOS_TCP
     path: str | None = None
     port_index: int | None = None
@@ -95,7 +97,7 @@ class HealthCheckDef(Payload):
     grace_period_seconds: int | None = None
 
 
-class ReadinessCheckDef(Payload):
+class ReadinessCheckDef(Payload, frozen=True):
     name: str | None = None
     protocol: str | None = None
     path: str | None = None
@@ -104,37 +106,37 @@ class ReadinessCheckDef(Payload):
     timeout_seconds: int | None = None
 
 
-class VersionInfo(Payload):
+class VersionInfo(Payload, frozen=True):
     last_scaling_at: str | None = None
     last_config_change_at: str | None = None
 
 
-class DeploymentRef(Payload):
+class DeploymentRef(Payload, frozen=True):
     id: str = ""
 
 
 # --- tasks and results ----------------------------------------------------------------------------
 
 
-class IpAddress(Payload):
+class IpAddress(Payload, frozen=True):
     ip_address: str | None = None
     protocol: str | None = None
 
 
-class HealthResult(Payload):
+class HealthResult(Payload, frozen=True):
     alive: bool | None = None
     consecutive_failures: int | None = None
     task_id: str | None = None
     instance_id: str | None = None
 
 
-class ReadinessResult(Payload):
+class ReadinessResult(Payload, frozen=True):
     task_id: str
     ready: bool = False
     name: str | None = None
 
 
-class Task(Payload):
+class Task(Payload, frozen=True):
     id: str
     app_id: str | None = None
     host: str | None = None
@@ -149,7 +151,7 @@ class Task(Payload):
     health_check_results: tuple[HealthResult, ...] | None = None
 
 
-class App(Payload):
+class App(Payload, frozen=True):
     """One app of ``/v2/apps``; ``label_map()`` is its labels without nulls."""
 
     id: str
@@ -173,28 +175,28 @@ class App(Payload):
         return {k: v for k, v in (self.labels or {}).items() if v is not None}
 
 
-class AppList(Payload):
+class AppList(Payload, frozen=True):
     apps: tuple[App, ...]
 
 
-class AppEnvelope(Payload):
+class AppEnvelope(Payload, frozen=True):
     app: App
 
 
 # --- deployments ----------------------------------------------------------------------------------
 
 
-class DeploymentAction(Payload):
+class DeploymentAction(Payload, frozen=True):
     action: str | None = None
     app: str | None = None
     readiness_check_results: tuple[ReadinessResult, ...] | None = None
 
 
-class DeploymentStep(Payload):
+class DeploymentStep(Payload, frozen=True):
     actions: tuple[DeploymentAction, ...] | None = None
 
 
-class Deployment(Payload):
+class Deployment(Payload, frozen=True):
     id: str
     version: str | None = None
     affected_apps: tuple[str, ...] | None = None
@@ -202,7 +204,7 @@ class Deployment(Payload):
     steps: tuple[DeploymentStep, ...] | None = None
 
 
-class DeploymentPlan(Payload):
+class DeploymentPlan(Payload, frozen=True):
     id: str | None = None
     steps: tuple[DeploymentStep, ...] | None = None
     version: str | None = None
@@ -211,11 +213,11 @@ class DeploymentPlan(Payload):
 # --- events (``/v2/events`` data payloads, tagged by ``eventType``) -------------------------------
 
 
-class Event(Payload, tag_field="eventType"):
+class Event(Payload, tag_field="eventType", frozen=True):
     timestamp: str | None = None
 
 
-class StatusUpdateEvent(Event, tag="status_update_event"):
+class StatusUpdateEvent(Event, tag="status_update_event", frozen=True):
     task_id: str = ""
     task_status: str = ""
     app_id: str = ""
@@ -227,7 +229,7 @@ class StatusUpdateEvent(Event, tag="status_update_event"):
     message: str | None = None
 
 
-class InstanceChangedEvent(Event, tag="instance_changed_event"):
+class InstanceChangedEvent(Event, tag="instance_changed_event", frozen=True):
     instance_id: str = ""
     condition: str = ""
     run_spec_id: str = ""
@@ -235,13 +237,13 @@ class InstanceChangedEvent(Event, tag="instance_changed_event"):
     run_spec_version: str | None = None
 
 
-class InstanceHealthChangedEvent(Event, tag="instance_health_changed_event"):
+class InstanceHealthChangedEvent(Event, tag="instance_health_changed_event", frozen=True):
     instance_id: str = ""
     run_spec_id: str = ""
     healthy: bool | None = None
 
 
-class HealthStatusChangedEvent(Event, tag="health_status_changed_event"):
+class HealthStatusChangedEvent(Event, tag="health_status_changed_event", frozen=True):
     app_id: str = ""
     instance_id: str | None = None
     task_id: str | None = None  # before 1.4
@@ -249,136 +251,136 @@ class HealthStatusChangedEvent(Event, tag="health_status_changed_event"):
     version: str | None = None
 
 
-class FailedHealthCheckEvent(Event, tag="failed_health_check_event"):
+class FailedHealthCheckEvent(Event, tag="failed_health_check_event", frozen=True):
     app_id: str = ""
     task_id: str | None = None
     health_check: HealthCheckDef | None = None
 
 
-class UnhealthyInstanceKillEvent(Event, tag="unhealthy_instance_kill_event"):
+class UnhealthyInstanceKillEvent(Event, tag="unhealthy_instance_kill_event", frozen=True):
     app_id: str = ""
     task_id: str | None = None
     instance_id: str | None = None
     reason: str | None = None
 
 
-class UnhealthyTaskKillEvent(Event, tag="unhealthy_task_kill_event"):
+class UnhealthyTaskKillEvent(Event, tag="unhealthy_task_kill_event", frozen=True):
     app_id: str = ""
     task_id: str | None = None
     reason: str | None = None
 
 
-class AddHealthCheckEvent(Event, tag="add_health_check_event"):
+class AddHealthCheckEvent(Event, tag="add_health_check_event", frozen=True):
     app_id: str = ""
     health_check: HealthCheckDef | None = None
 
 
-class RemoveHealthCheckEvent(Event, tag="remove_health_check_event"):
+class RemoveHealthCheckEvent(Event, tag="remove_health_check_event", frozen=True):
     app_id: str = ""
 
 
-class ApiPostEvent(Event, tag="api_post_event"):
+class ApiPostEvent(Event, tag="api_post_event", frozen=True):
     client_ip: str | None = None
     uri: str | None = None
     app_definition: AppDefinitionRef | None = None
 
 
-class AppDefinitionRef(Payload):
+class AppDefinitionRef(Payload, frozen=True):
     id: str | None = None
 
 
-class AppTerminatedEvent(Event, tag="app_terminated_event"):
+class AppTerminatedEvent(Event, tag="app_terminated_event", frozen=True):
     app_id: str = ""
 
 
-class DeploymentInfoEvent(Event, tag="deployment_info"):
+class DeploymentInfoEvent(Event, tag="deployment_info", frozen=True):
     plan: DeploymentPlan | None = None
     current_step: DeploymentStep | None = None
 
 
-class DeploymentStepSuccessEvent(Event, tag="deployment_step_success"):
+class DeploymentStepSuccessEvent(Event, tag="deployment_step_success", frozen=True):
     plan: DeploymentPlan | None = None
     current_step: DeploymentStep | None = None
 
 
-class DeploymentStepFailureEvent(Event, tag="deployment_step_failure"):
+class DeploymentStepFailureEvent(Event, tag="deployment_step_failure", frozen=True):
     plan: DeploymentPlan | None = None
     current_step: DeploymentStep | None = None
 
 
-class DeploymentSuccessEvent(Event, tag="deployment_success"):
+class DeploymentSuccessEvent(Event, tag="deployment_success", frozen=True):
     id: str | None = None
     plan: DeploymentPlan | None = None
 
 
-class DeploymentFailedEvent(Event, tag="deployment_failed"):
+class DeploymentFailedEvent(Event, tag="deployment_failed", frozen=True):
     id: str | None = None
     plan: DeploymentPlan | None = None
     reason: str | None = None
 
 
-class GroupChangeSuccessEvent(Event, tag="group_change_success"):
+class GroupChangeSuccessEvent(Event, tag="group_change_success", frozen=True):
     group_id: str | None = None
     version: str | None = None
 
 
-class GroupChangeFailedEvent(Event, tag="group_change_failed"):
+class GroupChangeFailedEvent(Event, tag="group_change_failed", frozen=True):
     group_id: str | None = None
     version: str | None = None
     reason: str | None = None
 
 
-class UnknownInstanceTerminatedEvent(Event, tag="unknown_instance_terminated_event"):
+class UnknownInstanceTerminatedEvent(Event, tag="unknown_instance_terminated_event", frozen=True):
     instance_id: str = ""
     run_spec_id: str = ""
     condition: str | None = None
 
 
-class EventStreamAttachedEvent(Event, tag="event_stream_attached"):
+class EventStreamAttachedEvent(Event, tag="event_stream_attached", frozen=True):
     remote_address: str | None = None
 
 
-class EventStreamDetachedEvent(Event, tag="event_stream_detached"):
+class EventStreamDetachedEvent(Event, tag="event_stream_detached", frozen=True):
     remote_address: str | None = None
 
 
-class SubscribeEvent(Event, tag="subscribe_event"):
+class SubscribeEvent(Event, tag="subscribe_event", frozen=True):
     client_ip: str | None = None
     callback_url: str | None = None
 
 
-class UnsubscribeEvent(Event, tag="unsubscribe_event"):
+class UnsubscribeEvent(Event, tag="unsubscribe_event", frozen=True):
     client_ip: str | None = None
     callback_url: str | None = None
 
 
-class SchedulerRegisteredEvent(Event, tag="scheduler_registered_event"):
+class SchedulerRegisteredEvent(Event, tag="scheduler_registered_event", frozen=True):
     framework_id: str | None = None
     master: str | None = None
 
 
-class SchedulerReregisteredEvent(Event, tag="scheduler_reregistered_event"):
+class SchedulerReregisteredEvent(Event, tag="scheduler_reregistered_event", frozen=True):
     master: str | None = None
 
 
-class SchedulerDisconnectedEvent(Event, tag="scheduler_disconnected_event"):
+class SchedulerDisconnectedEvent(Event, tag="scheduler_disconnected_event", frozen=True):
     pass
 
 
-class FrameworkMessageEvent(Event, tag="framework_message_event"):
+class FrameworkMessageEvent(Event, tag="framework_message_event", frozen=True):
     executor_id: str | None = None
     slave_id: str | None = None
 
 
-class PodCreatedEvent(Event, tag="pod_created_event"):
+class PodCreatedEvent(Event, tag="pod_created_event", frozen=True):
     uri: str | None = None
 
 
-class PodUpdatedEvent(Event, tag="pod_updated_event"):
+class PodUpdatedEvent(Event, tag="pod_updated_event", frozen=True):
     uri: str | None = None
 
 
-class PodDeletedEvent(Event, tag="pod_deleted_event"):
+class PodDeletedEvent(Event, tag="pod_deleted_event", frozen=True):
     uri: str | None = None
 
 
