@@ -884,9 +884,8 @@ static int consume_resp(struct flb_worker *w, struct flb_h1conn *h)
 
 static int server_read(struct flb_worker *w, struct flb_h1conn *h)
 {
-    ssize_t n;
-
     size_t room = FLB_H1_BUF - h->olen;
+    ssize_t n;
 
     if (!h->srd || !want_server_input(h) || h->sfd == -1)
         return 0;

@@ -74,12 +74,17 @@ static int ows(char c)
     return c == ' ' || c == '\t';
 }
 
+static uint8_t lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : (uint8_t)c;
+}
+
 static int name_eq(const struct flb_http1_header *h, const char *tok, uint32_t len)
 {
     if (h->name_len != len)
         return 0;
     for (uint32_t i = 0; i < len; i++)
-        if (((uint8_t)h->name[i] | 0x20) != ((uint8_t)tok[i] | 0x20))
+        if (lower(h->name[i]) != lower(tok[i]))
             return 0;
     return 1;
 }
