@@ -12,7 +12,7 @@ help:
 	@echo "make build     build fastlb._core in place (editable install)"
 	@echo "make test      the test suite"
 	@echo "make asan      build with ASan+UBSan and run the C-facing suites on it"
-	@echo "make check     deps + test + asan: what CI runs"
+	@echo "make check     deps + test + lint + asan: what CI runs"
 	@echo "make bench     the L4 benchmark against HAProxy and a direct connection"
 	@echo "make fuzz      run the HTTP parser fuzzer (needs clang)"
 	@echo "make lint      ruff check + mypy, check only"
@@ -40,6 +40,7 @@ asan:
 
 check: deps
 	$(MAKE) test
+	$(MAKE) lint
 	$(MAKE) asan
 
 fuzz:

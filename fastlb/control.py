@@ -35,7 +35,9 @@ import msgspec
 from fastlb import config, logs, spec
 
 OnChange = Callable[[spec.RouteTable], None]
-OnBackendState = Callable[[str, str], None]
+# (backend id, state): providers pass "ready" | "drain" | "maint" | "up" | "down", the health checker
+# passes its verdict as a bool (True: up).
+OnBackendState = Callable[[str, str | bool], None]
 
 ADMIN_STATES = ("ready", "drain", "maint")
 MAX_WEIGHT = 256
@@ -56,17 +58,20 @@ class DataPlaneLike(Protocol):
     def active_connections(self) -> int: ...
     def close_all(self) -> None: ...
     def stop(self) -> None: ...
+    def listener_fds(self) -> dict[str, list[int]]: ...
 
 
 class Provider(Protocol):
     """A source of routes. ``run`` calls <on_change> with every new whole table and <on_backend_state>
     with (backend id, "ready" | "drain" | "maint" | "up" | "down") for changes that need no new table;
-    it returns only when cancelled. ``table`` is the last table handed over. A provider whose class sets
-    ``ready_at_start = True`` has its ``table()`` published before ``run`` starts; the others serve
-    nothing until their first ``on_change`` (Marathon: after its first full resync)."""
+    it returns only when cancelled. ``resync`` re-reads the source now and says whether that succeeded;
+    a new table it brings goes to <on_change> as usual. ``table`` is the last table handed over. A
+    provider whose class sets ``ready_at_start = True`` has its ``table()`` published before ``run``
+    starts; the others serve nothing until their first ``on_change`` (Marathon: after its first full
+    resync)."""
 
     async def run(self, on_change: OnChange, on_backend_state: OnBackendState) -> None: ...
-    async def resync(self) -> None: ...
+    async def resync(self) -> bool: ...
     def table(self) -> spec.RouteTable | None: ...
     def app_errors(self) -> Any: ...
     def status(self) -> Any: ...
@@ -110,8 +115,8 @@ class StaticProvider:
         on_change(self.loaded.table)
         await asyncio.Event().wait()
 
-    async def resync(self) -> None:
-        self.reload()
+    async def resync(self) -> bool:
+        return self.reload()
 
     def reload(self) -> bool:
         """Re-reads the file; True when it was good (and handed on if it changed)."""
@@ -199,7 +204,7 @@ def marathon_provider(args: MarathonArgs) -> Provider:
     options = MarathonOptions(**_accepted(MarathonOptions, values))
     kwargs = _accepted(MarathonProvider, {k: v for k, v in values.items() if k != "urls"})
     kwargs.pop("options", None)
-    return MarathonProvider(list(args.urls), options, **kwargs)  # type: ignore[no-any-return]
+    return MarathonProvider(list(args.urls), options, **kwargs)
 
 
 # -- pure: merging tables and applying overrides --------------------------------------------------
@@ -898,7 +903,10 @@ class Controller:
         before this returns (a listener that cannot bind raises OSError here)."""
         for name, provider in self.providers.items():
             if getattr(provider, "ready_at_start", False):
-                self.tables[name] = provider.table()
+                table = provider.table()
+                if table is None:
+                    raise RuntimeError(f"provider {name!r} sets ready_at_start but has no table to publish")
+                self.tables[name] = table
         from fastlb.health import HealthChecker  # noqa: PLC0415 (asyncio: made on the running loop)
 
         self.health_checker = HealthChecker(

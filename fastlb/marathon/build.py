@@ -41,6 +41,7 @@ from fastlb.marathon.models import (
     HC_DEFAULT_TIMEOUT_S,
     App,
     HealthCheckDef,
+    PortMapping,
     Task,
 )
 
@@ -253,11 +254,11 @@ def networking_mode(app: App) -> str:
     return mode
 
 
-def port_mappings(app: App) -> list:
+def port_mappings(app: App) -> list[PortMapping]:
     """docker.portMappings (<= 1.4) first, then container.portMappings (>= 1.5)."""
     if app.container is None:
         return []
-    result = []
+    result: list[PortMapping] = []
     if app.container.docker is not None and app.container.docker.port_mappings:
         result.extend(app.container.docker.port_mappings)
     if app.container.port_mappings:
@@ -544,6 +545,10 @@ def merge_deployment_groups(apps: list[_MlbApp]) -> list[_MlbApp]:
 # --- candidates -----------------------------------------------------------------------------------
 
 
+# How vhost routes sort: (-route weight, the candidate's order, the host's index in its candidate).
+_RouteKey = tuple[int, tuple, int]
+
+
 @dataclass(slots=True)
 class _Candidate:
     """A service before conflicts are resolved and empty services dropped."""
@@ -560,7 +565,7 @@ class _Candidate:
     # the next build brings them along, so an unchanged app costs that build no new objects.
     _listener: spec.Listener | None = None
     _with_app_id: spec.Service | None = None
-    _routes: list[tuple[tuple, spec.HttpRoute]] | None = None
+    _routes: list[tuple[_RouteKey, spec.HttpRoute]] | None = None
     _group_tasks: dict[str, tuple[str, ...]] | None = None  # on a group's first candidate
 
     def listener(self) -> spec.Listener:
@@ -575,7 +580,7 @@ class _Candidate:
             self._with_app_id = msgspec.structs.replace(self.service, app_id=self.order[0])
         return self._with_app_id
 
-    def routes(self) -> list[tuple[tuple, spec.HttpRoute]]:
+    def routes(self) -> list[tuple[_RouteKey, spec.HttpRoute]]:
         """(sort key, route) per vhost: by weight, descending, then as candidates sort."""
         if self._routes is None:
             name, weight, paths = self.service.name, self.route_weight, self.paths
@@ -595,7 +600,7 @@ class _TaskIndex(Mapping[str, tuple[str, ...]]):
         self,
         groups: list[list[_Candidate]],
         base: _TaskIndex | None = None,
-        swaps: list[tuple[list[_Candidate], list[_Candidate]]] = (),  # type: ignore[assignment]
+        swaps: Sequence[tuple[list[_Candidate], list[_Candidate]]] = (),
     ) -> None:
         """<base>, when given and already made: the index of a table that differs from this one
         by <swaps> alone (an app's old candidates, its new ones)."""
@@ -683,7 +688,7 @@ _Served = tuple[Task, spec.AdminState, str, Sequence[int]]
 
 
 def _served_tasks(item: _MlbApp, mode_net: str, ctx: BuildContext) -> list[_Served]:
-    served = []
+    served: list[_Served] = []
     app, draining, resolve = item.app, item.draining, ctx.resolve
     gated = ctx.gated(app)
     for task in app.tasks or ():
@@ -709,7 +714,7 @@ def _port_backends(
 ) -> tuple[spec.Backend, ...]:
     """The servers of service port ``index``: one per served task, sorted as marathon-lb sorts
     them (host string, port), then by task id."""
-    keyed = []
+    keyed: list[tuple[_BackendKey, spec.Backend]] = []
     own_port_check = spec_check(hc, mode, hc.port or 0, pl.healthcheck_rise) if hc is not None else None
     weight = pl.weight if pl.weight is not None else 1
     sticky_check = None
@@ -719,6 +724,7 @@ def _port_backends(
     for task, state, ip, tports in served:
         if index >= len(tports):
             continue  # ports pair by position; extra ports on either side are ignored
+        check: spec.HealthCheck | None
         if hc is not None:
             if not hc.port and check_index != index and check_index < len(tports):
                 check = spec_check(hc, mode, tports[check_index], pl.healthcheck_rise)
@@ -737,11 +743,15 @@ def _port_backends(
             check=check,
         )
         keyed.append(((host, port, task.id), backend))
-    keyed.sort(key=_first)
+    keyed.sort(key=_backend_key)
     return tuple([b for _, b in keyed])
 
 
-def _first(pair: tuple) -> object:
+# How a service's backends sort: (host, port, task id).
+_BackendKey = tuple[str, int, str]
+
+
+def _backend_key(pair: tuple[_BackendKey, spec.Backend]) -> _BackendKey:
     return pair[0]
 
 
@@ -851,7 +861,7 @@ def _traefik_ip_index(app: App, tl: lbl.TraefikLabels, port_index: int) -> int:
         return tl.ip_address_idx
     mappings = port_mappings(app)
     if port_index < len(mappings) and mappings[port_index].network_names:
-        names = mappings[port_index].network_names or []
+        names = mappings[port_index].network_names or ()
         networks = [n.name for n in app.networks or () if n.mode == "container"]
         if len(names) == 1 and names[0] in networks:
             return networks.index(names[0])
@@ -1047,17 +1057,17 @@ def _patch(
     groups = list(last.groups)
     swaps: list[tuple[list[_Candidate], list[_Candidate]]] = []
     for app, parsed, entry in updates:
-        old_cands, cands = memo.candidates[app.id][2], entry[2]
-        replaced = dict(zip([id(c) for c in old_cands], cands, strict=True))
+        before, cands = memo.candidates[app.id][2], entry[2]
+        successor = dict(zip([id(c) for c in before], cands, strict=True))  # old candidate's id -> new one
         lo = bisect.bisect_left(final, app.id, key=_app_of)
         hi = bisect.bisect_right(final, app.id, key=_app_of)
         for i in range(lo, hi):
-            new = replaced[id(final[i])]
+            new = successor[id(final[i])]
             services[i] = new.with_app_id() if services[i] is not final[i].service else new.service
             final[i] = new
         if app.id in last.group_at:
             groups[last.group_at[app.id]] = cands
-            swaps.append((old_cands, cands))
+            swaps.append((before, cands))
         memo.labels[app.id] = parsed
         memo.candidates[app.id] = entry
         last.apps[app.id] = app
@@ -1087,6 +1097,9 @@ def _group_order(cands: list[_Candidate]) -> tuple:
 def _candidate_order(c: _Candidate) -> tuple:
     return c.order
 
+
+def _route_key(pair: tuple[_RouteKey, spec.HttpRoute]) -> _RouteKey:
+    return pair[0]
 
 
 def build_table(
@@ -1213,7 +1226,7 @@ def build_table(
 
     services: list[spec.Service] = []
     listeners: list[spec.Listener] = []
-    routes: list[tuple[tuple, spec.HttpRoute]] = []
+    routes: list[tuple[_RouteKey, spec.HttpRoute]] = []
     appid_seen: set[str] = set()
     for c in kept:
         service = c.service
@@ -1231,7 +1244,7 @@ def build_table(
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.http_port), kind="vhost"))
     if options.appid_port and any(s.app_id for s in services):
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.appid_port), kind="appid"))
-    routes.sort(key=_first)
+    routes.sort(key=_route_key)
 
     if memo is not None:
         memo.labels, memo.candidates = new_labels, fresh

@@ -72,7 +72,9 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 OnChange = Callable[[RouteTable], None]
-OnBackendState = Callable[[str, str], None]
+# As fastlb.control.OnBackendState: the controller's callback also takes the health checker's bool;
+# this provider passes "drain" and "maint".
+OnBackendState = Callable[[str, str | bool], None]
 
 
 Lookup = Callable[[str], Awaitable[str | None]]
