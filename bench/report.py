@@ -106,6 +106,23 @@ def _f(v: float | None, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
+def _ratio_table(summary: dict, key: str, empty_rows: bool = False) -> list[str]:
+    """The paired-ratio table of one figure: <key> "" (throughput), "cpu_" or "p99_" prefixes its fields."""
+    L = ["| metric | ratio | n | median | min | max | 95% CI of median | sign test p |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for m, s in summary.items():
+        for name, r in s["ratios"].items():
+            if not r.get(f"{key}n"):
+                if empty_rows:
+                    L.append(f"| {m} | {name} | 0 | – | – | – | – | – |")
+                continue
+            lo, hi = r[f"{key}ci95"]
+            L.append(f"| {m} | {name} | {r[f'{key}n']} | **{r[f'{key}median']:.3f}** | {r[f'{key}min']:.3f} | "
+                     f"{r[f'{key}max']:.3f} | {lo:.3f}–{hi:.3f} | {r[f'{key}sign_p']:.3g} |")
+    L.append("")
+    return L
+
+
 def render_md(meta: dict, records: list[dict], summary: dict) -> str:
     mi = meta["metric_info"]
     L: list[str] = []
@@ -130,15 +147,7 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
              "per connection or per GB, first arm over second arm, block by block. On this layout this is the "
              "figure that measures the proxy itself.")
     L.append("")
-    L.append("| metric | ratio | n | median | min | max | 95% CI of median | sign test p |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for m, s in summary.items():
-        for name, r in s["ratios"].items():
-            if r.get("cpu_n"):
-                L.append(f"| {m} | {name} | {r['cpu_n']} | **{r['cpu_median']:.3f}** | {r['cpu_min']:.3f} | "
-                         f"{r['cpu_max']:.3f} | {r['cpu_ci95'][0]:.3f}–{r['cpu_ci95'][1]:.3f} | "
-                         f"{r['cpu_sign_p']:.3g} |")
-    L.append("")
+    L += _ratio_table(summary, "cpu_")
     L.append("## Throughput, paired per block (> 1: the first arm is faster)")
     L.append("")
     paced = [m for m in summary if mi[m].get("paced")]
@@ -147,31 +156,14 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
                  f"{meta.get('rate_cps')} conn/s, wrk's per-connection delay), so these ratios only check that "
                  "every arm kept up; their figure is the CPU per unit above.")
         L.append("")
-    L.append("| metric | ratio | n | median | min | max | 95% CI of median | sign test p |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for m, s in summary.items():
-        for name, r in s["ratios"].items():
-            if not r["n"]:
-                L.append(f"| {m} | {name} | 0 | – | – | – | – | – |")
-                continue
-            L.append(f"| {m} | {name} | {r['n']} | **{r['median']:.3f}** | {r['min']:.3f} | {r['max']:.3f} | "
-                     f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f} | {r['sign_p']:.3g} |")
-    L.append("")
+    L += _ratio_table(summary, "", empty_rows=True)
     if any(r.get("p99_n") for s in summary.values() for r in s["ratios"].values()):
         L.append("## p99 latency, paired per block (< 1: the first arm's tail is shorter)")
         L.append("")
         L.append("wrk's p99 of the two runs of a block, first arm over second; both runs must be under the steal "
                  "limit. The tail moves with CPU steal far more than the medians do: read it from pairs.")
         L.append("")
-        L.append("| metric | ratio | n | median | min | max | 95% CI of median | sign test p |")
-        L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for m, s in summary.items():
-            for name, r in s["ratios"].items():
-                if r.get("p99_n"):
-                    L.append(f"| {m} | {name} | {r['p99_n']} | **{r['p99_median']:.3f}** | {r['p99_min']:.3f} | "
-                             f"{r['p99_max']:.3f} | {r['p99_ci95'][0]:.3f}–{r['p99_ci95'][1]:.3f} | "
-                             f"{r['p99_sign_p']:.3g} |")
-        L.append("")
+        L += _ratio_table(summary, "p99_")
     L.append("## Per arm")
     L.append("")
     L.append("| metric | arm | used/runs | failed | median | min | max | CoV % | errors | proxy CPU per unit "
