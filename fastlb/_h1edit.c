@@ -3,6 +3,8 @@
 
 #include "_h1edit.h"
 
+#include "_http1.h"
+
 #include <string.h>
 
 int flb_h1edit_add(struct flb_h1edits *ed, uint32_t at, uint32_t cut, const char *ins, uint32_t ins_len)
@@ -131,18 +133,15 @@ int flb_h1edit_connection_named(struct flb_h1edits *ed, const char *buf, const s
                                 uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        const char *p = hd[i].value;
-        uint32_t len = hd[i].value_len, at = 0;
+        size_t at = 0, len, tok;
 
         if (hd[i].kind != FLB_HTTP1_H_CONNECTION)
             continue;
-        while (at < len) {
-            while (at < len && (ows(p[at]) || p[at] == ','))
-                at++;
-            uint32_t tok = at;
-            while (at < len && p[at] != ',' && !ows(p[at]))
-                at++;
-            if (at > tok && cut_named(ed, buf, hd, n, p + tok, at - tok) != FLB_OK)
+        for (;;) {
+            tok = flb_http1_list_next(hd[i].value, hd[i].value_len, &at, &len);
+            if (len == 0)
+                break;
+            if (cut_named(ed, buf, hd, n, hd[i].value + tok, (uint32_t)len) != FLB_OK)
                 return FLB_ERR;
         }
     }

@@ -232,14 +232,9 @@ static void parse_transfer_encoding(struct fields *f, const char *p, size_t n)
 
 static void parse_connection(struct fields *f, const char *p, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (IS_OWS(p[i]) || p[i] == ','))
-            i++;
-        size_t tok = i;
-        while (i < n && p[i] != ',' && !IS_OWS(p[i]))
-            i++;
-        size_t len = i - tok;
+    size_t at = 0, len;
+    for (;;) {
+        size_t tok = flb_http1_list_next(p, n, &at, &len);
         if (len == 0)
             break;
         if (LIT_EQ(p + tok, len, "close"))

@@ -45,6 +45,23 @@ int flb_http1_error_status(enum flb_http1_error err);
 /* A short, stable name for <err> ("content_length", "cl_and_te", ...), for logs and tests. */
 const char *flb_http1_error_name(enum flb_http1_error err);
 
+/* The next element of a comma-separated list such as a Connection value (RFC 9110 section 5.6.1), looked
+ * for from *<at> in <p>[0, <len>): returns its offset and sets *<tok_len> (0 once the list is done), and
+ * moves *<at> past it. Elements are what lies between commas and white space. */
+static inline size_t flb_http1_list_next(const char *p, size_t len, size_t *at, size_t *tok_len)
+{
+    size_t i = *at, tok;
+
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == ','))
+        i++;
+    tok = i;
+    while (i < len && p[i] != ',' && p[i] != ' ' && p[i] != '\t')
+        i++;
+    *tok_len = i - tok;
+    *at = i;
+    return tok;
+}
+
 /* Whether the connection may carry another request after this one (and its body): HTTP/1.1 unless
  * Connection: close, HTTP/1.0 only with Connection: keep-alive. */
 static inline int flb_http1_request_keep_alive(const struct flb_http1_request *req)
