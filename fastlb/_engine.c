@@ -60,6 +60,15 @@ static uint32_t global_limit(const struct flb_engine *e, const struct flb_table 
 
 /* Slots are taken by incrementing first and backing out past the limit, so two workers racing for
  * the last slot cannot both win. */
+static int service_add(const struct flb_service *s)
+{
+    if (atomic_fetch_add_explicit(&s->c->active, 1, RELAXED) >= (int64_t)s->maxconn && s->maxconn > 0) {
+        atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
+        return FLB_AGAIN;
+    }
+    return FLB_OK;
+}
+
 int flb_engine_slot_take(struct flb_engine *e, const struct flb_table *t, const struct flb_route_listener *rl,
                          const struct flb_service *s)
 {
@@ -70,11 +79,9 @@ int flb_engine_slot_take(struct flb_engine *e, const struct flb_table *t, const 
     if (atomic_fetch_add_explicit(&rl->l->active, 1, RELAXED) >= (int64_t)rl->maxconn && rl->maxconn > 0)
         goto undo_listener;
     /* s is NULL on a listener that routes per request (HTTP vhost, appid) */
-    if (s != NULL && atomic_fetch_add_explicit(&s->c->active, 1, RELAXED) >= (int64_t)s->maxconn && s->maxconn > 0)
-        goto undo_service;
+    if (s != NULL && service_add(s) != FLB_OK)
+        goto undo_listener;
     return FLB_OK;
-undo_service:
-    atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
 undo_listener:
     atomic_fetch_sub_explicit(&rl->l->active, 1, RELAXED);
 undo_global:
@@ -91,6 +98,22 @@ void flb_engine_slot_release(struct flb_engine *e, struct flb_listener *l, const
         atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
     atomic_fetch_sub_explicit(&l->active, 1, RELAXED);
     atomic_fetch_sub_explicit(&e->active, 1, RELAXED);
+    if (atomic_load_explicit(&e->paused, RELAXED) > 0)
+        wake_all(e);
+}
+
+int flb_engine_service_slot_take(struct flb_engine *e, const struct flb_service *s)
+{
+    if (service_add(s) == FLB_OK)
+        return FLB_OK;
+    if (atomic_load_explicit(&e->paused, RELAXED) > 0)
+        wake_all(e);
+    return FLB_AGAIN;
+}
+
+void flb_engine_service_slot_release(struct flb_engine *e, const struct flb_service *s)
+{
+    atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
     if (atomic_load_explicit(&e->paused, RELAXED) > 0)
         wake_all(e);
 }

@@ -60,4 +60,10 @@ int flb_engine_slot_take(struct flb_engine *e, const struct flb_table *t, const 
 /* Worker side: gives a slot back, and wakes the workers when some listener waits for one. */
 void flb_engine_slot_release(struct flb_engine *e, struct flb_listener *l, const struct flb_service *s);
 
+/* Worker side: a slot of service <s> alone (a request routed behind a vhost or app-id listener, whose
+ * connection holds no service slot): FLB_OK, or FLB_AGAIN at the service's maxconn. Given back with
+ * flb_engine_service_slot_release, which wakes the workers when some listener waits for one. */
+int flb_engine_service_slot_take(struct flb_engine *e, const struct flb_service *s);
+void flb_engine_service_slot_release(struct flb_engine *e, const struct flb_service *s);
+
 #endif

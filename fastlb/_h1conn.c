@@ -218,7 +218,7 @@ static int update_interest(struct flb_worker *w, struct flb_h1conn *h)
     }
     /* as a pooled connection is polled: handing it over then changes nothing */
     if (sw & EPOLLIN)
-        sw |= EPOLLRDHUP;
+        sw |= FLB_H1SRV_READ;
     if (flb_evloop_want(w->epfd, h->cfd, &h->csrc, &h->cwant, cw) != FLB_OK)
         return FLB_ERR;
     if (h->srv != NULL && flb_evloop_want(w->epfd, h->sfd, &h->srv->src, &h->srv->want, sw) != FLB_OK)
@@ -237,7 +237,6 @@ static void close_server(struct flb_worker *w, struct flb_h1conn *h)
     flb_h1srv_close(w, h->srv);
     h->srv = NULL;
     h->sfd = -1;
-    h->srd = 0;
     h->connecting = 0;
     if (b != NULL)
         atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
@@ -258,7 +257,6 @@ static void release_server(struct flb_worker *w, struct flb_h1conn *h, int reuse
     flb_h1pool_put(w, h->rtable, b, &h->svc->addr[h->be], h->svc->addrlen[h->be], h->srv);
     h->srv = NULL;
     h->sfd = -1;
-    h->srd = 0;
 }
 
 static void connect_failed(struct flb_worker *w, struct flb_h1conn *h, int timed_out)
@@ -671,9 +669,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     if (h->lsvc == NULL) {
         /* behind a vhost or app-id listener a service's active count (and its maxconn) is of requests
          * under way; a per-service listener counted the client connection at accept */
-        struct flb_service *s = h->svc;
-        if (atomic_fetch_add_explicit(&s->c->active, 1, RELAXED) >= (int64_t)s->maxconn && s->maxconn > 0) {
-            atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
+        if (flb_engine_service_slot_take(w->e, h->svc) != FLB_OK) {
             COUNT(h->rl->l->refused, 1);
             return reply(w, h, 503, NULL, 0);
         }
@@ -975,10 +971,10 @@ static int down_send(struct flb_worker *w, struct flb_h1conn *h)
     return 1;
 }
 
-static void slot_release(struct flb_h1conn *h)
+static void slot_release(struct flb_worker *w, struct flb_h1conn *h)
 {
     if (h->svc_slot)
-        atomic_fetch_sub_explicit(&h->svc->c->active, 1, RELAXED);
+        flb_engine_service_slot_release(w->e, h->svc);
     h->svc_slot = 0;
 }
 
@@ -995,7 +991,7 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
         flb_alog_request(w, h);
     h->started_us = 0;
     release_server(w, h, whole && h->skeep && h->olen == h->ofwd);
-    slot_release(h);
+    slot_release(w, h);
     if (h->rtable_ref)
         flb_table_put(h->rtable);
     h->rtable = NULL;
@@ -1342,7 +1338,7 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
     flb_pump_release(&h->tup, &w->pool);
     flb_pump_release(&h->tdown, &w->pool);
     close_server(w, h);
-    slot_release(h);
+    slot_release(w, h);
     close(h->cfd);
     FLB_LIVE_DEC(fds);
     h->cfd = -1;

@@ -14,10 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* What a pooled connection is polled for; an owner reading a response asks for the same, so that
- * the hand-over changes nothing in epoll. */
-#define IDLE_WANT (EPOLLIN | EPOLLRDHUP)
-
 static uint32_t bucket(const struct flb_backend *be)
 {
     uint64_t p = (uint64_t)(uintptr_t)be;
@@ -117,7 +113,7 @@ void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backen
     for (struct flb_h1srv *i = lw->pool[b]; i != NULL; i = i->next)
         same += i->be == be;
     if (lw->npool >= FLB_L7_POOL_MAX || same >= FLB_L7_POOL_PER_BACKEND ||
-        flb_evloop_want(w->epfd, s->fd, &s->src, &s->want, IDLE_WANT) != FLB_OK) {
+        flb_evloop_want(w->epfd, s->fd, &s->src, &s->want, FLB_H1SRV_READ) != FLB_OK) {
         retire(lw, s);
         return;
     }

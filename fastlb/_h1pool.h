@@ -17,6 +17,12 @@
 #include "_engine-t.h"
 #include "_h1conn-t.h"
 
+#include <sys/epoll.h>
+
+/* What a pooled connection is polled for; an owner reading a response asks for the same, so that
+ * handing a connection over changes nothing in epoll. */
+#define FLB_H1SRV_READ (EPOLLIN | EPOLLRDHUP)
+
 /* The record of a new backend socket <fd>, owned by <owner>, not yet in epoll; NULL without memory
  * (the caller still owns <fd>). */
 struct flb_h1srv *flb_h1srv_new(struct flb_h1conn *owner, int fd);
