@@ -61,21 +61,6 @@ void flb_h1edit_line(const char *buf, const struct flb_http1_header *h, uint32_t
     *end = (uint32_t)(p + 1 - buf);
 }
 
-int flb_h1edit_name_is(const struct flb_http1_header *h, const char *lit, uint32_t lit_len)
-{
-    if (h->name_len != lit_len)
-        return 0;
-    for (uint32_t i = 0; i < lit_len; i++)
-        if (((uint8_t)h->name[i] | 0x20) != (uint8_t)lit[i])
-            return 0;
-    return 1;
-}
-
-static int ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 static uint8_t lower(char c)
 {
     return c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : (uint8_t)c;
@@ -90,6 +75,17 @@ static int name_eq(const struct flb_http1_header *h, const char *tok, uint32_t l
             return 0;
     return 1;
 }
+
+int flb_h1edit_name_is(const struct flb_http1_header *h, const char *lit, uint32_t lit_len)
+{
+    return name_eq(h, lit, lit_len);
+}
+
+static int ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 
 static int cuttable(const struct flb_http1_header *h)
 {
