@@ -20,6 +20,9 @@
 #define FLB_ERR (-1)
 #define FLB_AGAIN (-2)
 
+/* The record that embeds <ptr> as its <member>. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
 #define FLB_LIKELY(x) __builtin_expect(!!(x), 1)
 #define FLB_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

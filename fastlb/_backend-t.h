@@ -34,7 +34,11 @@ struct flb_backend_counters {
     _Atomic uint64_t retries;        /* connects that failed here and were retried elsewhere */
     _Atomic uint64_t timeouts;       /* connect, client, server or idle timeouts */
     _Atomic uint64_t requests;       /* HTTP requests forwarded (http mode) */
+    _Atomic uint64_t reused;         /* HTTP requests sent on a pooled connection (no connect) */
+    _Atomic int64_t idle;            /* HTTP mode: connections pooled now, every worker's */
 };
+
+struct flb_h1idle; /* _h1conn-t.h */
 
 struct flb_backend {
     char *id;                   /* identity; owned */
@@ -48,6 +52,10 @@ struct flb_backend {
     /* Counters change on every transfer; on a cache line of their own, they do not slow the picks
      * that read the state above. */
     _Alignas(64) struct flb_backend_counters c;
+    /* HTTP mode's pooled connections to this backend, one list per worker, allocated by the first
+     * worker that pools one (_h1pool.c) and freed with the record: a pooled connection holds a
+     * table, and so the record, alive. */
+    _Atomic(struct flb_h1idle *) idle;
     _Atomic int refs;           /* tables and connections holding it */
     struct flb_backend *next;   /* store hash chain; owned by the store, under its lock */
 };

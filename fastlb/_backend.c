@@ -44,6 +44,7 @@ struct flb_backend_store *flb_backend_store_new(void)
 
 static void backend_free(struct flb_backend *b)
 {
+    free(atomic_load_explicit(&b->idle, memory_order_relaxed));
     free(b->id);
     free(b);
     FLB_LIVE_DEC(backends);

@@ -28,6 +28,8 @@ struct flb_balancer {
     uint32_t n;                    /* backends */
     struct flb_backend **be;       /* borrowed from the table, sorted by identity */
     uint32_t *static_weight;       /* weight each backend had when the table was compiled */
+    const uint32_t *maxconn;       /* [n] borrowed from the service: a backend at its maxconn (0: none)
+                                      is not picked; NULL: no backend has one */
     /* maglev */
     uint32_t m;                    /* lookup size (prime) */
     uint32_t *lookup;              /* slot -> backend index */

@@ -377,6 +377,13 @@ static inline int bal_excluded(const uint32_t *exclude, uint32_t nexclude, uint3
 
 /* The live weight of backend i when it may take this connection, else 0. The weight is read once,
  * so a concurrent change to 0 cannot slip between the availability check and its use. */
+/* A backend at its maxconn takes no new connection until one of its own ends. */
+static inline int bal_full(const struct flb_balancer *b, uint32_t i)
+{
+    return b->maxconn != NULL && b->maxconn[i] > 0 &&
+           atomic_load_explicit(&b->be[i]->active, memory_order_relaxed) >= (int64_t)b->maxconn[i];
+}
+
 static inline uint32_t bal_usable_weight(const struct flb_balancer *b, uint32_t i, const uint32_t *exclude,
                                          uint32_t nexclude)
 {
@@ -385,7 +392,7 @@ static inline uint32_t bal_usable_weight(const struct flb_balancer *b, uint32_t 
         atomic_load_explicit(&be->health, memory_order_relaxed) != FLB_HEALTH_UP)
         return 0;
     uint32_t w = atomic_load_explicit(&be->weight, memory_order_relaxed);
-    if (w == 0 || bal_excluded(exclude, nexclude, i))
+    if (w == 0 || bal_excluded(exclude, nexclude, i) || bal_full(b, i))
         return 0;
     return w;
 }
@@ -393,7 +400,15 @@ static inline uint32_t bal_usable_weight(const struct flb_balancer *b, uint32_t 
 static inline int bal_usable(const struct flb_balancer *b, uint32_t i, const uint32_t *exclude,
                              uint32_t nexclude)
 {
-    return flb_backend_available(b->be[i]) && !bal_excluded(exclude, nexclude, i);
+    return flb_backend_available(b->be[i]) && !bal_excluded(exclude, nexclude, i) && !bal_full(b, i);
+}
+
+int flb_balance_full(const struct flb_balancer *b, const uint32_t *exclude, uint32_t nexclude)
+{
+    for (uint32_t i = 0; b->maxconn != NULL && i < b->n; i++)
+        if (flb_backend_available(b->be[i]) && !bal_excluded(exclude, nexclude, i) && bal_full(b, i))
+            return 1;
+    return 0;
 }
 
 static int bal_unreachable(void)

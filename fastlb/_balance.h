@@ -18,10 +18,14 @@ void flb_balance_free(struct flb_balancer *b);
  * backend is available. <key> is the flow key (a hash of the client address for maglev and source,
  * ignored by the others). <worker> indexes the scratch. <exclude>, <nexclude> name the indices
  * already tried by this connection (retries): they are never picked again, and FLB_ERR (EHOSTUNREACH)
- * is returned when only excluded ones remain.
+ * is returned when only excluded ones remain. A backend at its maxconn (b->maxconn) is not picked.
  * Only the calling worker's scratch is written. */
 int flb_balance_pick(struct flb_balancer *b, uint64_t key, uint32_t worker, const uint32_t *exclude,
                      uint32_t nexclude);
+
+/* After a pick that found no backend: whether one would have been picked but for its maxconn (the
+ * caller may then wait for a slot rather than give up). */
+int flb_balance_full(const struct flb_balancer *b, const uint32_t *exclude, uint32_t nexclude);
 
 /* 64-bit hash of a byte string (used for flow keys and Maglev permutations; stable across
  * processes and machines, so every fastlb instance builds the same table). */

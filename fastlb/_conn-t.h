@@ -3,6 +3,7 @@
 #define FLB_CONN_T_H
 
 #include "_evloop-t.h"
+#include "_queue-t.h"
 #include "_route-t.h"
 #include "_splice-t.h"
 
@@ -13,6 +14,7 @@ enum flb_conn_state {
     FLB_CONN_CONNECTING = 0, /* waiting for the backend's connect; the client is not polled yet */
     FLB_CONN_ESTABLISHED = 1,
     FLB_CONN_DEAD = 2,       /* closed; freed after the current batch of events */
+    FLB_CONN_QUEUED = 3,     /* every backend is at its maxconn: waiting for a slot, the client unread */
 };
 
 struct flb_conn {
@@ -30,7 +32,8 @@ struct flb_conn {
     uint64_t key;                  /* flow key: hash of the client address */
     struct flb_pump up;            /* client -> server */
     struct flb_pump down;          /* server -> client */
-    struct flb_timer timer;        /* connect timeout, then idle timeout */
+    struct flb_timer timer;        /* queue timeout, connect timeout, then idle timeout */
+    struct flb_qitem qi;           /* while QUEUED */
     struct flb_conn *prev, *next;  /* the worker's connections */
 };
 

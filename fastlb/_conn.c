@@ -23,6 +23,7 @@
 #include "_cidr.h"
 #include "_engine.h"
 #include "_evloop.h"
+#include "_queue.h"
 #include "_route.h"
 #include "_splice.h"
 
@@ -30,6 +31,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -59,7 +61,9 @@ static int update_interest(struct flb_worker *w, struct flb_conn *c)
 {
     uint32_t cw = 0, sw = 0;
 
-    if (c->state == FLB_CONN_CONNECTING) {
+    if (c->state == FLB_CONN_QUEUED) {
+        /* nothing is polled: what the client sends waits in its socket */
+    } else if (c->state == FLB_CONN_CONNECTING) {
         sw = EPOLLOUT; /* the client is not polled yet: what it sends waits in its socket */
     } else {
         if (!c->up.eof && flb_pump_pending(&c->up) == 0)
@@ -89,7 +93,7 @@ static void close_server(struct flb_worker *w, struct flb_conn *c)
         c->swant = 0;
     }
     if (b != NULL)
-        atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
+        flb_engine_backend_release(w, c->svc, (uint32_t)c->be);
     c->be = -1;
 }
 
@@ -98,6 +102,7 @@ void flb_conn_close(struct flb_worker *w, struct flb_conn *c)
     if (c->state == FLB_CONN_DEAD)
         return;
     flb_timer_stop(&w->wheel, &c->timer);
+    flb_queue_remove(w, c->svc, &c->qi);
     flb_pump_release(&c->up, &w->pool);
     flb_pump_release(&c->down, &w->pool);
     close_server(w, c);
@@ -230,19 +235,17 @@ static void established(struct flb_worker *w, struct flb_conn *c)
     run(w, c, 0, EPOLLIN);
 }
 
-/* Starts a connect to backend <idx>. Returns FLB_OK when connected or in progress, FLB_AGAIN when
+/* Starts a connect to backend <idx>, whose slot the caller took. Returns FLB_OK when connected or in progress, FLB_AGAIN when
  * it failed at once (counted; try another), FLB_ERR when the connection must be dropped. */
 static int attempt(struct flb_worker *w, struct flb_conn *c, int idx)
 {
     struct flb_service *s = c->svc;
-    struct flb_backend *b = s->be[idx];
     int one = 1;
 
     c->be = idx;
     if (c->ntried < FLB_CONN_TRIED)
         c->tried[c->ntried++] = (uint32_t)idx;
     c->attempts++;
-    atomic_fetch_add_explicit(&b->active, 1, RELAXED);
     c->sfd = socket(s->addr[idx].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->sfd == -1)
         return FLB_ERR; /* out of fds or memory: another backend would fare no better */
@@ -262,22 +265,50 @@ static int attempt(struct flb_worker *w, struct flb_conn *c, int idx)
     return FLB_AGAIN;
 }
 
-/* Picks a backend and connects, retrying elsewhere up to the service's retries. <failed> is the
- * backend index that just failed, -1 on the first try. */
-static void connect_next(struct flb_worker *w, struct flb_conn *c, int failed)
+/* No backend has a slot, but one at its maxconn would have been picked (flb_conn_pick). */
+#define FULL (-2)
+
+/* Picks a backend and takes a slot on it: its index, FULL, or FLB_ERR when none is available. A
+ * backend another worker filled since the pick is passed over like one already tried. */
+static int pick(struct flb_worker *w, struct flb_conn *c)
+{
+    struct flb_service *s = c->svc;
+    uint32_t ex[FLB_CONN_TRIED * 2], nex = c->ntried;
+
+    if (s->nbe == 0)
+        return FLB_ERR;
+    memcpy(ex, c->tried, c->ntried * sizeof(ex[0]));
+    for (;;) {
+        int idx = flb_balance_pick(&s->bal, c->key, w->id, ex, nex);
+        if (idx < 0)
+            return s->bemax != NULL && flb_balance_full(&s->bal, c->tried, c->ntried) ? FULL : FLB_ERR;
+        if (flb_queue_backend_take(s, (uint32_t)idx) == FLB_OK)
+            return idx;
+        if (nex == sizeof(ex) / sizeof(ex[0]))
+            return FULL;
+        ex[nex++] = (uint32_t)idx;
+    }
+}
+
+static int dequeue(struct flb_worker *w, struct flb_qitem *q);
+
+/* Waits in the service's queue for a slot, the client unread, at most the queue timeout. */
+static int wait_for_slot(struct flb_worker *w, struct flb_conn *c)
+{
+    if (flb_queue_add(w, c->svc, &c->qi, dequeue) != FLB_OK)
+        return FLB_ERR;
+    c->state = FLB_CONN_QUEUED;
+    arm(w, c, c->svc->queue_ms);
+    return FLB_OK;
+}
+
+/* Connects to backend <idx> (its slot taken), then on failure retries elsewhere up to the service's
+ * retries. */
+static void connect_from(struct flb_worker *w, struct flb_conn *c, int idx)
 {
     struct flb_service *s = c->svc;
 
     for (;;) {
-        if (failed >= 0 && c->attempts > s->retries)
-            goto give_up;
-        int idx = s->nbe > 0 ? flb_balance_pick(&s->bal, c->key, w->id, c->tried, c->ntried) : FLB_ERR;
-        if (idx < 0)
-            goto give_up;
-        if (failed >= 0) {
-            COUNT(s->be[failed]->c.retries, 1);
-            COUNT(s->c->retries, 1);
-        }
         int r = attempt(w, c, idx);
         if (r == FLB_OK)
             return;
@@ -286,10 +317,59 @@ static void connect_next(struct flb_worker *w, struct flb_conn *c, int failed)
             flb_conn_close(w, c);
             return;
         }
-        failed = idx;
+        int failed = idx;
+        if (c->attempts > s->retries)
+            break;
+        idx = pick(w, c);
+        if (idx == FULL && wait_for_slot(w, c) == FLB_OK)
+            return;
+        if (idx < 0)
+            break;
+        COUNT(s->be[failed]->c.retries, 1);
+        COUNT(s->c->retries, 1);
     }
-give_up:
     give_up(w, c);
+}
+
+/* After the connect to <failed> failed (-1: none yet): picks a backend and connects, or waits for a
+ * slot, or gives up. */
+static void connect_next(struct flb_worker *w, struct flb_conn *c, int failed)
+{
+    struct flb_service *s = c->svc;
+
+    if (failed >= 0 && c->attempts > s->retries) {
+        give_up(w, c);
+        return;
+    }
+    int idx = pick(w, c);
+    if (idx == FULL && wait_for_slot(w, c) == FLB_OK)
+        return;
+    if (idx < 0) {
+        give_up(w, c);
+        return;
+    }
+    if (failed >= 0) {
+        COUNT(s->be[failed]->c.retries, 1);
+        COUNT(s->c->retries, 1);
+    }
+    connect_from(w, c, idx);
+}
+
+/* The queue offers a slot: see flb_qitem_ready_fn. */
+static int dequeue(struct flb_worker *w, struct flb_qitem *q)
+{
+    struct flb_conn *c = container_of(q, struct flb_conn, qi);
+    int idx = pick(w, c);
+
+    if (idx == FULL)
+        return FLB_Q_WAIT;
+    flb_queue_remove(w, c->svc, &c->qi);
+    c->state = FLB_CONN_CONNECTING;
+    if (idx < 0)
+        give_up(w, c); /* the backends it waited for are gone or down */
+    else
+        connect_from(w, c, idx);
+    return FLB_Q_LEFT;
 }
 
 void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
@@ -348,8 +428,8 @@ void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32
         run(w, c, server, events);
         return;
     }
-    if (!server)
-        return; /* not polled while connecting; nothing to do */
+    if (!server || c->state == FLB_CONN_QUEUED)
+        return; /* the client is not polled while connecting or waiting; nothing to do */
     /* A non-blocking connect reports success as writable alone; refused, reset or unreachable add
      * EPOLLERR/EPOLLHUP (SO_ERROR would only say which). */
     if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
@@ -363,6 +443,11 @@ void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32
 
 void flb_conn_timeout(struct flb_worker *w, struct flb_conn *c)
 {
+    if (c->state == FLB_CONN_QUEUED) {
+        COUNT(c->svc->c->queue_timeouts, 1);
+        give_up(w, c);
+        return;
+    }
     if (c->state == FLB_CONN_CONNECTING) {
         int failed = c->be;
         connect_failed(w, c, 1);

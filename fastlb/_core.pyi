@@ -19,6 +19,8 @@ class DataPlane:
         pipe_size: int = 262144,  # F_SETPIPE_SZ for pooled pipes
         buffer_size: int = 16384,  # per-direction user-space buffer for small messages
         splice_threshold: int = 65536,  # a direction switches to splice once this much has flowed in one go
+        pool_max: int = 10000,  # HTTP mode: idle backend connections kept, all workers together (0: none)
+        pool_idle_ms: int = 5000,  # HTTP mode: an idle backend connection unused this long is closed
         inherit: dict[str, list[int]] | None = None,  # listening fds taken over from an old process (upgrade)
         access_log_fd: int | None = None,  # one JSON line per HTTP request, written without blocking
         cookie_key: bytes | None = None,  # keys sticky-cookie values; the same in every fastlb of a fleet

@@ -94,8 +94,9 @@ cdef class _Svc:
     cdef bytes name
     cdef int mode
     cdef int algo
-    cdef uint32_t connect_ms, idle_ms, retries, maxconn, drain_ms
+    cdef uint32_t connect_ms, idle_ms, retries, maxconn, drain_ms, queue_ms
     cdef uint32_t n
+    cdef uint32_t *bemax      # [n] each backend's maxconn (0: none); NULL when none has one
     cdef list ids             # [bytes] backend ids, sorted
     cdef dict addresses       # backend id -> address, for the cross-service check
     cdef sockaddr_storage *sa # [n]
@@ -114,6 +115,7 @@ cdef class _Svc:
         PyMem_Free(self.admin)
         PyMem_Free(self.fall)
         PyMem_Free(self.start_down)
+        PyMem_Free(self.bemax)
         PyMem_Free(self.allow)
 
     def __init__(self, svc):
@@ -137,6 +139,9 @@ cdef class _Svc:
         self.retries = _u32(svc.retries, f"service {name!r} retries")
         self.maxconn = _u32(svc.maxconn, f"service {name!r} maxconn")
         self.drain_ms = _u32(svc.drain_timeout_ms, f"service {name!r} drain_timeout_ms")
+        # HAProxy's default: a queue timeout as long as the connect timeout
+        self.queue_ms = _u32(t.queue_ms or t.connect_ms or 3000, f"service {name!r} timeouts.queue_ms")
+        _u32(svc.backend_maxconn, f"service {name!r} backend_maxconn")
         cidrs = svc.http.allow_cidrs
         self.allow = <flb_cidr *>PyMem_Malloc((len(cidrs) or 1) * sizeof(flb_cidr))
         if self.allow == NULL:
@@ -167,6 +172,10 @@ cdef class _Svc:
             raise MemoryError()
         self.ids = []
         self.addresses = {}
+        if svc.backend_maxconn or any(be.maxconn for be in backends):
+            self.bemax = <uint32_t *>PyMem_Malloc((self.n or 1) * sizeof(uint32_t))
+            if self.bemax == NULL:
+                raise MemoryError()
         for be in sorted(backends, key=_backend_id):
             bid = be.id
             address = be.address
@@ -185,6 +194,8 @@ cdef class _Svc:
             if admin is None:
                 raise ValueError(f"service {name!r} backend {bid!r}: unknown state {be.state!r}")
             self.admin[j] = admin
+            if self.bemax != NULL:
+                self.bemax[j] = _u32(be.maxconn or svc.backend_maxconn, f"service {name!r} backend {bid!r} maxconn")
             check = be.check
             if check is None:
                 self.fall[j] = 0
@@ -271,8 +282,8 @@ cdef class DataPlane:
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
-                  buffer_size=16384, splice_threshold=65536, inherit=None, access_log_fd=None,
-                  cookie_key=None):
+                  buffer_size=16384, splice_threshold=65536, pool_max=10000, pool_idle_ms=5000,
+                  inherit=None, access_log_fd=None, cookie_key=None):
         cdef flb_engine_options o
         if workers < 1 or workers > 1024:
             raise ValueError(f"workers: {workers!r} is not in 1..1024")
@@ -290,6 +301,10 @@ cdef class DataPlane:
         if not isinstance(splice_threshold, int) or splice_threshold < 0:
             raise ValueError(f"splice_threshold: {splice_threshold!r} is not a count")
         o.splice_threshold = splice_threshold
+        o.pool_max = _u32(pool_max, "pool_max")
+        o.pool_idle_ms = _u32(pool_idle_ms, "pool_idle_ms")
+        if o.pool_idle_ms == 0:
+            raise ValueError("pool_idle_ms: 0 is not a duration")
         self.nworkers = workers
         self.checked = {}
         self.draining = {}
@@ -503,7 +518,13 @@ cdef class DataPlane:
         s.idle_ms = v.idle_ms
         s.retries = v.retries
         s.maxconn = v.maxconn
+        s.queue_ms = v.queue_ms
         s.drain_ms = v.drain_ms
+        if v.bemax != NULL:
+            s.bemax = <uint32_t *>malloc((v.n or 1) * sizeof(uint32_t))
+            if s.bemax == NULL:
+                raise MemoryError()
+            memcpy(s.bemax, v.bemax, v.n * sizeof(uint32_t))
         if v.nallow > 0:
             s.allow = <flb_cidr *>malloc(v.nallow * sizeof(flb_cidr))
             if s.allow == NULL:
@@ -537,6 +558,7 @@ cdef class DataPlane:
             if flb_balance_build(&s.bal, <flb_balance_algo>v.algo, s.be, s.nbe, self.nworkers) != FLB_OK:
                 raise OSError(errno, f"{os.strerror(errno)}: cannot build the balancer of {v.name.decode()}")
             s.bal_built = 1
+            s.bal.maxconn = s.bemax
 
     cdef flb_backend *_backend(self, str backend_id):
         cdef flb_backend *b = flb_backend_find(self.e.backends, backend_id.encode())
@@ -618,6 +640,8 @@ cdef class DataPlane:
                     "bytes_in": s.c.bytes_in, "bytes_out": s.c.bytes_out,
                     "connect_errors": s.c.connect_errors, "retries": s.c.retries,
                     "timeouts": s.c.timeouts, "no_backend": s.c.no_backend, "denied": s.c.denied,
+                    "queued": s.c.queued, "queued_max": s.c.queued_max, "queue_total": s.c.queue_total,
+                    "queue_timeouts": s.c.queue_timeouts, "queue_wait_ms": s.c.queue_wait_ms,
                 }
                 for j in range(s.nbe):
                     b = s.be[j]
@@ -638,6 +662,8 @@ cdef class DataPlane:
                         "retries": b.c.retries,
                         "timeouts": b.c.timeouts,
                         "requests": b.c.requests,
+                        "idle": b.c.idle,
+                        "reused": b.c.reused,
                         "drain_since_ms": drain_since.get(bid, 0),
                     }
             _l7_stats(self, out, t)

@@ -13,6 +13,7 @@ struct flb_backend_store;
 struct flb_counters_store;
 struct flb_drains;
 struct flb_l7;
+struct flb_queue;
 
 struct flb_engine_options {
     uint32_t workers;
@@ -21,6 +22,8 @@ struct flb_engine_options {
     int pipe_size;
     uint32_t buffer_size;
     uint64_t splice_threshold;
+    uint32_t pool_max;         /* HTTP mode: idle backend connections kept, all workers together */
+    uint32_t pool_idle_ms;     /* HTTP mode: an idle backend connection unused this long is closed */
 };
 
 struct flb_engine;
@@ -46,6 +49,7 @@ struct flb_worker {
     struct flb_pool pool;
     const struct flb_drains *drains; /* drain deadlines adopted from the engine (see _drain.h) */
     uint32_t drain_next;       /* drains before this one have been carried out */
+    struct flb_queue *queues;  /* its queues that hold items (_queue.h) */
 };
 
 struct flb_engine {

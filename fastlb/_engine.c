@@ -10,6 +10,7 @@
 #include "_evloop.h"
 #include "_l7.h"
 #include "_listener.h"
+#include "_queue.h"
 #include "_route.h"
 #include "_splice.h"
 
@@ -30,7 +31,6 @@
 #define FLB_PAUSE_RECHECK_MS 100
 
 #define RELAXED memory_order_relaxed
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 static void wake(struct flb_worker *w)
 {
@@ -114,8 +114,22 @@ int flb_engine_service_slot_take(struct flb_engine *e, const struct flb_service 
 void flb_engine_service_slot_release(struct flb_engine *e, const struct flb_service *s)
 {
     atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
-    if (atomic_load_explicit(&e->paused, RELAXED) > 0)
+    if (atomic_load_explicit(&e->paused, RELAXED) > 0 || flb_queue_waiting(s))
         wake_all(e);
+}
+
+void flb_engine_wake(struct flb_engine *e, uint32_t id)
+{
+    wake(&e->w[id]);
+}
+
+void flb_engine_backend_release(struct flb_worker *w, const struct flb_service *s, uint32_t idx)
+{
+    atomic_fetch_sub_explicit(&s->be[idx]->active, 1, RELAXED);
+    if (s->bemax != NULL && flb_queue_waiting(s))
+        for (uint32_t i = 0; i < w->e->opt.workers; i++)
+            if (i != w->id)
+                wake(&w->e->w[i]);
 }
 
 static int slot_free(const struct flb_engine *e, const struct flb_table *t, const struct flb_route_listener *rl,
@@ -355,6 +369,8 @@ static void *worker_main(void *arg)
         flb_conn_reap(w);
         flb_wheel_run(&w->wheel, w->now, fire, w);
         flb_drain_expire(w);
+        if (w->queues != NULL)
+            flb_queue_run(w);
         flb_conn_reap(w);
         flb_l7_turn(w);
     }
@@ -395,7 +411,7 @@ struct flb_engine *flb_engine_new(const struct flb_engine_options *o)
     e->w = calloc(o->workers, sizeof(*e->w));
     e->backends = flb_backend_store_new();
     e->counters = flb_counters_store_new();
-    e->l7 = flb_l7_new(o->workers);
+    e->l7 = flb_l7_new(o->workers, o->pool_max, o->pool_idle_ms);
     if (e->w == NULL || e->backends == NULL || e->counters == NULL || e->l7 == NULL)
         goto fail;
     for (uint32_t i = 0; i < o->workers; i++) {

@@ -66,4 +66,12 @@ void flb_engine_slot_release(struct flb_engine *e, struct flb_listener *l, const
 int flb_engine_service_slot_take(struct flb_engine *e, const struct flb_service *s);
 void flb_engine_service_slot_release(struct flb_engine *e, const struct flb_service *s);
 
+/* Worker side: gives back the slot a connection held on backend <idx> of <s>. While connections or
+ * requests wait for a slot of <s> (_queue.h), the other workers are woken to offer it to theirs
+ * (<w> offers it to its own after the batch). */
+void flb_engine_backend_release(struct flb_worker *w, const struct flb_service *s, uint32_t idx);
+
+/* Wakes worker <id> (its loop turns once more). */
+void flb_engine_wake(struct flb_engine *e, uint32_t id);
+
 #endif

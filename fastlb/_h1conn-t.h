@@ -5,6 +5,7 @@
 #include "_conn-t.h"
 #include "_http1-t.h"
 #include "_l7-t.h"
+#include "_queue-t.h"
 #include "_splice-t.h"
 
 #include <sys/uio.h>
@@ -23,7 +24,7 @@
 
 enum flb_h1_phase {
     FLB_H1_HEAD = 0,    /* reading a request head: the first, or the next on a kept-alive connection */
-    FLB_H1_CONNECT = 1, /* routed; connecting to a backend */
+    FLB_H1_CONNECT = 1, /* routed; waiting for a slot (qi), or connecting to a backend */
     FLB_H1_FORWARD = 2, /* the request goes up and its response comes down */
     FLB_H1_REPLY = 3,   /* sending fastlb's own answer; the connection closes after it */
     FLB_H1_LINGER = 4,  /* answered and shut: discarding what the client still sends */
@@ -111,6 +112,7 @@ struct flb_h1conn {
     char path[FLB_H1_LOG_PATH];
     uint32_t path_len;
     struct flb_l7_timer timer;
+    struct flb_qitem qi;           /* CONNECT: waiting for a slot (the service's or a backend's maxconn) */
     struct flb_h1conn *prev, *next;
     struct flb_h1conn *ready_next; /* in the worker's ready list (in_ready) */
     uint8_t in_ready;
@@ -130,7 +132,14 @@ struct flb_h1srv {
     socklen_t addrlen;
     struct flb_table *table;       /* one reference */
     struct flb_l7_timer timer;
-    struct flb_h1srv *prev, *next; /* bucket list, or the retired list */
+    struct flb_h1srv *prev, *next; /* its backend's idle list (this worker's), or the retired list */
+    struct flb_h1srv *older, *newer; /* the worker's pool, least recently pooled first */
+};
+
+/* One worker's idle connections to one backend, most recently pooled first. A backend has one per
+ * worker (struct flb_backend.idle), each on a cache line of its own: only its worker touches it. */
+struct flb_h1idle {
+    _Alignas(64) struct flb_h1srv *head;
 };
 
 #endif

@@ -29,6 +29,7 @@
 #include "_h1reply.h"
 #include "_http1.h"
 #include "_l7.h"
+#include "_queue.h"
 #include "_route.h"
 #include "_splice.h"
 #include "_vhost.h"
@@ -239,7 +240,7 @@ static void close_server(struct flb_worker *w, struct flb_h1conn *h)
     h->sfd = -1;
     h->connecting = 0;
     if (b != NULL)
-        atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
+        flb_engine_backend_release(w, h->svc, (uint32_t)h->be);
 }
 
 /* Gives the backend connection back to the pool, or closes it. */
@@ -253,7 +254,7 @@ static void release_server(struct flb_worker *w, struct flb_h1conn *h, int reuse
         close_server(w, h);
         return;
     }
-    atomic_fetch_sub_explicit(&b->active, 1, RELAXED);
+    flb_engine_backend_release(w, h->svc, (uint32_t)h->be);
     flb_h1pool_put(w, h->rtable, b, &h->svc->addr[h->be], h->svc->addrlen[h->be], h->srv);
     h->srv = NULL;
     h->sfd = -1;
@@ -297,8 +298,9 @@ static void established(struct flb_worker *w, struct flb_h1conn *h)
     forward_start(w, h);
 }
 
-/* Gets a connection to backend <idx>: an idle one, or a new connect. FLB_OK when it is there or
- * in progress, FLB_AGAIN when the connect failed at once (counted), FLB_ERR when the client must go. */
+/* Gets a connection to backend <idx>, whose slot the caller took: an idle one, or a new connect.
+ * FLB_OK when it is there or in progress, FLB_AGAIN when the connect failed at once (counted; the
+ * slot given back), FLB_ERR when the client must go. */
 static int attempt(struct flb_worker *w, struct flb_h1conn *h, int idx)
 {
     struct flb_service *s = h->svc;
@@ -314,24 +316,26 @@ static int attempt(struct flb_worker *w, struct flb_h1conn *h, int idx)
         h->srv = srv;
         h->sfd = srv->fd;
         h->reused = 1;
-        atomic_fetch_add_explicit(&b->active, 1, RELAXED);
+        COUNT(b->c.reused, 1);
         forward_start(w, h);
         return FLB_OK;
     }
     h->reused = 0;
     h->attempts++;
     fd = socket(s->addr[idx].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1)
+    if (fd == -1) {
+        flb_engine_backend_release(w, s, (uint32_t)idx);
         return FLB_ERR;
+    }
     FLB_LIVE_INC(fds);
     if ((srv = flb_h1srv_new(h, fd)) == NULL) {
         close(fd);
         FLB_LIVE_DEC(fds);
+        flb_engine_backend_release(w, s, (uint32_t)idx);
         return FLB_ERR;
     }
     h->srv = srv;
     h->sfd = fd;
-    atomic_fetch_add_explicit(&b->active, 1, RELAXED);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (struct sockaddr *)&s->addr[idx], s->addrlen[idx]) == 0) {
         established(w, h);
@@ -349,26 +353,65 @@ static int attempt(struct flb_worker *w, struct flb_h1conn *h, int idx)
 
 static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const struct iovec *extra, int nextra);
 
-/* Picks a backend (the sticky one first) and connects, retrying elsewhere up to the service's
- * retries; <failed> is the index that just failed, -1 at first. Returns 1, or -1 once closed. */
-static int connect_next(struct flb_worker *w, struct flb_h1conn *h, int failed)
+/* No backend has a slot, but one at its maxconn would have been picked. */
+#define FULL (-2)
+/* The request's sticky backend is at its maxconn: it waits for that one. */
+#define FULL_STICKY (-3)
+
+/* Picks a backend (the sticky one first) and takes a slot on it: its index, FULL or FULL_STICKY,
+ * or FLB_ERR when none is available. A backend another worker filled since the pick is passed over
+ * like one already tried. */
+static int pick(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_service *s = h->svc;
+    uint32_t ex[FLB_CONN_TRIED * 2], nex = h->ntried;
+
+    if (h->sticky_be >= 0 && h->ntried == 0 && flb_backend_available(s->be[h->sticky_be]))
+        return flb_queue_backend_take(s, (uint32_t)h->sticky_be) == FLB_OK ? h->sticky_be : FULL_STICKY;
+    if (s->nbe == 0)
+        return FLB_ERR;
+    memcpy(ex, h->tried, h->ntried * sizeof(ex[0]));
+    for (;;) {
+        int idx = flb_balance_pick(&s->bal, h->key, w->id, ex, nex);
+        if (idx < 0)
+            return s->bemax != NULL && flb_balance_full(&s->bal, h->tried, h->ntried) ? FULL : FLB_ERR;
+        if (flb_queue_backend_take(s, (uint32_t)idx) == FLB_OK)
+            return idx;
+        if (nex == sizeof(ex) / sizeof(ex[0]))
+            return FULL;
+        ex[nex++] = (uint32_t)idx;
+    }
+}
+
+static int dequeue(struct flb_worker *w, struct flb_qitem *q);
+static void advance(struct flb_worker *w, struct flb_h1conn *h);
+
+/* Waits in the service's queue for a slot, at most its queue timeout; the request stays parsed and
+ * its client is read as in CONNECT (a client that leaves is noticed). Returns 1, or -1 once closed. */
+static int wait_for_slot(struct flb_worker *w, struct flb_h1conn *h)
+{
+    if (flb_queue_add(w, h->svc, &h->qi, dequeue) != FLB_OK) {
+        flb_h1conn_close(w, h);
+        return -1;
+    }
+    arm(w, h, h->svc->queue_ms);
+    return 1;
+}
+
+static int no_backend(struct flb_worker *w, struct flb_h1conn *h)
+{
+    COUNT(h->svc->c->no_backend, 1);
+    h->be = -1;
+    return reply(w, h, 503, NULL, 0);
+}
+
+/* Connects to backend <idx> (its slot taken), then on failure retries elsewhere up to the service's
+ * retries, or waits for a slot. Returns 1, or -1 once closed. */
+static int connect_from(struct flb_worker *w, struct flb_h1conn *h, int idx)
 {
     struct flb_service *s = h->svc;
 
     for (;;) {
-        int idx;
-        if (failed >= 0 && h->attempts > s->retries)
-            break;
-        if (h->sticky_be >= 0 && h->ntried == 0)
-            idx = h->sticky_be;
-        else
-            idx = s->nbe > 0 ? flb_balance_pick(&s->bal, h->key, w->id, h->tried, h->ntried) : FLB_ERR;
-        if (idx < 0)
-            break;
-        if (failed >= 0) {
-            COUNT(s->be[failed]->c.retries, 1);
-            COUNT(s->c->retries, 1);
-        }
         int r = attempt(w, h, idx);
         if (r == FLB_OK)
             return 1;
@@ -376,11 +419,76 @@ static int connect_next(struct flb_worker *w, struct flb_h1conn *h, int failed)
             flb_h1conn_close(w, h);
             return -1;
         }
-        failed = idx;
+        int failed = idx;
+        if (h->attempts > s->retries)
+            break;
+        idx = pick(w, h);
+        if (idx == FULL || idx == FULL_STICKY)
+            return wait_for_slot(w, h);
+        if (idx < 0)
+            break;
+        COUNT(s->be[failed]->c.retries, 1);
+        COUNT(s->c->retries, 1);
     }
-    COUNT(s->c->no_backend, 1);
-    h->be = -1;
-    return reply(w, h, 503, NULL, 0);
+    return no_backend(w, h);
+}
+
+/* After the connect to <failed> failed (-1: none yet): picks a backend and connects, or waits for a
+ * slot, or answers 503. Returns 1, or -1 once closed. */
+static int connect_next(struct flb_worker *w, struct flb_h1conn *h, int failed)
+{
+    struct flb_service *s = h->svc;
+
+    if (failed >= 0 && h->attempts > s->retries)
+        return no_backend(w, h);
+    int idx = pick(w, h);
+    if (idx == FULL || idx == FULL_STICKY)
+        return wait_for_slot(w, h);
+    if (idx < 0)
+        return no_backend(w, h);
+    if (failed >= 0) {
+        COUNT(s->be[failed]->c.retries, 1);
+        COUNT(s->c->retries, 1);
+    }
+    return connect_from(w, h, idx);
+}
+
+/* The routed request goes on: with the service's own slot first behind a vhost or app-id listener
+ * (a per-service listener counted the client connection at accept), then a backend's. */
+static int request_go(struct flb_worker *w, struct flb_h1conn *h)
+{
+    h->phase = FLB_H1_CONNECT;
+    if (h->lsvc == NULL && !h->svc_slot) {
+        /* behind a vhost or app-id listener a service's active count (and its maxconn) is of requests
+         * under way */
+        if (flb_engine_service_slot_take(w->e, h->svc) != FLB_OK)
+            return wait_for_slot(w, h);
+        h->svc_slot = 1;
+    }
+    return connect_next(w, h, -1);
+}
+
+/* The queue offers a slot: see flb_qitem_ready_fn. */
+static int dequeue(struct flb_worker *w, struct flb_qitem *q)
+{
+    struct flb_h1conn *h = container_of(q, struct flb_h1conn, qi);
+    int idx;
+
+    if (h->lsvc == NULL && !h->svc_slot) {
+        if (flb_engine_service_slot_take(w->e, h->svc) != FLB_OK)
+            return FLB_Q_WAIT;
+        h->svc_slot = 1;
+    }
+    idx = pick(w, h);
+    if (idx == FULL)
+        return FLB_Q_WAIT;
+    if (idx == FULL_STICKY)
+        return FLB_Q_SKIP;
+    flb_queue_remove(w, h->svc, &h->qi);
+    flb_timer_stop(&flb_l7_worker(w)->wheel, &h->timer.t);
+    if ((idx < 0 ? no_backend(w, h) : connect_from(w, h, idx)) >= 0)
+        advance(w, h);
+    return FLB_Q_LEFT;
 }
 
 /* The backend connection broke before the response head. A pooled connection the backend had
@@ -396,14 +504,11 @@ static int server_failed(struct flb_worker *w, struct flb_h1conn *h)
         h->up.n = h->nhead;
         memcpy(h->up.iov, h->head, h->nhead * sizeof(h->head[0]));
         h->ntried = 0;
-        int idx = h->be, r = attempt(w, h, idx);
-        if (r == FLB_OK)
-            return 1;
-        if (r == FLB_ERR) {
-            flb_h1conn_close(w, h);
-            return -1;
-        }
-        return connect_next(w, h, idx);
+        h->phase = FLB_H1_CONNECT;
+        int idx = h->be;
+        if (flb_queue_backend_take(h->svc, (uint32_t)idx) != FLB_OK)
+            return connect_next(w, h, -1); /* its slot went to another request meanwhile */
+        return connect_from(w, h, idx);
     }
     if (h->resp == FLB_H1_RESP_HEAD && !h->answered) {
         close_server(w, h);
@@ -666,15 +771,6 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     h->svc = &t->svc[si];
     h->hs = &t->l7->svc[si];
     COUNT(h->hs->c->requests, 1);
-    if (h->lsvc == NULL) {
-        /* behind a vhost or app-id listener a service's active count (and its maxconn) is of requests
-         * under way; a per-service listener counted the client connection at accept */
-        if (flb_engine_service_slot_take(w->e, h->svc) != FLB_OK) {
-            COUNT(h->rl->l->refused, 1);
-            return reply(w, h, 503, NULL, 0);
-        }
-        h->svc_slot = 1;
-    }
     if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
         return reply(w, h, 501, NULL, 0);
     if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer))
@@ -703,8 +799,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     h->upgrade = (req->flags & FLB_HTTP1_F_UPGRADE) && (req->flags & FLB_HTTP1_F_CONN_UPGRADE);
     h->ckeep = (uint8_t)flb_http1_request_keep_alive(req);
     h->req_minor = (uint8_t)req->minor;
-    h->phase = FLB_H1_CONNECT;
-    return connect_next(w, h, -1);
+    return request_go(w, h);
 }
 
 static int parse_request(struct flb_worker *w, struct flb_h1conn *h)
@@ -1296,6 +1391,12 @@ void flb_h1conn_timeout(struct flb_worker *w, struct flb_h1conn *h)
         reply(w, h, 408, NULL, 0);
         break;
     case FLB_H1_CONNECT: {
+        if (flb_queued(&h->qi)) {
+            flb_queue_remove(w, h->svc, &h->qi);
+            COUNT(h->svc->c->queue_timeouts, 1);
+            reply(w, h, 503, NULL, 0);
+            break;
+        }
         int failed = h->be;
         connect_failed(w, h, 1);
         if (connect_next(w, h, failed) < 0)
@@ -1337,6 +1438,8 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
     flb_timer_stop(&lw->wheel, &h->timer.t);
     flb_pump_release(&h->tup, &w->pool);
     flb_pump_release(&h->tdown, &w->pool);
+    if (h->svc != NULL)
+        flb_queue_remove(w, h->svc, &h->qi);
     close_server(w, h);
     slot_release(w, h);
     close(h->cfd);

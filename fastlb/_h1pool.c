@@ -14,16 +14,37 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static uint32_t bucket(const struct flb_backend *be)
-{
-    uint64_t p = (uint64_t)(uintptr_t)be;
-
-    return (uint32_t)((p >> 4) ^ (p >> 12)) & (FLB_L7_POOL_BUCKETS - 1);
-}
-
 static int same_addr(const struct flb_h1srv *s, const struct sockaddr_storage *addr, socklen_t len)
 {
     return s->addrlen == len && memcmp(&s->addr, addr, len) == 0;
+}
+
+/* This worker's idle list of <be>; NULL when no worker has pooled a connection to it yet. */
+static struct flb_h1idle *idle_list(struct flb_l7_worker *lw, const struct flb_backend *be)
+{
+    struct flb_h1idle *lists = atomic_load_explicit(&((struct flb_backend *)be)->idle, memory_order_acquire);
+
+    return lists != NULL ? &lists[lw->id] : NULL;
+}
+
+/* The same, allocating every worker's lists on first use; NULL without memory. Workers race for
+ * the allocation: one wins, the others free theirs. */
+static struct flb_h1idle *idle_list_make(struct flb_l7_worker *lw, struct flb_backend *be)
+{
+    struct flb_h1idle *lists = atomic_load_explicit(&be->idle, memory_order_acquire), *expected = NULL;
+    uint32_t n = lw->l7->nworkers;
+
+    if (lists != NULL)
+        return &lists[lw->id];
+    if (posix_memalign((void **)&lists, 64, (size_t)n * sizeof(*lists)) != 0)
+        return NULL;
+    memset(lists, 0, (size_t)n * sizeof(*lists));
+    if (!atomic_compare_exchange_strong_explicit(&be->idle, &expected, lists, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        free(lists);
+        lists = expected;
+    }
+    return &lists[lw->id];
 }
 
 struct flb_h1srv *flb_h1srv_new(struct flb_h1conn *owner, int fd)
@@ -66,11 +87,20 @@ static void unlink_idle(struct flb_l7_worker *lw, struct flb_h1srv *s)
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
-        lw->pool[bucket(s->be)] = s->next;
+        idle_list(lw, s->be)->head = s->next;
     if (s->next != NULL)
         s->next->prev = s->prev;
-    s->prev = s->next = NULL;
+    if (s->older != NULL)
+        s->older->newer = s->newer;
+    else
+        lw->oldest = s->newer;
+    if (s->newer != NULL)
+        s->newer->older = s->older;
+    else
+        lw->newest = s->older;
+    s->prev = s->next = s->older = s->newer = NULL;
     lw->npool--;
+    atomic_fetch_sub_explicit(&s->be->c.idle, 1, memory_order_relaxed);
     flb_timer_stop(&lw->wheel, &s->timer.t);
 }
 
@@ -88,10 +118,14 @@ struct flb_h1srv *flb_h1pool_take(struct flb_worker *w, struct flb_h1conn *owner
                                   const struct sockaddr_storage *addr, socklen_t len)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_h1idle *list = idle_list(lw, be);
     struct flb_h1srv *s;
 
-    for (s = lw->pool[bucket(be)]; s != NULL; s = s->next)
-        if (s->be == be && same_addr(s, addr, len))
+    if (list == NULL)
+        return NULL;
+    /* Every connection of the list is to <be>; its address differs only if the backend moved. */
+    for (s = list->head; s != NULL; s = s->next)
+        if (same_addr(s, addr, len))
             break;
     if (s == NULL)
         return NULL;
@@ -107,28 +141,43 @@ void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backen
                     const struct sockaddr_storage *addr, socklen_t len, struct flb_h1srv *s)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
-    uint32_t b = bucket(be), same = 0;
+    uint32_t max = lw->l7->pool_max;
+    struct flb_h1idle *list;
 
     s->owner = NULL;
-    for (struct flb_h1srv *i = lw->pool[b]; i != NULL; i = i->next)
-        same += i->be == be;
-    if (lw->npool >= FLB_L7_POOL_MAX || same >= FLB_L7_POOL_PER_BACKEND ||
+    if (max == 0 || (list = idle_list_make(lw, be)) == NULL ||
         flb_evloop_want(w->epfd, s->fd, &s->src, &s->want, FLB_H1SRV_READ) != FLB_OK) {
         retire(lw, s);
         return;
+    }
+    /* Full: the connection pooled longest ago makes room (the one least likely to be wanted). */
+    if (lw->npool >= max) {
+        struct flb_h1srv *old = lw->oldest;
+        unlink_idle(lw, old);
+        retire(lw, old);
     }
     s->be = be;
     memcpy(&s->addr, addr, len);
     s->addrlen = len;
     s->table = flb_table_get(t);
-    /* most recently used first: the connection least likely to have been closed by the backend */
+    /* Most recently pooled first: the next request takes the connection least likely to have been
+     * closed by the backend, and the surplus left at the tail goes unused until its timer closes it,
+     * so the pool follows demand down as well as up. */
     s->prev = NULL;
-    s->next = lw->pool[b];
+    s->next = list->head;
     if (s->next != NULL)
         s->next->prev = s;
-    lw->pool[b] = s;
+    list->head = s;
+    s->newer = NULL;
+    s->older = lw->newest;
+    if (s->older != NULL)
+        s->older->newer = s;
+    else
+        lw->oldest = s;
+    lw->newest = s;
     lw->npool++;
-    flb_timer_arm(&lw->wheel, &s->timer.t, w->now + FLB_L7_POOL_IDLE_MS);
+    atomic_fetch_add_explicit(&be->c.idle, 1, memory_order_relaxed);
+    flb_timer_arm(&lw->wheel, &s->timer.t, w->now + lw->l7->pool_idle_ms);
 }
 
 void flb_h1pool_event(struct flb_worker *w, struct flb_h1srv *s, uint32_t events)
@@ -155,12 +204,10 @@ void flb_h1pool_expire(struct flb_worker *w, struct flb_h1srv *s)
 
 void flb_h1pool_clear(struct flb_l7_worker *lw)
 {
-    for (uint32_t b = 0; b < FLB_L7_POOL_BUCKETS; b++) {
-        struct flb_h1srv *s;
-        while ((s = lw->pool[b]) != NULL) {
-            unlink_idle(lw, s);
-            retire(lw, s);
-        }
+    while (lw->oldest != NULL) {
+        struct flb_h1srv *s = lw->oldest;
+        unlink_idle(lw, s);
+        retire(lw, s);
     }
     flb_h1pool_reap(lw);
 }

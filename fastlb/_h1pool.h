@@ -6,11 +6,16 @@
  * taking it back therefore cost no syscall.
  *
  * A connection is pooled only after a complete response that leaves it reusable (both sides keep
- * alive, nothing unread). It is found again by backend record and address: a pooled connection holds
- * a reference on the table it was used with, which keeps its backend record alive, so a pointer
- * match can never be a recycled record. While idle it is polled for input: anything the backend
- * sends (its FIN, or bytes it has no request for) closes it. At most FLB_L7_POOL_MAX connections per
- * worker, FLB_L7_POOL_PER_BACKEND per backend, each closed after FLB_L7_POOL_IDLE_MS unused. */
+ * alive, nothing unread). It waits in its backend record's list for this worker (struct
+ * flb_h1idle), so that finding one costs the same with one backend or thousands: a pooled connection
+ * holds a reference on the table it was used with, which keeps its backend record alive. While idle
+ * it is polled for input: anything the backend sends (its FIN, or bytes it has no request for)
+ * closes it.
+ *
+ * The pool follows demand: there is no cap per backend, so every client a backend serves at once can
+ * keep its backend connection; the most recently pooled connection is taken first, so connections
+ * beyond what the load needs go unused and close after the engine's pool_idle. A worker keeps at most
+ * pool_max / workers; past it the connection pooled longest ago is closed to make room. */
 #ifndef FLB_H1POOL_H
 #define FLB_H1POOL_H
 
@@ -34,7 +39,8 @@ void flb_h1srv_close(struct flb_worker *w, struct flb_h1srv *s);
 struct flb_h1srv *flb_h1pool_take(struct flb_worker *w, struct flb_h1conn *owner, const struct flb_backend *be,
                                   const struct sockaddr_storage *addr, socklen_t len);
 
-/* Pools <s>, connected to <be> at <addr>, or closes it when the pool is full. Takes a reference on <t>. */
+/* Pools <s>, connected to <be> at <addr> (or closes it without memory, or with pool_max 0). Takes a
+ * reference on <t>. */
 void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backend *be,
                     const struct sockaddr_storage *addr, socklen_t len, struct flb_h1srv *s);
 

@@ -84,11 +84,9 @@ struct flb_h1srv;
 /* The per-worker cache of verified Authorization values (so crypt(3) runs once per credential). */
 #define FLB_L7_AUTH_CACHE 256
 
-/* Idle backend connections a worker keeps, in all and per backend. */
-#define FLB_L7_POOL_MAX 512
-#define FLB_L7_POOL_PER_BACKEND 32
-#define FLB_L7_POOL_BUCKETS 128
-/* An idle backend connection is closed after this long unused. */
+/* Backend connections kept idle for the next request, in all (every worker's together), and how long
+ * one stays unused before it is closed: the defaults of [engine] pool_max and pool_idle. */
+#define FLB_L7_POOL_MAX 10000
 #define FLB_L7_POOL_IDLE_MS 5000
 
 /* Connection buffers (FLB_H1_BUF) a worker keeps for reuse: a connection holds its buffers only
@@ -98,11 +96,15 @@ struct flb_h1srv;
 /* Access-log buffer of each worker; a line that does not fit once the buffer is flushed is dropped. */
 #define FLB_L7_LOG_BUF 65536
 
+struct flb_l7;
+
 struct flb_l7_worker {
+    struct flb_l7 *l7;
+    uint32_t id;                   /* the worker's index */
     struct flb_wheel wheel;
     struct flb_h1conn *conns, *dead;
     struct flb_h1conn *ready;      /* stopped by the round limit with work in hand: run after the batch */
-    struct flb_h1srv *pool[FLB_L7_POOL_BUCKETS];
+    struct flb_h1srv *oldest, *newest; /* every pooled connection, least recently pooled first */
     uint32_t npool;
     struct flb_h1srv *srv_dead;    /* backend connections closed in this batch of events, freed after it */
     struct flb_http1_header hdr[FLB_HTTP1_MAX_HEADERS]; /* scratch: the head being parsed */
@@ -118,6 +120,8 @@ struct flb_l7_worker {
 
 struct flb_l7 {
     uint32_t nworkers;
+    uint32_t pool_max;             /* idle backend connections per worker, at most */
+    uint32_t pool_idle_ms;         /* an idle backend connection unused this long is closed */
     struct flb_l7_worker *w;       /* [nworkers] */
     int log_fd;                    /* -1: no access log */
     _Atomic uint64_t log_lines, log_drops;

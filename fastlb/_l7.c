@@ -19,9 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
-struct flb_l7 *flb_l7_new(uint32_t nworkers)
+struct flb_l7 *flb_l7_new(uint32_t nworkers, uint32_t pool_max, uint32_t pool_idle_ms)
 {
     struct flb_l7 *l = calloc(1, sizeof(*l));
     uint64_t now = flb_now_ms();
@@ -35,9 +34,15 @@ struct flb_l7 *flb_l7_new(uint32_t nworkers)
         return NULL;
     }
     l->nworkers = nworkers;
+    /* each worker's share, rounded up: a pool_max below the worker count still pools */
+    l->pool_max = nworkers ? (uint32_t)(((uint64_t)pool_max + nworkers - 1) / nworkers) : 0;
+    l->pool_idle_ms = pool_idle_ms;
     l->log_fd = -1;
-    for (uint32_t i = 0; i < nworkers; i++)
+    for (uint32_t i = 0; i < nworkers; i++) {
+        l->w[i].l7 = l;
+        l->w[i].id = i;
         flb_wheel_init(&l->w[i].wheel, now);
+    }
     /* The auth cache key only needs to be unguessable by clients; no fleet shares it. */
     l->auth_key = flb_hash64(&l, sizeof(l), now ^ (uint64_t)getpid());
     return l;

@@ -18,8 +18,9 @@
 
 /* --- engine and control thread ------------------------------------------------------------------ */
 
-/* L7 state for an engine of <nworkers>. NULL with errno. */
-struct flb_l7 *flb_l7_new(uint32_t nworkers);
+/* L7 state for an engine of <nworkers>, keeping at most <pool_max> idle backend connections in all,
+ * each for at most <pool_idle_ms> unused. NULL with errno. */
+struct flb_l7 *flb_l7_new(uint32_t nworkers, uint32_t pool_max, uint32_t pool_idle_ms);
 
 /* Closes what the workers left behind (idle backend connections); the workers must be stopped. */
 void flb_l7_stop(struct flb_l7 *l);

@@ -17,6 +17,8 @@ enum flb_mode {
 
 /* A service's counters, keyed by the service's name so that they survive table swaps. Tables hold
  * references; records are found, created and swept by the control thread (like backends). */
+struct flb_queue;
+
 struct flb_service_counters {
     char *name; /* owned */
     _Atomic int64_t active;
@@ -32,6 +34,14 @@ struct flb_service_counters {
     _Atomic uint64_t requests;   /* requests routed to the service */
     _Atomic uint64_t status[6];  /* responses sent to clients by class: [1] 1xx .. [5] 5xx, [0] other */
     _Atomic uint64_t own;        /* of those, answered by fastlb itself (401, 403, 301, 502, 503, 504) */
+    /* waiting for a slot (_queue.h) */
+    _Atomic int64_t queued;          /* connections or requests waiting now, every worker's */
+    _Atomic int64_t queued_max;      /* the most that waited at once */
+    _Atomic uint64_t queue_total;    /* those that waited (and then went on, timed out or left) */
+    _Atomic uint64_t queue_timeouts; /* of those, the ones that waited the whole queue timeout */
+    _Atomic uint64_t queue_wait_ms;  /* their waits, added up */
+    _Atomic uint64_t queue_seq;      /* tickets handed out: the order of waiting, across workers */
+    _Atomic(struct flb_queue *) queues; /* [workers], allocated by the first worker that queues */
     _Atomic int refs;
     struct flb_service_counters *next;
 };
@@ -54,6 +64,8 @@ struct flb_service {
     uint32_t idle_ms;                /* established idle limit (tunnel, else client/server); 0: none */
     uint32_t retries;                /* connect attempts on other backends after a failure */
     uint32_t maxconn;                /* 0: unlimited */
+    uint32_t *bemax;                 /* [nbe] each backend's maxconn (0: none); NULL when none has one */
+    uint32_t queue_ms;               /* longest wait for a slot (backend or service maxconn) */
     uint32_t drain_ms;               /* a draining backend's connections end after this; 0: never */
     uint32_t nallow;                 /* tcp mode: clients must come from one of these (_cidr.h); */
     struct flb_cidr *allow;          /* [nallow], owned; 0: everyone */

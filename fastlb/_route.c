@@ -7,6 +7,7 @@
 #include "_balance.h"
 #include "_l7.h"
 #include "_listener.h"
+#include "_queue.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -72,6 +73,7 @@ static void service_free(struct flb_service *s)
     free(s->addr);
     free(s->addrlen);
     free(s->fall);
+    free(s->bemax);
     free(s->allow);
     free(s->name);
 }
@@ -136,6 +138,7 @@ void flb_counters_store_free(struct flb_counters_store *s)
         struct flb_service_counters *c, *next;
         for (c = s->bucket[i]; c != NULL; c = next) {
             next = c->next;
+            flb_queue_free(c);
             free(c->name);
             free(c);
         }
@@ -205,6 +208,7 @@ void flb_counters_store_sweep(struct flb_counters_store *s)
             if (atomic_load_explicit(&c->refs, memory_order_acquire) == 0) {
                 *pp = c->next;
                 s->count--;
+                flb_queue_free(c);
                 free(c->name);
                 free(c);
             } else {

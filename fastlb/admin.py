@@ -44,11 +44,11 @@ CSV_COLUMNS = [
 _SHARED_NAMES = {"vhost": "marathon_http_in", "appid": "marathon_http_appid_in"}
 _BACKEND_COUNTERS = (
     "active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests",
-    "drain_since_ms",
+    "idle", "reused", "drain_since_ms",
 )
 _SERVICE_COUNTERS = (
     "active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "no_backend",
-    "denied",
+    "denied", "queued", "queued_max", "queue_total", "queue_timeouts", "queue_wait_ms",
 )
 
 
@@ -99,6 +99,7 @@ def snapshot(controller: Controller) -> dict[str, Any]:
                 "health": "up" if _up(health) else "down",
                 "status": backend_status(state, health),
                 "weight": live.get("weight", b.weight),
+                "maxconn": b.maxconn or s.backend_maxconn,
                 "override": msgspec.to_builtins(override) if override is not None else None,
                 "check": check,
             }
@@ -111,6 +112,7 @@ def snapshot(controller: Controller) -> dict[str, Any]:
             "balance": s.balance,
             "app_id": s.app_id,
             "maxconn": s.maxconn,
+            "backend_maxconn": s.backend_maxconn,
             "backends": backends,
             "up": sum(1 for b in backends if b["status"] == "UP"),
         }
@@ -220,12 +222,14 @@ def stats_csv(snap: dict[str, Any]) -> str:
                 _csv_line(
                     {
                         "pxname": s["name"], "svname": b["name"], "qcur": 0, "qmax": 0, "scur": b["active"],
-                        "smax": "", "slim": "", "stot": b["total"], "bin": b["bytes_in"], "bout": b["bytes_out"],
+                        "smax": "", "slim": b["maxconn"] or "", "stot": b["total"], "bin": b["bytes_in"],
+                        "bout": b["bytes_out"],
                         "dresp": 0, "econ": b["connect_errors"], "eresp": b["timeouts"], "wretr": b["retries"],
                         "wredis": 0, "status": b["status"], "weight": b["weight"], "act": 1, "bck": 0,
                         "pid": 1, "iid": iid, "sid": sid, "lbtot": b["total"], "type": 2,
                         "req_tot": b["requests"] if s["mode"] == "http" else "",
                         **_check_columns(b),
+                        **_reuse_columns(s["mode"], [b]),
                         "addr": b["address"], "mode": s["mode"],
                     }
                 )
@@ -233,7 +237,9 @@ def stats_csv(snap: dict[str, Any]) -> str:
         out.write(
             _csv_line(
                 {
-                    "pxname": s["name"], "svname": "BACKEND", "qcur": 0, "qmax": 0, "scur": s["active"],
+                    "pxname": s["name"], "svname": "BACKEND", "qcur": s["queued"], "qmax": s["queued_max"],
+                    "qtime": s["queue_wait_ms"] // s["queue_total"] if s["queue_total"] else 0,
+                    "scur": s["active"],
                     "smax": "", "slim": s["maxconn"] or "", "stot": s["total"], "bin": s["bytes_in"],
                     "bout": s["bytes_out"], "dreq": 0, "dresp": 0, "econ": s["connect_errors"],
                     "eresp": s["timeouts"], "wretr": s["retries"], "wredis": 0,
@@ -241,10 +247,22 @@ def stats_csv(snap: dict[str, Any]) -> str:
                     "weight": sum(b["weight"] for b in s["backends"] if b["status"] == "UP"),
                     "act": s["up"], "bck": 0, "pid": 1, "iid": iid, "sid": 0, "lbtot": s["total"], "type": 1,
                     "mode": s["mode"], "algo": s["balance"], "conn_tot": s["total"],
+                    **_reuse_columns(s["mode"], s["backends"]),
                 }
             )
         )
     return out.getvalue()
+
+
+def _reuse_columns(mode: str, backends: list[dict[str, Any]]) -> dict[str, Any]:
+    """HAProxy's connection-reuse columns (http mode): backend connections opened, requests that
+    reused one, and those idle in the pool or in use now."""
+    if mode != "http":
+        return {}
+    return {
+        "connect": sum(b["total"] for b in backends), "reuse": sum(b["reused"] for b in backends),
+        "idle_conn_cur": sum(b["idle"] for b in backends), "used_conn_cur": sum(b["active"] for b in backends),
+    }
 
 
 # -- Prometheus text exposition ------------------------------------------------------------------
@@ -323,6 +341,14 @@ def metrics_text(snap: dict[str, Any]) -> str:
         ("timeouts", "fastlb_service_timeouts_total", "counter", "Timeouts per service."),
         ("no_backend", "fastlb_service_no_backend_total", "counter", "Connections with no backend to take them."),
         ("denied", "fastlb_service_denied_total", "counter", "Connections refused by the source allow-list."),
+        ("queued", "fastlb_service_queued", "gauge", "Connections or requests waiting for a slot (maxconn)."),
+        ("queued_max", "fastlb_service_queued_max", "gauge", "The most that waited for a slot at once."),
+        ("queue_total", "fastlb_service_queued_total", "counter", "Connections or requests that waited for a slot."),
+        (
+            "queue_timeouts", "fastlb_service_queue_timeouts_total", "counter",
+            "Of those, the ones refused at the queue timeout.",
+        ),
+        ("queue_wait_ms", "fastlb_service_queue_wait_seconds_total", "counter", "Their waits, added up."),
     )
     backend_metrics = (
         ("active", "fastlb_backend_connections_active", "gauge", "Open connections per backend."),
@@ -333,10 +359,15 @@ def metrics_text(snap: dict[str, Any]) -> str:
         ("retries", "fastlb_backend_retries_total", "counter", "Connects retried elsewhere per backend."),
         ("timeouts", "fastlb_backend_timeouts_total", "counter", "Timeouts per backend."),
         ("requests", "fastlb_backend_http_requests_total", "counter", "HTTP requests per backend."),
+        ("idle", "fastlb_backend_idle_connections", "gauge", "HTTP mode: connections kept idle for reuse per backend."),
+        (
+            "reused", "fastlb_backend_connections_reused_total", "counter",
+            "HTTP mode: requests sent on a kept-alive backend connection (no connect).",
+        ),
     )
     for s in snap["services"]:
         for key, name, kind, help_ in service_metrics:
-            m.add(name, kind, help_, s[key], service=s["name"])
+            m.add(name, kind, help_, s[key] / 1000 if key == "queue_wait_ms" else s[key], service=s["name"])
         m.add(
             "fastlb_service_backends_up", "gauge", "Backends taking connections per service.", s["up"],
             service=s["name"],

@@ -40,6 +40,7 @@ class BackendEntry(_Struct, frozen=True):
     state: spec.AdminState = "ready"
     id: str = ""
     name: str = ""
+    maxconn: int = 0  # 0: the service's backend_maxconn
 
 
 class TimeoutsEntry(_Struct, frozen=True):
@@ -49,6 +50,7 @@ class TimeoutsEntry(_Struct, frozen=True):
     tunnel: Duration | None = None
     http_request: Duration | None = None
     http_keepalive: Duration | None = None
+    queue: Duration | None = None
 
 
 class HealthEntry(_Struct, frozen=True):
@@ -87,6 +89,7 @@ class ServiceEntry(_Struct, frozen=True):
     timeouts: TimeoutsEntry = TimeoutsEntry()
     retries: int = 3
     maxconn: int = 0
+    backend_maxconn: int = 0  # each backend's, unless it sets its own; past it, wait in a queue
     drain_timeout: Duration = 0  # a draining backend's open connections are closed after this; 0: never
     health: HealthEntry | None = None
     http: HttpEntry | None = None
@@ -106,6 +109,8 @@ class EngineEntry(_Struct, frozen=True):
     pipe_size: int = 262144
     buffer_size: int = 16384
     splice_threshold: int = 65536
+    pool_max: int = 10000  # HTTP mode: idle backend connections kept, all workers together
+    pool_idle: Duration = 5000  # HTTP mode: an idle backend connection unused this long is closed
 
 
 class AdminEntry(_Struct, frozen=True):
@@ -133,6 +138,8 @@ class EngineSettings(msgspec.Struct, frozen=True):
     pipe_size: int = 262144
     buffer_size: int = 16384
     splice_threshold: int = 65536
+    pool_max: int = 10000
+    pool_idle_ms: int = 5000
 
 
 class StaticConfig(msgspec.Struct, frozen=True):
@@ -340,6 +347,7 @@ _HOST = re.compile(r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)(\.[A-Za-z0
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}
 _MAX_WEIGHT = 256
+_U32 = (1 << 32) - 1  # the data plane keeps counts and milliseconds in 32 bits
 
 
 def parse_address(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int] | None:
@@ -491,6 +499,11 @@ def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
     if e.buffer_size >= 1 and e.buffer_size < 1024:
         problems.append(f"engine.buffer_size: {e.buffer_size} is below 1024")
     _positive("engine.splice_threshold", e.splice_threshold, problems, zero=True)
+    _positive("engine.pool_max", e.pool_max, problems, zero=True, top=_U32)
+    pool_idle_ms = _ms(e.pool_idle, "engine.pool_idle", problems)
+    if pool_idle_ms is not None and pool_idle_ms > _U32:
+        problems.append(f"engine.pool_idle: {_show(e.pool_idle)} is longer than 49 days")
+        pool_idle_ms = None
     return EngineSettings(
         workers=e.workers,
         maxconn=e.maxconn,
@@ -498,6 +511,8 @@ def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
         pipe_size=e.pipe_size,
         buffer_size=e.buffer_size,
         splice_threshold=e.splice_threshold,
+        pool_max=e.pool_max,
+        pool_idle_ms=pool_idle_ms or 5000,
     )
 
 
@@ -523,7 +538,8 @@ def _service(
         if not prefix.startswith("/") or any(c.isspace() for c in prefix):
             problems.append(f'{path}.paths[{j}]: {_show(prefix)} is not a path (starts with "/", no spaces)')
     _positive(f"{path}.retries", s.retries, problems, zero=True, top=100)
-    _positive(f"{path}.maxconn", s.maxconn, problems, zero=True)
+    _positive(f"{path}.maxconn", s.maxconn, problems, zero=True, top=_U32)
+    _positive(f"{path}.backend_maxconn", s.backend_maxconn, problems, zero=True, top=_U32)
     timeouts = _timeouts(s.timeouts, f"{path}.timeouts", problems)
     drain_timeout_ms = _ms(s.drain_timeout, f"{path}.drain_timeout", problems, zero=True) or 0
     check = _health(s.health, f"{path}.health", problems) if s.health is not None else None
@@ -540,6 +556,7 @@ def _service(
         address = _address(b.address, apath, problems)
         if not 0 <= b.weight <= _MAX_WEIGHT:
             problems.append(f"{bpath}.weight: {b.weight} is out of range (0..{_MAX_WEIGHT})")
+        _positive(f"{bpath}.maxconn", b.maxconn, problems, zero=True, top=_U32)
         bid = b.id or (address or b.address)
         if b.id and (not b.id.strip() or any(c.isspace() or c == "," for c in b.id)):
             problems.append(f"{bpath}.id: {_show(b.id)} is not an id (no spaces or commas)")
@@ -549,7 +566,10 @@ def _service(
             backend_ids[bid] = bpath
         if address is not None:
             backends.append(
-                spec.Backend(id=bid, address=address, weight=b.weight, state=b.state, name=b.name, check=check)
+                spec.Backend(
+                    id=bid, address=address, weight=b.weight, state=b.state, name=b.name, check=check,
+                    maxconn=b.maxconn,
+                )
             )
     if len(problems) > before:
         return None
@@ -561,6 +581,7 @@ def _service(
         timeouts=timeouts,
         retries=s.retries,
         maxconn=s.maxconn,
+        backend_maxconn=s.backend_maxconn,
         drain_timeout_ms=drain_timeout_ms,
         http=http,
     )
@@ -579,11 +600,13 @@ def _ms(value: Duration, path: str, problems: list[str], *, zero: bool = False) 
 
 def _timeouts(t: TimeoutsEntry, path: str, problems: list[str]) -> spec.Timeouts:
     values: dict[str, int] = {}
-    for key in ("connect", "client", "server", "tunnel", "http_request", "http_keepalive"):
+    for key in ("connect", "client", "server", "tunnel", "http_request", "http_keepalive", "queue"):
         value = getattr(t, key)
         if value is not None:
             ms = _ms(value, f"{path}.{key}", problems)
-            if ms is not None:
+            if ms is not None and ms > _U32:
+                problems.append(f"{path}.{key}: {_show(value)} is longer than 49 days")
+            elif ms is not None:
                 values[f"{key}_ms"] = ms
     return spec.Timeouts(**values)
 

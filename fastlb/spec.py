@@ -33,6 +33,7 @@ class Backend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: AdminState = "ready"
     name: str = ""  # display name (marathon-lb's server name); defaults to id
     check: HealthCheck | None = None  # active health check of this server (issue: health checks)
+    maxconn: int = 0  # connections (tcp) or requests (http) at once; 0: the service's backend_maxconn
 
 
 class HealthCheck(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,6 +55,7 @@ class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tunnel_ms: int = 3600000  # idle once both sides are established (tcp mode, upgraded http)
     http_request_ms: int = 15000  # whole request head must arrive within this (slowloris)
     http_keepalive_ms: int = 1000  # idle between requests on a client connection
+    queue_ms: int = 0  # longest wait for a slot (backend_maxconn, maxconn); 0: as connect_ms (HAProxy's)
 
 
 class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -79,6 +81,7 @@ class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeouts: Timeouts = Timeouts()
     retries: int = 3  # connect attempts on other backends after a failure
     maxconn: int = 0  # 0: unlimited
+    backend_maxconn: int = 0  # each backend's limit unless it sets its own; past it, wait in a queue. 0: none
     drain_timeout_ms: int = 0  # a draining backend's open connections are closed after this; 0: never
     http: HttpOptions = HttpOptions()
     app_id: str = ""  # Marathon app id, for X-Marathon-App-Id routing and /stats

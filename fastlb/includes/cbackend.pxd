@@ -22,6 +22,8 @@ cdef extern from "_backend-t.h" nogil:
         uint64_t retries
         uint64_t timeouts
         uint64_t requests
+        uint64_t reused
+        int64_t idle
 
     struct flb_backend:
         char *id

@@ -43,6 +43,7 @@ cdef extern from "_balance-t.h" nogil:
         uint32_t n
         flb_backend **be
         uint32_t *static_weight
+        const uint32_t *maxconn
         uint32_t m
         uint32_t *lookup
         uint32_t map_len

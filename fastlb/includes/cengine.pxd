@@ -14,6 +14,8 @@ cdef extern from "_engine-t.h" nogil:
         int pipe_size
         uint32_t buffer_size
         uint64_t splice_threshold
+        uint32_t pool_max
+        uint32_t pool_idle_ms
 
     struct flb_engine:
         flb_engine_options opt

@@ -14,7 +14,7 @@ cdef extern from "_balance-t.h" nogil:
         FLB_BAL_SOURCE
 
     struct flb_balancer:
-        pass
+        const uint32_t *maxconn
 
 cdef extern from "_balance.h" nogil:
     int flb_balance_build(flb_balancer *b, flb_balance_algo algo, flb_backend **be, uint32_t n, uint32_t nworkers)
@@ -44,6 +44,11 @@ cdef extern from "_route-t.h" nogil:
         uint64_t requests
         uint64_t status[6]
         uint64_t own
+        int64_t queued
+        int64_t queued_max
+        uint64_t queue_total
+        uint64_t queue_timeouts
+        uint64_t queue_wait_ms
 
     struct flb_service:
         char *name
@@ -60,6 +65,8 @@ cdef extern from "_route-t.h" nogil:
         uint32_t idle_ms
         uint32_t retries
         uint32_t maxconn
+        uint32_t *bemax
+        uint32_t queue_ms
         uint32_t drain_ms
         uint32_t nallow
         flb_cidr *allow

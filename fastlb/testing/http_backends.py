@@ -10,12 +10,13 @@ depends on the path:
 - ``/chunked/N``: N bytes of body in chunks; ``/close/N``: N bytes delimited by closing the connection;
 - ``/big/N``: N bytes with Content-Length;
 - ``/status/C``: status C with no body (204, 304) or a short one;
-- ``/slow/MS``: the JSON answer after MS milliseconds; ``/never``: reads the request and never answers;
+- ``/slow/MS``: the JSON answer after MS milliseconds (``max_in_flight``: the most worked on at once);
+  ``/never``: reads the request and never answers;
 - ``/ws``: answers 101 to an Upgrade, then echoes every byte both ways until EOF;
 - ``/early``: answers 413 at once, before reading the body, and closes.
 
-Counters (``accepted``, ``received``, ``requests``) let tests check what reached the backend: a test of
-a refused request asserts that ``received`` stayed 0.
+Counters (``accepted``, ``active``, ``received``, ``requests``, ``max_in_flight``) let tests check what
+reached the backend: a test of a refused request asserts that ``received`` stayed 0.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class HttpBackend:
         self.accepted = 0
         self.received = 0
         self.requests: list[tuple[str, str]] = []
+        self.in_flight = 0  # /slow/ requests being worked on now
+        self.max_in_flight = 0  # the most at once
         self._lock = threading.Lock()
         self._lsock: socket.socket | None = None
         self._stop = threading.Event()
@@ -60,6 +63,12 @@ class HttpBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def active(self) -> int:
+        """Connections open now (each closes here once its peer closes it)."""
+        with self._lock:
+            return len(self._socks)
 
     def close(self) -> None:
         """Stops listening and closes every connection (a backend that goes away)."""
@@ -106,6 +115,21 @@ class HttpBackend:
         buf += data
         return True
 
+    def _request(
+        self, sock: socket.socket, buf: bytearray, method: str, path: str, version: str,
+        headers: list[tuple[str, ...]], hmap: dict[str, str], number: int, seq: int,
+    ) -> bool:
+        """Answers one request whose head is read; False when the connection must close."""
+        if path == "/early":
+            sock.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return False
+        if hmap.get("expect", "").lower() == "100-continue":
+            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = self._read_body(sock, buf, hmap)
+        if body is None:
+            return False
+        return self._answer(sock, method, path, version, headers, hmap, body, number, seq, buf)
+
     def _serve(self, sock: socket.socket, number: int) -> None:
         sock.settimeout(30)
         buf = bytearray()
@@ -124,18 +148,7 @@ class HttpBackend:
                 seq += 1
                 with self._lock:
                     self.requests.append((method, path))
-                if path == "/early":
-                    sock.sendall(
-                        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    )
-                    return
-                if hmap.get("expect", "").lower() == "100-continue":
-                    sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = self._read_body(sock, buf, hmap)
-                if body is None:
-                    return
-                keep = self._answer(sock, method, path, version, headers, hmap, body, number, seq, buf)
-                if not keep:
+                if not self._request(sock, buf, method, path, version, headers, hmap, number, seq):
                     return
         except OSError:
             return
@@ -203,7 +216,13 @@ class HttpBackend:
             self._stop.wait(60)
             return False
         if path.startswith("/slow/"):
+            # counted while it is worked on, and no longer once its answer can be on its way
+            with self._lock:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
             time.sleep(int(parts[2]) / 1000)
+            with self._lock:
+                self.in_flight -= 1
         if path == "/ws" and hmap.get("upgrade"):
             sock.sendall(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"

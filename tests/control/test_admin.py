@@ -85,9 +85,10 @@ def test_stats_json() -> None:
         b1, b2 = web["backends"]
         assert b1 == {
             "id": "10.0.0.1:80", "name": "10.0.0.1:80", "address": "10.0.0.1:80", "state": "ready", "health": "up",
-            "status": "UP", "weight": 1, "override": None, "check": None, "active": 3, "total": 10, "bytes_in": 100,
+            "status": "UP", "weight": 1, "maxconn": 0, "override": None, "check": None, "active": 3, "total": 10,
+            "bytes_in": 100,
             "bytes_out": 2000, "connect_errors": 1, "retries": 0, "timeouts": 0, "requests": 0, "errors": 1,
-            "drain_since_ms": 0,
+            "idle": 0, "reused": 0, "drain_since_ms": 0,
         }
         assert (b2["health"], b2["status"]) == ("down", "DOWN")
         assert web["up"] == 1

@@ -128,6 +128,30 @@ auth = { users = ["bob:$1$x$y"] }
     )
 
 
+def test_queue_and_pool_settings() -> None:
+    loaded = config.parse(
+        """
+[engine]
+pool_max = 500
+pool_idle = "20s"
+
+[[services]]
+name = "web"
+listen = "127.0.0.1:8080"
+mode = "http"
+backend_maxconn = 10
+backends = ["127.0.0.1:8081", { address = "127.0.0.1:8082", maxconn = 3 }]
+
+[services.timeouts]
+queue = "2s"
+"""
+    )
+    (web,) = loaded.table.services
+    assert web.backend_maxconn == 10 and [b.maxconn for b in web.backends] == [0, 3]
+    assert web.timeouts.queue_ms == 2000
+    assert (loaded.engine.pool_max, loaded.engine.pool_idle_ms) == (500, 20000)
+
+
 def test_durations() -> None:
     assert config.parse_duration(0) == 0
     assert config.parse_duration(1500) == 1500
@@ -217,7 +241,14 @@ INVALID = [
     ('[[services]]\nname = "a"\nlisten = ["127.0.0.1:1", 2]\n',
      "services[0].listen[1]: expected a string, got integer"),
     (SVC + "retries = -1\n", "services[0].retries: -1 is out of range (0..100)"),
-    (SVC + "maxconn = -1\n", "services[0].maxconn: -1 is out of range (>= 0)"),
+    (SVC + "maxconn = -1\n", "services[0].maxconn: -1 is out of range (0..4294967295)"),
+    (SVC + "backend_maxconn = -1\n", "services[0].backend_maxconn: -1 is out of range (0..4294967295)"),
+    (SVC + 'backends = [{ address = "10.0.0.1:1", maxconn = 4294967296 }]\n',
+     "services[0].backends[0].maxconn: 4294967296 is out of range (0..4294967295)"),
+    (SVC + "[services.timeouts]\nqueue = 0\n", "services[0].timeouts.queue: must be above zero"),
+    (SVC + '[services.timeouts]\nqueue = "1200h"\n', 'services[0].timeouts.queue: "1200h" is longer than 49 days'),
+    ("[engine]\npool_max = -1\n" + SVC, "engine.pool_max: -1 is out of range (0..4294967295)"),
+    ('[engine]\npool_idle = "0s"\n' + SVC, "engine.pool_idle: must be above zero"),
     (SVC + '[services.timeouts]\nconnect = "3 parsecs"\n',
      'services[0].timeouts.connect: "3 parsecs" is not a duration (milliseconds, or "500ms", "3s", "2m", "1h")'),
     (SVC + "[services.timeouts]\nclient = 0\n", "services[0].timeouts.client: must be above zero"),

@@ -4,6 +4,7 @@ the worker's pool, pipelining answered in order, Connection: close and HTTP/1.0 
 from __future__ import annotations
 
 import socket
+import time
 
 from fastlb.testing.backends import wait_until
 from fastlb.testing.http_backends import HttpBackend
@@ -147,3 +148,92 @@ def test_pipelined_requests_then_fin_all_answered(dataplane, ports):
             rd = Reader(c)
             assert [rd.response().json()["path"] for _ in range(3)] == ["/1", "/2", "/3"]
             assert rd.at_eof()
+
+
+def _concurrent_slow_requests(front: str, n: int, ms: int) -> None:
+    """<n> clients at once, each one request that the backend holds for <ms>; all must get 200."""
+    socks = [connect(front) for _ in range(n)]
+    try:
+        for i, c in enumerate(socks):
+            c.sendall(get(f"/slow/{ms}/{i}"))
+        for c in socks:
+            assert Reader(c).response().status == 200
+    finally:
+        for c in socks:
+            c.close()
+
+
+def test_the_pool_keeps_as_many_connections_as_the_backend_served_at_once(dataplane, ports):
+    # No cap per backend: 40 requests at once leave 40 pooled connections, and the next 40 at once
+    # connect no more.
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        _concurrent_slow_requests(front, 40, 300)
+        be = dp.stats()["backends"][a.address]
+        assert wait_until(lambda: dp.stats()["backends"][a.address]["idle"] == 40), be
+        assert a.accepted == 40 and be["total"] == 40 and be["reused"] == 0
+        _concurrent_slow_requests(front, 40, 300)
+        be = dp.stats()["backends"][a.address]
+        assert a.accepted == 40 and be["total"] == 40
+        assert be["reused"] == 40 and be["requests"] == 80
+        assert wait_until(lambda: dp.stats()["backends"][a.address]["active"] == 0)
+
+
+def test_the_pool_is_bounded_by_pool_max(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1, pool_max=5)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        _concurrent_slow_requests(front, 12, 200)
+        assert wait_until(lambda: dp.stats()["backends"][a.address]["requests"] == 12)
+        # the 7 pooled first made room for the last 5; the backend sees the others closed
+        assert wait_until(lambda: a.active == 5), a.active
+        assert dp.stats()["backends"][a.address]["idle"] == 5
+
+
+def test_idle_pooled_connections_close_after_pool_idle(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1, pool_idle_ms=300)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        _concurrent_slow_requests(front, 10, 100)
+        assert wait_until(lambda: a.active == 10) and a.accepted == 10
+        assert wait_until(lambda: dp.stats()["backends"][a.address]["idle"] == 0, timeout=5)
+        assert wait_until(lambda: a.active == 0)
+
+
+def test_surplus_connections_close_while_the_busy_one_stays(dataplane, ports):
+    # Demand falls from 8 at once to one at a time: the most recently pooled connection serves it,
+    # and the 7 others go unused and close after pool_idle.
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1, pool_idle_ms=500)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        _concurrent_slow_requests(front, 8, 100)
+        with connect(front) as c:
+            rd = Reader(c)
+            for i in range(30):  # 1.5 s of one request every 50 ms
+                c.sendall(get(f"/n{i}"))
+                assert rd.response().status == 200
+                time.sleep(0.05)
+            assert dp.stats()["backends"][a.address]["idle"] == 1
+        assert a.accepted == 8
+
+
+def test_no_pooling_after_connection_close_from_the_backend_or_with_pool_max_0(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1, pool_max=0)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        for _ in range(3):
+            assert request(front, get("/")).status == 200
+        assert a.accepted == 3 and dp.stats()["backends"][a.address]["idle"] == 0
+    with HttpBackend("b") as b:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [b.address]), front))
+        for _ in range(3):  # the backend closes after each answer: nothing is pooled
+            assert request(front, get("/close/10")).status == 200
+        assert b.accepted == 3 and dp.stats()["backends"][b.address]["idle"] == 0

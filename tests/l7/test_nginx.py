@@ -3,69 +3,23 @@ configuration in a temporary directory."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from .conftest import Reader, connect, get, http_service, port_table
+from fastlb.testing import nginx as nginx_server
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from .conftest import Reader, connect, get, http_service, port_table
 
 
 @pytest.fixture
 def nginx(tmp_path) -> Iterator[str]:
-    if not os.path.exists(NGINX):
+    if not nginx_server.available():
         pytest.skip("nginx is not installed (make deps)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "big").write_bytes(bytes(range(256)) * 4096)
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp_path};
-    proxy_temp_path {tmp_path};
-    fastcgi_temp_path {tmp_path};
-    uwsgi_temp_path {tmp_path};
-    scgi_temp_path {tmp_path};
-    keepalive_requests 1000;
-    server {{
-        listen 127.0.0.1:{port};
-        root {tmp_path}/www;
-        location /id {{ return 200 "$connection $connection_requests $http_x_forwarded_for\\n"; }}
-    }}
-}}
-""")
-    log = open(tmp_path / "stderr", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path)], stderr=log)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError as e:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"nginx did not start: {(tmp_path / 'stderr').read_text()}") from e
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    with nginx_server.Nginx(tmp_path, worker_connections=64) as server:
+        yield server.address
 
 
 def test_nginx_backend_keepalive_and_bodies(dataplane, ports, nginx):

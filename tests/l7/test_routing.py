@@ -11,7 +11,7 @@ from fastlb import spec
 from fastlb.testing.backends import wait_until
 from fastlb.testing.http_backends import HttpBackend
 
-from .conftest import Reader, connect, get, http_service, request
+from .conftest import Reader, connect, get, http_service, request, timeouts
 
 
 @pytest.fixture
@@ -181,13 +181,14 @@ def test_bad_routes_are_refused_with_their_path(dataplane, ports):
 
 def test_service_maxconn_counts_requests_behind_a_vhost_listener(dataplane, ports):
     """Behind a listener that routes per request, a service's maxconn bounds its requests under way:
-    past it fastlb answers 503 without reaching a backend; a finished request frees its slot."""
+    past it a request waits for a slot up to the queue timeout, then fastlb answers 503 without
+    reaching a backend; a finished request frees its slot for the next one waiting."""
     with HttpBackend("a") as a:
         vhost = ports()
         dp = dataplane()
         dp.publish(
             spec.RouteTable(
-                services=(http_service("web", [a.address], maxconn=1),),
+                services=(http_service("web", [a.address], maxconn=1, timeouts=timeouts(queue_ms=300)),),
                 listeners=(spec.Listener(address=vhost, kind="vhost"),),
                 http_routes=(spec.HttpRoute(host="web.example.com", service="web"),),
             )
@@ -199,7 +200,32 @@ def test_service_maxconn_counts_requests_behind_a_vhost_listener(dataplane, port
             r = request(vhost, get("/second", "web.example.com"))
             assert r.status == 503
             assert a.requests == [("GET", "/slow/1500")]
-            assert dp.stats()["listeners"][vhost]["refused"] == 1
+            web = dp.stats()["services"]["web"]
+            assert (web["queue_total"], web["queue_timeouts"], web["queued"]) == (1, 1, 0)
+            assert web["queue_wait_ms"] >= 290
             assert Reader(slow).response().json()["path"] == "/slow/1500"
         assert wait_until(lambda: dp.stats()["services"]["web"]["active"] == 0)
         assert backend_for(vhost, get("/third", "web.example.com")) == "a"
+
+
+def test_a_request_past_service_maxconn_is_served_once_a_slot_frees(dataplane, ports):
+    with HttpBackend("a") as a:
+        vhost = ports()
+        dp = dataplane()
+        dp.publish(
+            spec.RouteTable(
+                services=(http_service("web", [a.address], maxconn=1, timeouts=timeouts(queue_ms=5000)),),
+                listeners=(spec.Listener(address=vhost, kind="vhost"),),
+                http_routes=(spec.HttpRoute(host="web.example.com", service="web"),),
+            )
+        )
+        with connect(vhost) as slow, connect(vhost) as second:
+            slow.sendall(get("/slow/400", "web.example.com"))
+            assert wait_until(lambda: a.requests == [("GET", "/slow/400")])
+            second.sendall(get("/second", "web.example.com"))
+            assert wait_until(lambda: dp.stats()["services"]["web"]["queued"] == 1)
+            assert a.requests == [("GET", "/slow/400")]  # it waits, unsent
+            assert Reader(second).response().json()["path"] == "/second"
+            assert Reader(slow).response().json()["path"] == "/slow/400"
+        web = dp.stats()["services"]["web"]
+        assert (web["queue_total"], web["queue_timeouts"], web["queued_max"]) == (1, 0, 1)

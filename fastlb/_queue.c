@@ -1,0 +1,184 @@
+/* _queue.c: waiting for a backend slot (see _queue.h). */
+#include "_api.h"
+
+#include "_queue.h"
+
+#include "_engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RELAXED memory_order_relaxed
+
+/* <w>'s queue of the service counted by <c>, allocating every worker's on first use; NULL without
+ * memory. Workers race for the allocation: one wins, the others free theirs. */
+static struct flb_queue *queue_of(struct flb_worker *w, struct flb_service_counters *c)
+{
+    struct flb_queue *qs = atomic_load_explicit(&c->queues, memory_order_acquire), *expected = NULL;
+    uint32_t n = w->e->opt.workers;
+
+    if (qs != NULL)
+        return &qs[w->id];
+    if (posix_memalign((void **)&qs, 64, (size_t)n * sizeof(*qs)) != 0)
+        return NULL;
+    memset(qs, 0, (size_t)n * sizeof(*qs));
+    for (uint32_t i = 0; i < n; i++) {
+        atomic_init(&qs[i].first, UINT64_MAX);
+        qs[i].c = c;
+    }
+    if (!atomic_compare_exchange_strong_explicit(&c->queues, &expected, qs, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        free(qs);
+        qs = expected;
+    }
+    return &qs[w->id];
+}
+
+/* Publishes the ticket of <q>'s oldest item that waits for any slot. */
+static void publish_first(struct flb_queue *q)
+{
+    struct flb_qitem *i = q->head;
+
+    while (i != NULL && i->own)
+        i = i->next;
+    atomic_store_explicit(&q->first, i != NULL ? i->ticket : UINT64_MAX, RELAXED);
+}
+
+/* The worker (other than <w>) whose queue of the same service holds the oldest item waiting for any
+ * slot, and that item's ticket (UINT64_MAX: none). */
+static uint64_t oldest_elsewhere(struct flb_worker *w, const struct flb_queue *q, uint32_t *who)
+{
+    const struct flb_queue *qs = q - w->id;
+    uint64_t best = UINT64_MAX;
+
+    for (uint32_t i = 0; i < w->e->opt.workers; i++) {
+        uint64_t t = i == w->id ? UINT64_MAX : atomic_load_explicit(&qs[i].first, RELAXED);
+        if (t < best) {
+            best = t;
+            *who = i;
+        }
+    }
+    return best;
+}
+
+static void list_queue(struct flb_worker *w, struct flb_queue *q)
+{
+    if (q->listed)
+        return;
+    q->listed = 1;
+    q->wprev = NULL;
+    q->wnext = w->queues;
+    if (q->wnext != NULL)
+        q->wnext->wprev = q;
+    w->queues = q;
+}
+
+static void unlist_queue(struct flb_worker *w, struct flb_queue *q)
+{
+    if (!q->listed)
+        return;
+    if (q->wprev != NULL)
+        q->wprev->wnext = q->wnext;
+    else
+        w->queues = q->wnext;
+    if (q->wnext != NULL)
+        q->wnext->wprev = q->wprev;
+    q->wprev = q->wnext = NULL;
+    q->listed = 0;
+}
+
+int flb_queue_add(struct flb_worker *w, const struct flb_service *s, struct flb_qitem *item, flb_qitem_ready_fn ready)
+{
+    struct flb_queue *q = queue_of(w, s->c);
+    int64_t now;
+
+    if (q == NULL) {
+        errno = ENOMEM;
+        return FLB_ERR;
+    }
+    item->q = q;
+    item->ready = ready;
+    item->since = w->now;
+    item->ticket = atomic_fetch_add_explicit(&s->c->queue_seq, 1, RELAXED) + 1;
+    item->own = 0;
+    item->next = NULL;
+    item->prev = q->tail;
+    if (q->tail != NULL)
+        q->tail->next = item;
+    else
+        q->head = item;
+    q->tail = item;
+    if (atomic_load_explicit(&q->first, RELAXED) == UINT64_MAX)
+        atomic_store_explicit(&q->first, item->ticket, RELAXED);
+    list_queue(w, q);
+    now = atomic_fetch_add_explicit(&s->c->queued, 1, RELAXED) + 1;
+    for (int64_t max = atomic_load_explicit(&s->c->queued_max, RELAXED); now > max;)
+        if (atomic_compare_exchange_weak_explicit(&s->c->queued_max, &max, now, RELAXED, RELAXED))
+            break;
+    return FLB_OK;
+}
+
+void flb_queue_remove(struct flb_worker *w, const struct flb_service *s, struct flb_qitem *item)
+{
+    struct flb_queue *q = item->q;
+
+    if (q == NULL)
+        return;
+    if (item->prev != NULL)
+        item->prev->next = item->next;
+    else
+        q->head = item->next;
+    if (item->next != NULL)
+        item->next->prev = item->prev;
+    else
+        q->tail = item->prev;
+    item->prev = item->next = NULL;
+    item->q = NULL;
+    if (atomic_load_explicit(&q->first, RELAXED) == item->ticket)
+        publish_first(q);
+    if (q->head == NULL)
+        unlist_queue(w, q);
+    atomic_fetch_sub_explicit(&s->c->queued, 1, RELAXED);
+    atomic_fetch_add_explicit(&s->c->queue_total, 1, RELAXED);
+    atomic_fetch_add_explicit(&s->c->queue_wait_ms, w->now - item->since, RELAXED);
+}
+
+void flb_queue_run(struct flb_worker *w)
+{
+    struct flb_queue *q = w->queues;
+
+    while (q != NULL) {
+        /* <ready> may close its item, which may empty and unlist this queue: step on first. */
+        struct flb_queue *next = q->wnext;
+        struct flb_qitem *item = q->head;
+        uint32_t who = 0;
+        uint64_t elsewhere = oldest_elsewhere(w, q, &who);
+        /* First come, first served, across workers: an item that finds every slot taken stops the
+         * walk, as all behind it would; so does one younger than an item waiting on another worker,
+         * which is woken to take the slot instead. One that waits for its own backend lets those
+         * behind it try. */
+        while (item != NULL) {
+            struct flb_qitem *after = item->next;
+            if (!item->own && item->ticket > elsewhere) {
+                flb_engine_wake(w->e, who);
+                break;
+            }
+            int r = item->ready(w, item);
+            if (r == FLB_Q_WAIT)
+                break;
+            if (r == FLB_Q_SKIP && !item->own) {
+                item->own = 1;
+                publish_first(q);
+            }
+            item = after;
+        }
+        q = next;
+    }
+}
+
+void flb_queue_free(struct flb_service_counters *c)
+{
+    free(atomic_load_explicit(&c->queues, RELAXED));
+    atomic_store_explicit(&c->queues, NULL, RELAXED);
+}
