@@ -789,6 +789,13 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             served = _served_tasks(item, mode_net, ctx)
         backends = _port_backends(served, index, mode, hc, check_index, pl)
         http = mode == "http"
+        if pl.auth and not http:
+            # marathon-lb asks for credentials on vhost routes only, which a tcp port has none of:
+            # serving the port would leave open what the label closes.
+            raise _AppError(
+                f"HAPROXY_{index}_AUTH: basic auth needs http mode, and port index {index} is served "
+                f"in tcp mode, which would leave it open (set a VHOST or HAPROXY_{index}_MODE=http)"
+            )
         timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else _DEFAULT_TIMEOUTS
         http_options = spec.HttpOptions(
             sticky=pl.sticky and http,
@@ -886,6 +893,17 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
         else:
             host = ".".join(x for x in (seg.name.lower(), subdomain, tl.domain) if x)
             hosts, paths = (host,), ()
+        if seg.allowed_hosts is not None:
+            # Traefik answers 400 to a Host outside allowedHosts; fastlb keeps those out by routing
+            # only allowed hosts, so a rule that routes another cannot be served.
+            outside = [h for h in hosts if h not in seg.allowed_hosts]
+            if outside:
+                prefix = f"traefik.{seg.name}." if seg.name else "traefik."
+                raise _AppError(
+                    f"{prefix}frontend.headers.allowedHosts={','.join(seg.allowed_hosts)!r}: the rule "
+                    f"also routes {', '.join(outside)}, which Traefik would answer with 400; fastlb "
+                    "keeps other hosts out only by not routing them"
+                )
         backends = []
         for task in app.tasks or ():
             state = task_state(app, task, ctx, frozenset())
@@ -931,6 +949,10 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
                 sticky_cookie=(tl.sticky_cookie or lbl.traefik_default_cookie(name))
                 if tl.sticky
                 else spec.HttpOptions().sticky_cookie,
+                redirect_to_https=seg.redirect_to_https,
+                auth_realm=lbl.TRAEFIK_REALM if seg.auth_users else "",
+                auth_users=seg.auth_users,
+                allow_cidrs=seg.allow_cidrs,
             ),
         )
         result.append(
