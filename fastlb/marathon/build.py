@@ -975,12 +975,52 @@ def traefik_subdomain(app_id: str) -> str:
     return "-".join(p for p in app_id.strip("/").split("/") if p).lower()
 
 
-def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
+def _access(service: spec.Service) -> tuple:
+    """What of a service decides who may use it."""
+    h = service.http
+    return (h.allow_cidrs, h.auth_realm, h.auth_users, h.redirect_to_https)
+
+
+_OPEN = _access(spec.Service(name=""))
+
+
+def _traefik_refusals(cands: list[_Candidate]) -> dict[str, str]:
+    """The apps (owner -> why) that ``_merge_traefik_backends`` must leave out: those whose access
+    rules would be dropped, because their tasks join a service whose first app restricts
+    otherwise. An app that restricts nothing may join any service (its tasks then take that
+    service's rules: narrower, never wider). Leaving an app out can make another app first of a
+    service, so this runs until no new app is left out."""
+    refused: dict[str, str] = {}
+    while True:
+        first: dict[str, _Candidate] = {}
+        found = False
+        for c in cands:
+            if c.owner in refused:
+                continue
+            head = first.setdefault(c.service.name, c)
+            mine = _access(c.service)
+            if head is not c and mine != _OPEN and mine != _access(head.service):
+                other = "another segment of this app" if head.owner == c.owner else head.owner
+                refused[c.owner] = (
+                    f"traefik.backend: service {c.service.name} is shared with {other}, whose access "
+                    "rules (allow-list, auth, https redirect) differ: this app's would not apply to its tasks"
+                )
+                found = True
+        if not found:
+            return refused
+
+
+def _merge_traefik_backends(cands: list[_Candidate], errors: dict[str, str]) -> list[_Candidate]:
     """Traefik apps sharing ``traefik.backend`` form one service: the first app (by id) keeps
-    its settings and routes, the others add their tasks."""
+    its settings and routes, the others add their tasks. An app whose access rules the merge would
+    drop is left out, its reason in <errors>."""
+    refused = _traefik_refusals(cands)
+    errors.update(refused)
     by_name: dict[str, _Candidate] = {}
     out = []
     for c in cands:
+        if c.owner in refused:
+            continue
         first = by_name.get(c.service.name)
         if first is None:
             by_name[c.service.name] = c
@@ -1197,7 +1237,7 @@ def build_table(
             traefik_cands.extend(_traefik_candidates(app, tl, ctx))
         except _AppError as e:
             errors[app.id] = str(e)
-    per_app.extend([c] for c in _merge_traefik_backends(traefik_cands))
+    per_app.extend([c] for c in _merge_traefik_backends(traefik_cands, errors))
 
     vhost_on = options.http_port != 0 and not options.dont_bind_http_https
     shared: dict[str, str] = {}

@@ -254,6 +254,26 @@ def test_traefik_inert_modifiers_warn() -> None:
         assert prop in warnings, warnings
 
 
+def test_traefik_shared_backend_does_not_drop_the_joining_apps_restriction() -> None:
+    """The first app by id keeps a shared backend's settings: an app that restricts otherwise
+    would have its tasks served under the first one's rules, so it is left out. An app that
+    restricts nothing joins a restricted backend (its tasks get the narrower rules)."""
+    first = traefik_app({"traefik.backend": "pool"}, app_id="/a")
+    locked = traefik_app({"traefik.backend": "pool", "traefik.frontend.whiteList.sourceRange": "10.0.0.0/8"},
+                         app_id="/b", host="10.0.0.2")
+    state = state_of(first, locked)
+    (s,) = state.table().services
+    assert [b.address for b in s.backends] == ["10.0.0.1:31000"]
+    assert "/a" in state.app_errors()["/b"] and "traefik.backend" in state.app_errors()["/b"]
+    first = traefik_app({"traefik.backend": "pool", "traefik.frontend.whiteList.sourceRange": "10.0.0.0/8"},
+                        app_id="/a")
+    plain = traefik_app({"traefik.backend": "pool"}, app_id="/b", host="10.0.0.2")
+    state = state_of(first, plain)
+    (s,) = state.table().services
+    assert state.app_errors() == {}
+    assert s.http.allow_cidrs == ("10.0.0.0/8",) and len(s.backends) == 2
+
+
 def test_restriction_templates_warn_naming_the_served_label() -> None:
     state = mlb({"HAPROXY_0_VHOST": HOST, "HAPROXY_0_AUTH": f"zone:alice:{SHA512}",
                  "HAPROXY_0_HTTP_FRONTEND_ACL_WITH_AUTH": "  acl x\n", "HAPROXY_0_USERLIST_HEAD": "userlist x\n"})
