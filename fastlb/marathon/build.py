@@ -789,6 +789,13 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             served = _served_tasks(item, mode_net, ctx)
         backends = _port_backends(served, index, mode, hc, check_index, pl)
         http = mode == "http"
+        if pl.auth and not http:
+            # marathon-lb asks for credentials on vhost routes only, which a tcp port has none of:
+            # serving the port would leave open what the label closes.
+            raise _AppError(
+                f"HAPROXY_{index}_AUTH: basic auth needs http mode, and port index {index} is served "
+                f"in tcp mode, which would leave it open (set a VHOST or HAPROXY_{index}_MODE=http)"
+            )
         timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else _DEFAULT_TIMEOUTS
         http_options = spec.HttpOptions(
             sticky=pl.sticky and http,
@@ -886,6 +893,17 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
         else:
             host = ".".join(x for x in (seg.name.lower(), subdomain, tl.domain) if x)
             hosts, paths = (host,), ()
+        if seg.allowed_hosts is not None:
+            # Traefik answers 400 to a Host outside allowedHosts; fastlb keeps those out by routing
+            # only allowed hosts, so a rule that routes another cannot be served.
+            outside = [h for h in hosts if h not in seg.allowed_hosts]
+            if outside:
+                prefix = f"traefik.{seg.name}." if seg.name else "traefik."
+                raise _AppError(
+                    f"{prefix}frontend.headers.allowedHosts={','.join(seg.allowed_hosts)!r}: the rule "
+                    f"also routes {', '.join(outside)}, which Traefik would answer with 400; fastlb "
+                    "keeps other hosts out only by not routing them"
+                )
         backends = []
         for task in app.tasks or ():
             state = task_state(app, task, ctx, frozenset())
@@ -931,6 +949,10 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
                 sticky_cookie=(tl.sticky_cookie or lbl.traefik_default_cookie(name))
                 if tl.sticky
                 else spec.HttpOptions().sticky_cookie,
+                redirect_to_https=seg.redirect_to_https,
+                auth_realm=lbl.TRAEFIK_REALM if seg.auth_users else "",
+                auth_users=seg.auth_users,
+                allow_cidrs=seg.allow_cidrs,
             ),
         )
         result.append(
@@ -953,12 +975,52 @@ def traefik_subdomain(app_id: str) -> str:
     return "-".join(p for p in app_id.strip("/").split("/") if p).lower()
 
 
-def _merge_traefik_backends(cands: list[_Candidate]) -> list[_Candidate]:
+def _access(service: spec.Service) -> tuple:
+    """What of a service decides who may use it."""
+    h = service.http
+    return (h.allow_cidrs, h.auth_realm, h.auth_users, h.redirect_to_https)
+
+
+_OPEN = _access(spec.Service(name=""))
+
+
+def _traefik_refusals(cands: list[_Candidate]) -> dict[str, str]:
+    """The apps (owner -> why) that ``_merge_traefik_backends`` must leave out: those whose access
+    rules would be dropped, because their tasks join a service whose first app restricts
+    otherwise. An app that restricts nothing may join any service (its tasks then take that
+    service's rules: narrower, never wider). Leaving an app out can make another app first of a
+    service, so this runs until no new app is left out."""
+    refused: dict[str, str] = {}
+    while True:
+        first: dict[str, _Candidate] = {}
+        found = False
+        for c in cands:
+            if c.owner in refused:
+                continue
+            head = first.setdefault(c.service.name, c)
+            mine = _access(c.service)
+            if head is not c and mine != _OPEN and mine != _access(head.service):
+                other = "another segment of this app" if head.owner == c.owner else head.owner
+                refused[c.owner] = (
+                    f"traefik.backend: service {c.service.name} is shared with {other}, whose access "
+                    "rules (allow-list, auth, https redirect) differ: this app's would not apply to its tasks"
+                )
+                found = True
+        if not found:
+            return refused
+
+
+def _merge_traefik_backends(cands: list[_Candidate], errors: dict[str, str]) -> list[_Candidate]:
     """Traefik apps sharing ``traefik.backend`` form one service: the first app (by id) keeps
-    its settings and routes, the others add their tasks."""
+    its settings and routes, the others add their tasks. An app whose access rules the merge would
+    drop is left out, its reason in <errors>."""
+    refused = _traefik_refusals(cands)
+    errors.update(refused)
     by_name: dict[str, _Candidate] = {}
     out = []
     for c in cands:
+        if c.owner in refused:
+            continue
         first = by_name.get(c.service.name)
         if first is None:
             by_name[c.service.name] = c
@@ -1175,7 +1237,7 @@ def build_table(
             traefik_cands.extend(_traefik_candidates(app, tl, ctx))
         except _AppError as e:
             errors[app.id] = str(e)
-    per_app.extend([c] for c in _merge_traefik_backends(traefik_cands))
+    per_app.extend([c] for c in _merge_traefik_backends(traefik_cands, errors))
 
     vhost_on = options.http_port != 0 and not options.dont_bind_http_https
     shared: dict[str, str] = {}

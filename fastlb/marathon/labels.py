@@ -10,6 +10,9 @@ false), per-port labels are ``HAPROXY_{n}_X`` with ``{n}`` the service-port inde
 replaces the app group. Where marathon-lb would hand HAProxy a value that ``haproxy -c`` rejects
 (a mode that is neither tcp nor http, a weight that is not a number), fastlb reports an error
 instead, because marathon-lb then drops that app from the config as well.
+
+A label that restricts access (``RESTRICTING_LABELS``) is never a mere warning: it is served, or it
+is an error, because serving the app without it would open the app to whom the label keeps out.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?(us|ms|s|m|h|d)?")
 _HOSTNAME = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?(:[0-9]{1,5})?")
 _COOKIE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_REALM = re.compile(r"[^\x00-\x1f\x7f\"\\]{1,1024}")
 _MAX_PORT_INDEX = 1000  # HAPROXY_{n}_ beyond this is certainly a typo; it cannot name a port
 
 # marathon-lb's balance algorithms fastlb serves as they are, and HAProxy's other algorithms,
@@ -47,7 +51,9 @@ _HAPROXY_BALANCE = re.compile(
 )
 
 # §1b: labels that replace a marathon-lb HAProxy config snippet. fastlb generates no HAProxy
-# config, so they cannot apply: accepted, one warning each.
+# config, so they cannot apply: accepted, one warning each. None of them restricts access by
+# itself: the ones that write a restriction are in _RESTRICTION_TEMPLATES, below. The others are
+# free HAProxy text for routing, health checks and server lines; fastlb reads no HAProxy text.
 TEMPLATE_LABELS = frozenset(
     {
         "FRONTEND_HEAD",
@@ -95,6 +101,33 @@ TEMPLATE_LABELS = frozenset(
     }
 )
 
+# The templates that write how a restriction applies, and the served label whose restriction they
+# write. marathon-lb renders each only when that label is set (the NETWORK_ALLOWED_ACL ones with
+# BACKEND_NETWORK_ALLOWED_ACL; USERLIST_HEAD and the *_AUTH* ones with AUTH; the redirect ones with
+# REDIRECT_TO_HTTPS), and fastlb serves that label's restriction itself: ignoring the template's text
+# drops no restriction, so a warning is honest. An override is there to reword that rule (HAProxy's
+# `block` or `deny`, a deny status); an ACL of its own added there is HAProxy text, which fastlb
+# reads in no template. HTTPS_FRONTEND_AUTH_ACL_ONLY, HTTPS_FRONTEND_AUTH_REQUEST_ONLY and
+# HTTPS_FRONTEND_ROUTING_ONLY_WITH_PATH_AND_AUTH have no label parser in marathon-lb, which ignores
+# them too; they are listed for AUTH all the same.
+_RESTRICTION_TEMPLATES = {
+    "HTTP_BACKEND_NETWORK_ALLOWED_ACL": "BACKEND_NETWORK_ALLOWED_ACL",
+    "TCP_BACKEND_NETWORK_ALLOWED_ACL": "BACKEND_NETWORK_ALLOWED_ACL",
+    "USERLIST_HEAD": "AUTH",
+    "HTTP_FRONTEND_ACL_WITH_AUTH": "AUTH",
+    "HTTP_FRONTEND_ACL_WITH_AUTH_AND_PATH": "AUTH",
+    "HTTP_FRONTEND_ACL_ONLY_WITH_PATH_AND_AUTH": "AUTH",
+    "HTTP_FRONTEND_ROUTING_ONLY_WITH_AUTH": "AUTH",
+    "HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH_AND_AUTH": "AUTH",
+    "HTTPS_FRONTEND_ACL_WITH_AUTH": "AUTH",
+    "HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH": "AUTH",
+    "HTTPS_FRONTEND_AUTH_ACL_ONLY": "AUTH",
+    "HTTPS_FRONTEND_AUTH_REQUEST_ONLY": "AUTH",
+    "HTTPS_FRONTEND_ROUTING_ONLY_WITH_PATH_AND_AUTH": "AUTH",
+    "BACKEND_REDIRECT_HTTP_TO_HTTPS": "REDIRECT_TO_HTTPS",
+    "BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH": "REDIRECT_TO_HTTPS",
+}
+
 # Rewrites that marathon-lb performs in HAProxy and fastlb does not (yet): accepted, one warning each.
 _UNSUPPORTED_PORT_LABELS = {
     "HTTP_BACKEND_PROXYPASS_PATH": "path rewriting is not supported; requests are forwarded unchanged",
@@ -102,6 +135,97 @@ _UNSUPPORTED_PORT_LABELS = {
     "HTTP_BACKEND_REDIR": "the redirect from / is not supported; / is forwarded to the app",
     "BIND_OPTIONS": "HAProxy bind options do not apply to fastlb and are ignored",
 }
+
+# HAProxy bind options that narrow who may connect: TLS (`ssl`, `crt`), client certificates
+# (`verify`, `ca-file`), one interface. fastlb cannot honour them, and its port would be open to
+# what they keep out, so BIND_OPTIONS holding one is an error, as SSL_CERT is.
+_RESTRICTING_BIND_OPTIONS = frozenset({"ssl", "crt", "crt-list", "ca-file", "verify", "interface"})
+
+# marathon-lb's per-port labels fastlb reads (beside TEMPLATE_LABELS and _UNSUPPORTED_PORT_LABELS,
+# which it accepts and ignores): ``HAPROXY_{n}_<name>``.
+PORT_LABELS = frozenset(
+    {
+        "GROUP",
+        "ENABLED",
+        "VHOST",
+        "PATH",
+        "BACKEND_WEIGHT",
+        "MODE",
+        "BALANCE",
+        "STICKY",
+        "PORT",
+        "BIND_ADDR",
+        "SSL_CERT",
+        "REDIRECT_TO_HTTPS",
+        "USE_HSTS",
+        "AUTH",
+        "BACKEND_HEALTHCHECK_PORT_INDEX",
+        "BACKEND_NETWORK_ALLOWED_ACL",
+    }
+)
+
+# Labels that restrict who may reach an app, or how: a source allow-list, credentials, https only,
+# one bind address. fastlb never drops one: each is served (the restriction is in the built table)
+# or refuses its app with an error naming the label, as any bad label does. A label listed here
+# because it shapes another's restriction (useXForwardedFor, SSLHost, removeHeader…) restricts
+# only beside that one, and is inert (a warning) alone. tests/marathon/test_access_labels.py builds
+# an app with each, in the company where it restricts, and holds fastlb to that rule.
+# marathon-lb's are per port (``HAPROXY_{n}_<name>``); Traefik's hold for the default segment and,
+# as ``traefik.<segment>.<property>``, for one segment.
+RESTRICTING_LABELS = frozenset(
+    {
+        # served: allow_cidrs
+        "HAPROXY_{n}_BACKEND_NETWORK_ALLOWED_ACL",
+        # served in http mode (the realm and user as written); an error on a tcp-mode port
+        "HAPROXY_{n}_AUTH",
+        # served on the vhost routes, as marathon-lb (the per-port listener stays plain, as there)
+        "HAPROXY_{n}_REDIRECT_TO_HTTPS",
+        # served: the listener's address
+        "HAPROXY_{n}_BIND_ADDR",
+        # an error: no TLS in fastlb
+        "HAPROXY_{n}_SSL_CERT",
+        # an error when it holds an option of _RESTRICTING_BIND_OPTIONS; a warning otherwise
+        "HAPROXY_{n}_BIND_OPTIONS",
+        # served: allow_cidrs
+        "traefik.frontend.whiteList.sourceRange",
+        "traefik.frontend.whitelistSourceRange",
+        # an error when true: fastlb checks the client's own address only
+        "traefik.frontend.whiteList.useXForwardedFor",
+        # served when every user's hash is one crypt(3) checks; an error otherwise
+        "traefik.frontend.auth.basic",
+        "traefik.frontend.auth.basic.users",
+        # errors: no users file, no digest or forward auth, no user header, Authorization is forwarded
+        "traefik.frontend.auth.basic.usersFile",
+        "traefik.frontend.auth.basic.removeHeader",
+        "traefik.frontend.auth.removeHeader",
+        "traefik.frontend.auth.headerField",
+        "traefik.frontend.auth.digest.users",
+        "traefik.frontend.auth.digest.usersFile",
+        "traefik.frontend.auth.digest.removeHeader",
+        "traefik.frontend.auth.forward.address",
+        "traefik.frontend.auth.forward.authResponseHeaders",
+        "traefik.frontend.auth.forward.trustForwardHeader",
+        "traefik.frontend.auth.forward.tls.ca",
+        "traefik.frontend.auth.forward.tls.caOptional",
+        "traefik.frontend.auth.forward.tls.cert",
+        "traefik.frontend.auth.forward.tls.key",
+        "traefik.frontend.auth.forward.tls.insecureSkipVerify",
+        # SSLRedirect alone is served (redirect_to_https: a 301 to https://<host><target>, as
+        # Traefik's); with the redirect made another way (307, SSLHost, proxy headers) an error
+        "traefik.frontend.headers.SSLRedirect",
+        "traefik.frontend.headers.SSLTemporaryRedirect",
+        "traefik.frontend.headers.SSLHost",
+        "traefik.frontend.headers.SSLProxyHeaders",
+        "traefik.frontend.headers.SSLForceHost",
+        # served by routing when the rule routes allowed hosts only; an error otherwise
+        "traefik.frontend.headers.allowedHosts",
+        "traefik.frontend.headers.hostsProxyHeaders",
+        # errors: fastlb has one entry point and no regex redirects
+        "traefik.frontend.redirect.entryPoint",
+        "traefik.frontend.redirect.regex",
+        "traefik.frontend.redirect.replacement",
+    }
+)
 
 _APP_INFO_LABELS = frozenset(
     {"HAPROXY_DEPLOYMENT_ALT_PORT", "HAPROXY_DEPLOYMENT_COLOUR", "HAPROXY_APP_ID"}
@@ -274,6 +398,12 @@ def _parse_port_label(
         parts = value.split(":")
         if len(parts) != 3 or not all(parts):
             bad("expected realm:user:crypted-password")
+        elif not _REALM.fullmatch(parts[0]):
+            # the realm goes out in WWW-Authenticate: the data plane refuses a table holding one
+            # it cannot quote, and every app's update with it
+            bad("the realm may not hold quotes, backslashes or control characters, nor pass 1024 characters")
+        elif "\0" in parts[1] or "\0" in parts[2]:
+            bad("the user and the hash may not hold NUL")
         else:
             fields["auth"] = (parts[0], parts[1], parts[2])
     elif name == "BACKEND_HEALTHCHECK_PORT_INDEX":
@@ -291,8 +421,20 @@ def _parse_port_label(
                 bad(f"{token!r} is not an IP address or CIDR")
                 return
         fields["allow_cidrs"] = tuple(nets)
+    elif name == "BIND_OPTIONS" and _RESTRICTING_BIND_OPTIONS.intersection(value.split()):
+        asked = sorted(_RESTRICTING_BIND_OPTIONS.intersection(value.split()))
+        bad(
+            f"bind option {', '.join(asked)} restricts who may connect (TLS, client certificates or "
+            "an interface); fastlb cannot serve it, and the port would be open without it"
+        )
     elif name in _UNSUPPORTED_PORT_LABELS:
         warnings.append(f"{label}: {_UNSUPPORTED_PORT_LABELS[name]}")
+    elif name in _RESTRICTION_TEMPLATES:
+        served = label[: -len(name)] + _RESTRICTION_TEMPLATES[name]
+        warnings.append(
+            f"{label}: HAProxy template overrides do not apply to fastlb; ignored "
+            f"(the restriction of {served}, when set, is served as that label states)"
+        )
     elif name in TEMPLATE_LABELS:
         warnings.append(f"{label}: HAProxy template overrides do not apply to fastlb; ignored")
     else:
@@ -418,6 +560,86 @@ _SEGMENT_PROPS = ("port", "portIndex", "portName", "weight", "protocol", "backen
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
+# Every property of Traefik 1.7's labels (provider/label/names.go, Marathon's ipAddressIdx and the
+# prefixed families below): a label outside them is not Traefik's, and its warning says so.
+TRAEFIK_PROPS = frozenset(
+    {
+        "enable",
+        "domain",
+        "tags",
+        "ipAddressIdx",
+        "port",
+        "portIndex",
+        "portName",
+        "protocol",
+        "weight",
+        "backend",
+        "backend.id",
+        "backend.circuitbreaker",
+        "backend.circuitbreaker.expression",
+        "backend.healthcheck.scheme",
+        "backend.healthcheck.path",
+        "backend.healthcheck.port",
+        "backend.healthcheck.interval",
+        "backend.healthcheck.hostname",
+        "backend.healthcheck.headers",
+        "backend.loadbalancer",
+        "backend.loadbalancer.method",
+        "backend.loadbalancer.sticky",
+        "backend.loadbalancer.stickiness",
+        "backend.loadbalancer.stickiness.cookieName",
+        "backend.maxconn.amount",
+        "backend.maxconn.extractorfunc",
+        "backend.buffering",
+        "backend.buffering.maxRequestBodyBytes",
+        "backend.buffering.memRequestBodyBytes",
+        "backend.buffering.maxResponseBodyBytes",
+        "backend.buffering.memResponseBodyBytes",
+        "backend.buffering.retryExpression",
+        "backend.responseForwarding.flushInterval",
+        "frontend.rule",
+        "frontend.priority",
+        "frontend.entryPoints",
+        "frontend.passHostHeader",
+        "frontend.passTLSCert",
+        "frontend.rateLimit.extractorFunc",
+        "frontend.redirect.permanent",
+        "frontend.headers.customRequestHeaders",
+        "frontend.headers.customResponseHeaders",
+        "frontend.headers.STSSeconds",
+        "frontend.headers.STSIncludeSubdomains",
+        "frontend.headers.STSPreload",
+        "frontend.headers.forceSTSHeader",
+        "frontend.headers.frameDeny",
+        "frontend.headers.customFrameOptionsValue",
+        "frontend.headers.contentTypeNosniff",
+        "frontend.headers.browserXSSFilter",
+        "frontend.headers.customBrowserXSSValue",
+        "frontend.headers.contentSecurityPolicy",
+        "frontend.headers.publicKey",
+        "frontend.headers.referrerPolicy",
+        "frontend.headers.isDevelopment",
+    }
+    | {label.removeprefix("traefik.") for label in RESTRICTING_LABELS if label.startswith("traefik.")}
+)
+_TRAEFIK_PROP_FAMILIES = re.compile(
+    r"frontend\.(errors\.[^.]+\.(status|backend|query)|rateLimit\.rateSet\.[^.]+\.(period|average|burst)"
+    r"|pass(TLS|SSL)ClientCert(\..+)?)"
+)
+
+# The Traefik properties the access rules below read, each segment's own.
+_TRAEFIK_ACCESS_PROPS = frozenset(
+    label.removeprefix("traefik.") for label in RESTRICTING_LABELS if label.startswith("traefik.")
+)
+TRAEFIK_REALM = "traefik"  # Traefik 1.7's basic auth realm
+# crypt(3) hashes the data plane checks (libxcrypt): bcrypt, MD5-crypt, SHA-256 and SHA-512 crypt.
+_CRYPT_HASH = re.compile(
+    r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}"
+    r"|\$1\$[./A-Za-z0-9]{0,8}\$[./A-Za-z0-9]{22}"
+    r"|\$5\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{0,16}\$[./A-Za-z0-9]{43}"
+    r"|\$6\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{0,16}\$[./A-Za-z0-9]{86}"
+)
+
 _TRAEFIK_IGNORED = {
     "traefik.tags": "",
     "traefik.backend.circuitbreaker.expression": "circuit breakers are not supported",
@@ -440,6 +662,12 @@ class TraefikSegment(msgspec.Struct, frozen=True):
     rule: TraefikRule | None = None  # None: Traefik's default Host rule
     priority: int = 0
     entry_points: tuple[str, ...] | None = None
+    allow_cidrs: tuple[str, ...] = ()  # whiteList.sourceRange; empty: everyone
+    auth_users: tuple[tuple[str, str], ...] = ()  # auth.basic.users: (user, crypt(3) hash), realm TRAEFIK_REALM
+    redirect_to_https: bool = False  # headers.SSLRedirect
+    # headers.allowedHosts (lower-cased), None when Traefik checks none: the build refuses the app
+    # unless the segment routes these hosts only, which then keeps every other Host out
+    allowed_hosts: tuple[str, ...] | None = None
 
 
 class TraefikLabels(msgspec.Struct, frozen=True):
@@ -615,7 +843,7 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
             if _TRAEFIK_IGNORED[label]:
                 warnings.append(f"{label}: {_TRAEFIK_IGNORED[label]}; ignored")
         else:
-            warnings.append(f"{label}: not supported by fastlb; ignored")
+            warnings.append(_traefik_unsupported(label, prop))
 
     segments: list[TraefikSegment] = []
     # One named segment or more replace the default segment; they inherit its properties.
@@ -626,11 +854,21 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
     return TraefikLabels(errors=tuple(errors), warnings=tuple(warnings), **app)  # type: ignore[arg-type]
 
 
+def _traefik_unsupported(label: str, prop: str) -> str:
+    if prop in TRAEFIK_PROPS or _TRAEFIK_PROP_FAMILIES.fullmatch(prop):
+        return f"{label}: not supported by fastlb; ignored"
+    return f"{label}: not a Traefik 1.7 label; ignored"
+
+
 def _parse_segment(
     name: str, props: dict[str, str], errors: list[str], warnings: list[str]
 ) -> TraefikSegment:
     prefix = f"traefik.{name}." if name else "traefik."
     fields: dict[str, object] = {"name": name}
+    entry_points = props.get("frontend.entryPoints")
+    if entry_points is None or "http" in split_csv(entry_points):
+        # A segment that is not routed serves nothing: its access rules cannot be dropped.
+        _parse_traefik_access(prefix, props, fields, errors, warnings)
     for prop, value in sorted(props.items()):
         label = prefix + prop
         if prop == "port":
@@ -679,9 +917,184 @@ def _parse_segment(
                 )
         elif prop == "frontend.passHostHeader" and _go_bool(value) is not False:
             pass
+        elif prop in _TRAEFIK_ACCESS_PROPS:
+            pass  # _parse_traefik_access
         else:
-            warnings.append(f"{label}: not supported by fastlb; ignored")
+            warnings.append(_traefik_unsupported(label, prop))
     if "port" in fields and "port_index" in fields:
         warnings.append(f"{prefix}port and {prefix}portIndex both set: port wins")
         del fields["port_index"]
     return TraefikSegment(**fields)  # type: ignore[arg-type]
+
+
+def _parse_traefik_access(
+    prefix: str, props: dict[str, str], fields: dict[str, object], errors: list[str], warnings: list[str]
+) -> None:
+    """One routed segment's access rules (its props in _TRAEFIK_ACCESS_PROPS) into ``fields``: each
+    is served, or an error refuses the app (RESTRICTING_LABELS). Serving the app without one would
+    open it to whom Traefik keeps out."""
+
+    def refuse(prop: str, why: str) -> None:
+        errors.append(f"{prefix}{prop}={props[prop]!r}: {why}")
+
+    def inert(prop: str, why: str) -> None:
+        warnings.append(f"{prefix}{prop}: {why}; ignored")
+
+    def flag(prop: str) -> bool | None:
+        """A Go boolean; None when absent or not a boolean (then an error: Traefik would read false,
+        and a restriction asked for with a typo would be silently off)."""
+        if prop not in props:
+            return None
+        value = _go_bool(props[prop])
+        if value is None:
+            refuse(prop, "not a boolean (true or false)")
+        return value
+
+    # Source allow-list. Traefik reads whiteList.sourceRange, else the deprecated whitelistSourceRange.
+    current, deprecated = "frontend.whiteList.sourceRange", "frontend.whitelistSourceRange"
+    if current in props and deprecated in props and split_csv(props[current]) != split_csv(props[deprecated]):
+        refuse(deprecated, f"differs from {prefix}{current}: give the allow-list once")
+    ranges_prop = current if current in props else deprecated if deprecated in props else None
+    xff = "frontend.whiteList.useXForwardedFor"
+    if ranges_prop is not None and split_csv(props[ranges_prop]):
+        nets = []
+        for token in split_csv(props[ranges_prop]):
+            try:
+                nets.append(str(ipaddress.ip_network(token, strict=False)))
+            except ValueError:
+                refuse(ranges_prop, f"{token!r} is not an IP address or CIDR")
+        fields["allow_cidrs"] = tuple(nets)
+        if flag(xff):
+            refuse(
+                xff,
+                "fastlb checks the connection's own source address, not X-Forwarded-For; the "
+                "allow-list would apply to other addresses than Traefik's",
+            )
+    else:
+        if ranges_prop is not None:
+            inert(ranges_prop, "empty: no allow-list, as in Traefik")
+        if xff in props:
+            inert(xff, "no whiteList.sourceRange to apply it to")
+
+    # Basic auth. Traefik reads the deprecated auth.basic, else auth.basic.users.
+    current, deprecated = "frontend.auth.basic.users", "frontend.auth.basic"
+    if current in props and deprecated in props and split_csv(props[current]) != split_csv(props[deprecated]):
+        refuse(deprecated, f"differs from {prefix}{current}: give the users once")
+    users_prop = deprecated if deprecated in props else current if current in props else None
+    if users_prop is not None:
+        users: list[tuple[str, str]] = []
+        for entry in split_csv(props[users_prop]):
+            user, sep, digest = entry.partition(":")
+            if not sep or not user or not digest or ":" in digest or "\0" in user:
+                refuse(users_prop, f"{entry!r} is not user:hash")
+            elif any(user == u for u, _ in users):
+                refuse(users_prop, f"user {user!r} is listed twice")
+            elif digest.startswith("$apr1$"):
+                refuse(
+                    users_prop,
+                    f"user {user!r}: Apache MD5 ($apr1$) is not a crypt(3) hash; fastlb checks bcrypt "
+                    "($2y$, htpasswd -B), $1$, $5$ and $6$",
+                )
+            elif digest.startswith("{SHA}"):
+                refuse(
+                    users_prop,
+                    f"user {user!r}: {{SHA}} is not a crypt(3) hash; fastlb checks bcrypt ($2y$, "
+                    "htpasswd -B), $1$, $5$ and $6$",
+                )
+            elif not _CRYPT_HASH.fullmatch(digest):
+                refuse(
+                    users_prop,
+                    f"user {user!r}: the password is not a crypt(3) hash fastlb checks (bcrypt, "
+                    "$1$, $5$, $6$); a plain-text password is never accepted",
+                )
+            else:
+                users.append((user, digest))
+        if users:
+            fields["auth_users"] = tuple(users)
+        elif not split_csv(props[users_prop]):
+            inert(users_prop, "empty: no users, no authentication, as in Traefik")
+    for prop in ("frontend.auth.basic.removeHeader", "frontend.auth.removeHeader"):
+        if flag(prop):
+            refuse(prop, "fastlb forwards the Authorization header: it cannot keep the credentials from the backend")
+    for prop in sorted(props):
+        if prop == "frontend.auth.basic.usersFile":
+            refuse(prop, "fastlb reads no users file: list the users in traefik.frontend.auth.basic.users")
+        elif prop.startswith("frontend.auth.digest."):
+            refuse(prop, "digest authentication is not implemented in fastlb; the app would be open")
+        elif prop.startswith("frontend.auth.forward."):
+            refuse(prop, "forward authentication is not implemented in fastlb; the app would be open")
+        elif prop == "frontend.auth.headerField" and props[prop].strip():
+            refuse(
+                prop,
+                "fastlb does not pass the authenticated user on: the backend would trust the header "
+                "as the client sent it",
+            )
+        elif prop == "frontend.auth.headerField":
+            inert(prop, "empty")
+
+    # https only. Traefik's SSLRedirect answers every plain request with a 301 to
+    # https://<Host><target>, as fastlb's redirect_to_https does; isDevelopment turns it off.
+    # SSLTemporaryRedirect, SSLHost and SSLProxyHeaders change that redirect, and SSLForceHost with
+    # SSLHost makes one of its own: fastlb makes neither, so each is an error where it applies.
+    development = _go_bool(props.get("frontend.headers.isDevelopment", "")) is True
+    redirect = flag("frontend.headers.SSLRedirect")
+    temporary = flag("frontend.headers.SSLTemporaryRedirect")
+    force_host = flag("frontend.headers.SSLForceHost")
+    ssl_host = props.get("frontend.headers.SSLHost", "").strip()
+    redirecting = bool(redirect) and not development
+    if redirecting:
+        if temporary:
+            refuse("frontend.headers.SSLTemporaryRedirect", "fastlb's redirect to https is a 301, not a 307")
+        if ssl_host:
+            refuse("frontend.headers.SSLHost", "fastlb redirects to https on the host asked for, not another")
+        if props.get("frontend.headers.SSLProxyHeaders", "").strip():
+            refuse(
+                "frontend.headers.SSLProxyHeaders",
+                "fastlb does not read proxy headers: it would redirect requests already made over https",
+            )
+        fields["redirect_to_https"] = True
+    elif redirect:
+        inert("frontend.headers.SSLRedirect", "isDevelopment turns it off, as in Traefik")
+    if force_host and ssl_host:
+        refuse("frontend.headers.SSLForceHost", "fastlb cannot redirect to SSLHost")
+    elif force_host is not None:
+        inert("frontend.headers.SSLForceHost", "no SSLHost to force")
+    if not redirecting:
+        if temporary is not None:
+            inert("frontend.headers.SSLTemporaryRedirect", "no redirect to https to change")
+        if "frontend.headers.SSLProxyHeaders" in props:
+            inert("frontend.headers.SSLProxyHeaders", "no redirect to https to change")
+        if "frontend.headers.SSLHost" in props and not force_host:
+            inert("frontend.headers.SSLHost", "no redirect to https to change")
+
+    # Allowed hosts: Traefik answers 400 to a Host outside them (isDevelopment turns it off).
+    # fastlb serves the segment when it routes allowed hosts only; the build checks that.
+    hosts = tuple(h.lower() for h in split_csv(props.get("frontend.headers.allowedHosts", "")))
+    if hosts and not development:
+        fields["allowed_hosts"] = hosts
+        if props.get("frontend.headers.hostsProxyHeaders", "").strip():
+            refuse(
+                "frontend.headers.hostsProxyHeaders",
+                "fastlb does not check allowedHosts against proxy headers; a forged one would pass",
+            )
+    elif "frontend.headers.allowedHosts" in props:
+        inert("frontend.headers.allowedHosts", "isDevelopment turns it off" if hosts else "empty")
+    if "frontend.headers.hostsProxyHeaders" in props and not (hosts and not development):
+        inert("frontend.headers.hostsProxyHeaders", "no allowedHosts to check")
+
+    # Redirects: Traefik answers with a redirect instead of serving (to the https entry point, as a
+    # rule). fastlb has one entry point, "http", and no regex redirects: it would serve the request.
+    entry_point, regex = "frontend.redirect.entryPoint", "frontend.redirect.regex"
+    if props.get(entry_point, "").strip():
+        refuse(entry_point, "fastlb has one entry point (http): it would serve the request, not redirect it")
+    elif entry_point in props:
+        inert(entry_point, "empty")
+    if props.get(regex, "").strip():
+        refuse(regex, "regex redirects are not implemented in fastlb: it would serve the request")
+        if "frontend.redirect.replacement" in props:
+            refuse("frontend.redirect.replacement", "regex redirects are not implemented in fastlb")
+    else:
+        if regex in props:
+            inert(regex, "empty")
+        if "frontend.redirect.replacement" in props:
+            inert("frontend.redirect.replacement", "no redirect.regex to apply it with")

@@ -285,7 +285,7 @@ _label_keys = st.one_of(
         st.sampled_from(
             ["VHOST", "PATH", "MODE", "BALANCE", "PORT", "BIND_ADDR", "AUTH", "BACKEND_WEIGHT", "GROUP",
              "ENABLED", "STICKY", "BACKEND_HEALTHCHECK_PORT_INDEX", "BACKEND_NETWORK_ALLOWED_ACL",
-             "FRONTEND_HEAD"]
+             "FRONTEND_HEAD", "BIND_OPTIONS", "USERLIST_HEAD"]
         ),
     ),
     st.builds(lambda k: f"FASTLB_0_{k}", st.sampled_from(["WEIGHT", "TIMEOUT_CONNECT", "MAXCONN", "X"])),
@@ -293,7 +293,11 @@ _label_keys = st.one_of(
         ["HAPROXY_GROUP", "HAPROXY_DEPLOYMENT_GROUP", "HAPROXY_DEPLOYMENT_STARTED_AT", "traefik.enable",
          "traefik.port", "traefik.portIndex", "traefik.frontend.rule", "traefik.a.frontend.rule",
          "traefik.a.port",
-         "traefik.backend.healthcheck.interval", "traefik.weight", "traefik.tags", "traefik.backend"]
+         "traefik.backend.healthcheck.interval", "traefik.weight", "traefik.tags", "traefik.backend",
+         "traefik.frontend.auth.basic.users", "traefik.frontend.whiteList.sourceRange",
+         "traefik.a.frontend.whiteList.sourceRange", "traefik.frontend.whiteList.useXForwardedFor",
+         "traefik.frontend.headers.SSLRedirect", "traefik.frontend.headers.allowedHosts",
+         "traefik.frontend.auth.forward.address", "traefik.frontend.redirect.entryPoint"]
     ),
 )
 _labels = st.dictionaries(_label_keys, st.text(max_size=40), max_size=8)

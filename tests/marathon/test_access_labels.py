@@ -1,0 +1,298 @@
+"""Labels that restrict access are never dropped: each is served (the restriction is in the built
+table) or refuses its app with an error naming it (``labels.RESTRICTING_LABELS``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from fastlb import spec
+from fastlb.marathon import labels as lbl
+from fastlb.marathon.state import MarathonState
+
+from .test_labels import app, state_of
+
+# crypt(3) hashes of "s3cret" (the first two) and "pw": SHA-512, bcrypt, MD5-crypt.
+SHA512 = "$6$fastlbtestsalt1$I.xNS7t6y6pOFBlJ9/GwkcHc.lApBDe9NSAOCHihm3Z10asCTZrwr/Bmk44R1GFfLmU/MrdseQZIwVdRJ3QT3/"
+BCRYPT = "$2y$05$fastlbtestsaltfastlbteae84A7cA8InWuqmWN1VQKGmGAlSGatC"
+MD5 = "$1$fastlbte$Qq.ek0Hgg4zSHCS.Ojiet1"
+APR1 = "$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"  # Apache's htpasswd -m
+HOST = "subject.example.com"
+
+
+def mlb(labels: dict[str, str]) -> MarathonState:
+    return state_of(app("/subject", 10000, labels), groups=("*",))
+
+
+def traefik_app(labels: dict[str, str], app_id: str = "/subject", host: str = "10.0.0.1") -> dict:
+    return {
+        "id": app_id,
+        "labels": {"traefik.tags": "external", "traefik.frontend.rule": f"Host:{HOST}", **labels},
+        "portDefinitions": [{"port": 10000}],
+        "tasks": [{"id": app_id.strip("/") + ".t1", "host": host, "ports": [31000], "state": "TASK_RUNNING"}],
+    }
+
+
+def traefik(labels: dict[str, str]) -> MarathonState:
+    return state_of(traefik_app(labels))
+
+
+def http(state: MarathonState) -> spec.HttpOptions:
+    (service,) = state.table().services
+    return service.http
+
+
+# What serving each restricting label looks like in the built table.
+def allow(*cidrs: str) -> Callable[[MarathonState], bool]:
+    return lambda state: http(state).allow_cidrs == cidrs
+
+
+def users(*pairs: tuple[str, str], realm: str = lbl.TRAEFIK_REALM) -> Callable[[MarathonState], bool]:
+    return lambda state: http(state).auth_users == pairs and http(state).auth_realm == realm
+
+
+def redirects(state: MarathonState) -> bool:
+    return http(state).redirect_to_https
+
+
+def bound(address: str) -> Callable[[MarathonState], bool]:
+    return lambda state: [lst.address for lst in state.table().listeners if lst.kind == "service"] == [address]
+
+
+def routes_only(*hosts: str) -> Callable[[MarathonState], bool]:
+    return lambda state: sorted(r.host for r in state.table().http_routes) == sorted(hosts)
+
+
+REFUSED = "refused"
+T = "traefik.frontend."
+SSL = "traefik.frontend.headers.SSLRedirect"
+
+# (the restricting label, the labels that make it restrict, the outcome): REFUSED, or what the
+# served restriction looks like. Every label of RESTRICTING_LABELS is the subject of one case at least.
+CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] = [
+    ("HAPROXY_{n}_BACKEND_NETWORK_ALLOWED_ACL", {"HAPROXY_0_BACKEND_NETWORK_ALLOWED_ACL": "10.0.0.0/8"},
+     allow("10.0.0.0/8")),
+    ("HAPROXY_{n}_BACKEND_NETWORK_ALLOWED_ACL", {"HAPROXY_0_BACKEND_NETWORK_ALLOWED_ACL": "10.0.0.0/33"}, REFUSED),
+    ("HAPROXY_{n}_AUTH", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_AUTH": f"zone:alice:{SHA512}"},
+     users(("alice", SHA512), realm="zone")),
+    ("HAPROXY_{n}_AUTH", {"HAPROXY_0_AUTH": f"zone:alice:{SHA512}"}, REFUSED),  # a tcp-mode port
+    ("HAPROXY_{n}_AUTH", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_AUTH": f'my "zone":alice:{SHA512}'}, REFUSED),
+    ("HAPROXY_{n}_REDIRECT_TO_HTTPS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_REDIRECT_TO_HTTPS": "true"}, redirects),
+    ("HAPROXY_{n}_BIND_ADDR", {"HAPROXY_0_BIND_ADDR": "127.0.0.2"}, bound("127.0.0.2:10000")),
+    ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_SSL_CERT": "/etc/ssl/x.pem"}, REFUSED),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_BIND_OPTIONS": "ssl crt /etc/ssl/x.pem verify required"}, REFUSED),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_BIND_OPTIONS": "interface eth1"}, REFUSED),
+    (T + "whiteList.sourceRange", {T + "whiteList.sourceRange": "10.0.0.0/8, 192.168.1.1"},
+     allow("10.0.0.0/8", "192.168.1.1/32")),
+    (T + "whiteList.sourceRange", {T + "whiteList.sourceRange": "10.0.0.0/8,nope"}, REFUSED),
+    (T + "whitelistSourceRange", {T + "whitelistSourceRange": "10.1.0.0/16"}, allow("10.1.0.0/16")),
+    (T + "whitelistSourceRange", {T + "whitelistSourceRange": "10.1.0.0/16", T + "whiteList.sourceRange": "::/0"},
+     REFUSED),
+    (T + "whiteList.useXForwardedFor",
+     {T + "whiteList.sourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "true"}, REFUSED),
+    (T + "auth.basic.users", {T + "auth.basic.users": f"alice:{SHA512}, bob:{BCRYPT},carol:{MD5}"},
+     users(("alice", SHA512), ("bob", BCRYPT), ("carol", MD5))),
+    (T + "auth.basic.users", {T + "auth.basic.users": f"test:{APR1}"}, REFUSED),
+    (T + "auth.basic.users", {T + "auth.basic.users": "test:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="}, REFUSED),
+    (T + "auth.basic.users", {T + "auth.basic.users": "test:s3cret"}, REFUSED),
+    (T + "auth.basic.users", {T + "auth.basic.users": f"alice:{SHA512},alice:{BCRYPT}"}, REFUSED),
+    (T + "auth.basic", {T + "auth.basic": f"alice:{BCRYPT}"}, users(("alice", BCRYPT))),
+    (T + "auth.basic", {T + "auth.basic": f"alice:{APR1}"}, REFUSED),
+    (T + "auth.basic.usersFile", {T + "auth.basic.usersFile": "/etc/traefik/htpasswd"}, REFUSED),
+    (T + "auth.basic.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.basic.removeHeader": "true"},
+     REFUSED),
+    (T + "auth.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.removeHeader": "true"}, REFUSED),
+    (T + "auth.headerField", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.headerField": "X-WebAuth-User"},
+     REFUSED),
+    *((T + "auth." + p, {T + "auth." + p: "x"}, REFUSED) for p in (
+        "digest.users", "digest.usersFile", "digest.removeHeader", "forward.address", "forward.authResponseHeaders",
+        "forward.trustForwardHeader", "forward.tls.ca", "forward.tls.caOptional", "forward.tls.cert",
+        "forward.tls.key", "forward.tls.insecureSkipVerify")),
+    (T + "headers.SSLRedirect", {SSL: "true"}, redirects),
+    (T + "headers.SSLRedirect", {SSL: "yes"}, REFUSED),  # not a Go boolean
+    (T + "headers.SSLTemporaryRedirect", {SSL: "true", T + "headers.SSLTemporaryRedirect": "true"}, REFUSED),
+    (T + "headers.SSLHost", {SSL: "true", T + "headers.SSLHost": "secure.example.com"}, REFUSED),
+    (T + "headers.SSLProxyHeaders", {SSL: "true", T + "headers.SSLProxyHeaders": "X-Forwarded-Proto:https"}, REFUSED),
+    (T + "headers.SSLForceHost", {T + "headers.SSLForceHost": "true", T + "headers.SSLHost": "a.example.com"},
+     REFUSED),
+    (T + "headers.allowedHosts", {T + "headers.allowedHosts": f"{HOST},other.example.com"}, routes_only(HOST)),
+    (T + "headers.allowedHosts", {T + "headers.allowedHosts": "other.example.com"}, REFUSED),
+    (T + "headers.hostsProxyHeaders",
+     {T + "headers.allowedHosts": HOST, T + "headers.hostsProxyHeaders": "X-Forwarded-Host"}, REFUSED),
+    (T + "redirect.entryPoint", {T + "redirect.entryPoint": "https"}, REFUSED),
+    (T + "redirect.regex", {T + "redirect.regex": "^http://(.*)", T + "redirect.replacement": "https://$1"}, REFUSED),
+    (T + "redirect.replacement", {T + "redirect.regex": "^http://(.*)", T + "redirect.replacement": "https://$1"},
+     REFUSED),
+]
+
+
+def _mentions(error: str, label: str) -> bool:
+    """Whether <error> names <label> (HAPROXY_{n}_X as HAPROXY_0_X; a Traefik property as written,
+    for the default segment)."""
+    return label.replace("{n}", "0") in error
+
+
+@pytest.mark.parametrize(("label", "labels", "outcome"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_a_restricting_label_is_served_or_refuses_its_app(
+    label: str, labels: dict[str, str], outcome: Callable[[MarathonState], bool] | str
+) -> None:
+    assert label in lbl.RESTRICTING_LABELS
+    state = traefik(labels) if label.startswith("traefik.") else mlb(labels)
+    errors = state.app_errors()
+    if outcome == REFUSED:
+        assert "/subject" in errors and _mentions(errors["/subject"], label), errors
+        assert state.table().services == ()
+    else:
+        assert errors == {}
+        assert callable(outcome) and outcome(state), state.table()
+
+
+def _walk_names() -> list[str]:
+    """Every label name fastlb knows, both families: marathon-lb's per-port labels it reads, the
+    templates and rewrites it ignores, fastlb's own, and every Traefik 1.7 property."""
+    names = [f"HAPROXY_{{n}}_{n}" for n in sorted(lbl.PORT_LABELS | lbl.TEMPLATE_LABELS)]
+    names += [f"HAPROXY_{{n}}_{n}" for n in sorted(lbl._UNSUPPORTED_PORT_LABELS)]
+    names += [f"FASTLB_{{n}}_{n}" for n in sorted(lbl.TIMEOUT_FIELDS)]
+    names += [f"FASTLB_{{n}}_{n}" for n in ("MAXCONN", "RETRIES", "WEIGHT", "HEALTHCHECK_RISE",
+                                            "FORWARDED_HEADERS", "STICKY_COOKIE")]
+    names += [f"traefik.{p}" for p in sorted(lbl.TRAEFIK_PROPS)]
+    names += ["traefik.frontend.errors.e.status", "traefik.frontend.rateLimit.rateSet.r.average",
+              "traefik.frontend.passTLSClientCert.pem"]
+    return names
+
+
+def test_every_restricting_label_has_a_case_and_is_a_label_fastlb_knows() -> None:
+    assert {case[0] for case in CASES} == lbl.RESTRICTING_LABELS
+    assert set(_walk_names()) >= lbl.RESTRICTING_LABELS
+
+
+# Values that turn a label on, whatever its kind.
+WALK_VALUES = ("true", "10.0.0.0/8", f"alice:{BCRYPT}", f"zone:alice:{SHA512}", "https", "127.0.0.2", "x")
+
+
+def _access_view(state: MarathonState) -> tuple:
+    """Who may use the app's services: their access options, and the addresses they are bound to."""
+    t = state.table()
+    return (
+        {(s.http.allow_cidrs, s.http.auth_realm, s.http.auth_users, s.http.redirect_to_https) for s in t.services},
+        {lst.address.rsplit(":", 1)[0] for lst in t.listeners},
+    )
+
+
+@pytest.mark.parametrize("name", _walk_names())
+def test_walking_every_label_no_restricting_one_yields_only_a_warning(name: str) -> None:
+    """Every label fastlb knows, set alone to values that turn it on: a restricting one (in the
+    company where it restricts: its cases above) is served or refuses its app; any other leaves
+    who may use the app as it was (or takes the app off the table: not served, nothing is open),
+    or it should be declared restricting."""
+    if name in lbl.RESTRICTING_LABELS:
+        for label, labels, outcome in CASES:
+            if label == name:
+                test_a_restricting_label_is_served_or_refuses_its_app(label, labels, outcome)
+        return
+    traefik_label = name.startswith("traefik.")
+    build = traefik if traefik_label else mlb
+    base = {"HAPROXY_0_VHOST": HOST} if not traefik_label else {}
+    plain = _access_view(build(base))
+    for value in WALK_VALUES:
+        labels = {**base, name.replace("{n}", "0"): value}
+        state = build(labels)
+        if state.table().services:
+            assert _access_view(state) == plain, (name, value, "restricts access: declare it in RESTRICTING_LABELS")
+
+
+def test_traefik_apr1_user_is_refused_with_the_reason() -> None:
+    other = traefik_app({"traefik.frontend.rule": "Host:open.example.com"}, app_id="/open", host="10.0.0.2")
+    state = state_of(traefik_app({"traefik.frontend.auth.basic.users": f"test:{APR1}"}), other)
+    t = state.table()
+    assert [s.name for s in t.services] == ["backend-open"]
+    assert [(r.host, r.service) for r in t.http_routes] == [("open.example.com", "backend-open")]
+    error = state.app_errors()["/subject"]
+    assert "traefik.frontend.auth.basic.users" in error and "$apr1$" in error and "bcrypt" in error
+
+
+def test_traefik_source_range_is_the_services_allow_list_per_segment() -> None:
+    labels = {
+        "traefik.frontend.whiteList.sourceRange": "10.0.0.0/8",
+        "traefik.web.port": "31000",
+        "traefik.web.frontend.rule": "Host:web.example.com",
+        "traefik.admin.port": "31000",
+        "traefik.admin.frontend.rule": "Host:admin.example.com",
+        "traefik.admin.frontend.whiteList.sourceRange": "192.168.0.0/16",
+    }
+    t = traefik(labels).table()
+    got = {s.name: s.http.allow_cidrs for s in t.services}
+    assert got == {"backend-subject-service-admin": ("192.168.0.0/16",), "backend-subject-service-web": ("10.0.0.0/8",)}
+
+
+def test_traefik_restrictions_of_a_segment_that_is_not_routed_refuse_nothing() -> None:
+    labels = {
+        "traefik.web.port": "31000",
+        "traefik.web.frontend.rule": "Host:web.example.com",
+        "traefik.tls.port": "31000",
+        "traefik.tls.frontend.rule": "Host:tls.example.com",
+        "traefik.tls.frontend.entryPoints": "https",
+        "traefik.tls.frontend.auth.basic.users": f"test:{APR1}",
+    }
+    state = traefik(labels)
+    assert state.app_errors() == {}
+    assert [s.name for s in state.table().services] == ["backend-subject-service-web"]
+
+
+def test_traefik_inert_modifiers_warn() -> None:
+    state = traefik({"traefik.frontend.headers.SSLHost": "x.example.com",
+                     "traefik.frontend.whiteList.useXForwardedFor": "true",
+                     "traefik.frontend.headers.SSLRedirect": "true",
+                     "traefik.frontend.headers.isDevelopment": "true",
+                     "traefik.frontend.whiteList.sourceRange": ""})
+    assert state.app_errors() == {}
+    assert http(state) == spec.HttpOptions()
+    warnings = "\n".join(state.app_warnings()["/subject"])
+    for prop in ("SSLHost", "useXForwardedFor", "SSLRedirect: isDevelopment", "sourceRange: empty"):
+        assert prop in warnings, warnings
+
+
+def test_traefik_shared_backend_does_not_drop_the_joining_apps_restriction() -> None:
+    """The first app by id keeps a shared backend's settings: an app that restricts otherwise
+    would have its tasks served under the first one's rules, so it is left out. An app that
+    restricts nothing joins a restricted backend (its tasks get the narrower rules)."""
+    first = traefik_app({"traefik.backend": "pool"}, app_id="/a")
+    locked = traefik_app({"traefik.backend": "pool", "traefik.frontend.whiteList.sourceRange": "10.0.0.0/8"},
+                         app_id="/b", host="10.0.0.2")
+    state = state_of(first, locked)
+    (s,) = state.table().services
+    assert [b.address for b in s.backends] == ["10.0.0.1:31000"]
+    assert "/a" in state.app_errors()["/b"] and "traefik.backend" in state.app_errors()["/b"]
+    first = traefik_app({"traefik.backend": "pool", "traefik.frontend.whiteList.sourceRange": "10.0.0.0/8"},
+                        app_id="/a")
+    plain = traefik_app({"traefik.backend": "pool"}, app_id="/b", host="10.0.0.2")
+    state = state_of(first, plain)
+    (s,) = state.table().services
+    assert state.app_errors() == {}
+    assert s.http.allow_cidrs == ("10.0.0.0/8",) and len(s.backends) == 2
+
+
+def test_restriction_templates_warn_naming_the_served_label() -> None:
+    state = mlb({"HAPROXY_0_VHOST": HOST, "HAPROXY_0_AUTH": f"zone:alice:{SHA512}",
+                 "HAPROXY_0_HTTP_FRONTEND_ACL_WITH_AUTH": "  acl x\n", "HAPROXY_0_USERLIST_HEAD": "userlist x\n"})
+    assert http(state).auth_users == (("alice", SHA512),)
+    warnings = state.app_warnings()["/subject"]
+    assert len(warnings) == 2 and all("HAPROXY_0_AUTH" in w and "template" in w for w in warnings)
+
+
+def test_benign_bind_options_stay_a_warning() -> None:
+    state = mlb({"HAPROXY_0_BIND_OPTIONS": "v4v6 defer-accept"})
+    assert state.app_errors() == {}
+    assert any("bind options" in w for w in state.app_warnings()["/subject"])
+
+
+def test_crypt_hash_shapes() -> None:
+    for good in (SHA512, BCRYPT, MD5, "$5$fastlbtestsalt2$UeULDc5wzWpsFGf4gKJ7pNCIOq/lco/KasBKodmeJqB",
+                 "$2b$05$fastlbtestsaltfastlbteATq/8O7QxaqOaqOaIlUz6liE2VArnlW",
+                 "$6$rounds=5000$salt$" + "a" * 86):
+        assert lbl._CRYPT_HASH.fullmatch(good), good
+    for bad in (APR1, "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "s3cret", "$2x$05$" + "a" * 53, SHA512[:-1], ""):
+        assert not lbl._CRYPT_HASH.fullmatch(bad), bad
+    assert re.fullmatch(r"\$2y\$.*", BCRYPT)
