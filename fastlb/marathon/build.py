@@ -815,6 +815,7 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             timeouts=timeouts,
             retries=pl.retries if pl.retries is not None else _DEFAULT_RETRIES,
             maxconn=pl.maxconn or 0,
+            backend_maxconn=pl.backend_maxconn or 0,
             http=http_options,
             app_id="",
         )

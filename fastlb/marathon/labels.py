@@ -238,6 +238,7 @@ TIMEOUT_FIELDS = {
     "TIMEOUT_TUNNEL": "tunnel_ms",
     "TIMEOUT_HTTP_REQUEST": "http_request_ms",
     "TIMEOUT_HTTP_KEEPALIVE": "http_keepalive_ms",
+    "TIMEOUT_QUEUE": "queue_ms",
 }
 
 
@@ -295,6 +296,7 @@ class PortLabels(msgspec.Struct, frozen=True):
     allow_cidrs: tuple[str, ...] = ()
     # fastlb extensions
     maxconn: int | None = None
+    backend_maxconn: int | None = None
     retries: int | None = None
     timeouts: tuple[tuple[str, int], ...] = ()  # (spec.Timeouts field, ms)
     weight: int | None = None
@@ -458,6 +460,8 @@ def _parse_fastlb_label(
 
     if name == "MAXCONN":
         non_negative("maxconn")
+    elif name == "BACKEND_MAXCONN":
+        non_negative("backend_maxconn")
     elif name == "RETRIES":
         non_negative("retries", 100)
     elif name == "WEIGHT":
@@ -472,6 +476,8 @@ def _parse_fastlb_label(
         ms = parse_duration_ms(value)
         if ms is None or ms <= 0:
             bad("expected a duration such as 500ms, 5s or 1m")
+        elif ms > (1 << 32) - 1:
+            bad("longer than 49 days")
         else:
             timeouts = dict(fields.get("timeouts", ()))  # type: ignore[call-overload]
             timeouts[TIMEOUT_FIELDS[name]] = ms

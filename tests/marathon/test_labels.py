@@ -160,6 +160,8 @@ def test_fastlb_extensions() -> None:
         "HAPROXY_0_MODE": "http",
         "HAPROXY_0_STICKY": "true",
         "FASTLB_0_MAXCONN": "100",
+        "FASTLB_0_BACKEND_MAXCONN": "10",
+        "FASTLB_0_TIMEOUT_QUEUE": "5s",
         "FASTLB_0_RETRIES": "1",
         "FASTLB_0_WEIGHT": "7",
         "FASTLB_0_TIMEOUT_CONNECT": "500ms",
@@ -168,12 +170,16 @@ def test_fastlb_extensions() -> None:
         "FASTLB_0_STICKY_COOKIE": "srv",
     }
     (s,) = state_of(app("/f", 10000, labels)).table().services
-    assert (s.maxconn, s.retries) == (100, 1)
+    assert (s.maxconn, s.backend_maxconn, s.retries) == (100, 10, 1)
     assert (s.timeouts.connect_ms, s.timeouts.server_ms, s.timeouts.client_ms) == (500, 120000, 30000)
+    assert s.timeouts.queue_ms == 5000
     assert s.http.sticky and s.http.sticky_cookie == "srv" and not s.http.forwarded_headers
     assert s.backends[0].weight == 7
     bad = state_of(app("/f", 10000, {"FASTLB_0_WEIGHT": "300"}))
     assert "FASTLB_0_WEIGHT" in bad.app_errors()["/f"]
+    for label, value in (("FASTLB_0_BACKEND_MAXCONN", "-1"), ("FASTLB_0_TIMEOUT_QUEUE", "1200h")):
+        bad = state_of(app("/f", 10000, {label: value}))
+        assert label in bad.app_errors()["/f"] and not bad.table().services
 
 
 def test_healthcheck_port_index_out_of_range_uses_own_port() -> None:
