@@ -266,8 +266,10 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     to_run = args.blocks * sum(len(point_arms(pt, args.arm_keys)) for pt in points if not skipped[pt])
     seconds = args.blocks * sum(len(point_arms(pt, args.arm_keys)) * run_seconds(pt, args.warmup, args.duration)
                                 for pt in points if not skipped[pt])
-    print(f"{kind}: {len(points)} points, {total} runs ({total - to_run} skipped) of "
-          f"{args.warmup:g}+{args.duration:g}s, about {seconds / 60:.0f} min -> {out}", flush=True)
+    timed = any(METRICS[pt.metric].tool != "idle" for pt in points)
+    print(f"{kind}: {len(points)} points, {total} runs ({total - to_run} skipped)"
+          + (f" of {args.warmup:g}+{args.duration:g}s" if timed else "")
+          + f", about {max(1, round(seconds / 60))} min -> {out}", flush=True)
     for pt, why in skipped.items():
         if why:
             print(f"skipping {pt.label}: {why}", flush=True)
