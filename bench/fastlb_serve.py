@@ -25,10 +25,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastlb import _core, spec  # noqa: E402
 
 
-def build_table(listen: str, backends: list[str], mode: str) -> spec.RouteTable:
+def duration_ms(text: str) -> int:
+    """"120s", "500ms" or a bare number of milliseconds."""
+    if text.endswith("ms"):
+        return int(text[:-2])
+    if text.endswith("s"):
+        return int(float(text[:-1]) * 1000)
+    return int(text)
+
+
+def build_table(listen: str, backends: list[str], mode: str,
+                http_timeouts: dict[str, int] | None = None) -> spec.RouteTable:
+    timeouts = spec.Timeouts(**{f"{k}_ms": v for k, v in (http_timeouts or {}).items()})
     service = spec.Service(
         name="bench", mode=mode, balance="roundrobin",  # type: ignore[arg-type]
-        backends=tuple(spec.Backend(id=b, address=b) for b in backends),
+        backends=tuple(spec.Backend(id=b, address=b) for b in backends), timeouts=timeouts,
     )
     return spec.RouteTable(services=(service,), listeners=(spec.Listener(address=listen, service="bench"),))
 
@@ -65,7 +76,11 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--admin", default="")
     p.add_argument("--no-splice", action="store_true", help="pipe_max=0: every byte goes through recv/send")
+    p.add_argument("--http-timeouts", default="", metavar="K=V,...",
+                   help="http_request=120s,http_keepalive=120s: the service's HTTP timeouts (default fastlb's)")
     a = p.parse_args()
+    http_timeouts = {k: duration_ms(v) for k, _, v in
+                     (item.partition("=") for item in a.http_timeouts.split(",") if item)}
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, lambda *_: stop.set())
@@ -74,7 +89,7 @@ def main() -> int:
     admin = None
     try:
         dp.start()
-        dp.publish(build_table(a.listen, a.backend, a.mode))
+        dp.publish(build_table(a.listen, a.backend, a.mode, http_timeouts))
         if a.admin:
             admin = serve_admin(a.admin, dp)
         print(f"fastlb_serve: {a.mode} {a.listen} -> {', '.join(a.backend)}, {a.workers} worker(s)", flush=True)

@@ -15,6 +15,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +107,46 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def fd_count(pid: int) -> int:
+    """Open files of a process (all threads share one table)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class RssSampler:
+    """Reads a process's RSS every <interval> seconds in a thread while a load runs, so that the RSS at
+    the end of the measured window is known even though the load's connections close as it ends."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.samples.append((time.monotonic(), rss_kib(self.pid)))
+            except OSError:
+                return
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def rss_at(samples: list[tuple[float, int]], t_end: float) -> int | None:
+    """The last RSS sample taken at or before <t_end> (None if there is none)."""
+    before = [kib for t, kib in samples if t <= t_end]
+    return before[-1] if before else None
+
+
 # Signals that stop a benchmark (Ctrl-C, SIGTERM, SIGHUP) unwind it by exception. While a child is
 # being started, the exception is held back until the child is on the list of children to stop (an
 # exception raised inside Popen() would leave a running child that nobody knows of), and while the
@@ -193,8 +234,10 @@ class Supervisor:
         for s, h in self._old.items():
             signal.signal(s, h)
 
-    def start(self, name: str, argv: list[str], cpu: int | None = None, env: dict[str, str] | None = None) -> Child:
-        """Starts argv (under ``taskset -c cpu`` when cpu is given); output goes to <logdir>/<name>.log."""
+    def start(self, name: str, argv: list[str], cpu: int | str | None = None,
+              env: dict[str, str] | None = None) -> Child:
+        """Starts argv (under ``taskset -c cpu`` when cpu, a CPU or a list like "0,1", is given); output goes
+        to <logdir>/<name>.log."""
         if cpu is not None:
             argv = ["taskset", "-c", str(cpu)] + argv
         self.logdir.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ def parse_strace(text: str) -> dict[str, int]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arm", default="F", choices=sorted(armlib.ARMS))
-    p.add_argument("--metric", default="ka", choices=sorted(METRICS))
+    p.add_argument("--metric", default="ka", choices=sorted(m for m, v in METRICS.items() if v.tool != "idle"))
     p.add_argument("--mode", choices=("tcp", "http"), default="tcp")
     p.add_argument("--duration", type=float, default=5)
     p.add_argument("--warmup", type=float, default=2)

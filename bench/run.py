@@ -1,15 +1,18 @@
 """The side-by-side harness shared by bench/l4.py and bench/l7.py.
 
-Method (reference/performance.md §7): the arms run in blocks; inside a block each metric runs every
-arm once, in a fresh random order, so that drift cancels in the per-block ratios. Every run restarts
-every process it uses (backend, proxy), warms up, then measures. The proxy is pinned to one CPU, the
-load generator and the backend to the other, so the proxy's CPU time per unit of work is measured in
-isolation. A run that fails is recorded as failed with its reason, never dropped.
+Method (reference/performance.md §7): the arms run in blocks; inside a block each point (metric ×
+clients × backends × workers) runs every arm once, in a fresh random order, so that drift cancels in
+the per-block ratios. Every run restarts every process it uses (backend, proxy), warms up, then
+measures. With one worker the proxy is pinned to one CPU, the load generator and the backend to the
+other, so the proxy's CPU time per unit of work is measured in isolation; with more workers the proxy
+also gets the load CPU, and the two share it. A run that fails is recorded as failed with its reason,
+and a point the open-files limit cannot hold as skipped with its reason; neither is ever dropped.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import shlex
@@ -21,16 +24,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import arms as armlib
+import idle
 import loads
 import report
-from procs import ProcessFailed, Supervisor, cpu_seconds, install_stop_signals, rss_kib
+from procs import ProcessFailed, RssSampler, Supervisor, cpu_seconds, fd_count, install_stop_signals, rss_at, rss_kib
 from system import CpuSample, Tuning, machine_info, source_revision
 
 
 @dataclass(frozen=True)
 class Metric:
     key: str
-    tool: str  # "wrk" | "iperf3"
+    tool: str  # "wrk" | "iperf3" | "idle"
     unit: str
     cpu_unit: str
     close: bool = False
@@ -48,9 +52,91 @@ METRICS = {
                         title="new connections at a fixed offered rate"),
     "gbps1": Metric("gbps1", "iperf3", "Gbit/s", "CPU s/GB", streams=1, title="TCP stream, 1 flow"),
     "gbps4": Metric("gbps4", "iperf3", "Gbit/s", "CPU s/GB", streams=4, title="TCP streams, 4 flows"),
+    "idle": Metric("idle", "idle", "kB/conn", "kB/conn", title="proxy memory per idle client connection"),
 }
-DEFAULT_METRICS = {"l4": "ka,cps,gbps1,gbps4,ka_fixed,cps_fixed", "l7": "ka,ka_fixed"}
-ALLOWED_METRICS = {"l4": set(METRICS), "l7": {"ka", "cps", "ka_fixed", "cps_fixed"}}
+DEFAULT_METRICS = {"l4": "ka,cps,gbps1,gbps4", "l7": "ka,cps"}
+ALLOWED_METRICS = {"l4": set(METRICS), "l7": {"ka", "cps", "ka_fixed", "cps_fixed", "idle"}}
+DEFAULT_CLIENTS = "1,8,32,64,256,1000,4000"
+DEFAULT_BACKENDS = "1,10"
+DEFAULT_WORKERS = "1,2"
+SETTLE_S = 0.5  # idle metric: quiet time before each RSS reading
+
+
+@dataclass(frozen=True)
+class Point:
+    """One cell of the sweep; every arm runs it once per block."""
+
+    metric: str
+    clients: int  # wrk connections; iperf3: streams; idle: connections held open
+    backends: int
+    workers: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric} c{self.clients} b{self.backends} w{self.workers}"
+
+
+def plan(metric_keys: list[str], clients: list[int], backends: list[int], workers: list[int],
+         idle_conns: int) -> list[Point]:
+    """Every point of the sweep, metric by metric, then workers, backends, clients. iperf3's metrics have
+    their own stream count and one backend (its control and data connections must meet one server);
+    the idle metric holds <idle_conns> connections."""
+    out = []
+    for m in metric_keys:
+        metric = METRICS[m]
+        for w in workers:
+            if metric.tool == "iperf3":
+                cs, bs = [metric.streams], [1]
+            elif metric.tool == "idle":
+                cs, bs = [idle_conns], backends
+            else:
+                cs, bs = clients, backends
+            out += [Point(m, c, b, w) for b in bs for c in cs]
+    return out
+
+
+def point_arms(point: Point, arm_keys: list[str]) -> list[str]:
+    """The arms a point runs: the idle metric measures a proxy, so D has nothing to give it."""
+    if METRICS[point.metric].tool == "idle":
+        return [a for a in arm_keys if armlib.ARMS[a].kind != "direct"]
+    return list(arm_keys)
+
+
+def skip_reason(point: Point, nofile_soft: int) -> str:
+    """Why <point> cannot run under this open-files limit ("" when it can)."""
+    need = armlib.fds_needed(point.clients)
+    if need <= nofile_soft:
+        return ""
+    return (f"needs {need} open files ({point.clients} connections: 2.6 per connection, HAProxy's maxconn rule, "
+            f"+ 256) but the open-files limit is {nofile_soft} (raise the hard limit: ulimit -Hn, "
+            "/etc/security/limits.conf or LimitNOFILE=)")
+
+
+def run_seconds(point: Point, warmup: float, duration: float) -> float:
+    """A rough wall time of one run, for the estimate printed at the start."""
+    if METRICS[point.metric].tool == "idle":
+        return 4 + point.clients / 1000
+    return warmup + duration + 2
+
+
+def int_list(text: str, name: str, lo: int = 1, hi: int = 1_000_000) -> list[int]:
+    """"1,8,32" -> [1, 8, 32]: positive, in order, without repeats."""
+    out: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            v = int(item)
+        except ValueError:
+            raise ValueError(f"{name}: {item!r} is not a whole number") from None
+        if not lo <= v <= hi:
+            raise ValueError(f"{name}: {v} is outside {lo}..{hi}")
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise ValueError(f"{name}: empty list")
+    return out
 
 
 @dataclass
@@ -59,12 +145,12 @@ class Context:
     out: Path
     duration: float
     warmup: float
-    connections: int
     load_cpu: int
     proxy_cpu: int
     launcher: str
     rate_ka: float = 2000
     rate_cps: float = 1000
+    nofile_soft: int = 0
 
     def rate(self, metric: Metric) -> float | None:
         if not metric.paced:
@@ -83,8 +169,18 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--nosplice", action="store_true",
                    help="add Hn (HAProxy nosplice) and, with F, Fn (fastlb without splice)")
     p.add_argument("--aa", action="store_true", help="add H2: a second HAProxy arm, the A/A noise control")
-    p.add_argument("--metrics", default=DEFAULT_METRICS[kind], help=f"default {DEFAULT_METRICS[kind]}")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    p.add_argument("--metrics", default=DEFAULT_METRICS[kind],
+                   help=f"default {DEFAULT_METRICS[kind]}; known: {', '.join(sorted(ALLOWED_METRICS[kind]))}")
+    p.add_argument("--clients", default=DEFAULT_CLIENTS,
+                   help=f"wrk connections, one point each (default {DEFAULT_CLIENTS})")
+    p.add_argument("--connections", type=int, default=None, help="one client count: the same as --clients N")
+    p.add_argument("--backends", default=DEFAULT_BACKENDS,
+                   help=f"backend addresses the proxies round-robin over, one point each (default {DEFAULT_BACKENDS})")
+    p.add_argument("--workers", default=DEFAULT_WORKERS,
+                   help=f"fastlb --workers / HAProxy nbthread, one point each (default {DEFAULT_WORKERS}); above 1 "
+                        "the proxy also gets the load CPU")
+    p.add_argument("--idle-conns", type=int, default=2000,
+                   help="connections the idle metric holds open (default 2000)")
     p.add_argument("--rate-ka", type=float, default=2000,
                    help="offered req/s of ka_fixed (default 2000; keep it well under every arm's maximum)")
     p.add_argument("--rate-cps", type=float, default=1000, help="offered conn/s of cps_fixed (default 1000)")
@@ -108,11 +204,24 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
             p.error(f"unknown arm {k!r} (known: {', '.join(armlib.ARMS)})")
     a.arm_keys = keys
     a.metric_keys = [m for m in a.metrics.split(",") if m]
+    if not a.metric_keys:
+        p.error("--metrics: name at least one metric")
     for m in a.metric_keys:
         if m not in ALLOWED_METRICS[kind]:
             p.error(f"unknown metric {m!r} for {kind} (known: {', '.join(sorted(ALLOWED_METRICS[kind]))})")
     if a.blocks < 1 or a.duration < 1 or a.warmup < 0:
         p.error("--blocks and --duration must be at least 1, --warmup at least 0")
+    try:
+        a.client_counts = [a.connections] if a.connections is not None else int_list(a.clients, "--clients")
+        if a.connections is not None and a.connections < 1:
+            raise ValueError("--connections must be at least 1")
+        a.backend_counts = int_list(a.backends, "--backends", hi=250)
+        a.worker_counts = int_list(a.workers, "--workers", hi=64)
+        if a.idle_conns < 1:
+            raise ValueError("--idle-conns must be at least 1")
+    except ValueError as e:
+        p.error(str(e))
+    a.points = plan(a.metric_keys, a.client_counts, a.backend_counts, a.worker_counts, a.idle_conns)
     return a
 
 
@@ -127,33 +236,54 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     out = (args.out or armlib.HERE / "results" / f"{stamp}-{kind}").resolve()  # nginx -p needs it absolute
     out.mkdir(parents=True, exist_ok=True)
     launcher = armlib.fastlb_launcher(args.fastlb) if {"F", "Fn"} & set(args.arm_keys) else "none"
-    ctx = Context("tcp" if kind == "l4" else "http", out, args.duration, args.warmup, args.connections,
-                  args.load_cpu, args.proxy_cpu, launcher, args.rate_ka, args.rate_cps)
     tuning = Tuning()
     tuning.apply(write=not args.no_sysctl)
+    ctx = Context("tcp" if kind == "l4" else "http", out, args.duration, args.warmup,
+                  args.load_cpu, args.proxy_cpu, launcher, args.rate_ka, args.rate_cps, tuning.nofile[0])
+    points: list[Point] = args.points
+    skipped = {pt: skip_reason(pt, ctx.nofile_soft) for pt in points}
     meta = {
         "kind": kind, "started": stamp, "seed": seed, "argv": [sys.executable] + sys.argv,
         "blocks": args.blocks, "duration": args.duration, "warmup": args.warmup,
-        "connections": args.connections, "rate_ka": args.rate_ka, "rate_cps": args.rate_cps,
+        "clients": args.client_counts, "backends": args.backend_counts, "workers": args.worker_counts,
+        "idle_conns": args.idle_conns, "rate_ka": args.rate_ka, "rate_cps": args.rate_cps,
         "arms": args.arm_keys, "metrics": args.metric_keys,
+        "points": [vars(pt) for pt in points],
         "arm_labels": {k: armlib.ARMS[k].label for k in args.arm_keys},
         "metric_info": {m: vars(METRICS[m]) for m in args.metric_keys},
-        "layout": {"proxy_cpu": args.proxy_cpu, "load_cpu": args.load_cpu},
+        "layout": {"proxy_cpu": args.proxy_cpu, "load_cpu": args.load_cpu,
+                   "proxy_cpus": {str(w): armlib.cpu_list(armlib.proxy_cpus(w, args.proxy_cpu, args.load_cpu))
+                                  for w in args.worker_counts}},
         "fastlb_launcher": launcher, "max_steal": args.max_steal,
         "machine": machine_info(), "fastlb_revision": source_revision(armlib.REPO),
         "tuning": tuning.applied, "nofile": list(tuning.nofile),
+        "nofile_needed": max(armlib.fds_needed(pt.clients) for pt in points),
+        "skipped_points": [dict(vars(pt), reason=why) for pt, why in skipped.items() if why],
         "status": "running",
     }
     records: list[dict[str, object]] = []
-    total = args.blocks * len(args.metric_keys) * len(args.arm_keys)
-    print(f"{kind}: {total} runs of {args.warmup:g}+{args.duration:g}s -> {out}", flush=True)
+    total = args.blocks * sum(len(point_arms(pt, args.arm_keys)) for pt in points)
+    to_run = args.blocks * sum(len(point_arms(pt, args.arm_keys)) for pt in points if not skipped[pt])
+    seconds = args.blocks * sum(len(point_arms(pt, args.arm_keys)) * run_seconds(pt, args.warmup, args.duration)
+                                for pt in points if not skipped[pt])
+    timed = any(METRICS[pt.metric].tool != "idle" for pt in points)
+    print(f"{kind}: {len(points)} points, {total} runs ({total - to_run} skipped)"
+          + (f" of {args.warmup:g}+{args.duration:g}s" if timed else "")
+          + f", about {max(1, round(seconds / 60))} min -> {out}", flush=True)
+    for pt, why in skipped.items():
+        if why:
+            print(f"skipping {pt.label}: {why}", flush=True)
     try:
         for block in range(args.blocks):
-            for mkey in args.metric_keys:
-                order = list(args.arm_keys)
+            for pt in points:
+                order = point_arms(pt, args.arm_keys)
                 rng.shuffle(order)
                 for pos, akey in enumerate(order):
-                    rec = run_one(ctx, block, METRICS[mkey], armlib.ARMS[akey], pos)
+                    if skipped[pt]:
+                        rec = _record(block, pt, METRICS[pt.metric], akey, pos)
+                        rec["status"], rec["reason"] = "skipped", skipped[pt]
+                    else:
+                        rec = run_one(ctx, block, pt, armlib.ARMS[akey], pos)
                     records.append(rec)
                     _print_run(len(records), total, rec)
                     _save(out, meta, records)
@@ -169,93 +299,185 @@ def main(kind: str, argv: list[str] | None = None) -> int:
         _save(out, meta, records)
         report.write(out, meta, records)
     print(f"results: {out / 'results.md'}")
-    failed = sum(1 for r in records if r["status"] != "ok")
+    failed = sum(1 for r in records if r["status"] not in ("ok", "skipped"))
     return 0 if meta["status"] == "complete" and failed == 0 else 1
 
 
-def run_one(ctx: Context, block: int, metric: Metric, arm: armlib.Arm, position: int) -> dict[str, object]:
-    rundir = ctx.out / "runs" / f"b{block:02d}-{metric.key}-{arm.key}"
-    rundir.mkdir(parents=True, exist_ok=True)
-    rec: dict[str, object] = {
-        "block": block, "metric": metric.key, "arm": arm.key, "position": position,
+def run_name(point: Point, arm: str) -> str:
+    """runs/<block>-<this>/: metric, c<clients>, be<backends>, w<workers>, arm."""
+    return f"{point.metric}-c{point.clients}-be{point.backends}-w{point.workers}-{arm}"
+
+
+def _record(block: int, point: Point, metric: Metric, arm: str, position: int) -> dict[str, object]:
+    return {
+        "block": block, "metric": metric.key, "clients": point.clients, "backends": point.backends,
+        "workers": point.workers, "arm": arm, "position": position,
         "started": time.time(), "status": "failed", "reason": "", "value": None, "unit": metric.unit,
         "commands": {},
     }
+
+
+def run_one(ctx: Context, block: int, point: Point, arm: armlib.Arm, position: int) -> dict[str, object]:
+    metric = METRICS[point.metric]
+    rundir = ctx.out / "runs" / f"b{block:02d}-{run_name(point, arm.key)}"
+    rundir.mkdir(parents=True, exist_ok=True)
+    rec = _record(block, point, metric, arm.key, position)
+    cpus = armlib.proxy_cpus(point.workers, ctx.proxy_cpu, ctx.load_cpu)
+    rec["proxy_cpus"] = armlib.cpu_list(cpus) if arm.kind != "direct" else ""
+    rec["nofile_needed"] = armlib.fds_needed(point.clients)
     try:
         with Supervisor(rundir) as sup:
-            if metric.tool == "wrk":
-                backend_port = armlib.start_nginx(sup, rundir, ctx.load_cpu)
+            backends = None
+            if metric.tool == "iperf3":
+                backend_port: int | armlib.Backends = armlib.start_iperf3_server(sup, ctx.load_cpu)
             else:
-                backend_port = armlib.start_iperf3_server(sup, ctx.load_cpu)
-            running = armlib.start_arm(sup, arm, ctx.mode, backend_port, rundir, ctx.proxy_cpu, ctx.launcher)
+                backends = armlib.start_backends(sup, rundir, ctx.load_cpu, point.backends)
+                backend_port = backends
+            timeouts = armlib.IDLE_HTTP_TIMEOUTS if metric.tool == "idle" else None
+            running = armlib.start_arm(sup, arm, ctx.mode, backend_port, rundir, cpus, ctx.launcher,
+                                       workers=point.workers, http_timeouts=timeouts)
             rec["commands"] = {c.name: c.command for c in sup.children}
-
-            def load(seconds: float) -> dict[str, float]:
-                if metric.tool == "wrk":
-                    return loads.wrk(f"http://{armlib.HOST}:{running.port}/", seconds, ctx.connections,
-                                     metric.close, ctx.load_cpu, ctx.rate(metric))
-                return loads.iperf3(armlib.HOST, running.port, seconds, metric.streams, ctx.load_cpu)
-
-            pace = ctx.rate(metric)
-            delay = f"FASTLB_BENCH_DELAY_MS={loads.delay_ms(ctx.connections, pace)} " if pace else ""
-            load_argv = ["taskset", "-c", str(ctx.load_cpu)] + _load_argv(ctx, metric, running.port)
-            rec["commands"]["load"] = delay + shlex.join(load_argv)
-            if ctx.warmup > 0:
-                warm = load(ctx.warmup)
-                rec["warmup_errors"] = warm["errors"]
-            pid = running.proxy.pid if running.proxy else None
-            if running.proxy and not running.proxy.alive():
-                raise ProcessFailed(f"proxy died during warm-up:\n{running.proxy.log_tail()}")
-            cpu0 = cpu_seconds(pid) if pid else 0.0
-            sample0 = CpuSample()
-            data = load(ctx.duration)
-            sample1 = CpuSample()
-            cpu1 = cpu_seconds(pid) if pid else 0.0
-            if running.proxy and not running.proxy.alive():
-                raise ProcessFailed(f"proxy died during the measurement:\n{running.proxy.log_tail()}")
-            rec["cpus"] = sample1.since(sample0)
-            rec["loadavg"] = float(Path("/proc/loadavg").read_text().split()[0])
-            rec["steal_pct"] = max(v["steal_pct"] for v in rec["cpus"].values())
-            rec["load"] = data
-            rec["errors"] = data["errors"]
-            if metric.tool == "wrk":
-                rec["value"] = data["rps"]
-                rec["work"] = data["requests"]
+            if metric.tool == "idle":
+                assert backends is not None and running.proxy is not None
+                _measure_idle(ctx, point, running, backends, rec)
             else:
-                rec["value"] = data["gbps"]
-                rec["work"] = data["bytes"]
-            if pid:
-                rec["proxy_cpu_s"] = round(cpu1 - cpu0, 3)
-                rec["proxy_rss_kib"] = rss_kib(pid)
-                if metric.tool == "wrk":
-                    rec["cpu_per_unit"] = 1e6 * rec["proxy_cpu_s"] / data["requests"]
-                else:
-                    rec["cpu_per_unit"] = rec["proxy_cpu_s"] / (data["bytes"] / 1e9)
+                _measure_load(ctx, point, metric, running, backends, rec)
             stats = running.stats()
             if stats is not None:
                 (rundir / "stats.json").write_text(json.dumps(stats, indent=1))
             rec["status"] = "ok"
-    except (ProcessFailed, loads.LoadFailed, OSError, ValueError, KeyError) as e:
+    except (ProcessFailed, loads.LoadFailed, idle.IdleFailed, OSError, ValueError, KeyError) as e:
         rec["reason"] = f"{type(e).__name__}: {e}"
         (rundir / "failure.txt").write_text(traceback.format_exc())
     rec["finished"] = time.time()
     return rec
 
 
-def _load_argv(ctx: Context, metric: Metric, port: int) -> list[str]:
+def _measure_load(ctx: Context, point: Point, metric: Metric, running: armlib.Running,
+                  backends: armlib.Backends | None, rec: dict[str, object]) -> None:
+    """wrk or iperf3 through <running>: warm-up, then the measured window with the proxy's CPU time, RSS
+    (sampled, so that its value at the end of the window is known) and the backend's accepts around it."""
+
+    def load(seconds: float) -> dict[str, float]:
+        if metric.tool == "wrk":
+            return loads.wrk(f"http://{armlib.HOST}:{running.port}/", seconds, point.clients,
+                             metric.close, ctx.load_cpu, ctx.rate(metric))
+        return loads.iperf3(armlib.HOST, running.port, seconds, metric.streams, ctx.load_cpu)
+
+    pace = ctx.rate(metric)
+    delay = f"FASTLB_BENCH_DELAY_MS={loads.delay_ms(point.clients, pace)} " if pace else ""
+    load_argv = ["taskset", "-c", str(ctx.load_cpu)] + _load_argv(ctx, point, metric, running.port)
+    rec["commands"]["load"] = delay + shlex.join(load_argv)  # type: ignore[index]
+    if ctx.warmup > 0:
+        warm = load(ctx.warmup)
+        rec["warmup_errors"] = warm["errors"]
+    pid = running.proxy.pid if running.proxy else None
+    if running.proxy and not running.proxy.alive():
+        raise ProcessFailed(f"proxy died during warm-up:\n{running.proxy.log_tail()}")
+    accepts0 = backends.accepts() if backends else None
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    sample0 = CpuSample()
+    rss = RssSampler(pid) if pid else None
+    with rss or contextlib.nullcontext():
+        t0 = time.monotonic()
+        data = load(ctx.duration)
+    sample1 = CpuSample()
+    cpu1 = cpu_seconds(pid) if pid else 0.0
+    accepts1 = backends.accepts() if backends else None
+    if running.proxy and not running.proxy.alive():
+        raise ProcessFailed(f"proxy died during the measurement:\n{running.proxy.log_tail()}")
+    rec["cpus"] = sample1.since(sample0)
+    rec["loadavg"] = float(Path("/proc/loadavg").read_text().split()[0])
+    rec["steal_pct"] = max(v["steal_pct"] for v in rec["cpus"].values())  # type: ignore[attr-defined]
+    rec["load"] = data
+    rec["errors"] = data["errors"]
+    work = data["requests"] if metric.tool == "wrk" else data["bytes"]
+    rec["value"] = data["rps"] if metric.tool == "wrk" else data["gbps"]
+    rec["work"] = work
+    if accepts0 is not None and accepts1 is not None:
+        opened = armlib.backend_connections(accepts0, accepts1)
+        rec["backend_conns"] = opened
+        rec["backend_conns_per_unit"] = opened / work if work else None
+    if pid:
+        rec["proxy_cpu_s"] = round(cpu1 - cpu0, 3)
+        # wrk measures for round(duration) seconds from its start; the last sample before that is the
+        # RSS with the window's connections still open.
+        samples = rss.samples if rss else []
+        end = rss_at(samples, t0 + max(1, round(ctx.duration)) - 0.05)
+        rec["proxy_rss_kib"] = end if end is not None else rss_kib(pid)
+        rec["proxy_rss_peak_kib"] = max([kib for _, kib in samples] + [rec["proxy_rss_kib"]])
+        if metric.tool == "wrk":
+            rec["cpu_per_unit"] = 1e6 * rec["proxy_cpu_s"] / data["requests"]
+        else:
+            rec["cpu_per_unit"] = rec["proxy_cpu_s"] / (data["bytes"] / 1e9)
+
+
+def _measure_idle(ctx: Context, point: Point, running: armlib.Running, backends: armlib.Backends,
+                  rec: dict[str, object]) -> None:
+    """<point.clients> connections that send nothing, then one keep-alive request each: the proxy's RSS
+    (and open files, and the kernel's TCP counters) before, while they idle, and after the request."""
+    assert running.proxy is not None
+    pid = running.proxy.pid
+    n = point.clients
+    time.sleep(SETTLE_S)
+    fds0, rss0, ss0, acc0 = fd_count(pid), rss_kib(pid), idle.sockstat(), backends.accepts()
+    rec["commands"]["load"] = (  # type: ignore[index]
+        f"(harness) {n} connections to {armlib.HOST}:{running.port} from CPU{ctx.load_cpu}: idle, then one "
+        "GET / HTTP/1.1 each, then idle again")
+    with idle.pinned(ctx.load_cpu), idle.IdleClients(armlib.HOST, running.port, n) as clients:
+        opened = clients.open(timeout=30)
+        if opened == 0:
+            raise idle.IdleFailed(f"no connection to the proxy opened ({clients.connect_errors} errors)")
+        fds1 = idle.wait_settled(lambda: fd_count(pid), fds0 + opened, timeout=30)
+        time.sleep(SETTLE_S)
+        rss1, ss1, open1 = rss_kib(pid), idle.sockstat(), clients.still_open()
+        answered = clients.request_all(timeout=60)
+        fds2 = idle.wait_settled(lambda: fd_count(pid), 0, timeout=30)
+        time.sleep(SETTLE_S)
+        rss2, ss2, open2 = rss_kib(pid), idle.sockstat(), clients.still_open()
+        acc2 = backends.accepts()
+    if not running.proxy.alive():
+        raise ProcessFailed(f"proxy died while holding idle connections:\n{running.proxy.log_tail()}")
+    rec["idle"] = {
+        "conns": n, "opened": opened, "connect_errors": clients.connect_errors,
+        "rss_kib": [rss0, rss1, rss2], "fds": [fds0, fds1, fds2], "open": [open1, open2],
+        "answered": answered, "backend_conns": armlib.backend_connections(acc0, acc2),
+        "sockstat_tcp": [ss0, ss1, ss2],
+    }
+    rec["value"] = idle.per_conn_kib(rss0, rss1, opened)
+    rec["after_value"] = idle.per_conn_kib(rss0, rss2, opened)
+    rec["proxy_rss_kib"] = rss2
+    rec["errors"] = clients.connect_errors + (opened - answered) + (opened - open2)
+    rec["steal_pct"] = 0.0  # memory, not time: steal does not bias it, so no idle run is left out for it
+    if open1 < opened or open2 < answered:
+        rec["note"] = f"the proxy closed {opened - open1} idle and {answered - open2} answered connections"
+
+
+def _load_argv(ctx: Context, point: Point, metric: Metric, port: int) -> list[str]:
     if metric.tool == "wrk":
-        return loads.wrk_argv(f"http://{armlib.HOST}:{port}/", ctx.duration, ctx.connections, metric.close)
+        return loads.wrk_argv(f"http://{armlib.HOST}:{port}/", ctx.duration, point.clients, metric.close)
     return loads.iperf3_argv(armlib.HOST, port, ctx.duration, metric.streams)
 
 
 def _print_run(n: int, total: int, rec: dict[str, object]) -> None:
-    head = f"[{n}/{total}] block {rec['block']} {rec['metric']:<6} {rec['arm']:<3}"
+    head = (f"[{n}/{total}] block {rec['block']} {rec['metric']:<6} c{rec['clients']:<5} b{rec['backends']:<3} "
+            f"w{rec['workers']} {rec['arm']:<3}")
     if rec["status"] != "ok":
-        print(f"{head} FAILED {str(rec['reason']).splitlines()[0][:200]}", flush=True)
+        print(f"{head} {str(rec['status']).upper()} {str(rec['reason']).splitlines()[0][:200]}", flush=True)
         return
-    cpu = f" proxy {rec['cpu_per_unit']:.2f} {METRICS[str(rec['metric'])].cpu_unit}" if "cpu_per_unit" in rec else ""
-    print(f"{head} {rec['value']:.6g} {rec['unit']} errors {rec['errors']} steal {rec['steal_pct']}%{cpu}",
-          flush=True)
+    metric = METRICS[str(rec["metric"])]
+    if metric.tool == "idle":
+        i = rec["idle"]
+        print(f"{head} {rec['value']:.3g} kB/conn idle, {rec['after_value']:.3g} after a request "
+              f"(opened {i['opened']}, answered {i['answered']}, open {i['open'][1]})", flush=True)  # type: ignore[index]
+        return
+    cpu = f" proxy {rec['cpu_per_unit']:.2f} {metric.cpu_unit}" if "cpu_per_unit" in rec else ""
+    bconn = f" bconn/unit {rec['backend_conns_per_unit']:.3g}" if rec.get("backend_conns_per_unit") is not None else ""
+    lat = ""
+    if isinstance(rec.get("load"), dict) and "p99" in rec["load"]:  # type: ignore[operator]
+        lat = f" p99 {rec['load']['p99']}µs"  # type: ignore[index]
+    print(f"{head} {rec['value']:.6g} {rec['unit']} errors {rec['errors']} steal {rec['steal_pct']}%{cpu}{lat}"
+          f"{bconn}", flush=True)
 
 
 def _save(out: Path, meta: dict[str, object], records: list[dict[str, object]]) -> None:

@@ -77,16 +77,18 @@ META = {"kind": "l4", "started": "t0", "finished": "t1", "status": "complete", "
 
 
 def test_ratios_pair_by_block_and_skip_failed_and_stolen_runs() -> None:
+    """Results written before the sweep (no clients/backends/workers) read as one point per metric."""
     recs = [_rec(0, "D", 100), _rec(0, "H", 50), _rec(0, "F", 60),
             _rec(1, "D", 100), _rec(1, "H", 40), _rec(1, "F", None, status="failed"),
             _rec(2, "D", 100), _rec(2, "H", 50, steal=5.0), _rec(2, "F", 55)]
-    s = report.summarize(META, recs)["ka"]
+    [s] = report.summarize(META, recs)["points"]
+    assert (s["metric"], s["clients"], s["backends"], s["workers"]) == ("ka", 32, 1, 1)
     assert s["ratios"]["F/H"]["per_block"] == [pytest.approx(1.2)]  # block 1: F failed; block 2: H stolen
     assert s["ratios"]["H/D"]["per_block"] == [pytest.approx(0.5), pytest.approx(0.4)]
     assert s["arms"]["F"]["failed"] == 1
     assert s["arms"]["H"]["steal_excluded"] == 1
     md = report.render_md(META, recs, report.summarize(META, recs))
-    assert "| 1 | ka | 0 | F | failed |" in md and "ProcessFailed: boom" in md
+    assert "| 1 | ka | 32 | 1 | 1 | 0 | F | failed |" in md and "ProcessFailed: boom" in md
     assert "left out: steal" in md
 
 
@@ -136,8 +138,8 @@ def test_a_miniature_l4_run_measures_direct_and_haproxy_and_leaves_nothing_behin
     before = _my_descendants()
     p = subprocess.run(
         [sys.executable, str(HERE / "l4.py"), "--arms", "D,H", "--blocks", "1", "--duration", "1", "--warmup", "0",
-         "--metrics", "ka,gbps1,ka_fixed", "--connections", "4", "--rate-ka", "200", "--out", str(out),
-         "--seed", "7"],
+         "--metrics", "ka,gbps1,ka_fixed", "--connections", "4", "--backends", "1", "--workers", "1",
+         "--rate-ka", "200", "--out", str(out), "--seed", "7"],
         capture_output=True, text=True, timeout=240, cwd=HERE.parent)
     assert p.returncode == 0, p.stdout + p.stderr
     data = json.loads((out / "results.json").read_text())
@@ -149,8 +151,11 @@ def test_a_miniature_l4_run_measures_direct_and_haproxy_and_leaves_nothing_behin
     assert 50 < runs[("ka_fixed", "H")]["value"] <= 210 < runs[("ka", "H")]["value"]
     assert "FASTLB_BENCH_DELAY_MS=20 " in runs[("ka_fixed", "H")]["commands"]["load"]
     assert runs[("ka", "H")]["proxy_cpu_s"] > 0 and "cpu_per_unit" not in runs[("ka", "D")]
+    # keep-alive: wrk's 4 connections, and H's 4 to the backend, against thousands of requests
+    assert 0 < runs[("ka", "H")]["backend_conns_per_unit"] < 0.01 and runs[("ka", "H")]["proxy_rss_kib"] > 0
+    assert runs[("ka", "H")]["load"]["p999"] >= runs[("ka", "H")]["load"]["p99"] > 0
     md = (out / "results.md").read_text()
-    assert "| ka | H/D | 1 |" in md and "taskset -c 1 haproxy -db -f" in md
+    assert "| ka c4 b1 w1 | H/D | 1 |" in md and "taskset -c 1 haproxy -db -f" in md
     assert (out / "chart.png").stat().st_size > 0 or "no chart" in md
     assert _my_descendants() == before
 
@@ -158,17 +163,43 @@ def test_a_miniature_l4_run_measures_direct_and_haproxy_and_leaves_nothing_behin
 @pytest.mark.needs_tools
 @pytest.mark.skipif(not TOOLS, reason="needs haproxy, nginx, wrk, iperf3 (Debian packages)")
 def test_a_run_whose_proxy_cannot_start_is_reported_failed(tmp_path: Path) -> None:
-    """HAProxy cannot start when its maxconn exceeds the fd limit: the run must say so, not vanish."""
+    """A proxy that exits at start (here a stand-in "haproxy" first on PATH): the run must say so, not vanish."""
     out = tmp_path / "res"
-    code = ("import resource,sys,runpy;resource.setrlimit(resource.RLIMIT_NOFILE,(64,64));"
-            f"sys.argv=['l4.py','--arms','H','--blocks','1','--duration','1','--warmup','0','--metrics','ka',"
-            f"'--out',{str(out)!r},'--no-sysctl'];sys.path.insert(0,{str(HERE)!r});"
-            f"runpy.run_path({str(HERE / 'l4.py')!r},run_name='__main__')")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=HERE.parent)
+    fake = tmp_path / "bin" / "haproxy"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho '[ALERT] cannot bind socket' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake.parent}:{os.environ['PATH']}")
+    p = subprocess.run(
+        [sys.executable, str(HERE / "l4.py"), "--arms", "H", "--blocks", "1", "--duration", "1", "--warmup", "0",
+         "--metrics", "ka", "--clients", "4", "--backends", "1", "--workers", "1", "--out", str(out), "--no-sysctl"],
+        capture_output=True, text=True, timeout=120, cwd=HERE.parent, env=env)
     assert p.returncode == 1, p.stdout + p.stderr
     run = json.loads((out / "results.json").read_text())["runs"][0]
-    assert run["status"] == "failed" and "haproxy" in run["reason"]
-    assert "| 0 | ka | 0 | H | failed |" in (out / "results.md").read_text()
+    assert run["status"] == "failed" and "haproxy" in run["reason"] and "cannot bind" in run["reason"]
+    assert "| 0 | ka | 4 | 1 | 1 | 0 | H | failed |" in (out / "results.md").read_text()
+
+
+@pytest.mark.needs_tools
+@pytest.mark.skipif(not TOOLS, reason="needs haproxy, nginx, wrk, iperf3 (Debian packages)")
+def test_points_the_open_files_limit_cannot_hold_are_skipped_and_said_so(tmp_path: Path) -> None:
+    """Under a 1024-file limit, 4000 clients cannot run: recorded as skipped with the reason, exit 0."""
+    out = tmp_path / "res"
+    code = ("import resource,sys,runpy;resource.setrlimit(resource.RLIMIT_NOFILE,(1024,1024));"
+            "sys.argv=['l4.py','--arms','D,H','--blocks','1','--duration','1','--warmup','0','--metrics','ka',"
+            f"'--clients','4,4000','--backends','1','--workers','1','--out',{str(out)!r},'--no-sysctl'];"
+            f"sys.path.insert(0,{str(HERE)!r});runpy.run_path({str(HERE / 'l4.py')!r},run_name='__main__')")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=HERE.parent)
+    assert p.returncode == 0, p.stdout + p.stderr
+    data = json.loads((out / "results.json").read_text())
+    runs = {(r["clients"], r["arm"]): r for r in data["runs"]}
+    assert {k: r["status"] for k, r in runs.items()} == {(4, "D"): "ok", (4, "H"): "ok", (4000, "D"): "skipped",
+                                                          (4000, "H"): "skipped"}
+    assert "needs 10656 open files" in runs[(4000, "H")]["reason"]
+    assert data["meta"]["nofile"] == [1024, 1024] and data["meta"]["nofile_needed"] == 10656
+    md = (out / "results.md").read_text()
+    assert "the largest point needs **10656**" in md and "soft **1024**" in md
+    assert "**1 point(s) skipped**" in md and "| 4000 | skipped | skipped |" in md
 
 
 def _my_descendants() -> set[int]:
@@ -247,3 +278,271 @@ def _processes_mentioning(text: str) -> list[int]:
             if text in cmd and "l4.py" not in cmd and state != "Z":
                 found.append(int(d.name))
     return found
+
+
+# -- the sweep: planning, parsing and aggregation (pure functions; no proxy runs) --------------------
+
+
+def test_the_sweep_plans_every_point_and_each_tool_its_own_axes() -> None:
+    import run
+
+    pts = run.plan(["ka", "gbps4", "idle"], [1, 64], [1, 10], [1, 2], idle_conns=500)
+    ka = [(p.clients, p.backends, p.workers) for p in pts if p.metric == "ka"]
+    assert ka == [(1, 1, 1), (64, 1, 1), (1, 10, 1), (64, 10, 1), (1, 1, 2), (64, 1, 2), (1, 10, 2), (64, 10, 2)]
+    # iperf3: its own stream count, one backend (control and data connections must meet one server)
+    assert [(p.clients, p.backends, p.workers) for p in pts if p.metric == "gbps4"] == [(4, 1, 1), (4, 1, 2)]
+    assert {(p.clients, p.backends) for p in pts if p.metric == "idle"} == {(500, 1), (500, 10)}
+    assert run.point_arms(run.Point("idle", 500, 1, 1), ["D", "H", "F"]) == ["H", "F"]
+    assert run.point_arms(run.Point("ka", 1, 1, 1), ["D", "H", "F"]) == ["D", "H", "F"]
+    assert run.run_name(run.Point("cps", 1000, 10, 2), "F") == "cps-c1000-be10-w2-F"
+
+
+def test_the_sweep_options_parse_and_default() -> None:
+    import run
+
+    a = run.parse_args("l7", [])
+    assert a.client_counts == [1, 8, 32, 64, 256, 1000, 4000]
+    assert a.backend_counts == [1, 10] and a.worker_counts == [1, 2] and a.metric_keys == ["ka", "cps"]
+    assert a.idle_conns == 2000 and len(a.points) == 2 * 7 * 2 * 2
+    a = run.parse_args("l4", ["--connections", "4", "--backends", "3", "--workers", "2", "--metrics", "ka,idle",
+                              "--idle-conns", "50"])
+    assert [(p.metric, p.clients, p.backends, p.workers) for p in a.points] == [("ka", 4, 3, 2), ("idle", 50, 3, 2)]
+    assert run.int_list(" 8, 1,8,,32", "--clients") == [8, 1, 32]
+    for bad in ("0", "x", ",", "1,-2"):
+        with pytest.raises(ValueError):
+            run.int_list(bad, "--clients")
+    with pytest.raises(SystemExit):
+        run.parse_args("l7", ["--backends", "251"])
+    with pytest.raises(SystemExit):
+        run.parse_args("l7", ["--metrics", "gbps1"])
+
+
+def test_open_files_needed_matches_haproxys_maxconn_and_decides_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    import arms
+    import run
+
+    for clients in (1, 32, 1000, 4000, 20000):
+        need = arms.fds_needed(clients)
+        monkeypatch.setattr(resource, "getrlimit", lambda _r, n=need: (n, n))
+        assert arms.haproxy_maxconn() >= clients  # HAProxy starts with that limit and takes every client
+    assert arms.fds_needed(4000) == 10656
+    assert run.skip_reason(run.Point("ka", 4000, 1, 1), 20000) == ""
+    why = run.skip_reason(run.Point("ka", 4000, 1, 1), 8192)
+    assert "needs 10656 open files" in why and "8192" in why
+
+
+def test_proxy_cpus_give_a_second_worker_the_load_cpu_last() -> None:
+    import arms
+
+    assert arms.proxy_cpus(1, 1, 0, allowed=[0, 1]) == [1]
+    assert arms.proxy_cpus(2, 1, 0, allowed=[0, 1]) == [1, 0]
+    assert arms.proxy_cpus(4, 1, 0, allowed=[0, 1]) == [1, 0]  # no more CPUs than the machine has
+    assert arms.proxy_cpus(2, 1, 0, allowed=[0, 1, 2, 3]) == [1, 2]
+    assert arms.proxy_cpus(4, 1, 0, allowed=[0, 1, 2, 3]) == [1, 2, 3, 0]
+    assert arms.cpu_list([1, 0]) == "0,1"
+    assert arms.backend_hosts(3) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    with pytest.raises(ValueError):
+        arms.backend_hosts(0)
+
+
+def test_configs_round_robin_over_every_backend_with_the_workers_asked(tmp_path: Path) -> None:
+    import arms
+
+    addrs = ["127.0.0.1:9001", "127.0.0.2:9002", "127.0.0.3:9003"]
+    cfg = arms.haproxy_config("http", "127.0.0.1:8000", addrs, 2, [1, 0], True, maxconn=1000)
+    assert "nbthread 2" in cfg and "cpu-map 1/1-2 0,1" in cfg and "maxconn 1000" in cfg
+    assert "    server s3 127.0.0.3:9003" in cfg and "timeout http-keep-alive 1s" in cfg
+    assert "option splice-auto" in cfg and "${" not in cfg
+    cfg = arms.haproxy_config("tcp", "127.0.0.1:8000", addrs[:1], 1, [1], False, maxconn=1000)
+    assert "cpu-map 1/1 1" in cfg and "nosplice" in cfg and "server s2" not in cfg
+    idle_cfg = arms.haproxy_config("http", "127.0.0.1:8000", addrs, 1, [1], True, arms.IDLE_HTTP_TIMEOUTS, 1000)
+    assert "timeout http-keep-alive 120s" in idle_cfg and "timeout http-request 120s" in idle_cfg
+    if shutil.which("haproxy"):
+        (tmp_path / "h.cfg").write_text(cfg)
+        p = subprocess.run(["haproxy", "-c", "-q", "-f", str(tmp_path / "h.cfg")], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stdout + p.stderr
+    # fastlb's file, read back by fastlb's own parser when it is importable
+    text = arms.fastlb_config("http", "127.0.0.1:8000", addrs, False, arms.IDLE_HTTP_TIMEOUTS)
+    assert 'backends = ["127.0.0.1:9001", "127.0.0.2:9002", "127.0.0.3:9003"]' in text
+    config = pytest.importorskip("fastlb.config")
+    parsed = config.parse(text)
+    [svc] = parsed.routes.services if hasattr(parsed, "routes") else parsed.table.services
+    assert [b.address for b in svc.backends] == addrs
+    assert svc.timeouts.http_keepalive_ms == 120000 and parsed.engine.pipe_max == 0
+    assert config.parse(arms.fastlb_config("tcp", "127.0.0.1:8000", addrs, True, arms.IDLE_HTTP_TIMEOUTS))
+
+
+def test_stub_status_counts_backend_connections_without_its_own() -> None:
+    import arms
+
+    page = ("Active connections: 3 \nserver accepts handled requests\n 1021 1021 50000 \n"
+            "Reading: 0 Writing: 1 Waiting: 2 \n")
+    s = arms.parse_stub_status(page)
+    assert s == {"active": 3, "accepts": 1021, "handled": 1021, "requests": 50000, "reading": 0, "writing": 1,
+                 "waiting": 2}
+    assert arms.backend_connections(1021, 1054) == 32  # the second read's own connection is not the proxy's
+    assert arms.backend_connections(10, 10) == 0
+    with pytest.raises(ValueError):
+        arms.parse_stub_status("<html>404</html>")
+
+
+def test_rss_at_the_end_of_the_window_is_the_last_sample_before_it() -> None:
+    from procs import rss_at
+
+    samples = [(0.0, 100), (0.2, 150), (0.4, 180), (0.6, 90)]
+    assert rss_at(samples, 0.5) == 180
+    assert rss_at(samples, 0.4) == 180
+    assert rss_at(samples, -1) is None
+
+
+def test_idle_parsers() -> None:
+    import idle
+
+    r = b"HTTP/1.1 200 OK\r\nServer: nginx\r\ncontent-length: 3\r\n\r\nok\n"
+    assert idle.response_length(r) == len(r)
+    assert idle.response_length(r[:-1]) is None and idle.response_length(r[:10]) is None
+    assert idle.response_length(r + b"HTTP/1.1") == len(r)
+    with pytest.raises(ValueError, match="status"):
+        idle.response_length(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(ValueError, match="Content-Length"):
+        idle.response_length(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    text = ("sockets: used 120\nTCP: inuse 5 orphan 0 tw 26479 alloc 7 mem 231\nUDP: inuse 1 mem 0\n")
+    assert idle.parse_sockstat(text) == {"inuse": 5, "orphan": 0, "tw": 26479, "alloc": 7, "mem": 231}
+    assert idle.per_conn_kib(1000, 3000, 500) == 4.0 and idle.per_conn_kib(1, 2, 0) is None
+
+
+def test_idle_clients_hold_connections_and_read_one_response_each() -> None:
+    """Against a little loopback server in this process: connect, stay silent, one request each, still open."""
+    import selectors
+    import socket
+    import threading
+
+    import idle
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(512)
+    srv.setblocking(False)
+    stop = threading.Event()
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(srv, selectors.EVENT_READ)
+            while not stop.is_set():
+                for key, _ in sel.select(timeout=0.05):
+                    if key.fileobj is srv:
+                        try:
+                            c, _ = srv.accept()
+                        except BlockingIOError:
+                            continue
+                        c.setblocking(False)
+                        accepted.append(c)
+                        sel.register(c, selectors.EVENT_READ)
+                    else:
+                        c = key.fileobj
+                        assert isinstance(c, socket.socket)
+                        if c.recv(4096):
+                            c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                        else:
+                            sel.unregister(c)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        with idle.IdleClients("127.0.0.1", srv.getsockname()[1], 50) as clients:
+            assert clients.open(timeout=10) == 50 and clients.connect_errors == 0
+            assert idle.wait_settled(lambda: len(accepted), 50, timeout=10, quiet=0.1) == 50
+            assert clients.still_open() == 50
+            assert clients.request_all(timeout=10) == 50
+            assert clients.still_open() == 50
+            for c in accepted[:10]:
+                c.close()
+            deadline = time.monotonic() + 5
+            while clients.still_open() != 40 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert clients.still_open() == 40
+        assert clients.socks == []
+    finally:
+        stop.set()
+        t.join(5)
+        for c in accepted:
+            c.close()
+        srv.close()
+
+
+def _sweep_rec(block: int, arm: str, clients: int, value: float | None, status: str = "ok", workers: int = 1,
+               metric: str = "ka") -> dict:
+    r = _rec(block, arm, value, status)
+    r.update(metric=metric, clients=clients, backends=1, workers=workers)
+    if status == "skipped":
+        r.update(reason="needs 10656 open files", cpu_per_unit=None, load={})
+    else:
+        r.update(load={"p50": 100, "p99": 200 if arm != "F" else 100, "p999": 900}, backend_conns_per_unit=0.5,
+                 proxy_rss_kib=2048, proxy_rss_peak_kib=4096)
+    return r
+
+
+SWEEP_META = dict(META, clients=[1, 4000], metric_info={"ka": dict(META["metric_info"]["ka"], tool="wrk")},
+                  backends=[1], workers=[1, 2], arms=["D", "H", "F"],
+                  points=[{"metric": "ka", "clients": c, "backends": 1, "workers": w} for w in (1, 2)
+                          for c in (1, 4000)],
+                  layout={"proxy_cpu": 1, "load_cpu": 0, "proxy_cpus": {"1": "1", "2": "0,1"}},
+                  nofile=[8192, 8192], nofile_needed=10656,
+                  skipped_points=[{"metric": "ka", "clients": 4000, "backends": 1, "workers": 1,
+                                   "reason": "needs 10656 open files"}])
+
+
+def test_the_report_pairs_per_point_and_tabulates_clients_by_arm(tmp_path: Path) -> None:
+    recs = []
+    for b in range(3):
+        recs += [_sweep_rec(b, "D", 1, 100), _sweep_rec(b, "H", 1, 50), _sweep_rec(b, "F", 1, 60 + b),
+                 _sweep_rec(b, "D", 1, 100, workers=2), _sweep_rec(b, "H", 1, 80, workers=2),
+                 _sweep_rec(b, "F", 1, 40, workers=2)]
+        recs += [_sweep_rec(b, a, 4000, None, status="skipped") for a in ("D", "H", "F")]
+    s = report.summarize(SWEEP_META, recs)
+    by = {p["label"]: p for p in s["points"]}
+    assert list(by) == ["ka c1 b1 w1", "ka c4000 b1 w1", "ka c1 b1 w2", "ka c4000 b1 w2"]
+    assert by["ka c1 b1 w1"]["ratios"]["F/H"]["median"] == pytest.approx(61 / 50)
+    assert by["ka c1 b1 w1"]["ratios"]["F/H"]["p99_median"] == pytest.approx(0.5)
+    assert by["ka c1 b1 w2"]["ratios"]["F/H"]["median"] == pytest.approx(0.5)
+    assert by["ka c4000 b1 w1"]["arms"]["H"]["skipped"] == 3 and by["ka c4000 b1 w1"]["ratios"]["F/H"]["n"] == 0
+    assert by["ka c1 b1 w1"]["arms"]["F"]["p999_us"] == 900 and by["ka c1 b1 w1"]["arms"]["F"]["bconn_median"] == 0.5
+    md = report.render_md(SWEEP_META, recs, s)
+    assert "### ka: ka; 1 backend, 1 worker" in md and "### ka: ka; 1 backend, 2 workers" in md
+    assert "| clients | D req/s | H req/s | F req/s | F/H | H CPU µs/req | F CPU µs/req | F/H CPU |" in md
+    assert "| 1 | 100 | 50 | 61 | **1.220** | 10 | 10 | **1.000** | 200 | 200 | 100 | **0.500** |" in md
+    assert "| 4000 | skipped | skipped | skipped | – |" in md
+    assert "| 1 | F | 3/3 | 100 | 100 | 900 | 0.5 | 2.0 / 4.0 | 0 |  |" in md
+    assert "the largest point needs **10656**" in md and "**1 point(s) skipped**" in md
+    assert "load generator and the backend then share CPU0 with the proxy" in md
+    report.write(tmp_path, SWEEP_META, recs)
+    assert (tmp_path / "results.md").exists()
+    assert json.loads((tmp_path / "summary.json").read_text())["points"][0]["label"] == "ka c1 b1 w1"
+    assert report.chart_panels(SWEEP_META, s) == [("ka", 1)]
+
+
+def test_the_report_gives_idle_memory_per_connection_before_and_after_a_request() -> None:
+    meta = dict(META, arms=["H", "F"], metrics=["idle"], idle_conns=100,
+                metric_info={"idle": {"unit": "kB/conn", "cpu_unit": "kB/conn", "title": "idle", "tool": "idle"}})
+    recs = []
+    for b in range(2):
+        for arm, idle_kb, after_kb in (("H", 2.0, 8.0), ("F", 1.0, 2.0)):
+            r = {"block": b, "metric": "idle", "clients": 100, "backends": 1, "workers": 1, "arm": arm,
+                 "position": 0, "status": "ok", "value": idle_kb, "after_value": after_kb, "errors": 0,
+                 "steal_pct": 0.0, "reason": "",
+                 "idle": {"conns": 100, "opened": 100, "rss_kib": [1000, 1000 + 100 * idle_kb, 1000 + 100 * after_kb],
+                          "fds": [10, 110, 120], "open": [100, 100], "answered": 100, "backend_conns": 100}}
+            recs.append(r)
+    s = report.summarize(meta, recs)
+    [p] = s["points"]
+    assert p["ratios"]["F/H"]["median"] == pytest.approx(0.5) and p["ratios"]["F/H"]["after_median"] == 0.25
+    assert p["arms"]["F"]["fds_per_conn_median"] == 1.0 and p["arms"]["F"]["fds_after_per_conn_median"] == 1.1
+    md = report.render_md(meta, recs, s)
+    assert "## Memory per idle client connection" in md
+    assert "| 1 | 1 | F | 2/2 | 100 | 100 / 100 | 100 | **1** | **2** | 1 / 1.1 | 1 |" in md
+    assert "| 1 | 1 | F/H | 2 | **0.500** | **0.250** |" in md
+    assert report.chart_panels(meta, s) == [("idle", 0)]
