@@ -60,6 +60,9 @@ DEFAULT_CLIENTS = "1,8,32,64,256,1000,4000"
 DEFAULT_BACKENDS = "1,10"
 DEFAULT_WORKERS = "1,2"
 SETTLE_S = 0.5  # idle metric: quiet time before each RSS reading
+# idle metric, after the request: how long both proxies idle before the reading. fastlb gives the memory
+# freed after a burst back every 2 s (fastlb.control.TRIM_INTERVAL_S); HAProxy keeps its pools.
+AFTER_SETTLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -433,7 +436,7 @@ def _measure_idle(ctx: Context, point: Point, running: armlib.Running, backends:
         rss1, ss1, open1 = rss_kib(pid), idle.sockstat(), clients.still_open()
         answered = clients.request_all(timeout=60)
         fds2 = idle.wait_settled(lambda: fd_count(pid), 0, timeout=30)
-        time.sleep(SETTLE_S)
+        time.sleep(AFTER_SETTLE_S)
         rss2, ss2, open2 = rss_kib(pid), idle.sockstat(), clients.still_open()
         acc2 = backends.accepts()
     if not running.proxy.alive():

@@ -74,9 +74,9 @@ void flb_alog_request(struct flb_worker *w, const struct flb_h1conn *h)
     PUT("\",\"backend\":\"");
     n += esc(line + n, be, strnlen(be, 256));
     PUT("\",\"method\":\"");
-    n += esc(line + n, h->method, strnlen(h->method, sizeof(h->method)));
+    n += esc(line + n, h->rq->method, strnlen(h->rq->method, sizeof(h->rq->method)));
     PUT("\",\"path\":\"");
-    n += esc(line + n, h->path, h->path_len);
+    n += esc(line + n, h->rq->path, h->rq->path_len);
     n += (size_t)snprintf(line + n, 128, "\",\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu}\n", h->status,
                           (unsigned long long)h->resp_bytes, (unsigned long long)dur);
     if (n > PIPE_BUF) {

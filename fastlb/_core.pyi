@@ -29,6 +29,9 @@ class DataPlane:
     def workers(self) -> int: ...
     @property
     def generation(self) -> int: ...  # generation of the table now published (0: none yet)
+    def trim(self, min_free: int = 4 << 20) -> bool:
+        """Gives the allocator's free memory back to the system when it holds at least <min_free>
+        bytes (buffers freed after a burst). True when some was given back."""
     def start(self) -> None:
         """Starts the worker threads (GIL released while they run). Returns at once."""
     def publish(self, table: RouteTable) -> int:

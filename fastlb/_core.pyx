@@ -25,7 +25,7 @@ from fastlb.includes.cdrain cimport flb_drains, flb_drains_free, flb_drains_new,
 from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engine_close_all, flb_engine_set_drains,
                                       flb_engine_free, flb_engine_new,
                                       flb_engine_options, flb_engine_publish, flb_engine_start,
-                                      flb_engine_stop, flb_engine_stop_accepting, flb_engine_sweep,
+                                      flb_engine_stop, flb_engine_stop_accepting, flb_engine_sweep, flb_engine_trim,
                                       flb_engine_table)
 from fastlb.includes.clistener cimport (flb_listener, flb_listener_adopt, flb_listener_get, flb_listener_new,
                                         flb_listener_open, flb_listener_put)
@@ -670,6 +670,15 @@ cdef class DataPlane:
         finally:
             flb_table_put(t)
         return out
+
+    def trim(self, min_free=4 << 20):
+        """Gives the allocator's free memory back to the system when it holds at least <min_free>
+        bytes (buffers freed after a burst). True when some was given back."""
+        cdef size_t m = min_free
+        cdef int r
+        with nogil:
+            r = flb_engine_trim(m)
+        return r == 1
 
     def stop_accepting(self):
         """Closes every listener; open connections carry on."""

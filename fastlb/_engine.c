@@ -15,6 +15,7 @@
 #include "_splice.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -116,6 +117,20 @@ void flb_engine_service_slot_release(struct flb_engine *e, const struct flb_serv
     atomic_fetch_sub_explicit(&s->c->active, 1, RELAXED);
     if (atomic_load_explicit(&e->paused, RELAXED) > 0 || flb_queue_waiting(s))
         wake_all(e);
+}
+
+int flb_engine_trim(size_t min_free)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 mi = mallinfo2();
+
+    if (mi.fordblks < min_free)
+        return 0;
+    return malloc_trim(0);
+#else
+    (void)min_free;
+    return 0;
+#endif
 }
 
 void flb_engine_wake(struct flb_engine *e, uint32_t id)

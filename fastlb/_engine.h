@@ -71,6 +71,12 @@ void flb_engine_service_slot_release(struct flb_engine *e, const struct flb_serv
  * (<w> offers it to its own after the batch). */
 void flb_engine_backend_release(struct flb_worker *w, const struct flb_service *s, uint32_t idx);
 
+/* Gives the allocator's free memory back to the system when it holds at least <min_free> bytes
+ * (glibc: the free pages inside its heaps too). Buffers freed after a burst of requests otherwise
+ * stay resident. Returns 1 when memory was given back. Any thread; called now and then by the
+ * control plane. */
+int flb_engine_trim(size_t min_free);
+
 /* Wakes worker <id> (its loop turns once more). */
 void flb_engine_wake(struct flb_engine *e, uint32_t id);
 

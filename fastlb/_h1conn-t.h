@@ -44,6 +44,22 @@ struct flb_h1out {
     uint32_t i, n;      /* iov[i .. n) are still to be sent (iov[i] may be partly sent) */
 };
 
+/* What a connection needs only while a request is under way: taken from the worker's cache when a
+ * request head has been read (or fastlb answers itself), given back when the connection goes idle,
+ * so that an idle keep-alive connection costs little more than its socket. */
+struct flb_h1req {
+    struct flb_h1out up, down;
+    struct iovec head[FLB_H1_IOV]; /* the request head as first queued: replayed once on a fresh
+                                      connection when a reused one turns out dead */
+    uint32_t nhead;
+    char edit_req[FLB_H1_EDIT], edit_resp[FLB_H1_EDIT];
+    struct flb_pump tup, tdown;    /* TUNNEL */
+    /* access log */
+    char method[16];
+    char path[FLB_H1_LOG_PATH];
+    uint32_t path_len;
+};
+
 struct flb_h1conn {
     struct flb_evsrc csrc;         /* FLB_EV_H1_CLIENT */
     int cfd, sfd;                  /* -1 when closed; sfd is srv's */
@@ -99,18 +115,10 @@ struct flb_h1conn {
     uint64_t resp_left;
     struct flb_http1_chunked resp_ck;
     int status;                    /* of the final response, 0 before */
-    struct flb_h1out up, down;
-    struct iovec head[FLB_H1_IOV]; /* the request head as first queued: replayed once on a fresh
-                                      connection when a reused one turns out dead */
-    uint32_t nhead;
-    char edit_req[FLB_H1_EDIT], edit_resp[FLB_H1_EDIT];
-    struct flb_pump tup, tdown;    /* TUNNEL */
+    struct flb_h1req *rq;          /* while a request (or fastlb's own answer) is under way, else NULL */
     /* access log */
     uint64_t started_us;
     uint64_t resp_bytes;
-    char method[16];
-    char path[FLB_H1_LOG_PATH];
-    uint32_t path_len;
     struct flb_l7_timer timer;
     struct flb_qitem qi;           /* CONNECT: waiting for a slot (the service's or a backend's maxconn) */
     struct flb_h1conn *prev, *next;

@@ -104,6 +104,44 @@ static void buf_give(struct flb_worker *w, char **buf)
     *buf = NULL;
 }
 
+/* A per-request record, ready for a request: see struct flb_h1req. NULL without memory. */
+static struct flb_h1req *rq_take(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_h1req *rq = lw->nreqs > 0 ? lw->reqs[--lw->nreqs] : malloc(sizeof(*rq));
+
+    if (rq == NULL)
+        return NULL;
+    rq->up.i = rq->up.n = 0;
+    rq->down.i = rq->down.n = 0;
+    rq->nhead = 0;
+    rq->method[0] = '\0';
+    rq->path_len = 0;
+    /* a pump starts from zero (flb_pump_init sets only what is not) */
+    memset(&rq->tup, 0, sizeof(rq->tup));
+    memset(&rq->tdown, 0, sizeof(rq->tdown));
+    flb_pump_init(&rq->tup);
+    flb_pump_init(&rq->tdown);
+    return rq;
+}
+
+/* Gives <h>'s per-request record back (its tunnel pumps' buffers and pipes first). */
+static void rq_give(struct flb_worker *w, struct flb_h1conn *h)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_h1req *rq = h->rq;
+
+    if (rq == NULL)
+        return;
+    flb_pump_release(&rq->tup, &w->pool);
+    flb_pump_release(&rq->tdown, &w->pool);
+    if (lw->nreqs < FLB_L7_REQ_CACHE)
+        lw->reqs[lw->nreqs++] = rq;
+    else
+        free(rq);
+    h->rq = NULL;
+}
+
 static uint64_t now_us(void)
 {
     struct timespec ts;
@@ -174,7 +212,7 @@ static int want_client_input(const struct flb_h1conn *h)
     case FLB_H1_FORWARD:
         /* body bytes are read once what came before is sent (the buffer is then compacted); past the
          * request's end, bytes of the next one are read ahead while there is room */
-        return h->ilen < FLB_H1_BUF && (h->req_done || !pending(&h->up));
+        return h->ilen < FLB_H1_BUF && (h->req_done || !pending(&h->rq->up));
     case FLB_H1_LINGER:
         return 1;
     default:
@@ -186,7 +224,7 @@ static int want_server_input(const struct flb_h1conn *h)
 {
     /* more is read only once what the buffer holds has been looked at (a head parsed as far as it
      * goes, body bytes framed and sent), so that an EOF read then means that nothing more is coming */
-    return h->phase == FLB_H1_FORWARD && !h->connecting && h->resp != FLB_H1_RESP_DONE && !pending(&h->down) &&
+    return h->phase == FLB_H1_FORWARD && !h->connecting && h->resp != FLB_H1_RESP_DONE && !pending(&h->rq->down) &&
            h->olen < FLB_H1_BUF && (h->resp == FLB_H1_RESP_HEAD ? h->olen == h->oprev : h->olen == h->ofwd);
 }
 
@@ -195,23 +233,23 @@ static int update_interest(struct flb_worker *w, struct flb_h1conn *h)
     uint32_t cw = 0, sw = 0;
 
     if (h->phase == FLB_H1_TUNNEL) {
-        if (!pending(&h->up) && !h->tup.eof && flb_pump_pending(&h->tup) == 0)
+        if (!pending(&h->rq->up) && !h->rq->tup.eof && flb_pump_pending(&h->rq->tup) == 0)
             cw |= EPOLLIN;
-        if (pending(&h->down) || flb_pump_pending(&h->tdown) > 0)
+        if (pending(&h->rq->down) || flb_pump_pending(&h->rq->tdown) > 0)
             cw |= EPOLLOUT;
-        if (!pending(&h->down) && !h->tdown.eof && flb_pump_pending(&h->tdown) == 0)
+        if (!pending(&h->rq->down) && !h->rq->tdown.eof && flb_pump_pending(&h->rq->tdown) == 0)
             sw |= EPOLLIN;
-        if (pending(&h->up) || flb_pump_pending(&h->tup) > 0)
+        if (pending(&h->rq->up) || flb_pump_pending(&h->rq->tup) > 0)
             sw |= EPOLLOUT;
     } else {
         if (want_client_input(h))
             cw |= EPOLLIN;
-        if (pending(&h->down))
+        if (h->rq != NULL && pending(&h->rq->down))
             cw |= EPOLLOUT;
         if (h->connecting) {
             sw = EPOLLOUT;
         } else {
-            if (pending(&h->up))
+            if (h->rq != NULL && pending(&h->rq->up))
                 sw |= EPOLLOUT;
             if (want_server_input(h))
                 sw |= EPOLLIN;
@@ -500,9 +538,9 @@ static int server_failed(struct flb_worker *w, struct flb_h1conn *h)
         close_server(w, h);
         h->reused = 0;
         h->no_pool = 1;
-        h->up.i = 0;
-        h->up.n = h->nhead;
-        memcpy(h->up.iov, h->head, h->nhead * sizeof(h->head[0]));
+        h->rq->up.i = 0;
+        h->rq->up.n = h->rq->nhead;
+        memcpy(h->rq->up.iov, h->rq->head, h->rq->nhead * sizeof(h->rq->head[0]));
         h->ntried = 0;
         h->phase = FLB_H1_CONNECT;
         int idx = h->be;
@@ -537,18 +575,18 @@ static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const s
     ssize_t n;
 
     close_server(w, h);
-    if (h->obuf == NULL && (h->obuf = buf_take(w)) == NULL) {
+    if ((h->rq == NULL && (h->rq = rq_take(w)) == NULL) || (h->obuf == NULL && (h->obuf = buf_take(w)) == NULL)) {
         flb_h1conn_close(w, h);
         return -1;
     }
-    h->up.i = h->up.n = 0;
-    h->down.i = h->down.n = 0;
+    h->rq->up.i = h->rq->up.n = 0;
+    h->rq->down.i = h->rq->down.n = 0;
     n = flb_h1reply(h->obuf, FLB_H1_BUF, status, extra, nextra);
     if (n < 0)
         n = flb_h1reply(h->obuf, FLB_H1_BUF, status, NULL, 0);
     h->olen = (uint32_t)n;
     h->ofwd = h->olen;
-    queue(&h->down, h->obuf, (size_t)n);
+    queue(&h->rq->down, h->obuf, (size_t)n);
     h->status = status;
     h->ckeep = 0;
     h->phase = FLB_H1_REPLY;
@@ -556,8 +594,8 @@ static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const s
     if (w->e->l7->log_fd >= 0) {
         if (h->started_us == 0) {
             /* refused before its head was read whole: logged with no method or path */
-            h->method[0] = '\0';
-            h->path_len = 0;
+            h->rq->method[0] = '\0';
+            h->rq->path_len = 0;
             h->started_us = now_us();
         }
         flb_alog_request(w, h);
@@ -575,7 +613,7 @@ static int consume_req(struct flb_worker *w, struct flb_h1conn *h)
     uint32_t avail = h->ilen - h->ifwd, take = avail;
     const char *p = h->ibuf + h->ifwd;
 
-    if (h->req_done || avail == 0 || h->up.n == FLB_H1_IOV)
+    if (h->req_done || avail == 0 || h->rq->up.n == FLB_H1_IOV)
         return 0;
     if (h->req_framing == FLB_HTTP1_BODY_LENGTH) {
         if (take > h->req_left)
@@ -595,7 +633,7 @@ static int consume_req(struct flb_worker *w, struct flb_h1conn *h)
             h->req_done = 1;
         }
     }
-    queue(&h->up, p, take);
+    queue(&h->rq->up, p, take);
     h->ifwd += take;
     return 1;
 }
@@ -712,16 +750,16 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&h->peer)->sin6_addr, ip, sizeof(ip));
     if (xff != NULL) {
         /* appended to the last X-Forwarded-For, in place: ", <client>" after its value */
-        int k = snprintf(h->edit_req, sizeof(h->edit_req), ", %s", ip);
-        if (flb_h1edit_add(ed, (uint32_t)(xff->value + xff->value_len - buf), 0, h->edit_req, (uint32_t)k) != FLB_OK)
+        int k = snprintf(h->rq->edit_req, sizeof(h->rq->edit_req), ", %s", ip);
+        if (flb_h1edit_add(ed, (uint32_t)(xff->value + xff->value_len - buf), 0, h->rq->edit_req, (uint32_t)k) != FLB_OK)
             return FLB_ERR;
         n = (size_t)k;
     }
-    int k = snprintf(h->edit_req + n, sizeof(h->edit_req) - n, "%s%s%sX-Forwarded-Proto: http\r\nX-Forwarded-Port: %u\r\n",
+    int k = snprintf(h->rq->edit_req + n, sizeof(h->rq->edit_req) - n, "%s%s%sX-Forwarded-Proto: http\r\nX-Forwarded-Port: %u\r\n",
                      xff == NULL ? "X-Forwarded-For: " : "", xff == NULL ? ip : "", xff == NULL ? "\r\n" : "",
                      (unsigned)h->ll->port);
     /* before the head's final CRLF */
-    return flb_h1edit_add(ed, req->head_len - 2, 0, h->edit_req + n, (uint32_t)k);
+    return flb_h1edit_add(ed, req->head_len - 2, 0, h->rq->edit_req + n, (uint32_t)k);
 }
 
 /* A request head has been parsed: route it, check it, edit it and send it on its way. Returns 1, or
@@ -746,16 +784,16 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         }
     }
     ll = &t->l7->lst[rl - t->lst];
-    if (h->obuf == NULL && (h->obuf = buf_take(w)) == NULL) {
+    if ((h->rq == NULL && (h->rq = rq_take(w)) == NULL) || (h->obuf == NULL && (h->obuf = buf_take(w)) == NULL)) {
         flb_h1conn_close(w, h);
         return -1;
     }
     if (l->log_fd >= 0) {
-        size_t m = req->method_len < sizeof(h->method) - 1 ? req->method_len : sizeof(h->method) - 1;
-        memcpy(h->method, req->method, m);
-        h->method[m] = '\0';
-        h->path_len = req->target_len < FLB_H1_LOG_PATH ? req->target_len : FLB_H1_LOG_PATH;
-        memcpy(h->path, req->target, h->path_len);
+        size_t m = req->method_len < sizeof(h->rq->method) - 1 ? req->method_len : sizeof(h->rq->method) - 1;
+        memcpy(h->rq->method, req->method, m);
+        h->rq->method[m] = '\0';
+        h->rq->path_len = req->target_len < FLB_H1_LOG_PATH ? req->target_len : FLB_H1_LOG_PATH;
+        memcpy(h->rq->path, req->target, h->rq->path_len);
         h->started_us = now_us();
     }
     h->ifwd = (uint32_t)req->head_len;
@@ -783,13 +821,13 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         return reply(w, h, 400, NULL, 0);
     if (h->hs->realm != NULL && !flb_h1auth_check(l, flb_l7_worker(w), h->hs, auth, auth_len))
         return unauthorized(w, h);
-    n = flb_h1edit_iov(&ed, h->ibuf, (uint32_t)req->head_len, h->head, FLB_H1_IOV - 2);
+    n = flb_h1edit_iov(&ed, h->ibuf, (uint32_t)req->head_len, h->rq->head, FLB_H1_IOV - 2);
     if (n < 0)
         return reply(w, h, 400, NULL, 0);
-    h->nhead = (uint32_t)n;
-    memcpy(h->up.iov, h->head, (size_t)n * sizeof(h->head[0]));
-    h->up.i = 0;
-    h->up.n = (uint32_t)n;
+    h->rq->nhead = (uint32_t)n;
+    memcpy(h->rq->up.iov, h->rq->head, (size_t)n * sizeof(h->rq->head[0]));
+    h->rq->up.i = 0;
+    h->rq->up.n = (uint32_t)n;
     h->req_framing = (uint8_t)req->framing;
     h->req_left = req->content_length;
     memset(&h->req_ck, 0, sizeof(h->req_ck));
@@ -855,7 +893,7 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
             h->oprev = 0;
             return 1;
         }
-        queue(&h->down, h->obuf, (size_t)r);
+        queue(&h->rq->down, h->obuf, (size_t)r);
         h->ofwd = (uint32_t)r;
         h->oprev = 0;
         return 1;
@@ -866,9 +904,9 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
             return reply(w, h, 502, NULL, 0);
         }
         /* the tunnel: the 101 as it came, then whatever either side sent after its head */
-        queue(&h->down, h->obuf, (size_t)h->olen);
+        queue(&h->rq->down, h->obuf, (size_t)h->olen);
         h->ofwd = h->olen;
-        queue(&h->up, h->ibuf + h->ifwd, h->ilen - h->ifwd);
+        queue(&h->rq->up, h->ibuf + h->ifwd, h->ilen - h->ifwd);
         h->ifwd = h->ilen;
         h->status = 101;
         h->answered = 1;
@@ -877,8 +915,8 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
             flb_alog_request(w, h);
         h->started_us = 0;
         h->phase = FLB_H1_TUNNEL;
-        flb_pump_init(&h->tup);
-        flb_pump_init(&h->tdown);
+        flb_pump_init(&h->rq->tup);
+        flb_pump_init(&h->rq->tdown);
         arm(w, h, h->hs->tunnel_ms);
         return 1;
     }
@@ -897,28 +935,28 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
                     goto bad;
             }
         }
-        memcpy(h->edit_resp, STS, sizeof(STS) - 1);
+        memcpy(h->rq->edit_resp, STS, sizeof(STS) - 1);
         k = sizeof(STS) - 1;
     }
     if (h->hs->sticky && h->be >= 0 && h->be != h->sticky_be) {
         /* insert indirect nocache: the client had no valid cookie (or its backend went away) */
-        int m = snprintf(h->edit_resp + k, sizeof(h->edit_resp) - k,
+        int m = snprintf(h->rq->edit_resp + k, sizeof(h->rq->edit_resp) - k,
                          "Set-Cookie: %s=%s; path=/\r\nCache-Control: private\r\n", h->hs->cookie,
                          h->hs->cookie_val[h->be]);
-        if (m < 0 || (size_t)m >= sizeof(h->edit_resp) - k)
+        if (m < 0 || (size_t)m >= sizeof(h->rq->edit_resp) - k)
             goto bad; /* the compile bounds the cookie name: never happens */
         k += (size_t)m;
     }
-    if (k > 0 && flb_h1edit_add(&ed, (uint32_t)r - 2, 0, h->edit_resp, (uint32_t)k) != FLB_OK)
+    if (k > 0 && flb_h1edit_add(&ed, (uint32_t)r - 2, 0, h->rq->edit_resp, (uint32_t)k) != FLB_OK)
         goto bad;
     if ((resp.flags & FLB_HTTP1_F_CONN_OTHER) &&
         flb_h1edit_connection_named(&ed, h->obuf, resp.headers, resp.nheaders) != FLB_OK)
         goto bad;
-    n = flb_h1edit_iov(&ed, h->obuf, (uint32_t)r, h->down.iov, FLB_H1_IOV - 1);
+    n = flb_h1edit_iov(&ed, h->obuf, (uint32_t)r, h->rq->down.iov, FLB_H1_IOV - 1);
     if (n < 0)
         goto bad;
-    h->down.i = 0;
-    h->down.n = (uint32_t)n;
+    h->rq->down.i = 0;
+    h->rq->down.n = (uint32_t)n;
     h->ofwd = (uint32_t)r;
     h->oprev = 0;
     h->resp_framing = (uint8_t)resp.framing;
@@ -947,7 +985,7 @@ static int consume_resp(struct flb_worker *w, struct flb_h1conn *h)
     uint32_t avail = h->olen - h->ofwd, take = avail;
     const char *p = h->obuf + h->ofwd;
 
-    if (avail == 0 || h->down.n == FLB_H1_IOV)
+    if (avail == 0 || h->rq->down.n == FLB_H1_IOV)
         return 0;
     if (h->resp_framing == FLB_HTTP1_BODY_LENGTH) {
         if (take > h->resp_left)
@@ -966,7 +1004,7 @@ static int consume_resp(struct flb_worker *w, struct flb_h1conn *h)
             h->resp = FLB_H1_RESP_DONE;
         }
     }
-    queue(&h->down, p, take);
+    queue(&h->rq->down, p, take);
     h->ofwd += take;
     if (h->resp == FLB_H1_RESP_DONE && h->ofwd < h->olen)
         h->skeep = 0; /* bytes past the response's end: the connection cannot be trusted */
@@ -1012,9 +1050,9 @@ static int up_send(struct flb_worker *w, struct flb_h1conn *h)
     size_t moved = 0;
     int r;
 
-    if (h->sfd == -1 || h->connecting || !pending(&h->up))
+    if (h->sfd == -1 || h->connecting || !pending(&h->rq->up))
         return 0;
-    r = out_send(h->sfd, &h->up, &moved);
+    r = out_send(h->sfd, &h->rq->up, &moved);
     if (moved > 0) {
         touch(w, h);
         COUNT(backend(h)->c.bytes_out, moved);
@@ -1036,9 +1074,9 @@ static int down_send(struct flb_worker *w, struct flb_h1conn *h)
     size_t moved = 0;
     int r;
 
-    if (!pending(&h->down))
+    if (!pending(&h->rq->down))
         return 0;
-    r = out_send(h->cfd, &h->down, &moved);
+    r = out_send(h->cfd, &h->rq->down, &moved);
     if (moved > 0) {
         h->resp_bytes += moved;
         if (h->phase == FLB_H1_FORWARD)
@@ -1079,9 +1117,9 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
 {
     int whole;
 
-    if (h->resp != FLB_H1_RESP_DONE || pending(&h->down))
+    if (h->resp != FLB_H1_RESP_DONE || pending(&h->rq->down))
         return 0;
-    whole = h->req_done && !pending(&h->up);
+    whole = h->req_done && !pending(&h->rq->up);
     if (h->started_us != 0)
         flb_alog_request(w, h);
     h->started_us = 0;
@@ -1105,8 +1143,7 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
     buf_give(w, &h->obuf);
     if (h->ilen == 0)
         buf_give(w, &h->ibuf);
-    h->up.i = h->up.n = 0;
-    h->down.i = h->down.n = 0;
+    rq_give(w, h);
     h->be = h->sticky_be = -1;
     h->ntried = 0;
     h->attempts = 0;
@@ -1154,13 +1191,13 @@ out:
 static int tunnel_run(struct flb_worker *w, struct flb_h1conn *h)
 {
     /* once one direction has passed its FIN on, the other one's FIN goes with the close */
-    h->tup.fin_by_close = h->tdown.shut;
-    if (!h->tup.shut && tunnel_dir(w, h, &h->up, &h->tup, h->cfd, h->sfd, 1) != FLB_OK)
+    h->rq->tup.fin_by_close = h->rq->tdown.shut;
+    if (!h->rq->tup.shut && tunnel_dir(w, h, &h->rq->up, &h->rq->tup, h->cfd, h->sfd, 1) != FLB_OK)
         goto close;
-    h->tdown.fin_by_close = h->tup.shut;
-    if (!h->tdown.shut && tunnel_dir(w, h, &h->down, &h->tdown, h->sfd, h->cfd, 0) != FLB_OK)
+    h->rq->tdown.fin_by_close = h->rq->tup.shut;
+    if (!h->rq->tdown.shut && tunnel_dir(w, h, &h->rq->down, &h->rq->tdown, h->sfd, h->cfd, 0) != FLB_OK)
         goto close;
-    if (h->tup.shut && h->tdown.shut)
+    if (h->rq->tup.shut && h->rq->tdown.shut)
         goto close;
     return 0;
 close:
@@ -1191,6 +1228,9 @@ static int client_read(struct flb_worker *w, struct flb_h1conn *h)
     }
     if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         h->crd = errno == EINTR;
+        /* a connection that has sent nothing holds no buffer (it is read on spec at accept) */
+        if (h->ilen == 0)
+            buf_give(w, &h->ibuf);
         return 0;
     }
     if (n == -1 && h->phase != FLB_H1_LINGER) {
@@ -1241,7 +1281,7 @@ static int step(struct flb_worker *w, struct flb_h1conn *h)
         RUN(server_read(w, h));
         if (h->phase != FLB_H1_FORWARD)
             return 1;
-        if (h->resp == FLB_H1_RESP_HEAD && !pending(&h->down) && h->ofwd == 0 && h->olen > 0 && h->olen != h->oprev)
+        if (h->resp == FLB_H1_RESP_HEAD && !pending(&h->rq->down) && h->ofwd == 0 && h->olen > 0 && h->olen != h->oprev)
             RUN(response_head(w, h));
         /* the body bytes that came with the head go in the same writev */
         if (h->resp == FLB_H1_RESP_BODY && h->phase == FLB_H1_FORWARD)
@@ -1339,8 +1379,6 @@ void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int f
     memcpy(&h->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     iplen = flb_addr_bytes(peer, &ip);
     h->key = flb_hash64(ip, iplen, 0);
-    flb_pump_init(&h->tup);
-    flb_pump_init(&h->tdown);
     h->next = lw->conns;
     if (lw->conns != NULL)
         lw->conns->prev = h;
@@ -1408,7 +1446,7 @@ void flb_h1conn_timeout(struct flb_worker *w, struct flb_h1conn *h)
             COUNT(b->c.timeouts, 1);
             COUNT(h->svc->c->timeouts, 1);
         }
-        if (h->resp == FLB_H1_RESP_HEAD && !h->answered && !pending(&h->down)) {
+        if (h->resp == FLB_H1_RESP_HEAD && !h->answered && !pending(&h->rq->down)) {
             close_server(w, h);
             reply(w, h, 504, NULL, 0);
             break;
@@ -1436,8 +1474,7 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
         h->in_ready = 0;
     }
     flb_timer_stop(&lw->wheel, &h->timer.t);
-    flb_pump_release(&h->tup, &w->pool);
-    flb_pump_release(&h->tdown, &w->pool);
+    rq_give(w, h);
     if (h->svc != NULL)
         flb_queue_remove(w, h->svc, &h->qi);
     close_server(w, h);

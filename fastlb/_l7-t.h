@@ -79,6 +79,7 @@ struct flb_l7_timer {
 };
 
 struct flb_h1conn;
+struct flb_h1req;
 struct flb_h1srv;
 
 /* The per-worker cache of verified Authorization values (so crypt(3) runs once per credential). */
@@ -92,6 +93,8 @@ struct flb_h1srv;
 /* Connection buffers (FLB_H1_BUF) a worker keeps for reuse: a connection holds its buffers only
  * while a request is under way, so an idle keep-alive connection costs little. */
 #define FLB_L7_BUF_CACHE 64
+/* Per-request records (struct flb_h1req) a worker keeps for reuse, for the same reason. */
+#define FLB_L7_REQ_CACHE 64
 
 /* Access-log buffer of each worker; a line that does not fit once the buffer is flushed is dropped. */
 #define FLB_L7_LOG_BUF 65536
@@ -114,6 +117,8 @@ struct flb_l7_worker {
     void *crypt;                   /* struct crypt_data, allocated on first use */
     char *bufs[FLB_L7_BUF_CACHE];  /* free connection buffers */
     uint32_t nbufs;
+    struct flb_h1req *reqs[FLB_L7_REQ_CACHE]; /* free per-request records */
+    uint32_t nreqs;
     char *log;                     /* FLB_L7_LOG_BUF, allocated when the log is on */
     uint32_t loglen;
 };

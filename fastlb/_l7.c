@@ -64,6 +64,8 @@ void flb_l7_free(struct flb_l7 *l)
         free(l->w[i].log);
         while (l->w[i].nbufs > 0)
             free(l->w[i].bufs[--l->w[i].nbufs]);
+        while (l->w[i].nreqs > 0)
+            free(l->w[i].reqs[--l->w[i].nreqs]);
     }
     free(l->w);
     free(l);

@@ -40,3 +40,4 @@ cdef extern from "_engine.h" nogil:
     void flb_engine_free(flb_engine *e)
     void flb_engine_sweep(flb_engine *e)
     void flb_engine_set_drains(flb_engine *e, flb_drains *d)
+    int flb_engine_trim(size_t min_free)
