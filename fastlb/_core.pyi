@@ -52,7 +52,8 @@ class DataPlane:
                              "http": {"requests", "own", "1xx", "2xx", "3xx", "4xx", "5xx", "other"}}},
          "backends": {id: {"service", "address", "state", "health", "weight", "active", "total",
                            "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests",
-                           "drain_since_ms"}}}"""
+                           "idle", "reused", "drain_since_ms",
+                           "responses": {"1xx", "2xx", "3xx", "4xx", "5xx", "other"}}}}"""
     def stop_accepting(self) -> None:
         """Closes every listener; open connections carry on."""
     def active_connections(self) -> int: ...
