@@ -71,6 +71,10 @@ def service_port(app: dict[str, Any]) -> int:
     return int(app["container"]["portMappings"][0]["servicePort"])
 
 
+def service_port_of_definition(app: dict[str, Any]) -> int:
+    return int(app["portDefinitions"][0]["port"])
+
+
 def svname(task: dict[str, Any]) -> str:
     """zdd's server name of a task whose agent host is its IP: host with '.' as '_', then the port."""
     return task["host"].replace(".", "_") + "_" + str(task["ports"][0])
@@ -209,6 +213,11 @@ async def tasks_of(emu: TimedEmulator, app_id: str) -> list[dict[str, Any]]:
     return sorted(emu.tasks.get(app_id, {}).values(), key=lambda t: t["id"])
 
 
+def ours(ids: set[str]) -> set[str]:
+    """The backend ids of the deployed app's tasks (not the broken app's)."""
+    return {i for i in ids if i.startswith(GROUP + "-")}
+
+
 async def served(lb: Fastlb) -> dict[str, str]:
     """Backend id -> its status in fastlb's /stats."""
     stats = await lb.stats()
@@ -221,14 +230,33 @@ async def test_zdd_blue_green_through_fastlb_loses_no_request(
 ) -> None:
     port, alt = free_port(), free_port()
     assert port != alt
+    # Another app, whose task nothing listens for, under a Marathon TCP health check: its failing check
+    # is in the CSV zdd reads whole (a row it cannot split stops zdd, whatever the app).
+    broken = app_definition("/broken", [free_port()], labels={"HAPROXY_GROUP": "external"})
+    broken["healthChecks"] = [
+        {"protocol": "TCP", "portIndex": 0, "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 0}
+    ]
+    emu.add_app(broken)
+    emu.add_task("/broken", [free_port()], task_id="broken.t1._app.1")
     async with running_fastlb(["--marathon", emu.url, "--group", "external"], tmp_path / "fastlb.log") as lb:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             zdd = Zdd(session, emu.url, [lb.admin])
+
+            async def broken_row() -> Any:
+                async with session.get(lb.admin + "/haproxy?stats;csv") as r:
+                    rows = parse_stats(await r.text())
+                return next((r for r in rows if r.pxname == broken_name and r.check_status == "L4CON"), None)
+
+            broken_name = f"broken_{service_port_of_definition(broken)}"
+            row = await until(broken_row, "the broken task's failed check in the CSV")
+            assert (row.status, row.last_chk, row.check_desc) == (
+                "DOWN", "Connection refused", "Layer4 connection problem",
+            )
             # The first deploy: the blue app, two tasks.
             await zdd.deploy(user_app(port, alt, mode, "1"))
             await until(lambda: len(emu.tasks.get("/web-blue", {})) == 2 and not emu.deployments, "blue's tasks")
             blue = await tasks_of(emu, "/web-blue")
-            await lb.wait_backends(lambda ids: ids == {t["id"] for t in blue}, "blue's two tasks served")
+            await lb.wait_backends(lambda ids: ours(ids) == {t["id"] for t in blue}, "blue's two tasks served")
             pxname = f"{GROUP}_{port}"
             rows = await zdd._rows(pxname)
             assert sorted(r.svname for r in rows) == sorted(svname(t) for t in blue)
@@ -272,13 +300,13 @@ async def test_zdd_blue_green_through_fastlb_loses_no_request(
                         deploy.cancel()
                 await until(lambda: "/web-blue" not in emu.tasks, "blue's tasks gone")
                 green = await tasks_of(emu, "/web-green")
-                await lb.wait_backends(lambda ids: ids == {t["id"] for t in green}, "green alone served")
+                await lb.wait_backends(lambda ids: ours(ids) == {t["id"] for t in green}, "green alone served")
                 await clients.wait_ok(20)
             assert clients.failures == [], clients.failures[:5]
             # Both colours answered during the deploy; green alone at the end.
             assert {t["id"] for t in blue} <= set(clients.by_name) and len(green) == 2
             assert {t["id"] for t in green} <= set(clients.by_name)
-            assert set((await served(lb)).values()) == {"UP"}
+            assert {v for k, v in (await served(lb)).items() if k in ours({k})} == {"UP"}
 
     # What zdd did: the green app posted, old tasks killed only once MAINT with nothing open (scur and
     # qcur 0), green scaled to its target, the old app deleted.
