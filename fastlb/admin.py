@@ -124,6 +124,8 @@ class RateMeter:
                 out[key] = round(rate, 1)
                 if rate > self.max.get(key, 0.0):
                     self.max[key] = round(rate, 1)
+        for key in [k for k in self.max if k not in counts]:
+            del self.max[key]  # a backend or service that left (tasks come and go)
         self.sample(now, counts)
         return out
 

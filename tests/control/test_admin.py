@@ -400,6 +400,9 @@ def test_req_rate_is_the_rate_over_the_last_second() -> None:
     assert meter.rates(103.0, {"s:web": 260}) == {"s:web": 0.0}
     # a counter that went back (its backend left and came back) counts no negative rate
     assert meter.rates(104.0, {"s:web": 10}) == {"s:web": 0.0}
+    meter.rates(104.5, {"s:web": 20, "b:gone": 0})
+    assert set(meter.max) == {"s:web"}
+    assert meter.rates(105.0, {"b:new": 5}) == {"b:new": 0.0} and meter.max == {}  # web left
     for t in range(105, 130):
         meter.sample(float(t), {"s:web": 10})
     assert meter.samples[0][0] >= 129 - admin.RateMeter.KEEP_S - 1  # old samples are let go
