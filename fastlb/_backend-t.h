@@ -35,6 +35,8 @@ struct flb_backend_counters {
     _Atomic uint64_t timeouts;       /* connect, client, server or idle timeouts */
     _Atomic uint64_t requests;       /* HTTP requests forwarded (http mode) */
     _Atomic uint64_t reused;         /* HTTP requests sent on a pooled connection (no connect) */
+    _Atomic uint64_t status[6];      /* HTTP responses to requests it took, by class: [1] 1xx .. [5] 5xx,
+                                        [0] other (the service's struct flb_service_counters.status) */
     _Atomic int64_t idle;            /* HTTP mode: connections pooled now, every worker's */
 };
 

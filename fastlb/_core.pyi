@@ -4,6 +4,8 @@ from typing import Any
 
 from fastlb.spec import RouteTable
 
+DEFAULT_COOKIE_KEY: bytes  # the sticky cookie key when none is given: the same in every fastlb
+
 class DataPlane:
     """N worker threads, each an epoll loop with its own SO_REUSEPORT copy of every listener.
 
@@ -23,7 +25,7 @@ class DataPlane:
         pool_idle_ms: int = 5000,  # HTTP mode: an idle backend connection unused this long is closed
         inherit: dict[str, list[int]] | None = None,  # listening fds taken over from an old process (upgrade)
         access_log_fd: int | None = None,  # one JSON line per HTTP request, written without blocking
-        cookie_key: bytes | None = None,  # keys sticky-cookie values; the same in every fastlb of a fleet
+        cookie_key: bytes | None = None,  # keys sticky-cookie values (None: DEFAULT_COOKIE_KEY, a fixed one)
     ) -> None: ...
     @property
     def workers(self) -> int: ...
@@ -55,7 +57,8 @@ class DataPlane:
                              "http": {"requests", "own", "1xx", "2xx", "3xx", "4xx", "5xx", "other"}}},
          "backends": {id: {"service", "address", "state", "health", "weight", "active", "total",
                            "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests",
-                           "drain_since_ms"}}}"""
+                           "idle", "reused", "drain_since_ms",
+                           "responses": {"1xx", "2xx", "3xx", "4xx", "5xx", "other"}}}}"""
     def stop_accepting(self) -> None:
         """Closes every listener; open connections carry on."""
     def active_connections(self) -> int: ...

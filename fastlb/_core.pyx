@@ -664,6 +664,7 @@ cdef class DataPlane:
                         "requests": b.c.requests,
                         "idle": b.c.idle,
                         "reused": b.c.reused,
+                        "responses": {_CLASSES[k]: b.c.status[k] for k in range(6)},
                         "drain_since_ms": drain_since.get(bid, 0),
                     }
             _l7_stats(self, out, t)

@@ -564,6 +564,8 @@ static void count_status(struct flb_h1conn *h, int status, int own)
         return;
     int cls = status / 100;
     COUNT(h->hs->c->status[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    if (backend(h) != NULL) /* the request's backend: its answer, or fastlb's for it (502, 504) */
+        COUNT(backend(h)->c.status[cls >= 1 && cls <= 5 ? cls : 0], 1);
     if (own)
         COUNT(h->hs->c->own, 1);
 }

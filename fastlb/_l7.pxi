@@ -15,12 +15,17 @@ import hashlib as _hashlib
 
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
+# The sticky cookie key when none is given: fixed, so that a backend's cookie value is the same in every
+# fastlb, across restarts and hot upgrades, with no configuration (as HAProxy's cookie values are). A
+# secret key (--cookie-secret-file, FASTLB_COOKIE_SECRET) makes the values unguessable as well.
+DEFAULT_COOKIE_KEY = b"fastlb sticky cookie v1"
 
 
 cdef _l7_configure(DataPlane dp, object access_log_fd, object cookie_key):
     """The DataPlane options of HTTP mode. <access_log_fd>: an fd the workers write the access log to
     (fastlb makes it non-blocking; a pipe is best, see _alog.h), None: no log. <cookie_key>: bytes that
-    key the sticky cookie values (give every fastlb of a fleet the same), None: a random key."""
+    key the sticky cookie values (every fastlb given the same key gives a backend the same value),
+    None: DEFAULT_COOKIE_KEY."""
     cdef flb_l7 *l = flb_l7_of(dp.e)
     if access_log_fd is not None:
         if not isinstance(access_log_fd, int) or access_log_fd < 0:
@@ -28,7 +33,7 @@ cdef _l7_configure(DataPlane dp, object access_log_fd, object cookie_key):
         if flb_l7_set_access_log(l, access_log_fd) != FLB_OK:
             raise OSError(errno, f"{os.strerror(errno)}: access_log_fd {access_log_fd}")
     if cookie_key is None:
-        cookie_key = os.urandom(16)
+        cookie_key = DEFAULT_COOKIE_KEY
     if not isinstance(cookie_key, bytes) or not cookie_key:
         raise ValueError("cookie_key: expected non-empty bytes")
     flb_l7_set_cookie_key(l, int.from_bytes(_hashlib.blake2b(cookie_key, digest_size=8).digest(), "little"))

@@ -8,11 +8,16 @@ without one. Paths and bodies are documented in docs/admin.md.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import io
 import json
 import os
+import re
 import time
+import weakref
+from collections import deque
 from importlib import resources
 from typing import Any
 
@@ -63,7 +68,7 @@ def _up(health: Any) -> bool:
 
 
 def backend_status(state: str, health: Any) -> str:
-    """HAProxy's word for a server: MAINT and DRAIN by hand or by provider, DOWN by health, else UP."""
+    """/stats' word for a server: MAINT and DRAIN by hand or by provider, DOWN by health, else UP."""
     if state == "maint":
         return "MAINT"
     if not _up(health):
@@ -71,6 +76,82 @@ def backend_status(state: str, health: Any) -> str:
     if state == "drain":
         return "DRAIN"
     return "UP"
+
+
+def csv_status(state: str, health: Any) -> str:
+    """HAProxy's word for a server in the stats CSV. A draining backend takes no new connection, not
+    even a sticky one, and its open ones carry on: that is HAProxy's MAINT (marathon-lb's ``disabled``
+    server, what zdd waits for), not HAProxy's DRAIN (which still takes sticky clients)."""
+    if state in ("maint", "drain"):
+        return "MAINT"
+    return "UP" if _up(health) else "DOWN"
+
+
+_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+
+
+class RateMeter:
+    """Requests per second over about the last second, per counter, from the counters sampled by
+    every snapshot and, while someone reads the stats, once a second (``sample``)."""
+
+    WINDOW_S = 1.0
+    KEEP_S = 10.0
+    WATCHED_S = 60.0  # the sampler runs while a snapshot was taken this recently
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, dict[str, int]]] = deque()
+        self.max: dict[str, float] = {}
+        self.last_read = 0.0
+
+    def sample(self, now: float, counts: dict[str, int]) -> None:
+        self.samples.append((now, counts))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - self.KEEP_S:
+            self.samples.popleft()
+
+    def rates(self, now: float, counts: dict[str, int]) -> dict[str, float]:
+        """Per counter, its increase per second since the newest sample at least WINDOW_S old (else
+        since the oldest one), then records <counts> as a sample."""
+        base = None
+        for t, old in reversed(self.samples):
+            base = (t, old)
+            if t <= now - self.WINDOW_S:
+                break
+        out: dict[str, float] = {}
+        if base is not None and now - base[0] > 0.05:
+            t, old = base
+            for key, value in counts.items():
+                rate = max(0, value - old.get(key, value)) / (now - t)
+                out[key] = round(rate, 1)
+                if rate > self.max.get(key, 0.0):
+                    self.max[key] = round(rate, 1)
+        for key in [k for k in self.max if k not in counts]:
+            del self.max[key]  # a backend or service that left (tasks come and go)
+        self.sample(now, counts)
+        return out
+
+    def watched(self, now: float) -> bool:
+        return now - self.last_read < self.WATCHED_S
+
+
+_RATES: weakref.WeakKeyDictionary[Controller, RateMeter] = weakref.WeakKeyDictionary()
+
+
+def rate_meter(controller: Controller) -> RateMeter:
+    meter = _RATES.get(controller)
+    if meter is None:
+        meter = _RATES[controller] = RateMeter()
+    return meter
+
+
+def request_counts(raw: dict[str, Any]) -> dict[str, int]:
+    """The HTTP request counters of a data plane stats() snapshot: "s:<service>", "b:<backend id>"."""
+    counts = {f"s:{name}": int(v.get("http", {}).get("requests", 0)) for name, v in raw.get("services", {}).items()}
+    counts.update({f"b:{bid}": int(v.get("requests", 0)) for bid, v in raw.get("backends", {}).items()})
+    return counts
+
+
+def _responses(counters: dict[str, Any]) -> dict[str, int]:
+    return {k: int(counters.get(k, 0)) for k in _CLASSES}
 
 
 def snapshot(controller: Controller) -> dict[str, Any]:
@@ -81,6 +162,10 @@ def snapshot(controller: Controller) -> dict[str, Any]:
     raw_services = raw.get("services", {})
     raw_listeners = raw.get("listeners", {})
     checks = controller.health_checker.status() if controller.health_checker is not None else {}
+    now = time.monotonic()
+    meter = rate_meter(controller)
+    meter.last_read = now
+    rates = meter.rates(now, request_counts(raw))
     services = []
     for s in table.services:
         counters = raw_services.get(s.name, {})
@@ -105,6 +190,9 @@ def snapshot(controller: Controller) -> dict[str, Any]:
             }
             row.update({k: int(live.get(k, 0)) for k in _BACKEND_COUNTERS})
             row["errors"] = row["connect_errors"] + row["timeouts"]
+            row["responses"] = _responses(live.get("responses", {}))
+            row["req_rate"] = rates.get(f"b:{b.id}", 0.0)
+            row["req_rate_max"] = meter.max.get(f"b:{b.id}", 0.0)
             backends.append(row)
         row = {
             "name": s.name,
@@ -118,6 +206,12 @@ def snapshot(controller: Controller) -> dict[str, Any]:
         }
         row.update({k: int(counters.get(k, 0)) for k in _SERVICE_COUNTERS})
         row["errors"] = row["connect_errors"] + row["timeouts"] + row["no_backend"]
+        http = counters.get("http", {})
+        row["requests"] = int(http.get("requests", 0))
+        row["responses"] = _responses(http)
+        row["own"] = int(http.get("own", 0))
+        row["req_rate"] = rates.get(f"s:{s.name}", 0.0)
+        row["req_rate_max"] = meter.max.get(f"s:{s.name}", 0.0)
         services.append(row)
     listeners = []
     for listener in table.listeners:
@@ -156,15 +250,31 @@ def snapshot(controller: Controller) -> dict[str, Any]:
 # -- HAProxy CSV ---------------------------------------------------------------------------------
 
 
+# zdd splits the CSV on commas with quotechar="'": a field must hold no comma and no quote of either
+# kind, and no line break; HAProxy's own fields never do.
+_CSV_UNSAFE = re.compile(r"[,'\"\x00-\x1f\x7f]")
+
+
+def csv_field(value: Any) -> str:
+    """<value> as a stats CSV field: a comma becomes ';', quotes go, control characters become spaces."""
+    return _CSV_UNSAFE.sub(lambda m: {",": ";", "'": "", '"': ""}.get(m.group(), " "), str(value))
+
+
 def _csv_line(values: dict[str, Any]) -> str:
-    out = []
-    for column in CSV_COLUMNS:
-        v = values.get(column, "")
-        text = str(v)
-        if any(c in text for c in ',"\n'):
-            text = '"' + text.replace('"', '""') + '"'
-        out.append(text)
-    return ",".join(out) + ",\n"
+    return ",".join(csv_field(values.get(column, "")) for column in CSV_COLUMNS) + ",\n"
+
+
+# HAProxy's descriptions of its check results (check_desc).
+CHECK_DESCRIPTIONS = {
+    "INI": "Initializing",
+    "L4OK": "Layer4 check passed",
+    "L4TOUT": "Layer4 timeout",
+    "L4CON": "Layer4 connection problem",
+    "L7OK": "Layer7 check passed",
+    "L7TOUT": "Layer7 timeout",
+    "L7RSP": "Layer7 invalid response",
+    "L7STS": "Layer7 wrong status",
+}
 
 
 def _check_columns(b: dict[str, Any]) -> dict[str, Any]:
@@ -172,20 +282,34 @@ def _check_columns(b: dict[str, Any]) -> dict[str, Any]:
     check = b.get("check")
     if not check:
         return {}
-    layer = "L7" if check["kind"] == "http" else "L4"
-    if check["up"]:
-        status = f"{layer}OK"
-    else:
-        status = "L7STS" if layer == "L7" and str(check["last"]).startswith("status") else "L4CON"
-    last = str(check["last"])
-    code = last.split()[1] if last.startswith("status ") else ""
-    return {"check_status": status, "check_code": code, "check_desc": last, "chkfail": check["failures"],
-            "chkdown": check["changes"]}
+    status = str(check.get("status") or "INI")
+    rise, fall = int(check.get("rise") or 1), int(check.get("fall") or 1)
+    # HAProxy's health counter: rise..rise+fall-1 while up (falling with each failure), 0..rise-1 down.
+    health = rise + fall - 1 - int(check["failures"]) if check["up"] else min(int(check["passes"]), rise - 1)
+    return {
+        "check_status": status,
+        "check_code": check.get("code") if check.get("code") is not None else "",
+        "check_duration": check.get("duration_ms", "") if status != "INI" else "",
+        "last_chk": check.get("last", ""),
+        "check_desc": CHECK_DESCRIPTIONS.get(status, status),
+        "check_rise": rise, "check_fall": fall, "check_health": max(0, health),
+        "chkfail": check["failures"], "chkdown": check["changes"],
+    }
+
+
+def _http_columns(mode: str, responses: dict[str, int], requests: int, rate: float, rate_max: float) -> dict[str, Any]:
+    """HAProxy's HTTP columns (http mode): responses by class, requests, and requests per second."""
+    if mode != "http":
+        return {}
+    out: dict[str, Any] = {f"hrsp_{k}": responses.get(k, 0) for k in _CLASSES}
+    out.update(req_tot=requests, req_rate=round(rate), req_rate_max=round(rate_max))
+    return out
 
 
 def stats_csv(snap: dict[str, Any]) -> str:
     """HAProxy's ``show stat`` CSV: FRONTEND rows for listeners, then per service one row per server and
-    its BACKEND row. zdd reads pxname, svname, status, scur and qcur."""
+    its BACKEND row. zdd reads pxname, svname, status, scur and qcur, and parses the lines with
+    ``csv.reader(..., quotechar="'")``: no field holds a comma or a quote (``csv_field``)."""
     out = io.StringIO()
     out.write("# " + ",".join(CSV_COLUMNS) + ",\n")
     iid = 0
@@ -225,9 +349,9 @@ def stats_csv(snap: dict[str, Any]) -> str:
                         "smax": "", "slim": b["maxconn"] or "", "stot": b["total"], "bin": b["bytes_in"],
                         "bout": b["bytes_out"],
                         "dresp": 0, "econ": b["connect_errors"], "eresp": b["timeouts"], "wretr": b["retries"],
-                        "wredis": 0, "status": b["status"], "weight": b["weight"], "act": 1, "bck": 0,
-                        "pid": 1, "iid": iid, "sid": sid, "lbtot": b["total"], "type": 2,
-                        "req_tot": b["requests"] if s["mode"] == "http" else "",
+                        "wredis": 0, "status": csv_status(b["state"], b["health"]), "weight": b["weight"],
+                        "act": 1, "bck": 0, "pid": 1, "iid": iid, "sid": sid, "lbtot": b["total"], "type": 2,
+                        **_http_columns(s["mode"], b["responses"], b["requests"], b["req_rate"], b["req_rate_max"]),
                         **_check_columns(b),
                         **_reuse_columns(s["mode"], [b]),
                         "addr": b["address"], "mode": s["mode"],
@@ -247,6 +371,7 @@ def stats_csv(snap: dict[str, Any]) -> str:
                     "weight": sum(b["weight"] for b in s["backends"] if b["status"] == "UP"),
                     "act": s["up"], "bck": 0, "pid": 1, "iid": iid, "sid": 0, "lbtot": s["total"], "type": 1,
                     "mode": s["mode"], "algo": s["balance"], "conn_tot": s["total"],
+                    **_http_columns(s["mode"], s["responses"], s["requests"], s["req_rate"], s["req_rate_max"]),
                     **_reuse_columns(s["mode"], s["backends"]),
                 }
             )
@@ -372,6 +497,22 @@ def metrics_text(snap: dict[str, Any]) -> str:
             "fastlb_service_backends_up", "gauge", "Backends taking connections per service.", s["up"],
             service=s["name"],
         )
+        if s["mode"] == "http":
+            m.add(
+                "fastlb_service_http_requests_total", "counter", "HTTP requests routed to the service.",
+                s["requests"], service=s["name"],
+            )
+            for cls in _CLASSES:
+                m.add(
+                    "fastlb_service_http_responses_total", "counter",
+                    "HTTP responses sent to clients per service, by status class (1xx..5xx, other).",
+                    s["responses"][cls], service=s["name"], code=cls,
+                )
+            m.add(
+                "fastlb_service_http_own_responses_total", "counter",
+                "Of those, the ones fastlb answered itself (401, 403, 301, 502, 503, 504...).", s["own"],
+                service=s["name"],
+            )
     for s in snap["services"]:
         for b in s["backends"]:
             labels = {"service": s["name"], "backend": b["id"], "address": b["address"]}
@@ -390,6 +531,13 @@ def metrics_text(snap: dict[str, Any]) -> str:
             )
             for key, name, kind, help_ in backend_metrics:
                 m.add(name, kind, help_, b[key], **labels)
+            if s["mode"] == "http":
+                for cls in _CLASSES:
+                    m.add(
+                        "fastlb_backend_http_responses_total", "counter",
+                        "HTTP responses to the requests each backend took, by status class.",
+                        b["responses"][cls], **labels, code=cls,
+                    )
     errors = sum(len(v) for v in snap["app_errors"].values() if isinstance(v, (list, dict)))
     m.add("fastlb_app_errors", "gauge", "Apps left out of the table for an error.", errors)
     m.add("fastlb_route_conflicts", "gauge", "Parts of provider tables skipped for a clash.", len(snap["conflicts"]))
@@ -545,10 +693,30 @@ async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
     return await handler(request)
 
 
+async def _sample_rates(controller: Controller) -> None:
+    """Samples the request counters once a second while someone reads the stats, so that req_rate is
+    the rate over the last second whatever the readers' pace."""
+    meter = rate_meter(controller)
+    while True:
+        await asyncio.sleep(RateMeter.WINDOW_S)
+        now = time.monotonic()
+        if meter.watched(now):
+            meter.sample(now, request_counts(controller.dataplane.stats()))
+
+
+async def _rate_sampler(app: web.Application) -> Any:
+    task = asyncio.get_running_loop().create_task(_sample_rates(app[CONTROLLER]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def make_app(controller: Controller, token: str | None = None) -> web.Application:
     app = web.Application(middlewares=[_guard])
     app[CONTROLLER] = controller
     app[TOKEN] = token
+    app.cleanup_ctx.append(_rate_sampler)
     r = app.router
     r.add_get("/_health", health)
     r.add_get("/_haproxy_health_check", health)

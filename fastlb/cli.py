@@ -71,6 +71,12 @@ def parser() -> argparse.ArgumentParser:
         help="SIGTERM: longest wait for open connections",
     )
     e.add_argument("--log-level", default="info", choices=logs.LEVELS)
+    e.add_argument(
+        "--cookie-secret-file", metavar="PATH",
+        help="secret that keys sticky cookie values (env FASTLB_COOKIE_SECRET); give a fleet the same one. "
+        "Without it a fixed key is used: values are still the same on every fastlb and across restarts "
+        "and upgrades, but can be computed by anyone who knows a backend's identity",
+    )
     u = run.add_argument_group("hot upgrade (docs/upgrade.md)")
     u.add_argument(
         "--upgrade-socket", metavar="PATH",
@@ -219,6 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         upgrade_socket=args.upgrade_socket,
         takeover=args.takeover,
+        cookie_secret_file=args.cookie_secret_file,
     )
     return control.run(options)
 

@@ -27,7 +27,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -994,6 +994,7 @@ class RunOptions(msgspec.Struct, frozen=True):
     drain_timeout: float = 30.0
     upgrade_socket: str | None = None  # hand the listening sockets to a new fastlb that asks here
     takeover: str | None = None  # take the listening sockets over from the fastlb serving here
+    cookie_secret_file: str | None = None  # keys sticky cookie values; else $FASTLB_COOKIE_SECRET, else fixed
 
 
 DEFAULT_ADMIN = "127.0.0.1:9090"
@@ -1017,6 +1018,30 @@ def load_dataplane_class() -> Any:
 
 class StartError(Exception):
     """``fastlb run`` cannot start; the message says why (one line per problem)."""
+
+
+COOKIE_SECRET_ENV = "FASTLB_COOKIE_SECRET"
+
+
+def cookie_secret(path: str | None, environ: Mapping[str, str] = os.environ) -> bytes | None:
+    """The key of the sticky cookie values: the bytes of <path> (whitespace around them cut), else
+    $FASTLB_COOKIE_SECRET, else None (the data plane's fixed default key). Every fastlb given the same
+    key gives a backend the same value. Raises StartError for an unreadable or empty secret."""
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                secret = f.read().strip()
+        except OSError as e:
+            raise StartError(f"--cookie-secret-file: {path}: {e.strerror}") from None
+        if not secret:
+            raise StartError(f"--cookie-secret-file: {path} is empty")
+        return secret
+    value = environ.get(COOKIE_SECRET_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise StartError(f"{COOKIE_SECRET_ENV} is set but empty")
+    return value.strip().encode()
 
 
 def build(
@@ -1062,6 +1087,9 @@ def build(
     settings.pop("workers")
     if inherit:
         settings["inherit"] = inherit
+    secret = cookie_secret(options.cookie_secret_file)
+    if secret is not None:
+        settings["cookie_key"] = secret
     dataplane = dataplane_class(workers, **settings)
     controller = Controller(dataplane, providers, drain_timeout=options.drain_timeout)
     return controller, admin, token

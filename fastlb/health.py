@@ -13,10 +13,12 @@ table keeps its probe and its counts; one that leaves has its probe cancelled.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from fastlb.spec import HealthCheck, RouteTable
 
@@ -36,29 +38,58 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def probe(check: HealthCheck, host: str, port: int) -> tuple[bool, str]:
-    """One probe. Returns (passed, detail): detail names the status or the error."""
+class ProbeResult(NamedTuple):
+    """One probe's outcome, in HAProxy's vocabulary (what its stats CSV shows of a check)."""
+
+    passed: bool
+    status: str  # L4OK L4TOUT L4CON (tcp, and the connect of http) | L7OK L7STS L7TOUT L7RSP (http)
+    code: int | None  # the HTTP status, when one came back
+    detail: str  # short text: "status 204", "Connection refused", "timeout"; no quote, comma or line break
+    duration_ms: int
+
+
+def _error_text(exc: BaseException) -> str:
+    """A short, quote-free description of <exc>: strerror for OS errors, else the exception's type."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return type(exc).__name__
+
+
+async def probe(check: HealthCheck, host: str, port: int) -> ProbeResult:
+    """One probe of <host>:<port>: TCP connect, or an HTTP GET and its status line."""
     timeout = check.timeout_ms / 1000
+    started = time.monotonic()
     writer = None
+
+    def result(passed: bool, status: str, detail: str, code: int | None = None) -> ProbeResult:
+        return ProbeResult(passed, status, code, detail, int((time.monotonic() - started) * 1000))
+
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except (TimeoutError, OSError, ValueError) as exc:
+            return result(False, "L4TOUT" if isinstance(exc, TimeoutError) else "L4CON", _error_text(exc))
         if check.kind == "tcp":
-            return True, "connected"
+            return result(True, "L4OK", "connected")
         hostname = f"[{host}]" if ":" in host else host
         request = (
             f"GET {check.path} HTTP/1.1\r\nHost: {hostname}:{port}\r\n"
             "User-Agent: fastlb-health\r\nConnection: close\r\n\r\n"
         )
-        writer.write(request.encode("latin-1"))
-        line = await asyncio.wait_for(reader.readline(), timeout)
+        try:
+            writer.write(request.encode("latin-1"))
+            line = await asyncio.wait_for(reader.readline(), timeout)
+        except (TimeoutError, OSError, ValueError) as exc:
+            return result(False, "L7TOUT" if isinstance(exc, TimeoutError) else "L7RSP", _error_text(exc))
         parts = line[:_STATUS_LINE_MAX].split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            return False, "bad status line"
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+            return result(False, "L7RSP", "bad status line")
         status = int(parts[1])
         low, high = check.expect_status
-        return low <= status <= high, f"status {status}"
-    except (TimeoutError, OSError, ValueError) as exc:
-        return False, type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+        passed = low <= status <= high
+        return result(passed, "L7OK" if passed else "L7STS", f"status {status}", status)
     finally:
         if writer is not None:
             writer.close()
@@ -74,6 +105,9 @@ class _Target:
     passes: int = 0
     failures: int = 0
     last_detail: str = ""
+    last_status: str = "INI"  # HAProxy's word for the last result; INI before the first probe
+    last_code: int | None = None
+    last_duration_ms: int = 0
     last_check: float = 0.0
     changes: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -124,8 +158,13 @@ class HealthChecker:
                 "passes": t.passes,
                 "failures": t.failures,
                 "last": t.last_detail,
+                "status": t.last_status,
+                "code": t.last_code,
+                "duration_ms": t.last_duration_ms,
                 "last_check": t.last_check,
                 "changes": t.changes,
+                "rise": t.check.rise,
+                "fall": t.check.fall,
             }
             for t in self._targets.values()
         }
@@ -149,12 +188,16 @@ class HealthChecker:
         await asyncio.sleep(spread_delay(target.backend_id, interval))
         while True:
             async with self._slots:
-                passed, detail = await probe(target.check, host, port)
-            self._record(target, passed, detail)
+                result = await probe(target.check, host, port)
+            self._record(target, result)
             await asyncio.sleep(interval)
 
-    def _record(self, target: _Target, passed: bool, detail: str) -> None:
-        target.last_detail = detail
+    def _record(self, target: _Target, result: ProbeResult) -> None:
+        passed = result.passed
+        target.last_detail = result.detail
+        target.last_status = result.status
+        target.last_code = result.code
+        target.last_duration_ms = result.duration_ms
         target.last_check = time.time()
         if passed:
             target.passes += 1

@@ -23,6 +23,7 @@ cdef extern from "_backend-t.h" nogil:
         uint64_t timeouts
         uint64_t requests
         uint64_t reused
+        uint64_t status[6]
         int64_t idle
 
     struct flb_backend:

@@ -191,6 +191,10 @@ function changes(prev, snap) {
       const n = s.no_backend - o.no_backend;
       out.push({ level: "error", where: s.name, what: `${plural(n, "connection")} found no backend` });
     }
+    const fives = (x) => (x && x.responses ? x.responses["5xx"] : 0);
+    if (o && fives(s) > fives(o)) {
+      out.push({ level: "error", where: s.name, what: `${plural(fives(s) - fives(o), "5xx response")}` });
+    }
   }
   const listeners = new Map(prev.listeners.map((l) => [l.address, l]));
   for (const l of snap.listeners) {
@@ -202,12 +206,20 @@ function changes(prev, snap) {
   return out;
 }
 
+// HTTP responses by status class, the classes seen so far: "2xx 45,050 · 4xx 150" ("–" before any).
+const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+function responseWords(responses) {
+  const parts = CLASSES.filter((k) => responses && responses[k] > 0).map((k) => `${k} ${int(responses[k])}`);
+  return parts.length ? parts.join(" · ") : "–";
+}
+
 // -- rendering ----------------------------------------------------------------------------------
 
 const BACKEND_COLUMNS = [
   ["name", false], ["address", false], ["state", false], ["health", false], ["weight", true],
   ["active", true], ["total", true], ["conn-rate", true], ["in-rate", true], ["out-rate", true],
-  ["errors", true], ["retries", true], ["check", false],
+  ["errors", true], ["retries", true], ["req-rate", true], ["responses", false], ["check", false],
 ];
 const BACKEND_INDEX = Object.fromEntries(BACKEND_COLUMNS.map(([col], i) => [col, i]));
 const LISTENER_COLUMNS = [
@@ -219,14 +231,16 @@ function serviceBox(s) {
   let box = page.services.get(s.name);
   if (!box) {
     const head = el("tr", {}, ...BACKEND_COLUMNS.map(([col, numeric]) => el("th", numeric ? { class: "num" } : {},
-      { name: "backend", "conn-rate": "conn/s", "in-rate": "in/s", "out-rate": "out/s", active: "open" }[col] || col)));
+      { name: "backend", "conn-rate": "conn/s", "in-rate": "in/s", "out-rate": "out/s", active: "open",
+        "req-rate": "req/s" }[col] || col)));
     const tbody = el("tbody");
     const meta = el("span", { class: "meta" });
     const figures = el("span", { class: "figures" });
+    const http = el("div", { class: "http" });
     const root = el("div", { class: "panel service", "data-service": s.name },
-      el("div", { class: "service-head" }, el("h3", {}, s.name), meta, figures),
+      el("div", { class: "service-head" }, el("h3", {}, s.name), meta, figures), http,
       el("table", { class: "grid" }, el("thead", {}, head), tbody));
-    box = { root, meta, figures, tbody, rows: new Map() };
+    box = { root, meta, figures, http, tbody, rows: new Map() };
     page.services.set(s.name, box);
   }
   return box;
@@ -247,6 +261,12 @@ function renderServices(snap, prev, dt) {
       `${s.up}/${s.backends.length} up · open ${int(s.active)} · total ${int(s.total)} · ` +
       `${showRate(perSecond(s.total, o.total, dt))} conn/s · in ${bytes(s.bytes_in)} · out ${bytes(s.bytes_out)} · ` +
       `errors ${int(s.errors)}`);
+    const isHttp = s.mode === "http";
+    box.http.hidden = !isHttp;
+    setText(box.http, isHttp
+      ? `requests ${int(s.requests || 0)} · ${showRate(perSecond(s.requests, o.requests, dt))} req/s · ` +
+        `responses ${responseWords(s.responses)}` + (s.own ? ` · ${int(s.own)} answered by fastlb` : "")
+      : "");
     setClass(box.root, "panel service" + (s.backends.length && s.up === 0 ? " service-down" : ""));
     const seenRows = new Set();
     s.backends.forEach((b, j) => {
@@ -271,6 +291,9 @@ function renderServices(snap, prev, dt) {
       setText(cell("errors"), int(b.errors));
       setTitle(cell("errors"), `${plural(b.connect_errors, "connect error")}, ${plural(b.timeouts, "timeout")}`);
       setText(cell("retries"), int(b.retries));
+      setText(cell("req-rate"), isHttp ? showRate(perSecond(b.requests, ob.requests, dt)) : "");
+      setText(cell("responses"), isHttp ? responseWords(b.responses) : "");
+      setTitle(cell("responses"), isHttp ? `${plural(b.requests || 0, "request")}` : "");
       setText(cell("check"), b.check ? `${b.check.kind}: ${checkWords(b.check.last)}` : "");
       setTitle(cell("check"), b.check ? b.check.last || "" : "");
     });
@@ -352,6 +375,10 @@ function render(snap, nowMs) {
   const backends = snap.services.reduce((acc, s) => acc + s.backends.length, 0);
   setText(byId("backends-up"), `${sum(snap, "up")} / ${backends}`);
   setText(byId("errors"), int(sum(snap, "errors")));
+  const http = snap.services.filter((s) => s.mode === "http");
+  const requests = (x) => x.services.filter((s) => s.mode === "http").reduce((acc, s) => acc + (s.requests || 0), 0);
+  setText(byId("req-rate"), prev && http.length ? showRate(perSecond(requests(snap), requests(prev), dt)) : "–");
+  setText(byId("http-5xx"), int(http.reduce((acc, s) => acc + (s.responses ? s.responses["5xx"] : 0), 0)));
   setText(byId("swap-ms"), snap.swap.count ? (snap.swap.last_s * 1000).toFixed(2) + " ms" : "–");
   setText(byId("swaps"), int(snap.swap.count));
   setText(byId("swap-failed"), int(snap.swap.failed));

@@ -6,6 +6,19 @@ It answers in Marathon's own formats (1.8+ output; see docs/internals/marathon-s
   ``deployments`` are always added. ``id=`` keeps the apps whose id contains the value.
 - ``GET /v2/apps/<id>``: ``{"app": ...}`` with tasks, counts and deployments; 404 ``{"message": ...}``.
 - ``GET /v2/deployments``, ``GET /v2/leader``, ``GET /ping``.
+- The write calls of zdd and of most deploy tools, each answered at once and carried out by a
+  deployment that runs on its own (``deployments`` lists it meanwhile), with the events Marathon emits:
+  ``POST /v2/apps`` (201 + the app, ``Location``; 409 for an id in use, 422 for a service port in
+  use; a service port 0 gets a free one from 10000), ``PUT /v2/apps/<id>`` (fields given replace
+  theirs: ``{"instances": N}`` scales; 200 ``{"version", "deploymentId"}``; 201 + the app when it
+  creates one; 409 while a deployment holds the app, unless ``?force=true``),
+  ``POST /v2/tasks/delete`` (body ``{"ids": [...]}``; with ``?scale=true`` the apps shrink and the
+  answer is ``{"version", "deploymentId"}``, else the tasks are replaced and the answer is
+  ``{"tasks": [...]}``) and ``DELETE /v2/apps/<id>`` (200 ``{"version", "deploymentId"}``; the app
+  is gone at once, its tasks are killed, then ``app_terminated_event``). A task is started by
+  ``launcher(app, task_id)``, which returns its host ports (a test starts a real backend there; the
+  default makes up ports that nothing listens on), and ``on_task_end(task)`` is told of each task the
+  API ended. Tasks go STAGING then RUNNING, and KILLING then KILLED (``kill_delay`` seconds apart).
 - ``GET /v2/events``: 405 unless one Accept value is exactly ``text/event-stream``; else 200
   ``text/event-stream;charset=utf-8`` with ``Connection: close`` and no chunking, ``event_stream_attached``
   first (sent to every subscriber), a bare CRLF heartbeat every ``heartbeat_interval`` seconds, the
@@ -30,7 +43,7 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -65,6 +78,11 @@ CONDITIONS = {
     "TASK_LOST": "Unreachable",
 }
 _DROP = object()
+SERVICE_PORTS = range(10000, 20001)  # where Marathon picks service ports for a 0 (its default range)
+
+# <launcher>(app, task id) -> the host ports of a new task; <on_task_end>(task) after the API ended one.
+Launcher = Callable[[dict[str, Any], str], Sequence[int]]
+TaskEnded = Callable[[dict[str, Any]], None]
 
 
 def now_iso() -> str:
@@ -130,6 +148,15 @@ def app_definition(
     return app
 
 
+def service_ports_of(app: dict[str, Any]) -> list[int]:
+    """An app's service ports, from its portDefinitions, else its container's port mappings."""
+    if app.get("portDefinitions"):
+        return [int(d.get("port") or 0) for d in app["portDefinitions"]]
+    container = app.get("container") or {}
+    mappings = container.get("portMappings") or (container.get("docker") or {}).get("portMappings") or []
+    return [int(m.get("servicePort") or 0) for m in mappings]
+
+
 class _CloseDelimitedResponse(web.StreamResponse):
     # Marathon's (Jetty's) event stream is neither chunked nor sized: the body ends when the socket
     # closes. aiohttp chunks every unsized HTTP/1.1 body unless the length check is off, as its own
@@ -170,10 +197,16 @@ class MarathonEmulator:
         self.snapshot_delay = 0.0  # /v2/apps: seconds between taking the snapshot and sending it
         self.credentials: str | None = None  # "Basic ..." expected, when auth is required
         self.streams_opened = 0
+        self.launcher: Launcher = self._made_up_ports
+        self.on_task_end: TaskEnded | None = None
+        self.launch_delay = 0.0  # seconds between a deployment's start and its first task
+        self.kill_delay = 0.0  # seconds a killed task stays KILLING
         self._subscribers: set[_Subscriber] = set()
         self._runner: web.AppRunner | None = None
         self._session: ClientSession | None = None
         self._seq = 0
+        self._next_host_port = 31000
+        self._work: set[asyncio.Task[None]] = set()
         for app in apps or ():
             self.load_app(app)
 
@@ -188,6 +221,10 @@ class MarathonEmulator:
         app.router.add_get("/v2/leader", self._leader)
         app.router.add_get("/v2/apps", self._apps)
         app.router.add_get("/v2/apps/{app_id:.+}", self._app)
+        app.router.add_post("/v2/apps", self._post_app)
+        app.router.add_put("/v2/apps/{app_id:.+}", self._put_app)
+        app.router.add_delete("/v2/apps/{app_id:.+}", self._delete_app)
+        app.router.add_post("/v2/tasks/delete", self._delete_tasks)
         app.router.add_get("/v2/deployments", self._deployments)
         app.router.add_get("/v2/events", self._events)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -201,6 +238,9 @@ class MarathonEmulator:
         return self.url
 
     async def stop(self) -> None:
+        for work in list(self._work):
+            work.cancel()
+        await asyncio.gather(*self._work, return_exceptions=True)
         self.drop_streams()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -344,9 +384,7 @@ class MarathonEmulator:
             task_id = f"{app_id.strip('/').replace('/', '_')}.instance-{uuid.uuid4()}._app.1"
         stamp = now_iso()
         self._seq += 1
-        service_ports = [d["port"] for d in app.get("portDefinitions", [])] or [
-            m.get("servicePort", 0) for m in app.get("container", {}).get("portMappings", [])
-        ]
+        service_ports = service_ports_of(app)
         task: dict[str, Any] = {
             "appId": app_id,
             "host": host,
@@ -463,6 +501,101 @@ class MarathonEmulator:
             },
         )
 
+    # -- what the write API does: deployments ---------------------------------------------------
+
+    def _made_up_ports(self, app: dict[str, Any], task_id: str) -> list[int]:
+        """The default launcher: host ports in Mesos' range that no backend listens on."""
+        ports = []
+        for _ in service_ports_of(app) or [0]:
+            ports.append(self._next_host_port)
+            self._next_host_port += 1
+        return ports
+
+    def _used_service_ports(self, but: str | None = None) -> dict[int, str]:
+        return {p: app_id for app_id, app in self.apps.items() if app_id != but for p in service_ports_of(app) if p}
+
+    def _assign_service_ports(self, app: dict[str, Any]) -> str | None:
+        """Marathon's rule: a service port is unique among apps; 0 picks a free one. Returns why the
+        app is refused, or None (ports assigned in place)."""
+        used = self._used_service_ports(but=app["id"])
+        entries = app.get("portDefinitions") or app.get("container", {}).get("portMappings") or []
+        key = "port" if app.get("portDefinitions") else "servicePort"
+        for entry in entries:
+            port = int(entry.get(key) or 0)
+            if port and port in used:
+                return f"Requested service port {port} conflicts with a service port in use by app {used[port]}"
+            if not port:
+                port = next(p for p in SERVICE_PORTS if p not in used)
+                entry[key] = port
+            used[port] = app["id"]
+        return None
+
+    def _begin(self, app_ids: Sequence[str], action: str) -> dict[str, Any]:
+        dep_id = self.start_deployment(app_ids, action)
+        return next(d for d in self.deployments if d["id"] == dep_id)
+
+    def _run(self, dep: dict[str, Any], work: Callable[[], Awaitable[None]]) -> None:
+        """Carries <work>() out on its own, then closes deployment <dep>."""
+
+        async def run() -> None:
+            try:
+                if self.launch_delay:
+                    await asyncio.sleep(self.launch_delay)
+                await work()
+            finally:
+                if dep in self.deployments:
+                    self.finish_deployment(dep["id"])
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
+    def _version(self, app: dict[str, Any], *, scaled: bool, changed: bool) -> None:
+        app["version"] = now_iso()
+        info = dict(app.get("versionInfo") or {})
+        if scaled:
+            info["lastScalingAt"] = app["version"]
+        if changed or "lastConfigChangeAt" not in info:
+            info["lastConfigChangeAt"] = app["version"]
+        info.setdefault("lastScalingAt", app["version"])
+        app["versionInfo"] = info
+
+    async def _reconcile(self, app_id: str) -> None:
+        """Starts or kills tasks until the app runs its ``instances`` (the newest go first)."""
+        app = self.apps.get(app_id)
+        if app is None:
+            return
+        want = int(app.get("instances", 1))
+        live = [t for t in self.tasks.get(app_id, {}).values() if t["state"] not in ("TASK_KILLING",)]
+        for _ in range(len(live), want):
+            task_id = f"{app_id.strip('/').replace('/', '_')}.instance-{uuid.uuid4()}._app.1"
+            ports = list(self.launcher(app, task_id))
+            self.add_task(app_id, ports, task_id=task_id, state="TASK_STAGING")
+            await asyncio.sleep(0)
+            self.set_task_state(task_id, "TASK_RUNNING")
+        extra = sorted(live, key=lambda t: t["stagedAt"])[want:] if len(live) > want else []
+        await self._kill([t["id"] for t in extra])
+
+    async def _kill(self, task_ids: Sequence[str]) -> None:
+        """KILLING, then KILLED ``kill_delay`` later; ``on_task_end`` hears of each."""
+        killing = []
+        for task_id in task_ids:
+            try:
+                self.set_task_state(task_id, "TASK_KILLING")
+            except KeyError:
+                continue
+            killing.append(task_id)
+        if killing and self.kill_delay:
+            await asyncio.sleep(self.kill_delay)
+        for task_id in killing:
+            try:
+                _, task = self._find_task(task_id)
+            except KeyError:
+                continue
+            self.set_task_state(task_id, "TASK_KILLED")
+            if self.on_task_end is not None:
+                self.on_task_end(task)
+
     # -- rendering ------------------------------------------------------------------------------
 
     def app_info(self, app_id: str, embeds: set[str]) -> dict[str, Any]:
@@ -507,8 +640,13 @@ class MarathonEmulator:
         if self._session is None:
             self._session = ClientSession()
         assert self.standby_of is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() in ("accept", "authorization")}
-        async with self._session.get(self.standby_of + request.path_qs, headers=headers) as upstream:
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() in ("accept", "authorization", "content-type")
+        }
+        body = await request.read()
+        async with self._session.request(
+            request.method, self.standby_of + request.path_qs, headers=headers, data=body or None
+        ) as upstream:
             body = await upstream.read()
             return web.Response(
                 status=upstream.status,
@@ -566,6 +704,144 @@ class MarathonEmulator:
             {"app": self.app_info(app_id, {"tasks", "counts", "deployments", "lastTaskFailure"})},
             headers=self._leader_header(),
         )
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        try:
+            return json.loads(await request.read())
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _invalid(path: str, error: str) -> web.Response:
+        return web.json_response(
+            {"message": "Object is not valid", "details": [{"path": path, "errors": [error]}]}, status=422
+        )
+
+    def _locked(self, app_id: str) -> web.Response | None:
+        holding = [{"id": d["id"]} for d in self.deployments if app_id in d["affectedApps"]]
+        if not holding:
+            return None
+        return web.json_response(
+            {
+                "message": "App is locked by one or more deployments. Override with the option '?force=true'. "
+                "View details at '/v2/deployments/<DEPLOYMENT_ID>'.",
+                "deployments": holding,
+            },
+            status=409,
+        )
+
+    def _create(self, body: dict[str, Any]) -> web.Response:
+        app_id = "/" + str(body["id"]).strip("/")
+        app = copy.deepcopy(body)
+        app["id"] = app_id
+        for key in ("tasks", "deployments", "tasksStaged", "tasksRunning", "tasksHealthy", "tasksUnhealthy"):
+            app.pop(key, None)
+        app.setdefault("instances", 1)
+        app.setdefault("labels", {})
+        app.setdefault("healthChecks", [])
+        app.setdefault("readinessChecks", [])
+        if not app.get("container") and "portDefinitions" not in app:
+            app["portDefinitions"] = [{"port": p, "protocol": "tcp", "labels": {}} for p in app.pop("ports", [0])]
+        why = self._assign_service_ports(app)
+        if why is not None:
+            return self._invalid("/", why)
+        self._version(app, scaled=True, changed=True)
+        self.apps[app_id] = app
+        self.tasks[app_id] = {}
+        self.readiness[app_id] = []
+        self.emit("api_post_event", {"clientIp": "127.0.0.1", "uri": "/v2/apps", "appDefinition": app})
+        dep = self._begin([app_id], "StartApplication")
+        self._run(dep, lambda: self._reconcile(app_id))
+        return web.json_response(
+            self.app_info(app_id, set()), status=201, headers={"Location": f"{self.url}/v2/apps{app_id}"}
+        )
+
+    async def _post_app(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if not isinstance(body, dict) or not body.get("id"):
+            return self._invalid("/id", "error.path.missing")
+        app_id = "/" + str(body["id"]).strip("/")
+        if app_id in self.apps:
+            return web.json_response({"message": f"An app with id [{app_id}] already exists."}, status=409)
+        return self._create(body)
+
+    async def _put_app(self, request: web.Request) -> web.Response:
+        app_id = "/" + request.match_info["app_id"].strip("/")
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            return self._invalid("/", "error.expected.jsobject")
+        if app_id not in self.apps:
+            return self._create({**body, "id": app_id})
+        if request.query.get("force") != "true" and (locked := self._locked(app_id)) is not None:
+            return locked
+        app = self.apps[app_id]
+        before = copy.deepcopy(app)
+        for key, value in body.items():
+            if key not in ("id", "version", "versionInfo"):
+                app[key] = copy.deepcopy(value)
+        why = self._assign_service_ports(app)
+        if why is not None:
+            self.apps[app_id] = before
+            return self._invalid("/", why)
+        scaled = app.get("instances") != before.get("instances")
+        changed = any(app.get(k) != before.get(k) for k in set(app) | set(before) if k != "instances")
+        self._version(app, scaled=scaled, changed=changed)
+        self.emit(
+            "api_post_event", {"clientIp": "127.0.0.1", "uri": "/v2/apps" + app_id, "appDefinition": app}
+        )
+        dep = self._begin([app_id], "ScaleApplication" if scaled and not changed else "RestartApplication")
+        self._run(dep, lambda: self._reconcile(app_id))
+        return web.json_response({"version": app["version"], "deploymentId": dep["id"]})
+
+    async def _delete_app(self, request: web.Request) -> web.Response:
+        app_id = "/" + request.match_info["app_id"].strip("/")
+        if app_id not in self.apps:
+            return web.json_response({"message": f"App '{app_id}' does not exist"}, status=404)
+        dep = self._begin([app_id], "StopApplication")
+        del self.apps[app_id]  # gone from the API at once; its tasks are killed by the deployment
+        self.readiness.pop(app_id, None)
+
+        async def stop() -> None:
+            await self._kill(list(self.tasks.get(app_id, {})))
+            self.tasks.pop(app_id, None)
+            self.emit("app_terminated_event", {"appId": app_id})
+
+        self._run(dep, stop)
+        return web.json_response({"version": now_iso(), "deploymentId": dep["id"]})
+
+    async def _delete_tasks(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return self._invalid("/ids", "error.expected.jsarray")
+        found: dict[str, list[str]] = {}
+        killed = []
+        for task_id in ids:
+            try:
+                app_id, task = self._find_task(task_id)
+            except KeyError:
+                continue  # unknown ids are left out, as Marathon does
+            found.setdefault(app_id, []).append(task_id)
+            killed.append(copy.deepcopy(task))
+        scale = request.query.get("scale") == "true"
+        if scale:
+            for app_id, task_ids in found.items():
+                app = self.apps.get(app_id)
+                if app is not None:
+                    app["instances"] = max(0, int(app.get("instances", 1)) - len(task_ids))
+                    self._version(app, scaled=True, changed=False)
+        dep = self._begin(sorted(found), "ScaleApplication" if scale else "RestartApplication")
+
+        async def kill() -> None:
+            await self._kill([t["id"] for t in killed])
+            for app_id in found:
+                await self._reconcile(app_id)  # without scale, Marathon starts replacements
+
+        self._run(dep, kill)
+        if scale:
+            return web.json_response({"version": now_iso(), "deploymentId": dep["id"]})
+        return web.json_response({"tasks": killed})
 
     async def _deployments(self, request: web.Request) -> web.Response:
         deployments = []

@@ -71,6 +71,8 @@ function view() {
     name: box.querySelector("h3").textContent,
     meta: box.querySelector(".meta").textContent,
     figures: box.querySelector(".figures").textContent,
+    http: box.querySelector(".http").textContent,
+    httpHidden: !!box.querySelector(".http").hidden,
     rows: box.querySelector("tbody").children.map((tr) => ({
       key: tr.getAttribute("data-key"), marked: !!tr.marked, className: tr.className,
       cells: Object.fromEntries(tr.children.map((td) => [td.getAttribute("data-col"), td.textContent])),
@@ -79,7 +81,8 @@ function view() {
   }));
   for (const box of document.getElementById("services").children) for (const tr of box.querySelector("tbody").children) tr.marked = true;
   const text = (id) => document.getElementById(id).textContent;
-  const ids = ["status", "generation", "active", "total", "rate", "in-rate", "out-rate", "backends-up", "errors", "stale"];
+  const ids = ["status", "generation", "active", "total", "rate", "in-rate", "out-rate", "backends-up", "errors", "stale",
+    "req-rate", "http-5xx"];
   return {
     ...Object.fromEntries(ids.map((id) => [id, text(id)])),
     statusClass: document.getElementById("status").className,

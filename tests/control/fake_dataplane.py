@@ -52,6 +52,7 @@ class FakeDataPlane:
                     "state": b.state, "health": "down" if must_pass else "up", "weight": b.weight,
                     "active": 0, "total": 0, "bytes_in": 0, "bytes_out": 0, "connect_errors": 0,
                     "retries": 0, "timeouts": 0, "requests": 0,
+                    "responses": dict.fromkeys(("1xx", "2xx", "3xx", "4xx", "5xx", "other"), 0),
                 }
                 rec.update(service=s.name, address=b.address, state=b.state, weight=b.weight)
                 present[b.id] = rec
@@ -85,7 +86,7 @@ class FakeDataPlane:
 
     def stats(self) -> dict[str, Any]:
         table = self.published[-1] if self.published else spec.RouteTable()
-        services: dict[str, dict[str, int]] = {}
+        services: dict[str, dict[str, Any]] = {}
         for s in table.services:
             agg = dict.fromkeys(
                 (
@@ -94,11 +95,15 @@ class FakeDataPlane:
                 ),
                 0,
             )
+            http = dict.fromkeys(("requests", "own", "1xx", "2xx", "3xx", "4xx", "5xx", "other"), 0)
             for b in s.backends:
                 rec = self.backends[b.id]
                 for k in agg:
                     agg[k] += rec.get(k, 0)
-            services[s.name] = agg
+                http["requests"] += rec.get("requests", 0)
+                for k, n in rec["responses"].items():
+                    http[k] += n
+            services[s.name] = {**agg, "http": http} if s.mode == "http" else agg
         listeners = {
             x.address: {"active": 0, "total": 0, "refused": 0} for x in table.listeners
         }

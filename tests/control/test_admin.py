@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import csv
 import io
 import json
@@ -89,6 +90,8 @@ def test_stats_json() -> None:
             "bytes_in": 100,
             "bytes_out": 2000, "connect_errors": 1, "retries": 0, "timeouts": 0, "requests": 0, "errors": 1,
             "idle": 0, "reused": 0, "drain_since_ms": 0,
+            "responses": {"1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "other": 0},
+            "req_rate": 0.0, "req_rate_max": 0.0,
         }
         assert (b2["health"], b2["status"]) == ("down", "DOWN")
         assert web["up"] == 1
@@ -133,9 +136,15 @@ def test_stats_csv_has_haproxy_columns_and_rows() -> None:
             r for r in rows if r["pxname"] == "web" and r["status"] == "MAINT" and r["scur"] == "0" and r["qcur"] == "0"
         ]
         assert len(maint) == 1
+        # A draining backend (by hand here; a blue/green merge or a KILLING task likewise) is HAProxy's
+        # MAINT in the CSV, marathon-lb's `disabled` server that zdd waits for; /stats keeps DRAIN.
         c.set_state("10.0.0.2:80", "drain")
         text = await (await client.get("/stats.csv")).text()
-        assert ",DRAIN," in text
+        assert ",DRAIN," not in text
+        row = next(r for r in csv.reader(io.StringIO(text)) if r[:2] == ["web", "10.0.0.2:80"])
+        assert row[header.index("status")] == "MAINT"
+        s = await (await client.get("/stats")).json()
+        assert s["services"][0]["backends"][1]["status"] == "DRAIN"
 
     run(t)
 
@@ -276,3 +285,124 @@ def test_dashboard_is_served_without_a_cdn() -> None:
         assert (await client.get("/static/dashboard.css")).status == 200
 
     run(t)
+
+
+def zdd_rows(text: str) -> list[Any]:
+    """The stats CSV read as zdd reads it (marathon-lb's zdd.py, parse_haproxy_stats): the header's
+    names, then csv.reader with quotechar="'", each row cut of its last (empty) field and made a
+    namedtuple: a row with one field more or less than the header raises."""
+    lines = text.splitlines()
+    headings = lines.pop(0).lstrip("# ").rstrip(",\n").split(",")
+    row_type = collections.namedtuple("Row", headings)  # type: ignore[misc]
+    return [row_type(*row[0:-1]) for row in csv.reader(lines, delimiter=",", quotechar="'") if row[0][0] != "#"]
+
+
+def test_stats_csv_fields_never_hold_commas_or_quotes() -> None:
+    """Health-check text (here a Python exception's repr), names and addresses reach the CSV without a
+    comma, a quote of either kind or a line break, so that zdd's reader keeps every column."""
+    async def t(client, c, dp, p) -> None:
+        snap = admin.snapshot(c)
+        web = snap["services"][0]
+        web["name"] = "we'b,1"
+        web["backends"][0]["check"] = {
+            "up": False, "kind": "http", "status": "L4CON", "code": None, "duration_ms": 3,
+            "last": "ConnectionRefusedError(111, 'Connect call failed (\"127.0.0.1\", 80)')\r\nmore",
+            "passes": 0, "failures": 3, "changes": 1, "rise": 2, "fall": 3, "last_check": 1.0,
+        }
+        web["backends"][1]["name"] = 'a"b'
+        text = admin.stats_csv(snap)
+        rows = zdd_rows(text)
+        assert len(rows) == len(text.splitlines()) - 1
+        for line in text.splitlines()[1:]:
+            assert line.count(",") == len(admin.CSV_COLUMNS)  # one per field, the trailing one included
+            assert "'" not in line and '"' not in line and "\r" not in line
+        server = next(r for r in rows if r.pxname == "web;1" and r.svname == "10.0.0.1:80")
+        assert (server.check_status, server.check_desc, server.check_duration) == (
+            "L4CON", "Layer4 connection problem", "3",
+        )
+        assert server.last_chk == "ConnectionRefusedError(111; Connect call failed (127.0.0.1; 80))  more"
+        assert (server.chkfail, server.check_rise, server.check_fall, server.check_health) == ("3", "2", "3", "0")
+        assert any(r.svname == "ab" for r in rows)
+
+    run(t)
+
+
+def test_stats_csv_check_columns_in_haproxy_words() -> None:
+    async def t(client, c, dp, p) -> None:
+        snap = admin.snapshot(c)
+        backends = snap["services"][0]["backends"]
+        backends[0]["check"] = {
+            "up": True, "kind": "http", "status": "L7OK", "code": 200, "duration_ms": 1, "last": "status 200",
+            "passes": 5, "failures": 0, "changes": 0, "rise": 2, "fall": 3, "last_check": 1.0,
+        }
+        backends[1]["check"] = {
+            "up": True, "kind": "http", "status": "L7STS", "code": 503, "duration_ms": 2, "last": "status 503",
+            "passes": 0, "failures": 1, "changes": 0, "rise": 2, "fall": 3, "last_check": 1.0,
+        }
+        rows = {r.svname: r for r in zdd_rows(admin.stats_csv(snap)) if r.pxname == "web"}
+        ok, failing = rows["10.0.0.1:80"], rows["10.0.0.2:80"]
+        assert (ok.check_status, ok.check_code, ok.last_chk, ok.check_desc, ok.check_health) == (
+            "L7OK", "200", "status 200", "Layer7 check passed", "4",
+        )
+        # one failure of three: still up, its health counter one lower (HAProxy's rise+fall-1 - failures)
+        assert (failing.check_status, failing.check_code, failing.check_desc, failing.check_health) == (
+            "L7STS", "503", "Layer7 wrong status", "3",
+        )
+        assert rows["BACKEND"].check_status == ""  # no check columns on a BACKEND row
+
+    run(t)
+
+
+def test_status_counters_in_csv_stats_and_metrics() -> None:
+    async def t(client, c, dp, p) -> None:
+        one, two = dp.backends["10.0.0.1:80"], dp.backends["10.0.0.2:80"]
+        one.update(requests=7, responses={"1xx": 0, "2xx": 5, "3xx": 1, "4xx": 1, "5xx": 0, "other": 0})
+        two.update(requests=3, responses={"1xx": 1, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 2, "other": 0})
+        text = await (await client.get("/stats.csv")).text()
+        rows = {(r.pxname, r.svname): r for r in zdd_rows(text)}
+        hrsp = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other", "req_tot")
+        assert [getattr(rows[("web", "10.0.0.1:80")], k) for k in hrsp] == ["0", "5", "1", "1", "0", "0", "7"]
+        assert [getattr(rows[("web", "10.0.0.2:80")], k) for k in hrsp] == ["1", "0", "0", "0", "2", "0", "3"]
+        assert [getattr(rows[("web", "BACKEND")], k) for k in hrsp] == ["1", "5", "1", "1", "2", "0", "10"]
+        assert rows[("web", "BACKEND")].req_rate == "0"
+        # tcp mode has no HTTP columns
+        assert [getattr(rows[("db", "BACKEND")], k) for k in hrsp] == [""] * 7
+        s = await (await client.get("/stats")).json()
+        web = s["services"][0]
+        assert (web["requests"], web["responses"]["5xx"], web["backends"][1]["responses"]["1xx"]) == (10, 2, 1)
+        families = promtext.parse(await (await client.get("/metrics")).text())
+        by_code = {
+            (lab["service"], lab["code"]): v for _, lab, v in families["fastlb_service_http_responses_total"]
+        }
+        assert by_code == {
+            ("web", "1xx"): 1.0, ("web", "2xx"): 5.0, ("web", "3xx"): 1.0, ("web", "4xx"): 1.0, ("web", "5xx"): 2.0,
+            ("web", "other"): 0.0,
+        }
+        assert families["fastlb_service_http_requests_total"] == [
+            ("fastlb_service_http_requests_total", {"service": "web"}, 10.0)
+        ]
+        per_backend = {
+            (lab["backend"], lab["code"]): v for _, lab, v in families["fastlb_backend_http_responses_total"]
+        }
+        assert per_backend[("10.0.0.2:80", "5xx")] == 2.0 and ("10.0.0.3:5432", "2xx") not in per_backend
+
+    run(t)
+
+
+def test_req_rate_is_the_rate_over_the_last_second() -> None:
+    meter = admin.RateMeter()
+    assert meter.rates(100.0, {"s:web": 0}) == {}  # nothing to compare with yet
+    assert meter.rates(100.5, {"s:web": 50}) == {"s:web": 100.0}  # the only sample is half a second old
+    meter.sample(101.0, {"s:web": 60})
+    # the newest sample at least a second old is 100.5's: (260 - 50) / 1
+    assert meter.rates(101.5, {"s:web": 260}) == {"s:web": 210.0}
+    assert meter.max["s:web"] == 210.0
+    assert meter.rates(103.0, {"s:web": 260}) == {"s:web": 0.0}
+    # a counter that went back (its backend left and came back) counts no negative rate
+    assert meter.rates(104.0, {"s:web": 10}) == {"s:web": 0.0}
+    meter.rates(104.5, {"s:web": 20, "b:gone": 0})
+    assert set(meter.max) == {"s:web"}
+    assert meter.rates(105.0, {"b:new": 5}) == {"b:new": 0.0} and meter.max == {}  # web left
+    for t in range(105, 130):
+        meter.sample(float(t), {"s:web": 10})
+    assert meter.samples[0][0] >= 129 - admin.RateMeter.KEEP_S - 1  # old samples are let go

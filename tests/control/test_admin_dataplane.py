@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from fastlb import admin, control, spec
 from fastlb._core import DataPlane
 from fastlb.testing.backends import Echo, refused_address, reserve_port
+from fastlb.testing.http_backends import HttpBackend
 
 from . import promtext
 from .test_control import ListProvider
@@ -210,6 +211,107 @@ async def _checked(listen: str, a: str, dead: str) -> None:
             assert await asyncio.wait_for(reader.readexactly(1), TIMEOUT) == b"%d" % i
             writer.close()
             await writer.wait_closed()
+    finally:
+        await client.close()
+        await c.drain()
+
+
+def _get(address: str, path: str) -> int:
+    """One request on its own connection; returns the response's status."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def _class(status: int) -> str:
+    return f"{status // 100}xx" if 1 <= status // 100 <= 5 else "other"
+
+
+def test_http_status_counters_follow_real_requests() -> None:
+    """hrsp_* and req_tot of each server row count the responses to the requests that server took;
+    the BACKEND row counts the service's, fastlb's own answers included; /metrics says the same."""
+    with HttpBackend("a") as a, HttpBackend("b") as b, reserve_port() as listen:
+        asyncio.run(_status_counters(listen, a, b))
+
+
+async def _status_counters(listen: str, a: HttpBackend, b: HttpBackend) -> None:
+    table = spec.RouteTable(
+        services=(
+            spec.Service(
+                name="web", mode="http",
+                backends=(spec.Backend(id=a.address, address=a.address), spec.Backend(id=b.address, address=b.address)),
+            ),
+        ),
+        listeners=(spec.Listener(address=listen, service="web"),),
+    )
+    c = control.Controller(DataPlane(2), {"static": ListProvider(table)}, drain_timeout=TIMEOUT)
+    c.start()
+    client = TestClient(TestServer(admin.make_app(c)))
+    await client.start_server()
+    try:
+        await until(lambda: c.serving is not None, "the table")
+        paths = ["/status/204"] * 6 + ["/status/404"] * 4 + ["/status/503"] * 2 + ["/status/301", "/status/200"]
+        for path in paths:
+            assert await asyncio.to_thread(_get, listen, path) == int(path.rsplit("/", 1)[1])
+        # Both backends in maintenance: fastlb answers 503 itself; the BACKEND row counts it, no server does.
+        for backend in (a, b):
+            c.set_state(backend.address, "maint")
+        assert await asyncio.to_thread(_get, listen, "/status/200") == 503
+
+        expected: dict[str, dict[str, int]] = {}
+        for backend in (a, b):
+            counts = dict.fromkeys(("1xx", "2xx", "3xx", "4xx", "5xx", "other"), 0)
+            for _, path in backend.requests:
+                status = int(path.rsplit("/", 1)[1]) if path.startswith("/status/") else 200
+                counts[_class(status)] += 1
+            expected[backend.address] = counts
+        assert sum(len(x.requests) for x in (a, b)) == len(paths)
+
+        text = await (await client.get("/stats.csv")).text()
+        rows = list(csv.reader(io.StringIO(text)))
+        header = [rows[0][0][2:]] + rows[0][1:]
+        by = {tuple(r[:2]): dict(zip(header, r)) for r in rows[1:]}
+        total = dict.fromkeys(("1xx", "2xx", "3xx", "4xx", "5xx", "other"), 0)
+        for backend in (a, b):
+            row = by[("web", backend.address)]
+            got = {k: int(row[f"hrsp_{k}"]) for k in total}
+            assert got == expected[backend.address], backend.address
+            assert int(row["req_tot"]) == len(backend.requests)
+            for k in total:
+                total[k] += got[k]
+        total["5xx"] += 1  # fastlb's own 503
+        backend_row = by[("web", "BACKEND")]
+        assert {k: int(backend_row[f"hrsp_{k}"]) for k in total} == total
+        assert int(backend_row["req_tot"]) == len(paths) + 1
+        assert total["2xx"] == 7 and total["4xx"] == 4 and total["3xx"] == 1
+
+        families = promtext.parse(await (await client.get("/metrics")).text())
+        by_code = {lab["code"]: v for _, lab, v in families["fastlb_service_http_responses_total"]}
+        assert by_code == {k: float(v) for k, v in total.items()}
+
+        # req_rate: requests per second over the last second, while a client keeps sending.
+        for backend in (a, b):
+            c.set_state(backend.address, "ready")
+        await client.get("/stats.csv")
+        sent = 0
+        started = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - started < 1.5:
+            await asyncio.to_thread(_get, listen, "/status/200")
+            sent += 1
+        text = await (await client.get("/stats.csv")).text()
+        rows = list(csv.reader(io.StringIO(text)))
+        backend_row = dict(zip(header, next(r for r in rows if r[:2] == ["web", "BACKEND"])))
+        rate, rate_max = int(backend_row["req_rate"]), int(backend_row["req_rate_max"])
+        assert 0 < rate <= sent and rate <= rate_max, (rate, rate_max, sent)
+        servers = [dict(zip(header, r)) for r in rows if r[0] == "web" and r[1] not in ("BACKEND", "FRONTEND")]
+        assert sum(int(r["req_rate"]) for r in servers) > 0
     finally:
         await client.close()
         await c.drain()

@@ -116,6 +116,36 @@ def test_run_refuses_a_public_admin_without_a_token() -> None:
     assert r.returncode == 1 and "not a loopback address" in r.stderr and "--admin-token" in r.stderr
 
 
+def test_run_refuses_an_unreadable_or_empty_cookie_secret(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text(" \n")
+    for args, env, says in (
+        (["--cookie-secret-file", str(tmp_path / "missing")], {}, "No such file or directory"),
+        (["--cookie-secret-file", str(empty)], {}, "is empty"),
+        ([], {"FASTLB_COOKIE_SECRET": " "}, "FASTLB_COOKIE_SECRET is set but empty"),
+    ):
+        r = fastlb("run", "--admin", "127.0.0.1:1", *args, env=env)
+        assert r.returncode == 1 and says in r.stderr, (args, r.stderr)
+
+
+def test_cookie_secret_comes_from_the_file_then_the_environment(tmp_path: Path) -> None:
+    from fastlb import control  # noqa: PLC0415
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"  s3cr3t-of-the-fleet\n")
+    assert control.cookie_secret(str(secret), {"FASTLB_COOKIE_SECRET": "env"}) == b"s3cr3t-of-the-fleet"
+    assert control.cookie_secret(None, {"FASTLB_COOKIE_SECRET": "env "}) == b"env"
+    assert control.cookie_secret(None, {}) is None
+    # build() hands the secret to the data plane as its cookie key, and nothing without one
+    from .fake_dataplane import FakeDataPlane  # noqa: PLC0415
+
+    options = control.RunOptions(config_path=None, cookie_secret_file=str(secret))
+    c, _, _ = control.build(options, FakeDataPlane)
+    assert c.dataplane.settings["cookie_key"] == b"s3cr3t-of-the-fleet"
+    c, _, _ = control.build(control.RunOptions(), FakeDataPlane)
+    assert "cookie_key" not in c.dataplane.settings or os.environ.get("FASTLB_COOKIE_SECRET")
+
+
 def test_usage_errors_exit_2() -> None:
     r = fastlb("run", "--workers", "0")
     assert r.returncode == 2 and "--workers" in r.stderr

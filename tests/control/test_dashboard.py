@@ -23,8 +23,8 @@ STATIC = HERE.parents[1] / "fastlb" / "static"
 
 def snapshots() -> list[dict[str, Any]]:
     """Two /stats answers 2 s apart: between them web's first backend took 20 connections and 40 KiB
-    each way, failed 2 connects and retried once; the second went to maint by hand; db's backend
-    went down."""
+    each way, 20 requests (3 answered 5xx, 2 4xx), failed 2 connects and retried once; the second
+    went to maint by hand; db's backend went down."""
 
     async def go() -> list[dict[str, Any]]:
         dp = FakeDataPlane()
@@ -35,12 +35,16 @@ def snapshots() -> list[dict[str, Any]]:
         )
         c = control.Controller(dp, {"static": ListProvider(t)})
         c.start()
-        dp.backends["10.0.0.1:80"].update(active=2, total=10, bytes_in=1000, bytes_out=5000)
+        dp.backends["10.0.0.1:80"].update(
+            active=2, total=10, bytes_in=1000, bytes_out=5000, requests=10,
+            responses={"1xx": 0, "2xx": 10, "3xx": 0, "4xx": 0, "5xx": 0, "other": 0},
+        )
         first = json.loads(json.dumps(admin.snapshot(c)))
         c.set_state("10.0.0.2:80", "maint")
         c.on_backend_state("health")("10.0.0.3:5432", "down")
         dp.backends["10.0.0.1:80"].update(
-            total=30, bytes_in=1000 + 40960, bytes_out=5000 + 81920, connect_errors=2, retries=1
+            total=30, bytes_in=1000 + 40960, bytes_out=5000 + 81920, connect_errors=2, retries=1, requests=30,
+            responses={"1xx": 0, "2xx": 25, "3xx": 0, "4xx": 2, "5xx": 3, "other": 0},
         )
         second = json.loads(json.dumps(admin.snapshot(c)))
         second["time"] = first["time"] + 2.0
@@ -113,6 +117,12 @@ def test_dashboard_renders_and_updates_in_place(tmp_path: Path) -> None:
     )
     assert web["rows"][0]["pills"] == ["pill state-ready", "pill health-up"]
     assert db["service"] == "db" and [r["key"] for r in db["rows"]] == ["10.0.0.3:5432"]
+    # HTTP: requests and responses by class per service and backend; nothing of the kind for tcp.
+    assert web["http"] == "requests 10 · – req/s · responses 2xx 10" and not web["httpHidden"]
+    assert (row["req-rate"], row["responses"]) == ("–", "2xx 10")
+    assert web["rows"][1]["cells"]["responses"] == "–"
+    assert db["httpHidden"] and db["rows"][0]["cells"]["responses"] == ""
+    assert (v1["req-rate"], v1["http-5xx"]) == ("–", "0")
 
     # The second: the same row elements with new values; rates over the 2 s between the snapshots.
     web, db = v2["services"]
@@ -125,6 +135,9 @@ def test_dashboard_renders_and_updates_in_place(tmp_path: Path) -> None:
         "40.0 KiB/s",
     )
     assert (row["errors"], row["retries"]) == ("2", "1")
+    assert (row["req-rate"], row["responses"]) == ("10.0", "2xx 25 · 4xx 2 · 5xx 3")
+    assert web["http"] == "requests 30 · 10.0 req/s · responses 2xx 25 · 4xx 2 · 5xx 3"
+    assert (v2["req-rate"], v2["http-5xx"]) == ("10.0", "3")
     assert v2["rate"] == "10.0" and v2["in-rate"] == "20.0 KiB/s" and v2["out-rate"] == "40.0 KiB/s"
     maint = web["rows"][1]
     assert maint["cells"]["state"] == "maint (by hand)" and maint["pills"][0] == "pill state-maint"
@@ -144,6 +157,7 @@ def test_dashboard_renders_and_updates_in_place(tmp_path: Path) -> None:
             ("web / 10.0.0.1:80", "2 connect errors", "event error"),
             ("web / 10.0.0.1:80", "1 retry", "event warn"),
             ("web / 10.0.0.2:80", "state ready → maint", "event warn"),
+            ("web", "3 5xx responses", "event error"),
             ("db / 10.0.0.3:5432", "health up → down", "event error"),
             ("config", "marathon: service 'web' skipped: the name is already static's", "event error"),
         ]

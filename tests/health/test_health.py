@@ -70,16 +70,51 @@ def test_spread_is_stable_and_covers_the_interval() -> None:
 async def test_http_probe_checks_the_status_range_and_path() -> None:
     async with _HttpServer(204) as srv:
         check = HealthCheck(kind="http", path="/ping", expect_status=(200, 299))
-        assert await probe(check, "127.0.0.1", srv.port) == (True, "status 204")
+        r = await probe(check, "127.0.0.1", srv.port)
+        assert (r.passed, r.status, r.code, r.detail) == (True, "L7OK", 204, "status 204")
+        assert 0 <= r.duration_ms < 5000
         assert srv.requests[0].startswith(b"GET /ping HTTP/1.1\r\n")
         srv.status = 503
-        passed, detail = await probe(check, "127.0.0.1", srv.port)
-        assert not passed and detail == "status 503"
+        r = await probe(check, "127.0.0.1", srv.port)
+        assert (r.passed, r.status, r.code, r.detail) == (False, "L7STS", 503, "status 503")
 
 
 async def test_tcp_probe_fails_on_a_closed_port() -> None:
-    passed, detail = await probe(HealthCheck(kind="tcp", timeout_ms=500), "127.0.0.1", _closed_port())
-    assert not passed and "ConnectionRefused" in detail
+    r = await probe(HealthCheck(kind="tcp", timeout_ms=500), "127.0.0.1", _closed_port())
+    # HAProxy's words, and a short text with no quote or comma (the stats CSV shows it as it is)
+    assert (r.passed, r.status, r.code, r.detail) == (False, "L4CON", None, "Connection refused")
+
+
+async def test_probe_results_in_haproxy_words() -> None:
+    """A server that accepts and never answers is an L7 timeout; one that answers garbage an invalid
+    response; a port that accepts passes a tcp check."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    try:
+        r = await probe(HealthCheck(kind="http", timeout_ms=200), "127.0.0.1", port)
+        assert (r.passed, r.status, r.detail) == (False, "L7TOUT", "timeout")
+        assert r.duration_ms >= 150
+        r = await probe(HealthCheck(kind="tcp", timeout_ms=500), "127.0.0.1", port)
+        assert (r.passed, r.status, r.detail) == (True, "L4OK", "connected")
+    finally:
+        silent.close()
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b"SSH-2.0-OpenSSH_9.6, 'quoted'\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    try:
+        gport = server.sockets[0].getsockname()[1]
+        r = await probe(HealthCheck(kind="http", timeout_ms=1000), "127.0.0.1", gport)
+        assert (r.passed, r.status, r.code, r.detail) == (False, "L7RSP", None, "bad status line")
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_fall_takes_a_backend_down_and_rise_brings_it_back() -> None:

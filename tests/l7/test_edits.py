@@ -8,6 +8,7 @@ import re
 import pytest
 
 from fastlb import spec
+from fastlb._core import DEFAULT_COOKIE_KEY
 from fastlb.testing.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, options, port_table, request
@@ -215,15 +216,20 @@ def test_sticky_cookie(dataplane, ports):
 
 
 def test_sticky_cookie_value_is_stable_for_a_key(dataplane, ports):
+    """A backend's value depends on its identity and the key only: two data planes with no key (the
+    fixed default) agree, as do two with the same secret; another secret gives another value."""
     with HttpBackend("a") as a:
         values = []
-        for _ in range(2):
-            dp = dataplane(cookie_key=b"fleet-secret")
+        for key in (None, None, DEFAULT_COOKIE_KEY, b"fleet-secret", b"fleet-secret", b"other-secret"):
+            dp = dataplane() if key is None else dataplane(cookie_key=key)
             front = ports()
             dp.publish(port_table(http_service("web", [a.address], http=options(sticky=True)), front))
             values.append(sticky_cookie(request(front, get("/"))))
             dp.stop()
-        assert values[0] is not None and values[0] == values[1]
+        assert None not in values
+        assert values[0] == values[1] == values[2]
+        assert values[3] == values[4]
+        assert len({values[0], values[3], values[5]}) == 3
 
 
 @pytest.mark.parametrize("bad", ["bad name", "", "c" * 129])

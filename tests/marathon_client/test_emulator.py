@@ -220,3 +220,158 @@ async def test_emitted_events_have_marathons_fields() -> None:
         for event in events:
             fixture = load_fixture(f"events/{event.event}.json")
             assert set(json.loads(event.data)) == set(fixture), event.event
+
+
+class _Events:
+    """Every event of one stream, decoded as it comes."""
+
+    def __init__(self, emulator: MarathonEmulator) -> None:
+        self.emulator = emulator
+        self.seen: list[tuple[str, dict]] = []
+        self._decoder = SSEDecoder()
+
+    async def __aenter__(self) -> _Events:
+        self.reader, self.writer = await raw_get(self.emulator.url, "/v2/events", {"Accept": "text/event-stream"})
+        await read_head(self.reader)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.writer.close()
+
+    async def until(self, predicate, what: str) -> None:  # noqa: ANN001
+        async with asyncio.timeout(10):
+            while not predicate():
+                chunk = await self.reader.read(65536)
+                assert chunk, f"stream ended before {what}"
+                for e in self._decoder.feed(chunk):
+                    if e.data.strip():
+                        self.seen.append((e.event, json.loads(e.data)))
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.seen if k != "event_stream_attached"]
+
+    def task_states(self, task_id: str) -> list[str]:
+        return [d["taskStatus"] for k, d in self.seen if k == "status_update_event" and d["taskId"] == task_id]
+
+
+async def _json(resp: aiohttp.ClientResponse) -> tuple[int, dict]:
+    return resp.status, await resp.json()
+
+
+async def test_post_app_starts_its_tasks_with_marathons_answers_and_events() -> None:
+    async with MarathonEmulator() as emulator, aiohttp.ClientSession() as session, _Events(emulator) as events:
+        launched: list[str] = []
+
+        def launcher(app: dict, task_id: str) -> list[int]:
+            launched.append(task_id)
+            return [40000 + len(launched)]
+
+        emulator.launcher = launcher
+        body = {"id": "web", "instances": 2, "labels": {"HAPROXY_GROUP": "external"},
+                "portDefinitions": [{"port": 0, "protocol": "tcp"}]}
+        async with session.post(emulator.url + "/v2/apps", json=body) as resp:
+            status, app = await _json(resp)
+            assert status == 201 and resp.headers["Location"] == emulator.url + "/v2/apps/web"
+        assert app["id"] == "/web" and app["instances"] == 2
+        assert app["portDefinitions"][0]["port"] == 10000  # 0: Marathon picks one
+        assert [set(d) for d in app["deployments"]] == [{"id"}]
+        await events.until(lambda: "deployment_success" in events.kinds(), "the deployment's end")
+        kinds = events.kinds()
+        assert kinds[:2] == ["api_post_event", "deployment_info"] and kinds[-1] == "deployment_success"
+        assert [events.task_states(t) for t in launched] == [["TASK_STAGING", "TASK_RUNNING"]] * 2
+        async with session.get(emulator.url + "/v2/apps/web") as resp:
+            _, got = await _json(resp)
+        tasks = got["app"]["tasks"]
+        assert sorted(t["id"] for t in tasks) == sorted(launched)
+        assert {t["ports"][0] for t in tasks} == {40001, 40002} and got["app"]["deployments"] == []
+        assert all(t["servicePorts"] == [10000] for t in tasks)
+        # the same id again, or a service port in use: refused as Marathon does
+        async with session.post(emulator.url + "/v2/apps", json=body) as resp:
+            assert await _json(resp) == (409, {"message": "An app with id [/web] already exists."})
+        other = {"id": "/other", "portDefinitions": [{"port": 10000}]}
+        async with session.post(emulator.url + "/v2/apps", json=other) as resp:
+            status, refused = await _json(resp)
+            assert status == 422 and "conflicts with a service port in use by app /web" in str(refused["details"])
+        assert "/other" not in emulator.apps
+
+
+async def test_put_scales_and_is_locked_during_a_deployment() -> None:
+    async with MarathonEmulator() as emulator, aiohttp.ClientSession() as session, _Events(emulator) as events:
+        emulator.load_app(web_app())
+        before = dict(emulator.apps["/web"]["versionInfo"])
+        emulator.launch_delay = 0.3
+        async with session.put(emulator.url + "/v2/apps/web", json={"instances": 3}) as resp:
+            status, answer = await _json(resp)
+        assert status == 200 and set(answer) == {"version", "deploymentId"}
+        assert emulator.apps["/web"]["instances"] == 3 and emulator.apps["/web"]["labels"] == web_app()["labels"]
+        # a scale: a new version, lastScalingAt with it, the configuration's change time kept
+        assert emulator.apps["/web"]["versionInfo"] == {
+            "lastScalingAt": answer["version"], "lastConfigChangeAt": before["lastConfigChangeAt"],
+        }
+        assert emulator.apps["/web"]["version"] == answer["version"]
+        async with session.put(emulator.url + "/v2/apps/web", json={"instances": 1}) as resp:
+            status, locked = await _json(resp)
+            assert status == 409 and locked["deployments"] == [{"id": answer["deploymentId"]}]
+        await events.until(lambda: "deployment_success" in events.kinds(), "the scale-up")
+        assert len(emulator.tasks["/web"]) == 3
+        assert [d for k, d in events.seen if k == "deployment_info"][0]["plan"]["steps"][0]["actions"] == [
+            {"action": "ScaleApplication", "app": "/web"}
+        ]
+        emulator.launch_delay = 0.0
+        async with session.put(emulator.url + "/v2/apps/web?force=true", json={"instances": 1}) as resp:
+            assert resp.status == 200
+        await events.until(lambda: events.kinds().count("deployment_success") == 2, "the scale-down")
+        assert len(emulator.tasks["/web"]) == 1
+        # PUT of an app that does not exist creates it
+        async with session.put(emulator.url + "/v2/apps/new", json={"instances": 0}) as resp:
+            status, created = await _json(resp)
+            assert status == 201 and created["id"] == "/new"
+
+
+async def test_tasks_delete_with_and_without_scale() -> None:
+    async with MarathonEmulator() as emulator, aiohttp.ClientSession() as session, _Events(emulator) as events:
+        ended: list[str] = []
+        emulator.on_task_end = lambda task: ended.append(task["id"])
+        emulator.kill_delay = 0.05
+        app = web_app()
+        app["instances"] = 2
+        emulator.load_app(app)
+        one = emulator.add_task("/web", [31001], emit=False)
+        two = emulator.add_task("/web", [31002], emit=False)
+        async with session.post(
+            emulator.url + "/v2/tasks/delete?scale=true", json={"ids": [one, "web.unknown._app.1"]}
+        ) as resp:
+            status, answer = await _json(resp)
+        assert status == 200 and set(answer) == {"version", "deploymentId"}
+        assert emulator.apps["/web"]["instances"] == 1  # at once, in the app's definition
+        await events.until(lambda: "deployment_success" in events.kinds(), "the kill")
+        assert events.task_states(one) == ["TASK_KILLING", "TASK_KILLED"] and ended == [one]
+        assert list(emulator.tasks["/web"]) == [two]
+        # without scale: the answer lists the tasks, and Marathon starts a replacement
+        async with session.post(emulator.url + "/v2/tasks/delete", json={"ids": [two]}) as resp:
+            status, answer = await _json(resp)
+        assert status == 200 and [t["id"] for t in answer["tasks"]] == [two]
+        await events.until(lambda: events.kinds().count("deployment_success") == 2, "the replacement")
+        assert ended == [one, two] and emulator.apps["/web"]["instances"] == 1
+        [replacement] = emulator.tasks["/web"].values()
+        assert replacement["id"] != two and replacement["state"] == "TASK_RUNNING"
+
+
+async def test_delete_app_kills_its_tasks_then_says_terminated() -> None:
+    async with MarathonEmulator() as emulator, aiohttp.ClientSession() as session, _Events(emulator) as events:
+        ended: list[str] = []
+        emulator.on_task_end = lambda task: ended.append(task["id"])
+        emulator.load_app(web_app())
+        task = emulator.add_task("/web", [31001], emit=False)
+        async with session.delete(emulator.url + "/v2/apps/web") as resp:
+            status, answer = await _json(resp)
+        assert status == 200 and set(answer) == {"version", "deploymentId"}
+        async with session.get(emulator.url + "/v2/apps/web") as resp:
+            assert resp.status == 404  # gone from the API at once
+        await events.until(lambda: "deployment_success" in events.kinds(), "the stop")
+        kinds = events.kinds()
+        assert kinds.index("app_terminated_event") > kinds.index("status_update_event")
+        assert events.task_states(task) == ["TASK_KILLING", "TASK_KILLED"] and ended == [task]
+        assert "/web" not in emulator.tasks
+        async with session.delete(emulator.url + "/v2/apps/web") as resp:
+            assert await _json(resp) == (404, {"message": "App '/web' does not exist"})

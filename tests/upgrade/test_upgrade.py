@@ -3,7 +3,9 @@ over while a client opens connections through them without pause."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import threading
 from pathlib import Path
 
 from fastlb.testing.backends import Echo, reserve_port, wait_until
+from fastlb.testing.http_backends import HttpBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
@@ -165,3 +168,56 @@ def test_a_new_process_that_fails_leaves_the_old_one_serving(tmp_path: Path) -> 
         finally:
             rc = old.stop()
         assert rc == 0, old.lines
+
+
+def _sticky_get(address: tuple[str, int], cookie: str | None = None) -> tuple[str, str | None]:
+    """One request; the backend that answered and the sticky cookie value set (None: none set)."""
+    extra = f"Cookie: mesosphere_server_id={cookie}\r\n" if cookie else ""
+    with socket.create_connection(address, timeout=TIMEOUT) as c:
+        c.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n".encode())
+        data = b""
+        while chunk := c.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), data[:200]
+    m = re.search(rb"\r\nSet-Cookie: mesosphere_server_id=([0-9a-f]+);", head)
+    return json.loads(body)["backend"], m.group(1).decode() if m else None
+
+
+def test_sticky_cookies_outlive_a_hot_upgrade(tmp_path: Path) -> None:
+    """A cookie the old process issued takes the client to the same backend through the new one, with
+    a secret given to both (and so, a fortiori, with the fixed default key)."""
+    with HttpBackend("a") as a, HttpBackend("b") as b, reserve_port() as front:
+        host, port = front.rsplit(":", 1)
+        address = (host, int(port))
+        cfg = tmp_path / "fastlb.toml"
+        cfg.write_text(
+            f'[[services]]\nname = "s"\nlisten = "{front}"\nmode = "http"\n'
+            f'backends = ["{a.address}", "{b.address}"]\n[services.http]\nsticky = true\n'
+        )
+        secret = tmp_path / "secret"
+        secret.write_text("upgrade secret\n")
+        sock_path = str(tmp_path / "upgrade.sock")
+        admin = f"127.0.0.1:{_free_port()}"
+        common = ("--config", str(cfg), "--admin", admin, "--upgrade-socket", sock_path,
+                  "--cookie-secret-file", str(secret))
+        old = _Fastlb(*common)
+        new = None
+        try:
+            assert wait_until(lambda: old.logged("serving") or old.proc.poll() is not None, TIMEOUT), old.lines
+            cookies: dict[str, str] = {}
+            for _ in range(10):
+                name, value = _sticky_get(address)
+                assert value is not None
+                cookies[name] = value
+            assert set(cookies) == {"a", "b"}
+            new = _Fastlb(*common, "--takeover", sock_path)
+            assert wait_until(lambda: old.logged("upgrade_handed_over"), TIMEOUT), old.lines + new.lines
+            assert old.proc.wait(TIMEOUT) == 0, old.lines
+            for name, value in cookies.items():
+                for _ in range(3):
+                    assert _sticky_get(address, value) == (name, None)
+        finally:
+            old.stop()
+            rc = new.stop() if new is not None else 0
+        assert rc == 0, new.lines if new is not None else None
