@@ -210,8 +210,10 @@ ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src)
 
 int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *moved)
 {
+    /* With the source's FIN in, the FIN follows these bytes at once (shutdown or close): flagged
+     * "more", they wait for it and leave in one segment with it instead of two. */
     while (u->inpipe > 0) {
-        unsigned int flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (u->more ? SPLICE_F_MORE : 0);
+        unsigned int flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (u->more || u->eof ? SPLICE_F_MORE : 0);
         ssize_t n = splice(u->pipe[0], NULL, dst, NULL, u->inpipe, flags);
         if (n == -1)
             return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
@@ -226,7 +228,7 @@ int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *move
     if (u->pipe[0] != -1)
         pipe_give(p, u->pipe, 0);
     while (u->off < u->len) {
-        ssize_t n = send(dst, u->buf + u->off, u->len - u->off, MSG_NOSIGNAL);
+        ssize_t n = send(dst, u->buf + u->off, u->len - u->off, MSG_NOSIGNAL | (u->eof ? MSG_MORE : 0));
         if (n == -1)
             return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
         u->off += (uint32_t)n;

@@ -319,3 +319,35 @@ def test_a_half_closed_connection_left_idle_costs_no_cpu(dataplane, ports, serve
         assert wait_until(lambda: dp.active_connections() == 0)
     finally:
         srv.close()
+
+
+def _segments_in(sock: socket.socket) -> int:
+    """Segments the socket has received (struct tcp_info's tcpi_segs_in, Linux 4.2+)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int.from_bytes(info[140:144], "little")
+
+
+def test_bytes_that_came_with_the_fin_leave_with_the_fin(dataplane, ports):
+    """A backend's last bytes and its FIN, arriving together, go to the client in one segment (as
+    HAProxy sends them), not as the bytes and then a FIN of their own: one packet less per short
+    connection for both ends to handle."""
+
+    def answer_and_close(conn: socket.socket) -> None:
+        conn.send(b"HTTP/1.0 200 OK\r\n\r\nbye", socket.MSG_MORE)
+        conn.shutdown(socket.SHUT_WR)  # flushes the bytes with the FIN: one segment
+
+    with socket.create_server(("127.0.0.1", 0)) as lsock:
+        backend = "127.0.0.1:%d" % lsock.getsockname()[1]
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(table([service("s", [backend])], {front: "s"}))
+        together = 0
+        for _ in range(20):
+            with connect(front) as c:
+                conn, _ = lsock.accept()
+                with conn:
+                    answer_and_close(conn)
+                    assert recv_all(c) == b"HTTP/1.0 200 OK\r\n\r\nbye"
+                    # in: the SYN-ACK, then the bytes with the FIN, or the bytes and a FIN apart
+                    together += _segments_in(c) == 2
+        assert together >= 15, f"bytes and FIN in one segment on {together} of 20 connections"
