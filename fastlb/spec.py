@@ -69,6 +69,13 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     auth_users: tuple[tuple[str, str], ...] = ()  # (user, crypt(3) hash)
     allow_cidrs: tuple[str, ...] = ()  # empty: everyone
     forwarded_headers: bool = True  # X-Forwarded-For/-Proto/-Port
+    # marathon-lb's HTTP_BACKEND_PROXYPASS_PATH, REVPROXY_PATH and REDIR, served in the data plane.
+    # Host names below are the service's exact vhosts (its http_routes without a "*.").
+    strip_prefix: str = ""  # taken off the request path at a "/" boundary: "/api/x" -> "/x", "/api" -> "/"
+    set_host: str = ""  # the Host header the backends get; "": the client's
+    location_prefix: str = ""  # put before the path of a Location answer ("/x" or http(s)://<vhost>/x)
+    redirect_root: str = ""  # a request for "/" (on one of the vhosts, if any) is redirected here
+    redirect_root_code: int = 301  # 301, 302, 303, 307 or 308
 
 
 class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
