@@ -63,9 +63,9 @@ struct flb_l7_service {
     struct flb_l7_str loc_prefix;  /* put before the path of a Location the backends answer with */
     struct flb_l7_str redir;       /* where a request for "/" is redirected */
     uint16_t redir_code;           /* 301, 302, 303, 307, 308 */
-    uint32_t nhosts;               /* the service's exact vhosts (lower case, owned), and the set Host: */
-    struct flb_l7_str *hosts;      /* the hosts of Location URLs rewritten, of "/" requests redirected */
-    uint32_t nvhosts;              /* hosts[0 .. nvhosts) are the vhosts; the set Host, if any, follows */
+    uint32_t nhosts;               /* the names of Location URLs rewritten: the service's own host names */
+    struct flb_l7_str *hosts;      /* (lower case, no port), then the set Host's; owned */
+    uint32_t nvhosts;              /* hosts[0 .. nvhosts): the service's own, whose "/" is redirected */
 };
 
 /* The HTTP side of table listener i. */

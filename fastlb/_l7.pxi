@@ -84,6 +84,9 @@ def _rewrite_problem(o):
             return f"{key}: {v!r} is the root: there is no prefix to take off or put on"
     if o.set_host and (not set(o.set_host) <= _HOST_CHARS or len(o.set_host) > 255):
         return f"set_host: {o.set_host!r} is not host[:port]"
+    for name in o.hosts:
+        if not isinstance(name, str) or not name or not set(name) <= _HOST_CHARS or len(name) > 255:
+            return f"hosts: {name!r} is not a host name"
     if o.redirect_root and (not _visible(o.redirect_root) or len(o.redirect_root) > 2048):
         return f"redirect_root: {o.redirect_root!r} may hold visible ASCII only (no space), at most 2048 characters"
     if o.redirect_root_code not in _REDIRECT_CODES:
@@ -141,14 +144,8 @@ cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
     if lt == NULL:
         raise MemoryError()
     flb_l7_attach(t, lt)
-    vhosts = {}
-    for r in table.http_routes:
-        if not r.host.startswith("*."):
-            names = vhosts.setdefault(r.service, [])
-            if _host_only(r.host) not in names:
-                names.append(_host_only(r.host))
     for i, entry in enumerate(plan.services):
-        _l7_service(l, &lt.svc[i], entry.svc, entry.ids, t.svc[i].c, vhosts.get(entry.svc.name, []))
+        _l7_service(l, &lt.svc[i], entry.svc, entry.ids, t.svc[i].c)
     # vhost and appid listeners have no service of their own: their timeouts are the tightest of
     # the http services' (spec defaults when there is none)
     request_ms = min((s.timeouts.http_request_ms for s in http_services if s.timeouts.http_request_ms > 0),
@@ -183,9 +180,9 @@ cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
         raise MemoryError()
 
 
-cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_service_counters *c, list vhosts):
+cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_service_counters *c):
     """<ids>: the service's backend ids (bytes), sorted as the C backend array is; <c>: the service's
-    counters, which hold its HTTP ones too; <vhosts>: its exact vhosts, lower case, without port."""
+    counters, which hold its HTTP ones too."""
     o = svc.http
     tm = svc.timeouts
     hs.c = c
@@ -227,10 +224,10 @@ cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_servic
                 raise ValueError(f"service {svc.name!r} http.allow_cidrs: {cidr!r} is not an address or CIDR")
         hs.ncidrs = len(o.allow_cidrs)
     if hs.http:
-        _l7_rewrites(hs, o, vhosts)
+        _l7_rewrites(hs, o)
 
 
-cdef _l7_rewrites(flb_l7_service *hs, object o, list vhosts):
+cdef _l7_rewrites(flb_l7_service *hs, object o):
     """The rewrite options of HttpOptions <o> (checked by _l7_check)."""
     if o.strip_prefix:
         _str(&hs.strip, _path_prefix(o.strip_prefix))
@@ -243,6 +240,10 @@ cdef _l7_rewrites(flb_l7_service *hs, object o, list vhosts):
     hs.redir_code = o.redirect_root_code
     if not (o.location_prefix or o.redirect_root):
         return
+    vhosts = []
+    for name in o.hosts:
+        if _host_only(name) not in vhosts:
+            vhosts.append(_host_only(name))
     hosts = list(vhosts)
     if o.set_host and _host_only(o.set_host) not in hosts:
         hosts.append(_host_only(o.set_host))

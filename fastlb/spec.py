@@ -70,12 +70,12 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allow_cidrs: tuple[str, ...] = ()  # empty: everyone
     forwarded_headers: bool = True  # X-Forwarded-For/-Proto/-Port
     # marathon-lb's HTTP_BACKEND_PROXYPASS_PATH, REVPROXY_PATH and REDIR, served in the data plane.
-    # Host names below are the service's exact vhosts (its http_routes without a "*.").
     strip_prefix: str = ""  # taken off the request path at a "/" boundary: "/api/x" -> "/x", "/api" -> "/"
     set_host: str = ""  # the Host header the backends get; "": the client's
-    location_prefix: str = ""  # put before the path of a Location answer ("/x" or http(s)://<vhost>/x)
-    redirect_root: str = ""  # a request for "/" (on one of the vhosts, if any) is redirected here
+    location_prefix: str = ""  # put before the path of a Location answer ("/x", or a URL of hosts/set_host)
+    redirect_root: str = ""  # a request for "/" (for one of hosts, or any host when there are none) goes here
     redirect_root_code: int = 301  # 301, 302, 303, 307 or 308
+    hosts: tuple[str, ...] = ()  # the service's own host names (its exact vhosts), for the two above
 
 
 class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

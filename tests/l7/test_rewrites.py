@@ -159,7 +159,7 @@ def test_location_gets_the_prefix_when_it_names_the_service(dataplane, ports, gi
     with HttpBackend("a", extra_headers=(("Location", given),)) as a:
         dp = dataplane()
         front, vhost = ports(), ports()
-        o = options(strip_prefix="/api", location_prefix="/api/", set_host="b.internal")
+        o = options(strip_prefix="/api", location_prefix="/api/", set_host="b.internal", hosts=(HOST,))
         dp.publish(vhost_table(http_service("web", [a.address], http=o), front, vhost))
         with connect(vhost) as c:
             rd = Reader(c)
@@ -198,7 +198,7 @@ def test_root_is_redirected_on_the_services_vhosts(dataplane, ports):
     with HttpBackend("a") as a:
         dp = dataplane()
         front, vhost = ports(), ports()
-        svc = http_service("web", [a.address], http=options(redirect_root="/app/home?x=1"))
+        svc = http_service("web", [a.address], http=options(redirect_root="/app/home?x=1", hosts=(HOST,)))
         dp.publish(vhost_table(svc, front, vhost, hosts=(HOST, "*.wild.example.com")))
         for where, host in ((vhost, HOST), (vhost, "APP.example.com:80"), (front, HOST), (front, f"{HOST}.")):
             for target in ("/", "/?q=1", f"http://{HOST}/"):
@@ -251,6 +251,7 @@ BAD = [
     ({"location_prefix": "/a\r\nX: 1"}, "location_prefix"),
     ({"set_host": "a b"}, "set_host"),
     ({"set_host": "a\r\nX-Evil: 1"}, "set_host"),
+    ({"redirect_root": "/x", "hosts": ("a b",)}, "hosts"),
     ({"redirect_root": "/x\r\nSet-Cookie: a=b"}, "redirect_root"),
     ({"redirect_root": "/a b"}, "redirect_root"),
     ({"redirect_root": "/x", "redirect_root_code": 200}, "redirect_root_code"),
