@@ -339,12 +339,18 @@ def _parse_port_label(
     elif name == "ENABLED":
         fields["enabled"] = string_to_bool(value)
     elif name == "VHOST":
-        hosts = tuple(h.lower() for h in split_csv(value))
-        for host in hosts:
+        hosts = []
+        for host in (h.lower() for h in split_csv(value)):
             if not _HOSTNAME.fullmatch(host):
                 bad(f"{host!r} is not a host name")
                 return
-        fields["vhosts"] = hosts
+            name_only, _, port = host.partition(":")
+            if port:
+                # HAProxy compares the Host header with the port; fastlb routes by the name alone
+                warnings.append(f"{label}: {host!r}: the port is not compared; routed as {name_only!r}")
+            if name_only not in hosts:
+                hosts.append(name_only)
+        fields["vhosts"] = tuple(hosts)
     elif name == "PATH":
         paths = []
         for token in value.split():
@@ -740,7 +746,7 @@ def parse_traefik_rule(value: str) -> tuple[TraefikRule | None, str | None]:
                 host = host.lower()
                 if not _HOSTNAME.fullmatch(host):
                     return None, f"{host!r} is not a host name"
-                hosts.append(host)
+                hosts.append(host.partition(":")[0])  # fastlb routes a Host by its name, whatever the port
         elif kind.strip() == "PathPrefix":
             for path in values:
                 if not path.startswith("/"):
