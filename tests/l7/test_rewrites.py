@@ -5,11 +5,16 @@ redirect of "/" (HTTP_BACKEND_REDIR). Every edit leaves the request's framing as
 from __future__ import annotations
 
 import contextlib
+import json
 import zlib
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastlb import spec
+from fastlb.marathon.state import MarathonOptions, MarathonState
 from fastlb.testing.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, options, port_table, request
@@ -287,3 +292,46 @@ def test_rewrites_follow_a_table_swap(dataplane, ports):
             assert rd.response().json()["path"] == "/v1/x"
             c.sendall(get("/v2/x"))
             assert rd.response().json()["path"] == "/x"
+
+
+# --- what the Marathon labels hand the data plane ------------------------------------------------
+
+_LABEL_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30).map(lambda t: "/" + t),
+)
+
+
+def test_whatever_the_labels_say_the_data_plane_takes_the_table(dataplane):
+    """A label value the data plane would refuse must refuse its app instead: a table the data plane
+    refuses keeps every other app's change from being served."""
+    dp = dataplane(workers=1)
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        vhost=st.sampled_from(["", "a.example.com", "*.w.example.com", "*.w.example.com,B.example.com:81"]),
+        proxypass=_LABEL_VALUES,
+        revproxy=_LABEL_VALUES,
+        redir=_LABEL_VALUES,
+    )
+    def check(vhost, proxypass, revproxy, redir):
+        labels = {
+            "HAPROXY_GROUP": "external",
+            "HAPROXY_0_MODE": "http",
+            "HAPROXY_0_VHOST": vhost,
+            "HAPROXY_0_HTTP_BACKEND_PROXYPASS_PATH": proxypass,
+            "HAPROXY_0_HTTP_BACKEND_REVPROXY_PATH": revproxy,
+            "HAPROXY_0_HTTP_BACKEND_REDIR": redir,
+        }
+        apps = [
+            {"id": "/web", "labels": labels, "portDefinitions": [{"port": 10000}],
+             "tasks": [{"id": "web.1", "host": "127.0.0.1", "ports": [1], "state": "TASK_RUNNING"}]},
+        ]
+        state = MarathonState(MarathonOptions(), {}.get)
+        state.replace_all(json.dumps({"apps": apps}).encode())
+        table = msgspec.structs.replace(state.table(), listeners=())
+        if "/web" in state.app_errors():
+            assert table.services == ()
+        dp.publish(table)  # raises ValueError on a value it refuses
+
+    check()
