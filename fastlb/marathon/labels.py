@@ -349,8 +349,8 @@ def _parse_port_label(
             if not _HOSTNAME.fullmatch(host):
                 bad(f"{host!r} is not a host name")
                 return
-            name_only, _, port = host.partition(":")
-            if port:
+            name_only, _, host_port = host.partition(":")
+            if host_port:
                 # HAProxy compares the Host header with the port; fastlb routes by the name alone
                 warnings.append(f"{label}: {host!r}: the port is not compared; routed as {name_only!r}")
             if name_only not in hosts:
