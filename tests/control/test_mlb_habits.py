@@ -5,6 +5,7 @@ doing what SIGHUP does (marathon-lb's reload: fastlb re-reads the static file an
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -29,9 +30,14 @@ from .test_marathon_cli import MARATHON_FLAGS, marathon  # noqa: F401 (the fixtu
 def test_log_level_in_any_case(given: str, level: str) -> None:
     for command in ("run", "routes"):
         assert cli.parser().parse_args([command, "--log-level", given]).log_level == level
-    logs.setup(given)
-    assert logs.LOGGER.getEffectiveLevel() == getattr(__import__("logging"), level.upper())
-    logs.setup("info")
+    saved = (logs.LOGGER.level, list(logs.LOGGER.handlers), logs.LOGGER.propagate)
+    try:
+        logs.setup(given)
+        assert logs.LOGGER.getEffectiveLevel() == getattr(logging, level.upper())
+    finally:  # as it was: other tests read fastlb's records through the root logger
+        logs.LOGGER.setLevel(saved[0])
+        logs.LOGGER.handlers[:] = saved[1]
+        logs.LOGGER.propagate = saved[2]
 
 
 def test_a_log_level_that_is_none_is_a_usage_error() -> None:
