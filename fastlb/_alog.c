@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 /* A line's longest fixed part plus its strings, escaped at worst to six bytes per byte ("\u00XX"). */
-#define LINE_MAX_BYTES (512 + 6 * (FLB_H1_LOG_PATH + 16 + 2 * 256))
+#define LINE_MAX_BYTES (768 + 6 * (FLB_H1_LOG_PATH + 16 + 2 * 256))
 
 /* Appends <s> as JSON string content. */
 static size_t esc(char *out, const char *s, size_t n)
@@ -77,8 +77,14 @@ void flb_alog_request(struct flb_worker *w, const struct flb_h1conn *h)
     n += esc(line + n, h->rq->method, strnlen(h->rq->method, sizeof(h->rq->method)));
     PUT("\",\"path\":\"");
     n += esc(line + n, h->rq->path, h->rq->path_len);
-    n += (size_t)snprintf(line + n, 128, "\",\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu}\n", h->status,
-                          (unsigned long long)h->resp_bytes, (unsigned long long)dur);
+    n += (size_t)snprintf(line + n, 192,
+                          "\",\"status\":%d,\"request_bytes\":%llu,\"response_bytes\":%llu,\"duration_us\":%llu,"
+                          "\"response_us\":%lld}\n",
+                          h->status, (unsigned long long)h->req_bytes, (unsigned long long)h->resp_bytes,
+                          (unsigned long long)dur,
+                          h->resp_at_us == 0 ? -1LL
+                          : h->resp_at_us > h->started_us ? (long long)(h->resp_at_us - h->started_us)
+                                                          : 0LL);
     if (n > PIPE_BUF) {
         atomic_fetch_add_explicit(&l->log_drops, 1, memory_order_relaxed);
         return; /* cannot be written atomically: never happens with the bounds above */

@@ -119,6 +119,8 @@ struct flb_h1conn {
     /* access log */
     uint64_t started_us;
     uint64_t resp_bytes;
+    uint64_t req_bytes;            /* the request's bytes from the client: its head and body */
+    uint64_t resp_at_us;           /* when its response head came from the backend, 0: none came */
     struct flb_l7_timer timer;
     struct flb_qitem qi;           /* CONNECT: waiting for a slot (the service's or a backend's maxconn) */
     struct flb_h1conn *prev, *next;

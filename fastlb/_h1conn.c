@@ -598,9 +598,12 @@ static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const s
             /* refused before its head was read whole: logged with no method or path */
             h->rq->method[0] = '\0';
             h->rq->path_len = 0;
+            h->req_bytes = h->ilen;
             h->started_us = now_us();
         }
+        h->resp_bytes = (uint64_t)n; /* logged as queued: the connection closes once it is sent */
         flb_alog_request(w, h);
+        h->resp_bytes = 0;
     }
     h->started_us = 0;
     arm(w, h, REPLY_MS);
@@ -637,6 +640,7 @@ static int consume_req(struct flb_worker *w, struct flb_h1conn *h)
     }
     queue(&h->rq->up, p, take);
     h->ifwd += take;
+    h->req_bytes += take;
     return 1;
 }
 
@@ -691,6 +695,70 @@ static int unauthorized(struct flb_worker *w, struct flb_h1conn *h)
     v[1] = (struct iovec){h->hs->realm, strlen(h->hs->realm)};
     v[2] = (struct iovec){(void *)"\"\r\n", 3};
     return reply(w, h, 401, v, 3);
+}
+
+/* Whether host <name> (<len> bytes; a port and one trailing dot are not compared) is one of <hosts>
+ * (lower case), without case. */
+static int host_listed(const struct flb_l7_str *hosts, uint32_t n, const char *name, size_t len)
+{
+    for (size_t i = len; i > 0; i--) {
+        if (name[i - 1] == ':') {
+            len = i - 1;
+            break;
+        }
+        if (name[i - 1] < '0' || name[i - 1] > '9')
+            break;
+    }
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    for (uint32_t j = 0; j < n; j++) {
+        if (hosts[j].len != len)
+            continue;
+        uint32_t k = 0;
+        while (k < len && hosts[j].s[k] == ((name[k] >= 'A' && name[k] <= 'Z') ? (name[k] | 0x20) : name[k]))
+            k++;
+        if (k == len)
+            return 1;
+    }
+    return 0;
+}
+
+/* marathon-lb's HTTP_BACKEND_REDIR: a request for "/" (the path alone: its query is not looked at) on
+ * one of the service's vhosts, or on any host when it has none, is answered with a redirect. */
+static int root_redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req)
+{
+    const struct flb_l7_service *hs = h->hs;
+    const char *path;
+    size_t plen;
+    struct iovec loc[3];
+
+    flb_vhost_path(req->target, req->target_len, &path, &plen);
+    if (plen != 1 || path[0] != '/')
+        return 0;
+    if (hs->nvhosts > 0 && (req->host == NULL || !host_listed(hs->hosts, hs->nvhosts, req->host, req->host_len)))
+        return 0;
+    loc[0] = (struct iovec){(void *)"Location: ", 10};
+    loc[1] = (struct iovec){hs->redir.s, hs->redir.len};
+    loc[2] = (struct iovec){(void *)"\r\n", 2};
+    return reply(w, h, hs->redir_code, loc, 3);
+}
+
+/* marathon-lb's HTTP_BACKEND_PROXYPASS_PATH: the path prefix taken off the target, and the Host set
+ * (replaced, or added to a request that had none). Only the target's bytes and the Host value
+ * change: the request's framing is untouched. FLB_OK, or FLB_ERR when the head carries too many edits. */
+static int request_rewrites(struct flb_h1conn *h, const struct flb_http1_request *req, struct flb_h1edits *ed)
+{
+    const struct flb_l7_service *hs = h->hs;
+    const struct flb_l7_str *hl = &hs->host_line;
+
+    if (hs->strip.s != NULL &&
+        flb_h1edit_strip_prefix(ed, h->ibuf, req->target, req->target_len, hs->strip.s, hs->strip.len) == FLB_ERR)
+        return FLB_ERR;
+    if (hl->s == NULL)
+        return FLB_OK;
+    if (req->host != NULL) /* "Host: " <name> "\r\n" */
+        return flb_h1edit_add(ed, (uint32_t)(req->host - h->ibuf), req->host_len, hl->s + 6, hl->len - 8);
+    return flb_h1edit_add(ed, req->head_len - 2, 0, hl->s, hl->len);
 }
 
 /* Adds the request's edits: X-Forwarded-* and the sticky cookie's cut; finds Authorization and the
@@ -799,6 +867,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         h->started_us = now_us();
     }
     h->ifwd = (uint32_t)req->head_len;
+    h->req_bytes = req->head_len;
     h->resp = FLB_H1_RESP_HEAD;
     si = route(h, t, rl, ll, req);
     if (si < 0 || (uint32_t)si >= t->nsvc) {
@@ -823,6 +892,10 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         return reply(w, h, 400, NULL, 0);
     if (h->hs->realm != NULL && !flb_h1auth_check(l, flb_l7_worker(w), h->hs, auth, auth_len))
         return unauthorized(w, h);
+    if (h->hs->redir.s != NULL && (n = root_redirect(w, h, req)) != 0)
+        return n;
+    if (request_rewrites(h, req, &ed) != FLB_OK)
+        return reply(w, h, 400, NULL, 0);
     n = flb_h1edit_iov(&ed, h->ibuf, (uint32_t)req->head_len, h->rq->head, FLB_H1_IOV - 2);
     if (n < 0)
         return reply(w, h, 400, NULL, 0);
@@ -865,6 +938,32 @@ static int parse_request(struct flb_worker *w, struct flb_h1conn *h)
 
 /* --- the response -------------------------------------------------------------------------------- */
 
+/* marathon-lb's HTTP_BACKEND_REVPROXY_PATH: the service's path prefix put before the path of each
+ * Location the backend answers with, when it names this service: an absolute path ("/login" becomes
+ * "/api/login"), or an http(s) URL of one of its vhosts or its set Host. Any other Location (another
+ * host, a relative reference) goes as it came. FLB_OK, or FLB_ERR when the head carries too many edits. */
+static int location_rewrites(struct flb_h1conn *h, const struct flb_http1_response *resp, struct flb_h1edits *ed)
+{
+    const struct flb_l7_service *hs = h->hs;
+
+    for (uint32_t i = 0; i < resp->nheaders; i++) {
+        const struct flb_http1_header *hd = &resp->headers[i];
+        const char *host;
+        uint32_t host_len;
+        int at;
+
+        if (hd->kind != FLB_HTTP1_H_OTHER || !flb_h1edit_name_is(hd, "location", 8))
+            continue;
+        at = flb_h1edit_location(hd->value, hd->value_len, &host, &host_len);
+        if (at < 0 || (host_len > 0 && !host_listed(hs->hosts, hs->nhosts, host, host_len)))
+            continue;
+        if (flb_h1edit_add(ed, (uint32_t)(hd->value - h->obuf) + (uint32_t)at, 0, hs->loc_prefix.s,
+                           hs->loc_prefix.len) != FLB_OK)
+            return FLB_ERR;
+    }
+    return FLB_OK;
+}
+
 static int response_head(struct flb_worker *w, struct flb_h1conn *h)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
@@ -886,6 +985,8 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
         return reply(w, h, 502, NULL, 0);
     }
     h->reused = 0;
+    if (h->started_us != 0 && h->resp_at_us == 0)
+        h->resp_at_us = now_us(); /* the first head, interim or final: the backend's time to answer */
     if (resp.status < 200 && resp.status != 101) {
         /* interim (100 Continue, 103): forwarded as it came, except to an HTTP/1.0 client, which
          * knows no 1xx (RFC 9110 section 15.2); the final response follows */
@@ -928,6 +1029,9 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
     h->skeep = (uint8_t)flb_http1_response_keep_alive(&resp);
     if (!h->skeep)
         h->ckeep = 0; /* the client read the same head: it will not send another request */
+    /* before the cuts of what Connection names: a line fastlb edits is not cut */
+    if (h->hs->loc_prefix.s != NULL && location_rewrites(h, &resp, &ed) != FLB_OK)
+        goto bad;
     if (h->hs->hsts) {
         for (uint32_t i = 0; i < resp.nheaders; i++) {
             uint32_t s, e;
@@ -1152,6 +1256,8 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
     h->reused = h->answered = h->counted = h->no_pool = h->upgrade = h->req_done = 0;
     h->status = 0;
     h->resp_bytes = 0;
+    h->req_bytes = 0;
+    h->resp_at_us = 0;
     h->touch_ms = 0;
     h->phase = FLB_H1_HEAD;
     h->head_started = h->ilen > 0;

@@ -4,6 +4,7 @@
 #include "_h1edit.h"
 
 #include "_http1.h"
+#include "_vhost.h"
 
 #include <string.h>
 
@@ -207,4 +208,71 @@ whole_line: {
     *cut_len = e - s;
     return 1;
 }
+}
+
+int flb_h1edit_strip_prefix(struct flb_h1edits *ed, const char *buf, const char *target, uint32_t target_len,
+                            const char *prefix, uint32_t len)
+{
+    const char *path;
+    size_t plen;
+    uint32_t at, rest;
+
+    flb_vhost_path(target, target_len, &path, &plen);
+    if (plen < len || memcmp(path, prefix, len) != 0 || (plen > len && path[len] != '/'))
+        return 0;
+    at = (uint32_t)(path - buf);
+    rest = target_len - (uint32_t)(path - target) - len; /* what follows the prefix, query included */
+    /* "/api/x": cut "/api"; "/api" or "/api?q": cut it and put "/" in its place */
+    if (rest > 0 && path[len] == '/')
+        return flb_h1edit_add(ed, at, len, NULL, 0) == FLB_OK ? 1 : FLB_ERR;
+    return flb_h1edit_add(ed, at, len, "/", 1) == FLB_OK ? 1 : FLB_ERR;
+}
+
+static int scheme_is(const char *v, uint32_t len, const char *lit, uint32_t n)
+{
+    if (len < n)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (lower(v[i]) != (uint8_t)lit[i])
+            return 0;
+    return 1;
+}
+
+int flb_h1edit_location(const char *v, uint32_t len, const char **host, uint32_t *host_len)
+{
+    uint32_t i, start, end;
+
+    if (len > 0 && v[0] == '/') {
+        if (len > 1 && v[1] == '/')
+            return FLB_ERR;
+        *host = v;
+        *host_len = 0;
+        return 0;
+    }
+    if (scheme_is(v, len, "http://", 7))
+        start = 7;
+    else if (scheme_is(v, len, "https://", 8))
+        start = 8;
+    else
+        return FLB_ERR;
+    for (i = start; i < len && v[i] != '/' && v[i] != '?' && v[i] != '#'; i++)
+        if (v[i] == '@' || v[i] == '\\')
+            return FLB_ERR; /* userinfo, or a backslash some clients take for '/': left alone */
+    if (i == len || v[i] != '/')
+        return FLB_ERR;
+    end = i;
+    /* the port: ":" and digits at the end of the authority (an IPv6 literal ends with ']') */
+    for (uint32_t j = end; j > start; j--) {
+        if (v[j - 1] == ':') {
+            end = j - 1;
+            break;
+        }
+        if (v[j - 1] < '0' || v[j - 1] > '9')
+            break;
+    }
+    if (end == start)
+        return FLB_ERR;
+    *host = v + start;
+    *host_len = end - start;
+    return (int)i;
 }

@@ -8,8 +8,9 @@
 
 #include <sys/uio.h>
 
-/* Edits one head may carry. */
-#define FLB_H1EDIT_MAX 12
+/* Edits one head may carry: as writev pieces, at most 2 * FLB_H1EDIT_MAX + 1, which the connection's
+ * FLB_H1_IOV - 2 iovecs hold. */
+#define FLB_H1EDIT_MAX 14
 
 struct flb_h1edit {
     uint32_t at;       /* offset in the head */
@@ -46,6 +47,22 @@ int flb_h1edit_cookie(const char *buf, const struct flb_http1_header *h, const c
  * not unframe a request, "Connection: Upgrade" keeps its Upgrade) and lines that already carry an edit. FLB_OK, or FLB_ERR when the head would need more edits than fastlb makes. */
 int flb_h1edit_connection_named(struct flb_h1edits *ed, const char *buf, const struct flb_http1_header *hd,
                                 uint32_t n);
+
+/* Takes path prefix <prefix> (<len> bytes, starting with '/' and not ending with one) off request
+ * target <target> of head <buf>, when the target's path (origin-form, or absolute-form after its
+ * authority) begins with it at a segment boundary: followed by '/', '?' or the end. The rest stays as
+ * it came ("/api/x?q" gives "/x?q"), and a path left empty becomes "/" ("/api" and "/api?q" give "/"
+ * and "/?q"); "/apix" and "/x/api" are left alone. The new target is made of the old one's bytes and
+ * that '/' only, so it is as valid as the old one. Returns 1 when an edit was added, 0 when the target
+ * is left alone, FLB_ERR when <ed> is full. */
+int flb_h1edit_strip_prefix(struct flb_h1edits *ed, const char *buf, const char *target, uint32_t target_len,
+                            const char *prefix, uint32_t len);
+
+/* Splits a Location value <v> (<len> bytes): an absolute path ("/x"; not "//x", which names another
+ * host) gives <*host_len> 0; an "http://" or "https://" URL (scheme in any case) with no userinfo gives
+ * its host (without port) in <*host>. Returns the offset of the path in <v> (a '/'), or FLB_ERR when
+ * <v> is neither, or is a URL without a path. */
+int flb_h1edit_location(const char *v, uint32_t len, const char **host, uint32_t *host_len);
 
 /* Case-insensitive comparison of field name <h> with lower-case <lit>. */
 int flb_h1edit_name_is(const struct flb_http1_header *h, const char *lit, uint32_t lit_len);

@@ -1,4 +1,5 @@
-/* _h1reply.h: fastlb's own short answers (400, 401, 403, 408, 414, 431, 501, 502, 503, 504, 505, 301).
+/* _h1reply.h: fastlb's own short answers (400, 401, 403, 408, 414, 431, 501, 502, 503, 504, 505, and
+ * the redirects 301, 302, 303, 307, 308).
  * Each says Connection: close: fastlb closes the client connection after answering it, so a request
  * it refused never leaves bytes behind that could be read as the next one. */
 #ifndef FLB_H1REPLY_H

@@ -32,6 +32,12 @@ struct flb_l7_user {
     char *hash;                    /* crypt(3) hash, owned */
 };
 
+/* An owned string and its length. */
+struct flb_l7_str {
+    char *s;
+    uint32_t len;
+};
+
 /* Sticky cookie value of a backend: a keyed hash of its identity, in hex. */
 #define FLB_L7_COOKIE_HEX 16
 
@@ -50,6 +56,16 @@ struct flb_l7_service {
     struct flb_l7_cidr *cidrs;
     uint32_t request_ms, keepalive_ms, server_ms, client_ms, tunnel_ms, connect_ms;
     struct flb_service_counters *c; /* the service's (its table holds the reference) */
+    /* Rewrites (marathon-lb's HTTP_BACKEND_PROXYPASS_PATH, REVPROXY_PATH, REDIR). Each NULL when
+     * off; the compile has checked that each is made of visible ASCII only (no space, no control). */
+    struct flb_l7_str strip;       /* path prefix taken off the request target ("/api": no trailing '/') */
+    struct flb_l7_str host_line;   /* "Host: <name>\r\n": the Host the backends get */
+    struct flb_l7_str loc_prefix;  /* put before the path of a Location the backends answer with */
+    struct flb_l7_str redir;       /* where a request for "/" is redirected */
+    uint16_t redir_code;           /* 301, 302, 303, 307, 308 */
+    uint32_t nhosts;               /* the names of Location URLs rewritten: the service's own host names */
+    struct flb_l7_str *hosts;      /* (lower case, no port), then the set Host's; owned */
+    uint32_t nvhosts;              /* hosts[0 .. nvhosts): the service's own, whose "/" is redirected */
 };
 
 /* The HTTP side of table listener i. */

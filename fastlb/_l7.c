@@ -145,6 +145,13 @@ void flb_l7_table_free(struct flb_l7_table *lt)
         }
         free(s->users);
         free(s->cidrs);
+        free(s->strip.s);
+        free(s->host_line.s);
+        free(s->loc_prefix.s);
+        free(s->redir.s);
+        for (uint32_t j = 0; j < s->nhosts; j++)
+            free(s->hosts[j].s);
+        free(s->hosts);
     }
     flb_vhost_free(&lt->vhost);
     free(lt->svc);

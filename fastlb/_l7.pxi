@@ -5,7 +5,7 @@ from libc.stdlib cimport calloc
 from libc.string cimport strlen
 
 from fastlb.includes.cl7 cimport (FLB_L7_APPID, FLB_L7_SERVICE, FLB_L7_TCP, FLB_L7_VHOST, flb_l7, flb_l7_attach,
-                                  flb_l7_cidr, flb_l7_cookie_value, flb_l7_epoch,
+                                  flb_l7_cidr, flb_l7_cookie_value, flb_l7_epoch, flb_l7_str,
                                   flb_l7_listener, flb_l7_of, flb_l7_service, flb_l7_set_access_log, flb_l7_table_of,
                                   flb_l7_set_cookie_key, flb_l7_table, flb_l7_table_new, flb_l7_user,
                                   flb_h1auth_cidr_parse, flb_vhost_add_app, flb_vhost_add_path, flb_vhost_build,
@@ -15,6 +15,8 @@ import hashlib as _hashlib
 
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:[]")
+_REDIRECT_CODES = (301, 302, 303, 307, 308)
 # The sticky cookie key when none is given: fixed, so that a backend's cookie value is the same in every
 # fastlb, across restarts and hot upgrades, with no configuration (as HAProxy's cookie values are). A
 # secret key (--cookie-secret-file, FASTLB_COOKIE_SECRET) makes the values unguessable as well.
@@ -50,6 +52,48 @@ cdef int _port(str address) except -1:
     return int(address.rsplit(":", 1)[1])
 
 
+cdef _str(flb_l7_str *out, str text):
+    out.s = _dup(text)
+    out.len = len(text.encode())
+
+
+def _visible(text):
+    """Visible ASCII only: nothing that could end a field, a line or a request target."""
+    return all(0x21 <= ord(c) <= 0x7e for c in text)
+
+
+def _path_prefix(text):
+    """A path prefix as the data plane keeps it: no trailing '/' ("/api/" is "/api")."""
+    return text.rstrip("/")
+
+
+def _host_only(text):
+    """<text> ("name" or "name:port") without its port, lower case."""
+    if not text.startswith("[") and text.count(":") == 1:
+        text = text.rsplit(":", 1)[0]
+    return text.lower().rstrip(".")
+
+
+def _rewrite_problem(o):
+    """What is wrong with the rewrite options of HttpOptions <o> ("key: why"), or None."""
+    for key in ("strip_prefix", "location_prefix"):
+        v = getattr(o, key)
+        if v and (not v.startswith("/") or not _visible(v) or "?" in v or "#" in v or len(v) > 1024):
+            return f"{key}: {v!r} is not a path prefix (starts with '/', visible ASCII, no '?' or '#')"
+        if v and not _path_prefix(v):
+            return f"{key}: {v!r} is the root: there is no prefix to take off or put on"
+    if o.set_host and (not set(o.set_host) <= _HOST_CHARS or len(o.set_host) > 255):
+        return f"set_host: {o.set_host!r} is not host[:port]"
+    for name in o.hosts:
+        if not isinstance(name, str) or not name or not set(name) <= _HOST_CHARS or len(name) > 255:
+            return f"hosts: {name!r} is not a host name"
+    if o.redirect_root and (not _visible(o.redirect_root) or len(o.redirect_root) > 2048):
+        return f"redirect_root: {o.redirect_root!r} may hold visible ASCII only (no space), at most 2048 characters"
+    if o.redirect_root_code not in _REDIRECT_CODES:
+        return f"redirect_root_code: {o.redirect_root_code!r} is not one of 301, 302, 303, 307, 308"
+    return None
+
+
 cdef _l7_check(object table, _Plan plan):
     """Everything in <table> HTTP mode could refuse, found before any C state is built."""
     cdef _Svc entry
@@ -66,6 +110,9 @@ cdef _l7_check(object table, _Plan plan):
                 raise ValueError(f"{where}.auth_users: user {user!r} is empty or holds ':'")
             if not digest or "\0" in digest:
                 raise ValueError(f"{where}.auth_users: user {user!r} has no crypt(3) hash")
+        problem = _rewrite_problem(o)
+        if problem is not None:
+            raise ValueError(f"{where}.{problem}")
         for t in ("http_request_ms", "http_keepalive_ms"):
             _u32(getattr(svc.timeouts, t), f"service {svc.name!r} timeouts.{t}")
     for i, r in enumerate(table.http_routes):
@@ -176,6 +223,39 @@ cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_servic
             if not isinstance(cidr, str) or flb_h1auth_cidr_parse(cidr.encode(), &hs.cidrs[j]) != FLB_OK:
                 raise ValueError(f"service {svc.name!r} http.allow_cidrs: {cidr!r} is not an address or CIDR")
         hs.ncidrs = len(o.allow_cidrs)
+    if hs.http:
+        _l7_rewrites(hs, o)
+
+
+cdef _l7_rewrites(flb_l7_service *hs, object o):
+    """The rewrite options of HttpOptions <o> (checked by _l7_check)."""
+    if o.strip_prefix:
+        _str(&hs.strip, _path_prefix(o.strip_prefix))
+    if o.set_host:
+        _str(&hs.host_line, f"Host: {o.set_host}\r\n")
+    if o.location_prefix:
+        _str(&hs.loc_prefix, _path_prefix(o.location_prefix))
+    if o.redirect_root:
+        _str(&hs.redir, o.redirect_root)
+    hs.redir_code = o.redirect_root_code
+    if not (o.location_prefix or o.redirect_root):
+        return
+    vhosts = []
+    for name in o.hosts:
+        if _host_only(name) not in vhosts:
+            vhosts.append(_host_only(name))
+    hosts = list(vhosts)
+    if o.set_host and _host_only(o.set_host) not in hosts:
+        hosts.append(_host_only(o.set_host))
+    if not hosts:
+        return
+    hs.hosts = <flb_l7_str *>calloc(len(hosts), sizeof(flb_l7_str))
+    if hs.hosts == NULL:
+        raise MemoryError()
+    for j, name in enumerate(hosts):
+        _str(&hs.hosts[j], name)
+        hs.nhosts = j + 1
+    hs.nvhosts = len(vhosts)
 
 
 cdef _l7_stats(DataPlane dp, dict out, flb_table *t):

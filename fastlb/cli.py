@@ -22,8 +22,9 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("providers")
     g.add_argument("--config", metavar="FILE", help="static TOML file (docs/config.md)")
     g.add_argument(
-        "--marathon", "-m", metavar="URL", action="append", default=[],
-        help="Marathon endpoint; repeat for a cluster",
+        "--marathon", "-m", metavar="URL", nargs="+", action="extend", default=[],
+        help="Marathon endpoint(s) of one cluster: several after one flag (marathon-lb's -m URL1 URL2), "
+        "comma-separated, or the flag repeated",
     )
     m = p.add_argument_group("Marathon (marathon-lb's flags)")
     m.add_argument(
@@ -70,7 +71,15 @@ def parser() -> argparse.ArgumentParser:
         "--drain-timeout", type=float, default=30.0, metavar="SECONDS",
         help="SIGTERM: longest wait for open connections",
     )
-    e.add_argument("--log-level", default="info", choices=logs.LEVELS)
+    e.add_argument(
+        "--log-level", default="info", type=_log_level, metavar="LEVEL",
+        help="debug, info, warning, error or critical, in any case (marathon-lb's DEBUG, WARN... too)",
+    )
+    e.add_argument(
+        "--access-log", metavar="PATH",
+        help="one JSON line per HTTP request, appended to PATH ('-': stdout); reopened on SIGHUP/SIGUSR1 "
+        "(docs/logging.md). Overrides the static file's [log] access",
+    )
     e.add_argument(
         "--cookie-secret-file", metavar="PATH",
         help="secret that keys sticky cookie values (env FASTLB_COOKIE_SECRET); give a fleet the same one. "
@@ -91,7 +100,7 @@ def parser() -> argparse.ArgumentParser:
     _provider_options(routes)
     routes.add_argument("--pretty", action="store_true", help="indented JSON (still deterministic)")
     routes.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="longest wait for Marathon")
-    routes.add_argument("--log-level", default="warning", choices=logs.LEVELS)
+    routes.add_argument("--log-level", default="warning", type=_log_level, metavar="LEVEL")
 
     check = sub.add_parser("check", help="validate a static file: exit 0, or 1 with one line per problem")
     check.add_argument("--config", required=True, metavar="FILE")
@@ -104,10 +113,26 @@ class UsageError(Exception):
     pass
 
 
+def _log_level(text: str) -> str:
+    try:
+        return logs.level_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def marathon_urls(values: Sequence[str]) -> tuple[str, ...]:
+    """--marathon's URLs, in order: given after one flag, with the flag repeated, or comma-separated."""
+    urls = [u.strip() for value in values for u in value.split(",")]
+    return tuple(u for u in urls if u)
+
+
 def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from fastlb.control import MarathonArgs  # noqa: PLC0415
 
-    if not args.marathon:
+    urls = marathon_urls(args.marathon)
+    if not urls:
+        if args.marathon:
+            raise UsageError("--marathon: no URL given")
         return None
     for flag in ("http_port", "https_port", "appid_port"):
         value = getattr(args, flag)
@@ -120,7 +145,7 @@ def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     if args.poll is not None and args.poll <= 0:
         raise UsageError("--poll: SECONDS must be above zero")
     return MarathonArgs(
-        urls=tuple(args.marathon),
+        urls=urls,
         groups=tuple(args.group) or ("external",),
         sse=args.poll is None,
         poll_interval=args.poll if args.poll is not None else 60.0,
@@ -216,6 +241,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--workers: N must be within 1..1024")
     if args.drain_timeout < 0:
         raise UsageError("--drain-timeout: SECONDS must not be negative")
+    if args.access_log is not None and not args.access_log.strip():
+        raise UsageError("--access-log: give a file, or - for stdout")
     options = control.RunOptions(
         config_path=args.config,
         marathon=marathon_args(args),
@@ -226,6 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         upgrade_socket=args.upgrade_socket,
         takeover=args.takeover,
         cookie_secret_file=args.cookie_secret_file,
+        access_log=args.access_log,
     )
     return control.run(options)
 

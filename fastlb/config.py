@@ -78,6 +78,11 @@ class HttpEntry(_Struct, frozen=True):
     forwarded_headers: bool = True
     auth: AuthEntry | None = None
     allow: tuple[str, ...] = ()
+    strip_prefix: str = ""
+    set_host: str = ""
+    location_prefix: str = ""
+    redirect_root: str = ""
+    redirect_root_code: int | None = None  # None: 301
 
 
 class ServiceEntry(_Struct, frozen=True):
@@ -117,11 +122,16 @@ class AdminEntry(_Struct, frozen=True):
     listen: str = "127.0.0.1:9090"
 
 
+class LogEntry(_Struct, frozen=True):
+    access: str | None = None  # the access log: a file (appended to) or "-" (stdout)
+
+
 class FileEntry(_Struct, frozen=True):
     """The whole file. Decoded part by part (``_decode_parts``), so that a bad part hides no other."""
 
     engine: EngineEntry = EngineEntry()
     admin: AdminEntry | None = None
+    log: LogEntry | None = None
     http: SharedHttpEntry | None = None
     services: tuple[ServiceEntry, ...] = ()
 
@@ -146,6 +156,7 @@ class StaticConfig(msgspec.Struct, frozen=True):
     table: spec.RouteTable
     engine: EngineSettings
     admin_listen: str | None  # None: the file does not say
+    access_log: str | None = None  # [log] access: a path, or "-" for stdout; None: the file does not say
 
 
 class ConfigError(Exception):
@@ -243,6 +254,7 @@ class _Parts(msgspec.Struct):
 
     engine: EngineEntry | None
     admin: AdminEntry | None
+    log: LogEntry | None
     http: SharedHttpEntry | None
     http_given: bool  # [http] is in the file, even if it is wrong
     services: list[tuple[int, ServiceEntry]]
@@ -261,6 +273,7 @@ def _decode_parts(raw: dict[str, Any], problems: list[str]) -> _Parts:
 
     engine = part(EngineEntry, raw.get("engine", {}), "engine")
     admin = part(AdminEntry, raw["admin"], "admin") if "admin" in raw else None
+    log = part(LogEntry, raw["log"], "log") if "log" in raw else None
     http = part(SharedHttpEntry, raw["http"], "http") if "http" in raw else None
     services: list[tuple[int, ServiceEntry]] = []
     raw_services = raw.get("services", [])
@@ -271,7 +284,7 @@ def _decode_parts(raw: dict[str, Any], problems: list[str]) -> _Parts:
             s = part(ServiceEntry, value, f"services[{i}]")
             if s is not None:
                 services.append((i, s))
-    return _Parts(engine=engine, admin=admin, http=http, http_given="http" in raw, services=services)
+    return _Parts(engine=engine, admin=admin, log=log, http=http, http_given="http" in raw, services=services)
 
 
 def _walk(value: Any, tp: Any, path: str, problems: list[str]) -> None:
@@ -334,7 +347,9 @@ def _accepts(tp: Any, value: Any) -> bool:
 
 def _show(value: Any) -> str:
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # as TOML would write it, control characters escaped: one problem stays on one line
+        text = value.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", text) + '"'
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)
@@ -435,6 +450,12 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
         if admin_listen is not None:
             listens.add(admin_listen, "admin.listen", problems)
 
+    access_log = None
+    if entry.log is not None and entry.log.access is not None:
+        access_log = entry.log.access
+        if not access_log.strip() or "\0" in access_log:
+            problems.append(f'log.access: {_show(access_log)} is not a path (a file, or "-" for stdout)')
+
     listeners: list[spec.Listener] = []
     if entry.http is not None:
         _positive("http.maxconn", entry.http.maxconn, problems, zero=True)
@@ -479,7 +500,7 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
     if problems:
         return None
     table = spec.RouteTable(services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes))
-    return StaticConfig(table=table, engine=engine, admin_listen=admin_listen)
+    return StaticConfig(table=table, engine=engine, admin_listen=admin_listen, access_log=access_log)
 
 
 def _positive(path: str, value: int, problems: list[str], *, zero: bool = False, top: int | None = None) -> None:
@@ -543,7 +564,7 @@ def _service(
     timeouts = _timeouts(s.timeouts, f"{path}.timeouts", problems)
     drain_timeout_ms = _ms(s.drain_timeout, f"{path}.drain_timeout", problems, zero=True) or 0
     check = _health(s.health, f"{path}.health", problems) if s.health is not None else None
-    http = _http(s.http, f"{path}.http", problems) if s.http is not None else spec.HttpOptions()
+    http = _http(s.http, f"{path}.http", s.vhosts, problems) if s.http is not None else spec.HttpOptions()
 
     backends: list[spec.Backend] = []
     for j, b in enumerate(s.backends):
@@ -641,7 +662,53 @@ def _health(h: HealthEntry, path: str, problems: list[str]) -> spec.HealthCheck:
     )
 
 
-def _http(h: HttpEntry, path: str, problems: list[str]) -> spec.HttpOptions:
+_VISIBLE = re.compile(r"^[\x21-\x7e]*$")  # visible ASCII: nothing that ends a field, a line or a target
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_PORT = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:[0-9]{{1,5}})?$")
+_REDIRECT = re.compile(r"^(/|https?://[^/?#]+(/|$))", re.IGNORECASE)
+_REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
+def _path_prefix(value: str, path: str, problems: list[str]) -> None:
+    if not value:
+        return
+    if not value.startswith("/") or not _VISIBLE.match(value) or "?" in value or "#" in value or len(value) > 1024:
+        problems.append(f'{path}: {_show(value)} is not a path prefix (starts with "/"; no spaces, "?" or "#")')
+    elif not value.strip("/"):
+        problems.append(f'{path}: {_show(value)} is the root: there is no prefix to take off or put on')
+
+
+def _rewrites(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
+    """The HttpOptions fields of the rewrites (marathon-lb's PROXYPASS_PATH, REVPROXY_PATH, REDIR)."""
+    _path_prefix(h.strip_prefix, f"{path}.strip_prefix", problems)
+    _path_prefix(h.location_prefix, f"{path}.location_prefix", problems)
+    if h.set_host and (not _HOST_PORT.match(h.set_host) or len(h.set_host) > 255):
+        problems.append(f"{path}.set_host: {_show(h.set_host)} is not a host name (with an optional :port)")
+    target = h.redirect_root
+    if target and (not _REDIRECT.match(target) or not _VISIBLE.match(target) or len(target) > 2048):
+        problems.append(
+            f'{path}.redirect_root: {_show(h.redirect_root)} is not a path ("/...") or an http(s) URL without spaces'
+        )
+    code = 301
+    if h.redirect_root_code is not None:
+        if not h.redirect_root:
+            problems.append(f"{path}.redirect_root_code: needs redirect_root")
+        elif h.redirect_root_code not in _REDIRECT_CODES:
+            problems.append(f"{path}.redirect_root_code: {h.redirect_root_code} is not one of 301, 302, 303, 307, 308")
+        else:
+            code = h.redirect_root_code
+    hosts = tuple(v.lower() for v in vhosts if not v.startswith("*.")) if h.location_prefix or h.redirect_root else ()
+    return {
+        "strip_prefix": h.strip_prefix,
+        "set_host": h.set_host,
+        "location_prefix": h.location_prefix,
+        "redirect_root": h.redirect_root,
+        "redirect_root_code": code,
+        "hosts": hosts,
+    }
+
+
+def _http(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[str]) -> spec.HttpOptions:
     users: list[tuple[str, str]] = []
     realm = ""
     if h.auth is not None:
@@ -673,4 +740,5 @@ def _http(h: HttpEntry, path: str, problems: list[str]) -> spec.HttpOptions:
         auth_users=tuple(users),
         allow_cidrs=tuple(cidrs),
         forwarded_headers=h.forwarded_headers,
+        **_rewrites(h, path, vhosts, problems),
     )

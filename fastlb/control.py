@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from fastlb import config, logs, spec
+from fastlb import accesslog, config, logs, spec
 
 OnChange = Callable[[spec.RouteTable], None]
 # (backend id, state): providers pass "ready" | "drain" | "maint" | "up" | "down", the health checker
@@ -135,12 +135,18 @@ class StaticProvider:
             return False
         self.reloads += 1
         self.last_problems = []
-        if loaded.engine != self.loaded.engine or loaded.admin_listen != self.loaded.admin_listen:
+        if (
+            loaded.engine != self.loaded.engine
+            or loaded.admin_listen != self.loaded.admin_listen
+            or loaded.access_log != self.loaded.access_log
+        ):
             logs.event(
-                logging.WARNING, logs.CONFIG_RELOAD, file=self.path, note="[engine] and [admin] apply at start only"
+                logging.WARNING, logs.CONFIG_RELOAD, file=self.path,
+                note="[engine], [admin] and [log] apply at start only",
             )
         self.loaded = config.StaticConfig(
-            table=loaded.table, engine=self.loaded.engine, admin_listen=self.loaded.admin_listen
+            table=loaded.table, engine=self.loaded.engine, admin_listen=self.loaded.admin_listen,
+            access_log=self.loaded.access_log,
         )
         logs.event(logging.INFO, logs.CONFIG_RELOAD, file=self.path, services=len(loaded.table.services))
         if self._on_change is not None:
@@ -613,8 +619,10 @@ class Controller:
         providers: dict[str, Provider],
         *,
         drain_timeout: float = 30.0,
+        access_log: accesslog.AccessLog | None = None,
     ) -> None:
         self.dataplane = dataplane
+        self.access_log = access_log  # the file the data plane logs requests to; reopened by resync()
         self.providers = providers  # name -> provider, in merge order (earlier wins a clash)
         self.drain_timeout = drain_timeout
         self.tables: dict[str, spec.RouteTable] = {}
@@ -877,7 +885,14 @@ class Controller:
         return merge_tables(parts)[0]
 
     async def resync(self) -> None:
-        """SIGHUP and /_mlb_signal/hup: every provider re-reads its source."""
+        """SIGHUP, SIGUSR1 and /_mlb_signal/hup: the access log is reopened (log rotation), every
+        provider re-reads its source."""
+        if self.access_log is not None:
+            try:
+                self.access_log.reopen()
+            except OSError as e:
+                logs.event(logging.ERROR, "access_log_reopen_failed", path=self.access_log.path, error=e.strerror,
+                           keeping="the file open before")
         for name, provider in self.providers.items():
             try:
                 await provider.resync()
@@ -979,6 +994,8 @@ class Controller:
             logs.event(logging.WARNING, logs.DRAINING, closing=active, reason="drain deadline")
             self.dataplane.close_all()
         self.dataplane.stop()
+        if self.access_log is not None:
+            self.access_log.close()
         logs.event(logging.INFO, logs.STOPPED, swaps=self.swap.count)
 
 
@@ -995,6 +1012,7 @@ class RunOptions(msgspec.Struct, frozen=True):
     upgrade_socket: str | None = None  # hand the listening sockets to a new fastlb that asks here
     takeover: str | None = None  # take the listening sockets over from the fastlb serving here
     cookie_secret_file: str | None = None  # keys sticky cookie values; else $FASTLB_COOKIE_SECRET, else fixed
+    access_log: str | None = None  # a file (appended to) or "-" (stdout); None: the file's [log] access, else off
 
 
 DEFAULT_ADMIN = "127.0.0.1:9090"
@@ -1090,9 +1108,29 @@ def build(
     secret = cookie_secret(options.cookie_secret_file)
     if secret is not None:
         settings["cookie_key"] = secret
-    dataplane = dataplane_class(workers, **settings)
-    controller = Controller(dataplane, providers, drain_timeout=options.drain_timeout)
+    log = _access_log(options, static)
+    if log is not None:
+        settings["access_log_fd"] = log.fd
+    try:
+        dataplane = dataplane_class(workers, **settings)
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+    controller = Controller(dataplane, providers, drain_timeout=options.drain_timeout, access_log=log)
     return controller, admin, token
+
+
+def _access_log(options: RunOptions, static: StaticProvider | None) -> accesslog.AccessLog | None:
+    """The access log --access-log names, else the static file's [log] access; None: off."""
+    flag = options.access_log is not None
+    path = options.access_log if flag else static.loaded.access_log if static is not None else None
+    if path is None:
+        return None
+    try:
+        return accesslog.AccessLog(path)
+    except OSError as e:
+        raise StartError(f"{'--access-log' if flag else 'log.access'}: {path}: {e.strerror}") from None
 
 
 async def serve(
@@ -1137,7 +1175,9 @@ async def serve(
         return 1
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, controller.request_stop)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(controller.resync()))
+    # SIGHUP, and SIGUSR1 as marathon-lb (its "reload"): reopen the access log, re-read, resync
+    for sig in (signal.SIGHUP, signal.SIGUSR1):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(controller.resync()))
     server = None
     if upgrade_socket is not None:
         server = upgrade.UpgradeServer(upgrade_socket, controller.dataplane.listener_fds, controller.request_stop)
@@ -1152,6 +1192,7 @@ async def serve(
     )
     await controller.wait_stop_requested()
     loop.remove_signal_handler(signal.SIGHUP)
+    loop.remove_signal_handler(signal.SIGUSR1)
     if server is not None:
         await server.close()
         if server.handed_over:

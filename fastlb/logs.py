@@ -14,6 +14,18 @@ from typing import Any
 LOGGER = logging.getLogger("fastlb")
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+# Python's other names for them, which marathon-lb's --log-level takes (getattr(logging, level.upper())).
+_ALIASES = {"warn": "warning", "fatal": "critical"}
+
+
+def level_name(text: str) -> str:
+    """A --log-level value in any case (``DEBUG``, ``debug``), Python's aliases ``WARN`` and ``FATAL``
+    included, as one of LEVELS. Raises ValueError."""
+    name = text.strip().lower()
+    name = _ALIASES.get(name, name)
+    if name not in LEVELS:
+        raise ValueError(f"{text!r} is not a log level ({', '.join(LEVELS)}, in any case)")
+    return name
 
 # The events this project logs, by name.
 BACKEND_UP = "backend_up"
@@ -53,7 +65,7 @@ def event(level: int, name: str, **fields: Any) -> None:
 
 def setup(level: str = "info", stream: Any = None) -> None:
     """Sends fastlb's log lines to <stream> (stderr) at <level> and above. Idempotent."""
-    LOGGER.setLevel(getattr(logging, level.upper()))
+    LOGGER.setLevel(getattr(logging, level_name(level).upper()))
     for h in list(LOGGER.handlers):
         LOGGER.removeHandler(h)
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -69,6 +69,13 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     auth_users: tuple[tuple[str, str], ...] = ()  # (user, crypt(3) hash)
     allow_cidrs: tuple[str, ...] = ()  # empty: everyone
     forwarded_headers: bool = True  # X-Forwarded-For/-Proto/-Port
+    # marathon-lb's HTTP_BACKEND_PROXYPASS_PATH, REVPROXY_PATH and REDIR, served in the data plane.
+    strip_prefix: str = ""  # taken off the request path at a "/" boundary: "/api/x" -> "/x", "/api" -> "/"
+    set_host: str = ""  # the Host header the backends get; "": the client's
+    location_prefix: str = ""  # put before the path of a Location answer ("/x", or a URL of hosts/set_host)
+    redirect_root: str = ""  # a request for "/" (for one of hosts, or any host when there are none) goes here
+    redirect_root_code: int = 301  # 301, 302, 303, 307 or 308
+    hosts: tuple[str, ...] = ()  # the service's own host names (its exact vhosts), for the two above
 
 
 class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -7,7 +7,10 @@
  *   - <prev_len> changes nothing but the timing of an error: parsing a prefix that was incomplete and
  *     then the whole with prev_len set gives the result of a parse from scratch, or FLB_AGAIN where that
  *     result was an error;
- *   - the chunked decoder finds the same end (or error) whether the body comes whole or in two pieces.
+ *   - the chunked decoder finds the same end (or error) whether the body comes whole or in two pieces;
+ *   - the head edits of fastlb's rewrites (fastlb/_h1edit.c) keep a request what it was: a parsed request
+ *     with "/api" taken off its target still parses, to the same framing and fields, with its target cut
+ *     at a segment boundary and never empty; a Location value splits inside itself, its path a '/'.
  * Each prefix is copied to a buffer of its own exact size, so ASan sees a read past its end.
  *
  * Built with -DFLB_FUZZ_REPLAY (no libFuzzer) it is a plain program that runs every file of the
@@ -19,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_h1edit.h"
 #include "_http1.h"
+#include "_vhost.h"
 
 #define PROMISE(cond)                                                                                                \
     do {                                                                                                             \
@@ -67,12 +72,71 @@ static ssize_t request(int slot, struct flb_http1_request *req, const uint8_t *d
     return rc;
 }
 
+/* PROXYPASS_PATH's edit on request <req>, parsed from <buf>: see the promises above. */
+static void fuzz_strip(const char *buf, const struct flb_http1_request *req, uint32_t head_max)
+{
+    static const char prefix[] = "/api";
+    const uint32_t plen = sizeof(prefix) - 1;
+    struct flb_h1edits ed = {.n = 0};
+    struct iovec iov[2 * FLB_H1EDIT_MAX + 1];
+    struct flb_http1_request e;
+    const char *path;
+    size_t path_len;
+
+    int edited = flb_h1edit_strip_prefix(&ed, buf, req->target, req->target_len, prefix, plen);
+    PROMISE(edited == 0 || edited == 1);
+    int n = flb_h1edit_iov(&ed, buf, req->head_len, iov, 2 * FLB_H1EDIT_MAX + 1);
+    PROMISE(n > 0);
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+    char *out = malloc(len);
+    PROMISE(out != NULL);
+    for (size_t i = 0, at = 0; i < (size_t)n; at += iov[i].iov_len, i++)
+        memcpy(out + at, iov[i].iov_base, iov[i].iov_len);
+    memset(&e, 0, sizeof(e));
+    e.headers = headers[2];
+    e.max_headers = 32;
+    e.head_max = head_max;
+    e.target_max = head_max / 2;
+    PROMISE(flb_http1_request_parse(&e, out, len, 0) == (ssize_t)len);
+    PROMISE(e.framing == req->framing && e.content_length == req->content_length && e.flags == req->flags &&
+            e.nheaders == req->nheaders && e.minor == req->minor && e.method_len == req->method_len);
+    PROMISE(e.host_len == req->host_len && (e.host == NULL) == (req->host == NULL));
+    PROMISE(e.target_len > 0);
+    flb_vhost_path(req->target, req->target_len, &path, &path_len);
+    size_t before = (size_t)(path - req->target); /* absolute-form: scheme and authority, kept */
+    if (!edited) {
+        PROMISE(e.target_len == req->target_len && memcmp(e.target, req->target, req->target_len) == 0);
+    } else {
+        /* the prefix was there, at a boundary; what followed it stays, behind a '/' */
+        const char *rest = path + plen;
+        size_t rest_len = req->target_len - before - plen;
+        PROMISE(path_len >= plen && memcmp(path, prefix, plen) == 0 && (path_len == plen || path[plen] == '/'));
+        PROMISE(memcmp(e.target, req->target, before) == 0 && e.target[before] == '/');
+        if (rest_len > 0 && rest[0] == '/')
+            PROMISE(e.target_len == before + rest_len && memcmp(e.target + before, rest, rest_len) == 0);
+        else
+            PROMISE(e.target_len == before + 1 + rest_len && memcmp(e.target + before + 1, rest, rest_len) == 0);
+    }
+    free(out);
+}
+
 static void fuzz_request(const uint8_t *data, size_t size)
 {
     struct flb_http1_request a, b;
     uint32_t head_max = size && (data[0] & 1) ? 64 : 0; /* small limits too, so they are reached */
     ssize_t rc = request(0, &a, data, size, 0, head_max);
     if (rc >= 0) {
+        char *buf = copy(data, (size_t)rc); /* a head of its own: request() frees its copy */
+        memset(&b, 0, sizeof(b));
+        b.headers = headers[1];
+        b.max_headers = 32;
+        b.head_max = head_max;
+        b.target_max = head_max / 2;
+        PROMISE(flb_http1_request_parse(&b, buf, (size_t)rc, 0) == rc);
+        fuzz_strip(buf, &b, head_max);
+        free(buf);
         PROMISE(request(1, &b, data, (size_t)rc, 0, head_max) == rc);
         PROMISE(b.framing == a.framing && b.content_length == a.content_length && b.flags == a.flags &&
                 b.nheaders == a.nheaders && b.minor == a.minor);
@@ -98,8 +162,18 @@ static ssize_t response(int slot, struct flb_http1_response *resp, const uint8_t
     if (rc >= 0) {
         PROMISE((size_t)rc <= n && resp->status >= 100 && resp->status <= 999);
         PROMISE(resp->reason >= buf && resp->reason + resp->reason_len <= buf + rc);
-        for (uint32_t i = 0; i < resp->nheaders; i++)
-            PROMISE(resp->headers[i].value + resp->headers[i].value_len <= buf + rc);
+        for (uint32_t i = 0; i < resp->nheaders; i++) {
+            const struct flb_http1_header *h = &resp->headers[i];
+            const char *host;
+            uint32_t host_len;
+            PROMISE(h->value + h->value_len <= buf + rc);
+            /* REVPROXY_PATH's split of a Location value (every value, whatever the field's name) */
+            int at = flb_h1edit_location(h->value, h->value_len, &host, &host_len);
+            if (at >= 0) {
+                PROMISE((uint32_t)at < h->value_len && h->value[at] == '/');
+                PROMISE(at == 0 ? host_len == 0 : host_len > 0 && host > h->value && host + host_len <= h->value + at);
+            }
+        }
     }
     free(buf);
     return rc;

@@ -17,6 +17,27 @@ import test_http1_request  # noqa: E402
 import test_http1_response  # noqa: E402
 
 
+# Heads for the rewrites' edits (PROXYPASS_PATH's "/api" off the target, REVPROXY_PATH's split of
+# Location): targets at, around and past the prefix, in both forms, with bodies; Location values of
+# every kind the split tells apart.
+EDITS = [
+    b"GET /api/x?q=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /api HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /api?x=/api/y HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"POST /api/u HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET http://a.example.com/api/x HTTP/1.1\r\nHost: a.example.com\r\n\r\n",
+    b"GET HTTP://a/api HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /apix HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"PUT /api/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"GET /api#x HTTP/1.0\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 301 M\r\nLocation: http://a.example.com:8080/x\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 301 M\r\nLocation: HTTPS://u@a/x\r\nLocation: //evil/x\r\nLocation: http://a\\b/\r\n\r\n",
+    b"HTTP/1.1 303 S\r\nLocation: https://[::1]:443/p?q\r\nLocation: http://:80/\r\nContent-Length: 0\r\n\r\n",
+]
+
+
 def main() -> None:
     CORPUS.mkdir(parents=True, exist_ok=True)
     modules = (("req", test_http1_request), ("resp", test_http1_response), ("chunk", test_http1_chunked))
@@ -25,6 +46,8 @@ def main() -> None:
             (CORPUS / f"{prefix}-bad-{name}").write_bytes(data)
         for i, data in enumerate(module.VALID):
             (CORPUS / f"{prefix}-ok-{i}").write_bytes(data)
+    for i, data in enumerate(EDITS):
+        (CORPUS / f"edit-{i}").write_bytes(data)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ cdef extern from "_l7-t.h" nogil:
     struct flb_vhost:
         pass
 
+    struct flb_l7_str:
+        char *s
+        uint32_t len
+
     struct flb_l7_service:
         uint8_t http
         uint8_t sticky
@@ -46,6 +50,14 @@ cdef extern from "_l7-t.h" nogil:
         uint32_t tunnel_ms
         uint32_t connect_ms
         flb_service_counters *c
+        flb_l7_str strip
+        flb_l7_str host_line
+        flb_l7_str loc_prefix
+        flb_l7_str redir
+        uint16_t redir_code
+        uint32_t nhosts
+        flb_l7_str *hosts
+        uint32_t nvhosts
 
     struct flb_l7_listener:
         uint8_t kind

@@ -687,6 +687,13 @@ def _group_set(groups: tuple[str, ...]) -> frozenset[str]:
 _Served = tuple[Task, spec.AdminState, str, Sequence[int]]
 
 
+def _exact_hosts(vhosts: tuple[str, ...]) -> tuple[str, ...]:
+    """A port's vhosts without its wildcards: the names its rewrites compare with. marathon-lb sets Host
+    to the port's vhost with PROXYPASS_PATH (fastlb: the first of these; none, no Host change), and
+    matches REVPROXY_PATH's URLs and REDIR's requests against it (fastlb: all of these)."""
+    return tuple(h for h in vhosts if not h.startswith("*."))
+
+
 def _served_tasks(item: _MlbApp, mode_net: str, ctx: BuildContext) -> list[_Served]:
     served: list[_Served] = []
     app, draining, resolve = item.app, item.draining, ctx.resolve
@@ -806,6 +813,12 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             auth_users=((pl.auth[1], pl.auth[2]),) if pl.auth and http else (),
             allow_cidrs=pl.allow_cidrs,
             forwarded_headers=pl.forwarded_headers if pl.forwarded_headers is not None else True,
+            # marathon-lb's HTTP_BACKEND_PROXYPASS_PATH, REVPROXY_PATH and REDIR (http mode only)
+            strip_prefix=pl.proxypass_path if http else "",
+            set_host=_exact_hosts(pl.vhosts)[0] if http and pl.proxypass_path and _exact_hosts(pl.vhosts) else "",
+            location_prefix=pl.revproxy_path if http else "",
+            redirect_root=pl.redirect_path if http else "",
+            hosts=_exact_hosts(pl.vhosts) if http and (pl.revproxy_path or pl.redirect_path) else (),
         )
         service = spec.Service(
             name=service_name(app.id, port),

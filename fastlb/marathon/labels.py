@@ -34,6 +34,8 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?(us|ms|s|m|h|d)?")
 _HOSTNAME = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?(:[0-9]{1,5})?")
 _COOKIE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _REALM = re.compile(r"[^\x00-\x1f\x7f\"\\]{1,1024}")
+_PATH_PREFIX = re.compile(r"/[\x21-\x7e]{0,1023}")  # visible ASCII; '?' and '#' refused apart
+_REDIRECT = re.compile(r"[\x21-\x7e]{1,2048}")
 _MAX_PORT_INDEX = 1000  # HAPROXY_{n}_ beyond this is certainly a typo; it cannot name a port
 
 # marathon-lb's balance algorithms fastlb serves as they are, and HAProxy's other algorithms,
@@ -128,11 +130,8 @@ _RESTRICTION_TEMPLATES = {
     "BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH": "REDIRECT_TO_HTTPS",
 }
 
-# Rewrites that marathon-lb performs in HAProxy and fastlb does not (yet): accepted, one warning each.
+# Per-port labels fastlb accepts and ignores: one warning each.
 _UNSUPPORTED_PORT_LABELS = {
-    "HTTP_BACKEND_PROXYPASS_PATH": "path rewriting is not supported; requests are forwarded unchanged",
-    "HTTP_BACKEND_REVPROXY_PATH": "Location rewriting is not supported; responses are forwarded unchanged",
-    "HTTP_BACKEND_REDIR": "the redirect from / is not supported; / is forwarded to the app",
     "BIND_OPTIONS": "HAProxy bind options do not apply to fastlb and are ignored",
 }
 
@@ -161,6 +160,9 @@ PORT_LABELS = frozenset(
         "AUTH",
         "BACKEND_HEALTHCHECK_PORT_INDEX",
         "BACKEND_NETWORK_ALLOWED_ACL",
+        "HTTP_BACKEND_PROXYPASS_PATH",
+        "HTTP_BACKEND_REVPROXY_PATH",
+        "HTTP_BACKEND_REDIR",
     }
 )
 
@@ -294,6 +296,9 @@ class PortLabels(msgspec.Struct, frozen=True):
     auth: tuple[str, str, str] | None = None  # realm, user, crypt(3) hash
     healthcheck_port_index: int | None = None
     allow_cidrs: tuple[str, ...] = ()
+    proxypass_path: str = ""  # http mode: taken off the request path; Host set to the first vhost
+    revproxy_path: str = ""  # http mode: put before the path of Location answers
+    redirect_path: str = ""  # http mode: "/" on the vhost answered 301 to it
     # fastlb extensions
     maxconn: int | None = None
     backend_maxconn: int | None = None
@@ -339,12 +344,18 @@ def _parse_port_label(
     elif name == "ENABLED":
         fields["enabled"] = string_to_bool(value)
     elif name == "VHOST":
-        hosts = tuple(h.lower() for h in split_csv(value))
-        for host in hosts:
+        hosts = []
+        for host in (h.lower() for h in split_csv(value)):
             if not _HOSTNAME.fullmatch(host):
                 bad(f"{host!r} is not a host name")
                 return
-        fields["vhosts"] = hosts
+            name_only, _, host_port = host.partition(":")
+            if host_port:
+                # HAProxy compares the Host header with the port; fastlb routes by the name alone
+                warnings.append(f"{label}: {host!r}: the port is not compared; routed as {name_only!r}")
+            if name_only not in hosts:
+                hosts.append(name_only)
+        fields["vhosts"] = tuple(hosts)
     elif name == "PATH":
         paths = []
         for token in value.split():
@@ -423,6 +434,25 @@ def _parse_port_label(
                 bad(f"{token!r} is not an IP address or CIDR")
                 return
         fields["allow_cidrs"] = tuple(nets)
+    elif name in ("HTTP_BACKEND_PROXYPASS_PATH", "HTTP_BACKEND_REVPROXY_PATH"):
+        path = value.strip()
+        key = "proxypass_path" if name == "HTTP_BACKEND_PROXYPASS_PATH" else "revproxy_path"
+        if not path:
+            return
+        if not _PATH_PREFIX.fullmatch(path) or "?" in path or "#" in path:
+            bad("not a path prefix (starts with /, visible ASCII without spaces, no ? or #)")
+        elif path.strip("/") == "":
+            warnings.append(f"{label}={value!r}: the root is no prefix; ignored")
+        else:
+            fields[key] = path
+    elif name == "HTTP_BACKEND_REDIR":
+        where = value.strip()
+        if not where:
+            return
+        if not _REDIRECT.fullmatch(where):
+            bad("not a redirect location (visible ASCII without spaces, at most 2048 characters)")
+        else:
+            fields["redirect_path"] = where
     elif name == "BIND_OPTIONS" and _RESTRICTING_BIND_OPTIONS.intersection(value.split()):
         asked = sorted(_RESTRICTING_BIND_OPTIONS.intersection(value.split()))
         bad(
@@ -740,7 +770,7 @@ def parse_traefik_rule(value: str) -> tuple[TraefikRule | None, str | None]:
                 host = host.lower()
                 if not _HOSTNAME.fullmatch(host):
                     return None, f"{host!r} is not a host name"
-                hosts.append(host)
+                hosts.append(host.partition(":")[0])  # fastlb routes a Host by its name, whatever the port
         elif kind.strip() == "PathPrefix":
             for path in values:
                 if not path.startswith("/"):

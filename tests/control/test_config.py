@@ -290,6 +290,37 @@ INVALID = [
      '[[services]]\nname = "b"\nvhosts = ["a.example.com"]\npaths = ["/y", "/x"]\n',
      'services[1].vhosts[0]: "a.example.com" (the same paths) is already routed by services[0].vhosts[0]'),
     ("[[services]\n", None),  # TOML syntax: one line, starting "toml: "
+    # [log]
+    ('[log]\naccess = ""\n' + SVC, 'log.access: "" is not a path (a file, or "-" for stdout)'),
+    ("[log]\naccess = 1\n" + SVC, "log.access: expected a string, got integer"),
+    ('[log]\nerrors = "x"\n' + SVC, "log.errors: unknown key"),
+    # the rewrites
+    (SVC + 'mode = "http"\n[services.http]\nstrip_prefix = "api"\n',
+     'services[0].http.strip_prefix: "api" is not a path prefix (starts with "/"; no spaces, "?" or "#")'),
+    (SVC + 'mode = "http"\n[services.http]\nstrip_prefix = "/a b"\n',
+     'services[0].http.strip_prefix: "/a b" is not a path prefix (starts with "/"; no spaces, "?" or "#")'),
+    (SVC + 'mode = "http"\n[services.http]\nstrip_prefix = "/api?x"\n',
+     'services[0].http.strip_prefix: "/api?x" is not a path prefix (starts with "/"; no spaces, "?" or "#")'),
+    (SVC + 'mode = "http"\n[services.http]\nstrip_prefix = "/"\n',
+     'services[0].http.strip_prefix: "/" is the root: there is no prefix to take off or put on'),
+    (SVC + 'mode = "http"\n[services.http]\nlocation_prefix = "//"\n',
+     'services[0].http.location_prefix: "//" is the root: there is no prefix to take off or put on'),
+    (SVC + 'mode = "http"\n[services.http]\nlocation_prefix = "/caf\u00e9"\n',
+     'services[0].http.location_prefix: "/caf\u00e9" is not a path prefix (starts with "/"; no spaces, "?" or "#")'),
+    (SVC + 'mode = "http"\n[services.http]\nset_host = "a b"\n',
+     'services[0].http.set_host: "a b" is not a host name (with an optional :port)'),
+    (SVC + 'mode = "http"\n[services.http]\nset_host = "*.example.com"\n',
+     'services[0].http.set_host: "*.example.com" is not a host name (with an optional :port)'),
+    (SVC + 'mode = "http"\n[services.http]\nredirect_root = "app"\n',
+     'services[0].http.redirect_root: "app" is not a path ("/...") or an http(s) URL without spaces'),
+    (SVC + 'mode = "http"\n[services.http]\nredirect_root = "/a\\r\\nX: y"\n',
+     'services[0].http.redirect_root: "/a\\u000d\\u000aX: y" is not a path ("/...") or an http(s) URL without spaces'),
+    (SVC + 'mode = "http"\n[services.http]\nredirect_root = "ftp://x/"\n',
+     'services[0].http.redirect_root: "ftp://x/" is not a path ("/...") or an http(s) URL without spaces'),
+    (SVC + 'mode = "http"\n[services.http]\nredirect_root = "/x"\nredirect_root_code = 200\n',
+     "services[0].http.redirect_root_code: 200 is not one of 301, 302, 303, 307, 308"),
+    (SVC + 'mode = "http"\n[services.http]\nredirect_root_code = 302\n',
+     "services[0].http.redirect_root_code: needs redirect_root"),
 ]
 
 
@@ -336,3 +367,26 @@ def test_load_reports_unreadable_files(tmp_path: Path) -> None:
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe")
     assert config.check(str(binary))[0].startswith(f"{binary}: not UTF-8")
+
+
+def test_the_rewrites_and_the_access_log() -> None:
+    loaded = config.parse(
+        '[log]\naccess = "/var/log/fastlb/access.log"\n'
+        '[http]\nlisten = "127.0.0.1:8080"\n'
+        '[[services]]\nname = "api"\nvhosts = ["API.example.com", "*.api.example.com", "b.example.com"]\n'
+        'backends = ["10.0.0.1:80"]\n'
+        '[services.http]\nstrip_prefix = "/api/"\nset_host = "api.internal:8080"\nlocation_prefix = "/api"\n'
+        'redirect_root = "https://www.example.com/start"\nredirect_root_code = 302\n'
+    )
+    assert loaded.access_log == "/var/log/fastlb/access.log"
+    (svc,) = loaded.table.services
+    assert svc.http == spec.HttpOptions(
+        strip_prefix="/api/", set_host="api.internal:8080", location_prefix="/api",
+        redirect_root="https://www.example.com/start", redirect_root_code=302,
+        hosts=("api.example.com", "b.example.com"),
+    )
+    # without them: nothing, and the file says nothing of the log
+    plain = config.parse(SVC)
+    assert plain.access_log is None and plain.table.services[0].http == spec.HttpOptions()
+    assert config.parse('[log]\naccess = "-"\n' + SVC).access_log == "-"
+    assert config.parse("[log]\n" + SVC).access_log is None

@@ -23,6 +23,12 @@ def read_lines(fd: int, n: int, timeout: float = 10.0) -> list[dict]:
     return [json.loads(line) for line in buf.splitlines()]
 
 
+def answer_bytes(r) -> bytes:
+    """The bytes of a response fastlb wrote itself (its fields in order, as Reader parsed them)."""
+    head = f"HTTP/1.1 {r.status} Bad Request\r\n" + "".join(f"{k}: {v}\r\n" for k, v in r.headers) + "\r\n"
+    return head.encode() + r.body
+
+
 def test_one_line_per_request(dataplane, ports):
     r, w = os.pipe()
     try:
@@ -31,22 +37,36 @@ def test_one_line_per_request(dataplane, ports):
             dp = dataplane(workers=1, access_log_fd=w)
             front = ports()
             dp.publish(port_table(http_service("web", [a.address]), front))
+            first_request = get('/x?q="1"')
+            post = b"POST /big/10 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
             with connect(front) as c:
                 rd = Reader(c)
-                c.sendall(get('/x?q="1"'))
+                c.sendall(first_request)
                 rd.response()
                 c.sendall(b"HEAD /big/10 HTTP/1.1\r\nHost: x\r\n\r\n")
                 rd.response(head_request=True)
-            assert request(front, b"GET / HTTP/1.1\r\n\r\n").status == 400
-            lines = read_lines(r, 3)
-        assert [x["method"] for x in lines] == ["GET", "HEAD", ""]
-        first = lines[0]
+                c.sendall(post)
+                assert rd.response().body == b"b" * 10
+            bad = b"GET / HTTP/1.1\r\n\r\n"
+            answer = request(front, bad)
+            assert answer.status == 400
+            lines = read_lines(r, 4)
+        assert [x["method"] for x in lines] == ["GET", "HEAD", "POST", ""]
+        first, head, posted, refused = lines
         assert first["path"] == '/x?q="1"' and first["status"] == 200
         assert first["service"] == "web" and first["backend"] == a.address
         assert first["listener"] == front and first["client"].startswith("127.0.0.1:")
-        assert first["bytes"] > 0 and first["duration_us"] >= 0 and first["time"] > 1e9
-        assert lines[2]["status"] == 400 and lines[2]["service"] == ""
-        assert dp.stats()["access_log"] == {"lines": 3, "drops": 0}
+        assert first["request_bytes"] == len(first_request) and first["response_bytes"] > 100
+        assert 0 <= first["response_us"] <= first["duration_us"] and first["time"] > 1e9
+        assert head["response_bytes"] < first["response_bytes"]
+        # the head and its body, as the client sent them; the response head and its 10 bytes
+        sized = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" + b"b" * 10
+        assert posted["request_bytes"] == len(post) and posted["response_bytes"] == len(sized)
+        # fastlb's own answer: no backend answered
+        assert refused["status"] == 400 and refused["service"] == "" and refused["backend"] == ""
+        assert refused["response_us"] == -1 and refused["request_bytes"] == len(bad)
+        assert refused["response_bytes"] == len(answer_bytes(answer))
+        assert dp.stats()["access_log"] == {"lines": 4, "drops": 0}
     finally:
         os.close(r)
         os.close(w)
