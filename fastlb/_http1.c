@@ -365,6 +365,7 @@ static const char *parse_fields(const char *p, const char *end, struct fields *f
         }
         size_t name_len = (size_t)(p - name);
         p++;
+        const char *raw = p; /* the field value with the white space around it */
         while (p < end && IS_OWS(*p))
             p++;
         const char *value = p;
@@ -402,6 +403,13 @@ static const char *parse_fields(const char *p, const char *end, struct fields *f
         h->kind = classify(name, name_len);
         if (h->kind == FLB_HTTP1_H_OTHER && framing_alias(name, name_len)) {
             *err = FLB_HTTP1_E_HEADER_NAME;
+            return NULL;
+        }
+        /* A tab in a framing field ("chunked<TAB>") is white space to RFC 9110 but not to every
+         * server behind fastlb: one that reads another framing than fastlb's is a smuggling target. */
+        if ((h->kind == FLB_HTTP1_H_TRANSFER_ENCODING || h->kind == FLB_HTTP1_H_CONTENT_LENGTH) &&
+            memchr(raw, '\t', (size_t)(p - 2 - raw)) != NULL) {
+            *err = FLB_HTTP1_E_HEADER_VALUE;
             return NULL;
         }
         if (h->kind != FLB_HTTP1_H_OTHER) {

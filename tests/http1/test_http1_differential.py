@@ -232,6 +232,10 @@ def hostile_requests(draw) -> bytes:
     b"GET /00000000 HTTP/1.0\r\n0: \r\n0:\r\nConnection:keep-alive\r\n\r\n\r\nGET /second HTTP/1.1\r\n"
     b"Host: second.example\r\n\r\n"
 )
+@example(  # a tab after "chunked": white space to RFC 9110, refused by llhttp (and by fastlb)
+    b"POST /00000 HTTP/1.1\r\n000000:  \r\n00000: \r\nHost:000\r\nConnection:close\r\n"
+    b"Transfer-Encoding:chunked\t\r\n\r\n0\r\n\r\n"
+)
 def test_hostile_requests_never_accepted_unless_llhttp_frames_them_alike(data):
     msgs, refused = llhttp(data)
     ours = fastlb(data)
