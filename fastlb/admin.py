@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import hmac
 import io
-import json
 import os
 import re
 import time
+import urllib.parse
 import weakref
 from collections import deque
 from importlib import resources
@@ -46,6 +46,7 @@ CSV_COLUMNS = [
     "need_conn_est",
 ]
 
+_PLAIN_INT = re.compile(r"[0-9]{1,9}")
 _SHARED_NAMES = {"vhost": "marathon_http_in", "appid": "marathon_http_appid_in"}
 _BACKEND_COUNTERS = (
     "active", "total", "bytes_in", "bytes_out", "connect_errors", "retries", "timeouts", "requests",
@@ -622,8 +623,9 @@ async def _value(request: web.Request, key: str) -> Any:
         return None
     if request.content_type == "application/json":
         try:
-            data = json.loads(body)
-        except ValueError:
+            # strict JSON: no Infinity or NaN; nesting bounded (a deep body is an error, not a 500)
+            data = msgspec.json.decode(body)
+        except (msgspec.DecodeError, RecursionError):
             raise web.HTTPBadRequest(text="body is not JSON\n") from None
         return data.get(key) if isinstance(data, dict) else None
     return body.decode("utf-8", "replace").strip()
@@ -653,9 +655,12 @@ async def set_weight(request: web.Request) -> web.Response:
     c = _controller(request)
     backend_id = request.match_info["id"]
     value = await _value(request, "weight")
-    try:
-        weight = int(value) if not isinstance(value, bool) else -1
-    except (TypeError, ValueError):
+    # a plain integer only: not a bool, a float (1.9), "1_0" or other digits ("٥") that int() takes
+    if isinstance(value, int) and not isinstance(value, bool):
+        weight = value
+    elif isinstance(value, str) and _PLAIN_INT.fullmatch(value):
+        weight = int(value)
+    else:
         weight = -1
     if not 0 <= weight <= 256:
         return _json({"error": "weight must be an integer within 0..256"}, status=400)
@@ -680,11 +685,29 @@ def _static(name: str, content_type: str) -> Any:
     return handler
 
 
+def _cross_site(request: web.Request) -> bool:
+    """A request a web page on another site made the browser send: its Origin names another host than
+    the one it was sent to, or the browser says so (Sec-Fetch-Site). Such a page can POST a plain-text
+    body without asking, so without this a loopback admin would take orders from any site its user
+    visits."""
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    if origin == "null":
+        return True
+    return urllib.parse.urlsplit(origin).netloc.lower() != request.headers.get("Host", "").lower()
+
+
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Changing endpoints need the token (``Authorization: Bearer <token>``) when one is set."""
+    """Changing endpoints need the token (``Authorization: Bearer <token>``) when one is set, and are
+    refused to requests a browser sends for another site."""
     token = request.app[TOKEN]
     changing = request.method not in ("GET", "HEAD") or request.path.startswith("/_mlb_signal/")
+    if changing and _cross_site(request):
+        return _json({"error": "a changing request from another site is refused"}, 403)
     if token is not None and changing:
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")

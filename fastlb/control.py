@@ -1091,6 +1091,8 @@ def build(
     parsed = config.parse_address(admin)
     if parsed is None:
         raise StartError(f"--admin: {admin!r} is not ip:port")
+    if not 1 <= parsed[1] <= 65535:
+        raise StartError(f"--admin: port {parsed[1]} is not in 1..65535")
     if not parsed[0].is_loopback and token is None:
         raise StartError(
             f"--admin: {admin} is not a loopback address; give --admin-token or FASTLB_ADMIN_TOKEN "

@@ -220,6 +220,43 @@ def test_hup_resyncs_every_provider() -> None:
     run(t)
 
 
+def test_weights_are_plain_integers_and_bad_json_is_a_400() -> None:
+    async def t(client, c, dp, p) -> None:
+        url = "/backends/10.0.0.1:80/weight"
+        json_type = {"Content-Type": "application/json"}
+        for query in ("1_0", "\u0665", "1.9", "+5", " 5", "-1", "257", ""):
+            assert (await client.post(url, params={"weight": query})).status == 400, query
+        for body in (b'{"weight": 1.9}', b'{"weight": true}', b'{"weight": 1e309}', b'{"weight": -Infinity}',
+                     b'{"weight": NaN}', b"[" * 50000 + b"]" * 50000, b'{"weight": "1_0"}'):
+            r = await client.post(url, data=body, headers=json_type)
+            assert r.status == 400, (body[:40], r.status)
+        assert dp.backends["10.0.0.1:80"]["weight"] == 1  # none of them changed it
+        assert (await client.post(url, data=b'{"weight": 7}', headers=json_type)).status == 200
+        assert (await client.post(url, params={"weight": "8"})).status == 200
+        assert dp.backends["10.0.0.1:80"]["weight"] == 8
+
+    run(t)
+
+
+def test_a_changing_request_from_another_site_is_refused() -> None:
+    """A page on another site can make a browser POST here (a plain-text body needs no preflight)."""
+
+    async def t(client, c, dp, p) -> None:
+        url = "/backends/10.0.0.1:80/state"
+        for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+            r = await client.post(url, data="maint", headers=headers)
+            assert r.status == 403, headers
+            r = await client.get("/_mlb_signal/hup", headers=headers)
+            assert r.status == 403, headers
+        assert dp.backends["10.0.0.1:80"]["state"] == "ready" and p.resyncs == 0
+        host = f"{client.server.host}:{client.server.port}"
+        r = await client.post(url, data="drain", headers={"Origin": f"http://{host}"})  # the dashboard's own
+        assert r.status == 200 and dp.backends["10.0.0.1:80"]["state"] == "drain"
+        assert (await client.get("/stats", headers={"Origin": "http://evil.example"})).status == 200
+
+    run(t)
+
+
 def test_backend_state_and_weight_by_hand() -> None:
     async def t(client, c, dp, p) -> None:
         r = await client.post("/backends/10.0.0.1:80/state", json={"state": "drain"})

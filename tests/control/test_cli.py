@@ -116,6 +116,12 @@ def test_run_refuses_a_public_admin_without_a_token() -> None:
     assert r.returncode == 1 and "not a loopback address" in r.stderr and "--admin-token" in r.stderr
 
 
+def test_run_refuses_an_admin_port_out_of_range() -> None:
+    for address in ("127.0.0.1:99999", "127.0.0.1:0"):
+        r = fastlb("run", "--admin", address)
+        assert r.returncode == 1 and "is not in 1..65535" in r.stderr, (address, r.stderr)
+
+
 def test_run_refuses_an_unreadable_or_empty_cookie_secret(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text(" \n")
