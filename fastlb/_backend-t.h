@@ -32,7 +32,7 @@ struct flb_backend_counters {
     _Atomic uint64_t bytes_out;      /* bytes sent to the backend */
     _Atomic uint64_t connect_errors; /* connects refused, reset or timed out */
     _Atomic uint64_t retries;        /* connects that failed here and were retried elsewhere */
-    _Atomic uint64_t timeouts;       /* connect, client, server or idle timeouts */
+    _Atomic uint64_t timeouts;       /* client, server or idle timeouts (a connect timeout is a connect error) */
     _Atomic uint64_t requests;       /* HTTP requests forwarded (http mode) */
     _Atomic uint64_t reused;         /* HTTP requests sent on a pooled connection (no connect) */
     _Atomic uint64_t status[6];      /* HTTP responses to requests it took, by class: [1] 1xx .. [5] 5xx,

@@ -152,10 +152,11 @@ static void give_up(struct flb_worker *w, struct flb_conn *c)
     flb_conn_close(w, c);
 }
 
-/* Counts a failed connect on the current backend and lets it go. Passive health: <fall>
+/* Counts a failed connect (refused, reset or timed out: one connect error, never also a timeout, as
+ * HAProxy's econ) on the current backend and lets it go. Passive health: <fall>
  * consecutive failures (the backend's active check's fall) mark it down at once, for every worker;
  * only a passing active check brings it back. */
-static void connect_failed(struct flb_worker *w, struct flb_conn *c, int timed_out)
+static void connect_failed(struct flb_worker *w, struct flb_conn *c)
 {
     struct flb_backend *b = conn_backend(c);
     uint32_t fall = c->svc->fall[c->be];
@@ -164,10 +165,6 @@ static void connect_failed(struct flb_worker *w, struct flb_conn *c, int timed_o
     if (atomic_fetch_add_explicit(&b->fails, 1, RELAXED) + 1 >= fall && fall > 0)
         atomic_store_explicit(&b->health, FLB_HEALTH_DOWN, RELAXED);
     COUNT(c->svc->c->connect_errors, 1);
-    if (timed_out) {
-        COUNT(b->c.timeouts, 1);
-        COUNT(c->svc->c->timeouts, 1);
-    }
     close_server(w, c);
 }
 
@@ -261,7 +258,7 @@ static int attempt(struct flb_worker *w, struct flb_conn *c, int idx)
             return FLB_ERR;
         return FLB_OK;
     }
-    connect_failed(w, c, 0);
+    connect_failed(w, c);
     return FLB_AGAIN;
 }
 
@@ -437,7 +434,7 @@ void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32
         return;
     }
     int failed = c->be;
-    connect_failed(w, c, 0);
+    connect_failed(w, c);
     connect_next(w, c, failed);
 }
 
@@ -450,7 +447,7 @@ void flb_conn_timeout(struct flb_worker *w, struct flb_conn *c)
     }
     if (c->state == FLB_CONN_CONNECTING) {
         int failed = c->be;
-        connect_failed(w, c, 1);
+        connect_failed(w, c);
         connect_next(w, c, failed);
         return;
     }

@@ -298,17 +298,14 @@ static void release_server(struct flb_worker *w, struct flb_h1conn *h, int reuse
     h->sfd = -1;
 }
 
-static void connect_failed(struct flb_worker *w, struct flb_h1conn *h, int timed_out)
+/* A failed connect: one connect error (refused, reset or timed out), never also a timeout. */
+static void connect_failed(struct flb_worker *w, struct flb_h1conn *h)
 {
     struct flb_backend *b = backend(h);
 
     COUNT(b->c.connect_errors, 1);
     COUNT(b->fails, 1);
     COUNT(h->svc->c->connect_errors, 1);
-    if (timed_out) {
-        COUNT(b->c.timeouts, 1);
-        COUNT(h->svc->c->timeouts, 1);
-    }
     close_server(w, h);
 }
 
@@ -385,7 +382,7 @@ static int attempt(struct flb_worker *w, struct flb_h1conn *h, int idx)
         arm(w, h, h->hs->connect_ms);
         return FLB_OK;
     }
-    connect_failed(w, h, 0);
+    connect_failed(w, h);
     return FLB_AGAIN;
 }
 
@@ -1516,7 +1513,7 @@ void flb_h1conn_event(struct flb_worker *w, struct flb_h1conn *h, int server, ui
             established(w, h);
         } else {
             int failed = h->be;
-            connect_failed(w, h, 0);
+            connect_failed(w, h);
             if (connect_next(w, h, failed) < 0)
                 return;
         }
@@ -1544,7 +1541,7 @@ void flb_h1conn_timeout(struct flb_worker *w, struct flb_h1conn *h)
             break;
         }
         int failed = h->be;
-        connect_failed(w, h, 1);
+        connect_failed(w, h);
         if (connect_next(w, h, failed) < 0)
             return;
         break;

@@ -96,10 +96,12 @@ def test_connect_timeout_to_a_blackhole(dataplane, ports):
         elapsed = time.monotonic() - start
         assert 0.35 <= elapsed < 10.0  # it waited for the connect timeout, then gave up
         st = dp.stats()
-        assert st["services"]["s"]["timeouts"] == 1
+        # a failed connect, counted once: not also a timeout (errors = connect_errors + timeouts)
         assert st["services"]["s"]["connect_errors"] == 1
+        assert st["services"]["s"]["timeouts"] == 0
         assert st["services"]["s"]["no_backend"] == 1
-        assert st["backends"][hole.address]["timeouts"] == 1
+        assert st["backends"][hole.address]["connect_errors"] == 1
+        assert st["backends"][hole.address]["timeouts"] == 0
 
 
 def test_idle_timeout_closes_and_activity_keeps_open(dataplane, ports):

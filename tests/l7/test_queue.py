@@ -99,3 +99,4 @@ def test_a_waiting_client_that_resets_frees_its_place(dataplane, ports):
             assert wait_until(lambda: dp.stats()["services"]["web"]["queued"] == 0)
             assert Reader(busy).response().status == 200
         assert a.requests == [("GET", "/slow/800")]
+

@@ -8,10 +8,10 @@ import contextlib
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import wait_until
+from fastlb.testing.backends import Blackhole, wait_until
 from fastlb.testing.http_backends import HttpBackend
 
-from .conftest import Reader, connect, get, http_service, request, timeouts
+from .conftest import Reader, connect, get, http_service, port_table, request, timeouts
 
 
 @pytest.fixture
@@ -229,3 +229,16 @@ def test_a_request_past_service_maxconn_is_served_once_a_slot_frees(dataplane, p
             assert Reader(slow).response().json()["path"] == "/slow/400"
         web = dp.stats()["services"]["web"]
         assert (web["queue_total"], web["queue_timeouts"], web["queued_max"]) == (1, 0, 1)
+
+
+def test_a_connect_timeout_is_one_connect_error_not_also_a_timeout(dataplane, ports):
+    """errors = connect_errors + timeouts (and the CSV's econ, eresp) must not count it twice."""
+    with Blackhole() as hole:
+        dp = dataplane(workers=1)
+        front = ports()
+        svc = http_service("web", [hole.address], retries=0, timeouts=timeouts(connect_ms=300))
+        dp.publish(port_table(svc, front))
+        assert request(front, get("/")).status == 503
+        web, be = dp.stats()["services"]["web"], dp.stats()["backends"][hole.address]
+        assert (web["connect_errors"], web["timeouts"]) == (1, 0)
+        assert (be["connect_errors"], be["timeouts"]) == (1, 0)
