@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,22 +17,6 @@ from fastlb.testing.emulator import app_definition
 from .harness import ClientLoop, KeepAlive, TimedEmulator, arequest, running_fastlb, until
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def servers() -> Iterator[IdentServers]:
-    with IdentServers() as s:
-        yield s
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[TimedEmulator]:
-    e = TimedEmulator(heartbeat_interval=1.0)
-    await e.start()
-    try:
-        yield e
-    finally:
-        await e.stop()
 
 
 def add_app(emu: TimedEmulator, app_id: str, port: int, labels: dict[str, str] | None = None) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,22 +21,6 @@ pytestmark = pytest.mark.timeout(120)
 # crypt(3) SHA-512 of "s3cret"; an Apache MD5 ($apr1$) hash, which crypt(3) cannot check.
 SHA512 = "$6$fastlbtestsalt1$I.xNS7t6y6pOFBlJ9/GwkcHc.lApBDe9NSAOCHihm3Z10asCTZrwr/Bmk44R1GFfLmU/MrdseQZIwVdRJ3QT3/"
 APR1 = "$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"
-
-
-@pytest.fixture
-def servers() -> Iterator[IdentServers]:
-    with IdentServers() as s:
-        yield s
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[TimedEmulator]:
-    e = TimedEmulator(heartbeat_interval=1.0)
-    await e.start()
-    try:
-        yield e
-    finally:
-        await e.stop()
 
 
 def ask(port: int, host: str, user: str | None = None, password: str = "") -> tuple[int, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,22 +21,6 @@ pytestmark = pytest.mark.timeout(180)
 
 COOKIE = "mesosphere_server_id"
 NAMES = ("t1", "t2", "t3")
-
-
-@pytest.fixture
-def servers() -> Iterator[IdentServers]:
-    with IdentServers() as s:
-        yield s
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[TimedEmulator]:
-    e = TimedEmulator(heartbeat_interval=1.0)
-    await e.start()
-    try:
-        yield e
-    finally:
-        await e.stop()
 
 
 def get(ip: str, port: int, cookie: str | None = None) -> tuple[str, str | None]:

@@ -17,7 +17,7 @@ import collections
 import csv
 import datetime
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,6 @@ from .harness import ClientLoop, Fastlb, KeepAlive, TimedEmulator, running_fastl
 pytestmark = pytest.mark.timeout(240)
 
 GROUP = "web"
-
-
-@pytest.fixture
-def servers() -> Iterator[IdentServers]:
-    with IdentServers() as s:
-        yield s
 
 
 @pytest.fixture

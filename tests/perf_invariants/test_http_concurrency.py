@@ -7,21 +7,17 @@ the same syscalls whether 32 or 256 clients share the backend."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fastlb.testing import nginx as nginx_server
-from fastlb.testing.backends import reserve_port, wait_until
 
-from .test_http_syscalls import connects, strace_counts
+from .test_http_syscalls import fastlb, strace_counts
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 
@@ -31,28 +27,6 @@ pytestmark = [
         not nginx_server.available() or not Path(WRK).exists(), reason="needs nginx and wrk (make deps)"
     ),
 ]
-
-
-@contextlib.contextmanager
-def fastlb(tmp_path: Path, backend: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    with reserve_port() as front, reserve_port() as admin:
-        config = tmp_path / "fastlb.toml"
-        config.write_text(
-            f'[admin]\nlisten = "{admin}"\n\n[[services]]\nname = "web"\nlisten = "{front}"\nmode = "http"\n'
-            f'backends = ["{backend}"]\n'
-        )
-        log = (tmp_path / "fastlb.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fastlb", "run", "--config", str(config), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            assert wait_until(lambda: connects(front), timeout=30), (tmp_path / "fastlb.log").read_text()
-            yield proc, front
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-            log.close()
 
 
 def wrk(front: str, clients: int, seconds: int) -> int:
