@@ -31,7 +31,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -262,29 +261,10 @@ static int attempt(struct flb_worker *w, struct flb_conn *c, int idx)
     return FLB_AGAIN;
 }
 
-/* No backend has a slot, but one at its maxconn would have been picked (flb_conn_pick). */
-#define FULL (-2)
-
-/* Picks a backend and takes a slot on it: its index, FULL, or FLB_ERR when none is available. A
- * backend another worker filled since the pick is passed over like one already tried. */
+/* A backend with a slot taken for <c>, FLB_AGAIN (every one it could take is full: wait) or FLB_ERR. */
 static int pick(struct flb_worker *w, struct flb_conn *c)
 {
-    struct flb_service *s = c->svc;
-    uint32_t ex[FLB_CONN_TRIED * 2], nex = c->ntried;
-
-    if (s->nbe == 0)
-        return FLB_ERR;
-    memcpy(ex, c->tried, c->ntried * sizeof(ex[0]));
-    for (;;) {
-        int idx = flb_balance_pick(&s->bal, c->key, w->id, ex, nex);
-        if (idx < 0)
-            return s->bemax != NULL && flb_balance_full(&s->bal, c->tried, c->ntried) ? FULL : FLB_ERR;
-        if (flb_queue_backend_take(s, (uint32_t)idx) == FLB_OK)
-            return idx;
-        if (nex == sizeof(ex) / sizeof(ex[0]))
-            return FULL;
-        ex[nex++] = (uint32_t)idx;
-    }
+    return flb_queue_pick(c->svc, c->key, w->id, c->tried, c->ntried);
 }
 
 static int dequeue(struct flb_worker *w, struct flb_qitem *q);
@@ -318,7 +298,7 @@ static void connect_from(struct flb_worker *w, struct flb_conn *c, int idx)
         if (c->attempts > s->retries)
             break;
         idx = pick(w, c);
-        if (idx == FULL && wait_for_slot(w, c) == FLB_OK)
+        if (idx == FLB_AGAIN && wait_for_slot(w, c) == FLB_OK)
             return;
         if (idx < 0)
             break;
@@ -339,7 +319,7 @@ static void connect_next(struct flb_worker *w, struct flb_conn *c, int failed)
         return;
     }
     int idx = pick(w, c);
-    if (idx == FULL && wait_for_slot(w, c) == FLB_OK)
+    if (idx == FLB_AGAIN && wait_for_slot(w, c) == FLB_OK)
         return;
     if (idx < 0) {
         give_up(w, c);
@@ -358,7 +338,7 @@ static int dequeue(struct flb_worker *w, struct flb_qitem *q)
     struct flb_conn *c = container_of(q, struct flb_conn, qi);
     int idx = pick(w, c);
 
-    if (idx == FULL)
+    if (idx == FLB_AGAIN)
         return FLB_Q_WAIT;
     flb_queue_remove(w, c->svc, &c->qi);
     c->state = FLB_CONN_CONNECTING;

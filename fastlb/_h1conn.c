@@ -388,34 +388,18 @@ static int attempt(struct flb_worker *w, struct flb_h1conn *h, int idx)
 
 static int reply(struct flb_worker *w, struct flb_h1conn *h, int status, const struct iovec *extra, int nextra);
 
-/* No backend has a slot, but one at its maxconn would have been picked. */
-#define FULL (-2)
 /* The request's sticky backend is at its maxconn: it waits for that one. */
 #define FULL_STICKY (-3)
 
-/* Picks a backend (the sticky one first) and takes a slot on it: its index, FULL or FULL_STICKY,
- * or FLB_ERR when none is available. A backend another worker filled since the pick is passed over
- * like one already tried. */
+/* Picks a backend (the sticky one first) and takes a slot on it: its index, FULL_STICKY, FLB_AGAIN
+ * (every one it could take is full: wait) or FLB_ERR when none is available. */
 static int pick(struct flb_worker *w, struct flb_h1conn *h)
 {
     struct flb_service *s = h->svc;
-    uint32_t ex[FLB_CONN_TRIED * 2], nex = h->ntried;
 
     if (h->sticky_be >= 0 && h->ntried == 0 && flb_backend_available(s->be[h->sticky_be]))
         return flb_queue_backend_take(s, (uint32_t)h->sticky_be) == FLB_OK ? h->sticky_be : FULL_STICKY;
-    if (s->nbe == 0)
-        return FLB_ERR;
-    memcpy(ex, h->tried, h->ntried * sizeof(ex[0]));
-    for (;;) {
-        int idx = flb_balance_pick(&s->bal, h->key, w->id, ex, nex);
-        if (idx < 0)
-            return s->bemax != NULL && flb_balance_full(&s->bal, h->tried, h->ntried) ? FULL : FLB_ERR;
-        if (flb_queue_backend_take(s, (uint32_t)idx) == FLB_OK)
-            return idx;
-        if (nex == sizeof(ex) / sizeof(ex[0]))
-            return FULL;
-        ex[nex++] = (uint32_t)idx;
-    }
+    return flb_queue_pick(s, h->key, w->id, h->tried, h->ntried);
 }
 
 static int dequeue(struct flb_worker *w, struct flb_qitem *q);
@@ -458,7 +442,7 @@ static int connect_from(struct flb_worker *w, struct flb_h1conn *h, int idx)
         if (h->attempts > s->retries)
             break;
         idx = pick(w, h);
-        if (idx == FULL || idx == FULL_STICKY)
+        if (idx == FLB_AGAIN || idx == FULL_STICKY)
             return wait_for_slot(w, h);
         if (idx < 0)
             break;
@@ -477,7 +461,7 @@ static int connect_next(struct flb_worker *w, struct flb_h1conn *h, int failed)
     if (failed >= 0 && h->attempts > s->retries)
         return no_backend(w, h);
     int idx = pick(w, h);
-    if (idx == FULL || idx == FULL_STICKY)
+    if (idx == FLB_AGAIN || idx == FULL_STICKY)
         return wait_for_slot(w, h);
     if (idx < 0)
         return no_backend(w, h);
@@ -515,7 +499,7 @@ static int dequeue(struct flb_worker *w, struct flb_qitem *q)
         h->svc_slot = 1;
     }
     idx = pick(w, h);
-    if (idx == FULL)
+    if (idx == FLB_AGAIN)
         return FLB_Q_WAIT;
     if (idx == FULL_STICKY)
         return FLB_Q_SKIP;

@@ -3,6 +3,8 @@
 
 #include "_queue.h"
 
+#include "_balance.h"
+#include "_conn-t.h"
 #include "_engine.h"
 
 #include <errno.h>
@@ -174,6 +176,26 @@ void flb_queue_run(struct flb_worker *w)
             item = after;
         }
         q = next;
+    }
+}
+
+int flb_queue_pick(struct flb_service *s, uint64_t key, uint32_t worker, const uint32_t *tried,
+                   uint32_t ntried)
+{
+    uint32_t ex[FLB_CONN_TRIED * 2], nex = ntried;
+
+    if (s->nbe == 0)
+        return FLB_ERR;
+    memcpy(ex, tried, ntried * sizeof(ex[0]));
+    for (;;) {
+        int idx = flb_balance_pick(&s->bal, key, worker, ex, nex);
+        if (idx < 0)
+            return s->bemax != NULL && flb_balance_full(&s->bal, tried, ntried) ? FLB_AGAIN : FLB_ERR;
+        if (flb_queue_backend_take(s, (uint32_t)idx) == FLB_OK)
+            return idx;
+        if (nex == sizeof(ex) / sizeof(ex[0]))
+            return FLB_AGAIN;
+        ex[nex++] = (uint32_t)idx;
     }
 }
 

@@ -38,6 +38,13 @@ static inline int flb_queue_waiting(const struct flb_service *s)
 /* Frees every worker's queues of a service counter record (none may hold an item). */
 void flb_queue_free(struct flb_service_counters *c);
 
+/* Picks a backend of <s> for flow <key> (flb_balance_pick, never one of <tried>) and takes a slot on
+ * it: its index; FLB_AGAIN when none has a slot but one at its maxconn would have been picked (the
+ * caller may wait for one); FLB_ERR when none is available. A backend another worker filled since
+ * the pick is passed over like one already tried. */
+int flb_queue_pick(struct flb_service *s, uint64_t key, uint32_t worker, const uint32_t *tried,
+                   uint32_t ntried);
+
 /* Takes a slot on backend <idx> of <s>: FLB_OK, or FLB_AGAIN when it is at its maxconn (two workers
  * racing for the last slot cannot both win: the loser backs out). */
 static inline int flb_queue_backend_take(const struct flb_service *s, uint32_t idx)
