@@ -24,7 +24,8 @@ class Backend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One server of a service.
 
     ``id`` is the stable identity that state outliving a table is keyed by (active connections,
-    health, counters): the address for static services, the task id for Marathon tasks.
+    health, counters): ``<service>/<address>`` for a static backend without an explicit id (an
+    explicit id may name one backend in several services), the task id for Marathon tasks.
     """
 
     id: str

@@ -92,6 +92,15 @@ def test_merge_skips_the_later_part_of_a_clash() -> None:
     ]
 
 
+def test_merge_keeps_a_backend_one_provider_names_in_several_services() -> None:
+    shared = spec.Backend(id="app-1", address="10.0.0.1:1")
+    a = table(spec.Service(name="l4", backends=(shared,)), spec.Service(name="l7", mode="http", backends=(shared,)))
+    b = table(svc("other", "10.0.0.2:1"), spec.Service(name="later", backends=(shared,)))
+    merged, errors = control.merge_tables([("static", a), ("marathon", b)])
+    assert [[x.id for x in s.backends] for s in merged.services] == [["app-1"], ["app-1"], ["10.0.0.2:1"], []]
+    assert errors == ["marathon: backend 'app-1' of 'later' skipped: the id is already static service 'l4''s"]
+
+
 def test_overrides_replace_state_and_weight() -> None:
     t = table(svc("a", "10.0.0.1:1", "10.0.0.2:1"))
     out = control.apply_overrides(t, {"10.0.0.2:1": control.Override(state="drain"), "x": control.Override(weight=3)})
