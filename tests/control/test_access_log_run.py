@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.backends import reserve_port
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.backends import reserve_port
+from fastlb.emulator.http_backends import HttpBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0

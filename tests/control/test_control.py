@@ -411,7 +411,7 @@ def test_a_provider_not_ready_at_start_serves_from_its_first_table() -> None:
 
 
 def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() -> None:
-    from fastlb.testing.backends import Echo, refused_address
+    from fastlb.emulator.backends import Echo, refused_address
 
     check = spec.HealthCheck(kind="tcp", interval_ms=50, rise=3, fall=3, require_pass=True)
 
@@ -433,7 +433,7 @@ def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() ->
 
 
 def test_a_passing_check_brings_back_a_backend_passive_health_took_down() -> None:
-    from fastlb.testing.backends import Echo
+    from fastlb.emulator.backends import Echo
 
     check = spec.HealthCheck(kind="tcp", interval_ms=50, rise=2, fall=3)
 

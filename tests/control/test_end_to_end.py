@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.backends import reserve_port
+from fastlb.emulator.backends import reserve_port
 
 from . import promtext
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.backends import reserve_port
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.backends import reserve_port
+from fastlb.emulator.http_backends import HttpBackend
 
 from .test_access_log_run import ROOT, TIMEOUT, Fastlb, admin_get, get, wait_for
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fastlb.testing.backends import Backend, Echo, reserve_port
+from fastlb.emulator.backends import Backend, Echo, reserve_port
 
 from . import chromium
 

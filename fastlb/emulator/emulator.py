@@ -29,7 +29,7 @@ instance_changed_event, api_post_event, app_terminated_event, deployment_*), and
 standby mode (302 to the leader for the stream, API proxied like Marathon's standbys), HTTP errors on
 demand, dropped streams, stalled streams (no heartbeat, no event), raw bytes (garbage) and basic auth.
 
-Run alone: ``python -m fastlb.testing.emulator --port 8080 --apps FILE`` (FILE: ``{"apps": [...]}``
+Run alone: ``python -m fastlb.emulator.emulator --port 8080 --apps FILE`` (FILE: ``{"apps": [...]}``
 with tasks embedded, as ``GET /v2/apps?embed=apps.tasks`` answers; default: the packaged demo apps).
 """
 
@@ -50,7 +50,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-log = logging.getLogger("fastlb.testing.emulator")
+log = logging.getLogger("fastlb.emulator.emulator")
 
 KNOWN_EMBEDS = {"tasks", "deployments", "readiness", "counts", "lastTaskFailure", "taskStats", "failures"}
 TERMINAL_STATES = {
@@ -90,8 +90,8 @@ def now_iso() -> str:
 
 
 def load_fixture(name: str) -> Any:
-    """A JSON file packaged in ``fastlb/testing/fixtures``."""
-    return json.loads(resources.files("fastlb.testing").joinpath("fixtures", name).read_text("utf-8"))
+    """A JSON file packaged in ``fastlb/emulator/fixtures``."""
+    return json.loads(resources.files("fastlb.emulator").joinpath("fixtures", name).read_text("utf-8"))
 
 
 def app_definition(
@@ -911,7 +911,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m fastlb.testing.emulator", description=__doc__.split("\n")[0]
+        prog="python -m fastlb.emulator.emulator", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)

@@ -205,7 +205,7 @@ def sample_apps(servers: IdentServers, service_ports: dict[str, int]) -> list[di
     """The demo's apps with their tasks, each task a backend started on <servers>.
 
     <service_ports>: "host", "bridge", "container", "vhost", "tcp" → the service port of that app."""
-    from fastlb.testing.emulator import app_definition
+    from fastlb.emulator.emulator import app_definition
 
     apps: list[dict[str, Any]] = []
 
@@ -403,7 +403,7 @@ async def run_demo(workers: int = 2) -> int:
     from aiohttp import web
 
     from fastlb import control
-    from fastlb.testing.emulator import MarathonEmulator
+    from fastlb.emulator.emulator import MarathonEmulator
 
     ports = {k: free_port() for k in ("host", "bridge", "container", "vhost", "tcp", "http")}
     admin = f"127.0.0.1:{free_port()}"
