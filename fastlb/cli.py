@@ -1,6 +1,6 @@
 """``fastlb run | routes | check | demo`` (also ``python -m fastlb``).
 
-The flag names are marathon-lb's where one exists (reference: docs/config.md, DESIGN.md).
+The flag names are marathon-lb's where one exists (docs/config.md lists them).
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ class Listener(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class HttpRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A vhost rule: Host (exact, or "*.example.com") and optional path prefixes, to a service.
 
-    Rules are tried in table order; ``fastlb.routes`` sorts them (marathon-lb's BACKEND_WEIGHT, then
+    Rules are tried in table order; ``fastlb.marathon.build`` sorts them (marathon-lb's BACKEND_WEIGHT, then
     longest path first)."""
 
     host: str
