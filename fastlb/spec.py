@@ -24,7 +24,8 @@ class Backend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One server of a service.
 
     ``id`` is the stable identity that state outliving a table is keyed by (active connections,
-    health, counters): the address for static services, the task id for Marathon tasks.
+    health, counters): ``<service>/<address>`` for a static backend without an explicit id (an
+    explicit id may name one backend in several services), the task id for Marathon tasks.
     """
 
     id: str
@@ -113,7 +114,7 @@ class Listener(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class HttpRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A vhost rule: Host (exact, or "*.example.com") and optional path prefixes, to a service.
 
-    Rules are tried in table order; ``fastlb.routes`` sorts them (marathon-lb's BACKEND_WEIGHT, then
+    Rules are tried in table order; ``fastlb.marathon.build`` sorts them (marathon-lb's BACKEND_WEIGHT, then
     longest path first)."""
 
     host: str

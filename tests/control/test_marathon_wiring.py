@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from fastlb import admin, control
 from fastlb._core import DataPlane
-from fastlb.testing.backends import WhoAmI, reserve_port
-from fastlb.testing.emulator import MarathonEmulator, app_definition
+from fastlb.emulator.backends import WhoAmI, reserve_port
+from fastlb.emulator.emulator import MarathonEmulator, app_definition
 
 TIMEOUT = 20.0
 
