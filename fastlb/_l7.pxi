@@ -123,9 +123,12 @@ def _front_problem(o):
     if o.redirect_replacement and not o.redirect_regex:
         return "redirect_replacement: no redirect_regex to apply it with"
     if o.redirect_regex:
-        why = _spec.redirect_regex_problem(o.redirect_regex, o.redirect_replacement)
+        why = _spec.redirect_regex_problem(o.redirect_regex)
         if why is not None:
             return f"redirect_regex: {why}"
+        why = _spec.redirect_replacement_problem(o.redirect_replacement)
+        if why is not None:
+            return f"redirect_replacement: {why}"
         return _regex_error(o.redirect_regex)
     return None
 

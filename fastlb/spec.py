@@ -167,9 +167,9 @@ def header_field_problem(name: str, value: str, request: bool) -> str | None:
     return None
 
 
-def redirect_regex_problem(pattern: str, replacement: str) -> str | None:
-    """What POSIX ERE <pattern> or <replacement> hold that the data plane would not serve as Go's
-    regexp (Traefik's) does, or None. That the pattern compiles is checked when it is compiled."""
+def redirect_regex_problem(pattern: str) -> str | None:
+    """What POSIX ERE <pattern> holds that the data plane would not serve as Go's regexp (Traefik's)
+    does, or None. That it compiles is checked when it is compiled."""
     if "\0" in pattern or len(pattern) > 4096:
         return f"{pattern!r} holds a NUL or passes 4096 characters"
     go = _GO_ONLY.search(pattern)
@@ -178,6 +178,11 @@ def redirect_regex_problem(pattern: str, replacement: str) -> str | None:
             f"{pattern!r}: {go.group()!r} is Go (RE2) syntax; the regex is POSIX extended (ERE): "
             "no \\d \\w \\s, no (?...), no lazy quantifiers ([0-9] for \\d, [[:alnum:]_] for \\w)"
         )
+    return None
+
+
+def redirect_replacement_problem(replacement: str) -> str | None:
+    """What makes <replacement> one the data plane would not expand as Go's Regexp.Expand does, or None."""
     if not replacement.isascii() or not all(0x21 <= ord(c) <= 0x7E for c in replacement) or len(replacement) > 2048:
         return f"replacement {replacement!r} may hold visible ASCII only (no space), at most 2048 characters"
     if not _REPLACEMENT.fullmatch(replacement):
