@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.demo import free_port
-from fastlb.testing.emulator import app_definition
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.demo import free_port
+from fastlb.emulator.emulator import app_definition
+from fastlb.emulator.http_backends import HttpBackend
 
 from .harness import TimedEmulator, running_fastlb
 

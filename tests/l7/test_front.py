@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from fastlb import spec
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, options, port_table, request
 from .test_rewrites import HOST, headers_of, vhost_table
