@@ -284,7 +284,7 @@ cdef class DataPlane:
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
                   buffer_size=16384, splice_threshold=65536, pool_max=10000, pool_idle_ms=5000,
-                  inherit=None, access_log_fd=None, cookie_key=None):
+                  fd_max=0, inherit=None, access_log_fd=None, cookie_key=None):
         cdef flb_engine_options o
         if workers < 1 or workers > 1024:
             raise ValueError(f"workers: {workers!r} is not in 1..1024")
@@ -306,6 +306,7 @@ cdef class DataPlane:
         o.pool_idle_ms = _u32(pool_idle_ms, "pool_idle_ms")
         if o.pool_idle_ms == 0:
             raise ValueError("pool_idle_ms: 0 is not a duration")
+        o.fd_max = _u32(fd_max, "fd_max")
         self.nworkers = workers
         self.checked = {}
         self.draining = {}
@@ -640,6 +641,9 @@ cdef class DataPlane:
             "swaps": self.e.swaps,
             "active": self.e.active,
             "total": self.e.total,
+            "accepts_held": {"maxconn": self.e.held_maxconn, "fds": self.e.held_fds},
+            "accept_emfile": self.e.accept_emfile,
+            "fd_max": self.e.opt.fd_max,
             "listeners": {},
             "services": {},
             "backends": {},

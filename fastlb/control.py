@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from fastlb import accesslog, config, logs, spec
+from fastlb import accesslog, config, limits, logs, spec
 
 OnChange = Callable[[spec.RouteTable], None]
 # (backend id, state): providers pass "ready" | "drain" | "maint" | "up" | "down", the health checker
@@ -1115,8 +1115,7 @@ def build(
             dataplane_class = load_dataplane_class()
         except ImportError as e:
             raise StartError(f"the data plane is not available: {e}") from None
-    settings = msgspec.structs.asdict(engine)
-    settings.pop("workers")
+    settings = limits.fit_engine(engine, workers)
     if inherit:
         settings["inherit"] = inherit
     secret = cookie_secret(options.cookie_secret_file)

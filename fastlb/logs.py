@@ -44,6 +44,9 @@ LISTENER_SKIPPED = "listener_skipped"
 SERVING = "serving"
 DRAINING = "draining"
 STOPPED = "stopped"
+NOFILE_RAISED = "nofile_raised"
+ENGINE_SIZED = "engine_sized"
+MAXCONN_OVER_LIMIT = "maxconn_over_limit"
 
 
 def _value(v: Any) -> str:
