@@ -952,6 +952,8 @@ class Controller:
             self._tasks.append(asyncio.create_task(self._run_provider(name, provider), name=f"provider-{name}"))
         if hasattr(self.dataplane, "trim"):
             self._tasks.append(asyncio.create_task(self._trim_memory(), name="trim"))
+        if hasattr(self.dataplane, "stats"):
+            self._tasks.append(asyncio.create_task(limits.watch_fds(self.dataplane), name="fds"))
 
     async def _trim_memory(self) -> None:
         """Now and then, gives the memory the data plane freed after a burst back to the system (the

@@ -1,4 +1,5 @@
-"""File descriptors: the open-files limit raised at start, and the engine sized to fit it.
+"""File descriptors: the open-files limit raised at start, the engine sized to fit it, and a line in
+the log while the process runs out of them.
 
 A proxied connection holds two descriptors (the client's socket and the backend's), a splice pipe
 two more, an idle pooled HTTP backend connection one. The rest of the process needs some too: the
@@ -11,8 +12,10 @@ only to be closed for want of a backend socket.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import resource
+import time
 from typing import Any
 
 import msgspec
@@ -23,6 +26,7 @@ DEFAULT_MAXCONN = 100000  # the engine's maxconn when the file gives none and th
 RESERVE = 64  # descriptors kept for Python's side (health checks, Marathon, admin, logs) ...
 RESERVE_SHARE = 32  # ... plus 1/32 of the limit
 PER_WORKER = 10  # epoll, eventfd and room for eight listeners per worker thread
+FD_LOG_INTERVAL_S = 10.0  # at most one fd_exhausted line per interval
 
 NR_OPEN = "/proc/sys/fs/nr_open"
 
@@ -98,3 +102,21 @@ def fit_engine(engine: config.EngineSettings, workers: int, limit: int | None = 
     )
     return settings
 
+
+async def watch_fds(dataplane: Any, interval: float = FD_LOG_INTERVAL_S, poll: float = 1.0) -> None:
+    """One ``fd_exhausted`` line as soon as the data plane meets the end of its descriptors (accepts
+    that failed EMFILE/ENFILE, listeners held back at fd_max), then at most one per <interval>, each
+    with the counts since the line before."""
+    last = (0, 0)
+    logged_at = -interval
+    while True:
+        await asyncio.sleep(poll)
+        stats = dataplane.stats()
+        now = (int(stats.get("accept_emfile", 0)), int(stats.get("accepts_held", {}).get("fds", 0)))
+        if now != last and time.monotonic() - logged_at >= interval:
+            logs.event(
+                logging.ERROR, logs.FD_EXHAUSTED, accept_emfile=now[0] - last[0], held=now[1] - last[1],
+                active=stats.get("active"), fd_max=stats.get("fd_max"), nofile=nofile(),
+                hint="clients wait in the listen backlog",
+            )
+            last, logged_at = now, time.monotonic()

@@ -1,7 +1,7 @@
 """``fastlb run`` under a small open-files limit (``prlimit``), as systemd's default soft limit of
 1,024 would have it: the soft limit is raised to the hard one, maxconn is sized to fit, and clients
 beyond what fits wait in the listen backlog (none is accepted and closed without a byte) while the
-admin API keeps answering."""
+admin API keeps answering and says why."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pytest
 
 from fastlb.testing.backends import reserve_port
 
+from . import promtext
 from .test_end_to_end import ROOT, TIMEOUT, Backend, free_port, get, service_file, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
@@ -117,7 +118,8 @@ def test_maxconn_fits_the_limit_and_the_rest_waits_in_the_backlog(tmp_path: Path
             assert not lb.logged("maxconn_over_limit")
             clients = open_clients(port, CLIENTS)
             wait_for(lambda: lb.stats()["active"] == maxconn, "maxconn connections open")
-            assert lb.stats()["active"] == maxconn  # the admin API answers while the data plane is at its limit
+            stats = lb.stats()  # the admin API answers while the data plane is at its limit
+            assert stats["accepts"]["held_maxconn"] >= 1 and stats["accepts"]["nofile"] == 256
             serve_all(clients)
             assert lb.stats()["total"] == CLIENTS
         finally:
@@ -134,6 +136,35 @@ def test_the_soft_limit_is_raised_to_the_hard_one(tmp_path: Path, backend: Backe
         try:
             assert lb.field("nofile_raised", "soft") == 2048 and lb.field("nofile_raised", "was") == 256
             assert lb.field("engine_sized", "nofile") == 2048
+            assert lb.stats()["accepts"]["nofile"] == 2048
         finally:
             lb.close()
 
+
+def test_out_of_descriptors_is_logged_counted_and_the_admin_answers(tmp_path: Path, backend: Backend) -> None:
+    # An explicit maxconn above what fits: warned about at start; the data plane stops at its share of
+    # descriptors (fd_max), and whoever is past it waits in the backlog.
+    with reserve_port() as listen:
+        port = int(listen.rsplit(":", 1)[1])
+        f = tmp_path / "lb.toml"
+        f.write_text("[engine]\nmaxconn = 100000\n" + service_file(port, backend.address))
+        lb = LimitedFastlb(f, 256, 256)
+        clients: list[socket.socket] = []
+        try:
+            assert lb.field("maxconn_over_limit", "maxconn") == 100000
+            assert lb.field("maxconn_over_limit", "fits") < CLIENTS
+            clients = open_clients(port, CLIENTS)
+            wait_for(lambda: lb.stats()["accepts"]["held_fds"] >= 1, "accepting held back at fd_max")
+            assert lb.stats()["active"] < CLIENTS
+            wait_for(lambda: bool(lb.logged("fd_exhausted")), "the fd_exhausted line")
+            assert lb.field("fd_exhausted", "held") >= 1 and lb.field("fd_exhausted", "nofile") == 256
+            status, text = get(lb.admin, "/metrics")
+            assert status == 200
+            family = promtext.parse(text.decode())["fastlb_accepts_held_total"]
+            held = {labels["reason"]: value for _, labels, value in family}
+            assert held["fds"] >= 1
+            serve_all(clients)
+        finally:
+            for c in clients:
+                c.close()
+            lb.close()
