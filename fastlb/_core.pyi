@@ -23,6 +23,7 @@ class DataPlane:
         splice_threshold: int = 65536,  # a direction switches to splice once this much has flowed in one go
         pool_max: int = 10000,  # HTTP mode: idle backend connections kept, all workers together (0: none)
         pool_idle_ms: int = 5000,  # HTTP mode: an idle backend connection unused this long is closed
+        fd_max: int = 0,  # descriptors it may hold (2 per pipe); at it, listeners wait unpolled (0: no cap)
         inherit: dict[str, list[int]] | None = None,  # listening fds taken over from an old process (upgrade)
         access_log_fd: int | None = None,  # one JSON line per HTTP request, written without blocking
         cookie_key: bytes | None = None,  # keys sticky-cookie values (None: DEFAULT_COOKIE_KEY, a fixed one)
@@ -51,6 +52,9 @@ class DataPlane:
     def stats(self) -> dict[str, Any]:
         """A snapshot of the C counters, read without pausing the workers:
         {"generation", "swaps", "active", "total",
+         "accepts_held": {"maxconn", "fds"} (times a worker held a listener out of epoll, its clients
+         left in the backlog: at a maxconn; at fd_max or out of fds), "accept_emfile" (accepts that
+         failed EMFILE/ENFILE), "fd_max",
          "listeners": {address: {"active", "total", "refused"}},
          "services": {name: {"active", "total", "bytes_in", "bytes_out", "connect_errors", "retries",
                              "timeouts", "no_backend", "denied",

@@ -18,7 +18,7 @@ from libc.string cimport memcpy, memset, strdup
 
 from fastlb.includes.caddr cimport (FLB_ADDR_TEXT, flb_addr_format, flb_addr_parse, sockaddr,
                                     sockaddr_storage, socklen_t)
-from fastlb.includes.capi cimport FLB_OK, flb_live
+from fastlb.includes.capi cimport FLB_ERR, FLB_OK, flb_live
 from fastlb.includes.cbackend cimport (FLB_ADMIN_DRAIN, FLB_ADMIN_MAINT, FLB_ADMIN_READY, FLB_HEALTH_DOWN,
                                        FLB_HEALTH_UP, flb_backend, flb_backend_find, flb_backend_get)
 from fastlb.includes.cdrain cimport flb_drains, flb_drains_free, flb_drains_new, flb_drains_sort, flb_now_ms
@@ -28,7 +28,8 @@ from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engi
                                       flb_engine_stop, flb_engine_stop_accepting, flb_engine_sweep, flb_engine_trim,
                                       flb_engine_table)
 from fastlb.includes.clistener cimport (flb_listener, flb_listener_adopt, flb_listener_get, flb_listener_new,
-                                        flb_listener_open, flb_listener_put)
+                                        flb_listener_open, flb_listener_overlap, flb_listener_probe,
+                                        flb_listener_put)
 from fastlb.includes.croute cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
                                      FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_algo, flb_balance_build, flb_counters_get,
                                      flb_cidr, flb_mode, flb_service, flb_service_alloc, flb_service_counters, flb_table,
@@ -283,7 +284,7 @@ cdef class DataPlane:
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
                   buffer_size=16384, splice_threshold=65536, pool_max=10000, pool_idle_ms=5000,
-                  inherit=None, access_log_fd=None, cookie_key=None):
+                  fd_max=0, inherit=None, access_log_fd=None, cookie_key=None):
         cdef flb_engine_options o
         if workers < 1 or workers > 1024:
             raise ValueError(f"workers: {workers!r} is not in 1..1024")
@@ -305,6 +306,7 @@ cdef class DataPlane:
         o.pool_idle_ms = _u32(pool_idle_ms, "pool_idle_ms")
         if o.pool_idle_ms == 0:
             raise ValueError("pool_idle_ms: 0 is not a duration")
+        o.fd_max = _u32(fd_max, "fd_max")
         self.nworkers = workers
         self.checked = {}
         self.draining = {}
@@ -364,7 +366,7 @@ cdef class DataPlane:
                     continue
                 l = _listener_new(address, self.nworkers)
                 opened.append(<size_t>l)
-                if flb_engine_accepting(self.e) and self._listener_open(l, address) != FLB_OK:
+                if flb_engine_accepting(self.e) and self._listener_open(l, address, published, opened) != FLB_OK:
                     err = errno
                     raise OSError(err, f"{os.strerror(err)}: cannot listen on {address}", address)
         except BaseException:
@@ -403,17 +405,37 @@ cdef class DataPlane:
         self._close_inherited()
         return gen
 
-    cdef int _listener_open(self, flb_listener *l, str address):
-        """Opens <l>, on the sockets a running fastlb handed over for its address if there are any."""
+    cdef int _listener_open(self, flb_listener *l, str address, dict published, list opened) except? -1:
+        """Opens <l>, on the sockets a running fastlb handed over for its address if there are any.
+        An address another process listens on is refused (EADDRINUSE), as a plain conflict is, even
+        where SO_REUSEPORT would bind beside it and share its connections unseen."""
         cdef int fds[1024]
         cdef uint32_t n = 0
         inherited = self.inherited.get(address)
         if not inherited:
+            if not self._beside_own(l, published, opened) and flb_listener_probe(l) != FLB_OK:
+                return FLB_ERR
             return flb_listener_open(l)
         for fd in inherited[:1024]:
             fds[n] = fd
             n += 1
         return flb_listener_adopt(l, fds, n)
+
+    cdef bint _beside_own(self, flb_listener *l, dict published, list opened) except -1:
+        """Whether <l> overlaps a socket of this process's own (a listener it serves or has just
+        opened, one handed over): the probe cannot tell those from another process's, and binding
+        beside them is what SO_REUSEPORT is for here."""
+        cdef sockaddr_storage sa
+        cdef socklen_t length
+        cdef flb_listener *other
+        for p in list(published.values()) + opened:
+            other = <flb_listener *><size_t>p
+            if other != l and flb_listener_overlap(&l.addr, &other.addr):
+                return True
+        for address in self.inherited:
+            if flb_addr_parse(address.encode(), &sa, &length) == FLB_OK and flb_listener_overlap(&l.addr, &sa):
+                return True
+        return False
 
     cdef _close_inherited(self):
         """Once a table serves, the handed-over sockets it adopted are held by the listeners (as
@@ -619,6 +641,9 @@ cdef class DataPlane:
             "swaps": self.e.swaps,
             "active": self.e.active,
             "total": self.e.total,
+            "accepts_held": {"maxconn": self.e.held_maxconn, "fds": self.e.held_fds},
+            "accept_emfile": self.e.accept_emfile,
+            "fd_max": self.e.opt.fd_max,
             "listeners": {},
             "services": {},
             "backends": {},

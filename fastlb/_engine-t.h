@@ -24,6 +24,7 @@ struct flb_engine_options {
     uint64_t splice_threshold;
     uint32_t pool_max;         /* HTTP mode: idle backend connections kept, all workers together */
     uint32_t pool_idle_ms;     /* HTTP mode: an idle backend connection unused this long is closed */
+    uint32_t fd_max;           /* descriptors the data plane may hold (sockets, 2 per pipe); 0: no cap */
 };
 
 struct flb_engine;
@@ -40,7 +41,7 @@ struct flb_worker {
     struct flb_wheel wheel;
     struct flb_table *table;   /* one reference: the table this worker routes with */
     uint32_t adopt_round;
-    uint32_t npaused;          /* listeners held out of epoll by maxconn */
+    uint32_t npaused;          /* listeners held out of epoll by maxconn, fd_max or out of fds */
     uint64_t resume_at;        /* ms: held listeners are not looked at again before this */
     uint64_t seen;             /* the last control request it has carried out */
     uint64_t close_seen;       /* the last close_all it has carried out */
@@ -62,11 +63,15 @@ struct flb_engine {
     _Atomic uint64_t close_req; /* bumped by close_all */
     _Atomic int accepting;     /* cleared by stop_accepting, for good */
     _Atomic int stopping;
-    _Atomic int paused;        /* listeners held out of epoll by maxconn, all workers together */
+    _Atomic int paused;        /* listeners held out of epoll (see npaused), all workers together */
     _Atomic uint64_t generation;
     _Atomic uint64_t swaps;
     _Atomic int64_t active;    /* connections open now */
     _Atomic uint64_t total;    /* connections accepted */
+    /* Times a worker held a listener out of epoll, its clients left in the backlog: */
+    _Atomic uint64_t held_maxconn;   /* at a maxconn (global, listener or service) */
+    _Atomic uint64_t held_fds;       /* at fd_max, or after accept failed EMFILE/ENFILE */
+    _Atomic uint64_t accept_emfile;  /* accepts that failed EMFILE/ENFILE: the process or the system is out of fds */
     _Atomic long pipes;        /* splice pipes alive */
     uint8_t running;           /* workers started and not yet joined */
     struct flb_backend_store *backends;

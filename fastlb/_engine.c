@@ -147,12 +147,24 @@ void flb_engine_backend_release(struct flb_worker *w, const struct flb_service *
                 wake(&w->e->w[i]);
 }
 
+/* Room for one more proxied connection's descriptors (the client's and the backend's) under fd_max.
+ * The live counts are the process's (_api.h): one data plane per process. */
+static int fds_free(const struct flb_engine *e)
+{
+    long used;
+
+    if (e->opt.fd_max == 0)
+        return 1;
+    used = atomic_load_explicit(&flb_live.fds, RELAXED) + 2 * atomic_load_explicit(&flb_live.pipes, RELAXED);
+    return used + 2 <= (long)e->opt.fd_max;
+}
+
 static int slot_free(const struct flb_engine *e, const struct flb_table *t, const struct flb_route_listener *rl,
                      const struct flb_service *s)
 {
     uint32_t glim = global_limit(e, t);
 
-    return (glim == 0 || atomic_load_explicit(&e->active, RELAXED) < (int64_t)glim) &&
+    return fds_free(e) && (glim == 0 || atomic_load_explicit(&e->active, RELAXED) < (int64_t)glim) &&
            (rl->maxconn == 0 || atomic_load_explicit(&rl->l->active, RELAXED) < (int64_t)rl->maxconn) &&
            (s == NULL || s->maxconn == 0 || atomic_load_explicit(&s->c->active, RELAXED) < (int64_t)s->maxconn);
 }
@@ -180,13 +192,14 @@ static void listener_unpoll(struct flb_worker *w, struct flb_listener_ws *ws)
 
 /* Holds a listener out of epoll (its accept queue waits in the kernel) until a slot frees: never
  * accept-and-close. */
-static void listener_pause(struct flb_worker *w, struct flb_listener_ws *ws)
+static void listener_pause(struct flb_worker *w, struct flb_listener_ws *ws, _Atomic uint64_t *why)
 {
     listener_unpoll(w, ws);
     if (!ws->paused) {
         ws->paused = 1;
         w->npaused++;
         atomic_fetch_add_explicit(&w->e->paused, 1, RELAXED);
+        atomic_fetch_add_explicit(why, 1, RELAXED);
     }
 }
 
@@ -226,8 +239,15 @@ static void worker_accept(struct flb_worker *w, struct flb_listener_ws *ws)
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
 
+        /* Out of descriptors under fd_max: a connection accepted now could get no backend socket.
+         * Nothing frees them but a connection closing, which wakes the paused listeners. */
+        if (!fds_free(w->e)) {
+            listener_pause(w, ws, &w->e->held_fds);
+            w->resume_at = w->now + FLB_PAUSE_RECHECK_MS;
+            return;
+        }
         if (flb_engine_slot_take(w->e, t, rl, s) != FLB_OK) {
-            listener_pause(w, ws);
+            listener_pause(w, ws, &w->e->held_maxconn);
             return;
         }
         int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -236,9 +256,11 @@ static void worker_accept(struct flb_worker *w, struct flb_listener_ws *ws)
             flb_engine_slot_release(w->e, rl->l, s);
             if (err == EINTR || err == ECONNABORTED)
                 continue;
+            if (err == EMFILE || err == ENFILE)
+                atomic_fetch_add_explicit(&w->e->accept_emfile, 1, RELAXED);
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 /* Level-triggered epoll would report the queue again at once: look later. */
-                listener_pause(w, ws);
+                listener_pause(w, ws, &w->e->held_fds);
                 w->resume_at = w->now + FLB_PAUSE_RECHECK_MS;
             }
             return;

@@ -68,6 +68,52 @@ fail: {
 }
 }
 
+int flb_listener_probe(const struct flb_listener *l)
+{
+    int one = 1, rc = FLB_OK;
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd == -1)
+        return FLB_ERR;
+    /* SO_REUSEADDR as the listeners have it (a port in TIME_WAIT, or bound and not listening with
+     * SO_REUSEADDR, is free), but not SO_REUSEPORT: the bind fails on any listening socket. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+        rc = FLB_ERR;
+    if (rc == FLB_OK && l->addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (rc == FLB_OK && bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == -1)
+        rc = FLB_ERR;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+static uint16_t port_of(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_port;
+    return ((const struct sockaddr_in6 *)a)->sin6_port;
+}
+
+static int wildcard(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+int flb_listener_overlap(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family || port_of(a) != port_of(b))
+        return 0;
+    if (wildcard(a) || wildcard(b))
+        return 1;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr);
+}
+
 int flb_listener_open(struct flb_listener *l)
 {
     for (uint32_t i = 0; i < l->nworkers; i++) {

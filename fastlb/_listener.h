@@ -12,6 +12,18 @@
 struct flb_listener *flb_listener_new(const char *address, const struct sockaddr *sa, socklen_t len,
                                       uint32_t nworkers);
 
+/* Whether <l>'s address is free to listen on for this process alone: binds a probe socket there
+ * without SO_REUSEPORT, which fails with EADDRINUSE while any socket listens on the address (or on
+ * the wildcard address of its port), SO_REUSEPORT ones of other processes included; the listeners'
+ * own SO_REUSEPORT would bind beside those and share the connections with them unseen. The probe is
+ * closed at once. FLB_OK, or FLB_ERR with errno. Not meaningful while this process itself listens
+ * on an address that overlaps (flb_listener_overlap): its own sockets fail the probe too. */
+int flb_listener_probe(const struct flb_listener *l);
+
+/* Whether a listener on <a> and one on <b> would take each other's connections: same family and
+ * port, and the same address or either one the wildcard. */
+int flb_listener_overlap(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 /* Opens one non-blocking, close-on-exec SO_REUSEPORT socket per worker, bound and listening.
  * All or nothing: on failure none stays open, and FLB_ERR is returned with errno. Control thread. */
 int flb_listener_open(struct flb_listener *l);

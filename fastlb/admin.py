@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from fastlb import spec
+from fastlb import limits, spec
 from fastlb.control import ADMIN_STATES, Controller
 
 CONTROLLER: web.AppKey[Controller] = web.AppKey("controller", Controller)
@@ -239,12 +239,26 @@ def snapshot(controller: Controller) -> dict[str, Any]:
         "swap": msgspec.to_builtins(swap),
         "active": int(raw.get("active", 0)),
         "total": int(raw.get("total", 0)),
+        "accepts": _accepts(raw),
         "listeners": listeners,
         "services": services,
         "conflicts": controller.conflicts,
         "listen_errors": controller.listen_errors,
         "app_errors": controller.app_errors(),
         "providers": controller.provider_status(),
+    }
+
+
+def _accepts(raw: dict[str, Any]) -> dict[str, int]:
+    """How often accepting was held back or failed, the descriptors the data plane may hold and the
+    process's open-files limit (fastlb.limits)."""
+    held = raw.get("accepts_held") or {}
+    return {
+        "held_maxconn": int(held.get("maxconn", 0)),
+        "held_fds": int(held.get("fds", 0)),
+        "emfile": int(raw.get("accept_emfile", 0)),
+        "fd_max": int(raw.get("fd_max", 0)),
+        "nofile": limits.nofile(),
     }
 
 
@@ -447,6 +461,16 @@ def metrics_text(snap: dict[str, Any]) -> str:
         )
     m.add("fastlb_connections_active", "gauge", "Open client connections.", snap["active"])
     m.add("fastlb_connections_total", "counter", "Client connections accepted.", snap["total"])
+    accepts = snap["accepts"]
+    for reason in ("maxconn", "fds"):
+        m.add(
+            "fastlb_accepts_held_total", "counter",
+            "Times a worker stopped accepting on a listener, its clients left in the backlog (maxconn; fds: "
+            "the data plane's descriptors, or EMFILE/ENFILE).", accepts[f"held_{reason}"], reason=reason,
+        )
+    m.add("fastlb_accept_emfile_total", "counter", "Accepts that failed EMFILE/ENFILE.", accepts["emfile"])
+    m.add("fastlb_fd_max", "gauge", "Descriptors the data plane may hold (0: no cap).", accepts["fd_max"])
+    m.add("fastlb_open_files_limit", "gauge", "The process's soft RLIMIT_NOFILE.", accepts["nofile"])
     for x in snap["listeners"]:
         labels = {"listener": x["address"], "kind": x["kind"], "service": x["service"]}
         m.add("fastlb_listener_connections_active", "gauge", "Open connections per listener.", x["active"], **labels)

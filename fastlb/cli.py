@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from fastlb import __version__, config, logs, spec
+from fastlb import __version__, config, limits, logs, spec
 
 
 def _provider_options(p: argparse.ArgumentParser) -> None:
@@ -255,6 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cookie_secret_file=args.cookie_secret_file,
         access_log=args.access_log,
     )
+    limits.raise_nofile()
     return control.run(options)
 
 

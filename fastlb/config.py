@@ -109,7 +109,7 @@ class SharedHttpEntry(_Struct, frozen=True):
 
 class EngineEntry(_Struct, frozen=True):
     workers: int = 0  # 0: one per CPU this process may run on
-    maxconn: int = 100000
+    maxconn: int = 0  # 0: as many as the open-files limit fits, at most 100,000 (fastlb.limits)
     pipe_max: int = 1024
     pipe_size: int = 262144
     buffer_size: int = 16384
@@ -143,7 +143,7 @@ class EngineSettings(msgspec.Struct, frozen=True):
     """Keyword arguments of ``fastlb._core.DataPlane`` (``workers`` 0: choose from the CPU count)."""
 
     workers: int = 0
-    maxconn: int = 100000
+    maxconn: int = 0  # 0: fitted to the open-files limit at start (fastlb.limits.fit_engine)
     pipe_max: int = 1024
     pipe_size: int = 262144
     buffer_size: int = 16384
@@ -512,7 +512,7 @@ def _positive(path: str, value: int, problems: list[str], *, zero: bool = False,
 
 def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
     _positive("engine.workers", e.workers, problems, zero=True, top=1024)
-    _positive("engine.maxconn", e.maxconn, problems)
+    _positive("engine.maxconn", e.maxconn, problems, zero=True, top=_U32)
     _positive("engine.pipe_max", e.pipe_max, problems, zero=True)
     if e.pipe_size < 4096 or e.pipe_size & (e.pipe_size - 1):
         problems.append(f"engine.pipe_size: {e.pipe_size} is not a power of two >= 4096")

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from fastlb import accesslog, config, logs, spec
+from fastlb import accesslog, config, limits, logs, spec
 
 OnChange = Callable[[spec.RouteTable], None]
 # (backend id, state): providers pass "ready" | "drain" | "maint" | "up" | "down", the health checker
@@ -549,16 +549,28 @@ class TableMerger:
         return tuple(itertools.chain.from_iterable(lists[name] for name, _ in parts))
 
 
-def probe_bind(address: str) -> str | None:
-    """Why <address> cannot be listened on (as the data plane binds: SO_REUSEADDR, SO_REUSEPORT), or
-    None when it can."""
+def probe_bind(address: str, own: Iterable[str] = ()) -> str | None:
+    """Why <address> cannot be listened on, or None when it can. As the data plane checks it: a bind
+    without SO_REUSEPORT fails on any socket listening there, another process's SO_REUSEPORT one
+    included; beside <own> (addresses this process listens on) that cannot tell whose a socket is,
+    and the bind is tried as the listeners bind (SO_REUSEPORT)."""
     parsed = config.parse_address(address)
     if parsed is None:
         return "not ip:port"
     ip, port = parsed
+    beside = False
+    for other in own:
+        o = config.parse_address(other)
+        beside = beside or (
+            o is not None and o[0].version == ip.version and o[1] == port
+            and (o[0] == ip or o[0].is_unspecified or ip.is_unspecified)
+        )
     with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if beside:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if ip.version == 6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             s.bind((str(ip), port))
         except OSError as e:
@@ -823,7 +835,7 @@ class Controller:
         keep: list[spec.Listener] = []
         errors: list[str] = []
         for listener in table.listeners:
-            error = None if listener.address in serving else probe_bind(listener.address)
+            error = None if listener.address in serving else probe_bind(listener.address, serving)
             if error is None:
                 keep.append(listener)
             else:
@@ -944,6 +956,8 @@ class Controller:
             self._tasks.append(asyncio.create_task(self._run_provider(name, provider), name=f"provider-{name}"))
         if hasattr(self.dataplane, "trim"):
             self._tasks.append(asyncio.create_task(self._trim_memory(), name="trim"))
+        if hasattr(self.dataplane, "stats"):
+            self._tasks.append(asyncio.create_task(limits.watch_fds(self.dataplane), name="fds"))
 
     async def _trim_memory(self) -> None:
         """Now and then, gives the memory the data plane freed after a burst back to the system (the
@@ -1107,8 +1121,7 @@ def build(
             dataplane_class = load_dataplane_class()
         except ImportError as e:
             raise StartError(f"the data plane is not available: {e}") from None
-    settings = msgspec.structs.asdict(engine)
-    settings.pop("workers")
+    settings = limits.fit_engine(engine, workers)
     if inherit:
         settings["inherit"] = inherit
     secret = cookie_secret(options.cookie_secret_file)

@@ -44,6 +44,10 @@ LISTENER_SKIPPED = "listener_skipped"
 SERVING = "serving"
 DRAINING = "draining"
 STOPPED = "stopped"
+NOFILE_RAISED = "nofile_raised"
+ENGINE_SIZED = "engine_sized"
+MAXCONN_OVER_LIMIT = "maxconn_over_limit"
+FD_EXHAUSTED = "fd_exhausted"
 
 
 def _value(v: Any) -> str:

@@ -292,8 +292,9 @@ class Blackhole:
 
 @contextlib.contextmanager
 def reserve_port() -> Iterator[str]:
-    """Holds a free port (bound with SO_REUSEPORT, never listening) and yields "127.0.0.1:PORT": a
-    listener opened there with SO_REUSEPORT binds beside it, and no other test can take it."""
+    """Holds a free port (bound with SO_REUSEADDR and SO_REUSEPORT, never listening) and yields
+    "127.0.0.1:PORT": a listener opened there binds beside it (the data plane's check that nobody
+    listens there passes too: nobody does), and no other test can take it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

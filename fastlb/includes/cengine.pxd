@@ -16,6 +16,7 @@ cdef extern from "_engine-t.h" nogil:
         uint64_t splice_threshold
         uint32_t pool_max
         uint32_t pool_idle_ms
+        uint32_t fd_max
 
     struct flb_engine:
         flb_engine_options opt
@@ -23,6 +24,9 @@ cdef extern from "_engine-t.h" nogil:
         uint64_t swaps
         int64_t active
         uint64_t total
+        uint64_t held_maxconn
+        uint64_t held_fds
+        uint64_t accept_emfile
         long pipes
         flb_backend_store *backends
         flb_counters_store *counters

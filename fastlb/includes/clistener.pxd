@@ -17,6 +17,8 @@ cdef extern from "_listener-t.h" nogil:
 
 cdef extern from "_listener.h" nogil:
     flb_listener *flb_listener_new(const char *address, const sockaddr *sa, socklen_t len, uint32_t nworkers)
+    int flb_listener_probe(const flb_listener *l)
+    int flb_listener_overlap(const sockaddr_storage *a, const sockaddr_storage *b)
     int flb_listener_open(flb_listener *l)
     int flb_listener_adopt(flb_listener *l, const int *fds, uint32_t n)
     void flb_listener_close(flb_listener *l)

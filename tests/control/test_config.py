@@ -188,7 +188,7 @@ INVALID = [
     ("[engine]\nworkers = \"4\"\n", "engine.workers: expected an integer, got string"),
     ("[engine]\nworkers = true\n", "engine.workers: expected an integer, got boolean"),
     ("[engine]\nworkers = 2000\n", "engine.workers: 2000 is out of range (0..1024)"),
-    ("[engine]\nmaxconn = 0\n", "engine.maxconn: 0 is out of range (>= 1)"),
+    ("[engine]\nmaxconn = -1\n", "engine.maxconn: -1 is out of range (0..4294967295)"),
     ("[engine]\npipe_size = 5000\n", "engine.pipe_size: 5000 is not a power of two >= 4096"),
     ("[engine]\nbuffer_size = 100\n", "engine.buffer_size: 100 is below 1024"),
     ("[admin]\nlisten = \"localhost:9090\"\n", 'admin.listen: "localhost:9090" is not ip:port'),

@@ -123,6 +123,48 @@ def test_a_table_that_cannot_bind_publishes_nothing(dataplane, ports):
             assert recv_line(c) == b"one\n"
 
 
+def test_an_address_another_socket_listens_on_with_reuseport_is_refused(dataplane, ports):
+    # SO_REUSEPORT on both sides would let the listeners bind beside it and share its connections.
+    with WhoAmI("one") as one:
+        dp = dataplane(workers=2)
+        good = ports()
+        dp.publish(table([service("who", [one.address])], {good: "who"}))
+        held = ports()
+        other = socket.socket()
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        host, port = held.rsplit(":", 1)
+        other.bind((host, int(port)))
+        other.listen(8)
+        try:
+            with pytest.raises(OSError) as info:
+                dp.publish(table([service("who", [one.address])], {good: "who", held: "who"}))
+            assert info.value.errno == errno.EADDRINUSE and held in str(info.value)
+            assert set(dp.listener_fds()) == {good}
+            # The wildcard address of the port is held too.
+            with pytest.raises(OSError, match="cannot listen on 0.0.0.0"):
+                dp.publish(table([service("who", [one.address])], {good: "who", f"0.0.0.0:{port}": "who"}))
+        finally:
+            other.close()
+        assert dp.generation == 1
+        dp.publish(table([service("who", [one.address])], {good: "who", held: "who"}))
+        with connect(held) as c:
+            assert recv_line(c) == b"one\n"
+
+
+def test_an_address_beside_its_own_listener_is_not_refused(dataplane, ports):
+    # Its own sockets fail the probe too: beside them the listeners bind as they always did.
+    with WhoAmI("one") as one:
+        dp = dataplane(workers=2)
+        front = ports()
+        port = front.rsplit(":", 1)[1]
+        dp.publish(table([service("who", [one.address])], {front: "who"}))
+        dp.publish(table([service("who", [one.address])], {f"0.0.0.0:{port}": "who"}))
+        assert set(dp.listener_fds()) == {f"0.0.0.0:{port}"}
+        with connect(front) as c:
+            assert recv_line(c) == b"one\n"
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [
@@ -158,6 +200,7 @@ def test_ipv6_backend_address(dataplane, ports):
         pytest.skip("no IPv6 loopback")
     srv.listen(4)
     hold = socket.socket(socket.AF_INET6)  # reserves the v6 listener's port (see reserve_port)
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     hold.bind(("::1", 0))
     try:
