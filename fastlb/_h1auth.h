@@ -14,9 +14,11 @@
 int flb_h1auth_allowed(const struct flb_l7_service *hs, const struct sockaddr *sa);
 
 /* Whether the Authorization value <value> (NULL: none) carries Basic credentials of one of <hs>'s
- * users. The password is checked with crypt(3) against the user's hash; a value that passed is
- * remembered in the worker's cache <lw> (keyed by a keyed hash of the whole value and the service's
- * epoch), so a client that sends it on every request costs one crypt per worker, not one per request. */
+ * users. The password is checked against the user's hash: htpasswd's Apache MD5 ("$apr1$") and
+ * "{SHA}" here (with libcrypto's MD5 and SHA-1), any other with crypt(3); the result is compared in
+ * constant time. A value that passed is remembered in the worker's cache <lw> (keyed by a keyed hash
+ * of the whole value and the service's epoch), so a client that sends it on every request costs one
+ * hash per worker, not one per request. */
 int flb_h1auth_check(const struct flb_l7 *l, struct flb_l7_worker *lw, const struct flb_l7_service *hs,
                      const char *value, size_t len);
 

@@ -29,7 +29,7 @@ struct flb_l7_cidr {
 
 struct flb_l7_user {
     char *name;                    /* owned */
-    char *hash;                    /* crypt(3) hash, owned */
+    char *hash;                    /* crypt(3) hash, or htpasswd's $apr1$ or {SHA}; owned */
 };
 
 /* An owned string and its length. */

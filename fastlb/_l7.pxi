@@ -109,7 +109,7 @@ cdef _l7_check(object table, _Plan plan):
             if not user or ":" in user or "\0" in user:
                 raise ValueError(f"{where}.auth_users: user {user!r} is empty or holds ':'")
             if not digest or "\0" in digest:
-                raise ValueError(f"{where}.auth_users: user {user!r} has no crypt(3) hash")
+                raise ValueError(f"{where}.auth_users: user {user!r} has no password hash")
         problem = _rewrite_problem(o)
         if problem is not None:
             raise ValueError(f"{where}.{problem}")

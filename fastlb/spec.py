@@ -66,7 +66,7 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hsts: bool = False
     redirect_to_https: bool = False
     auth_realm: str = ""
-    auth_users: tuple[tuple[str, str], ...] = ()  # (user, crypt(3) hash)
+    auth_users: tuple[tuple[str, str], ...] = ()  # (user, hash: crypt(3)'s, or htpasswd's $apr1$ or {SHA})
     allow_cidrs: tuple[str, ...] = ()  # empty: everyone
     forwarded_headers: bool = True  # X-Forwarded-For/-Proto/-Port
     # marathon-lb's HTTP_BACKEND_PROXYPASS_PATH, REVPROXY_PATH and REDIR, served in the data plane.

@@ -193,7 +193,8 @@ RESTRICTING_LABELS = frozenset(
         "traefik.frontend.whitelistSourceRange",
         # an error when true: fastlb checks the client's own address only
         "traefik.frontend.whiteList.useXForwardedFor",
-        # served when every user's hash is one crypt(3) checks; an error otherwise
+        # served when every user's hash is one fastlb checks (crypt(3)'s, htpasswd's $apr1$ and {SHA});
+        # an error otherwise (a plain-text password, a user listed twice)
         "traefik.frontend.auth.basic",
         "traefik.frontend.auth.basic.users",
         # errors: no users file, no digest or forward auth, no user header, Authorization is forwarded
@@ -668,13 +669,15 @@ _TRAEFIK_ACCESS_PROPS = frozenset(
     label.removeprefix("traefik.") for label in RESTRICTING_LABELS if label.startswith("traefik.")
 )
 TRAEFIK_REALM = "traefik"  # Traefik 1.7's basic auth realm
-# crypt(3) hashes the data plane checks (libxcrypt): bcrypt, MD5-crypt, SHA-256 and SHA-512 crypt.
+# Password hashes the data plane checks: crypt(3)'s (libxcrypt) bcrypt, MD5-crypt, SHA-256 and SHA-512
+# crypt, and htpasswd's own Apache MD5 (htpasswd -m, its default) and {SHA} (base64 of SHA-1, -s).
 _CRYPT_HASH = re.compile(
     r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}"
     r"|\$1\$[./A-Za-z0-9]{0,8}\$[./A-Za-z0-9]{22}"
     r"|\$5\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{0,16}\$[./A-Za-z0-9]{43}"
     r"|\$6\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{0,16}\$[./A-Za-z0-9]{86}"
 )
+_HTPASSWD_HASH = re.compile(r"\$apr1\$[./A-Za-z0-9]{0,8}\$[./A-Za-z0-9]{22}|\{SHA\}[A-Za-z0-9+/]{27}=")
 
 _TRAEFIK_IGNORED = {
     "traefik.tags": "",
@@ -699,7 +702,7 @@ class TraefikSegment(msgspec.Struct, frozen=True):
     priority: int = 0
     entry_points: tuple[str, ...] | None = None
     allow_cidrs: tuple[str, ...] = ()  # whiteList.sourceRange; empty: everyone
-    auth_users: tuple[tuple[str, str], ...] = ()  # auth.basic.users: (user, crypt(3) hash), realm TRAEFIK_REALM
+    auth_users: tuple[tuple[str, str], ...] = ()  # auth.basic.users: (user, hash), realm TRAEFIK_REALM
     redirect_to_https: bool = False  # headers.SSLRedirect
     # headers.allowedHosts (lower-cased), None when Traefik checks none: the build refuses the app
     # unless the segment routes these hosts only, which then keeps every other Host out
@@ -1025,23 +1028,11 @@ def _parse_traefik_access(
                 refuse(users_prop, f"{entry!r} is not user:hash")
             elif any(user == u for u, _ in users):
                 refuse(users_prop, f"user {user!r} is listed twice")
-            elif digest.startswith("$apr1$"):
+            elif not (_CRYPT_HASH.fullmatch(digest) or _HTPASSWD_HASH.fullmatch(digest)):
                 refuse(
                     users_prop,
-                    f"user {user!r}: Apache MD5 ($apr1$) is not a crypt(3) hash; fastlb checks bcrypt "
-                    "($2y$, htpasswd -B), $1$, $5$ and $6$",
-                )
-            elif digest.startswith("{SHA}"):
-                refuse(
-                    users_prop,
-                    f"user {user!r}: {{SHA}} is not a crypt(3) hash; fastlb checks bcrypt ($2y$, "
-                    "htpasswd -B), $1$, $5$ and $6$",
-                )
-            elif not _CRYPT_HASH.fullmatch(digest):
-                refuse(
-                    users_prop,
-                    f"user {user!r}: the password is not a crypt(3) hash fastlb checks (bcrypt, "
-                    "$1$, $5$, $6$); a plain-text password is never accepted",
+                    f"user {user!r}: the password is not a hash fastlb checks (htpasswd's $apr1$ and "
+                    "{SHA}, bcrypt, $1$, $5$, $6$); a plain-text password is never accepted",
                 )
             else:
                 users.append((user, digest))

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,12 @@ from .harness import TimedEmulator, running_fastlb
 
 pytestmark = pytest.mark.timeout(120)
 
-# crypt(3) SHA-512 of "s3cret"; an Apache MD5 ($apr1$) hash, which crypt(3) cannot check.
+# crypt(3) SHA-512 of "s3cret"; htpasswd's Apache MD5 ($apr1$, made by OpenSSL as htpasswd -m does) and
+# {SHA} (htpasswd -s) of "s3cret".
 SHA512 = "$6$fastlbtestsalt1$I.xNS7t6y6pOFBlJ9/GwkcHc.lApBDe9NSAOCHihm3Z10asCTZrwr/Bmk44R1GFfLmU/MrdseQZIwVdRJ3QT3/"
-APR1 = "$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"
+APR1 = subprocess.run(["openssl", "passwd", "-apr1", "-salt", "e2esalt", "s3cret"], capture_output=True,
+                      check=True).stdout.decode().strip()
+SHA1 = "{SHA}" + base64.b64encode(hashlib.sha1(b"s3cret").digest()).decode()
 
 
 def ask(port: int, host: str, user: str | None = None, password: str = "") -> tuple[int, str]:
@@ -45,7 +50,8 @@ async def test_traefik_access_labels_are_served_or_the_app_is_left_out(
         "denied": {"traefik.frontend.whiteList.sourceRange": "10.0.0.0/8"},
         "allowed": {"traefik.frontend.whiteList.sourceRange": "10.0.0.0/8, 127.0.0.0/8"},
         "private": {"traefik.frontend.auth.basic.users": f"alice:{SHA512}"},
-        "locked": {"traefik.frontend.auth.basic.users": f"test:{APR1}"},
+        "htpasswd": {"traefik.frontend.auth.basic.users": f"md5:{APR1}, sha:{SHA1}"},
+        "locked": {"traefik.frontend.auth.basic.users": "test:s3cret"},  # plain text: refused
     }
     tasks = {}
     for name, labels in apps.items():
@@ -55,15 +61,19 @@ async def test_traefik_access_labels_are_served_or_the_app_is_left_out(
         tasks[name] = emu.add_task(f"/{name}", [ident.port], task_id=f"{name}.t1._app.1")
     args = ["--marathon", emu.url, "--http-port", str(vhost)]
     async with running_fastlb(args, tmp_path / "fastlb.log") as lb:
-        served = {tasks[n] for n in ("denied", "allowed", "private")}
-        await lb.wait_backends(lambda ids: ids == served, "the three apps fastlb can serve as labelled")
+        served = {tasks[n] for n in ("denied", "allowed", "private", "htpasswd")}
+        await lb.wait_backends(lambda ids: ids == served, "the four apps fastlb can serve as labelled")
         assert await asyncio.to_thread(ask, vhost, "allowed.example.com") == (200, "allowed")
         assert (await asyncio.to_thread(ask, vhost, "denied.example.com"))[0] == 403
         assert (await asyncio.to_thread(ask, vhost, "private.example.com"))[0] == 401
         assert (await asyncio.to_thread(ask, vhost, "private.example.com", "alice", "wrong"))[0] == 401
         assert await asyncio.to_thread(ask, vhost, "private.example.com", "alice", "s3cret") == (200, "private")
+        assert (await asyncio.to_thread(ask, vhost, "htpasswd.example.com"))[0] == 401
+        for user in ("md5", "sha"):
+            assert (await asyncio.to_thread(ask, vhost, "htpasswd.example.com", user, "s3cre"))[0] == 401
+            assert await asyncio.to_thread(ask, vhost, "htpasswd.example.com", user, "s3cret") == (200, "htpasswd")
         assert (await asyncio.to_thread(ask, vhost, "locked.example.com"))[0] != 200
         assert servers.servers["denied"].accepted == 0 and servers.servers["locked"].accepted == 0
         errors = (await lb.stats())["app_errors"]["marathon"]
         assert set(errors) == {"/locked"}, errors
-        assert "traefik.frontend.auth.basic.users" in errors["/locked"] and "$apr1$" in errors["/locked"]
+        assert "traefik.frontend.auth.basic.users" in errors["/locked"] and "plain-text" in errors["/locked"]

@@ -3,7 +3,11 @@ source allow-lists and the sticky cookie."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -128,12 +132,11 @@ ALICE = "$6$fastlbtestsalt1$I.xNS7t6y6pOFBlJ9/GwkcHc.lApBDe9NSAOCHihm3Z10asCTZrw
 BOB = "$5$fastlbtestsalt2$UeULDc5wzWpsFGf4gKJ7pNCIOq/lco/KasBKodmeJqB"
 
 
+def auth(user: str, pw: str) -> str:
+    return "Authorization: Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode() + "\r\n"
+
+
 def test_basic_auth(dataplane, ports):
-    import base64
-
-    def auth(user: str, pw: str) -> str:
-        return "Authorization: Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode() + "\r\n"
-
     with HttpBackend("a") as a:
         dp = dataplane()
         vhost = ports()
@@ -150,6 +153,62 @@ def test_basic_auth(dataplane, ports):
             for user, pw in [("alice", "s3cret"), ("bob", "pw"), ("alice", "s3cret")]:
                 c.sendall(get("/", "secure.example.com", auth(user, pw)))
                 assert rd.response().status == 200
+
+
+def apr1(password: str, salt: str) -> str:
+    """Apache's MD5 hash of <password>, as OpenSSL makes it (htpasswd -m makes the same)."""
+    out = subprocess.run(["openssl", "passwd", "-apr1", "-salt", salt, password], capture_output=True, check=True)
+    return out.stdout.decode().strip()
+
+
+def sha(password: str) -> str:
+    """htpasswd -s: "{SHA}" and base64 of the password's SHA-1."""
+    return "{SHA}" + base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+
+
+# Passwords around MD5-crypt's 16-byte steps, an empty one and a non-ASCII one; salts of 0 to 8 characters.
+HTPASSWD_CASES = [("", "zz"), ("s3cret", "abcdefgh"), ("0123456789abcdef", "xY7"),
+                  ("a much longer password, 33 bytes", ""), ("pässwörd", "./09AZaz")]
+
+
+def test_basic_auth_htpasswd_hashes(dataplane, ports):
+    """Apache MD5 ($apr1$) and {SHA}, the hashes htpasswd makes by default and with -s, are checked
+    in the data plane: the right password passes, any other (one character off, a prefix, the
+    other user's) is a 401 and never reaches the backend."""
+    users = [(f"md5-{i}", pw, apr1(pw, salt)) for i, (pw, salt) in enumerate(HTPASSWD_CASES)]
+    users += [(f"sha-{i}", pw, sha(pw)) for i, (pw, _) in enumerate(HTPASSWD_CASES)]
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        vhost = ports()
+        opts = options(auth_realm="traefik", auth_users=tuple((u, h) for u, _, h in users))
+        dp.publish(vhost_table(vhost, http_service("web", [a.address], http=opts)))
+        for user, pw, _ in users:
+            for wrong in {pw + "x", pw[:-1], "x" + pw[1:], "s3cret", ""} - {pw}:
+                r = request(vhost, get("/", "secure.example.com", auth(user, wrong)))
+                assert r.status == 401 and r.header("WWW-Authenticate") == 'Basic realm="traefik"', (user, wrong)
+        assert a.received == 0
+        with connect(vhost) as c:
+            rd = Reader(c)
+            for user, pw, _ in users + users:  # the second time from the worker's cache
+                c.sendall(get("/", "secure.example.com", auth(user, pw)))
+                assert rd.response().status == 200, (user, pw)
+        assert len(a.requests) == 2 * len(users)
+
+
+@pytest.mark.skipif(shutil.which("htpasswd") is None, reason="htpasswd (apache2-utils) is not installed")
+def test_basic_auth_hashes_htpasswd_makes(dataplane, ports):
+    made = []
+    for flag in ("-m", "-s", "-B"):
+        out = subprocess.run(["htpasswd", "-nb", flag, "alice", "s3cret"], capture_output=True, check=True)
+        made.append(out.stdout.decode().strip().split(":", 1)[1])
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        vhost = ports()
+        for digest in made:
+            dp.publish(vhost_table(vhost, http_service("web", [a.address], http=options(
+                auth_realm="traefik", auth_users=(("alice", digest),)))))
+            assert request(vhost, get("/", "secure.example.com", auth("alice", "s3cret"))).status == 200, digest
+            assert request(vhost, get("/", "secure.example.com", auth("alice", "s3cre"))).status == 401, digest
 
 
 def test_allow_list(dataplane, ports):
