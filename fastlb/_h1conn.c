@@ -782,6 +782,12 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
         } else if (flb_h1edit_name_is(hd, "authorization", 13)) {
             *auth = hd->value;
             *auth_len = hd->value_len;
+            if (hs->auth_remove) {
+                /* cut: the credentials stop here (a request without valid ones goes nowhere at all) */
+                flb_h1edit_line(buf, hd, &s, &e);
+                if (flb_h1edit_add(ed, s, e - s, NULL, 0) != FLB_OK)
+                    return FLB_ERR;
+            }
         } else if (!hs->forwarded) {
             continue;
         } else if (flb_h1edit_name_is(hd, "x-forwarded-for", 15)) {

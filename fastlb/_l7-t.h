@@ -49,6 +49,7 @@ struct flb_l7_service {
     uint32_t cookie_len;
     char (*cookie_val)[FLB_L7_COOKIE_HEX + 1]; /* [nbe] each backend's cookie value */
     char *realm;                   /* basic auth realm (owned); NULL: no auth */
+    uint8_t auth_remove;           /* the Authorization fields stop at fastlb (Traefik's removeHeader) */
     uint32_t nusers;
     struct flb_l7_user *users;
     uint64_t auth_epoch;           /* unique per compiled service: keys the per-worker auth cache */

@@ -208,6 +208,7 @@ cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_servic
             flb_l7_cookie_value(l, bid, hs.cookie_val[j])
     if o.auth_users:
         hs.realm = _dup(o.auth_realm or "fastlb")
+        hs.auth_remove = o.auth_remove_header
         hs.users = <flb_l7_user *>calloc(len(o.auth_users), sizeof(flb_l7_user))
         if hs.users == NULL:
             raise MemoryError()

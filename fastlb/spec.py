@@ -67,6 +67,7 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redirect_to_https: bool = False
     auth_realm: str = ""
     auth_users: tuple[tuple[str, str], ...] = ()  # (user, hash: crypt(3)'s, or htpasswd's $apr1$ or {SHA})
+    auth_remove_header: bool = False  # with auth_users: the Authorization header is not forwarded to the backends
     allow_cidrs: tuple[str, ...] = ()  # empty: everyone
     forwarded_headers: bool = True  # X-Forwarded-For/-Proto/-Port
     # marathon-lb's HTTP_BACKEND_PROXYPASS_PATH, REVPROXY_PATH and REDIR, served in the data plane.

@@ -38,6 +38,7 @@ cdef extern from "_l7-t.h" nogil:
         uint32_t cookie_len
         char (*cookie_val)[17]
         char *realm
+        uint8_t auth_remove
         uint32_t nusers
         flb_l7_user *users
         uint64_t auth_epoch

@@ -966,6 +966,7 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
                 redirect_to_https=seg.redirect_to_https,
                 auth_realm=lbl.TRAEFIK_REALM if seg.auth_users else "",
                 auth_users=seg.auth_users,
+                auth_remove_header=seg.auth_remove_header,
                 allow_cidrs=seg.allow_cidrs,
             ),
         )
@@ -992,7 +993,7 @@ def traefik_subdomain(app_id: str) -> str:
 def _access(service: spec.Service) -> tuple:
     """What of a service decides who may use it."""
     h = service.http
-    return (h.allow_cidrs, h.auth_realm, h.auth_users, h.redirect_to_https)
+    return (h.allow_cidrs, h.auth_realm, h.auth_users, h.auth_remove_header, h.redirect_to_https)
 
 
 _OPEN = _access(spec.Service(name=""))

@@ -197,10 +197,11 @@ RESTRICTING_LABELS = frozenset(
         # an error otherwise (a plain-text password, a user listed twice)
         "traefik.frontend.auth.basic",
         "traefik.frontend.auth.basic.users",
-        # errors: no users file, no digest or forward auth, no user header, Authorization is forwarded
-        "traefik.frontend.auth.basic.usersFile",
+        # served with auth.basic.users: the Authorization header is not forwarded
         "traefik.frontend.auth.basic.removeHeader",
         "traefik.frontend.auth.removeHeader",
+        # errors: no users file, no digest or forward auth, no user header
+        "traefik.frontend.auth.basic.usersFile",
         "traefik.frontend.auth.headerField",
         "traefik.frontend.auth.digest.users",
         "traefik.frontend.auth.digest.usersFile",
@@ -703,6 +704,7 @@ class TraefikSegment(msgspec.Struct, frozen=True):
     entry_points: tuple[str, ...] | None = None
     allow_cidrs: tuple[str, ...] = ()  # whiteList.sourceRange; empty: everyone
     auth_users: tuple[tuple[str, str], ...] = ()  # auth.basic.users: (user, hash), realm TRAEFIK_REALM
+    auth_remove_header: bool = False  # auth.basic.removeHeader or auth.removeHeader, with auth_users
     redirect_to_https: bool = False  # headers.SSLRedirect
     # headers.allowedHosts (lower-cased), None when Traefik checks none: the build refuses the app
     # unless the segment routes these hosts only, which then keeps every other Host out
@@ -1040,9 +1042,13 @@ def _parse_traefik_access(
             fields["auth_users"] = tuple(users)
         elif not split_csv(props[users_prop]):
             inert(users_prop, "empty: no users, no authentication, as in Traefik")
+    # Once the credentials pass, the backend gets the request without Authorization.
     for prop in ("frontend.auth.basic.removeHeader", "frontend.auth.removeHeader"):
         if flag(prop):
-            refuse(prop, "fastlb forwards the Authorization header: it cannot keep the credentials from the backend")
+            if "auth_users" in fields:
+                fields["auth_remove_header"] = True
+            else:
+                inert(prop, "no auth.basic.users to check before the header is removed")
     for prop in sorted(props):
         if prop == "frontend.auth.basic.usersFile":
             refuse(prop, "fastlb reads no users file: list the users in traefik.frontend.auth.basic.users")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import socket
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from fastlb.testing.demo import IdentServers, free_port
 from fastlb.testing.emulator import app_definition
+from fastlb.testing.http_backends import HttpBackend
 
 from .harness import TimedEmulator, running_fastlb
 
@@ -77,3 +79,49 @@ async def test_traefik_access_labels_are_served_or_the_app_is_left_out(
         errors = (await lb.stats())["app_errors"]["marathon"]
         assert set(errors) == {"/locked"}, errors
         assert "traefik.frontend.auth.basic.users" in errors["/locked"] and "plain-text" in errors["/locked"]
+
+
+def ask_headers(port: int, host: str, extra: str = "") -> tuple[int, dict[str, list[str]]]:
+    """One request from 127.0.0.1 to the vhost listener, to an HttpBackend: (status, the headers the
+    backend got, by lower-case name; {} when fastlb answered itself)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    seen: dict[str, list[str]] = {}
+    if status == 200:
+        for name, value in json.loads(body)["headers"]:
+            seen.setdefault(name.lower(), []).append(value)
+    return status, seen
+
+
+async def test_traefik_remove_header_keeps_the_credentials_from_the_backend(
+    emu: TimedEmulator, tmp_path: Path
+) -> None:
+    vhost = free_port()
+    creds = "Authorization: Basic " + base64.b64encode(b"alice:s3cret").decode() + "\r\n"
+    apps = {
+        "kept": {"traefik.frontend.auth.basic.users": f"alice:{APR1}"},
+        "removed": {"traefik.frontend.auth.basic.users": f"alice:{APR1}", "traefik.frontend.auth.removeHeader": "true"},
+    }
+    with HttpBackend("kept") as kept, HttpBackend("removed") as removed:
+        tasks = {}
+        for name, backend in (("kept", kept), ("removed", removed)):
+            labels = {"traefik.tags": "external", "traefik.frontend.rule": f"Host:{name}.example.com", **apps[name]}
+            emu.add_app(app_definition(f"/{name}", [free_port()], labels=labels))
+            port = int(backend.address.rsplit(":", 1)[1])
+            tasks[name] = emu.add_task(f"/{name}", [port], task_id=f"{name}.t1._app.1")
+        args = ["--marathon", emu.url, "--http-port", str(vhost)]
+        async with running_fastlb(args, tmp_path / "fastlb.log") as lb:
+            await lb.wait_backends(lambda ids: ids == set(tasks.values()), "both apps")
+            for name in apps:
+                assert (await asyncio.to_thread(ask_headers, vhost, f"{name}.example.com"))[0] == 401
+            status, seen = await asyncio.to_thread(ask_headers, vhost, "kept.example.com", creds)
+            assert status == 200 and seen["authorization"] == [creds.split(": ", 1)[1].strip()]
+            status, seen = await asyncio.to_thread(ask_headers, vhost, "removed.example.com", creds)
+            assert status == 200 and "authorization" not in seen and seen["host"] == ["removed.example.com"]
+            assert (await lb.stats())["app_errors"]["marathon"] == {}
+        assert len(removed.requests) == 1 and len(kept.requests) == 1

@@ -195,6 +195,38 @@ def test_basic_auth_htpasswd_hashes(dataplane, ports):
         assert len(a.requests) == 2 * len(users)
 
 
+def test_basic_auth_remove_header(dataplane, ports):
+    """auth_remove_header (Traefik's removeHeader): once the credentials pass, the backend gets the
+    request without Authorization (every such field, whatever its case); without it, as it came."""
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        kept, removed = ports(), ports()
+        users = (("alice", ALICE),)
+        dp.publish(spec.RouteTable(
+            services=(http_service("kept", [a.address], http=options(auth_realm="z", auth_users=users)),
+                      http_service("removed", [a.address], http=options(auth_realm="z", auth_users=users,
+                                                                         auth_remove_header=True))),
+            listeners=(spec.Listener(address=kept, service="kept"), spec.Listener(address=removed, service="removed")),
+        ))
+        creds = auth("alice", "s3cret")
+        h = headers_of(request(kept, get("/", extra=creds + "X-After: 1\r\n")).json())
+        assert h["authorization"] == [creds.split(": ", 1)[1].strip()] and h["x-after"] == ["1"]
+        with connect(removed) as c:
+            rd = Reader(c)
+            for extra in (creds, "X-Before: 1\r\n" + creds + "X-After: 1\r\n",
+                          "authorization: Basic Ym9ndXM=\r\n" + creds.replace("Authorization", "AUTHORIZATION")):
+                c.sendall(get("/", extra=extra))
+                r = rd.response()
+                assert r.status == 200
+                h = headers_of(r.json())
+                assert "authorization" not in h, h
+                assert h["host"] == ["example.com"] and h["x-forwarded-for"] == ["127.0.0.1"]
+                assert ("X-After: 1" not in extra) or h["x-after"] == ["1"]
+                assert ("X-Before: 1" not in extra) or h["x-before"] == ["1"]
+        assert request(removed, get("/", extra=auth("alice", "wrong"))).status == 401
+        assert len(a.requests) == 4
+
+
 @pytest.mark.skipif(shutil.which("htpasswd") is None, reason="htpasswd (apache2-utils) is not installed")
 def test_basic_auth_hashes_htpasswd_makes(dataplane, ports):
     made = []

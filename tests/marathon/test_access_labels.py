@@ -56,6 +56,10 @@ def users(*pairs: tuple[str, str], realm: str = lbl.TRAEFIK_REALM) -> Callable[[
     return lambda state: http(state).auth_users == pairs and http(state).auth_realm == realm
 
 
+def removes_authorization(state: MarathonState) -> bool:
+    return http(state).auth_users == (("alice", BCRYPT),) and http(state).auth_remove_header
+
+
 def redirects(state: MarathonState) -> bool:
     return http(state).redirect_to_https
 
@@ -106,8 +110,11 @@ CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] =
     (T + "auth.basic", {T + "auth.basic": "alice:$apr1$fastlbte$x3tH961mNWymZRJtYVpeN"}, REFUSED),
     (T + "auth.basic.usersFile", {T + "auth.basic.usersFile": "/etc/traefik/htpasswd"}, REFUSED),
     (T + "auth.basic.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.basic.removeHeader": "true"},
-     REFUSED),
-    (T + "auth.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.removeHeader": "true"}, REFUSED),
+     removes_authorization),
+    (T + "auth.basic.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.basic.removeHeader": "yes"},
+     REFUSED),  # not a Go boolean: the credentials would reach the backend
+    (T + "auth.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.removeHeader": "true"},
+     removes_authorization),
     (T + "auth.headerField", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.headerField": "X-WebAuth-User"},
      REFUSED),
     *((T + "auth." + p, {T + "auth." + p: "x"}, REFUSED) for p in (
@@ -180,7 +187,8 @@ def _access_view(state: MarathonState) -> tuple:
     """Who may use the app's services: their access options, and the addresses they are bound to."""
     t = state.table()
     return (
-        {(s.http.allow_cidrs, s.http.auth_realm, s.http.auth_users, s.http.redirect_to_https) for s in t.services},
+        {(s.http.allow_cidrs, s.http.auth_realm, s.http.auth_users, s.http.auth_remove_header,
+          s.http.redirect_to_https) for s in t.services},
         {lst.address.rsplit(":", 1)[0] for lst in t.listeners},
     )
 
@@ -251,12 +259,21 @@ def test_traefik_inert_modifiers_warn() -> None:
                      "traefik.frontend.whiteList.useXForwardedFor": "true",
                      "traefik.frontend.headers.SSLRedirect": "true",
                      "traefik.frontend.headers.isDevelopment": "true",
-                     "traefik.frontend.whiteList.sourceRange": ""})
+                     "traefik.frontend.whiteList.sourceRange": "",
+                     "traefik.frontend.auth.removeHeader": "true"})
     assert state.app_errors() == {}
     assert http(state) == spec.HttpOptions()
     warnings = "\n".join(state.app_warnings()["/subject"])
-    for prop in ("SSLHost", "useXForwardedFor", "SSLRedirect: isDevelopment", "sourceRange: empty"):
+    for prop in ("SSLHost", "useXForwardedFor", "SSLRedirect: isDevelopment", "sourceRange: empty",
+                 "auth.removeHeader: no auth.basic.users"):
         assert prop in warnings, warnings
+
+
+def test_traefik_remove_header_false_forwards_authorization() -> None:
+    state = traefik({"traefik.frontend.auth.basic.users": f"alice:{BCRYPT}",
+                     "traefik.frontend.auth.basic.removeHeader": "false"})
+    assert state.app_errors() == {}
+    assert http(state).auth_users == (("alice", BCRYPT),) and not http(state).auth_remove_header
 
 
 def test_traefik_shared_backend_does_not_drop_the_joining_apps_restriction() -> None:
