@@ -27,29 +27,72 @@ static int prefix_matches(const uint8_t *a, const uint8_t *b, uint32_t bits)
     return (a[bytes] & mask) == (b[bytes] & mask);
 }
 
-int flb_h1auth_allowed(const struct flb_l7_service *hs, const struct sockaddr *sa)
+/* Whether <addr> of <family> is in <hs>'s allow-list; an IPv4-mapped IPv6 address is the IPv4 address
+ * it carries. */
+static int listed(const struct flb_l7_service *hs, int family, const uint8_t *addr)
 {
-    const uint8_t *addr;
-    int family = sa->sa_family;
-
-    if (hs->ncidrs == 0)
-        return 1;
-    if (family == AF_INET) {
-        addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-    } else if (family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        addr = (const uint8_t *)a6;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            family = AF_INET;
-            addr += 12;
-        }
-    } else {
-        return 0;
+    if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+        family = AF_INET;
+        addr += 12;
     }
     for (uint32_t i = 0; i < hs->ncidrs; i++)
         if (hs->cidrs[i].family == family && prefix_matches(addr, hs->cidrs[i].addr, hs->cidrs[i].bits))
             return 1;
     return 0;
+}
+
+/* Traefik 1.7's useXForwardedFor: the entries of every X-Forwarded-For field, in order, split at ','
+ * and trimmed, until one is in the list (1) or one is not an IP address (0: Traefik stops there with
+ * an error, and refuses) or none is left (0). */
+static int forwarded_listed(const struct flb_l7_service *hs, const struct flb_http1_request *req)
+{
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        const struct flb_http1_header *hd = &req->headers[i];
+        const char *p = hd->value, *end = hd->value + hd->value_len;
+
+        if (hd->kind != FLB_HTTP1_H_OTHER || hd->name_len != 15 || strncasecmp(hd->name, "x-forwarded-for", 15) != 0)
+            continue;
+        for (;;) {
+            const char *comma = memchr(p, ',', (size_t)(end - p)), *e = comma != NULL ? comma : end;
+            char text[INET6_ADDRSTRLEN];
+            uint8_t addr[16];
+            int family;
+
+            while (p < e && (*p == ' ' || *p == '\t'))
+                p++;
+            while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if (e == p || (size_t)(e - p) >= sizeof(text))
+                return 0;
+            memcpy(text, p, (size_t)(e - p));
+            text[e - p] = '\0';
+            if (inet_pton(AF_INET, text, addr) == 1)
+                family = AF_INET;
+            else if (inet_pton(AF_INET6, text, addr) == 1)
+                family = AF_INET6;
+            else
+                return 0;
+            if (listed(hs, family, addr))
+                return 1;
+            if (comma == NULL)
+                break;
+            p = comma + 1;
+        }
+    }
+    return 0;
+}
+
+int flb_h1auth_allowed(const struct flb_l7_service *hs, const struct sockaddr *sa,
+                       const struct flb_http1_request *req)
+{
+    if (hs->ncidrs == 0)
+        return 1;
+    if (sa->sa_family == AF_INET && listed(hs, AF_INET, (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr))
+        return 1;
+    if (sa->sa_family == AF_INET6 &&
+        listed(hs, AF_INET6, (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr))
+        return 1;
+    return hs->allow_xff && req != NULL && forwarded_listed(hs, req);
 }
 
 int flb_h1auth_cidr_parse(const char *text, struct flb_l7_cidr *c)

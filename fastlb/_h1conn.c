@@ -869,7 +869,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     COUNT(h->hs->c->requests, 1);
     if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
         return reply(w, h, 501, NULL, 0);
-    if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer))
+    if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer, req))
         return reply(w, h, 403, NULL, 0);
     if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST)
         return redirect(w, h, req);

@@ -54,6 +54,7 @@ struct flb_l7_service {
     struct flb_l7_user *users;
     uint64_t auth_epoch;           /* unique per compiled service: keys the per-worker auth cache */
     uint32_t ncidrs;               /* 0: every client */
+    uint8_t allow_xff;             /* an X-Forwarded-For address in the list admits too (Traefik's useXForwardedFor) */
     struct flb_l7_cidr *cidrs;
     uint32_t request_ms, keepalive_ms, server_ms, client_ms, tunnel_ms, connect_ms;
     struct flb_service_counters *c; /* the service's (its table holds the reference) */

@@ -224,6 +224,7 @@ cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_servic
             if not isinstance(cidr, str) or flb_h1auth_cidr_parse(cidr.encode(), &hs.cidrs[j]) != FLB_OK:
                 raise ValueError(f"service {svc.name!r} http.allow_cidrs: {cidr!r} is not an address or CIDR")
         hs.ncidrs = len(o.allow_cidrs)
+        hs.allow_xff = o.allow_forwarded_for
     if hs.http:
         _l7_rewrites(hs, o)
 

@@ -43,6 +43,7 @@ cdef extern from "_l7-t.h" nogil:
         flb_l7_user *users
         uint64_t auth_epoch
         uint32_t ncidrs
+        uint8_t allow_xff
         flb_l7_cidr *cidrs
         uint32_t request_ms
         uint32_t keepalive_ms

@@ -968,6 +968,7 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
                 auth_users=seg.auth_users,
                 auth_remove_header=seg.auth_remove_header,
                 allow_cidrs=seg.allow_cidrs,
+                allow_forwarded_for=seg.allow_forwarded_for,
             ),
         )
         result.append(
@@ -993,7 +994,7 @@ def traefik_subdomain(app_id: str) -> str:
 def _access(service: spec.Service) -> tuple:
     """What of a service decides who may use it."""
     h = service.http
-    return (h.allow_cidrs, h.auth_realm, h.auth_users, h.auth_remove_header, h.redirect_to_https)
+    return (h.allow_cidrs, h.allow_forwarded_for, h.auth_realm, h.auth_users, h.auth_remove_header, h.redirect_to_https)
 
 
 _OPEN = _access(spec.Service(name=""))

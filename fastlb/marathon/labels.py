@@ -191,7 +191,7 @@ RESTRICTING_LABELS = frozenset(
         # served: allow_cidrs
         "traefik.frontend.whiteList.sourceRange",
         "traefik.frontend.whitelistSourceRange",
-        # an error when true: fastlb checks the client's own address only
+        # served with a sourceRange: allow_forwarded_for (an X-Forwarded-For address admits too)
         "traefik.frontend.whiteList.useXForwardedFor",
         # served when every user's hash is one fastlb checks (crypt(3)'s, htpasswd's $apr1$ and {SHA});
         # an error otherwise (a plain-text password, a user listed twice)
@@ -703,6 +703,7 @@ class TraefikSegment(msgspec.Struct, frozen=True):
     priority: int = 0
     entry_points: tuple[str, ...] | None = None
     allow_cidrs: tuple[str, ...] = ()  # whiteList.sourceRange; empty: everyone
+    allow_forwarded_for: bool = False  # whiteList.useXForwardedFor, with allow_cidrs
     auth_users: tuple[tuple[str, str], ...] = ()  # auth.basic.users: (user, hash), realm TRAEFIK_REALM
     auth_remove_header: bool = False  # auth.basic.removeHeader or auth.removeHeader, with auth_users
     redirect_to_https: bool = False  # headers.SSLRedirect
@@ -1005,12 +1006,10 @@ def _parse_traefik_access(
             except ValueError:
                 refuse(ranges_prop, f"{token!r} is not an IP address or CIDR")
         fields["allow_cidrs"] = tuple(nets)
+        # Traefik's meaning: an address of the request's X-Forwarded-For in the ranges admits it too
+        # (whoever reaches fastlb can claim one; docs/internals/marathon.md says so).
         if flag(xff):
-            refuse(
-                xff,
-                "fastlb checks the connection's own source address, not X-Forwarded-For; the "
-                "allow-list would apply to other addresses than Traefik's",
-            )
+            fields["allow_forwarded_for"] = True
     else:
         if ranges_prop is not None:
             inert(ranges_prop, "empty: no allow-list, as in Traefik")

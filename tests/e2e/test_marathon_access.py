@@ -125,3 +125,31 @@ async def test_traefik_remove_header_keeps_the_credentials_from_the_backend(
             assert status == 200 and "authorization" not in seen and seen["host"] == ["removed.example.com"]
             assert (await lb.stats())["app_errors"]["marathon"] == {}
         assert len(removed.requests) == 1 and len(kept.requests) == 1
+
+
+async def test_traefik_use_x_forwarded_for_admits_a_listed_forwarded_address(
+    emu: TimedEmulator, tmp_path: Path
+) -> None:
+    """Requests come from 127.0.0.1, outside 10.0.0.0/8: with useXForwardedFor an X-Forwarded-For
+    address inside the range admits them, as in Traefik; without it they are refused whatever it says."""
+    vhost = free_port()
+    ranges = {"traefik.frontend.whiteList.sourceRange": "10.0.0.0/8"}
+    apps = {"xff": {**ranges, "traefik.frontend.whiteList.useXForwardedFor": "true"}, "peer": ranges}
+    with HttpBackend("xff") as xff, HttpBackend("peer") as peer:
+        tasks = {}
+        for name, backend in (("xff", xff), ("peer", peer)):
+            labels = {"traefik.tags": "external", "traefik.frontend.rule": f"Host:{name}.example.com", **apps[name]}
+            emu.add_app(app_definition(f"/{name}", [free_port()], labels=labels))
+            port = int(backend.address.rsplit(":", 1)[1])
+            tasks[name] = emu.add_task(f"/{name}", [port], task_id=f"{name}.t1._app.1")
+        args = ["--marathon", emu.url, "--http-port", str(vhost)]
+        async with running_fastlb(args, tmp_path / "fastlb.log") as lb:
+            await lb.wait_backends(lambda ids: ids == set(tasks.values()), "both apps")
+            inside, outside = "X-Forwarded-For: 192.168.1.1, 10.2.3.4\r\n", "X-Forwarded-For: 192.168.1.1\r\n"
+            status, seen = await asyncio.to_thread(ask_headers, vhost, "xff.example.com", inside)
+            assert status == 200 and seen["x-forwarded-for"] == ["192.168.1.1, 10.2.3.4, 127.0.0.1"]
+            assert (await asyncio.to_thread(ask_headers, vhost, "xff.example.com", outside))[0] == 403
+            assert (await asyncio.to_thread(ask_headers, vhost, "xff.example.com"))[0] == 403
+            assert (await asyncio.to_thread(ask_headers, vhost, "peer.example.com", inside))[0] == 403
+            assert (await lb.stats())["app_errors"]["marathon"] == {}
+        assert len(xff.requests) == 1 and len(peer.requests) == 0

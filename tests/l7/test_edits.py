@@ -263,6 +263,58 @@ def test_allow_list(dataplane, ports):
         assert request(front2, get("/")).status == 200
 
 
+# (X-Forwarded-For fields of a request from 127.0.0.1, the status with allow_cidrs 10.0.0.0/8 and
+# 2001:db8::/32 and allow_forwarded_for). Traefik 1.7 reads every field's entries in order, trimmed, and
+# stops with a refusal at the first that is not an IP address.
+XFF_CASES = [
+    ((), 403),
+    (("10.1.2.3",), 200),
+    (("192.168.0.1, 10.1.2.3",), 200),
+    (("192.168.0.1", "10.0.0.5"), 200),
+    (("  10.0.0.1\t, 192.168.0.1",), 200),
+    (("2001:db8::1",), 200),
+    (("::ffff:10.0.0.1",), 200),
+    (("10.0.0.1, unknown",), 200),
+    (("192.168.0.1",), 403),
+    (("unknown, 10.0.0.1",), 403),
+    (("192.168.0.1,,10.0.0.1",), 403),
+    (("", "10.0.0.1"), 403),
+    (("10.0.0.1:1234",), 403),
+    (("[2001:db8::1]",), 403),
+    (("11.0.0.1", "2001:db9::1"), 403),
+]
+
+
+@pytest.mark.parametrize(("fields", "status"), XFF_CASES)
+def test_allow_list_reads_x_forwarded_for_when_asked(dataplane, ports, fields, status):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front, plain = ports(), ports()
+        cidrs = ("10.0.0.0/8", "2001:db8::/32")
+        xff = http_service("xff", [a.address], http=options(allow_cidrs=cidrs, allow_forwarded_for=True))
+        dp.publish(spec.RouteTable(
+            services=(xff, http_service("plain", [a.address], http=options(allow_cidrs=cidrs))),
+            listeners=(spec.Listener(address=front, service="xff"), spec.Listener(address=plain, service="plain")),
+        ))
+        extra = "".join(f"{name}: {v}\r\n" for name, v in zip(("X-Forwarded-For", "x-forwarded-for"), fields))
+        r = request(front, get("/", extra=extra))
+        assert r.status == status
+        if status == 200:  # the backend gets the client's fields, and the client's own address after them
+            assert headers_of(r.json())["x-forwarded-for"][-1].endswith("127.0.0.1")
+        # without allow_forwarded_for the connection's address alone counts
+        assert request(plain, get("/", extra=extra)).status == 403
+        assert len(a.requests) == (status == 200)
+
+
+def test_allow_list_admits_its_clients_whatever_their_x_forwarded_for(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        opts = options(allow_cidrs=("127.0.0.0/8",), allow_forwarded_for=True)
+        dp.publish(port_table(http_service("xff", [a.address], http=opts), front))
+        assert request(front, get("/", extra="X-Forwarded-For: unknown, 192.168.0.1\r\n")).status == 200
+
+
 def sticky_cookie(r) -> str | None:
     for v in r.headers_named("Set-Cookie"):
         m = re.fullmatch(r"mesosphere_server_id=([0-9a-f]+); path=/", v)

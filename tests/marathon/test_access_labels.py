@@ -49,7 +49,11 @@ def http(state: MarathonState) -> spec.HttpOptions:
 
 # What serving each restricting label looks like in the built table.
 def allow(*cidrs: str) -> Callable[[MarathonState], bool]:
-    return lambda state: http(state).allow_cidrs == cidrs
+    return lambda state: http(state).allow_cidrs == cidrs and not http(state).allow_forwarded_for
+
+
+def allow_xff(*cidrs: str) -> Callable[[MarathonState], bool]:
+    return lambda state: http(state).allow_cidrs == cidrs and http(state).allow_forwarded_for
 
 
 def users(*pairs: tuple[str, str], realm: str = lbl.TRAEFIK_REALM) -> Callable[[MarathonState], bool]:
@@ -98,7 +102,11 @@ CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] =
     (T + "whitelistSourceRange", {T + "whitelistSourceRange": "10.1.0.0/16", T + "whiteList.sourceRange": "::/0"},
      REFUSED),
     (T + "whiteList.useXForwardedFor",
-     {T + "whiteList.sourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "true"}, REFUSED),
+     {T + "whiteList.sourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "true"}, allow_xff("10.0.0.0/8")),
+    (T + "whiteList.useXForwardedFor",
+     {T + "whitelistSourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "True"}, allow_xff("10.0.0.0/8")),
+    (T + "whiteList.useXForwardedFor",
+     {T + "whiteList.sourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "on"}, REFUSED),
     (T + "auth.basic.users", {T + "auth.basic.users": f"alice:{SHA512}, bob:{BCRYPT},carol:{MD5}"},
      users(("alice", SHA512), ("bob", BCRYPT), ("carol", MD5))),
     (T + "auth.basic.users", {T + "auth.basic.users": f"test:{APR1},sha:{SHA1}"}, users(("test", APR1), ("sha", SHA1))),
@@ -187,8 +195,8 @@ def _access_view(state: MarathonState) -> tuple:
     """Who may use the app's services: their access options, and the addresses they are bound to."""
     t = state.table()
     return (
-        {(s.http.allow_cidrs, s.http.auth_realm, s.http.auth_users, s.http.auth_remove_header,
-          s.http.redirect_to_https) for s in t.services},
+        {(s.http.allow_cidrs, s.http.allow_forwarded_for, s.http.auth_realm, s.http.auth_users,
+          s.http.auth_remove_header, s.http.redirect_to_https) for s in t.services},
         {lst.address.rsplit(":", 1)[0] for lst in t.listeners},
     )
 
