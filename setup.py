@@ -41,7 +41,8 @@ ext = Extension(
     include_dirs=["fastlb"],
     extra_compile_args=cflags,
     extra_link_args=ldflags,
-    libraries=["crypt"],  # crypt_rn(3): HTTP basic auth (fastlb/_h1auth.c)
+    # HTTP basic auth (fastlb/_h1auth.c): crypt_rn(3), and libcrypto's MD5 and SHA-1 for htpasswd's $apr1$, {SHA}
+    libraries=["crypt", "crypto"],
     depends=sorted(glob.glob("fastlb/_*.h") + glob.glob("fastlb/*.pxi") + glob.glob("fastlb/includes/*.pxd")),
 )
 

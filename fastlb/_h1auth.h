@@ -4,19 +4,25 @@
 #ifndef FLB_H1AUTH_H
 #define FLB_H1AUTH_H
 
+#include "_http1-t.h"
 #include "_l7-t.h"
 
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* Whether <hs>'s allow-list admits client <sa> (an empty list admits everyone). An IPv4-mapped IPv6
- * client is matched as the IPv4 address it is. */
-int flb_h1auth_allowed(const struct flb_l7_service *hs, const struct sockaddr *sa);
+/* Whether <hs>'s allow-list admits request <req> of client <sa> (an empty list admits everyone). An
+ * IPv4-mapped IPv6 address is matched as the IPv4 address it is. With allow_xff, a client outside the
+ * list is admitted when an address of the request's X-Forwarded-For fields is in it, as Traefik 1.7's
+ * useXForwardedFor (anyone who reaches fastlb can write one: see docs/internals/marathon.md). */
+int flb_h1auth_allowed(const struct flb_l7_service *hs, const struct sockaddr *sa,
+                       const struct flb_http1_request *req);
 
 /* Whether the Authorization value <value> (NULL: none) carries Basic credentials of one of <hs>'s
- * users. The password is checked with crypt(3) against the user's hash; a value that passed is
- * remembered in the worker's cache <lw> (keyed by a keyed hash of the whole value and the service's
- * epoch), so a client that sends it on every request costs one crypt per worker, not one per request. */
+ * users. The password is checked against the user's hash: htpasswd's Apache MD5 ("$apr1$") and
+ * "{SHA}" here (with libcrypto's MD5 and SHA-1), any other with crypt(3); the result is compared in
+ * constant time. A value that passed is remembered in the worker's cache <lw> (keyed by a keyed hash
+ * of the whole value and the service's epoch), so a client that sends it on every request costs one
+ * hash per worker, not one per request. */
 int flb_h1auth_check(const struct flb_l7 *l, struct flb_l7_worker *lw, const struct flb_l7_service *hs,
                      const char *value, size_t len);
 

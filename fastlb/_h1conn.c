@@ -836,6 +836,12 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
         } else if (flb_h1edit_name_is(hd, "authorization", 13)) {
             *auth = hd->value;
             *auth_len = hd->value_len;
+            if (hs->auth_remove) {
+                /* cut: the credentials stop here (a request without valid ones goes nowhere at all) */
+                flb_h1edit_line(buf, hd, &s, &e);
+                if (flb_h1edit_add(ed, s, e - s, NULL, 0) != FLB_OK)
+                    return FLB_ERR;
+            }
         } else if (!hs->forwarded) {
             continue;
         } else if (flb_h1edit_name_is(hd, "x-forwarded-for", 15)) {
@@ -924,7 +930,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     COUNT(h->hs->c->requests, 1);
     if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
         return reply(w, h, 501, NULL, 0);
-    if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer))
+    if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer, req))
         return reply(w, h, 403, NULL, 0);
     if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST)
         return redirect(w, h, req);

@@ -30,7 +30,7 @@ struct flb_l7_cidr {
 
 struct flb_l7_user {
     char *name;                    /* owned */
-    char *hash;                    /* crypt(3) hash, owned */
+    char *hash;                    /* crypt(3) hash, or htpasswd's $apr1$ or {SHA}; owned */
 };
 
 /* An owned string and its length. */
@@ -50,10 +50,12 @@ struct flb_l7_service {
     uint32_t cookie_len;
     char (*cookie_val)[FLB_L7_COOKIE_HEX + 1]; /* [nbe] each backend's cookie value */
     char *realm;                   /* basic auth realm (owned); NULL: no auth */
+    uint8_t auth_remove;           /* the Authorization fields stop at fastlb (Traefik's removeHeader) */
     uint32_t nusers;
     struct flb_l7_user *users;
     uint64_t auth_epoch;           /* unique per compiled service: keys the per-worker auth cache */
     uint32_t ncidrs;               /* 0: every client */
+    uint8_t allow_xff;             /* an X-Forwarded-For address in the list admits too (Traefik's useXForwardedFor) */
     struct flb_l7_cidr *cidrs;
     uint32_t request_ms, keepalive_ms, server_ms, client_ms, tunnel_ms, connect_ms;
     struct flb_service_counters *c; /* the service's (its table holds the reference) */

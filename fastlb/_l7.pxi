@@ -204,7 +204,7 @@ cdef _l7_check(object table, _Plan plan):
             if not user or ":" in user or "\0" in user:
                 raise ValueError(f"{where}.auth_users: user {user!r} is empty or holds ':'")
             if not digest or "\0" in digest:
-                raise ValueError(f"{where}.auth_users: user {user!r} has no crypt(3) hash")
+                raise ValueError(f"{where}.auth_users: user {user!r} has no password hash")
         problem = _rewrite_problem(o)
         if problem is not None:
             raise ValueError(f"{where}.{problem}")
@@ -306,6 +306,7 @@ cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_servic
             flb_l7_cookie_value(l, bid, hs.cookie_val[j])
     if o.auth_users:
         hs.realm = _dup(o.auth_realm or "fastlb")
+        hs.auth_remove = o.auth_remove_header
         hs.users = <flb_l7_user *>calloc(len(o.auth_users), sizeof(flb_l7_user))
         if hs.users == NULL:
             raise MemoryError()
@@ -321,6 +322,7 @@ cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_servic
             if not isinstance(cidr, str) or flb_h1auth_cidr_parse(cidr.encode(), &hs.cidrs[j]) != FLB_OK:
                 raise ValueError(f"service {svc.name!r} http.allow_cidrs: {cidr!r} is not an address or CIDR")
         hs.ncidrs = len(o.allow_cidrs)
+        hs.allow_xff = o.allow_forwarded_for
     if hs.http:
         _l7_rewrites(hs, o)
         _l7_front(hs, o)

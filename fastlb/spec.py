@@ -68,8 +68,12 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hsts: bool = False
     redirect_to_https: bool = False
     auth_realm: str = ""
-    auth_users: tuple[tuple[str, str], ...] = ()  # (user, crypt(3) hash)
+    auth_users: tuple[tuple[str, str], ...] = ()  # (user, hash: crypt(3)'s, or htpasswd's $apr1$ or {SHA})
+    auth_remove_header: bool = False  # with auth_users: the Authorization header is not forwarded to the backends
     allow_cidrs: tuple[str, ...] = ()  # empty: everyone
+    # http mode: a client outside allow_cidrs is also admitted when an address its X-Forwarded-For lists is
+    # in them (Traefik's useXForwardedFor; any client can write that header)
+    allow_forwarded_for: bool = False
     forwarded_headers: bool = True  # X-Forwarded-For/-Proto/-Port
     # marathon-lb's HTTP_BACKEND_PROXYPASS_PATH, REVPROXY_PATH and REDIR, served in the data plane.
     strip_prefix: str = ""  # taken off the request path at a "/" boundary: "/api/x" -> "/x", "/api" -> "/"

@@ -39,10 +39,12 @@ cdef extern from "_l7-t.h" nogil:
         uint32_t cookie_len
         char (*cookie_val)[17]
         char *realm
+        uint8_t auth_remove
         uint32_t nusers
         flb_l7_user *users
         uint64_t auth_epoch
         uint32_t ncidrs
+        uint8_t allow_xff
         flb_l7_cidr *cidrs
         uint32_t request_ms
         uint32_t keepalive_ms

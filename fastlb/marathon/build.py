@@ -966,7 +966,9 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
                 redirect_to_https=seg.redirect_to_https,
                 auth_realm=lbl.TRAEFIK_REALM if seg.auth_users else "",
                 auth_users=seg.auth_users,
+                auth_remove_header=seg.auth_remove_header,
                 allow_cidrs=seg.allow_cidrs,
+                allow_forwarded_for=seg.allow_forwarded_for,
                 # the segment's header fields and redirects
                 redirect_to_https_code=seg.redirect_to_https_code,
                 redirect_regex=seg.redirect_regex,
@@ -1004,8 +1006,9 @@ def _access(service: spec.Service) -> tuple:
     """What of a service decides who may use it."""
     h = service.http
     return (
-        (h.allow_cidrs, h.auth_realm, h.auth_users, h.redirect_to_https)
-        + (h.redirect_to_https_code, h.redirect_regex, h.redirect_replacement, h.redirect_regex_code)
+        (h.allow_cidrs, h.allow_forwarded_for, h.auth_realm, h.auth_users, h.auth_remove_header)
+        + (h.redirect_to_https, h.redirect_to_https_code, h.redirect_regex, h.redirect_replacement)
+        + (h.redirect_regex_code,)
     )
 
 

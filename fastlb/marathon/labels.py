@@ -193,15 +193,17 @@ RESTRICTING_LABELS = frozenset(
         # served: allow_cidrs
         "traefik.frontend.whiteList.sourceRange",
         "traefik.frontend.whitelistSourceRange",
-        # an error when true: fastlb checks the client's own address only
+        # served with a sourceRange: allow_forwarded_for (an X-Forwarded-For address admits too)
         "traefik.frontend.whiteList.useXForwardedFor",
-        # served when every user's hash is one crypt(3) checks; an error otherwise
+        # served when every user's hash is one fastlb checks (crypt(3)'s, htpasswd's $apr1$ and {SHA});
+        # an error otherwise (a plain-text password, a user listed twice)
         "traefik.frontend.auth.basic",
         "traefik.frontend.auth.basic.users",
-        # errors: no users file, no digest or forward auth, no user header, Authorization is forwarded
-        "traefik.frontend.auth.basic.usersFile",
+        # served with auth.basic.users: the Authorization header is not forwarded
         "traefik.frontend.auth.basic.removeHeader",
         "traefik.frontend.auth.removeHeader",
+        # errors: no users file, no digest or forward auth, no user header
+        "traefik.frontend.auth.basic.usersFile",
         "traefik.frontend.auth.headerField",
         "traefik.frontend.auth.digest.users",
         "traefik.frontend.auth.digest.usersFile",
@@ -672,13 +674,15 @@ _TRAEFIK_ACCESS_PROPS = frozenset(
     label.removeprefix("traefik.") for label in RESTRICTING_LABELS if label.startswith("traefik.")
 )
 TRAEFIK_REALM = "traefik"  # Traefik 1.7's basic auth realm
-# crypt(3) hashes the data plane checks (libxcrypt): bcrypt, MD5-crypt, SHA-256 and SHA-512 crypt.
+# Password hashes the data plane checks: crypt(3)'s (libxcrypt) bcrypt, MD5-crypt, SHA-256 and SHA-512
+# crypt, and htpasswd's own Apache MD5 (htpasswd -m, its default) and {SHA} (base64 of SHA-1, -s).
 _CRYPT_HASH = re.compile(
     r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}"
     r"|\$1\$[./A-Za-z0-9]{0,8}\$[./A-Za-z0-9]{22}"
     r"|\$5\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{0,16}\$[./A-Za-z0-9]{43}"
     r"|\$6\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{0,16}\$[./A-Za-z0-9]{86}"
 )
+_HTPASSWD_HASH = re.compile(r"\$apr1\$[./A-Za-z0-9]{0,8}\$[./A-Za-z0-9]{22}|\{SHA\}[A-Za-z0-9+/]{27}=")
 
 _TRAEFIK_IGNORED = {
     "traefik.tags": "",
@@ -703,7 +707,9 @@ class TraefikSegment(msgspec.Struct, frozen=True):
     priority: int = 0
     entry_points: tuple[str, ...] | None = None
     allow_cidrs: tuple[str, ...] = ()  # whiteList.sourceRange; empty: everyone
-    auth_users: tuple[tuple[str, str], ...] = ()  # auth.basic.users: (user, crypt(3) hash), realm TRAEFIK_REALM
+    allow_forwarded_for: bool = False  # whiteList.useXForwardedFor, with allow_cidrs
+    auth_users: tuple[tuple[str, str], ...] = ()  # auth.basic.users: (user, hash), realm TRAEFIK_REALM
+    auth_remove_header: bool = False  # auth.basic.removeHeader or auth.removeHeader, with auth_users
     redirect_to_https: bool = False  # headers.SSLRedirect
     # headers.allowedHosts (lower-cased), None when Traefik checks none: the build refuses the app
     # unless the segment routes these hosts only, which then keeps every other Host out
@@ -1018,12 +1024,10 @@ def _parse_traefik_access(
             except ValueError:
                 refuse(ranges_prop, f"{token!r} is not an IP address or CIDR")
         fields["allow_cidrs"] = tuple(nets)
+        # Traefik's meaning: an address of the request's X-Forwarded-For in the ranges admits it too
+        # (whoever reaches fastlb can claim one; docs/internals/marathon.md says so).
         if flag(xff):
-            refuse(
-                xff,
-                "fastlb checks the connection's own source address, not X-Forwarded-For; the "
-                "allow-list would apply to other addresses than Traefik's",
-            )
+            fields["allow_forwarded_for"] = True
     else:
         if ranges_prop is not None:
             inert(ranges_prop, "empty: no allow-list, as in Traefik")
@@ -1043,23 +1047,11 @@ def _parse_traefik_access(
                 refuse(users_prop, f"{entry!r} is not user:hash")
             elif any(user == u for u, _ in users):
                 refuse(users_prop, f"user {user!r} is listed twice")
-            elif digest.startswith("$apr1$"):
+            elif not (_CRYPT_HASH.fullmatch(digest) or _HTPASSWD_HASH.fullmatch(digest)):
                 refuse(
                     users_prop,
-                    f"user {user!r}: Apache MD5 ($apr1$) is not a crypt(3) hash; fastlb checks bcrypt "
-                    "($2y$, htpasswd -B), $1$, $5$ and $6$",
-                )
-            elif digest.startswith("{SHA}"):
-                refuse(
-                    users_prop,
-                    f"user {user!r}: {{SHA}} is not a crypt(3) hash; fastlb checks bcrypt ($2y$, "
-                    "htpasswd -B), $1$, $5$ and $6$",
-                )
-            elif not _CRYPT_HASH.fullmatch(digest):
-                refuse(
-                    users_prop,
-                    f"user {user!r}: the password is not a crypt(3) hash fastlb checks (bcrypt, "
-                    "$1$, $5$, $6$); a plain-text password is never accepted",
+                    f"user {user!r}: the password is not a hash fastlb checks (htpasswd's $apr1$ and "
+                    "{SHA}, bcrypt, $1$, $5$, $6$); a plain-text password is never accepted",
                 )
             else:
                 users.append((user, digest))
@@ -1067,9 +1059,13 @@ def _parse_traefik_access(
             fields["auth_users"] = tuple(users)
         elif not split_csv(props[users_prop]):
             inert(users_prop, "empty: no users, no authentication, as in Traefik")
+    # Once the credentials pass, the backend gets the request without Authorization.
     for prop in ("frontend.auth.basic.removeHeader", "frontend.auth.removeHeader"):
         if flag(prop):
-            refuse(prop, "fastlb forwards the Authorization header: it cannot keep the credentials from the backend")
+            if "auth_users" in fields:
+                fields["auth_remove_header"] = True
+            else:
+                inert(prop, "no auth.basic.users to check before the header is removed")
     for prop in sorted(props):
         if prop == "frontend.auth.basic.usersFile":
             refuse(prop, "fastlb reads no users file: list the users in traefik.frontend.auth.basic.users")

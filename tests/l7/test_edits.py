@@ -3,7 +3,11 @@ source allow-lists and the sticky cookie."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -128,12 +132,11 @@ ALICE = "$6$fastlbtestsalt1$I.xNS7t6y6pOFBlJ9/GwkcHc.lApBDe9NSAOCHihm3Z10asCTZrw
 BOB = "$5$fastlbtestsalt2$UeULDc5wzWpsFGf4gKJ7pNCIOq/lco/KasBKodmeJqB"
 
 
+def auth(user: str, pw: str) -> str:
+    return "Authorization: Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode() + "\r\n"
+
+
 def test_basic_auth(dataplane, ports):
-    import base64
-
-    def auth(user: str, pw: str) -> str:
-        return "Authorization: Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode() + "\r\n"
-
     with HttpBackend("a") as a:
         dp = dataplane()
         vhost = ports()
@@ -150,6 +153,94 @@ def test_basic_auth(dataplane, ports):
             for user, pw in [("alice", "s3cret"), ("bob", "pw"), ("alice", "s3cret")]:
                 c.sendall(get("/", "secure.example.com", auth(user, pw)))
                 assert rd.response().status == 200
+
+
+def apr1(password: str, salt: str) -> str:
+    """Apache's MD5 hash of <password>, as OpenSSL makes it (htpasswd -m makes the same)."""
+    out = subprocess.run(["openssl", "passwd", "-apr1", "-salt", salt, password], capture_output=True, check=True)
+    return out.stdout.decode().strip()
+
+
+def sha(password: str) -> str:
+    """htpasswd -s: "{SHA}" and base64 of the password's SHA-1."""
+    return "{SHA}" + base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+
+
+# Passwords around MD5-crypt's 16-byte steps, an empty one and a non-ASCII one; salts of 0 to 8 characters.
+HTPASSWD_CASES = [("", "zz"), ("s3cret", "abcdefgh"), ("0123456789abcdef", "xY7"),
+                  ("a much longer password, 33 bytes", ""), ("pässwörd", "./09AZaz")]
+
+
+def test_basic_auth_htpasswd_hashes(dataplane, ports):
+    """Apache MD5 ($apr1$) and {SHA}, the hashes htpasswd makes by default and with -s, are checked
+    in the data plane: the right password passes, any other (one character off, a prefix, the
+    other user's) is a 401 and never reaches the backend."""
+    users = [(f"md5-{i}", pw, apr1(pw, salt)) for i, (pw, salt) in enumerate(HTPASSWD_CASES)]
+    users += [(f"sha-{i}", pw, sha(pw)) for i, (pw, _) in enumerate(HTPASSWD_CASES)]
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        vhost = ports()
+        opts = options(auth_realm="traefik", auth_users=tuple((u, h) for u, _, h in users))
+        dp.publish(vhost_table(vhost, http_service("web", [a.address], http=opts)))
+        for user, pw, _ in users:
+            for wrong in {pw + "x", pw[:-1], "x" + pw[1:], "s3cret", ""} - {pw}:
+                r = request(vhost, get("/", "secure.example.com", auth(user, wrong)))
+                assert r.status == 401 and r.header("WWW-Authenticate") == 'Basic realm="traefik"', (user, wrong)
+        assert a.received == 0
+        with connect(vhost) as c:
+            rd = Reader(c)
+            for user, pw, _ in users + users:  # the second time from the worker's cache
+                c.sendall(get("/", "secure.example.com", auth(user, pw)))
+                assert rd.response().status == 200, (user, pw)
+        assert len(a.requests) == 2 * len(users)
+
+
+def test_basic_auth_remove_header(dataplane, ports):
+    """auth_remove_header (Traefik's removeHeader): once the credentials pass, the backend gets the
+    request without Authorization (every such field, whatever its case); without it, as it came."""
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        kept, removed = ports(), ports()
+        users = (("alice", ALICE),)
+        dp.publish(spec.RouteTable(
+            services=(http_service("kept", [a.address], http=options(auth_realm="z", auth_users=users)),
+                      http_service("removed", [a.address], http=options(auth_realm="z", auth_users=users,
+                                                                         auth_remove_header=True))),
+            listeners=(spec.Listener(address=kept, service="kept"), spec.Listener(address=removed, service="removed")),
+        ))
+        creds = auth("alice", "s3cret")
+        h = headers_of(request(kept, get("/", extra=creds + "X-After: 1\r\n")).json())
+        assert h["authorization"] == [creds.split(": ", 1)[1].strip()] and h["x-after"] == ["1"]
+        with connect(removed) as c:
+            rd = Reader(c)
+            for extra in (creds, "X-Before: 1\r\n" + creds + "X-After: 1\r\n",
+                          "authorization: Basic Ym9ndXM=\r\n" + creds.replace("Authorization", "AUTHORIZATION")):
+                c.sendall(get("/", extra=extra))
+                r = rd.response()
+                assert r.status == 200
+                h = headers_of(r.json())
+                assert "authorization" not in h, h
+                assert h["host"] == ["example.com"] and h["x-forwarded-for"] == ["127.0.0.1"]
+                assert ("X-After: 1" not in extra) or h["x-after"] == ["1"]
+                assert ("X-Before: 1" not in extra) or h["x-before"] == ["1"]
+        assert request(removed, get("/", extra=auth("alice", "wrong"))).status == 401
+        assert len(a.requests) == 4
+
+
+@pytest.mark.skipif(shutil.which("htpasswd") is None, reason="htpasswd (apache2-utils) is not installed")
+def test_basic_auth_hashes_htpasswd_makes(dataplane, ports):
+    made = []
+    for flag in ("-m", "-s", "-B"):
+        out = subprocess.run(["htpasswd", "-nb", flag, "alice", "s3cret"], capture_output=True, check=True)
+        made.append(out.stdout.decode().strip().split(":", 1)[1])
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        vhost = ports()
+        for digest in made:
+            dp.publish(vhost_table(vhost, http_service("web", [a.address], http=options(
+                auth_realm="traefik", auth_users=(("alice", digest),)))))
+            assert request(vhost, get("/", "secure.example.com", auth("alice", "s3cret"))).status == 200, digest
+            assert request(vhost, get("/", "secure.example.com", auth("alice", "s3cre"))).status == 401, digest
 
 
 def test_allow_list(dataplane, ports):
@@ -170,6 +261,58 @@ def test_allow_list(dataplane, ports):
         assert request(front, get("/")).status == 403
         assert a.received == 0
         assert request(front2, get("/")).status == 200
+
+
+# (X-Forwarded-For fields of a request from 127.0.0.1, the status with allow_cidrs 10.0.0.0/8 and
+# 2001:db8::/32 and allow_forwarded_for). Traefik 1.7 reads every field's entries in order, trimmed, and
+# stops with a refusal at the first that is not an IP address.
+XFF_CASES = [
+    ((), 403),
+    (("10.1.2.3",), 200),
+    (("192.168.0.1, 10.1.2.3",), 200),
+    (("192.168.0.1", "10.0.0.5"), 200),
+    (("  10.0.0.1\t, 192.168.0.1",), 200),
+    (("2001:db8::1",), 200),
+    (("::ffff:10.0.0.1",), 200),
+    (("10.0.0.1, unknown",), 200),
+    (("192.168.0.1",), 403),
+    (("unknown, 10.0.0.1",), 403),
+    (("192.168.0.1,,10.0.0.1",), 403),
+    (("", "10.0.0.1"), 403),
+    (("10.0.0.1:1234",), 403),
+    (("[2001:db8::1]",), 403),
+    (("11.0.0.1", "2001:db9::1"), 403),
+]
+
+
+@pytest.mark.parametrize(("fields", "status"), XFF_CASES)
+def test_allow_list_reads_x_forwarded_for_when_asked(dataplane, ports, fields, status):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front, plain = ports(), ports()
+        cidrs = ("10.0.0.0/8", "2001:db8::/32")
+        xff = http_service("xff", [a.address], http=options(allow_cidrs=cidrs, allow_forwarded_for=True))
+        dp.publish(spec.RouteTable(
+            services=(xff, http_service("plain", [a.address], http=options(allow_cidrs=cidrs))),
+            listeners=(spec.Listener(address=front, service="xff"), spec.Listener(address=plain, service="plain")),
+        ))
+        extra = "".join(f"{name}: {v}\r\n" for name, v in zip(("X-Forwarded-For", "x-forwarded-for"), fields))
+        r = request(front, get("/", extra=extra))
+        assert r.status == status
+        if status == 200:  # the backend gets the client's fields, and the client's own address after them
+            assert headers_of(r.json())["x-forwarded-for"][-1].endswith("127.0.0.1")
+        # without allow_forwarded_for the connection's address alone counts
+        assert request(plain, get("/", extra=extra)).status == 403
+        assert len(a.requests) == (status == 200)
+
+
+def test_allow_list_admits_its_clients_whatever_their_x_forwarded_for(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane()
+        front = ports()
+        opts = options(allow_cidrs=("127.0.0.0/8",), allow_forwarded_for=True)
+        dp.publish(port_table(http_service("xff", [a.address], http=opts), front))
+        assert request(front, get("/", extra="X-Forwarded-For: unknown, 192.168.0.1\r\n")).status == 200
 
 
 def sticky_cookie(r) -> str | None:

@@ -18,7 +18,10 @@ from .test_labels import app, state_of
 SHA512 = "$6$fastlbtestsalt1$I.xNS7t6y6pOFBlJ9/GwkcHc.lApBDe9NSAOCHihm3Z10asCTZrwr/Bmk44R1GFfLmU/MrdseQZIwVdRJ3QT3/"
 BCRYPT = "$2y$05$fastlbtestsaltfastlbteae84A7cA8InWuqmWN1VQKGmGAlSGatC"
 MD5 = "$1$fastlbte$Qq.ek0Hgg4zSHCS.Ojiet1"
-APR1 = "$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"  # Apache's htpasswd -m
+# htpasswd's hashes of "s3cret": Apache MD5 (`openssl passwd -apr1 -salt fastlbte s3cret`, as htpasswd -m)
+# and {SHA} (htpasswd -s); the data plane's tests check them against the password (tests/l7/test_edits.py).
+APR1 = "$apr1$fastlbte$x3tH961mNWymZRJtYVpeN."
+SHA1 = "{SHA}/vNB+F2HQ559kaLUZbmHHvZrXpg="
 HOST = "subject.example.com"
 
 
@@ -46,11 +49,19 @@ def http(state: MarathonState) -> spec.HttpOptions:
 
 # What serving each restricting label looks like in the built table.
 def allow(*cidrs: str) -> Callable[[MarathonState], bool]:
-    return lambda state: http(state).allow_cidrs == cidrs
+    return lambda state: http(state).allow_cidrs == cidrs and not http(state).allow_forwarded_for
+
+
+def allow_xff(*cidrs: str) -> Callable[[MarathonState], bool]:
+    return lambda state: http(state).allow_cidrs == cidrs and http(state).allow_forwarded_for
 
 
 def users(*pairs: tuple[str, str], realm: str = lbl.TRAEFIK_REALM) -> Callable[[MarathonState], bool]:
     return lambda state: http(state).auth_users == pairs and http(state).auth_realm == realm
+
+
+def removes_authorization(state: MarathonState) -> bool:
+    return http(state).auth_users == (("alice", BCRYPT),) and http(state).auth_remove_header
 
 
 def redirects(state: MarathonState) -> bool:
@@ -102,19 +113,27 @@ CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] =
     (T + "whitelistSourceRange", {T + "whitelistSourceRange": "10.1.0.0/16", T + "whiteList.sourceRange": "::/0"},
      REFUSED),
     (T + "whiteList.useXForwardedFor",
-     {T + "whiteList.sourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "true"}, REFUSED),
+     {T + "whiteList.sourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "true"}, allow_xff("10.0.0.0/8")),
+    (T + "whiteList.useXForwardedFor",
+     {T + "whitelistSourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "True"}, allow_xff("10.0.0.0/8")),
+    (T + "whiteList.useXForwardedFor",
+     {T + "whiteList.sourceRange": "10.0.0.0/8", T + "whiteList.useXForwardedFor": "on"}, REFUSED),
     (T + "auth.basic.users", {T + "auth.basic.users": f"alice:{SHA512}, bob:{BCRYPT},carol:{MD5}"},
      users(("alice", SHA512), ("bob", BCRYPT), ("carol", MD5))),
-    (T + "auth.basic.users", {T + "auth.basic.users": f"test:{APR1}"}, REFUSED),
-    (T + "auth.basic.users", {T + "auth.basic.users": "test:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="}, REFUSED),
+    (T + "auth.basic.users", {T + "auth.basic.users": f"test:{APR1},sha:{SHA1}"}, users(("test", APR1), ("sha", SHA1))),
+    (T + "auth.basic.users", {T + "auth.basic.users": "test:{SHA}/vNB+F2HQ559kaLUZbmHHvZrXpg"}, REFUSED),
     (T + "auth.basic.users", {T + "auth.basic.users": "test:s3cret"}, REFUSED),
     (T + "auth.basic.users", {T + "auth.basic.users": f"alice:{SHA512},alice:{BCRYPT}"}, REFUSED),
     (T + "auth.basic", {T + "auth.basic": f"alice:{BCRYPT}"}, users(("alice", BCRYPT))),
-    (T + "auth.basic", {T + "auth.basic": f"alice:{APR1}"}, REFUSED),
+    (T + "auth.basic", {T + "auth.basic": f"alice:{APR1}"}, users(("alice", APR1))),
+    (T + "auth.basic", {T + "auth.basic": "alice:$apr1$fastlbte$x3tH961mNWymZRJtYVpeN"}, REFUSED),
     (T + "auth.basic.usersFile", {T + "auth.basic.usersFile": "/etc/traefik/htpasswd"}, REFUSED),
     (T + "auth.basic.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.basic.removeHeader": "true"},
-     REFUSED),
-    (T + "auth.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.removeHeader": "true"}, REFUSED),
+     removes_authorization),
+    (T + "auth.basic.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.basic.removeHeader": "yes"},
+     REFUSED),  # not a Go boolean: the credentials would reach the backend
+    (T + "auth.removeHeader", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.removeHeader": "true"},
+     removes_authorization),
     (T + "auth.headerField", {T + "auth.basic.users": f"alice:{BCRYPT}", T + "auth.headerField": "X-WebAuth-User"},
      REFUSED),
     *((T + "auth." + p, {T + "auth." + p: "x"}, REFUSED) for p in (
@@ -200,8 +219,9 @@ def _access_view(state: MarathonState) -> tuple:
     """Who may use the app's services: their access options, and the addresses they are bound to."""
     t = state.table()
     return (
-        {(s.http.allow_cidrs, s.http.auth_realm, s.http.auth_users, s.http.redirect_to_https,
-          s.http.redirect_to_https_code, s.http.redirect_regex, s.http.redirect_replacement) for s in t.services},
+        {(s.http.allow_cidrs, s.http.allow_forwarded_for, s.http.auth_realm, s.http.auth_users,
+          s.http.auth_remove_header, s.http.redirect_to_https, s.http.redirect_to_https_code,
+          s.http.redirect_regex, s.http.redirect_replacement) for s in t.services},
         {lst.address.rsplit(":", 1)[0] for lst in t.listeners},
     )
 
@@ -228,14 +248,15 @@ def test_walking_every_label_no_restricting_one_yields_only_a_warning(name: str)
             assert _access_view(state) == plain, (name, value, "restricts access: declare it in RESTRICTING_LABELS")
 
 
-def test_traefik_apr1_user_is_refused_with_the_reason() -> None:
+def test_traefik_plain_text_password_is_refused_with_the_reason() -> None:
     other = traefik_app({"traefik.frontend.rule": "Host:open.example.com"}, app_id="/open", host="10.0.0.2")
-    state = state_of(traefik_app({"traefik.frontend.auth.basic.users": f"test:{APR1}"}), other)
+    state = state_of(traefik_app({"traefik.frontend.auth.basic.users": f"alice:{APR1},test:s3cret"}), other)
     t = state.table()
     assert [s.name for s in t.services] == ["backend-open"]
     assert [(r.host, r.service) for r in t.http_routes] == [("open.example.com", "backend-open")]
     error = state.app_errors()["/subject"]
-    assert "traefik.frontend.auth.basic.users" in error and "$apr1$" in error and "bcrypt" in error
+    assert "traefik.frontend.auth.basic.users" in error and "'test'" in error and "plain-text" in error
+    assert "'alice'" not in error
 
 
 def test_traefik_source_range_is_the_services_allow_list_per_segment() -> None:
@@ -259,7 +280,7 @@ def test_traefik_restrictions_of_a_segment_that_is_not_routed_refuse_nothing() -
         "traefik.tls.port": "31000",
         "traefik.tls.frontend.rule": "Host:tls.example.com",
         "traefik.tls.frontend.entryPoints": "https",
-        "traefik.tls.frontend.auth.basic.users": f"test:{APR1}",
+        "traefik.tls.frontend.auth.basic.users": "test:s3cret",
     }
     state = traefik(labels)
     assert state.app_errors() == {}
@@ -271,12 +292,21 @@ def test_traefik_inert_modifiers_warn() -> None:
                      "traefik.frontend.whiteList.useXForwardedFor": "true",
                      "traefik.frontend.headers.SSLRedirect": "true",
                      "traefik.frontend.headers.isDevelopment": "true",
-                     "traefik.frontend.whiteList.sourceRange": ""})
+                     "traefik.frontend.whiteList.sourceRange": "",
+                     "traefik.frontend.auth.removeHeader": "true"})
     assert state.app_errors() == {}
     assert http(state) == spec.HttpOptions()
     warnings = "\n".join(state.app_warnings()["/subject"])
-    for prop in ("SSLHost", "useXForwardedFor", "SSLRedirect: isDevelopment", "sourceRange: empty"):
+    for prop in ("SSLHost", "useXForwardedFor", "SSLRedirect: isDevelopment", "sourceRange: empty",
+                 "auth.removeHeader: no auth.basic.users"):
         assert prop in warnings, warnings
+
+
+def test_traefik_remove_header_false_forwards_authorization() -> None:
+    state = traefik({"traefik.frontend.auth.basic.users": f"alice:{BCRYPT}",
+                     "traefik.frontend.auth.basic.removeHeader": "false"})
+    assert state.app_errors() == {}
+    assert http(state).auth_users == (("alice", BCRYPT),) and not http(state).auth_remove_header
 
 
 def test_traefik_shared_backend_does_not_drop_the_joining_apps_restriction() -> None:
@@ -318,6 +348,15 @@ def test_crypt_hash_shapes() -> None:
                  "$2b$05$fastlbtestsaltfastlbteATq/8O7QxaqOaqOaIlUz6liE2VArnlW",
                  "$6$rounds=5000$salt$" + "a" * 86):
         assert lbl._CRYPT_HASH.fullmatch(good), good
-    for bad in (APR1, "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "s3cret", "$2x$05$" + "a" * 53, SHA512[:-1], ""):
+    for bad in (APR1, SHA1, "s3cret", "$2x$05$" + "a" * 53, SHA512[:-1], ""):
         assert not lbl._CRYPT_HASH.fullmatch(bad), bad
+
+
+def test_htpasswd_hash_shapes() -> None:
+    # salts of 0 to 8 characters, as `openssl passwd -apr1 -salt ''` and htpasswd -m make them
+    for good in (APR1, SHA1, "$apr1$$ObghUg3jW8qtzqA8SebIB/", "$apr1$xY7$NzgHeuuDHZ8GROZADr86A/"):
+        assert lbl._HTPASSWD_HASH.fullmatch(good), good
+    for bad in (APR1[:-1], APR1 + "x", "$apr1$fastlbtes$x3tH961mNWymZRJtYVpeN.", SHA1[:-1], SHA1.lower(),
+                "{SHA}" + "A" * 28, "{ssha}" + SHA1[5:], MD5, "s3cret", ""):
+        assert not lbl._HTPASSWD_HASH.fullmatch(bad), bad
     assert re.fullmatch(r"\$2y\$.*", BCRYPT)
