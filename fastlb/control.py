@@ -27,17 +27,13 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 import msgspec
 
 from fastlb import accesslog, config, logs, spec
-
-OnChange = Callable[[spec.RouteTable], None]
-# (backend id, state): providers pass "ready" | "drain" | "maint" | "up" | "down", the health checker
-# passes its verdict as a bool (True: up).
-OnBackendState = Callable[[str, str | bool], None]
+from fastlb.provider import OnBackendState, OnChange, Provider  # noqa: F401
 
 ADMIN_STATES = ("ready", "drain", "maint")
 MAX_WEIGHT = 256
@@ -61,22 +57,6 @@ class DataPlaneLike(Protocol):
     def stop(self) -> None: ...
     def listener_fds(self) -> dict[str, list[int]]: ...
     def trim(self, min_free: int = ...) -> bool: ...  # optional: a stand-in without it is never asked
-
-
-class Provider(Protocol):
-    """A source of routes. ``run`` calls <on_change> with every new whole table and <on_backend_state>
-    with (backend id, "ready" | "drain" | "maint" | "up" | "down") for changes that need no new table;
-    it returns only when cancelled. ``resync`` re-reads the source now and says whether that succeeded;
-    a new table it brings goes to <on_change> as usual. ``table`` is the last table handed over. A
-    provider whose class sets ``ready_at_start = True`` has its ``table()`` published before ``run``
-    starts; the others serve nothing until their first ``on_change`` (Marathon: after its first full
-    resync)."""
-
-    async def run(self, on_change: OnChange, on_backend_state: OnBackendState) -> None: ...
-    async def resync(self) -> bool: ...
-    def table(self) -> spec.RouteTable | None: ...
-    def app_errors(self) -> Any: ...
-    def status(self) -> Any: ...
 
 
 # -- the static provider -------------------------------------------------------------------------
