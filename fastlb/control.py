@@ -32,11 +32,10 @@ from fastlb import accesslog, config, logs, spec
 from fastlb.marathon.args import MarathonArgs, marathon_provider  # noqa: F401
 from fastlb.merge import TableMerger, merge_tables  # noqa: F401
 from fastlb.merge import listener_what as _listener_what
+from fastlb.overrides import ADMIN_STATES, MAX_WEIGHT, Override, apply_overrides  # noqa: F401
 from fastlb.provider import OnBackendState, OnChange, Provider  # noqa: F401
 from fastlb.static_provider import StaticProvider  # noqa: F401
 
-ADMIN_STATES = ("ready", "drain", "maint")
-MAX_WEIGHT = 256
 TRIM_INTERVAL_S = 2.0  # how often freed data-plane memory is given back (DataPlane.trim)
 
 
@@ -74,33 +73,6 @@ def probe_bind(address: str) -> str | None:
         except OSError as e:
             return e.strerror or str(e)
     return None
-
-
-class Override(msgspec.Struct, frozen=True):
-    """What an operator set on a backend by hand; None: not set."""
-
-    state: str | None = None
-    weight: int | None = None
-
-
-def apply_overrides(table: spec.RouteTable, overrides: dict[str, Override]) -> spec.RouteTable:
-    if not overrides:
-        return table
-    services = []
-    for s in table.services:
-        backends = []
-        for b in s.backends:
-            o = overrides.get(b.id)
-            if o is not None:
-                changes: dict[str, Any] = {}
-                if o.state is not None:
-                    changes["state"] = o.state
-                if o.weight is not None:
-                    changes["weight"] = o.weight
-                b = msgspec.structs.replace(b, **changes)
-            backends.append(b)
-        services.append(msgspec.structs.replace(s, backends=tuple(backends)))
-    return msgspec.structs.replace(table, services=tuple(services))
 
 
 def backend_ids(table: spec.RouteTable) -> set[str]:
