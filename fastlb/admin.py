@@ -23,7 +23,8 @@ import msgspec
 from aiohttp import web
 
 from fastlb import spec
-from fastlb.control import ADMIN_STATES, Controller
+from fastlb.controller import Controller
+from fastlb.overrides import ADMIN_STATES
 from fastlb.stats import RateMeter, metrics_text, rate_meter, request_counts, snapshot, stats_csv
 
 CONTROLLER: web.AppKey[Controller] = web.AppKey("controller", Controller)

@@ -12,7 +12,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from fastlb import admin, control, spec, stats
+from fastlb import admin, spec, stats
+from fastlb.controller import Controller
 
 from . import promtext
 from .fake_dataplane import FakeDataPlane
@@ -41,7 +42,7 @@ async def with_client(test, token: str | None = None, first: spec.RouteTable | N
     dp = FakeDataPlane()
     provider = ListProvider(first)
     provider.ready_at_start = first is not None
-    c = control.Controller(dp, {"static": provider})
+    c = Controller(dp, {"static": provider})
     c.start()
     client = TestClient(TestServer(admin.make_app(c, token)))
     await client.start_server()

@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from fastlb import control, stats
+from fastlb import stats
+from fastlb.controller import Controller
 
 from .fake_dataplane import FakeDataPlane
 from .test_control import ListProvider, listen, svc, table
@@ -33,7 +34,7 @@ def snapshots() -> list[dict[str, Any]]:
             svc("db", "10.0.0.3:5432"),
             listeners=(listen("127.0.0.1:8080", "web"), listen("127.0.0.1:5432", "db")),
         )
-        c = control.Controller(dp, {"static": ListProvider(t)})
+        c = Controller(dp, {"static": ListProvider(t)})
         c.start()
         dp.backends["10.0.0.1:80"].update(
             active=2, total=10, bytes_in=1000, bytes_out=5000, requests=10,

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import control, spec
+from fastlb import spec
 from fastlb.marathon import build
 from fastlb.marathon.state import MarathonOptions, MarathonState
+from fastlb.merge import merge_tables
 
 from . import workloads
 
@@ -122,7 +123,7 @@ def test_merge_wildcard_clashes_name_the_first_holder() -> None:
             spec.Listener(address="0.0.0.0:81", kind="service", service="other"),
         ),
     )
-    merged, errors = control.merge_tables([("static", first), ("marathon", second)])
+    merged, errors = merge_tables([("static", first), ("marathon", second)])
     assert [x.address for x in merged.listeners] == ["10.0.0.1:80", "10.0.0.2:80", "[::1]:80", "0.0.0.0:81"]
     assert errors == [
         "marathon: listener 0.0.0.0:80 (service 'w4') skipped: 10.0.0.1:80 is already static's (service 'a')",

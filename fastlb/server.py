@@ -1,17 +1,8 @@
-"""The control loop: the one place where providers, routing tables and the data plane meet.
-
-Providers (the static file, Marathon) each hand over whole ``spec.RouteTable``s. The ``Controller``
-merges them (a name or an address claimed twice: the later provider's part is skipped with a clear
-error), applies the operator's manual overrides (backend state and weight, set through the admin
-API and re-applied on every publish), and publishes the result on the ``DataPlane`` when it differs
-from the table last published. A table the data plane refuses is logged and the last good table keeps
-serving; a new listener that cannot bind is left out of its table rather than holding the rest back.
-Backend health comes from the providers and from the active health checks (``fastlb.health``), which
-follow every published table; neither needs a new table.
-
-``serve`` runs it all on one uvloop loop: the providers, the admin API, SIGHUP (re-read the static
-file, resync Marathon), SIGTERM/SIGINT (stop accepting, drain up to a deadline, close what is left,
-exit 0).
+"""``fastlb run`` assembled: the providers and the data plane made from the options (``build``), then
+served on one uvloop loop (``serve``, ``run``): the controller, the admin API, SIGHUP (re-read the
+static file, resync Marathon), SIGTERM/SIGINT (stop accepting, drain up to a deadline, close what is
+left, exit 0), the hot upgrade. The one module that wires the admin API to the controller, and the
+only one that imports the admin API, the hot upgrade and uvloop.
 """
 
 from __future__ import annotations
@@ -27,14 +18,10 @@ from typing import Any
 import msgspec
 
 from fastlb import accesslog, config, logs
-from fastlb.controller import TRIM_INTERVAL_S, Controller, DataPlaneLike, SwapStats, backend_ids, probe_bind  # noqa: F401
-from fastlb.marathon.args import MarathonArgs, marathon_provider  # noqa: F401
-from fastlb.merge import TableMerger, merge_tables  # noqa: F401
-from fastlb.overrides import ADMIN_STATES, MAX_WEIGHT, Override, apply_overrides  # noqa: F401
-from fastlb.provider import OnBackendState, OnChange, Provider  # noqa: F401
-from fastlb.static_provider import StaticProvider  # noqa: F401
-
-# -- fastlb run ----------------------------------------------------------------------------------
+from fastlb.controller import Controller
+from fastlb.marathon.args import MarathonArgs, marathon_provider
+from fastlb.provider import Provider
+from fastlb.static_provider import StaticProvider
 
 
 class RunOptions(msgspec.Struct, frozen=True):
