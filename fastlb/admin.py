@@ -17,17 +17,27 @@ import re
 import time
 import urllib.parse
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from aiohttp import web
 
 from fastlb import spec
-from fastlb.controller import Controller
 from fastlb.overrides import ADMIN_STATES
-from fastlb.stats import RateMeter, metrics_text, rate_meter, request_counts, snapshot, stats_csv
+from fastlb.stats import RateMeter, StatsSource, metrics_text, rate_meter, request_counts, snapshot, stats_csv
 
-CONTROLLER: web.AppKey[Controller] = web.AppKey("controller", Controller)
+
+class AdminTarget(StatsSource, Protocol):
+    """What the admin API needs of the controller (``fastlb.controller.Controller`` is one): what the
+    stats read, and the few calls that change something. ``fastlb.server`` hands one over."""
+
+    async def resync(self) -> None: ...
+    def set_state(self, backend_id: str, state: str) -> bool: ...
+    def set_weight(self, backend_id: str, weight: int) -> bool: ...
+    def clear_override(self, backend_id: str) -> bool: ...
+
+
+CONTROLLER: web.AppKey[AdminTarget] = web.AppKey("controller")
 TOKEN: web.AppKey[str | None] = web.AppKey("token", str)
 
 _PLAIN_INT = re.compile(r"[0-9]{1,9}")
@@ -36,7 +46,7 @@ _PLAIN_INT = re.compile(r"[0-9]{1,9}")
 # -- handlers ------------------------------------------------------------------------------------
 
 
-def _controller(request: web.Request) -> Controller:
+def _controller(request: web.Request) -> AdminTarget:
     return request.app[CONTROLLER]
 
 
@@ -115,7 +125,7 @@ async def _value(request: web.Request, key: str) -> Any:
     return body.decode("utf-8", "replace").strip()
 
 
-def _backend_reply(c: Controller, backend_id: str) -> web.Response:
+def _backend_reply(c: AdminTarget, backend_id: str) -> web.Response:
     snap = snapshot(c)
     for s in snap["services"]:
         for b in s["backends"]:
@@ -200,7 +210,7 @@ async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
     return await handler(request)
 
 
-async def _sample_rates(controller: Controller) -> None:
+async def _sample_rates(controller: AdminTarget) -> None:
     """Samples the request counters once a second while someone reads the stats, so that req_rate is
     the rate over the last second whatever the readers' pace."""
     meter = rate_meter(controller)
@@ -219,7 +229,7 @@ async def _rate_sampler(app: web.Application) -> Any:
         await task
 
 
-def make_app(controller: Controller, token: str | None = None) -> web.Application:
+def make_app(controller: AdminTarget, token: str | None = None) -> web.Application:
     app = web.Application(middlewares=[_guard])
     app[CONTROLLER] = controller
     app[TOKEN] = token
@@ -248,7 +258,7 @@ def make_app(controller: Controller, token: str | None = None) -> web.Applicatio
     return app
 
 
-async def start(controller: Controller, host: str, port: int, token: str | None) -> web.AppRunner:
+async def start(controller: AdminTarget, host: str, port: int, token: str | None) -> web.AppRunner:
     """Serves the admin API on host:port on the running loop; ``await runner.cleanup()`` stops it."""
     runner = web.AppRunner(make_app(controller, token), access_log=None, handle_signals=False)
     await runner.setup()

@@ -11,13 +11,49 @@ import re
 import time
 import weakref
 from collections import deque
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import msgspec
 
 from fastlb import spec
-from fastlb.controller import Controller
 from fastlb.overrides import ADMIN_STATES
+
+
+class Counters(Protocol):
+    """What the stats read of the data plane (``fastlb._core.DataPlane`` is one)."""
+
+    @property
+    def generation(self) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
+
+
+class StatsSource(Protocol):
+    """What the stats read of the controller (``fastlb.controller.Controller`` is one): the table
+    serving, what was set by hand, the swaps, and what the providers report."""
+
+    @property
+    def dataplane(self) -> Counters: ...
+    @property
+    def serving(self) -> spec.RouteTable | None: ...
+    @property
+    def serving_now(self) -> bool: ...
+    @property
+    def draining(self) -> bool: ...
+    @property
+    def health_checker(self) -> Any: ...  # fastlb.health.HealthChecker, or None before start
+    @property
+    def overrides(self) -> Mapping[str, Any]: ...  # backend id -> fastlb.overrides.Override
+    @property
+    def swap(self) -> Any: ...  # fastlb.controller.SwapStats
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def conflicts(self) -> list[str]: ...
+    @property
+    def listen_errors(self) -> list[str]: ...
+    def app_errors(self) -> dict[str, Any]: ...
+    def provider_status(self) -> dict[str, Any]: ...
 
 # HAProxy 2.0's `show stat` columns (the version marathon-lb ships), in order; HAProxy ends every line
 # with a comma, and so does fastlb.
@@ -122,10 +158,10 @@ class RateMeter:
         return now - self.last_read < self.WATCHED_S
 
 
-_RATES: weakref.WeakKeyDictionary[Controller, RateMeter] = weakref.WeakKeyDictionary()
+_RATES: weakref.WeakKeyDictionary[StatsSource, RateMeter] = weakref.WeakKeyDictionary()
 
 
-def rate_meter(controller: Controller) -> RateMeter:
+def rate_meter(controller: StatsSource) -> RateMeter:
     meter = _RATES.get(controller)
     if meter is None:
         meter = _RATES[controller] = RateMeter()
@@ -143,7 +179,7 @@ def _responses(counters: dict[str, Any]) -> dict[str, int]:
     return {k: int(counters.get(k, 0)) for k in _CLASSES}
 
 
-def snapshot(controller: Controller) -> dict[str, Any]:
+def snapshot(controller: StatsSource) -> dict[str, Any]:
     """/stats: the serving table joined with the data plane's counters, in table order."""
     raw = controller.dataplane.stats()
     table = controller.serving or spec.RouteTable()
