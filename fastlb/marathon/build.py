@@ -29,7 +29,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
@@ -44,24 +44,7 @@ from fastlb.marathon.models import (
     PortMapping,
     Task,
 )
-
-
-class MarathonOptions(msgspec.Struct, frozen=True):
-    """The Marathon provider's options, named after marathon-lb's flags."""
-
-    groups: tuple[str, ...] = ("external",)  # "*" = every app, including apps without a group
-    strict_mode: bool = False
-    health_check: bool = False  # require an alive Marathon result (last result kept per task)
-    bind_addr: str = "0.0.0.0"
-    http_port: int = 80  # 0 = disabled
-    https_port: int = 443  # 0 = disabled; no https listener is emitted until TLS exists
-    appid_port: int = 9091  # 0 = disabled
-    dont_bind_http_https: bool = False
-    min_serv_port_ip_per_task: int = 10050
-    max_serv_port_ip_per_task: int = 10100
-    framework_name: str = ""  # app "/<name>" is skipped (the LB does not proxy itself)
-    respect_readiness: bool = True
-
+from fastlb.marathon.options import BuildContext, BuildResult, MarathonOptions, _group_set, _selected  # noqa: F401
 
 # marathon-lb's task filter (§3.6): these states never become servers. TASK_KILLING is the one
 # fastlb keeps, draining; LOST and UNREACHABLE stay on purpose (Marathon may be wrong about them).
@@ -93,16 +76,6 @@ _DEFAULT_TIMEOUTS = spec.Timeouts()  # frozen: one instance serves every service
 _DEFAULT_STICKY_COOKIE = spec.HttpOptions().sticky_cookie
 
 
-@dataclass(frozen=True)
-class BuildContext:
-    options: MarathonOptions
-    resolve: Callable[[str], str | None]  # host name -> IPv4, from a cache; None: not (yet) known
-    alive: Mapping[str, bool] = field(default_factory=dict)  # task id -> last Marathon health
-    ready: Callable[[App, Task], bool] = lambda app, task: True  # readiness, decided by the state
-    # False when ``ready(app, task)`` is True for every task of <app>, whatever else the state
-    # holds: the answer must depend on the app object alone. Such an app's tasks skip ``ready``,
-    # and a build that reuses the app need not ask again.
-    gated: Callable[[App], bool] = lambda app: True
 
 
 class BuildMemo:
@@ -228,13 +201,6 @@ def _mlb_candidates_memo(
     return candidates
 
 
-@dataclass(frozen=True)
-class BuildResult:
-    table: spec.RouteTable
-    errors: dict[str, str]  # app id -> why it is not served
-    warnings: dict[str, tuple[str, ...]]  # app id -> labels accepted but not (fully) honoured
-    backends_by_task: Mapping[str, tuple[str, ...]]  # task id -> its backend ids in the table, sorted
-    lookups: dict[str, str | None]  # every host name the build resolved, and the answer it used
 
 
 # --- networking -----------------------------------------------------------------------------------
@@ -673,13 +639,6 @@ def _bind(addr: str, port: int) -> str:
     return join_address(addr, port)
 
 
-def _selected(groups: tuple[str, ...], options: MarathonOptions) -> bool:
-    return "*" in options.groups or not _group_set(options.groups).isdisjoint(groups)
-
-
-@functools.lru_cache(maxsize=64)
-def _group_set(groups: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(groups)
 
 
 # A task that passes the filters, with what every port of it needs: (task, admin state, ip, ports).
