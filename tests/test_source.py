@@ -14,7 +14,9 @@ C_FILES = sorted(p for p in PKG.glob("_*.[ch]") if p.name != "_core.c")
 
 # Modules that must stay pure: no I/O, no event loop, no data plane (tested in microseconds).
 PURE = ["spec.py", "config.py", "provider.py", "merge.py", "overrides.py", "stats.py", "marathon/models.py",
-        "marathon/labels.py", "marathon/build.py", "marathon/state.py", "marathon/sse.py"]
+        "marathon/labels.py", "marathon/options.py", "marathon/tasks.py", "marathon/candidate.py",
+        "marathon/mlb.py", "marathon/traefik.py", "marathon/incremental.py", "marathon/build.py", "marathon/state.py",
+        "marathon/sse.py"]
 IMPURE_IMPORTS = {"asyncio", "socket", "selectors", "aiohttp", "uvloop", "fastlb._core", "threading"}
 
 
@@ -166,3 +168,19 @@ def test_stubs_name_what_core_exports() -> None:
             stubbed.add(node.target.id)
     assert stubbed <= exported, f"stubbed but not exported: {sorted(stubbed - exported)}"
     assert exported <= stubbed, f"exported but not stubbed: {sorted(exported - stubbed)}"
+
+
+# The Marathon build's parts, each importing only those before it (mlb and traefik side by side).
+BUILD_LAYERS = [["options"], ["tasks"], ["candidate"], ["mlb", "traefik"], ["incremental"], ["build"]]
+
+
+def test_marathon_build_parts_import_one_way() -> None:
+    graph = _module_graph(PKG)
+    bad = []
+    for n, layer in enumerate(BUILD_LAYERS):
+        below = {f"fastlb.marathon.{m}" for lower in BUILD_LAYERS[:n] for m in lower}
+        parts = {f"fastlb.marathon.{m}" for part in BUILD_LAYERS for m in part}
+        for module in layer:
+            name = f"fastlb.marathon.{module}"
+            bad += [f"{name} -> {other}" for other in sorted(graph[name] & parts - below)]
+    assert not bad, bad

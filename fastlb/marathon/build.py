@@ -17,6 +17,10 @@ routed by its Host/PathPrefix rule on the vhost listener.
 
 One app whose labels or ports cannot be served is left out whole, with its reason in
 ``BuildResult.errors``; every other app is served.
+
+``build_table`` settles the conflicts between apps and assembles the table; the parts, imported one
+way: ``options`` (what a build takes and gives) -> ``tasks`` (a task as a server) -> ``candidate``
+-> ``mlb`` and ``traefik`` (the two models) -> ``incremental`` (the memo and the patch) -> here.
 """
 
 from __future__ import annotations
@@ -26,112 +30,20 @@ from collections.abc import Collection, Iterable, Mapping
 
 from fastlb import spec
 from fastlb.marathon import labels as lbl
-from fastlb.marathon.candidate import _AppError, _bind, _Candidate, _RouteKey  # noqa: F401
-from fastlb.marathon.incremental import (  # noqa: F401
+from fastlb.marathon.candidate import _AppError, _bind, _Candidate, _RouteKey
+from fastlb.marathon.incremental import (
     BuildMemo,
-    _app_of,
-    _group_tasks,
     _LastBuild,
     _mlb_candidates_memo,
-    _parse_label_items,
     _parse_labels,
     _patch,
-    _Recorder,
-    _shape,
     _TaskIndex,
-    _unchanged,
 )
-from fastlb.marathon.mlb import (  # noqa: F401
-    _DEFAULT_RETRIES,
-    _DEFAULT_STICKY_COOKIE,
-    _DEFAULT_TIMEOUTS,
-    _backend_key,
-    _BackendKey,
-    _exact_hosts,
-    _healthy_new,
-    _last_scaling,
-    _mlb_candidates,
-    _MlbApp,
-    _port_backends,
-    _Served,
-    _served_tasks,
-    merge_deployment_groups,
-)
-from fastlb.marathon.models import (
-    App,
-)
-from fastlb.marathon.options import BuildContext, BuildResult, MarathonOptions, _group_set, _selected  # noqa: F401
-from fastlb.marathon.tasks import (  # noqa: F401
-    _CANONICAL_IPV4,
-    _HTTP_CHECKS,
-    _NO_ASSIGNER,
-    _OCTET,
-    _SERVER_NAME,
-    _SERVER_NAME_BYTES,
-    _TCP_CHECKS,
-    DRAINING_STATES,
-    EXCLUDED_STATES,
-    ServicePortAssigner,
-    _ip_literal,
-    _ip_literal_slow,
-    backend_id,
-    container_ports,
-    declared_service_ports,
-    health_check_for,
-    join_address,
-    networking_mode,
-    port_mappings,
-    port_names,
-    server_name,
-    service_name,
-    service_ports,
-    spec_check,
-    task_ip,
-    task_of_backend,
-    task_ports,
-    task_state,
-)
-from fastlb.marathon.traefik import (  # noqa: F401
-    _OPEN,
-    _access,
-    _merge_traefik_backends,
-    _traefik_candidates,
-    _traefik_ip_index,
-    _traefik_port,
-    _traefik_refusals,
-    _traefik_selected,
-    traefik_subdomain,
-)
-
-# --- candidates -----------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# --- the table ------------------------------------------------------------------------------------
+from fastlb.marathon.mlb import _MlbApp, merge_deployment_groups
+from fastlb.marathon.models import App
+from fastlb.marathon.options import BuildContext, BuildResult, _selected
+from fastlb.marathon.tasks import ServicePortAssigner
+from fastlb.marathon.traefik import _merge_traefik_backends, _traefik_candidates, _traefik_selected
 
 
 def _app_id(app: App) -> str:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from fastlb import merge, spec
 from fastlb.controller import Controller, backend_ids
-from fastlb.marathon import build
+from fastlb.marathon import incremental
 from fastlb.marathon.state import MarathonOptions, MarathonState
 from fastlb.merge import TableMerger, merge_tables
 
@@ -267,9 +267,9 @@ def test_one_task_event_costs_one_app(apps: int, monkeypatch: pytest.MonkeyPatch
     services (the app's, before and after), runs no whole merge and encodes no table: the same
     work at 200 apps and at 2,000."""
     builds: list[str] = []
-    real_candidates = build._mlb_candidates
+    real_candidates = incremental._mlb_candidates
     monkeypatch.setattr(
-        build, "_mlb_candidates", lambda item, *a: builds.append(item.app.id) or real_candidates(item, *a)
+        incremental, "_mlb_candidates", lambda item, *a: builds.append(item.app.id) or real_candidates(item, *a)
     )
     whole: list[int] = []
     monkeypatch.setattr(merge, "merge_tables", lambda parts: whole.append(1) or _real_merge(parts))
