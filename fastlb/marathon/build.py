@@ -39,7 +39,7 @@ from fastlb.marathon.incremental import (
     _patch,
     _TaskIndex,
 )
-from fastlb.marathon.mlb import _MlbApp, merge_deployment_groups
+from fastlb.marathon.mlb import _MlbApp, merge_deployment_groups, udp_notes
 from fastlb.marathon.models import App
 from fastlb.marathon.options import BuildContext, BuildResult, _selected
 from fastlb.marathon.tasks import ServicePortAssigner
@@ -130,6 +130,9 @@ def build_table(
     assigner = ServicePortAssigner(options.min_serv_port_ip_per_task, options.max_serv_port_ip_per_task)
     per_app: list[list[_Candidate]] = []
     for item in merge_deployment_groups(mlb):
+        notes = udp_notes(item, options)
+        for member in item.members if notes else ():
+            warnings[member] = warnings.get(member, ()) + notes
         try:
             per_app.append(_mlb_candidates_memo(item, ctx, assigner, memo, fresh))
         except _AppError as e:

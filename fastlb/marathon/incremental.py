@@ -15,7 +15,7 @@ import msgspec
 
 from fastlb.marathon import labels as lbl
 from fastlb.marathon.candidate import _AppError, _Candidate
-from fastlb.marathon.mlb import _mlb_candidates, _MlbApp
+from fastlb.marathon.mlb import _mlb_candidates, _MlbApp, udp_notes
 from fastlb.marathon.models import App, Task
 from fastlb.marathon.options import BuildContext, BuildResult, MarathonOptions
 from fastlb.marathon.tasks import (
@@ -283,14 +283,15 @@ def _patch(
         _, hl, _, traefik_model = parsed
         if traefik_model or hl.errors or hl.deployment_group is not None:
             return None
-        if (hl.warnings or None) != warnings.get(app.id):
+        item = _MlbApp(app, hl, (app.id,))
+        if (hl.warnings + udp_notes(item, options) or None) != warnings.get(app.id):
             return None
         mode = networking_mode(app)
         if mode == "container" and not declared_service_ports(app, mode):
             return None  # assigned service ports depend on the other apps
         recorder = _Recorder(ctx)
         try:
-            cands = _mlb_candidates(_MlbApp(app, hl, (app.id,)), recorder.context(), _NO_ASSIGNER)
+            cands = _mlb_candidates(item, recorder.context(), _NO_ASSIGNER)
         except _AppError:
             return None
         if any(kind == "resolve" for kind, _, _ in recorder.deps):

@@ -15,14 +15,16 @@ from fastlb import spec
 from fastlb.marathon import labels as lbl
 from fastlb.marathon.candidate import _AppError, _bind, _Candidate
 from fastlb.marathon.models import App, HealthCheckDef, Task
-from fastlb.marathon.options import BuildContext, _selected
+from fastlb.marathon.options import BuildContext, MarathonOptions, _selected
 from fastlb.marathon.tasks import (
     _HTTP_CHECKS,
     ServicePortAssigner,
     backend_id,
+    has_tcp,
     health_check_for,
     join_address,
     networking_mode,
+    port_protocols,
     server_name,
     service_name,
     service_ports,
@@ -182,6 +184,28 @@ def _backend_key(pair: tuple[_BackendKey, spec.Backend]) -> _BackendKey:
     return pair[0]
 
 
+def _port_selected(labels: lbl.AppLabels, index: int, options: MarathonOptions) -> bool:
+    """Whether port <index> of an app is this LB's to serve: its group (HAPROXY_{n}_GROUP, else the
+    app's) is selected, and the port is enabled (HAPROXY_{n}_ENABLED, else not --strict-mode)."""
+    pl = labels.port(index)
+    groups = pl.groups if pl.groups is not None else labels.groups
+    if not _selected(groups, options):
+        return False
+    return pl.enabled if pl.enabled is not None else not options.strict_mode
+
+
+def udp_notes(item: _MlbApp, options: MarathonOptions) -> tuple[str, ...]:
+    """A line for each port of the app this LB would serve that has no TCP side (its protocol is udp
+    alone): fastlb serves TCP, so the port gets no listener. The other ports keep their index."""
+    app = item.app
+    mode = networking_mode(app)
+    protocols = port_protocols(app, mode)
+    return tuple(
+        f"port index {index} ({protocol}): not served, fastlb serves TCP only"
+        for index, protocol in enumerate(protocols)
+        if not has_tcp(protocol) and _port_selected(item.labels, index, options)
+    )
+
 def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssigner) -> list[_Candidate]:
     app, labels, options = item.app, item.labels, ctx.options
     if labels.errors:
@@ -190,14 +214,13 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
     ports = service_ports(app, mode_net, assigner)
     served: list[_Served] | None = None  # only for apps with a port to serve: resolving costs
     result: list[_Candidate] = []
+    protocols = port_protocols(app, mode_net)
     for index, declared in enumerate(ports):
         pl = labels.port(index)
-        groups = pl.groups if pl.groups is not None else labels.groups
-        if not _selected(groups, options):
+        if not _port_selected(labels, index, options):
             continue
-        enabled = pl.enabled if pl.enabled is not None else not options.strict_mode
-        if not enabled:
-            continue
+        if index < len(protocols) and not has_tcp(protocols[index]):
+            continue  # nothing to serve over TCP; said by udp_notes (the indexes of the others stay)
         if declared is None:
             raise _AppError(f"port index {index}: no free service port in the IP-per-task range")
         port = pl.port if pl.port is not None else declared

@@ -89,6 +89,33 @@ def declared_service_ports(app: App, mode: str) -> list[int]:
     return list(app.ports or ())
 
 
+def port_protocols(app: App, mode: str) -> list[str | None]:
+    """The protocol Marathon gives each port of ``service_ports``, in its order: "tcp", "udp",
+    "udp,tcp"... (None where it gives none, which Marathon takes as tcp)."""
+    if mode in ("container", "container/bridge"):
+        mapped = [pm.protocol for pm in port_mappings(app) if pm.service_port is not None]
+        if mapped:
+            return mapped
+    declared: list[str | None]
+    if app.port_definitions:
+        declared = [pd.protocol for pd in app.port_definitions if pd.port is not None]
+    else:
+        declared = [None] * len(app.ports or ())
+    if declared or mode != "container":
+        return declared
+    # IP-per-task without declared service ports: the container ports, which get assigned ones
+    if app.ip_address is not None and app.ip_address.discovery and app.ip_address.discovery.ports:
+        return [p.protocol for p in app.ip_address.discovery.ports if p.number is not None]
+    return [pm.protocol for pm in port_mappings(app) if pm.container_port is not None]
+
+
+def has_tcp(protocol: str | None) -> bool:
+    """Whether a port of <protocol> has a TCP side to serve: "tcp", "udp,tcp", "tcp,udp" or none
+    given do; "udp" alone does not."""
+    if not protocol:
+        return True
+    return "tcp" in {p.strip().lower() for p in protocol.split(",")}
+
 def container_ports(app: App) -> list[int]:
     """The ports of an IP-per-task app's containers: discovery ports (<= 1.4), else mappings."""
     if app.ip_address is not None and app.ip_address.discovery and app.ip_address.discovery.ports:
