@@ -24,25 +24,11 @@ from fastlb.marathon import build, models
 from fastlb.marathon.incremental import BuildMemo
 from fastlb.marathon.models import App, Task
 from fastlb.marathon.options import BuildContext, BuildResult, MarathonOptions
-from fastlb.marathon.tasks import DRAINING_STATES
+from fastlb.marathon.tasks import DRAINING_STATES, KEPT_STATES, TERMINAL_STATES
 
 __all__ = ["EventEffect", "MarathonOptions", "MarathonState"]
 
 log = logging.getLogger("fastlb.marathon")
-
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_KILLED",
-        "TASK_FAILED",
-        "TASK_FINISHED",
-        "TASK_GONE",
-        "TASK_DROPPED",
-        "TASK_ERROR",
-        "TASK_GONE_BY_OPERATOR",
-        "TASK_UNKNOWN",
-    }
-)
-KEPT_STATES = frozenset({"TASK_RUNNING", "TASK_LOST", "TASK_UNREACHABLE"})
 
 # instance_changed_event's condition -> the task state it stands for (Marathon's Condition.scala).
 _CONDITION_STATE = {

@@ -23,23 +23,26 @@ from fastlb.marathon.models import (
 )
 from fastlb.marathon.options import BuildContext
 
-# marathon-lb's task filter (§3.6): these states never become servers. TASK_KILLING is the one
-# fastlb keeps, draining; LOST and UNREACHABLE stay on purpose (Marathon may be wrong about them).
-EXCLUDED_STATES = frozenset(
+# Mesos' task states as Marathon reports them, by what fastlb makes of a task in each: every state in
+# exactly one set, declared here alone (the build's filter and the event handling both read them).
+STARTING_STATES = frozenset({"TASK_STAGING", "TASK_STARTING"})  # not a server yet
+KEPT_STATES = frozenset({"TASK_RUNNING", "TASK_LOST", "TASK_UNREACHABLE"})  # served
+DRAINING_STATES = frozenset({"TASK_KILLING"})  # served, draining: no new connection
+TERMINAL_STATES = frozenset(  # gone for good: its backends leave the table
     {
-        "TASK_STAGING",
-        "TASK_STARTING",
-        "TASK_FINISHED",
-        "TASK_FAILED",
         "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_DROPPED",
+        "TASK_FAILED",
+        "TASK_FINISHED",
         "TASK_GONE",
+        "TASK_DROPPED",
+        "TASK_ERROR",
         "TASK_GONE_BY_OPERATOR",
         "TASK_UNKNOWN",
     }
 )
-DRAINING_STATES = frozenset({"TASK_KILLING"})
+# marathon-lb's task filter (§3.6): these states never become servers. TASK_KILLING is the one
+# fastlb keeps, draining; LOST and UNREACHABLE stay on purpose (Marathon may be wrong about them).
+EXCLUDED_STATES = STARTING_STATES | TERMINAL_STATES
 _HTTP_CHECKS = frozenset({"HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"})
 _TCP_CHECKS = frozenset({"TCP", "MESOS_TCP"})
 _SERVER_NAME = re.compile(r"[^a-zA-Z0-9-]")
