@@ -104,6 +104,17 @@ def test_no_import_cycle_between_fastlb_modules() -> None:
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
 
 
+
+def test_only_the_server_imports_the_admin_api_the_upgrade_and_uvloop() -> None:
+    """The process is assembled in one place: fastlb.server (fastlb.testing's demo runs its own)."""
+    importers = sorted(
+        str(path.relative_to(PKG))
+        for path in PKG.rglob("*.py")
+        if "testing" not in path.relative_to(PKG).parts
+        and _imports(path) & {"fastlb.admin", "fastlb.upgrade", "uvloop"}
+    )
+    assert importers == ["server.py"]
+
 def test_import_cycles_are_found(tmp_path: pathlib.Path) -> None:
     """The check itself: a cycle closed by a function-level or relative import is one; one closed only
     under ``if TYPE_CHECKING:`` is not."""
