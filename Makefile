@@ -44,11 +44,11 @@ check: deps
 	$(MAKE) asan
 
 fuzz:
-	$(MAKE) -C tests/c fuzz
+	$(MAKE) -C fuzz fuzz
 	@echo "run it: see fuzz/README.md"
 
 fuzz-replay:
-	$(MAKE) -C tests/c replay
+	$(MAKE) -C fuzz replay
 
 bench:
 	$(PYTHON) bench/l4.py

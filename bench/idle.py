@@ -1,4 +1,4 @@
-"""Memory per idle client connection (reference/performance.md §7.4, item 5).
+"""Memory per idle client connection: the proxy's memory growth per connection held open and idle.
 
 The harness itself is the client: it opens N connections to the proxy and sends nothing, then sends one
 keep-alive request on each, reads the response and leaves them idle again. Between the phases the

@@ -1,6 +1,6 @@
 """The side-by-side harness shared by bench/l4.py and bench/l7.py.
 
-Method (reference/performance.md §7): the arms run in blocks; inside a block each point (metric ×
+Method (docs/benchmarks.md): the arms run in blocks; inside a block each point (metric ×
 clients × backends × workers) runs every arm once, in a fresh random order, so that drift cancels in
 the per-block ratios. Every run restarts every process it uses (backend, proxy), warms up, then
 measures. With one worker the proxy is pinned to one CPU, the load generator and the backend to the

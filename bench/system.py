@@ -1,6 +1,6 @@
 """The machine under test: what it is, how it is tuned for the run, and how busy each CPU was.
 
-Tuning follows reference/performance.md §7.1 (ephemeral ports, TIME_WAIT reuse, accept backlogs, open
+Tuning for a loopback benchmark on a small VM (ephemeral ports, TIME_WAIT reuse, accept backlogs, open
 files). A sysctl is written only when it is writable, every attempt is recorded, and ``Tuning.restore``
 puts back what was there before.
 """

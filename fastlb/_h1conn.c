@@ -25,6 +25,7 @@
 #include "_evloop.h"
 #include "_h1auth.h"
 #include "_h1edit.h"
+#include "_h1front.h"
 #include "_h1pool.h"
 #include "_h1reply.h"
 #include "_http1.h"
@@ -59,6 +60,14 @@
 #define REPLY_MS 5000
 
 static const char STS[] = "Strict-Transport-Security: max-age=15768000\r\n";
+
+/* Whether the connection's requests came over TLS. fastlb has no TLS listener yet: every request
+ * came in plain. A TLS listener answers here (it decides the STS header of _h1front.h). */
+static int request_tls(const struct flb_h1conn *h)
+{
+    (void)h;
+    return 0;
+}
 
 static struct flb_backend *backend(const struct flb_h1conn *h)
 {
@@ -643,6 +652,7 @@ static int route(struct flb_h1conn *h, const struct flb_table *t, const struct f
 
 static int redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req)
 {
+    const struct flb_h1front *f = h->hs->front;
     const char *host = req->host != NULL ? req->host : "";
     size_t hlen = req->host != NULL ? req->host_len : 0;
     const char *path;
@@ -665,7 +675,7 @@ static int redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb
     loc[2] = (struct iovec){(void *)(plen > 0 ? path : "/"), plen > 0 ? plen : 1};
     loc[3] = (struct iovec){(void *)"\r\n", 2};
     /* the answer is written into obuf, which the request head does not use */
-    return reply(w, h, 301, loc, 4);
+    return reply(w, h, f != NULL && f->https_code != 0 ? f->https_code : 301, loc, 4);
 }
 
 static int unauthorized(struct flb_worker *w, struct flb_h1conn *h)
@@ -724,6 +734,41 @@ static int root_redirect(struct flb_worker *w, struct flb_h1conn *h, const struc
     return reply(w, h, hs->redir_code, loc, 3);
 }
 
+/* Traefik's redirect.regex: the request's URL, "http://<Host><path and query>", rewritten by the
+ * service's regex; a URL that changed is answered with a redirect there. Returns 0 (serve the
+ * request), or reply()'s result. */
+static int regex_redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req)
+{
+    const struct flb_h1front *f = h->hs->front;
+    char url[FLB_H1_BUF + 8], out[FLB_H1_BUF];
+    const char *path;
+    size_t plen, n = 7;
+    ssize_t k;
+    struct iovec loc[3];
+
+    flb_vhost_path(req->target, req->target_len, &path, &plen);
+    plen = req->target_len - (size_t)(path - req->target); /* with its query */
+    memcpy(url, "http://", 7);
+    if (req->host != NULL) {
+        memcpy(url + n, req->host, req->host_len);
+        n += req->host_len;
+    }
+    memcpy(url + n, path, plen);
+    n += plen;
+    url[n] = '\0';
+    if (memchr(url, '\0', n) != NULL)
+        return 0; /* the parser lets no NUL through: never happens */
+    k = flb_h1front_redirect(f, url, n, out, sizeof(out));
+    if (k == 0)
+        return 0;
+    if (k < 0)
+        return reply(w, h, 400, NULL, 0);
+    loc[0] = (struct iovec){(void *)"Location: ", 10};
+    loc[1] = (struct iovec){out, (size_t)k};
+    loc[2] = (struct iovec){(void *)"\r\n", 2};
+    return reply(w, h, f->re_code, loc, 3);
+}
+
 /* marathon-lb's HTTP_BACKEND_PROXYPASS_PATH: the path prefix taken off the target, and the Host set
  * (replaced, or added to a request that had none). Only the target's bytes and the Host value
  * change: the request's framing is untouched. FLB_OK, or FLB_ERR when the head carries too many edits. */
@@ -748,6 +793,7 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
                          struct flb_h1edits *ed, const char **auth, uint32_t *auth_len)
 {
     struct flb_l7_service *hs = h->hs;
+    const struct flb_h1front *front = hs->front;
     const struct flb_http1_header *xff = NULL;
     const char *buf = h->ibuf;
     char ip[INET6_ADDRSTRLEN] = "";
@@ -760,7 +806,15 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
     for (uint32_t i = 0; i < req->nheaders; i++) {
         const struct flb_http1_header *hd = &req->headers[i];
         uint32_t s, e;
-        if (hd->kind == FLB_HTTP1_H_COOKIE) {
+        if (front != NULL && flb_h1front_named(&front->req, hd)) {
+            /* set or removed by the service: the client's line goes, its Authorization still checked */
+            if (hd->kind == FLB_HTTP1_H_OTHER && flb_h1edit_name_is(hd, "authorization", 13)) {
+                *auth = hd->value;
+                *auth_len = hd->value_len;
+            }
+            if (flb_h1edit_cut_line(ed, buf, hd) != FLB_OK)
+                return FLB_ERR;
+        } else if (hd->kind == FLB_HTTP1_H_COOKIE) {
             const char *v;
             uint32_t vlen, at, cut;
             if (!hs->sticky || !flb_h1edit_cookie(buf, hd, hs->cookie, hs->cookie_len, &v, &vlen, &at, &cut))
@@ -793,6 +847,9 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
                 return FLB_ERR;
         }
     }
+    /* the lines it names are cut above (n = 0: nothing more to cut); its own lines go in */
+    if (front != NULL && flb_h1front_apply(&front->req, ed, buf, NULL, 0, (uint32_t)req->head_len) != FLB_OK)
+        return FLB_ERR;
     if (!hs->forwarded)
         return FLB_OK;
     if (h->peer.ss_family == AF_INET)
@@ -806,9 +863,13 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
             return FLB_ERR;
         n = (size_t)k;
     }
-    int k = snprintf(h->rq->edit_req + n, sizeof(h->rq->edit_req) - n, "%s%s%sX-Forwarded-Proto: http\r\nX-Forwarded-Port: %u\r\n",
+    /* an X-Forwarded-Proto or -Port the service sets itself replaces fastlb's */
+    char port[32] = "";
+    if (front == NULL || !front->req.xfport)
+        snprintf(port, sizeof(port), "X-Forwarded-Port: %u\r\n", (unsigned)h->ll->port);
+    int k = snprintf(h->rq->edit_req + n, sizeof(h->rq->edit_req) - n, "%s%s%s%s%s",
                      xff == NULL ? "X-Forwarded-For: " : "", xff == NULL ? ip : "", xff == NULL ? "\r\n" : "",
-                     (unsigned)h->ll->port);
+                     front != NULL && front->req.xfp ? "" : "X-Forwarded-Proto: http\r\n", port);
     /* before the head's final CRLF */
     return flb_h1edit_add(ed, req->head_len - 2, 0, h->rq->edit_req + n, (uint32_t)k);
 }
@@ -867,6 +928,8 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         return reply(w, h, 403, NULL, 0);
     if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST)
         return redirect(w, h, req);
+    if (h->hs->front != NULL && h->hs->front->has_re && (n = regex_redirect(w, h, req)) != 0)
+        return n;
     if (request_edits(w, h, req, &ed, &auth, &auth_len) != FLB_OK ||
         ((req->flags & FLB_HTTP1_F_CONN_OTHER) &&
          flb_h1edit_connection_named(&ed, h->ibuf, req->headers, req->nheaders) != FLB_OK))
@@ -943,6 +1006,26 @@ static int location_rewrites(struct flb_h1conn *h, const struct flb_http1_respon
             return FLB_ERR;
     }
     return FLB_OK;
+}
+
+/* The service's own response fields (Traefik's customResponseHeaders) and its Strict-Transport-Security
+ * (STSSeconds: on requests that came over TLS, or every one with forceSTSHeader; the backend's own goes).
+ * FLB_OK, or FLB_ERR when the head carries too many edits. */
+static int front_response(struct flb_h1conn *h, const struct flb_http1_response *resp, struct flb_h1edits *ed,
+                          uint32_t head_len)
+{
+    const struct flb_h1front *f = h->hs->front;
+
+    if (flb_h1front_apply(&f->resp, ed, h->obuf, resp->headers, resp->nheaders, head_len) != FLB_OK)
+        return FLB_ERR;
+    if (f->sts.s == NULL || !(f->sts_plain || request_tls(h)))
+        return FLB_OK;
+    for (uint32_t i = 0; i < resp->nheaders; i++) {
+        if (flb_h1edit_name_is(&resp->headers[i], "strict-transport-security", 25) &&
+            flb_h1edit_cut_line(ed, h->obuf, &resp->headers[i]) != FLB_OK)
+            return FLB_ERR;
+    }
+    return flb_h1edit_add(ed, head_len - 2, 0, f->sts.s, f->sts.len);
 }
 
 static int response_head(struct flb_worker *w, struct flb_h1conn *h)
@@ -1025,6 +1108,8 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
         memcpy(h->rq->edit_resp, STS, sizeof(STS) - 1);
         k = sizeof(STS) - 1;
     }
+    if (h->hs->front != NULL && front_response(h, &resp, &ed, (uint32_t)r) != FLB_OK)
+        goto bad;
     if (h->hs->sticky && h->be >= 0 && h->be != h->sticky_be) {
         /* insert indirect nocache: the client had no valid cookie (or its backend went away) */
         int m = snprintf(h->rq->edit_resp + k, sizeof(h->rq->edit_resp) - k,

@@ -110,6 +110,16 @@ static int edited(const struct flb_h1edits *ed, uint32_t start, uint32_t end)
     return 0;
 }
 
+int flb_h1edit_cut_line(struct flb_h1edits *ed, const char *buf, const struct flb_http1_header *h)
+{
+    uint32_t s, e;
+
+    flb_h1edit_line(buf, h, &s, &e);
+    if (edited(ed, s, e))
+        return FLB_OK;
+    return flb_h1edit_add(ed, s, e - s, NULL, 0);
+}
+
 static int cut_named(struct flb_h1edits *ed, const char *buf, const struct flb_http1_header *hd, uint32_t n,
                      const char *tok, uint32_t len)
 {

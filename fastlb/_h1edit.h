@@ -35,6 +35,10 @@ int flb_h1edit_iov(const struct flb_h1edits *ed, const char *buf, uint32_t len, 
 /* The offsets of field <h>'s whole line in head <buf>: its start and just past its CRLF. */
 void flb_h1edit_line(const char *buf, const struct flb_http1_header *h, uint32_t *start, uint32_t *end);
 
+/* Cuts field <h>'s whole line from head <buf>, unless an edit is already made inside it (that edit
+ * stands). FLB_OK, or FLB_ERR when the head carries too many edits. */
+int flb_h1edit_cut_line(struct flb_h1edits *ed, const char *buf, const struct flb_http1_header *h);
+
 /* Finds the cookie <name> in Cookie field <h> of head <buf>. Returns 1 and sets its value and the
  * bytes to cut to remove it ([*cut_at, *cut_at + *cut_len): the pair and one separator, or the whole
  * line when it is the field's only cookie); 0 when the field does not carry it. */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 struct flb_service_counters;
+struct flb_h1front;
 
 enum flb_l7_kind {
     FLB_L7_TCP = 0,     /* a "service" listener of a tcp service: not HTTP */
@@ -66,6 +67,7 @@ struct flb_l7_service {
     uint32_t nhosts;               /* the names of Location URLs rewritten: the service's own host names */
     struct flb_l7_str *hosts;      /* (lower case, no port), then the set Host's; owned */
     uint32_t nvhosts;              /* hosts[0 .. nvhosts): the service's own, whose "/" is redirected */
+    struct flb_h1front *front;     /* header fields set, STS, regex redirect (_h1front.h); owned, NULL: none */
 };
 
 /* The HTTP side of table listener i. */

@@ -8,6 +8,7 @@
 #include "_balance.h"
 #include "_evloop.h"
 #include "_h1conn.h"
+#include "_h1front.h"
 #include "_h1pool.h"
 #include "_route.h"
 #include "_vhost.h"
@@ -152,6 +153,7 @@ void flb_l7_table_free(struct flb_l7_table *lt)
         for (uint32_t j = 0; j < s->nhosts; j++)
             free(s->hosts[j].s);
         free(s->hosts);
+        flb_h1front_free(s->front);
     }
     flb_vhost_free(&lt->vhost);
     free(lt->svc);

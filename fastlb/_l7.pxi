@@ -9,9 +9,12 @@ from fastlb.includes.cl7 cimport (FLB_L7_APPID, FLB_L7_SERVICE, FLB_L7_TCP, FLB_
                                   flb_l7_listener, flb_l7_of, flb_l7_service, flb_l7_set_access_log, flb_l7_table_of,
                                   flb_l7_set_cookie_key, flb_l7_table, flb_l7_table_new, flb_l7_user,
                                   flb_h1auth_cidr_parse, flb_vhost_add_app, flb_vhost_add_path, flb_vhost_build,
-                                  flb_vhost_init, flb_vhost_set_route)
+                                  flb_vhost_init, flb_vhost_set_route, flb_h1front, flb_h1front_fields,
+                                  flb_h1front_new, flb_h1front_free, flb_h1front_set_regex)
 
 import hashlib as _hashlib
+
+from fastlb import spec as _spec
 
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
@@ -94,6 +97,98 @@ def _rewrite_problem(o):
     return None
 
 
+def _front_problem(o):
+    """What is wrong with the header and redirect options of HttpOptions <o> ("key: why"), or None."""
+    for key, request in (("request_headers", True), ("response_headers", False)):
+        seen = set()
+        for entry in getattr(o, key):
+            if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+                return f"{key}: {entry!r} is not (name, value)"
+            name, value = entry
+            why = _spec.header_field_problem(name, value, request)
+            if why is not None:
+                return f"{key}: {why}"
+            if name.lower() in seen:
+                return f"{key}: {name} is set twice"
+            seen.add(name.lower())
+        if not request and o.location_prefix and "location" in seen:
+            return f"{key}: Location is set while location_prefix rewrites it"
+    if not 0 <= o.sts_seconds < 1 << 63:
+        return f"sts_seconds: {o.sts_seconds!r} is not a number of seconds"
+    if o.sts_seconds and o.hsts:
+        return "sts_seconds: hsts sends Strict-Transport-Security already"
+    for key in ("redirect_to_https_code", "redirect_regex_code"):
+        if getattr(o, key) not in (301, 302):
+            return f"{key}: {getattr(o, key)!r} is not 301 or 302"
+    if o.redirect_replacement and not o.redirect_regex:
+        return "redirect_replacement: no redirect_regex to apply it with"
+    if o.redirect_regex:
+        why = _spec.redirect_regex_problem(o.redirect_regex)
+        if why is not None:
+            return f"redirect_regex: {why}"
+        why = _spec.redirect_replacement_problem(o.redirect_replacement)
+        if why is not None:
+            return f"redirect_replacement: {why}"
+        return _regex_error(o.redirect_regex)
+    return None
+
+
+cdef _regex_error(str pattern):
+    """"redirect_regex: why" when <pattern> is not a POSIX ERE regcomp(3) compiles, or None."""
+    cdef flb_h1front *f = flb_h1front_new()
+    cdef char err[256]
+    if f == NULL:
+        raise MemoryError()
+    try:
+        if flb_h1front_set_regex(f, pattern.encode(), err, sizeof(err)) != FLB_OK:
+            return f"redirect_regex: {pattern!r} is not a POSIX extended regular expression: {err.decode(errors='replace')}"
+        return None
+    finally:
+        flb_h1front_free(f)
+
+
+cdef _front_fields(flb_h1front_fields *f, tuple fields):
+    f.names = <flb_l7_str *>calloc(max(len(fields), 1), sizeof(flb_l7_str))
+    if f.names == NULL:
+        raise MemoryError()
+    for j, (name, value) in enumerate(fields):
+        _str(&f.names[j], name.lower())
+        f.n = j + 1
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields if value)
+    if lines:
+        _str(&f.lines, lines)
+    names = {name.lower() for name, _ in fields}
+    f.xfp = "x-forwarded-proto" in names
+    f.xfport = "x-forwarded-port" in names
+
+
+cdef _l7_front(flb_l7_service *hs, object o):
+    """The header and redirect options of HttpOptions <o> (checked by _l7_check) into hs.front."""
+    cdef flb_h1front *f
+    cdef char err[256]
+    if not (o.request_headers or o.response_headers or o.sts_seconds or o.redirect_regex
+            or o.redirect_to_https_code != 301):
+        return
+    f = flb_h1front_new()
+    if f == NULL:
+        raise MemoryError()
+    hs.front = f
+    _front_fields(&f.req, o.request_headers)
+    _front_fields(&f.resp, o.response_headers)
+    if o.sts_seconds:
+        sts = f"Strict-Transport-Security: max-age={o.sts_seconds}"
+        sts += "; includeSubDomains" if o.sts_include_subdomains else ""
+        sts += "; preload" if o.sts_preload else ""
+        _str(&f.sts, sts + "\r\n")
+        f.sts_plain = o.sts_plain
+    f.https_code = o.redirect_to_https_code
+    if o.redirect_regex:
+        if flb_h1front_set_regex(f, o.redirect_regex.encode(), err, sizeof(err)) != FLB_OK:
+            raise ValueError(f"redirect_regex: {o.redirect_regex!r}: {err.decode(errors='replace')}")
+        _str(&f.repl, o.redirect_replacement)
+        f.re_code = o.redirect_regex_code
+
+
 cdef _l7_check(object table, _Plan plan):
     """Everything in <table> HTTP mode could refuse, found before any C state is built."""
     cdef _Svc entry
@@ -111,6 +206,9 @@ cdef _l7_check(object table, _Plan plan):
             if not digest or "\0" in digest:
                 raise ValueError(f"{where}.auth_users: user {user!r} has no crypt(3) hash")
         problem = _rewrite_problem(o)
+        if problem is not None:
+            raise ValueError(f"{where}.{problem}")
+        problem = _front_problem(o)
         if problem is not None:
             raise ValueError(f"{where}.{problem}")
         for t in ("http_request_ms", "http_keepalive_ms"):
@@ -225,6 +323,7 @@ cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_servic
         hs.ncidrs = len(o.allow_cidrs)
     if hs.http:
         _l7_rewrites(hs, o)
+        _l7_front(hs, o)
 
 
 cdef _l7_rewrites(flb_l7_service *hs, object o):

@@ -1,6 +1,6 @@
 """``fastlb run | routes | check | demo`` (also ``python -m fastlb``).
 
-The flag names are marathon-lb's where one exists (reference: docs/config.md, DESIGN.md).
+The flag names are marathon-lb's where one exists (docs/config.md lists them).
 """
 
 from __future__ import annotations
@@ -260,11 +260,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    # The demo (the Marathon emulator, sample apps, fastlb) lives in fastlb.testing.demo.
-    if importlib.util.find_spec("fastlb.testing.demo") is None:
-        print("fastlb demo: this build has no demo (fastlb.testing.demo is missing)", file=sys.stderr)
+    # The demo (the Marathon emulator, sample apps, fastlb) lives in fastlb.emulator.demo.
+    if importlib.util.find_spec("fastlb.emulator.demo") is None:
+        print("fastlb demo: this build has no demo (fastlb.emulator.demo is missing)", file=sys.stderr)
         return 2
-    demo = importlib.import_module("fastlb.testing.demo")
+    demo = importlib.import_module("fastlb.emulator.demo")
     return int(demo.main() or 0)
 
 

@@ -468,7 +468,7 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
     services: list[spec.Service] = []
     routes: list[spec.HttpRoute] = []
     names: dict[str, str] = {}
-    backend_ids: dict[str, str] = {}
+    backend_ids: dict[str, tuple[str, str | None]] = {}  # id -> (the first backend giving it, its address)
     rules: dict[tuple[str, tuple[str, ...]], str] = {}
     for i, s in entry.services:
         path = f"services[{i}]"
@@ -538,7 +538,7 @@ def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
 
 
 def _service(
-    s: ServiceEntry, path: str, shared_http: bool, backend_ids: dict[str, str], problems: list[str]
+    s: ServiceEntry, path: str, shared_http: bool, backend_ids: dict[str, tuple[str, str | None]], problems: list[str]
 ) -> spec.Service | None:
     before = len(problems)
     mode: spec.Mode = s.mode or ("http" if s.vhosts else "tcp")
@@ -567,6 +567,7 @@ def _service(
     http = _http(s.http, f"{path}.http", s.vhosts, problems) if s.http is not None else spec.HttpOptions()
 
     backends: list[spec.Backend] = []
+    own_ids: dict[str, str] = {}
     for j, b in enumerate(s.backends):
         bpath = f"{path}.backends[{j}]"
         if isinstance(b, str):
@@ -578,18 +579,24 @@ def _service(
         if not 0 <= b.weight <= _MAX_WEIGHT:
             problems.append(f"{bpath}.weight: {b.weight} is out of range (0..{_MAX_WEIGHT})")
         _positive(f"{bpath}.maxconn", b.maxconn, problems, zero=True, top=_U32)
-        bid = b.id or (address or b.address)
+        # A backend's own identity is <service>/<address>: the same server behind two services is two
+        # backends. An explicit id names one backend on purpose, in as many services as give it.
+        bid = b.id or f"{s.name}/{address or b.address}"
         if b.id and (not b.id.strip() or any(c.isspace() or c == "," for c in b.id)):
             problems.append(f"{bpath}.id: {_show(b.id)} is not an id (no spaces or commas)")
-        elif bid in backend_ids:
-            problems.append(f"{bpath}: backend id {_show(bid)} is already used by {backend_ids[bid]} (set id)")
+        elif bid in own_ids:
+            problems.append(f"{bpath}: backend id {_show(bid)} is already used by {own_ids[bid]} (set id)")
+        elif address is not None and backend_ids.get(bid, ("", address))[1] != address:
+            first, at = backend_ids[bid]
+            problems.append(f"{bpath}.id: {_show(bid)} is already {first}'s, at {at} (one id, one address)")
         else:
-            backend_ids[bid] = bpath
+            own_ids[bid] = bpath
+            backend_ids.setdefault(bid, (bpath, address))
         if address is not None:
             backends.append(
                 spec.Backend(
-                    id=bid, address=address, weight=b.weight, state=b.state, name=b.name, check=check,
-                    maxconn=b.maxconn,
+                    id=bid, address=address, weight=b.weight, state=b.state, name=b.name or b.id or address,
+                    check=check, maxconn=b.maxconn,
                 )
             )
     if len(problems) > before:

@@ -45,15 +45,19 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
             if len(claimed) == len(s.backends) and backend_owner.keys().isdisjoint(claimed):
                 backend_owner.update(claimed)  # the usual case, checked and claimed in bulk
             else:
+                # One provider may give a backend's id in several services on purpose (the static
+                # file's explicit id: one server, one state); another provider's is a clash.
                 backends = []
+                own: set[str] = set()
                 for b in s.backends:
                     owner = backend_owner.get(b.id)
-                    if owner is not None:
+                    if owner is not None and not (owner.startswith(f"{provider} service ") and b.id not in own):
                         errors.append(
                             f"{provider}: backend {b.id!r} of {s.name!r} skipped: the id is already {owner}'s"
                         )
                         continue
-                    backend_owner[b.id] = owned_by
+                    backend_owner.setdefault(b.id, owned_by)
+                    own.add(b.id)
                     backends.append(b)
                 if len(backends) != len(s.backends):
                     s = msgspec.structs.replace(s, backends=tuple(backends))

@@ -11,6 +11,7 @@ This module imports nothing from fastlb and no I/O: it is the vocabulary of the 
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import msgspec
@@ -24,7 +25,8 @@ class Backend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One server of a service.
 
     ``id`` is the stable identity that state outliving a table is keyed by (active connections,
-    health, counters): the address for static services, the task id for Marathon tasks.
+    health, counters): ``<service>/<address>`` for a static backend without an explicit id (an
+    explicit id may name one backend in several services), the task id for Marathon tasks.
     """
 
     id: str
@@ -76,6 +78,17 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redirect_root: str = ""  # a request for "/" (for one of hosts, or any host when there are none) goes here
     redirect_root_code: int = 301  # 301, 302, 303, 307 or 308
     hosts: tuple[str, ...] = ()  # the service's own host names (its exact vhosts), for the two above
+    # Traefik's frontend headers and redirect labels, served in the data plane.
+    request_headers: tuple[tuple[str, str], ...] = ()  # (name, value) set on each request; value "": removed
+    response_headers: tuple[tuple[str, str], ...] = ()  # the same on each response the client gets
+    sts_seconds: int = 0  # Strict-Transport-Security: max-age=N on responses; 0: none
+    sts_include_subdomains: bool = False
+    sts_preload: bool = False
+    sts_plain: bool = False  # sent on requests that came in plain too; else over TLS only (no TLS listener yet)
+    redirect_to_https_code: int = 301  # redirect_to_https's status: 301 or 302
+    redirect_regex: str = ""  # POSIX ERE over "http://<Host><path?query>"; a URL it changes is redirected
+    redirect_replacement: str = ""  # what each match becomes: $1..$9 (or ${1}) its groups, $$ a '$'
+    redirect_regex_code: int = 302  # 302, or 301 (permanent)
 
 
 class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -113,7 +126,7 @@ class Listener(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class HttpRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A vhost rule: Host (exact, or "*.example.com") and optional path prefixes, to a service.
 
-    Rules are tried in table order; ``fastlb.routes`` sorts them (marathon-lb's BACKEND_WEIGHT, then
+    Rules are tried in table order; ``fastlb.marathon.build`` sorts them (marathon-lb's BACKEND_WEIGHT, then
     longest path first)."""
 
     host: str
@@ -127,6 +140,58 @@ class RouteTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listeners: tuple[Listener, ...] = ()
     http_routes: tuple[HttpRoute, ...] = ()
     maxconn: int = 0  # all listeners together; 0: unlimited
+
+
+# Header fields a service may not set or remove (HttpOptions.request_headers, response_headers): they
+# frame the message or belong to the connection, which fastlb handles itself; and a request's Host has
+# routed it already.
+FRAMING_FIELDS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "proxy-connection"}
+)
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}")
+_FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]{0,4096}")
+# Go (RE2) syntax that POSIX ERE lacks or reads otherwise: class escapes and other backslash-letter
+# escapes, (?flags) and (?P<name>), lazy quantifiers.
+_GO_ONLY = re.compile(r"\\[A-Za-z0-9]|\(\?|[*+?}]\?")
+_REPLACEMENT = re.compile(r"(?:[^$]|\$\$|\$[0-9](?![A-Za-z0-9_])|\$\{[0-9]\})*")
+
+
+def header_field_problem(name: str, value: str, request: bool) -> str | None:
+    """What makes (<name>, <value>) a field a service cannot set on each request (<request>) or
+    response, or None. An empty value is a removal."""
+    if not _TOKEN.fullmatch(name):
+        return f"{name!r} is not a header field name"
+    if name.lower() in FRAMING_FIELDS or (request and name.lower() == "host"):
+        return f"{name} is fastlb's own to set (it frames the message, or has routed it)"
+    if not _FIELD_VALUE.fullmatch(value):
+        return f"{name}: {value!r} holds a line break or another control character, or passes 4096 characters"
+    return None
+
+
+def redirect_regex_problem(pattern: str) -> str | None:
+    """What POSIX ERE <pattern> holds that the data plane would not serve as Go's regexp (Traefik's)
+    does, or None. That it compiles is checked when it is compiled."""
+    if "\0" in pattern or len(pattern) > 4096:
+        return f"{pattern!r} holds a NUL or passes 4096 characters"
+    go = _GO_ONLY.search(pattern)
+    if go:
+        return (
+            f"{pattern!r}: {go.group()!r} is Go (RE2) syntax; the regex is POSIX extended (ERE): "
+            "no \\d \\w \\s, no (?...), no lazy quantifiers ([0-9] for \\d, [[:alnum:]_] for \\w)"
+        )
+    return None
+
+
+def redirect_replacement_problem(replacement: str) -> str | None:
+    """What makes <replacement> one the data plane would not expand as Go's Regexp.Expand does, or None."""
+    if not replacement.isascii() or not all(0x21 <= ord(c) <= 0x7E for c in replacement) or len(replacement) > 2048:
+        return f"replacement {replacement!r} may hold visible ASCII only (no space), at most 2048 characters"
+    if not _REPLACEMENT.fullmatch(replacement):
+        return (
+            f"replacement {replacement!r}: a '$' is $1..$9 (not followed by a letter, digit or '_'), "
+            "${1}..${9} or $$"
+        )
+    return None
 
 
 _encoder = msgspec.json.Encoder(order="sorted")

@@ -1,15 +1,16 @@
-"""Writes the unit tests' inputs (valid and hostile requests, responses and chunked bodies) into
-fuzz/corpus/http1/, one file per case, named after it. Run after adding a case to the tests:
+"""Writes the unit tests' inputs (valid and hostile requests, responses and chunked bodies) and the
+rewrites' edit heads into DIR (default fuzz/build/seeds), one file per case, named after it:
 
-    python3 fuzz/seed_http1.py
+    python3 fuzz/seed_http1.py [DIR]
 
-Existing files are overwritten with the same bytes; found-* and crash-* files are left alone."""
+`make -C fuzz fuzz` and `make -C fuzz replay` run it, so the seeds always follow the tests and are not
+stored; fuzz/corpus/http1 keeps what the fuzzer found (found-*, crash-*)."""
 
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "fuzz" / "corpus" / "http1"
+SEEDS = ROOT / "fuzz" / "build" / "seeds"
 
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "http1")]
 import test_http1_chunked  # noqa: E402
@@ -38,17 +39,17 @@ EDITS = [
 ]
 
 
-def main() -> None:
-    CORPUS.mkdir(parents=True, exist_ok=True)
+def main(out: Path = SEEDS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     modules = (("req", test_http1_request), ("resp", test_http1_response), ("chunk", test_http1_chunked))
     for prefix, module in modules:
         for name, data, *_ in module.HOSTILE:
-            (CORPUS / f"{prefix}-bad-{name}").write_bytes(data)
+            (out / f"{prefix}-bad-{name}").write_bytes(data)
         for i, data in enumerate(module.VALID):
-            (CORPUS / f"{prefix}-ok-{i}").write_bytes(data)
+            (out / f"{prefix}-ok-{i}").write_bytes(data)
     for i, data in enumerate(EDITS):
-        (CORPUS / f"edit-{i}").write_bytes(data)
+        (out / f"edit-{i}").write_bytes(data)
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else SEEDS)

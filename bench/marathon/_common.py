@@ -1,5 +1,5 @@
 """What every Marathon benchmark shares: the machine it ran on, the command, and a markdown report
-written under bench/marathon/results/ (not committed; curated copies go to bench/reports/marathon.md)."""
+written under bench/results/marathon/ (git-ignored; curated copies go to bench/reports/marathon.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = ROOT / "bench" / "results" / "marathon"
 for path in (str(ROOT), str(ROOT / "tests")):
     if path not in sys.path:
         sys.path.insert(0, path)
@@ -46,7 +46,7 @@ def command() -> str:
 
 
 def report(name: str, title: str, lines: list[str]) -> Path:
-    """Prints the report and writes it to results/<name>-<UTC time>.md; returns the path."""
+    """Prints the report and writes it to bench/results/marathon/<name>-<UTC time>.md; returns the path."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     text = "\n".join(
         [
@@ -61,7 +61,7 @@ def report(name: str, title: str, lines: list[str]) -> Path:
         ]
     )
     print(text)
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}-{stamp}.md"
     path.write_text(text)
     print(f"(written to {path})")

@@ -26,8 +26,8 @@ import _common
 from _procs import ClientProcess
 from e2e.harness import TimedEmulator, running_fastlb
 
-from fastlb.testing.demo import IdentServers, free_port
-from fastlb.testing.emulator import app_definition
+from fastlb.emulator.demo import IdentServers, free_port
+from fastlb.emulator.emulator import app_definition
 
 LABELS = {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}
 START_TASKS = 4

@@ -1,4 +1,5 @@
-# Mirror of fastlb/_l7-t.h, fastlb/_l7.h, fastlb/_vhost.h and fastlb/_h1auth.h (what a compile calls).
+# Mirror of fastlb/_l7-t.h, fastlb/_l7.h, fastlb/_vhost.h, fastlb/_h1auth.h and fastlb/_h1front.h (what a compile calls).
+from libc.stddef cimport size_t
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from fastlb.includes.cengine cimport flb_engine
@@ -58,6 +59,7 @@ cdef extern from "_l7-t.h" nogil:
         uint32_t nhosts
         flb_l7_str *hosts
         uint32_t nvhosts
+        void *front  # struct flb_h1front * (declared below)
 
     struct flb_l7_listener:
         uint8_t kind
@@ -105,3 +107,25 @@ cdef extern from *:
     flb_l7 *flb_l7_of(flb_engine *e)
     void flb_l7_attach(flb_table *t, flb_l7_table *lt)
     flb_l7_table *flb_l7_table_of(flb_table *t)
+
+
+cdef extern from "_h1front.h" nogil:
+    struct flb_h1front_fields:
+        uint32_t n
+        flb_l7_str *names
+        flb_l7_str lines
+        uint8_t xfp
+        uint8_t xfport
+
+    struct flb_h1front:
+        flb_h1front_fields req
+        flb_h1front_fields resp
+        flb_l7_str sts
+        uint8_t sts_plain
+        uint16_t https_code
+        flb_l7_str repl
+        uint16_t re_code
+
+    flb_h1front *flb_h1front_new()
+    void flb_h1front_free(flb_h1front *f)
+    int flb_h1front_set_regex(flb_h1front *f, const char *pattern, char *err, size_t errlen)

@@ -17,6 +17,7 @@ is an error, because serving the app without it would open the app to whom the l
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import hashlib
 import ipaddress
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from fastlb import spec
 from fastlb.spec import Balance, Mode
 
 _PORT_LABEL = re.compile(r"HAPROXY_([0-9]+)_(.+)", re.DOTALL)
@@ -222,7 +224,9 @@ RESTRICTING_LABELS = frozenset(
         # served by routing when the rule routes allowed hosts only; an error otherwise
         "traefik.frontend.headers.allowedHosts",
         "traefik.frontend.headers.hostsProxyHeaders",
-        # errors: fastlb has one entry point and no regex redirects
+        # served: entryPoint=https as redirect_to_https (302, 301 when permanent), regex and
+        # replacement as redirect_regex (a POSIX ERE); entryPoint=http (a loop), another entry
+        # point, a regex in Go-only syntax or one that does not compile: errors
         "traefik.frontend.redirect.entryPoint",
         "traefik.frontend.redirect.regex",
         "traefik.frontend.redirect.replacement",
@@ -704,6 +708,18 @@ class TraefikSegment(msgspec.Struct, frozen=True):
     # headers.allowedHosts (lower-cased), None when Traefik checks none: the build refuses the app
     # unless the segment routes these hosts only, which then keeps every other Host out
     allowed_hosts: tuple[str, ...] | None = None
+    # redirect.entryPoint=https: redirect_to_https's status (302; 301 with redirect.permanent)
+    redirect_to_https_code: int = 301
+    redirect_regex: str = ""  # redirect.regex (POSIX ERE) and redirect.replacement
+    redirect_replacement: str = ""
+    redirect_regex_code: int = 302
+    # headers.customRequestHeaders, customResponseHeaders: (name, value), "" removes the field
+    request_headers: tuple[tuple[str, str], ...] = ()
+    response_headers: tuple[tuple[str, str], ...] = ()
+    sts_seconds: int = 0  # headers.STSSeconds, with STSIncludeSubdomains, STSPreload, forceSTSHeader
+    sts_include_subdomains: bool = False
+    sts_preload: bool = False
+    sts_plain: bool = False
 
 
 class TraefikLabels(msgspec.Struct, frozen=True):
@@ -905,6 +921,8 @@ def _parse_segment(
     if entry_points is None or "http" in split_csv(entry_points):
         # A segment that is not routed serves nothing: its access rules cannot be dropped.
         _parse_traefik_access(prefix, props, fields, errors, warnings)
+        _parse_traefik_redirect(prefix, props, fields, errors, warnings)
+        _parse_traefik_headers(prefix, props, fields, errors, warnings)
     for prop, value in sorted(props.items()):
         label = prefix + prop
         if prop == "port":
@@ -953,8 +971,8 @@ def _parse_segment(
                 )
         elif prop == "frontend.passHostHeader" and _go_bool(value) is not False:
             pass
-        elif prop in _TRAEFIK_ACCESS_PROPS:
-            pass  # _parse_traefik_access
+        elif prop in _TRAEFIK_ACCESS_PROPS or prop in _TRAEFIK_HEADER_PROPS:
+            pass  # _parse_traefik_access, _parse_traefik_redirect, _parse_traefik_headers
         else:
             warnings.append(_traefik_unsupported(label, prop))
     if "port" in fields and "port_index" in fields:
@@ -1118,19 +1136,174 @@ def _parse_traefik_access(
     if "frontend.headers.hostsProxyHeaders" in props and not (hosts and not development):
         inert("frontend.headers.hostsProxyHeaders", "no allowedHosts to check")
 
-    # Redirects: Traefik answers with a redirect instead of serving (to the https entry point, as a
-    # rule). fastlb has one entry point, "http", and no regex redirects: it would serve the request.
+
+# The frontend properties _parse_traefik_redirect and _parse_traefik_headers read (beside the
+# redirect ones of RESTRICTING_LABELS).
+_TRAEFIK_HEADER_PROPS = frozenset(
+    {
+        "frontend.redirect.permanent",
+        "frontend.headers.customRequestHeaders",
+        "frontend.headers.customResponseHeaders",
+        "frontend.headers.STSSeconds",
+        "frontend.headers.STSIncludeSubdomains",
+        "frontend.headers.STSPreload",
+        "frontend.headers.forceSTSHeader",
+    }
+)
+
+
+def _posix_ere_error(pattern: str) -> str | None:
+    """regcomp(3)'s words when <pattern> is not a POSIX extended regular expression, or None: the data
+    plane compiles it with the same libc, so a pattern that passes here compiles there."""
+    libc = ctypes.CDLL(None)
+    compiled = ctypes.create_string_buffer(256)  # a regex_t (64 bytes in glibc), with room to spare
+    rc = libc.regcomp(compiled, pattern.encode(), 1)  # REG_EXTENDED
+    if rc == 0:
+        libc.regfree(compiled)
+        return None
+    words = ctypes.create_string_buffer(256)
+    libc.regerror(rc, compiled, words, len(words))
+    libc.regfree(compiled)
+    return words.value.decode(errors="replace")
+
+
+def _parse_traefik_redirect(
+    prefix: str, props: dict[str, str], fields: dict[str, object], errors: list[str], warnings: list[str]
+) -> None:
+    """A routed segment's redirect (Traefik 1.7's GetRedirect: entryPoint, else regex with
+    replacement): served, or an error refuses the app."""
     entry_point, regex = "frontend.redirect.entryPoint", "frontend.redirect.regex"
+    replacement = "frontend.redirect.replacement"
+    permanent_prop = "frontend.redirect.permanent"
+
+    def refuse(prop: str, why: str) -> None:
+        errors.append(f"{prefix}{prop}={props[prop]!r}: {why}")
+
+    def inert(prop: str, why: str) -> None:
+        warnings.append(f"{prefix}{prop}: {why}; ignored")
+
+    permanent = False
+    if permanent_prop in props:
+        value = _go_bool(props[permanent_prop])
+        if value is None:
+            refuse(permanent_prop, "not a boolean (true or false)")
+        permanent = bool(value)
+    code = 301 if permanent else 302
+    redirecting = False
     if props.get(entry_point, "").strip():
-        refuse(entry_point, "fastlb has one entry point (http): it would serve the request, not redirect it")
-    elif entry_point in props:
-        inert(entry_point, "empty")
-    if props.get(regex, "").strip():
-        refuse(regex, "regex redirects are not implemented in fastlb: it would serve the request")
-        if "frontend.redirect.replacement" in props:
-            refuse("frontend.redirect.replacement", "regex redirects are not implemented in fastlb")
+        name = props[entry_point].strip()
+        if name == "https":
+            # https://<Host><target>, as the SSLRedirect one (which this one's status overrides)
+            fields["redirect_to_https"] = True
+            fields["redirect_to_https_code"] = code
+            redirecting = True
+        elif name == "http":
+            refuse(entry_point, "requests come in on http, fastlb's only HTTP entry point: the redirect would loop")
+        else:
+            refuse(entry_point, f"unknown entry point {name!r}: fastlb redirects to https only")
+        for prop in (regex, replacement):
+            if prop in props:
+                inert(prop, "redirect.entryPoint is set: it is the redirect, as in Traefik")
     else:
-        if regex in props:
-            inert(regex, "empty")
-        if "frontend.redirect.replacement" in props:
-            inert("frontend.redirect.replacement", "no redirect.regex to apply it with")
+        if entry_point in props:
+            inert(entry_point, "empty")
+        if props.get(regex) and replacement in props:
+            why = spec.redirect_regex_problem(props[regex])
+            if why is None:
+                compile_error = _posix_ere_error(props[regex])
+                if compile_error is not None:
+                    why = f"not a POSIX extended regular expression: {compile_error}"
+            if why is not None:
+                refuse(regex, why)
+            elif (why := spec.redirect_replacement_problem(props[replacement])) is not None:
+                refuse(replacement, why)
+            else:
+                fields["redirect_regex"] = props[regex]
+                fields["redirect_replacement"] = props[replacement]
+                fields["redirect_regex_code"] = code
+                redirecting = True
+        elif regex in props:
+            inert(regex, "empty" if not props[regex] else "no redirect.replacement: Traefik makes no redirect")
+        elif replacement in props:
+            inert(replacement, "no redirect.regex to apply it with")
+    if permanent_prop in props and not redirecting:
+        inert(permanent_prop, "no redirect to make permanent")
+
+
+def _canonical_field(name: str) -> str:
+    """Go's CanonicalHeaderKey, as Traefik keys the custom header fields."""
+    return "-".join(w[:1].upper() + w[1:].lower() for w in name.split("-"))
+
+
+def _parse_traefik_header_map(
+    label: str, value: str, request: bool, errors: list[str], warnings: list[str]
+) -> tuple[tuple[str, str], ...]:
+    """``Name:value||Name2:value2`` (Traefik's map label): names and values trimmed, each field
+    checked (a value that could split a header refuses the app)."""
+    fields: dict[str, tuple[str, str]] = {}
+    for part in value.split("||"):
+        name, sep, field_value = part.partition(":")
+        name, field_value = name.strip(), field_value.strip()
+        if not sep or not name:
+            errors.append(f"{label}={value!r}: {part!r} is not Name:value")
+            continue
+        why = spec.header_field_problem(name, field_value, request)
+        if why is not None:
+            errors.append(f"{label}: {why}")
+            continue
+        name = _canonical_field(name)
+        if name.lower() in fields:
+            errors.append(f"{label}: {name} is listed twice")
+            continue
+        fields[name.lower()] = (name, field_value)
+    return tuple(fields.values())
+
+
+def _parse_traefik_headers(
+    prefix: str, props: dict[str, str], fields: dict[str, object], errors: list[str], warnings: list[str]
+) -> None:
+    """A routed segment's custom header fields and Strict-Transport-Security."""
+    for prop, key, request in (
+        ("frontend.headers.customRequestHeaders", "request_headers", True),
+        ("frontend.headers.customResponseHeaders", "response_headers", False),
+    ):
+        if prop not in props:
+            continue
+        if not props[prop].strip():
+            warnings.append(f"{prefix}{prop}: empty; ignored")
+            continue
+        fields[key] = _parse_traefik_header_map(prefix + prop, props[prop], request, errors, warnings)
+
+    seconds_prop = "frontend.headers.STSSeconds"
+    flags: dict[str, bool | None] = {}
+    for prop in (
+        "frontend.headers.STSIncludeSubdomains", "frontend.headers.STSPreload", "frontend.headers.forceSTSHeader"
+    ):
+        if prop in props:
+            flags[prop] = _go_bool(props[prop])
+            if flags[prop] is None:
+                errors.append(f"{prefix}{prop}={props[prop]!r}: not a boolean (true or false)")
+    seconds = 0
+    if seconds_prop in props:
+        parsed = parse_int(props[seconds_prop])
+        if parsed is None or not 0 <= parsed < 1 << 63:
+            errors.append(f"{prefix}{seconds_prop}={props[seconds_prop]!r}: not a number of seconds")
+        else:
+            seconds = parsed
+    development = _go_bool(props.get("frontend.headers.isDevelopment", "")) is True
+    if seconds and not development:
+        fields["sts_seconds"] = seconds
+        fields["sts_include_subdomains"] = bool(flags.get("frontend.headers.STSIncludeSubdomains"))
+        fields["sts_preload"] = bool(flags.get("frontend.headers.STSPreload"))
+        fields["sts_plain"] = bool(flags.get("frontend.headers.forceSTSHeader"))
+        if not fields["sts_plain"]:
+            warnings.append(
+                f"{prefix}{seconds_prop}: sent on requests that came over TLS only, as in Traefik, and fastlb "
+                "has no TLS listener: no response carries it (forceSTSHeader=true sends it on plain HTTP too)"
+            )
+    else:
+        if seconds_prop in props:
+            inert = "isDevelopment turns it off, as in Traefik" if seconds else "0: no header"
+            warnings.append(f"{prefix}{seconds_prop}: {inert}; ignored")
+        for prop in flags:
+            warnings.append(f"{prefix}{prop}: no Strict-Transport-Security to shape; ignored")

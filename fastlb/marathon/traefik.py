@@ -142,6 +142,17 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
                 auth_realm=lbl.TRAEFIK_REALM if seg.auth_users else "",
                 auth_users=seg.auth_users,
                 allow_cidrs=seg.allow_cidrs,
+                # the segment's header fields and redirects
+                redirect_to_https_code=seg.redirect_to_https_code,
+                redirect_regex=seg.redirect_regex,
+                redirect_replacement=seg.redirect_replacement,
+                redirect_regex_code=seg.redirect_regex_code,
+                request_headers=seg.request_headers,
+                response_headers=seg.response_headers,
+                sts_seconds=seg.sts_seconds,
+                sts_include_subdomains=seg.sts_include_subdomains,
+                sts_preload=seg.sts_preload,
+                sts_plain=seg.sts_plain,
             ),
         )
         result.append(
@@ -167,7 +178,10 @@ def traefik_subdomain(app_id: str) -> str:
 def _access(service: spec.Service) -> tuple:
     """What of a service decides who may use it."""
     h = service.http
-    return (h.allow_cidrs, h.auth_realm, h.auth_users, h.redirect_to_https)
+    return (
+        (h.allow_cidrs, h.auth_realm, h.auth_users, h.redirect_to_https)
+        + (h.redirect_to_https_code, h.redirect_regex, h.redirect_replacement, h.redirect_regex_code)
+    )
 
 
 _OPEN = _access(spec.Service(name=""))
@@ -192,7 +206,7 @@ def _traefik_refusals(cands: list[_Candidate]) -> dict[str, str]:
                 other = "another segment of this app" if head.owner == c.owner else head.owner
                 refused[c.owner] = (
                     f"traefik.backend: service {c.service.name} is shared with {other}, whose access "
-                    "rules (allow-list, auth, https redirect) differ: this app's would not apply to its tasks"
+                    "rules (allow-list, auth, redirects) differ: this app's would not apply to its tasks"
                 )
                 found = True
         if not found:

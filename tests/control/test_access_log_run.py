@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.backends import reserve_port
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.backends import reserve_port
+from fastlb.emulator.http_backends import HttpBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
@@ -133,7 +133,7 @@ def test_access_log_file_lines_field_by_field(world) -> None:
         }
         assert t0 - 0.01 <= line["time"] <= t1 + 0.01
         assert line["client"].startswith("127.0.0.1:") and line["listener"] == front
-        assert line["service"] == "web" and line["backend"] == backend.address
+        assert line["service"] == "web" and line["backend"] == f"web/{backend.address}"
         assert 0 <= line["response_us"] <= line["duration_us"] < 10_000_000
     # bytes both ways, as they went over the client's connection
     assert (get_line["request_bytes"], get_line["response_bytes"]) == (len(first), len(answer))

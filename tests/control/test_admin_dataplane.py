@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from fastlb import admin, spec
 from fastlb._core import DataPlane
 from fastlb.controller import Controller
-from fastlb.testing.backends import Echo, refused_address, reserve_port
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.backends import Echo, refused_address, reserve_port
+from fastlb.emulator.http_backends import HttpBackend
 
 from . import promtext
 from .test_control import ListProvider

@@ -168,9 +168,9 @@ def test_usage_errors_exit_2() -> None:
 
 
 def test_demo_says_what_is_missing_when_there_is_no_demo() -> None:
-    if importlib.util.find_spec("fastlb.testing.demo") is None:
+    if importlib.util.find_spec("fastlb.emulator.demo") is None:
         r = fastlb("demo")
-        assert r.returncode == 2 and "fastlb.testing.demo" in r.stderr
+        assert r.returncode == 2 and "fastlb.emulator.demo" in r.stderr
     else:  # the demo exists: it is tested where it lives
         r = fastlb("demo", "--help")
         assert r.returncode == 0

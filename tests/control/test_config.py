@@ -65,8 +65,8 @@ backends = ["127.0.0.1:8081", "127.0.0.1:8082"]
                 mode="http",
                 balance="roundrobin",
                 backends=(
-                    spec.Backend(id="127.0.0.1:8081", address="127.0.0.1:8081"),
-                    spec.Backend(id="127.0.0.1:8082", address="127.0.0.1:8082"),
+                    spec.Backend(id="web/127.0.0.1:8081", address="127.0.0.1:8081", name="127.0.0.1:8081"),
+                    spec.Backend(id="web/127.0.0.1:8082", address="127.0.0.1:8082", name="127.0.0.1:8082"),
                 ),
             ),
         ),
@@ -112,7 +112,7 @@ auth = { users = ["bob:$1$x$y"] }
     assert s.backends[0] == spec.Backend(
         id="task-1", address="10.0.0.1:1", weight=0, state="maint", name="t1", check=s.backends[0].check
     )
-    assert s.backends[1].address == "[::1]:2" and s.backends[1].id == "[::1]:2"
+    assert s.backends[1].address == "[::1]:2" and s.backends[1].id == "s/[::1]:2"
     check = s.backends[0].check
     assert check == spec.HealthCheck(
         kind="http", path="/ok", interval_ms=3000, expect_status=(200, 204), require_pass=True
@@ -220,7 +220,10 @@ INVALID = [
     (SVC + 'backends = [{ address = "10.0.0.1:99999" }]\n',
      "services[0].backends[0].address: port 99999 is out of range (1..65535)"),
     (SVC + 'backends = ["10.0.0.1:1", "10.0.0.1:1"]\n',
-     'services[0].backends[1]: backend id "10.0.0.1:1" is already used by services[0].backends[0] (set id)'),
+     'services[0].backends[1]: backend id "a/10.0.0.1:1" is already used by services[0].backends[0] (set id)'),
+    (SVC + 'backends = [{ address = "10.0.0.1:1", id = "x" }]\n[[services]]\nname = "b"\nlisten = "127.0.0.1:7002"\n'
+     'backends = [{ address = "10.0.0.2:1", id = "x" }]\n',
+     'services[1].backends[0].id: "x" is already services[0].backends[0]\'s, at 10.0.0.1:1 (one id, one address)'),
     (SVC + 'backends = [{ address = "10.0.0.1:1", id = "a b" }]\n',
      'services[0].backends[0].id: "a b" is not an id (no spaces or commas)'),
     (SVC + '[[services]]\nname = "a"\nlisten = "127.0.0.1:7002"\n',

@@ -97,6 +97,15 @@ def test_merge_skips_the_later_part_of_a_clash() -> None:
     ]
 
 
+def test_merge_keeps_a_backend_one_provider_names_in_several_services() -> None:
+    shared = spec.Backend(id="app-1", address="10.0.0.1:1")
+    a = table(spec.Service(name="l4", backends=(shared,)), spec.Service(name="l7", mode="http", backends=(shared,)))
+    b = table(svc("other", "10.0.0.2:1"), spec.Service(name="later", backends=(shared,)))
+    merged, errors = merge_tables([("static", a), ("marathon", b)])
+    assert [[x.id for x in s.backends] for s in merged.services] == [["app-1"], ["app-1"], ["10.0.0.2:1"], []]
+    assert errors == ["marathon: backend 'app-1' of 'later' skipped: the id is already static service 'l4''s"]
+
+
 def test_overrides_replace_state_and_weight() -> None:
     t = table(svc("a", "10.0.0.1:1", "10.0.0.2:1"))
     out = apply_overrides(t, {"10.0.0.2:1": Override(state="drain"), "x": Override(weight=3)})
@@ -407,7 +416,7 @@ def test_a_provider_not_ready_at_start_serves_from_its_first_table() -> None:
 
 
 def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() -> None:
-    from fastlb.testing.backends import Echo, refused_address
+    from fastlb.emulator.backends import Echo, refused_address
 
     check = spec.HealthCheck(kind="tcp", interval_ms=50, rise=3, fall=3, require_pass=True)
 
@@ -429,7 +438,7 @@ def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() ->
 
 
 def test_a_passing_check_brings_back_a_backend_passive_health_took_down() -> None:
-    from fastlb.testing.backends import Echo
+    from fastlb.emulator.backends import Echo
 
     check = spec.HealthCheck(kind="tcp", interval_ms=50, rise=2, fall=3)
 

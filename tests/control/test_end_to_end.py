@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.backends import reserve_port
+from fastlb.emulator.backends import reserve_port
 
 from . import promtext
 
@@ -200,8 +200,8 @@ def test_admin_reports_the_real_data_plane(
         assert server[header.index("status")] == "UP" and server[header.index("scur")] == "1"
         status, text = get(lb.admin, "/metrics")
         families = promtext.parse(text.decode())
-        assert ("fastlb_backend_connections_active", {"service": "echo", "backend": a.address, "address": a.address},
-                1.0) in families["fastlb_backend_connections_active"]
+        labels = {"service": "echo", "backend": f"echo/{a.address}", "address": a.address}
+        assert ("fastlb_backend_connections_active", labels, 1.0) in families["fastlb_backend_connections_active"]
     status, body = get(lb.admin, "/_haproxy_getpids")
     assert body.decode().strip() == str(lb.proc.pid)
 

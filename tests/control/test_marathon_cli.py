@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import WhoAmI, reserve_port
-from fastlb.testing.emulator import MarathonEmulator, app_definition
+from fastlb.emulator.backends import WhoAmI, reserve_port
+from fastlb.emulator.emulator import MarathonEmulator, app_definition
 
 from .test_end_to_end import ROOT, TIMEOUT, free_port, get, wait_for
 
@@ -32,7 +32,7 @@ def marathon(tmp_path: Path) -> Iterator[tuple[str, int, WhoAmI]]:
         apps.write_text(json.dumps({"apps": [emu.app_info("/svc", {"tasks"})]}))
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fastlb.testing.emulator", "--port", str(port), "--apps", str(apps),
+            [sys.executable, "-m", "fastlb.emulator.emulator", "--port", str(port), "--apps", str(apps),
              "--heartbeat", "1"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

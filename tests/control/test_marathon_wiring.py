@@ -10,9 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from fastlb import admin, server
 from fastlb._core import DataPlane
+from fastlb.emulator.backends import WhoAmI, reserve_port
+from fastlb.emulator.emulator import MarathonEmulator, app_definition
 from fastlb.marathon.args import MarathonArgs
-from fastlb.testing.backends import WhoAmI, reserve_port
-from fastlb.testing.emulator import MarathonEmulator, app_definition
 
 TIMEOUT = 20.0
 

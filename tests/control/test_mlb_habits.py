@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fastlb import cli, logs, spec
-from fastlb.testing.backends import WhoAmI
+from fastlb.emulator.backends import WhoAmI
 
 from .test_end_to_end import ROOT, TIMEOUT, ask, connect, free_port, get, service_file, wait_for
 from .test_marathon_cli import MARATHON_FLAGS, marathon  # noqa: F401 (the fixture)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fastlb.testing.backends import Backend, Echo, reserve_port
+from fastlb.emulator.backends import Backend, Echo, reserve_port
 
 from . import chromium
 
@@ -150,10 +150,11 @@ def echo_through(address: str, n: int) -> None:
 
 
 def cell(service: str, backend: str, col: str) -> str:
-    """JS: the text of column <col> of <backend>'s row in <service>'s table, or null."""
+    """JS: the text of column <col> of <backend>'s row in <service>'s table, or null. Rows are keyed
+    by backend id: a static backend's is <service>/<address>."""
     return (
         f"(() => {{ const c = document.querySelector('[data-service={json.dumps(service)}] "
-        f"tr[data-key={json.dumps(backend)}] td[data-col={json.dumps(col)}]'); "
+        f"tr[data-key={json.dumps(f'{service}/{backend}')}] td[data-col={json.dumps(col)}]'); "
         "return c && c.textContent; })()"
     )
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from fastlb.testing.demo import IdentServers
+from fastlb.emulator.demo import IdentServers
 
 from .harness import TimedEmulator
 

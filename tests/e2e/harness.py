@@ -1,5 +1,5 @@
 """What the end-to-end tests (and bench/marathon) run: ``fastlb run`` as a subprocess following a Marathon
-emulator over real HTTP and SSE, real loopback backends (``fastlb.testing.demo.IdentServers``), and
+emulator over real HTTP and SSE, real loopback backends (``fastlb.emulator.demo.IdentServers``), and
 clients that speak HTTP/1.1 through fastlb's service ports.
 
 The emulator runs on the caller's event loop; a ``ClientLoop`` runs in its own thread with blocking
@@ -23,8 +23,8 @@ from typing import Any
 
 import aiohttp
 
-from fastlb.testing.demo import free_port
-from fastlb.testing.emulator import MarathonEmulator
+from fastlb.emulator.demo import free_port
+from fastlb.emulator.emulator import MarathonEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0

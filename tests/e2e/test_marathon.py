@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.demo import IdentServers, free_port, sample_apps
-from fastlb.testing.emulator import app_definition
+from fastlb.emulator.demo import IdentServers, free_port, sample_apps
+from fastlb.emulator.emulator import app_definition
 
 from .harness import ClientLoop, KeepAlive, TimedEmulator, arequest, running_fastlb, until
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.demo import IdentServers, free_port
-from fastlb.testing.emulator import app_definition
+from fastlb.emulator.demo import IdentServers, free_port
+from fastlb.emulator.emulator import app_definition
 
 from .harness import Fastlb, TimedEmulator, running_fastlb
 

@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from fastlb.testing.demo import IdentServers, free_port
-from fastlb.testing.emulator import app_definition
+from fastlb.emulator.demo import IdentServers, free_port
+from fastlb.emulator.emulator import app_definition
 
 from .harness import ClientLoop, Fastlb, KeepAlive, TimedEmulator, running_fastlb, until
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import WhoAmI, wait_until
+from fastlb.emulator.backends import WhoAmI, wait_until
 
 from .conftest import TIMEOUT, connect, recv_line, service, table
 from .test_backends import _closed_by_proxy

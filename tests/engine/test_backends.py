@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import Blackhole, Echo, WhoAmI, refused_address, wait_until
+from fastlb.emulator.backends import Blackhole, Echo, WhoAmI, refused_address, wait_until
 
 from .conftest import connect, recv_exactly, recv_line, service, table
 

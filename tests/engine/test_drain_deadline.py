@@ -7,7 +7,7 @@ import socket
 import time
 
 from fastlb import spec
-from fastlb.testing.backends import Echo, wait_until
+from fastlb.emulator.backends import Echo, wait_until
 
 from .conftest import TIMEOUT, connect, recv_exactly, service, table
 from .test_backends import _closed_by_proxy

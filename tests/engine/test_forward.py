@@ -11,7 +11,7 @@ import zlib
 import pytest
 
 from fastlb import _core
-from fastlb.testing.backends import Echo, Greeter, Sink, wait_until
+from fastlb.emulator.backends import Echo, Greeter, Sink, wait_until
 
 from .conftest import connect, recv_all, recv_exactly, recv_line, service, table
 

@@ -8,8 +8,8 @@ import asyncio
 import socket
 
 from fastlb import spec
+from fastlb.emulator.backends import WhoAmI, refused_address, wait_until
 from fastlb.health import HealthChecker
-from fastlb.testing.backends import WhoAmI, refused_address, wait_until
 
 from .conftest import TIMEOUT, connect, recv_line, service, table
 from .test_backends import _closed_by_proxy

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from fastlb.testing.backends import WhoAmI
+from fastlb.emulator.backends import WhoAmI
 
 from .conftest import connect, recv_line, service, table
 

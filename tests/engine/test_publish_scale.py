@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import WhoAmI
+from fastlb.emulator.backends import WhoAmI
 
 from .conftest import connect, recv_line, service, table
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from fastlb import spec
-from fastlb.testing.backends import Echo, wait_until
+from fastlb.emulator.backends import Echo, wait_until
 
 from .conftest import connect, recv_exactly, service, table
 

@@ -6,7 +6,7 @@ import os
 import socket
 import zlib
 
-from fastlb.testing.backends import Sink, wait_until
+from fastlb.emulator.backends import Sink, wait_until
 
 from .conftest import connect, recv_all, service, table
 

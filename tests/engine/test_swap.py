@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from fastlb import spec
-from fastlb.testing.backends import Echo, WhoAmI, refused_address, wait_until
+from fastlb.emulator.backends import Echo, WhoAmI, refused_address, wait_until
 
 from .conftest import connect, recv_exactly, recv_line, service, table
 

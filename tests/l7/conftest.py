@@ -14,7 +14,7 @@ import pytest
 
 from fastlb import spec
 from fastlb._core import DataPlane
-from fastlb.testing.backends import reserve_port
+from fastlb.emulator.backends import reserve_port
 
 TIMEOUT = 20.0  # generous: the test machine is small and shared
 

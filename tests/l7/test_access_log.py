@@ -8,8 +8,8 @@ import os
 import select
 import time
 
-from fastlb.testing.backends import wait_until
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.backends import wait_until
+from fastlb.emulator.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, port_table, request
 

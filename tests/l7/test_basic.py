@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.http_backends import HttpBackend
 
 from .conftest import get, http_service, port_table, request
 

@@ -9,7 +9,7 @@ import pytest
 
 from fastlb import spec
 from fastlb._core import DEFAULT_COOKIE_KEY
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, options, port_table, request
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import zlib
 
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, port_table
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fastlb.testing import nginx as nginx_server
+from fastlb.emulator import nginx as nginx_server
 
 from .conftest import Reader, connect, get, http_service, port_table
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastlb import spec
+from fastlb.emulator.http_backends import HttpBackend
 from fastlb.marathon.state import MarathonOptions, MarathonState
-from fastlb.testing.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, options, port_table, request
 

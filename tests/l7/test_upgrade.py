@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
-from fastlb.testing.backends import wait_until
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.backends import wait_until
+from fastlb.emulator.http_backends import HttpBackend
 
 from .conftest import Reader, connect, get, http_service, port_table
 

@@ -57,6 +57,17 @@ def redirects(state: MarathonState) -> bool:
     return http(state).redirect_to_https
 
 
+def redirects_https(code: int) -> Callable[[MarathonState], bool]:
+    return lambda state: http(state).redirect_to_https and http(state).redirect_to_https_code == code
+
+
+def regex(pattern: str, replacement: str, code: int) -> Callable[[MarathonState], bool]:
+    return lambda state: (
+        (http(state).redirect_regex, http(state).redirect_replacement, http(state).redirect_regex_code)
+        == (pattern, replacement, code)
+    )
+
+
 def bound(address: str) -> Callable[[MarathonState], bool]:
     return lambda state: [lst.address for lst in state.table().listeners if lst.kind == "service"] == [address]
 
@@ -121,10 +132,23 @@ CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] =
     (T + "headers.allowedHosts", {T + "headers.allowedHosts": "other.example.com"}, REFUSED),
     (T + "headers.hostsProxyHeaders",
      {T + "headers.allowedHosts": HOST, T + "headers.hostsProxyHeaders": "X-Forwarded-Host"}, REFUSED),
-    (T + "redirect.entryPoint", {T + "redirect.entryPoint": "https"}, REFUSED),
-    (T + "redirect.regex", {T + "redirect.regex": "^http://(.*)", T + "redirect.replacement": "https://$1"}, REFUSED),
-    (T + "redirect.replacement", {T + "redirect.regex": "^http://(.*)", T + "redirect.replacement": "https://$1"},
-     REFUSED),
+    (T + "redirect.entryPoint", {T + "redirect.entryPoint": "https"}, redirects_https(302)),
+    (T + "redirect.entryPoint", {T + "redirect.entryPoint": "https", T + "redirect.permanent": "true"},
+     redirects_https(301)),
+    (T + "redirect.entryPoint", {SSL: "true", T + "redirect.entryPoint": "https"}, redirects_https(302)),
+    (T + "redirect.entryPoint", {T + "redirect.entryPoint": "http"}, REFUSED),  # where it came in: a loop
+    (T + "redirect.entryPoint", {T + "redirect.entryPoint": "admin"}, REFUSED),  # an unknown entry point
+    (T + "redirect.regex", {T + "redirect.regex": "^http://(.*)", T + "redirect.replacement": "https://$1"},
+     regex("^http://(.*)", "https://$1", 302)),
+    (T + "redirect.regex", {T + "redirect.regex": "^http://(.*)", T + "redirect.replacement": "https://$1",
+                            T + "redirect.permanent": "true"}, regex("^http://(.*)", "https://$1", 301)),
+    (T + "redirect.regex", {T + "redirect.regex": "^http://(", T + "redirect.replacement": "https://$1"}, REFUSED),
+    (T + "redirect.regex", {T + "redirect.regex": r"^http://(\d+)", T + "redirect.replacement": "x"}, REFUSED),
+    (T + "redirect.regex", {T + "redirect.regex": "(?i)^http://(.*)", T + "redirect.replacement": "x"}, REFUSED),
+    (T + "redirect.replacement", {T + "redirect.regex": "^http://(.*)", T + "redirect.replacement": "https://${1}/"},
+     regex("^http://(.*)", "https://${1}/", 302)),
+    (T + "redirect.replacement", {T + "redirect.regex": "^http://(.*)", T + "redirect.replacement": "https://$1x"},
+     REFUSED),  # Go reads $1x as a group named "1x"
 ]
 
 
@@ -176,7 +200,8 @@ def _access_view(state: MarathonState) -> tuple:
     """Who may use the app's services: their access options, and the addresses they are bound to."""
     t = state.table()
     return (
-        {(s.http.allow_cidrs, s.http.auth_realm, s.http.auth_users, s.http.redirect_to_https) for s in t.services},
+        {(s.http.allow_cidrs, s.http.auth_realm, s.http.auth_users, s.http.redirect_to_https,
+          s.http.redirect_to_https_code, s.http.redirect_regex, s.http.redirect_replacement) for s in t.services},
         {lst.address.rsplit(":", 1)[0] for lst in t.listeners},
     )
 

@@ -1,4 +1,4 @@
-"""Marathon events applied as deltas, with the real event fixtures (tests/data/marathon)."""
+"""Marathon events applied as deltas, with the real event fixtures (fastlb/emulator/fixtures/events)."""
 
 from __future__ import annotations
 

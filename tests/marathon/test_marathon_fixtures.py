@@ -1,4 +1,4 @@
-"""The Marathon API payloads (tests/data/marathon/v2_apps_*.json): networking modes, Marathon 1.4
+"""The Marathon API payloads (fastlb/emulator/fixtures/v2_apps_*.json): networking modes, Marathon 1.4
 and 1.5+ formats, and Traefik-labelled apps.
 
 Expected endpoints come from the reference's "expected resolution" notes

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastlb import spec
+from fastlb.emulator.emulator import MarathonEmulator, app_definition
 from fastlb.marathon.provider import MarathonProvider
 from fastlb.marathon.state import MarathonOptions
-from fastlb.testing.emulator import MarathonEmulator, app_definition
 
 WAIT = 20.0  # generous: a loaded 2-core machine
 

@@ -12,8 +12,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from fastlb.emulator.emulator import MarathonEmulator
 from fastlb.marathon.auth import AuthError, BasicAuth, ServiceAccountAuth, auth_from_options, rs256_jwt
-from fastlb.testing.emulator import MarathonEmulator
 
 from .harness import Recorder, make_provider, running, web_app
 

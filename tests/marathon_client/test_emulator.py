@@ -8,8 +8,8 @@ import sys
 
 import aiohttp
 
+from fastlb.emulator.emulator import MarathonEmulator, load_fixture
 from fastlb.marathon.sse import SSEDecoder
-from fastlb.testing.emulator import MarathonEmulator, load_fixture
 
 from .harness import web_app
 
@@ -178,7 +178,7 @@ async def test_runs_as_a_program(tmp_path) -> None:
     app["tasks"] = []
     apps.write_text(json.dumps({"apps": [app]}))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fastlb.testing.emulator", "--port", "0", "--apps", str(apps),
+        sys.executable, "-m", "fastlb.emulator.emulator", "--port", "0", "--apps", str(apps),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
     try:

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from fastlb.emulator.emulator import MarathonEmulator, load_fixture
 from fastlb.marathon.auth import BasicAuth
-from fastlb.testing.emulator import MarathonEmulator, load_fixture
 
 from .harness import Recorder, backend_ids, backend_states, make_provider, running, wait_until, web_app
 

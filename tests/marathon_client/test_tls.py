@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fastlb.testing.emulator import MarathonEmulator
+from fastlb.emulator.emulator import MarathonEmulator
 
 from .harness import Recorder, make_provider, running, wait_until, web_app
 

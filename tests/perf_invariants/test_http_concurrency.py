@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing import nginx as nginx_server
+from fastlb.emulator import nginx as nginx_server
 
 from .test_http_syscalls import fastlb, strace_counts
 

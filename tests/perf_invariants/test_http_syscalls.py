@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fastlb.testing.backends import reserve_port, wait_until
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.backends import reserve_port, wait_until
+from fastlb.emulator.http_backends import HttpBackend
 
 REQUESTS = 300
 TRACED = "recvfrom,recvmsg,read,sendmsg,sendto,write,writev,epoll_ctl"

@@ -18,6 +18,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 
 import msgspec
@@ -26,7 +27,12 @@ from fastlb import spec
 from fastlb.marathon.state import MarathonOptions, MarathonState
 from fastlb.merge import merge_tables
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+# Named "<folder>/<stem>" as golden.json names them: marathon-lb's test payloads, and Marathon's API
+# payloads that the package ships for the emulator (not the demo's own apps).
+FIXTURE_DIRS = {
+    "marathon-lb": (Path(__file__).resolve().parent.parent / "data" / "marathon-lb", "*.json"),
+    "marathon": (Path(str(resources.files("fastlb.emulator").joinpath("fixtures"))), "v2_*.json"),
+}
 GOLDEN = Path(__file__).resolve().parent / "golden.json"
 STAMP = "2026-01-01T00:00:00.000Z"
 LATER = "2026-01-02T00:00:00.000Z"
@@ -54,14 +60,15 @@ def resolver(host: str) -> str | None:
 
 def fixture_payloads() -> Iterator[tuple[str, bytes]]:
     """Every fixture that is a /v2/apps body (``{"apps": [...]}``)."""
-    for path in sorted(DATA.glob("*/*.json")):
+    found = [(f"{name}/{p.name}", name, p) for name, (d, glob) in FIXTURE_DIRS.items() for p in d.glob(glob)]
+    for _, folder, path in sorted(found):
         raw = path.read_bytes()
         try:
             body = json.loads(raw)
         except ValueError:
             continue
         if isinstance(body, dict) and isinstance(body.get("apps"), list):
-            yield f"{path.parent.name}/{path.stem}", raw
+            yield f"{folder}/{path.stem}", raw
 
 
 # Task hosts: canonical IPv4 (the common case), IPv4 that only looks like one, IPv6, host names.

@@ -13,8 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
-from fastlb.testing.backends import Echo, reserve_port, wait_until
-from fastlb.testing.http_backends import HttpBackend
+from fastlb.emulator.backends import Echo, reserve_port, wait_until
+from fastlb.emulator.http_backends import HttpBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
