@@ -2,7 +2,7 @@
 served on one uvloop loop (``serve``, ``run``): the controller, the admin API, SIGHUP (re-read the
 static file, resync Marathon), SIGTERM/SIGINT (stop accepting, drain up to a deadline, close what is
 left, exit 0), the hot upgrade. The one module that wires the admin API to the controller, and the
-only one outside ``fastlb.testing`` that imports the admin API, the hot upgrade and uvloop.
+only one of the load balancer's that imports the admin API, the hot upgrade and uvloop.
 """
 
 from __future__ import annotations
