@@ -61,7 +61,7 @@ DEFAULT_BACKENDS = "1,10"
 DEFAULT_WORKERS = "1,2"
 SETTLE_S = 0.5  # idle metric: quiet time before each RSS reading
 # idle metric, after the request: how long both proxies idle before the reading. fastlb gives the memory
-# freed after a burst back every 2 s (fastlb.control.TRIM_INTERVAL_S); HAProxy keeps its pools.
+# freed after a burst back every 2 s (fastlb.controller.TRIM_INTERVAL_S); HAProxy keeps its pools.
 AFTER_SETTLE_S = 3.0
 
 

@@ -127,7 +127,7 @@ def marathon_urls(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from fastlb.control import MarathonArgs  # noqa: PLC0415
+    from fastlb.marathon.args import MarathonArgs  # noqa: PLC0415
 
     urls = marathon_urls(args.marathon)
     if not urls:
@@ -174,7 +174,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def _routes_table(args: argparse.Namespace) -> tuple[spec.RouteTable, list[str]]:
-    from fastlb import control  # noqa: PLC0415
+    from fastlb import merge  # noqa: PLC0415
+    from fastlb.marathon.args import marathon_provider  # noqa: PLC0415
 
     parts: list[tuple[str, spec.RouteTable]] = []
     if args.config is not None or not args.marathon:
@@ -183,13 +184,13 @@ async def _routes_table(args: argparse.Namespace) -> tuple[spec.RouteTable, list
     m = marathon_args(args)
     if m is not None:
         try:
-            provider = control.marathon_provider(m)
+            provider = marathon_provider(m)
         except ImportError as e:
             raise UsageError(f"--marathon: this build has no Marathon provider ({e})") from None
         except ValueError as e:
             raise UsageError(f"--marathon: {e}") from None
         parts.append(("marathon", await _first_table(provider, args.timeout)))
-    return control.merge_tables(parts)
+    return merge.merge_tables(parts)
 
 
 async def _first_table(provider, timeout: float) -> spec.RouteTable:  # type: ignore[no-untyped-def]
@@ -234,7 +235,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fastlb import control  # noqa: PLC0415
+    from fastlb import server  # noqa: PLC0415
 
     logs.setup(args.log_level)
     if args.workers is not None and not 1 <= args.workers <= 1024:
@@ -243,7 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--drain-timeout: SECONDS must not be negative")
     if args.access_log is not None and not args.access_log.strip():
         raise UsageError("--access-log: give a file, or - for stdout")
-    options = control.RunOptions(
+    options = server.RunOptions(
         config_path=args.config,
         marathon=marathon_args(args),
         workers=args.workers,
@@ -256,7 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         access_log=args.access_log,
     )
     limits.raise_nofile()
-    return control.run(options)
+    return server.run(options)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

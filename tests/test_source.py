@@ -13,8 +13,10 @@ PKG = ROOT / "fastlb"
 C_FILES = sorted(p for p in PKG.glob("_*.[ch]") if p.name != "_core.c")
 
 # Modules that must stay pure: no I/O, no event loop, no data plane (tested in microseconds).
-PURE = ["spec.py", "config.py", "marathon/models.py", "marathon/labels.py", "marathon/build.py",
-        "marathon/state.py", "marathon/sse.py"]
+PURE = ["spec.py", "config.py", "provider.py", "merge.py", "overrides.py", "stats.py", "marathon/models.py",
+        "marathon/labels.py", "marathon/options.py", "marathon/tasks.py", "marathon/candidate.py",
+        "marathon/mlb.py", "marathon/traefik.py", "marathon/incremental.py", "marathon/build.py", "marathon/state.py",
+        "marathon/sse.py"]
 IMPURE_IMPORTS = {"asyncio", "socket", "selectors", "aiohttp", "uvloop", "fastlb._core", "threading"}
 
 
@@ -37,6 +39,94 @@ def test_pure_modules_do_no_io(name: str) -> None:
 
 def test_spec_imports_nothing_from_fastlb() -> None:
     assert not {i for i in _imports(PKG / "spec.py") if i.startswith("fastlb")}
+
+
+def _module_graph(root: pathlib.Path) -> dict[str, set[str]]:
+    """Module -> the modules of the package at <root> it imports, at any depth of its code (function-level
+    imports count: they run too), less those under ``if TYPE_CHECKING:`` (never run)."""
+    package = root.name
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):  # the bodies of `if TYPE_CHECKING:` go
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
+        is_package = path.name == "__init__.py"
+        edges: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's package, up level - 1
+                    up = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
+                    base = ".".join(up + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            else:
+                continue
+            edges.update(t for t in targets if t in modules and t != name and t.split(".")[0] == package)
+        graph[name] = edges
+    return graph
+
+
+def _import_cycles(root: pathlib.Path) -> list[list[str]]:
+    """Each import cycle among the modules of the package at <root>, as the modules around it."""
+    graph = _module_graph(root)
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+    path: list[str] = []
+
+    def walk(module: str) -> None:
+        state[module] = 1
+        path.append(module)
+        for other in sorted(graph[module]):
+            if state.get(other) == 1:
+                cycles.append(path[path.index(other):] + [other])
+            elif other not in state:
+                walk(other)
+        path.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            walk(module)
+    return cycles
+
+
+def test_no_import_cycle_between_fastlb_modules() -> None:
+    """Imports go one way: the admin API and the controller meet only in fastlb.server."""
+    cycles = _import_cycles(PKG)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+
+def test_only_the_server_imports_the_admin_api_the_upgrade_and_uvloop() -> None:
+    """The process is assembled in one place: fastlb.server. (The test tooling's demo runs its own.)"""
+    modules = [*PKG.glob("*.py"), *(PKG / "marathon").glob("*.py")]
+    importers = sorted(
+        str(path.relative_to(PKG)) for path in modules if _imports(path) & {"fastlb.admin", "fastlb.upgrade", "uvloop"}
+    )
+    assert importers == ["server.py"]
+
+def test_import_cycles_are_found(tmp_path: pathlib.Path) -> None:
+    """The check itself: a cycle closed by a function-level or relative import is one; one closed only
+    under ``if TYPE_CHECKING:`` is not."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.sub import b\n")
+    (pkg / "sub" / "b.py").write_text("def f():\n    from .. import a\n")
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import d\n")
+    (pkg / "d.py").write_text("import pkg.c\n")
+    assert _import_cycles(pkg) == [["pkg.a", "pkg.sub.b", "pkg.a"]]
+    (pkg / "c.py").write_text("from pkg import d\n")
+    assert ["pkg.c", "pkg.d", "pkg.c"] in _import_cycles(pkg)
 
 
 @pytest.mark.parametrize("path", C_FILES, ids=lambda p: p.name)
@@ -87,3 +177,19 @@ def test_stubs_name_what_core_exports() -> None:
             stubbed.add(node.target.id)
     assert stubbed <= exported, f"stubbed but not exported: {sorted(stubbed - exported)}"
     assert exported <= stubbed, f"exported but not stubbed: {sorted(exported - stubbed)}"
+
+
+# The Marathon build's parts, each importing only those before it (mlb and traefik side by side).
+BUILD_LAYERS = [["options"], ["tasks"], ["candidate"], ["mlb", "traefik"], ["incremental"], ["build"]]
+
+
+def test_marathon_build_parts_import_one_way() -> None:
+    graph = _module_graph(PKG)
+    bad = []
+    for n, layer in enumerate(BUILD_LAYERS):
+        below = {f"fastlb.marathon.{m}" for lower in BUILD_LAYERS[:n] for m in lower}
+        parts = {f"fastlb.marathon.{m}" for part in BUILD_LAYERS for m in part}
+        for module in layer:
+            name = f"fastlb.marathon.{module}"
+            bad += [f"{name} -> {other}" for other in sorted(graph[name] & parts - below)]
+    assert not bad, bad

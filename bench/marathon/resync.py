@@ -8,7 +8,7 @@ provider and the controller do with it is timed on its own:
 1. decode: ``models.decode_apps`` (msgspec, typed)
 2. state: the rest of ``MarathonState.replace_all`` (indexing apps and tasks)
 3. build: ``MarathonState.table()``, the first build (nothing to reuse)
-4. merge: what the controller adds (``control.TableMerger.merge``, as ``Controller.publish`` does;
+4. merge: what the controller adds (``TableMerger.merge``, as ``Controller.publish`` does;
    the merger is kept for the event, which it merges by what changed)
 5. publish: ``DataPlane.publish`` of that table: compile, open every listener in every worker, swap
 
@@ -33,10 +33,10 @@ _common.raise_fd_limit()
 
 from perf_invariants.workloads import STAMP, bench_payload
 
-from fastlb import control
 from fastlb._core import DataPlane
 from fastlb.marathon import models
 from fastlb.marathon.state import MarathonOptions, MarathonState
+from fastlb.merge import TableMerger
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -55,7 +55,7 @@ def one_run(body: bytes, options: MarathonOptions, workers: int, gc_off: bool) -
     _, whole = timed(lambda: state.replace_all(body))
     r["state"] = max(0.0, whole - r["decode"])
     table, r["build"] = timed(state.table)
-    merger = control.TableMerger()
+    merger = TableMerger()
     (merged, _), r["merge"] = timed(lambda: merger.merge([("marathon", table)]))
     dp = DataPlane(workers)
     dp.start()

@@ -402,8 +402,9 @@ def _instructions(ports: dict[str, int], emulator_url: str, admin: str, control_
 async def run_demo(workers: int = 2) -> int:
     from aiohttp import web
 
-    from fastlb import control
+    from fastlb import server
     from fastlb.emulator.emulator import MarathonEmulator
+    from fastlb.marathon.args import MarathonArgs
 
     ports = {k: free_port() for k in ("host", "bridge", "container", "vhost", "tcp", "http")}
     admin = f"127.0.0.1:{free_port()}"
@@ -419,7 +420,7 @@ async def run_demo(workers: int = 2) -> int:
         await site.start()
         control_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
-            marathon = control.MarathonArgs(
+            marathon = MarathonArgs(
                 urls=(emulator_url,),
                 groups=("external",),
                 bind_addr="127.0.0.1",
@@ -427,13 +428,13 @@ async def run_demo(workers: int = 2) -> int:
                 https_port=0,
                 appid_port=0,
             )
-            options = control.RunOptions(marathon=marathon, workers=workers, admin=admin, drain_timeout=2.0)
+            options = server.RunOptions(marathon=marathon, workers=workers, admin=admin, drain_timeout=2.0)
             try:
-                controller, admin_address, token = control.build(options)
-            except control.StartError as e:
+                controller, admin_address, token = server.build(options)
+            except server.StartError as e:
                 print(f"fastlb demo: {e}", file=sys.stderr)
                 return 1
-            serving = asyncio.ensure_future(control.serve(controller, admin_address, token))
+            serving = asyncio.ensure_future(server.serve(controller, admin_address, token))
             deadline = time.monotonic() + 30
             while controller.dataplane.generation < 1 and not serving.done() and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)

@@ -72,7 +72,7 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 OnChange = Callable[[RouteTable], None]
-# As fastlb.control.OnBackendState: the controller's callback also takes the health checker's bool;
+# As fastlb.provider.OnBackendState: the controller's callback also takes the health checker's bool;
 # this provider passes "drain" and "maint".
 OnBackendState = Callable[[str, str | bool], None]
 

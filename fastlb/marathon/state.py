@@ -21,26 +21,14 @@ import msgspec
 
 from fastlb import spec
 from fastlb.marathon import build, models
-from fastlb.marathon.build import MarathonOptions
+from fastlb.marathon.incremental import BuildMemo
 from fastlb.marathon.models import App, Task
+from fastlb.marathon.options import BuildContext, BuildResult, MarathonOptions
+from fastlb.marathon.tasks import DRAINING_STATES, KEPT_STATES, TERMINAL_STATES
 
 __all__ = ["EventEffect", "MarathonOptions", "MarathonState"]
 
 log = logging.getLogger("fastlb.marathon")
-
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_KILLED",
-        "TASK_FAILED",
-        "TASK_FINISHED",
-        "TASK_GONE",
-        "TASK_DROPPED",
-        "TASK_ERROR",
-        "TASK_GONE_BY_OPERATOR",
-        "TASK_UNKNOWN",
-    }
-)
-KEPT_STATES = frozenset({"TASK_RUNNING", "TASK_LOST", "TASK_UNREACHABLE"})
 
 # instance_changed_event's condition -> the task state it stands for (Marathon's Condition.scala).
 _CONDITION_STATE = {
@@ -96,12 +84,12 @@ class MarathonState:
         self._alive: dict[str, bool] = {}
         self._deploy_ready: dict[str, bool] = {}  # task id -> result from /v2/deployments
         self._once_ready: set[str] = set()  # readiness only gates entry: once ready, always ready
-        self._built: build.BuildResult | None = None  # None: the state changed since
+        self._built: BuildResult | None = None  # None: the state changed since
         # The last table handed out, even if stale: the data plane serves it, so the backend ids
         # an event drains or removes are looked up there, without a rebuild per event.
-        self._served: build.BuildResult | None = None
+        self._served: BuildResult | None = None
         self._reported: set[tuple[str, str]] = set()
-        self._memo = build.BuildMemo()
+        self._memo = BuildMemo()
 
     # --- snapshots --------------------------------------------------------------------------------
 
@@ -221,7 +209,7 @@ class MarathonState:
 
     # --- the table --------------------------------------------------------------------------------
 
-    def _build(self) -> build.BuildResult:
+    def _build(self) -> BuildResult:
         # A host name resolved since the last build (the client fills its cache on its own
         # time) makes that build stale.
         if self._built is not None and any(
@@ -229,7 +217,7 @@ class MarathonState:
         ):
             self._built = None
         if self._built is None:
-            ctx = build.BuildContext(
+            ctx = BuildContext(
                 options=self._options,
                 resolve=self._resolve,
                 alive=self._alive,
@@ -242,7 +230,7 @@ class MarathonState:
         self._served = self._built
         return self._built
 
-    def _report(self, result: build.BuildResult) -> None:
+    def _report(self, result: BuildResult) -> None:
         """Logs each app error and label warning once, not on every rebuild."""
         for app_id, why in result.errors.items():
             if (app_id, why) not in self._reported:
@@ -402,7 +390,7 @@ class MarathonState:
         if task == old:
             return NO_EFFECT
         self._replace_task(app, task, task_id)
-        if status in build.DRAINING_STATES:
+        if status in DRAINING_STATES:
             return EventEffect(changed=bool(before), drain=before)
         if status in KEPT_STATES:
             return EventEffect(changed=True, poll_deployments=self.needs_deployment_poll())

@@ -12,7 +12,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from fastlb import admin, control, spec
+from fastlb import admin, spec, stats
+from fastlb.controller import Controller
 
 from . import promtext
 from .fake_dataplane import FakeDataPlane
@@ -41,7 +42,7 @@ async def with_client(test, token: str | None = None, first: spec.RouteTable | N
     dp = FakeDataPlane()
     provider = ListProvider(first)
     provider.ready_at_start = first is not None
-    c = control.Controller(dp, {"static": provider})
+    c = Controller(dp, {"static": provider})
     c.start()
     client = TestClient(TestServer(admin.make_app(c, token)))
     await client.start_server()
@@ -338,7 +339,7 @@ def test_stats_csv_fields_never_hold_commas_or_quotes() -> None:
     """Health-check text (here a Python exception's repr), names and addresses reach the CSV without a
     comma, a quote of either kind or a line break, so that zdd's reader keeps every column."""
     async def t(client, c, dp, p) -> None:
-        snap = admin.snapshot(c)
+        snap = stats.snapshot(c)
         web = snap["services"][0]
         web["name"] = "we'b,1"
         web["backends"][0]["check"] = {
@@ -347,11 +348,11 @@ def test_stats_csv_fields_never_hold_commas_or_quotes() -> None:
             "passes": 0, "failures": 3, "changes": 1, "rise": 2, "fall": 3, "last_check": 1.0,
         }
         web["backends"][1]["name"] = 'a"b'
-        text = admin.stats_csv(snap)
+        text = stats.stats_csv(snap)
         rows = zdd_rows(text)
         assert len(rows) == len(text.splitlines()) - 1
         for line in text.splitlines()[1:]:
-            assert line.count(",") == len(admin.CSV_COLUMNS)  # one per field, the trailing one included
+            assert line.count(",") == len(stats.CSV_COLUMNS)  # one per field, the trailing one included
             assert "'" not in line and '"' not in line and "\r" not in line
         server = next(r for r in rows if r.pxname == "web;1" and r.svname == "10.0.0.1:80")
         assert (server.check_status, server.check_desc, server.check_duration) == (
@@ -366,7 +367,7 @@ def test_stats_csv_fields_never_hold_commas_or_quotes() -> None:
 
 def test_stats_csv_check_columns_in_haproxy_words() -> None:
     async def t(client, c, dp, p) -> None:
-        snap = admin.snapshot(c)
+        snap = stats.snapshot(c)
         backends = snap["services"][0]["backends"]
         backends[0]["check"] = {
             "up": True, "kind": "http", "status": "L7OK", "code": 200, "duration_ms": 1, "last": "status 200",
@@ -376,7 +377,7 @@ def test_stats_csv_check_columns_in_haproxy_words() -> None:
             "up": True, "kind": "http", "status": "L7STS", "code": 503, "duration_ms": 2, "last": "status 503",
             "passes": 0, "failures": 1, "changes": 0, "rise": 2, "fall": 3, "last_check": 1.0,
         }
-        rows = {r.svname: r for r in zdd_rows(admin.stats_csv(snap)) if r.pxname == "web"}
+        rows = {r.svname: r for r in zdd_rows(stats.stats_csv(snap)) if r.pxname == "web"}
         ok, failing = rows["10.0.0.1:80"], rows["10.0.0.2:80"]
         assert (ok.check_status, ok.check_code, ok.last_chk, ok.check_desc, ok.check_health) == (
             "L7OK", "200", "status 200", "Layer7 check passed", "4",
@@ -427,7 +428,7 @@ def test_status_counters_in_csv_stats_and_metrics() -> None:
 
 
 def test_req_rate_is_the_rate_over_the_last_second() -> None:
-    meter = admin.RateMeter()
+    meter = stats.RateMeter()
     assert meter.rates(100.0, {"s:web": 0}) == {}  # nothing to compare with yet
     assert meter.rates(100.5, {"s:web": 50}) == {"s:web": 100.0}  # the only sample is half a second old
     meter.sample(101.0, {"s:web": 60})
@@ -442,4 +443,4 @@ def test_req_rate_is_the_rate_over_the_last_second() -> None:
     assert meter.rates(105.0, {"b:new": 5}) == {"b:new": 0.0} and meter.max == {}  # web left
     for t in range(105, 130):
         meter.sample(float(t), {"s:web": 10})
-    assert meter.samples[0][0] >= 129 - admin.RateMeter.KEEP_S - 1  # old samples are let go
+    assert meter.samples[0][0] >= 129 - stats.RateMeter.KEEP_S - 1  # old samples are let go

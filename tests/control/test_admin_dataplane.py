@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from fastlb import admin, control, spec
+from fastlb import admin, spec
 from fastlb._core import DataPlane
+from fastlb.controller import Controller
 from fastlb.emulator.backends import Echo, refused_address, reserve_port
 from fastlb.emulator.http_backends import HttpBackend
 
@@ -51,7 +52,7 @@ def test_admin_follows_the_real_data_plane() -> None:
 async def _scenario(listen: str, a: str, b: str) -> None:
     host, port = listen.rsplit(":", 1)
     provider = ListProvider(make_table(listen, a))
-    c = control.Controller(DataPlane(2), {"static": provider}, drain_timeout=TIMEOUT)
+    c = Controller(DataPlane(2), {"static": provider}, drain_timeout=TIMEOUT)
     c.start()
     client = TestClient(TestServer(admin.make_app(c)))
     await client.start_server()
@@ -135,7 +136,7 @@ def test_a_listener_that_cannot_bind_is_left_out_and_retried_on_resync() -> None
 
 async def _left_out(listen: str, spare: str, busy: str, a: str, taken: socket.socket) -> None:
     provider = ListProvider(make_table(listen, a))
-    c = control.Controller(DataPlane(1), {"static": provider}, drain_timeout=TIMEOUT)
+    c = Controller(DataPlane(1), {"static": provider}, drain_timeout=TIMEOUT)
     c.start()
     await provider.running.wait()
     try:
@@ -188,7 +189,7 @@ async def _checked(listen: str, a: str, dead: str) -> None:
         ),
         listeners=(spec.Listener(address=listen, service="echo"),),
     )
-    c = control.Controller(DataPlane(1), {"static": ListProvider(table)}, drain_timeout=TIMEOUT)
+    c = Controller(DataPlane(1), {"static": ListProvider(table)}, drain_timeout=TIMEOUT)
     c.start()
     client = TestClient(TestServer(admin.make_app(c)))
     await client.start_server()
@@ -251,7 +252,7 @@ async def _status_counters(listen: str, a: HttpBackend, b: HttpBackend) -> None:
         ),
         listeners=(spec.Listener(address=listen, service="web"),),
     )
-    c = control.Controller(DataPlane(2), {"static": ListProvider(table)}, drain_timeout=TIMEOUT)
+    c = Controller(DataPlane(2), {"static": ListProvider(table)}, drain_timeout=TIMEOUT)
     c.start()
     client = TestClient(TestServer(admin.make_app(c)))
     await client.start_server()

@@ -135,20 +135,20 @@ def test_run_refuses_an_unreadable_or_empty_cookie_secret(tmp_path: Path) -> Non
 
 
 def test_cookie_secret_comes_from_the_file_then_the_environment(tmp_path: Path) -> None:
-    from fastlb import control  # noqa: PLC0415
+    from fastlb import server
 
     secret = tmp_path / "secret"
     secret.write_bytes(b"  s3cr3t-of-the-fleet\n")
-    assert control.cookie_secret(str(secret), {"FASTLB_COOKIE_SECRET": "env"}) == b"s3cr3t-of-the-fleet"
-    assert control.cookie_secret(None, {"FASTLB_COOKIE_SECRET": "env "}) == b"env"
-    assert control.cookie_secret(None, {}) is None
+    assert server.cookie_secret(str(secret), {"FASTLB_COOKIE_SECRET": "env"}) == b"s3cr3t-of-the-fleet"
+    assert server.cookie_secret(None, {"FASTLB_COOKIE_SECRET": "env "}) == b"env"
+    assert server.cookie_secret(None, {}) is None
     # build() hands the secret to the data plane as its cookie key, and nothing without one
     from .fake_dataplane import FakeDataPlane  # noqa: PLC0415
 
-    options = control.RunOptions(config_path=None, cookie_secret_file=str(secret))
-    c, _, _ = control.build(options, FakeDataPlane)
+    options = server.RunOptions(config_path=None, cookie_secret_file=str(secret))
+    c, _, _ = server.build(options, FakeDataPlane)
     assert c.dataplane.settings["cookie_key"] == b"s3cr3t-of-the-fleet"
-    c, _, _ = control.build(control.RunOptions(), FakeDataPlane)
+    c, _, _ = server.build(server.RunOptions(), FakeDataPlane)
     assert "cookie_key" not in c.dataplane.settings or os.environ.get("FASTLB_COOKIE_SECRET")
 
 

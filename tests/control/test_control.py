@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from fastlb import config, control, spec
+from fastlb import config, server, spec
+from fastlb.controller import Controller
+from fastlb.marathon.args import MarathonArgs, marathon_provider
+from fastlb.merge import merge_tables
+from fastlb.overrides import Override, apply_overrides
+from fastlb.static_provider import StaticProvider
 
 from .fake_dataplane import FakeDataPlane
 
@@ -64,7 +69,7 @@ def test_merge_keeps_everything_without_clashes() -> None:
               routes=(spec.HttpRoute(host="a.com", service="a"),))
     b = table(svc("b", "10.0.0.2:1"), listeners=(listen("127.0.0.1:2", "b"), listen("0.0.0.0:80", kind="vhost")),
               routes=(spec.HttpRoute(host="b.com", service="b"),))
-    merged, errors = control.merge_tables([("static", a), ("marathon", b)])
+    merged, errors = merge_tables([("static", a), ("marathon", b)])
     assert errors == []
     assert [s.name for s in merged.services] == ["a", "b"]
     assert [x.address for x in merged.listeners] == ["127.0.0.1:1", "0.0.0.0:80", "127.0.0.1:2"]
@@ -78,7 +83,7 @@ def test_merge_skips_the_later_part_of_a_clash() -> None:
         listeners=(listen("127.0.0.1:1", "other"), listen("127.0.0.1:3", "third"), listen("0.0.0.0:3", "other")),
         routes=(spec.HttpRoute(host="web.com", service="web"), spec.HttpRoute(host="o.com", service="other")),
     )
-    merged, errors = control.merge_tables([("static", a), ("marathon", b)])
+    merged, errors = merge_tables([("static", a), ("marathon", b)])
     assert [s.name for s in merged.services] == ["web", "other", "third"]
     assert merged.services[0].backends[0].address == "10.0.0.1:1"
     assert [b.id for b in merged.services[1].backends] == ["10.0.0.2:1"]
@@ -96,16 +101,16 @@ def test_merge_keeps_a_backend_one_provider_names_in_several_services() -> None:
     shared = spec.Backend(id="app-1", address="10.0.0.1:1")
     a = table(spec.Service(name="l4", backends=(shared,)), spec.Service(name="l7", mode="http", backends=(shared,)))
     b = table(svc("other", "10.0.0.2:1"), spec.Service(name="later", backends=(shared,)))
-    merged, errors = control.merge_tables([("static", a), ("marathon", b)])
+    merged, errors = merge_tables([("static", a), ("marathon", b)])
     assert [[x.id for x in s.backends] for s in merged.services] == [["app-1"], ["app-1"], ["10.0.0.2:1"], []]
     assert errors == ["marathon: backend 'app-1' of 'later' skipped: the id is already static service 'l4''s"]
 
 
 def test_overrides_replace_state_and_weight() -> None:
     t = table(svc("a", "10.0.0.1:1", "10.0.0.2:1"))
-    out = control.apply_overrides(t, {"10.0.0.2:1": control.Override(state="drain"), "x": control.Override(weight=3)})
+    out = apply_overrides(t, {"10.0.0.2:1": Override(state="drain"), "x": Override(weight=3)})
     assert [(b.state, b.weight) for b in out.services[0].backends] == [("ready", 1), ("drain", 1)]
-    assert control.apply_overrides(t, {}) is t
+    assert apply_overrides(t, {}) is t
 
 
 # -- the controller ----------------------------------------------------------------------------------
@@ -119,7 +124,7 @@ def test_publish_only_when_the_table_changes_and_measures_it() -> None:
     async def go() -> None:
         dp = FakeDataPlane()
         p = ListProvider(table(svc("a", "10.0.0.1:1"), listeners=(listen("127.0.0.1:1", "a"),)))
-        c = control.Controller(dp, {"static": p})
+        c = Controller(dp, {"static": p})
         c.start()
         assert dp.started and dp.generation == 1 and c.swap.count == 1 and c.swap.last_s > 0
         await p.running.wait()
@@ -142,7 +147,7 @@ def test_a_refused_table_keeps_the_last_good_one(caplog: pytest.LogCaptureFixtur
         dp = FakeDataPlane()
         good = table(svc("a", "10.0.0.1:1"))
         p = ListProvider(good)
-        c = control.Controller(dp, {"static": p})
+        c = Controller(dp, {"static": p})
         c.start()
         await p.running.wait()
         dp.refuse_next = OSError(98, "Address already in use")
@@ -160,7 +165,7 @@ def test_a_refused_table_keeps_the_last_good_one(caplog: pytest.LogCaptureFixtur
 def test_the_first_table_refused_is_fatal() -> None:
     dp = FakeDataPlane()
     dp.refuse_next = OSError(98, "Address already in use")
-    c = control.Controller(dp, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))})
+    c = Controller(dp, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))})
     with pytest.raises(OSError):
         c.start()  # publishes the first table before anything runs
     assert not dp.started and c.serving is None
@@ -170,7 +175,7 @@ def test_overrides_persist_across_publishes_and_are_pruned() -> None:
     async def go() -> None:
         dp = FakeDataPlane()
         p = ListProvider(table(svc("a", "10.0.0.1:1", "10.0.0.2:1")))
-        c = control.Controller(dp, {"static": p})
+        c = Controller(dp, {"static": p})
         c.start()
         await p.running.wait()
         assert c.set_state("10.0.0.1:1", "maint")
@@ -212,8 +217,8 @@ def test_static_provider_reload_keeps_the_last_good_table(tmp_path: Path, caplog
 
     async def go() -> None:
         dp = FakeDataPlane()
-        static = control.StaticProvider(str(f))
-        c = control.Controller(dp, {"static": static})
+        static = StaticProvider(str(f))
+        c = Controller(dp, {"static": static})
         c.start()
         await asyncio.sleep(0)
         f.write_text('[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\nbackends = ["10.0.0.2:1"]\n')
@@ -236,7 +241,7 @@ def test_static_provider_reload_keeps_the_last_good_table(tmp_path: Path, caplog
 def test_drain_waits_for_connections_then_closes_what_is_left() -> None:
     async def go() -> None:
         dp = FakeDataPlane()
-        c = control.Controller(dp, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))}, drain_timeout=5)
+        c = Controller(dp, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))}, drain_timeout=5)
         c.start()
         dp.active = 2
         task = asyncio.create_task(c.drain())
@@ -247,7 +252,7 @@ def test_drain_waits_for_connections_then_closes_what_is_left() -> None:
         assert dp.stopped and not dp.closed_all
 
         dp2 = FakeDataPlane()
-        c2 = control.Controller(dp2, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))}, drain_timeout=0.2)
+        c2 = Controller(dp2, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))}, drain_timeout=0.2)
         c2.start()
         dp2.active = 1
         await asyncio.wait_for(c2.drain(), 5)
@@ -258,28 +263,28 @@ def test_drain_waits_for_connections_then_closes_what_is_left() -> None:
 
 def test_build_refuses_a_public_admin_without_a_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FASTLB_ADMIN_TOKEN", raising=False)
-    with pytest.raises(control.StartError, match="not a loopback address"):
-        control.build(control.RunOptions(admin="0.0.0.0:9090"), FakeDataPlane)
-    c, admin, token = control.build(control.RunOptions(admin="0.0.0.0:9090", admin_token="s3cret"), FakeDataPlane)
+    with pytest.raises(server.StartError, match="not a loopback address"):
+        server.build(server.RunOptions(admin="0.0.0.0:9090"), FakeDataPlane)
+    c, admin, token = server.build(server.RunOptions(admin="0.0.0.0:9090", admin_token="s3cret"), FakeDataPlane)
     assert (admin, token) == ("0.0.0.0:9090", "s3cret")
     monkeypatch.setenv("FASTLB_ADMIN_TOKEN", "from-env")
-    c, admin, token = control.build(control.RunOptions(admin="0.0.0.0:9090"), FakeDataPlane)
+    c, admin, token = server.build(server.RunOptions(admin="0.0.0.0:9090"), FakeDataPlane)
     assert token == "from-env"
 
 
 def test_build_takes_engine_settings_from_the_file_and_flags(tmp_path: Path) -> None:
     f = tmp_path / "lb.toml"
     f.write_text('[engine]\nworkers = 3\npipe_max = 10\n[admin]\nlisten = "127.0.0.1:9999"\n')
-    c, admin, _ = control.build(control.RunOptions(config_path=str(f)), FakeDataPlane)
+    c, admin, _ = server.build(server.RunOptions(config_path=str(f)), FakeDataPlane)
     assert c.dataplane.workers == 3 and c.dataplane.settings["pipe_max"] == 10 and admin == "127.0.0.1:9999"
-    c, admin, _ = control.build(control.RunOptions(config_path=str(f), workers=5, admin="127.0.0.1:1"), FakeDataPlane)
+    c, admin, _ = server.build(server.RunOptions(config_path=str(f), workers=5, admin="127.0.0.1:1"), FakeDataPlane)
     assert c.dataplane.workers == 5 and admin == "127.0.0.1:1"
-    c, admin, _ = control.build(control.RunOptions(), FakeDataPlane)  # the embedded default
-    assert c.dataplane.workers == control.cpu_count() and admin == "127.0.0.1:9090"
+    c, admin, _ = server.build(server.RunOptions(), FakeDataPlane)  # the embedded default
+    assert c.dataplane.workers == server.cpu_count() and admin == "127.0.0.1:9090"
     assert c.providers["static"].table() == config.load_default().table
     f.write_text("[engine]\nworkers = -1\n")
-    with pytest.raises(control.StartError, match=r"engine.workers: -1 is out of range"):
-        control.build(control.RunOptions(config_path=str(f)), FakeDataPlane)
+    with pytest.raises(server.StartError, match=r"engine.workers: -1 is out of range"):
+        server.build(server.RunOptions(config_path=str(f)), FakeDataPlane)
 
 
 def free_port() -> int:
@@ -302,10 +307,10 @@ def test_serve_answers_signals(tmp_path: Path) -> None:
     port = free_port()
 
     async def go() -> int:
-        c, admin_address, token = control.build(
-            control.RunOptions(config_path=str(f), admin=f"127.0.0.1:{port}", drain_timeout=5), FakeDataPlane
+        c, admin_address, token = server.build(
+            server.RunOptions(config_path=str(f), admin=f"127.0.0.1:{port}", drain_timeout=5), FakeDataPlane
         )
-        task = asyncio.create_task(control.serve(c, admin_address, token))
+        task = asyncio.create_task(server.serve(c, admin_address, token))
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 try:
@@ -340,12 +345,12 @@ def test_marathon_provider_is_built_from_the_flags(tmp_path: Path) -> None:
     from fastlb.marathon.auth import BasicAuth
     from fastlb.marathon.state import MarathonOptions
 
-    args = control.MarathonArgs(
+    args = MarathonArgs(
         urls=("http://127.0.0.1:8080", "http://127.0.0.2:8080"), groups=("*",), sse=False, poll_interval=5,
         strict_mode=True, health_check=True, auth_credentials="u:p:q", bind_addr="127.0.0.1", http_port=0,
         appid_port=0, min_serv_port_ip_per_task=0, max_serv_port_ip_per_task=0, max_backoff=7,
     )
-    p = control.marathon_provider(args)
+    p = marathon_provider(args)
     assert p.options == MarathonOptions(
         groups=("*",), strict_mode=True, health_check=True, bind_addr="127.0.0.1", http_port=0, appid_port=0,
         min_serv_port_ip_per_task=0, max_serv_port_ip_per_task=0,
@@ -355,27 +360,27 @@ def test_marathon_provider_is_built_from_the_flags(tmp_path: Path) -> None:
     assert isinstance(p.client.auth, BasicAuth) and p.client.auth.user == "u"
     f = tmp_path / "creds"
     f.write_text("\nfile-user:secret\n")
-    p = control.marathon_provider(control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credential_file=str(f)))
+    p = marathon_provider(MarathonArgs(urls=("http://127.0.0.1:1",), auth_credential_file=str(f)))
     assert p.client.auth.user == "file-user"
 
 
 def test_unusable_marathon_credentials_stop_the_start(tmp_path: Path) -> None:
     for args, message in (
-        (control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credentials="nocolon"), "user:password"),
+        (MarathonArgs(urls=("http://127.0.0.1:1",), auth_credentials="nocolon"), "user:password"),
         (
-            control.MarathonArgs(urls=("http://127.0.0.1:1",), auth_credential_file=str(tmp_path / "none")),
+            MarathonArgs(urls=("http://127.0.0.1:1",), auth_credential_file=str(tmp_path / "none")),
             "No such file",
         ),
-        (control.MarathonArgs(urls=("http://127.0.0.1:1",), dcos_auth_credentials="{not json"), "not JSON"),
+        (MarathonArgs(urls=("http://127.0.0.1:1",), dcos_auth_credentials="{not json"), "not JSON"),
     ):
-        with pytest.raises(control.StartError, match=message):
-            control.build(control.RunOptions(marathon=args), FakeDataPlane)
+        with pytest.raises(server.StartError, match=message):
+            server.build(server.RunOptions(marathon=args), FakeDataPlane)
 
 
 def test_a_second_signal_while_draining_closes_at_once() -> None:
     async def go() -> None:
         dp = FakeDataPlane()
-        c = control.Controller(dp, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))}, drain_timeout=60)
+        c = Controller(dp, {"static": ListProvider(table(svc("a", "10.0.0.1:1")))}, drain_timeout=60)
         c.start()
         dp.active = 3
         c.request_stop()
@@ -398,7 +403,7 @@ def test_a_provider_not_ready_at_start_serves_from_its_first_table() -> None:
     async def go() -> None:
         dp = FakeDataPlane()
         p = Later(table(svc("ignored", "10.0.0.9:1")))
-        c = control.Controller(dp, {"marathon": p})
+        c = Controller(dp, {"marathon": p})
         c.start()
         await p.running.wait()
         assert dp.started and dp.generation == 0 and not c.serving_now
@@ -418,7 +423,7 @@ def test_require_pass_holds_a_new_backend_down_until_its_first_check_passes() ->
     async def go(live: str, dead: str) -> None:
         dp = FakeDataPlane()
         backends = (spec.Backend(id=live, address=live, check=check), spec.Backend(id=dead, address=dead, check=check))
-        c = control.Controller(dp, {"static": ListProvider(table(spec.Service(name="a", backends=backends)))})
+        c = Controller(dp, {"static": ListProvider(table(spec.Service(name="a", backends=backends)))})
         c.start()
         assert dp.backends[live]["health"] == "down" and dp.backends[dead]["health"] == "down"
         for _ in range(500):
@@ -441,7 +446,7 @@ def test_a_passing_check_brings_back_a_backend_passive_health_took_down() -> Non
         dp = FakeDataPlane()
         backends = (spec.Backend(id=live, address=live, check=check),)
         p = ListProvider(table(spec.Service(name="a", backends=backends)))
-        c = control.Controller(dp, {"static": p})
+        c = Controller(dp, {"static": p})
         c.start()
         await p.running.wait()
         assert dp.backends[live]["health"] == "up"
@@ -462,7 +467,7 @@ def test_a_publish_does_not_undo_a_passive_down() -> None:
     async def go() -> None:
         dp = FakeDataPlane()
         p = ListProvider(table(svc("a", "10.0.0.1:1")))
-        c = control.Controller(dp, {"static": p})
+        c = Controller(dp, {"static": p})
         c.start()
         await p.running.wait()
         p.on_state("10.0.0.1:1", "up")  # the provider says up once (Marathon's own health)
@@ -491,7 +496,7 @@ def test_disabled_apps_and_reconnects_are_logged_once(caplog: pytest.LogCaptureF
 
     async def go() -> None:
         p = Marathonish(table(svc("a", "10.0.0.1:1")))
-        c = control.Controller(FakeDataPlane(), {"marathon": p})
+        c = Controller(FakeDataPlane(), {"marathon": p})
         c.start()
         await p.running.wait()
         p.errors = {"/bad": "HAPROXY_0_PORT: 'x' is not a port"}

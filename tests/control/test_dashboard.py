@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from fastlb import admin, control
+from fastlb import stats
+from fastlb.controller import Controller
 
 from .fake_dataplane import FakeDataPlane
 from .test_control import ListProvider, listen, svc, table
@@ -33,20 +34,20 @@ def snapshots() -> list[dict[str, Any]]:
             svc("db", "10.0.0.3:5432"),
             listeners=(listen("127.0.0.1:8080", "web"), listen("127.0.0.1:5432", "db")),
         )
-        c = control.Controller(dp, {"static": ListProvider(t)})
+        c = Controller(dp, {"static": ListProvider(t)})
         c.start()
         dp.backends["10.0.0.1:80"].update(
             active=2, total=10, bytes_in=1000, bytes_out=5000, requests=10,
             responses={"1xx": 0, "2xx": 10, "3xx": 0, "4xx": 0, "5xx": 0, "other": 0},
         )
-        first = json.loads(json.dumps(admin.snapshot(c)))
+        first = json.loads(json.dumps(stats.snapshot(c)))
         c.set_state("10.0.0.2:80", "maint")
         c.on_backend_state("health")("10.0.0.3:5432", "down")
         dp.backends["10.0.0.1:80"].update(
             total=30, bytes_in=1000 + 40960, bytes_out=5000 + 81920, connect_errors=2, retries=1, requests=30,
             responses={"1xx": 0, "2xx": 25, "3xx": 0, "4xx": 2, "5xx": 3, "other": 0},
         )
-        second = json.loads(json.dumps(admin.snapshot(c)))
+        second = json.loads(json.dumps(stats.snapshot(c)))
         second["time"] = first["time"] + 2.0
         await c.drain()
         return [first, second]

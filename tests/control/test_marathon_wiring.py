@@ -8,10 +8,11 @@ import asyncio
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from fastlb import admin, control
+from fastlb import admin, server
 from fastlb._core import DataPlane
 from fastlb.emulator.backends import WhoAmI, reserve_port
 from fastlb.emulator.emulator import MarathonEmulator, app_definition
+from fastlb.marathon.args import MarathonArgs
 
 TIMEOUT = 20.0
 
@@ -43,8 +44,8 @@ async def _scenario(service_port: int, one, two) -> None:
     url = await emu.start()
     emu.add_app(app_definition("/svc", [service_port]))
     t1 = emu.add_task("/svc", [int(one.address.rsplit(":", 1)[1])])
-    args = control.MarathonArgs(urls=(url,), groups=("*",), bind_addr="127.0.0.1", http_port=0, appid_port=0)
-    c, _, _ = control.build(control.RunOptions(marathon=args, workers=1, drain_timeout=TIMEOUT), DataPlane)
+    args = MarathonArgs(urls=(url,), groups=("*",), bind_addr="127.0.0.1", http_port=0, appid_port=0)
+    c, _, _ = server.build(server.RunOptions(marathon=args, workers=1, drain_timeout=TIMEOUT), DataPlane)
     c.start()
     client = TestClient(TestServer(admin.make_app(c)))
     await client.start_server()

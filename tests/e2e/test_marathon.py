@@ -255,6 +255,31 @@ async def test_a_bad_label_disables_only_its_app(
         assert "BALANCE" in errors["/later"], errors
 
 
+
+async def test_a_udp_port_gets_no_listener_and_the_others_keep_their_index(
+    emu: TimedEmulator, servers: IdentServers, tmp_path: Path
+) -> None:
+    """portDefinitions protocols tcp, udp, "udp,tcp": the udp port is not listened on, the third is
+    served with its own index (HAPROXY_2_MODE applies to it, its backend id ends in #2), and the log
+    says which port was left out."""
+    ports = [free_port(), free_port(), free_port()]
+    app = app_definition("/mixed", ports, labels={"HAPROXY_GROUP": "external", "HAPROXY_2_MODE": "http"})
+    for definition, protocol in zip(app["portDefinitions"], ("tcp", "udp", "udp,tcp"), strict=True):
+        definition["protocol"] = protocol
+    emu.add_app(app)
+    first, udp, third = servers.start("first"), servers.start("udp"), servers.start("third")
+    task = emu.add_task("/mixed", [first.port, udp.port, third.port], task_id="mixed.one._app.1")
+    async with running_fastlb(["--marathon", emu.url], tmp_path / "fastlb.log") as lb:
+        await lb.wait_backends(lambda ids: ids == {task, task + "#2"}, "the tcp ports of /mixed")
+        assert await answers(ports[0], 2) == {"first"}
+        assert await answers(ports[2], 2) == {"third"}
+        with pytest.raises(OSError):
+            await arequest(ports[1])
+        services = {s["name"]: s["mode"] for s in (await lb.stats())["services"]}
+        assert services == {f"mixed_{ports[0]}": "tcp", f"mixed_{ports[2]}": "http"}
+        assert "port index 1 (udp): not served" in (tmp_path / "fastlb.log").read_text()
+    assert udp.accepted == 0
+
 async def test_static_services_and_marathon_apps_together(
     emu: TimedEmulator, servers: IdentServers, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastlb import spec
+from fastlb.marathon import tasks
 from fastlb.marathon.models import EVENT_TYPES
 from fastlb.marathon.state import NO_EFFECT, EventEffect, MarathonOptions, MarathonState
 
@@ -168,18 +169,35 @@ def test_lost_and_unreachable_are_kept(status: str) -> None:
     assert servers(state)[OLD1][1] == "ready"
 
 
-@pytest.mark.parametrize(
-    "status",
-    [
-        "TASK_FAILED",
-        "TASK_FINISHED",
-        "TASK_GONE",
-        "TASK_DROPPED",
-        "TASK_ERROR",
-        "TASK_GONE_BY_OPERATOR",
-        "TASK_UNKNOWN",
-    ],
-)
+# Mesos' TaskState enum (mesos.proto), every value once.
+MESOS_TASK_STATES = {
+    "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED",
+    "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_UNREACHABLE", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
+    "TASK_UNKNOWN",
+}
+
+
+def test_every_mesos_task_state_is_in_exactly_one_set() -> None:
+    sets = [tasks.STARTING_STATES, tasks.KEPT_STATES, tasks.DRAINING_STATES, tasks.TERMINAL_STATES]
+    assert sorted(s for group in sets for s in group) == sorted(MESOS_TASK_STATES)
+    assert tasks.EXCLUDED_STATES == tasks.STARTING_STATES | tasks.TERMINAL_STATES
+
+
+@pytest.mark.parametrize("status", sorted(MESOS_TASK_STATES))
+def test_a_snapshot_task_is_served_as_its_state_set_says(status: str) -> None:
+    """The build's filter reads the same sets: kept states serve, TASK_KILLING drains, the others
+    (starting, terminal) serve nothing."""
+    doc = marathon_json("v2_apps_embed_tasks_host")
+    for task in doc["apps"][0]["tasks"]:
+        if task["id"] == OLD1:
+            task["state"] = status
+    state = MarathonState(MarathonOptions(), HOSTS.get)
+    state.replace_all(json.dumps(doc).encode())
+    expected = "ready" if status in tasks.KEPT_STATES else "drain" if status in tasks.DRAINING_STATES else None
+    assert servers(state).get(OLD1, (None, None))[1] == expected
+
+
+@pytest.mark.parametrize("status", sorted(tasks.TERMINAL_STATES))
 def test_terminal_states_remove(status: str) -> None:
     state = web_state()
     data = json.loads(event("status_update_event"))

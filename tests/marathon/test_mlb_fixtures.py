@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from fastlb import spec
-from fastlb.marathon import build
+from fastlb.marathon import tasks
 from fastlb.marathon.models import decode_app
 from fastlb.marathon.state import MarathonOptions, MarathonState
 
@@ -395,9 +395,9 @@ def test_zdd_input_app_definition_alone_serves_nothing() -> None:
     bridge service port is 10000, and with no task there is no service (empty services vanish)."""
     payload = mlb_payload("repo-zdd-input-app-definition")
     app = decode_app(b'{"app": ' + payload + b"}")
-    mode = build.networking_mode(app)
+    mode = tasks.networking_mode(app)
     assert mode == "container/bridge"
-    assert build.declared_service_ports(app, mode) == [10000]
+    assert tasks.declared_service_ports(app, mode) == [10000]
     state = MarathonState(MarathonOptions(), {}.get)
     state.replace_all(b'{"apps": [' + payload + b"]}")
     assert state.table().services == ()

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import control, spec
-from fastlb.marathon import build
+from fastlb import spec
+from fastlb.marathon import build, incremental, tasks
 from fastlb.marathon.state import MarathonOptions, MarathonState
+from fastlb.merge import merge_tables
 
 from . import workloads
 
@@ -56,7 +57,7 @@ def test_bench_cluster_same_output_as_before() -> None:
 
 def _from_nothing(state: MarathonState) -> str:
     """The digest of a build that reuses nothing from the builds before it."""
-    state._memo = build.BuildMemo()
+    state._memo = incremental.BuildMemo()
     state._built = None
     return workloads.digest(state)
 
@@ -122,7 +123,7 @@ def test_merge_wildcard_clashes_name_the_first_holder() -> None:
             spec.Listener(address="0.0.0.0:81", kind="service", service="other"),
         ),
     )
-    merged, errors = control.merge_tables([("static", first), ("marathon", second)])
+    merged, errors = merge_tables([("static", first), ("marathon", second)])
     assert [x.address for x in merged.listeners] == ["10.0.0.1:80", "10.0.0.2:80", "[::1]:80", "0.0.0.0:81"]
     assert errors == [
         "marathon: listener 0.0.0.0:80 (service 'w4') skipped: 10.0.0.1:80 is already static's (service 'a')",
@@ -147,7 +148,7 @@ def _reference_ip(text: str) -> str | None:
     )
 )
 def test_ip_literal_agrees_with_ipaddress(text: str) -> None:
-    assert build._ip_literal(text) == _reference_ip(text)
+    assert tasks._ip_literal(text) == _reference_ip(text)
 
 
 @pytest.mark.parametrize(
@@ -155,4 +156,4 @@ def test_ip_literal_agrees_with_ipaddress(text: str) -> None:
              "\u0661.2.3.4", "::1", "FD00::1", "::ffff:1.2.3.4", "fe80::1%eth0", "", "host.example"]
 )
 def test_ip_literal_edge_cases(text: str) -> None:
-    assert build._ip_literal(text) == _reference_ip(text)
+    assert tasks._ip_literal(text) == _reference_ip(text)

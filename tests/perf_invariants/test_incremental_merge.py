@@ -1,5 +1,5 @@
-"""The controller's merge is kept up to date item by item (``control.TableMerger``) and gives what
-``control.merge_tables`` gives from scratch, errors included, after every change of every sequence:
+"""The controller's merge is kept up to date item by item (``TableMerger``) and gives what
+``merge_tables`` gives from scratch, errors included, after every change of every sequence:
 random tables drawn from small pools (so that names, backend ids and sockets clash, listeners are
 shared, point at missing services or do not parse, and unchanged items come back as the same
 objects), and the Marathon provider's tables after each event of the mixed workloads. Then the work
@@ -17,9 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import control, spec
-from fastlb.marathon import build
+from fastlb import merge, spec
+from fastlb.controller import Controller, backend_ids
+from fastlb.marathon import incremental
 from fastlb.marathon.state import MarathonOptions, MarathonState
+from fastlb.merge import TableMerger, merge_tables
 
 from . import workloads
 
@@ -129,15 +131,15 @@ def msgspec_replace(table: spec.RouteTable, **changes: object) -> spec.RouteTabl
     return msgspec.structs.replace(table, **changes)
 
 
-def _assert_same(merger: control.TableMerger, parts: list[tuple[str, spec.RouteTable]]) -> None:
+def _assert_same(merger: TableMerger, parts: list[tuple[str, spec.RouteTable]]) -> None:
     got, errors = merger.merge(parts)
-    want, want_errors = control.merge_tables(parts)
+    want, want_errors = merge_tables(parts)
     assert spec.encode(got) == spec.encode(want)
     assert got == want
     assert errors == want_errors
     ids = merger.backend_ids()
     if ids is not None:
-        assert set(ids) == control.backend_ids(got)
+        assert set(ids) == backend_ids(got)
     checked = merger.health_checked()
     if checked is not None:
         assert checked == any(b.check is not None for s in got.services for b in s.backends)
@@ -151,7 +153,7 @@ def test_random_sequences_merge_as_from_scratch(seed: int) -> None:
     names = ["static", "marathon", "third"]
     # Mostly names of their own per provider: clashes between them come now and then.
     tables = {name: _table(rng, pools, _NAMES[10 * n : 10 * n + 10]) for n, name in enumerate(names)}
-    merger = control.TableMerger()
+    merger = TableMerger()
     order = names[:2]
     for _ in range(30):
         roll = rng.random()
@@ -174,7 +176,7 @@ def test_random_sequences_merge_as_from_scratch(seed: int) -> None:
 def test_clean_tables_take_the_counted_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables that do not clash, even sharing a vhost listener, are merged without merge_tables."""
     whole = []
-    monkeypatch.setattr(control, "merge_tables", lambda parts: whole.append(1) or _real_merge(parts))
+    monkeypatch.setattr(merge, "merge_tables", lambda parts: whole.append(1) or _real_merge(parts))
     static = spec.RouteTable(
         services=(spec.Service(name="a", backends=(spec.Backend(id="a1", address="10.0.0.1:1"),)),),
         listeners=(spec.Listener(address="0.0.0.0:80", kind="vhost"),
@@ -189,7 +191,7 @@ def test_clean_tables_take_the_counted_path(monkeypatch: pytest.MonkeyPatch) -> 
                    *(spec.Listener(address=f"127.0.0.1:{1000 + n}", service=f"m{n}") for n in range(50))),
         http_routes=(spec.HttpRoute(host="m1.example", service="m1"),),
     )
-    merger = control.TableMerger()
+    merger = TableMerger()
     for n in range(10):
         s = services[n]
         marathon = msgspec_replace(
@@ -204,7 +206,7 @@ def test_clean_tables_take_the_counted_path(monkeypatch: pytest.MonkeyPatch) -> 
     assert whole == []
 
 
-_real_merge = control.merge_tables
+_real_merge = merge_tables
 
 
 # -- the Marathon provider's tables, event by event ---------------------------------------------
@@ -216,7 +218,7 @@ def test_marathon_events_merge_as_from_scratch(seed: int) -> None:
     for options in workloads.OPTION_SETS.values():
         state = MarathonState(options, workloads.resolver)
         state.replace_all(body)
-        merger = control.TableMerger()
+        merger = TableMerger()
         _assert_same(merger, [("static", workloads._STATIC), ("marathon", state.table())])
         for event_type, data in workloads.events_for(body, seed):
             state.apply_event(event_type, data)
@@ -265,12 +267,12 @@ def test_one_task_event_costs_one_app(apps: int, monkeypatch: pytest.MonkeyPatch
     services (the app's, before and after), runs no whole merge and encodes no table: the same
     work at 200 apps and at 2,000."""
     builds: list[str] = []
-    real_candidates = build._mlb_candidates
+    real_candidates = incremental._mlb_candidates
     monkeypatch.setattr(
-        build, "_mlb_candidates", lambda item, *a: builds.append(item.app.id) or real_candidates(item, *a)
+        incremental, "_mlb_candidates", lambda item, *a: builds.append(item.app.id) or real_candidates(item, *a)
     )
     whole: list[int] = []
-    monkeypatch.setattr(control, "merge_tables", lambda parts: whole.append(1) or _real_merge(parts))
+    monkeypatch.setattr(merge, "merge_tables", lambda parts: whole.append(1) or _real_merge(parts))
     encodes: list[int] = []
     real_encode = spec.encode
     monkeypatch.setattr(spec, "encode", lambda table: encodes.append(1) or real_encode(table))
@@ -279,7 +281,7 @@ def test_one_task_event_costs_one_app(apps: int, monkeypatch: pytest.MonkeyPatch
     state = MarathonState(options, lambda host: host)
     state.replace_all(workloads.bench_payload(apps, tasks=1))
     dataplane = _DataPlane()
-    controller = control.Controller(dataplane, {"marathon": None})  # type: ignore[arg-type,dict-item]
+    controller = Controller(dataplane, {"marathon": None})  # type: ignore[arg-type,dict-item]
     controller.tables["marathon"] = state.table()
     assert controller.publish()
     merger = controller._merger

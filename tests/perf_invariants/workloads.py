@@ -23,8 +23,9 @@ from pathlib import Path
 
 import msgspec
 
-from fastlb import control, spec
+from fastlb import spec
 from fastlb.marathon.state import MarathonOptions, MarathonState
+from fastlb.merge import merge_tables
 
 # Named "<folder>/<stem>" as golden.json names them: marathon-lb's test payloads, and Marathon's API
 # payloads that the package ships for the emulator (not the demo's own apps).
@@ -361,7 +362,7 @@ def digest(state: MarathonState) -> str:
     built = state._build()  # the backend ids per task and the answers the build used
     h.update(msgspec.json.encode([dict(built.backends_by_task), built.lookups], order="sorted"))
     # What the controller makes of it, next to a static table that claims some of its ports.
-    merged, errors = control.merge_tables([("static", _STATIC), ("marathon", built.table)])
+    merged, errors = merge_tables([("static", _STATIC), ("marathon", built.table)])
     h.update(spec.encode(merged))
     h.update(msgspec.json.encode(errors))
     return h.hexdigest()
