@@ -10,6 +10,8 @@ import http.client
 import select
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ import pytest
 from fastlb.emulator.backends import reserve_port
 from fastlb.emulator.http_backends import HttpBackend
 
-from .test_end_to_end import Fastlb, free_port, wait_for
+from .test_end_to_end import ROOT, Fastlb, free_port, get, wait_for
 
 DEADLINE = 20.0  # the --drain-timeout Fastlb runs with
 SOON = 8.0  # well before the deadline: what the drain must have done by then
@@ -99,6 +101,8 @@ class Client(threading.Thread):
             if resp.will_close:
                 conn.close()
                 conn = None
+        if conn is not None:
+            conn.close()
 
 
 @pytest.fixture
@@ -246,3 +250,55 @@ def test_a_listener_dropped_by_a_reload_drains_its_kept_alive_connections(tmp_pa
                 if lb.proc.poll() is None:
                     lb.proc.kill()
                 lb.proc.communicate(timeout=30)
+
+
+def test_a_hot_upgrade_hands_kept_alive_clients_over_without_losing_a_request(
+    tmp_path: Path, backend: HttpBackend
+) -> None:
+    with reserve_port() as listen:
+        port = int(listen.rsplit(":", 1)[1])
+        f = tmp_path / "lb.toml"
+        f.write_text(http_file(listen, backend.address))
+        sock = str(tmp_path / "upgrade.sock")
+        admin = free_port()
+        common = [sys.executable, "-m", "fastlb", "run", "--config", str(f), "--admin", f"127.0.0.1:{admin}",
+                  "--workers", "2", "--drain-timeout", str(DEADLINE)]
+        old = subprocess.Popen([*common, "--upgrade-socket", sock], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        new = None
+        clients = [Client(port, f"fast{i}") for i in range(4)]
+        clients += [Client(port, f"slow{i}", slow=True) for i in range(2)]
+        try:
+            wait_for(lambda: get(admin, "/_health")[0] == 200, "the old process to serve")
+            idle = _idle(port)
+            for c in clients:
+                c.start()
+            wait_for(lambda: backend.in_flight == 2 and all(c.answers for c in clients[:4]), "every client under way")
+            new = subprocess.Popen([*common, "--takeover", sock], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+            handed = time.monotonic()
+            assert _eof_within(idle, SOON + 10)  # the old process closes its idle connection once it drains
+            idle.close()
+            assert old.wait(timeout=SOON + 10) == 0  # once its slow requests are answered
+            drained = time.monotonic()
+            wait_for(lambda: all(c.answers and c.answers[-1][0] > drained for c in clients), "the new process to serve")
+        finally:
+            for c in clients:
+                c.stop_at = time.monotonic()
+            for c in clients:
+                c.join(SOON)
+            for p in (old, new):
+                if p is not None and p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    try:
+                        p.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+
+    assert [u for c in clients for u in c.unanswered] == []
+    answered = {path for c in clients for _, path, _, _ in c.answers}
+    assert {path for c in clients for path, _ in c.cut} <= answered  # sent again to the new process
+    seen = {path for _, path in backend.requests if path.startswith(("/fast", "/slow"))}
+    assert seen <= answered, seen - answered
+    assert drained - handed < DEADLINE / 2, "the old process waited for the drain deadline"
