@@ -184,7 +184,7 @@ def marathon_urls(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from fastlb.marathon.args import MarathonArgs  # noqa: PLC0415
+    from fastlb.marathon.args import MarathonArgs, framework_name_from  # noqa: PLC0415
 
     urls = marathon_urls(args.marathon)
     if not urls:
@@ -220,6 +220,7 @@ def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         appid_port=args.appid_port,
         dont_bind_http_https=args.dont_bind_http_https,
         max_backoff=args.max_backoff,
+        framework_name=framework_name_from(os.environ),
     )
 
 
