@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from fastlb import accesslog, config, limits, logs
+from fastlb import accesslog, config, limits, logs, sdnotify
 from fastlb.controller import Controller
 from fastlb.marathon.args import MarathonArgs, marathon_provider
 from fastlb.provider import Provider
@@ -199,8 +199,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, controller.request_stop)
     # SIGHUP, and SIGUSR1 as marathon-lb (its "reload"): reopen the access log, re-read, resync
+    notifier = sdnotify.Notifier.from_environ()
     for sig in (signal.SIGHUP, signal.SIGUSR1):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(controller.resync()))
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(_reload(controller, notifier)))
     server = None
     if upgrade_socket is not None:
         server = upgrade.UpgradeServer(upgrade_socket, controller.dataplane.listener_fds, controller.request_stop)
@@ -213,7 +214,13 @@ async def serve(
         logging.INFO, logs.SERVING, pid=os.getpid(), admin=admin_address, generation=controller.dataplane.generation,
         providers=",".join(controller.providers),
     )
+    notifying = None
+    if notifier is not None:
+        notifying = asyncio.create_task(_notify(controller, notifier, takeover is not None), name="notify")
     await controller.wait_stop_requested()
+    if notifier is not None and notifying is not None:
+        notifying.cancel()
+        notifier.stopping(f"draining, {controller.dataplane.active_connections()} connections open")
     loop.remove_signal_handler(signal.SIGHUP)
     loop.remove_signal_handler(signal.SIGUSR1)
     if server is not None:
@@ -222,7 +229,38 @@ async def serve(
             await runner.cleanup()  # the new process takes the admin address over
     await controller.drain()
     await runner.cleanup()
+    if notifier is not None:
+        notifier.close()
     return 0
+
+
+def _status(controller: Controller) -> str:
+    raw = controller.dataplane.stats()
+    return sdnotify.status_line(int(raw.get("generation", 0)), int(raw.get("active", 0)), int(raw.get("total", 0)))
+
+
+async def _notify(controller: Controller, notifier: sdnotify.Notifier, took_over: bool) -> None:
+    """The service manager's view: READY=1 once the first table serves (with MAINPID= after a hot
+    upgrade, so that it follows this process), then STATUS= and WATCHDOG=1 every interval."""
+    while controller.serving is None:
+        await asyncio.sleep(0.05)
+    notifier.ready(_status(controller), mainpid=os.getpid() if took_over else None)
+    while True:
+        await asyncio.sleep(notifier.interval)
+        notifier.status(_status(controller))
+        if notifier.watchdog_s:
+            notifier.watchdog()
+
+
+async def _reload(controller: Controller, notifier: sdnotify.Notifier | None) -> None:
+    """SIGHUP and SIGUSR1: the resync, inside RELOADING=1 ... READY=1 for the service manager."""
+    if notifier is not None:
+        notifier.reloading()
+    try:
+        await controller.resync()
+    finally:
+        if notifier is not None and controller.serving is not None:  # else _notify says READY=1 later
+            notifier.ready(_status(controller))
 
 
 def run(options: RunOptions) -> int:
