@@ -126,6 +126,11 @@ def parser() -> argparse.ArgumentParser:
         "--drain-timeout", type=float, default=30.0, metavar="SECONDS",
         help="SIGTERM: longest wait for open connections",
     )
+    e.add_argument(
+        "--drain-delay", type=float, default=0.0, metavar="SECONDS",
+        help="SIGTERM: /_health answers 503 at once, listeners close SECONDS later (health checks withdraw "
+        "the node first), then connections drain (default 0)",
+    )
     _log_options(e, "info")
     e.add_argument("--longhelp", action="help", help="the same as --help (marathon-lb's flag; docs/config.md)")
     e.add_argument(
@@ -319,6 +324,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--workers: N must be within 1..1024")
     if args.drain_timeout < 0:
         raise UsageError("--drain-timeout: SECONDS must not be negative")
+    if not 0 <= args.drain_delay <= 3600:
+        raise UsageError("--drain-delay: SECONDS must be within 0..3600")
     if args.access_log is not None and not args.access_log.strip():
         raise UsageError("--access-log: give a file, or - for stdout")
     options = server.RunOptions(
@@ -332,6 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         takeover=args.takeover,
         cookie_secret_file=args.cookie_secret_file,
         access_log=args.access_log,
+        drain_delay=args.drain_delay,
     )
     limits.raise_nofile()
     return server.run(options)

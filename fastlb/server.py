@@ -35,6 +35,7 @@ class RunOptions(msgspec.Struct, frozen=True):
     takeover: str | None = None  # take the listening sockets over from the fastlb serving here
     cookie_secret_file: str | None = None  # keys sticky cookie values; else $FASTLB_COOKIE_SECRET, else fixed
     access_log: str | None = None  # a file (appended to) or "-" (stdout); None: the file's [log] access, else off
+    drain_delay: float = 0.0  # SIGTERM: /_health 503 this long before the listeners close
 
 
 DEFAULT_ADMIN = "127.0.0.1:9090"
@@ -158,7 +159,7 @@ def _access_log(options: RunOptions, static: StaticProvider | None) -> accesslog
 
 async def serve(
     controller: Controller, admin_address: str, token: str | None, *, takeover: Any = None,
-    upgrade_socket: str | None = None,
+    upgrade_socket: str | None = None, drain_delay: float = 0.0,
 ) -> int:
     """Runs until SIGTERM/SIGINT (or until a new fastlb has taken the listeners over), then drains.
     Returns the exit status. <takeover>: a fastlb.upgrade.Takeover whose sockets the data plane was
@@ -227,11 +228,33 @@ async def serve(
         await server.close()
         if server.handed_over:
             await runner.cleanup()  # the new process takes the admin address over
+    if server is None or not server.handed_over:  # else the new process holds the listeners: nothing to withdraw
+        await _withdraw(controller, drain_delay)
     await controller.drain()
     await runner.cleanup()
     if notifier is not None:
         notifier.close()
     return 0
+
+
+async def _withdraw(controller: Controller, delay: float) -> None:
+    """--drain-delay: /_health answers 503 at once, so that health checks (Marathon's, an ECMP router's
+    BGP speaker) take the node out, while the listeners still accept for <delay> seconds; then the
+    drain starts. Another SIGTERM or SIGINT ends the wait."""
+    if delay <= 0:
+        return
+    controller.draining = True
+    logs.event(logging.INFO, logs.WITHDRAWING, health=503, listeners_close_in_s=delay)
+    loop = asyncio.get_running_loop()
+    again = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, again.set)
+    try:
+        await asyncio.wait_for(again.wait(), delay)
+    except TimeoutError:
+        pass
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, controller.request_stop)
 
 
 def _status(controller: Controller) -> str:
@@ -286,7 +309,9 @@ def run(options: RunOptions) -> int:
             for fd in fds:
                 os.close(fd)
         return 1
-    main = serve(*controller_args, takeover=takeover, upgrade_socket=options.upgrade_socket)
+    main = serve(
+        *controller_args, takeover=takeover, upgrade_socket=options.upgrade_socket, drain_delay=options.drain_delay
+    )
     try:
         import uvloop  # noqa: PLC0415
     except ImportError:

@@ -53,6 +53,8 @@ def test_the_definition_is_what_a_public_agent_fleet_needs() -> None:
     args = app["args"]
     assert args[args.index("--group") + 1] == "external"
     assert args[args.index("--admin") + 1] == "0.0.0.0:9090"
+    # health checks see 503 for longer than they take to withdraw the task before its listeners close
+    assert float(args[args.index("--drain-delay") + 1]) > check["intervalSeconds"] * check["maxConsecutiveFailures"]
 
 
 async def _routes_cli(url: str, env: dict[str, str]) -> dict[str, Any]:
