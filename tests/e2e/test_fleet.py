@@ -87,6 +87,8 @@ async def test_two_instances_agree_on_the_table_and_on_each_clients_task(
             for balance, port in ports.items():
                 pa = await picks("127.0.0.1", port, balance)
                 pb = await picks("127.0.0.2", port, balance)
+                print(f"{balance}, {want} tasks: through 127.0.0.1 {sorted(pa.items())}")
+                print(f"{balance}, {want} tasks: through 127.0.0.2 {sorted(pb.items())}")
                 assert pa == pb, balance
                 # the clients are spread (the test would pass with one task otherwise)
                 assert len(set(pa.values())) >= 3, (balance, pa)
