@@ -86,6 +86,7 @@ struct flb_h1conn {
     uint8_t counted;               /* the request is counted on its backend */
     uint8_t no_pool;               /* a pooled connection failed this request: open fresh ones */
     uint8_t head_started;          /* bytes of the next head have arrived (its timeout is running) */
+    uint8_t handshaking;           /* the client side's TLS handshake is under way (its timeout is running) */
     uint8_t req_minor;             /* HTTP/1.<minor> of the request */
     uint8_t ntried;
     uint8_t req_framing, resp_framing; /* enum flb_http1_framing */

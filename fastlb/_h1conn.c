@@ -659,9 +659,9 @@ static int redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb
     size_t hlen = req->host != NULL ? req->host_len : 0;
     const char *path;
     size_t plen;
-    struct iovec loc[4];
+    struct iovec loc[5];
 
-    /* https://<host without its port><target as it came (origin-form), or its path and query> */
+    /* https://<host without its port>[:<https port>]<target as it came (origin-form), or its path and query> */
     for (size_t i = hlen; i > 0; i--) {
         if (host[i - 1] == ':') {
             hlen = i - 1;
@@ -672,12 +672,17 @@ static int redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb
     }
     flb_vhost_path(req->target, req->target_len, &path, &plen);
     plen = req->target_len - (size_t)(path - req->target); /* keep the query */
+    /* the https listener's port, unless it is https' own */
+    uint16_t port = h->rtable->l7->https_port;
+    char pt[8] = "";
+    int ptlen = port != 0 && port != 443 ? snprintf(pt, sizeof(pt), ":%u", (unsigned)port) : 0;
     loc[0] = (struct iovec){(void *)"Location: https://", 18};
     loc[1] = (struct iovec){(void *)host, hlen};
-    loc[2] = (struct iovec){(void *)(plen > 0 ? path : "/"), plen > 0 ? plen : 1};
-    loc[3] = (struct iovec){(void *)"\r\n", 2};
+    loc[2] = (struct iovec){pt, (size_t)ptlen};
+    loc[3] = (struct iovec){(void *)(plen > 0 ? path : "/"), plen > 0 ? plen : 1};
+    loc[4] = (struct iovec){(void *)"\r\n", 2};
     /* the answer is written into obuf, which the request head does not use */
-    return reply(w, h, f != NULL && f->https_code != 0 ? f->https_code : 301, loc, 4);
+    return reply(w, h, f != NULL && f->https_code != 0 ? f->https_code : 301, loc, 5);
 }
 
 static int unauthorized(struct flb_worker *w, struct flb_h1conn *h)
@@ -877,7 +882,10 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
         snprintf(port, sizeof(port), "X-Forwarded-Port: %u\r\n", (unsigned)h->ll->port);
     int k = snprintf(h->rq->edit_req + n, sizeof(h->rq->edit_req) - n, "%s%s%s%s%s",
                      xff == NULL ? "X-Forwarded-For: " : "", xff == NULL ? ip : "", xff == NULL ? "\r\n" : "",
-                     front != NULL && front->req.xfp ? "" : "X-Forwarded-Proto: http\r\n", port);
+                     front != NULL && front->req.xfp ? ""
+                     : request_tls(h)                ? "X-Forwarded-Proto: https\r\n"
+                                                     : "X-Forwarded-Proto: http\r\n",
+                     port);
     /* before the head's final CRLF */
     return flb_h1edit_add(ed, req->head_len - 2, 0, h->rq->edit_req + n, (uint32_t)k);
 }
@@ -919,6 +927,11 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     h->ifwd = (uint32_t)req->head_len;
     h->req_bytes = req->head_len;
     h->resp = FLB_H1_RESP_HEAD;
+    /* a TLS connection carries requests for the names of the certificate it was set up with */
+    if (req->host != NULL && !h->cx.ops->authority(&h->cx, req->host, req->host_len)) {
+        COUNT(h->rl->l->refused, 1);
+        return reply(w, h, 421, NULL, 0);
+    }
     si = route(h, t, rl, ll, req);
     if (si < 0 || (uint32_t)si >= t->nsvc) {
         COUNT(h->rl->l->refused, 1);
@@ -934,7 +947,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         return reply(w, h, 501, NULL, 0);
     if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer, req))
         return reply(w, h, 403, NULL, 0);
-    if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST)
+    if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST && !request_tls(h))
         return redirect(w, h, req);
     if (h->hs->front != NULL && h->hs->front->has_re && (n = regex_redirect(w, h, req)) != 0)
         return n;
@@ -1402,6 +1415,11 @@ static int client_read(struct flb_worker *w, struct flb_h1conn *h)
     }
     room = FLB_H1_BUF - h->ilen;
     n = flb_xprt_recv(&h->cx, h->ibuf + h->ilen, room);
+    if (h->handshaking && h->cx.ready) {
+        /* the first request's head timeout runs from the handshake's end */
+        h->handshaking = 0;
+        arm(w, h, h->ll->request_ms);
+    }
     if (n > 0) {
         if (h->phase != FLB_H1_LINGER)
             h->ilen += (uint32_t)n;
@@ -1568,7 +1586,13 @@ void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int f
     lw->conns = h;
     h->phase = FLB_H1_HEAD;
     h->head_started = 1; /* the first request's head timeout runs from accept */
-    arm(w, h, h->ll->request_ms);
+    if (flb_xprt_accept(&h->cx, fd, h->ll->tls, w->id, &rl->l->tls) != FLB_OK) {
+        COUNT(rl->l->refused, 1);
+        flb_h1conn_close(w, h);
+        return;
+    }
+    h->handshaking = !h->cx.ready;
+    arm(w, h, h->handshaking ? h->ll->handshake_ms : h->ll->request_ms);
     advance(w, h);
 }
 
@@ -1603,6 +1627,8 @@ void flb_h1conn_timeout(struct flb_worker *w, struct flb_h1conn *h)
 
     switch (h->phase) {
     case FLB_H1_HEAD:
+        if (h->handshaking)
+            h->cx.ops->timeout(&h->cx); /* counted as a failed handshake */
         if (h->ilen == 0) {
             flb_h1conn_close(w, h); /* idle between requests, or never spoke */
             return;

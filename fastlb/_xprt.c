@@ -1,8 +1,11 @@
-/* _xprt.c: the plain transport: the socket's own recv and sendmsg (see _xprt.h). */
+/* _xprt.c: the plain transport, the socket's own recv and sendmsg, and the choice of a side's transport
+ * at accept (see _xprt.h). */
 #define _GNU_SOURCE
 #include "_api.h"
 
 #include "_xprt.h"
+
+#include "_tls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -72,9 +75,8 @@ const struct flb_xprt_ops flb_xprt_plain_ops = {
 
 int flb_xprt_accept(struct flb_xprt *x, int fd, void *tls, uint32_t worker, void *counters)
 {
-    (void)tls;
-    (void)worker;
-    (void)counters;
     flb_xprt_plain(x, fd);
-    return FLB_OK;
+    if (tls == NULL)
+        return FLB_OK;
+    return flb_tls_accept(x, tls, worker, counters);
 }
