@@ -3,7 +3,7 @@ PYTHON ?= python3
 PYTEST ?= $(PYTHON) -m pytest
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 # The C-facing suites: every C entry point is reached through them.
-C_SUITES = $(wildcard tests/engine tests/balance tests/http1 tests/l7)
+C_SUITES = $(wildcard tests/engine tests/balance tests/http1 tests/l7 tests/tls)
 
 .PHONY: help deps build debug test test-all asan fuzz fuzz-replay bench lint fmt check clean
 

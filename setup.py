@@ -41,8 +41,9 @@ ext = Extension(
     include_dirs=["fastlb"],
     extra_compile_args=cflags,
     extra_link_args=ldflags,
-    # HTTP basic auth (fastlb/_h1auth.c): crypt_rn(3), and libcrypto's MD5 and SHA-1 for htpasswd's $apr1$, {SHA}
-    libraries=["crypt", "crypto"],
+    # HTTP basic auth (fastlb/_h1auth.c): crypt_rn(3), and libcrypto's MD5 and SHA-1 for htpasswd's $apr1$, {SHA};
+    # TLS termination (fastlb/_tls.c): libssl
+    libraries=["crypt", "ssl", "crypto"],
     depends=sorted(glob.glob("fastlb/_*.h") + glob.glob("fastlb/*.pxi") + glob.glob("fastlb/includes/*.pxd")),
 )
 

@@ -26,6 +26,7 @@
 #include "_queue.h"
 #include "_route.h"
 #include "_splice.h"
+#include "_xprt.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -170,7 +171,12 @@ static void connect_failed(struct flb_worker *w, struct flb_conn *c)
 static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, int src, int dst, int to_server)
 {
     size_t moved = 0;
-    int rc = flb_pump_run(u, &w->pool, src, dst, PUMP_ROUNDS, &moved);
+    struct flb_xprt xs, xd; /* tcp mode's sides are plain sockets */
+    int rc;
+
+    flb_xprt_plain(&xs, src);
+    flb_xprt_plain(&xd, dst);
+    rc = flb_pump_run(u, &w->pool, &xs, &xd, PUMP_ROUNDS, &moved);
 
     if (moved > 0) {
         struct flb_backend *b = conn_backend(c);

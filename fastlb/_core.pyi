@@ -5,6 +5,7 @@ from typing import Any
 from fastlb.spec import RouteTable
 
 DEFAULT_COOKIE_KEY: bytes  # the sticky cookie key when none is given: the same in every fastlb
+TLS_FAILURES: tuple[str, ...]  # why TLS handshakes failed, as stats() names them
 
 class DataPlane:
     """N worker threads, each an epoll loop with its own SO_REUSEPORT copy of every listener.
@@ -49,6 +50,10 @@ class DataPlane:
     def backend_health(self, backend_id: str) -> bool | None:
         """True (up), False (down, by an active or a passive check), None: no table names it."""
     def set_backend_weight(self, backend_id: str, weight: int) -> bool: ...
+    def set_certificates(self, certs: list[tuple[bytes, tuple[str, ...]]], handshake_ms: int = 10000) -> None:
+        """The certificates the TLS listeners of the next publish serve, the first the default; each PEM
+        holds a certificate, its chain and its key; no names: it serves every name. ValueError for one
+        that cannot be used (nothing changes)."""
     def stats(self) -> dict[str, Any]:
         """A snapshot of the C counters, read without pausing the workers:
         {"generation", "swaps", "active", "total",

@@ -19,6 +19,7 @@ from libc.string cimport memcpy, memset, strdup
 from fastlb.includes.caddr cimport (FLB_ADDR_TEXT, flb_addr_format, flb_addr_parse, sockaddr,
                                     sockaddr_storage, socklen_t)
 from fastlb.includes.capi cimport FLB_ERR, FLB_OK, flb_live
+from fastlb.includes.ctls cimport flb_tls_live
 from fastlb.includes.cbackend cimport (FLB_ADMIN_DRAIN, FLB_ADMIN_MAINT, FLB_ADMIN_READY, FLB_HEALTH_DOWN,
                                        FLB_HEALTH_UP, flb_backend, flb_backend_find, flb_backend_get)
 from fastlb.includes.cdrain cimport flb_drains, flb_drains_free, flb_drains_new, flb_drains_sort, flb_now_ms
@@ -45,6 +46,7 @@ def live_counts():
         "tables": flb_live.tables,
         "backends": flb_live.backends,
         "listeners": flb_live.listeners,
+        "tls": flb_tls_live,
     }
 
 
@@ -255,6 +257,8 @@ cdef class _Plan:
         for lst in table.listeners:
             if lst.kind not in ("service", "vhost", "appid"):
                 raise ValueError(f"listener {lst.address!r}: unknown kind {lst.kind!r}")
+            if lst.tls and lst.kind != "vhost":
+                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost listeners only (so far)")
             _parse(lst.address, &sa, &length, "listener")
             if lst.address in seen_addresses:
                 raise ValueError(f"listener {lst.address!r} is defined twice")
@@ -281,6 +285,7 @@ cdef class DataPlane:
     cdef dict checked  # id(spec.Service) -> _Svc of the last publish (see _Svc)
     cdef dict inherited # address -> [listening fd] handed over by a running fastlb (hot upgrade)
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
+    cdef object certs  # _Certs the TLS listeners of the next publish serve (_tls.pxi), or None
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
                   buffer_size=16384, splice_threshold=65536, pool_max=10000, pool_idle_ms=5000,
@@ -630,6 +635,13 @@ cdef class DataPlane:
         b.weight = weight
         return True
 
+    def set_certificates(self, certs, handshake_ms=10000):
+        """The certificates the TLS listeners of the next publish serve: [(PEM bytes, host names)], the
+        first the default one (a certificate with no names serves every name). Each PEM holds a
+        certificate, its chain and its key. <handshake_ms>: a handshake not over in this long is
+        dropped. Raises ValueError (nothing changes) for a certificate that cannot be used."""
+        self.certs = _tls_build(self.nworkers, certs, handshake_ms)
+
     def stats(self):
         """A snapshot of the C counters, read without pausing the workers."""
         cdef flb_table *t = flb_engine_table(self.e)
@@ -657,6 +669,8 @@ cdef class DataPlane:
                 out["listeners"][l.address.decode()] = {
                     "active": l.active, "total": l.total, "refused": l.refused,
                 }
+                if flb_l7_table_of(t) != NULL and flb_l7_table_of(t).lst[i].tls != NULL:
+                    out["listeners"][l.address.decode()]["tls"] = _tls_counters(l)
             for i in range(t.nsvc):
                 s = &t.svc[i]
                 name = s.name.decode()
@@ -724,6 +738,7 @@ cdef class DataPlane:
         with nogil:
             flb_engine_stop(self.e)
         self._close_inherited()
+        self.certs = None  # the tables are freed: the certificates go with them
         self.stopped = True
 
     def listener_fds(self):
@@ -755,3 +770,4 @@ cdef flb_listener *_listener_new(str address, uint32_t nworkers) except NULL:
 include "_balance.pxi"
 include "_http1.pxi"
 include "_l7.pxi"
+include "_tls.pxi"

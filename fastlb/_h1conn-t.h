@@ -7,6 +7,7 @@
 #include "_l7-t.h"
 #include "_queue-t.h"
 #include "_splice-t.h"
+#include "_xprt-t.h"
 
 #include <sys/uio.h>
 
@@ -64,6 +65,8 @@ struct flb_h1conn {
     struct flb_evsrc csrc;         /* FLB_EV_H1_CLIENT */
     int cfd, sfd;                  /* -1 when closed; sfd is srv's */
     struct flb_h1srv *srv;         /* the backend connection, NULL when none */
+    struct flb_xprt cx;            /* the client side's transport (plain or TLS) */
+    struct flb_xprt sx;            /* the backend side's: a plain socket, set from sfd as used */
     uint32_t cwant;                /* epoll interest registered for cfd */
     /* Readiness as epoll last reported it: set by an event, cleared by a read that came back short
      * or empty. A socket is read only when it may hold bytes, so a round of work costs no recv that
@@ -83,6 +86,7 @@ struct flb_h1conn {
     uint8_t counted;               /* the request is counted on its backend */
     uint8_t no_pool;               /* a pooled connection failed this request: open fresh ones */
     uint8_t head_started;          /* bytes of the next head have arrived (its timeout is running) */
+    uint8_t handshaking;           /* the client side's TLS handshake is under way (its timeout is running) */
     uint8_t req_minor;             /* HTTP/1.<minor> of the request */
     uint8_t ntried;
     uint8_t req_framing, resp_framing; /* enum flb_http1_framing */

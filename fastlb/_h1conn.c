@@ -35,6 +35,7 @@
 #include "_route.h"
 #include "_splice.h"
 #include "_vhost.h"
+#include "_xprt.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,12 +63,18 @@
 
 static const char STS[] = "Strict-Transport-Security: max-age=15768000\r\n";
 
-/* Whether the connection's requests came over TLS. fastlb has no TLS listener yet: every request
- * came in plain. A TLS listener answers here (it decides the STS header of _h1front.h). */
+/* Whether the connection's requests came over TLS (it decides the STS header of _h1front.h and
+ * X-Forwarded-Proto). */
 static int request_tls(const struct flb_h1conn *h)
 {
-    (void)h;
-    return 0;
+    return h->cx.ops->secure;
+}
+
+/* The backend side's transport: a plain socket (fastlb does not speak TLS to backends yet). */
+static struct flb_xprt *server_side(struct flb_h1conn *h)
+{
+    flb_xprt_plain(&h->sx, h->sfd);
+    return &h->sx;
 }
 
 static struct flb_backend *backend(const struct flb_h1conn *h)
@@ -177,19 +184,13 @@ static int queue(struct flb_h1out *o, const void *p, size_t len)
     return FLB_OK;
 }
 
-/* Sends what <o> holds. FLB_OK once empty, FLB_AGAIN when <fd> is full, FLB_ERR with errno. */
-static int out_send(int fd, struct flb_h1out *o, size_t *moved)
+/* Sends what <o> holds. FLB_OK once empty, FLB_AGAIN when <x> is full, FLB_ERR with errno. */
+static int out_send(struct flb_xprt *x, struct flb_h1out *o, size_t *moved)
 {
     while (o->i < o->n) {
-        struct msghdr m = {.msg_iov = o->iov + o->i, .msg_iovlen = o->n - o->i};
-        if (m.msg_iovlen > IOV_MAX)
-            m.msg_iovlen = IOV_MAX;
-        ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
-        }
+        ssize_t n = flb_xprt_sendv(x, o->iov + o->i, (int)(o->n - o->i), 0);
+        if (n < 0)
+            return (int)n;
         *moved += (size_t)n;
         while (n > 0) {
             struct iovec *v = &o->iov[o->i];
@@ -268,6 +269,7 @@ static int update_interest(struct flb_worker *w, struct flb_h1conn *h)
     /* as a pooled connection is polled: handing it over then changes nothing */
     if (sw & EPOLLIN)
         sw |= FLB_H1SRV_READ;
+    cw = flb_xprt_interest(&h->cx, cw);
     if (flb_evloop_want(w->epfd, h->cfd, &h->csrc, &h->cwant, cw) != FLB_OK)
         return FLB_ERR;
     if (h->srv != NULL && flb_evloop_want(w->epfd, h->sfd, &h->srv->src, &h->srv->want, sw) != FLB_OK)
@@ -658,9 +660,9 @@ static int redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb
     size_t hlen = req->host != NULL ? req->host_len : 0;
     const char *path;
     size_t plen;
-    struct iovec loc[4];
+    struct iovec loc[5];
 
-    /* https://<host without its port><target as it came (origin-form), or its path and query> */
+    /* https://<host without its port>[:<https port>]<target as it came (origin-form), or its path and query> */
     for (size_t i = hlen; i > 0; i--) {
         if (host[i - 1] == ':') {
             hlen = i - 1;
@@ -671,12 +673,17 @@ static int redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb
     }
     flb_vhost_path(req->target, req->target_len, &path, &plen);
     plen = req->target_len - (size_t)(path - req->target); /* keep the query */
+    /* the https listener's port, unless it is https' own */
+    uint16_t port = h->rtable->l7->https_port;
+    char pt[8] = "";
+    int ptlen = port != 0 && port != 443 ? snprintf(pt, sizeof(pt), ":%u", (unsigned)port) : 0;
     loc[0] = (struct iovec){(void *)"Location: https://", 18};
     loc[1] = (struct iovec){(void *)host, hlen};
-    loc[2] = (struct iovec){(void *)(plen > 0 ? path : "/"), plen > 0 ? plen : 1};
-    loc[3] = (struct iovec){(void *)"\r\n", 2};
+    loc[2] = (struct iovec){pt, (size_t)ptlen};
+    loc[3] = (struct iovec){(void *)(plen > 0 ? path : "/"), plen > 0 ? plen : 1};
+    loc[4] = (struct iovec){(void *)"\r\n", 2};
     /* the answer is written into obuf, which the request head does not use */
-    return reply(w, h, f != NULL && f->https_code != 0 ? f->https_code : 301, loc, 4);
+    return reply(w, h, f != NULL && f->https_code != 0 ? f->https_code : 301, loc, 5);
 }
 
 static int unauthorized(struct flb_worker *w, struct flb_h1conn *h)
@@ -876,7 +883,10 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
         snprintf(port, sizeof(port), "X-Forwarded-Port: %u\r\n", (unsigned)h->ll->port);
     int k = snprintf(h->rq->edit_req + n, sizeof(h->rq->edit_req) - n, "%s%s%s%s%s",
                      xff == NULL ? "X-Forwarded-For: " : "", xff == NULL ? ip : "", xff == NULL ? "\r\n" : "",
-                     front != NULL && front->req.xfp ? "" : "X-Forwarded-Proto: http\r\n", port);
+                     front != NULL && front->req.xfp ? ""
+                     : request_tls(h)                ? "X-Forwarded-Proto: https\r\n"
+                                                     : "X-Forwarded-Proto: http\r\n",
+                     port);
     /* before the head's final CRLF */
     return flb_h1edit_add(ed, req->head_len - 2, 0, h->rq->edit_req + n, (uint32_t)k);
 }
@@ -918,6 +928,11 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     h->ifwd = (uint32_t)req->head_len;
     h->req_bytes = req->head_len;
     h->resp = FLB_H1_RESP_HEAD;
+    /* a TLS connection carries requests for the names of the certificate it was set up with */
+    if (req->host != NULL && !h->cx.ops->authority(&h->cx, req->host, req->host_len)) {
+        COUNT(h->rl->l->refused, 1);
+        return reply(w, h, 421, NULL, 0);
+    }
     si = route(h, t, rl, ll, req);
     if (si < 0 || (uint32_t)si >= t->nsvc) {
         COUNT(h->rl->l->refused, 1);
@@ -933,7 +948,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
         return reply(w, h, 501, NULL, 0);
     if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer, req))
         return reply(w, h, 403, NULL, 0);
-    if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST)
+    if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST && !request_tls(h))
         return redirect(w, h, req);
     if (h->hs->front != NULL && h->hs->front->has_re && (n = regex_redirect(w, h, req)) != 0)
         return n;
@@ -1232,7 +1247,7 @@ static int server_read(struct flb_worker *w, struct flb_h1conn *h)
 
     if (!h->srd || !want_server_input(h) || h->sfd == -1)
         return 0;
-    n = recv(h->sfd, h->obuf + h->olen, room, 0);
+    n = flb_xprt_recv(server_side(h), h->obuf + h->olen, room);
     if (n > 0) {
         h->olen += (uint32_t)n;
         h->srd = (size_t)n == room;
@@ -1241,8 +1256,8 @@ static int server_read(struct flb_worker *w, struct flb_h1conn *h)
         COUNT(h->svc->c->bytes_in, (uint64_t)n);
         return 1;
     }
-    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        h->srd = errno == EINTR;
+    if (n == FLB_AGAIN) {
+        h->srd = 0;
         return 0;
     }
     if (h->resp == FLB_H1_RESP_HEAD)
@@ -1266,7 +1281,7 @@ static int up_send(struct flb_worker *w, struct flb_h1conn *h)
 
     if (h->sfd == -1 || h->connecting || !pending(&h->rq->up))
         return 0;
-    r = out_send(h->sfd, &h->rq->up, &moved);
+    r = out_send(server_side(h), &h->rq->up, &moved);
     if (moved > 0) {
         touch(w, h);
         COUNT(backend(h)->c.bytes_out, moved);
@@ -1290,7 +1305,7 @@ static int down_send(struct flb_worker *w, struct flb_h1conn *h)
 
     if (!pending(&h->rq->down))
         return 0;
-    r = out_send(h->cfd, &h->rq->down, &moved);
+    r = out_send(&h->cx, &h->rq->down, &moved);
     if (moved > 0) {
         h->resp_bytes += moved;
         if (h->phase == FLB_H1_FORWARD)
@@ -1304,7 +1319,7 @@ static int down_send(struct flb_worker *w, struct flb_h1conn *h)
         return moved > 0;
     if (h->phase == FLB_H1_REPLY) {
         /* answered: stop sending, read what the client still has in flight, then close */
-        shutdown(h->cfd, SHUT_WR);
+        flb_xprt_shutw(&h->cx);
         h->phase = FLB_H1_LINGER;
         h->ilen = 0;
         arm(w, h, FLB_H1_LINGER_MS);
@@ -1376,8 +1391,8 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
 /* --- the tunnel ---------------------------------------------------------------------------------- */
 
 /* One direction: first what was queued before the tunnel began, then the pump. */
-static int tunnel_dir(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1out *q, struct flb_pump *u, int src,
-                      int dst, int to_server)
+static int tunnel_dir(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1out *q, struct flb_pump *u,
+                      struct flb_xprt *src, struct flb_xprt *dst, int to_server)
 {
     size_t moved = 0;
     int rc = FLB_OK;
@@ -1408,10 +1423,10 @@ static int tunnel_run(struct flb_worker *w, struct flb_h1conn *h)
 {
     /* once one direction has passed its FIN on, the other one's FIN goes with the close */
     h->rq->tup.fin_by_close = h->rq->tdown.shut;
-    if (!h->rq->tup.shut && tunnel_dir(w, h, &h->rq->up, &h->rq->tup, h->cfd, h->sfd, 1) != FLB_OK)
+    if (!h->rq->tup.shut && tunnel_dir(w, h, &h->rq->up, &h->rq->tup, &h->cx, server_side(h), 1) != FLB_OK)
         goto close;
     h->rq->tdown.fin_by_close = h->rq->tup.shut;
-    if (!h->rq->tdown.shut && tunnel_dir(w, h, &h->rq->down, &h->rq->tdown, h->sfd, h->cfd, 0) != FLB_OK)
+    if (!h->rq->tdown.shut && tunnel_dir(w, h, &h->rq->down, &h->rq->tdown, server_side(h), &h->cx, 0) != FLB_OK)
         goto close;
     if (h->rq->tup.shut && h->rq->tdown.shut)
         goto close;
@@ -1435,21 +1450,26 @@ static int client_read(struct flb_worker *w, struct flb_h1conn *h)
         return -1;
     }
     room = FLB_H1_BUF - h->ilen;
-    n = recv(h->cfd, h->ibuf + h->ilen, room, 0);
+    n = flb_xprt_recv(&h->cx, h->ibuf + h->ilen, room);
+    if (h->handshaking && h->cx.ready) {
+        /* the first request's head timeout runs from the handshake's end */
+        h->handshaking = 0;
+        arm(w, h, h->ll->request_ms);
+    }
     if (n > 0) {
         if (h->phase != FLB_H1_LINGER)
             h->ilen += (uint32_t)n;
         h->crd = (size_t)n == room;
         return 1;
     }
-    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        h->crd = errno == EINTR;
+    if (n == FLB_AGAIN) {
+        h->crd = 0;
         /* a connection that has sent nothing holds no buffer (it is read on spec at accept) */
         if (h->ilen == 0)
             buf_give(w, &h->ibuf);
         return 0;
     }
-    if (n == -1 && h->phase != FLB_H1_LINGER) {
+    if (n == FLB_ERR && h->phase != FLB_H1_LINGER) {
         flb_h1conn_close(w, h); /* reset: nobody is left to answer */
         return -1;
     }
@@ -1588,6 +1608,7 @@ void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int f
     h->cfd = fd;
     h->sfd = -1;
     h->be = h->sticky_be = -1;
+    flb_xprt_plain(&h->cx, fd);
     h->table = flb_table_get(t);
     h->rl = rl;
     h->ll = &t->l7->lst[rl - t->lst];
@@ -1601,7 +1622,13 @@ void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int f
     lw->conns = h;
     h->phase = FLB_H1_HEAD;
     h->head_started = 1; /* the first request's head timeout runs from accept */
-    arm(w, h, h->ll->request_ms);
+    if (flb_xprt_accept(&h->cx, fd, h->ll->tls, w->id, &rl->l->tls) != FLB_OK) {
+        COUNT(rl->l->refused, 1);
+        flb_h1conn_close(w, h);
+        return;
+    }
+    h->handshaking = !h->cx.ready;
+    arm(w, h, h->handshaking ? h->ll->handshake_ms : h->ll->request_ms);
     advance(w, h);
 }
 
@@ -1609,12 +1636,10 @@ void flb_h1conn_event(struct flb_worker *w, struct flb_h1conn *h, int server, ui
 {
     if (h->phase == FLB_H1_DEAD)
         return; /* closed earlier in this batch */
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        if (server)
-            h->srd = 1;
-        else
-            h->crd = 1;
-    }
+    if (server && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        h->srd = 1;
+    if (!server && flb_xprt_readable(&h->cx, events))
+        h->crd = 1;
     if (server && h->connecting) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -1638,6 +1663,8 @@ void flb_h1conn_timeout(struct flb_worker *w, struct flb_h1conn *h)
 
     switch (h->phase) {
     case FLB_H1_HEAD:
+        if (h->handshaking)
+            h->cx.ops->timeout(&h->cx); /* counted as a failed handshake */
         if (h->ilen == 0) {
             flb_h1conn_close(w, h); /* idle between requests, or never spoke */
             return;
@@ -1695,6 +1722,7 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
         flb_queue_remove(w, h->svc, &h->qi);
     close_server(w, h);
     slot_release(w, h);
+    flb_xprt_close(&h->cx);
     close(h->cfd);
     FLB_LIVE_DEC(fds);
     h->cfd = -1;

@@ -19,6 +19,7 @@ const char *flb_h1reply_reason(int status)
     case 403: return "Forbidden";
     case 408: return "Request Timeout";
     case 414: return "URI Too Long";
+    case 421: return "Misdirected Request";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";

@@ -12,6 +12,7 @@
 
 struct flb_service_counters;
 struct flb_h1front;
+struct flb_tls;
 
 enum flb_l7_kind {
     FLB_L7_TCP = 0,     /* a "service" listener of a tcp service: not HTTP */
@@ -78,12 +79,15 @@ struct flb_l7_listener {
     uint16_t port;                 /* X-Forwarded-Port */
     uint32_t request_ms;           /* request head timeout (slowloris), 0: none */
     uint32_t keepalive_ms;         /* idle between requests */
+    struct flb_tls *tls;           /* its connections are TLS, with these certificates (one reference); NULL: plain */
+    uint32_t handshake_ms;         /* TLS: a handshake not over in this long is dropped */
 };
 
 struct flb_l7_table {
     uint32_t nsvc, nlst;
     struct flb_l7_service *svc;    /* [nsvc] */
     struct flb_l7_listener *lst;   /* [nlst] */
+    uint16_t https_port;           /* the https listener's port (where redirect_to_https sends), 0: none */
     struct flb_vhost vhost;
 };
 

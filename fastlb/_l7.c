@@ -3,6 +3,7 @@
 #include "_api.h"
 
 #include "_l7.h"
+#include "_tls.h"
 
 #include "_alog.h"
 #include "_balance.h"
@@ -155,6 +156,8 @@ void flb_l7_table_free(struct flb_l7_table *lt)
         free(s->hosts);
         flb_h1front_free(s->front);
     }
+    for (uint32_t i = 0; i < lt->nlst; i++)
+        flb_tls_put(lt->lst[i].tls);
     flb_vhost_free(&lt->vhost);
     free(lt->svc);
     free(lt->lst);

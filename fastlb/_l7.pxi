@@ -262,6 +262,8 @@ cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
             ll.kind = FLB_L7_VHOST if lst.kind == "vhost" else FLB_L7_APPID
             ll.request_ms = request_ms
             ll.keepalive_ms = keepalive_ms
+        if lst.tls:
+            _tls_listener(dp, lt, ll, lst)
     apps = [(svc.app_id, plan.service_index[svc.name]) for svc in http_services if svc.app_id]
     if flb_vhost_init(&lt.vhost, len(table.http_routes), len(apps)) != FLB_OK:
         raise MemoryError()

@@ -5,6 +5,7 @@
 #define FLB_LISTENER_T_H
 
 #include "_evloop-t.h"
+#include "_tls-t.h"
 
 #include <sys/socket.h>
 
@@ -30,6 +31,7 @@ struct flb_listener {
     _Atomic int64_t active;   /* connections accepted here and open now (maxconn) */
     _Atomic uint64_t total;   /* connections accepted */
     _Atomic uint64_t refused; /* accepted, then closed unserved (no service, no backend) */
+    struct flb_tls_counters tls; /* TLS handshakes, when a table makes it a TLS listener */
     _Atomic int refs;         /* tables holding it */
     uint32_t ctl_mark;        /* control thread's scratch while a swap compares two tables */
 };

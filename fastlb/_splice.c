@@ -11,6 +11,8 @@
 
 #include "_splice.h"
 
+#include "_xprt.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -125,13 +127,13 @@ static void buf_give(struct flb_pool *p, char *buf)
         free(buf);
 }
 
-static ssize_t fill_copy(struct flb_pump *u, struct flb_pool *p, int src)
+static ssize_t fill_copy(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *src)
 {
     ssize_t n;
 
     if (u->buf == NULL && (u->buf = buf_take(p)) == NULL)
         return FLB_ERR;
-    n = recv(src, u->buf, p->buf_size, 0);
+    n = flb_xprt_recv(src, u->buf, p->buf_size);
     if (n > 0) {
         u->off = 0;
         u->len = (uint32_t)n;
@@ -141,9 +143,7 @@ static ssize_t fill_copy(struct flb_pump *u, struct flb_pool *p, int src)
     /* Nothing was read: the buffer goes straight back, an idle connection holds none. */
     buf_give(p, u->buf);
     u->buf = NULL;
-    if (n == 0)
-        return 0;
-    return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
+    return n;
 }
 
 /* Reads into an empty pipe. Why only into an empty one: splice(2) answers EAGAIN both when the
@@ -153,13 +153,13 @@ static ssize_t fill_copy(struct flb_pump *u, struct flb_pool *p, int src)
  * through the poller when it was wrong. By reading only once <inpipe> has dropped to zero, every
  * EAGAIN here has one meaning: the socket is empty. The price is one fill per pipeful, which with a
  * pipe of a few hundred KiB is no price at all. */
-static ssize_t fill_splice(struct flb_pump *u, struct flb_pool *p, int src)
+static ssize_t fill_splice(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *src)
 {
     ssize_t n;
 
     if (u->pipe[0] == -1 && pipe_take(p, u->pipe) != FLB_OK)
         return fill_copy(u, p, src);
-    n = splice(src, NULL, u->pipe[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    n = splice(src->fd, NULL, u->pipe[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
         /* A short splice proves nothing (the pipe's slots run out before its bytes do), so a
          * spliced flow reads on until EAGAIN. */
@@ -181,11 +181,11 @@ static ssize_t fill_splice(struct flb_pump *u, struct flb_pool *p, int src)
     return FLB_ERR;
 }
 
-ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src)
+ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *src, int splice_ok)
 {
     ssize_t n;
 
-    if (u->bulk && !u->nosplice && p->max > 0)
+    if (u->bulk && !u->nosplice && p->max > 0 && splice_ok)
         n = fill_splice(u, p, src);
     else
         n = fill_copy(u, p, src);
@@ -196,8 +196,9 @@ ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src)
         if (u->drained) {
             u->streak = 0; /* the source ran dry: the next bytes start a new streak */
             /* Its FIN had come before this read, and TCP queues every byte ahead of the FIN it
-             * follows: a read that emptied the queue has reached the end of the stream. */
-            if (u->peer_fin)
+             * follows: a read that emptied the queue has reached the end of the stream (of a
+             * plain socket: a TLS side's short read may leave records in the socket). */
+            if (u->peer_fin && src->ops->splice)
                 u->eof = 1;
         }
     } else if (n == FLB_AGAIN) {
@@ -208,13 +209,13 @@ ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src)
     return n;
 }
 
-int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *moved)
+int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *dst, size_t *moved)
 {
     /* With the source's FIN in, the FIN follows these bytes at once (shutdown or close): flagged
      * "more", they wait for it and leave in one segment with it instead of two. */
     while (u->inpipe > 0) {
         unsigned int flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (u->more || u->eof ? SPLICE_F_MORE : 0);
-        ssize_t n = splice(u->pipe[0], NULL, dst, NULL, u->inpipe, flags);
+        ssize_t n = splice(u->pipe[0], NULL, dst->fd, NULL, u->inpipe, flags);
         if (n == -1)
             return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
         if (n == 0) {
@@ -228,9 +229,10 @@ int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *move
     if (u->pipe[0] != -1)
         pipe_give(p, u->pipe, 0);
     while (u->off < u->len) {
-        ssize_t n = send(dst, u->buf + u->off, u->len - u->off, MSG_NOSIGNAL | (u->eof ? MSG_MORE : 0));
-        if (n == -1)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? FLB_AGAIN : FLB_ERR;
+        struct iovec v = {u->buf + u->off, u->len - u->off};
+        ssize_t n = flb_xprt_sendv(dst, &v, 1, u->eof);
+        if (n < 0)
+            return (int)n;
         u->off += (uint32_t)n;
         *moved += (size_t)n;
     }
@@ -242,13 +244,13 @@ int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *move
     return FLB_OK;
 }
 
-void flb_pump_uncork(struct flb_pump *u, int dst)
+void flb_pump_uncork(struct flb_pump *u, struct flb_xprt *dst)
 {
     int one = 1;
 
     if (u->corked) {
         /* Setting TCP_NODELAY (even when it is set) pushes the pending partial segment. */
-        setsockopt(dst, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(dst->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         u->corked = 0;
     }
 }
@@ -264,9 +266,11 @@ void flb_pump_release(struct flb_pump *u, struct flb_pool *p)
     u->off = u->len = 0;
 }
 
-int flb_pump_run(struct flb_pump *u, struct flb_pool *p, int src, int dst, int rounds, size_t *moved)
+int flb_pump_run(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *src, struct flb_xprt *dst, int rounds,
+                 size_t *moved)
 {
     int drained = 0; /* a short read in this call: write it, then wait for epoll */
+    int splice_ok = src->ops->splice && dst->ops->splice; /* a TLS side copies through the buffer */
 
     for (;;) {
         if (flb_pump_pending(u) > 0) {
@@ -281,14 +285,14 @@ int flb_pump_run(struct flb_pump *u, struct flb_pool *p, int src, int dst, int r
                 /* Everything read has been written: pass the FIN on. The other direction carries
                  * on until its own EOF. A peer already gone shows up there as an error. */
                 if (!u->fin_by_close)
-                    shutdown(dst, SHUT_WR);
+                    flb_xprt_shutw(dst);
                 u->shut = 1;
             }
             return FLB_OK;
         }
         if (rounds-- == 0 || drained)
             return FLB_OK;
-        ssize_t n = flb_pump_fill(u, p, src);
+        ssize_t n = flb_pump_fill(u, p, src, splice_ok);
         if (n == FLB_AGAIN) {
             flb_pump_uncork(u, dst);
             return FLB_OK;

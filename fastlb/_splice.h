@@ -1,9 +1,11 @@
 /* _splice.h: forwarding one direction, by copy through a small buffer for small messages and by
- * splice(2) socket -> pipe -> socket for bulk flows; the pool of pipes and buffers behind it. */
+ * splice(2) socket -> pipe -> socket for bulk flows between plain sockets; the pool of pipes and buffers
+ * behind it. Sockets are read and written through their transport (_xprt.h). */
 #ifndef FLB_SPLICE_H
 #define FLB_SPLICE_H
 
 #include "_splice-t.h"
+#include "_xprt-t.h"
 
 #include <sys/types.h>
 
@@ -26,22 +28,22 @@ static inline size_t flb_pump_pending(const struct flb_pump *u)
     return (size_t)(u->len - u->off) + u->inpipe;
 }
 
-/* Reads from <src> into the pump, which must hold nothing (flb_pump_pending() == 0). Returns the bytes read (> 0), 0 at end of stream (and sets eof),
+/* Reads from <src> into the pump (with splice(2) for a bulk flow when <splice_ok>), which must hold nothing (flb_pump_pending() == 0). Returns the bytes read (> 0), 0 at end of stream (and sets eof),
  * FLB_AGAIN when the source is empty, FLB_ERR with errno. After a copy that came back shorter than
  * the buffer, <drained> is set: a caller can then wait for epoll instead of spending a recv on the
  * EAGAIN it would almost surely get (level-triggered epoll reports whatever arrived meanwhile).
  * With <peer_fin> set, such a short copy has read everything the source will ever send, so it
  * also sets eof: the recv that would only return 0 is never made. */
-ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, int src);
+ssize_t flb_pump_fill(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *src, int splice_ok);
 
 /* Writes what the pump holds to <dst>, adding the bytes written to *<moved>. Returns FLB_OK once
  * it holds nothing (its buffer or pipe is back in the pool), FLB_AGAIN when <dst> is full,
  * FLB_ERR with errno. */
-int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, int dst, size_t *moved);
+int flb_pump_flush(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *dst, size_t *moved);
 
 /* Pushes out what a write with SPLICE_F_MORE left corked in <dst>, once the source has run dry
  * (the kernel would otherwise hold a partial segment back). */
-void flb_pump_uncork(struct flb_pump *u, int dst);
+void flb_pump_uncork(struct flb_pump *u, struct flb_xprt *dst);
 
 /* Moves what <src> has to <dst> through <u>, one direction of a tunnel: writes what is pending, reads
  * again at most <rounds> times, and stops after a short read (the rest waits for epoll), when <dst>
@@ -50,7 +52,8 @@ void flb_pump_uncork(struct flb_pump *u, int dst);
  * to close <dst> right away, and close() sends the FIN itself (the owner must also have read <dst>
  * to its end, else close() would send a reset). Bytes written are added to <*moved>. Returns FLB_OK,
  * or FLB_ERR when either side failed (the caller closes the connection). */
-int flb_pump_run(struct flb_pump *u, struct flb_pool *p, int src, int dst, int rounds, size_t *moved);
+int flb_pump_run(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *src, struct flb_xprt *dst, int rounds,
+                 size_t *moved);
 
 /* Gives back the pump's buffer and pipe; a pipe still holding bytes is closed, not pooled. */
 void flb_pump_release(struct flb_pump *u, struct flb_pool *p);

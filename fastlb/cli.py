@@ -148,6 +148,12 @@ def parser() -> argparse.ArgumentParser:
         "Without it a fixed key is used: values are still the same on every fastlb and across restarts "
         "and upgrades, but can be computed by anyone who knows a backend's identity",
     )
+    e.add_argument(
+        "--ssl-certs", metavar="P1,P2", action="append", default=[],
+        help="TLS certificates of the https listener: PEM files (certificate, chain and key) or directories of "
+        "*.pem; the first is the default one, SNI picks among them (docs/tls.md). Also HAPROXY_SSL_CERT, "
+        "HAPROXY_SSL_CERT0..100 (PEM text). None at all: a self-signed one",
+    )
     u = run.add_argument_group("hot upgrade (docs/upgrade.md)")
     u.add_argument(
         "--upgrade-socket", metavar="PATH",
@@ -340,6 +346,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cookie_secret_file=args.cookie_secret_file,
         access_log=args.access_log,
         drain_delay=args.drain_delay,
+        ssl_certs=tuple(p.strip() for value in args.ssl_certs for p in value.split(",") if p.strip()),
     )
     limits.raise_nofile()
     return server.run(options)

@@ -21,7 +21,7 @@ from typing import Any, Literal, Union
 
 import msgspec
 
-from fastlb import spec
+from fastlb import certs, spec
 
 # -- the file's shape ------------------------------------------------------------------------------
 # Durations are an integer number of milliseconds or a string with a unit: "500ms", "3s", "2m", "1h".
@@ -107,6 +107,13 @@ class SharedHttpEntry(_Struct, frozen=True):
     maxconn: int = 0
 
 
+class SharedHttpsEntry(_Struct, frozen=True):
+    listen: str | tuple[str, ...]
+    maxconn: int = 0
+    certs: tuple[str, ...] = ()  # PEM files (certificate, chain, key) or directories of *.pem; the first is the default
+    handshake_timeout: Duration = 10000  # a TLS handshake not over in this long is dropped
+
+
 class EngineEntry(_Struct, frozen=True):
     workers: int = 0  # 0: one per CPU this process may run on
     maxconn: int = 0  # 0: as many as the open-files limit fits, at most 100,000 (fastlb.limits)
@@ -133,6 +140,7 @@ class FileEntry(_Struct, frozen=True):
     admin: AdminEntry | None = None
     log: LogEntry | None = None
     http: SharedHttpEntry | None = None
+    https: SharedHttpsEntry | None = None
     services: tuple[ServiceEntry, ...] = ()
 
 
@@ -157,6 +165,8 @@ class StaticConfig(msgspec.Struct, frozen=True):
     engine: EngineSettings
     admin_listen: str | None  # None: the file does not say
     access_log: str | None = None  # [log] access: a path, or "-" for stdout; None: the file does not say
+    certs: tuple[certs.Certificate, ...] = ()  # [https] certs, read
+    handshake_timeout_ms: int = 10000  # [https] handshake_timeout
 
 
 class ConfigError(Exception):
@@ -262,7 +272,8 @@ class _Parts(msgspec.Struct):
     admin: AdminEntry | None
     log: LogEntry | None
     http: SharedHttpEntry | None
-    http_given: bool  # [http] is in the file, even if it is wrong
+    https: SharedHttpsEntry | None
+    http_given: bool  # [http] or [https] is in the file, even if it is wrong
     services: list[tuple[int, ServiceEntry]]
 
 
@@ -279,6 +290,7 @@ def _decode_parts(raw: dict[str, Any], problems: list[str], bad: set[str]) -> _P
     admin = part(AdminEntry, raw["admin"], "admin") if "admin" in raw else None
     log = part(LogEntry, raw["log"], "log") if "log" in raw else None
     http = part(SharedHttpEntry, raw["http"], "http") if "http" in raw else None
+    https = part(SharedHttpsEntry, raw["https"], "https") if "https" in raw else None
     services: list[tuple[int, ServiceEntry]] = []
     raw_services = raw.get("services", [])
     if not isinstance(raw_services, list):
@@ -286,7 +298,10 @@ def _decode_parts(raw: dict[str, Any], problems: list[str], bad: set[str]) -> _P
     else:
         for i, value in enumerate(raw_services):
             services.append((i, part(ServiceEntry, value, f"services[{i}]")))
-    return _Parts(engine=engine, admin=admin, log=log, http=http, http_given="http" in raw, services=services)
+    return _Parts(
+        engine=engine, admin=admin, log=log, http=http, https=https, http_given="http" in raw or "https" in raw,
+        services=services,
+    )
 
 
 _DROP = object()  # a value of the wrong shape whose key is left out: its default applies
@@ -513,6 +528,26 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
             address = _address(text, path, problems)
             if address is not None and listens.add(address, path, problems):
                 listeners.append(spec.Listener(address=address, kind="vhost", maxconn=max(entry.http.maxconn, 0)))
+    tls_certs: list[certs.Certificate] = []
+    handshake_ms = 10000
+    if entry.https is not None:
+        _positive("https.maxconn", entry.https.maxconn, problems, zero=True, top=_U32)
+        for text, suffix in _listens(entry.https.listen):
+            path = f"https.listen{suffix}"
+            address = _address(text, path, problems)
+            if address is not None and listens.add(address, path, problems):
+                listeners.append(
+                    spec.Listener(address=address, kind="vhost", maxconn=max(entry.https.maxconn, 0), tls=True)
+                )
+        ms = _ms(entry.https.handshake_timeout, "https.handshake_timeout", problems)
+        if ms is not None and ms > _U32:
+            problems.append(f"https.handshake_timeout: {_show(entry.https.handshake_timeout)} is longer than 49 days")
+        elif ms is not None:
+            handshake_ms = ms
+        try:
+            tls_certs = certs.from_paths(entry.https.certs, "https.certs")
+        except certs.CertError as e:
+            problems.extend(e.problems)
 
     services: list[spec.Service] = []
     routes: list[spec.HttpRoute] = []
@@ -549,7 +584,10 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
     if problems:
         return None
     table = spec.RouteTable(services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes))
-    return StaticConfig(table=table, engine=engine, admin_listen=admin_listen, access_log=access_log)
+    return StaticConfig(
+        table=table, engine=engine, admin_listen=admin_listen, access_log=access_log, certs=tuple(tls_certs),
+        handshake_timeout_ms=handshake_ms,
+    )
 
 
 def _positive(path: str, value: int, problems: list[str], *, zero: bool = False, top: int | None = None) -> None:
@@ -605,7 +643,7 @@ def _service(
     if s.http is not None and mode != "http" and mode_known:
         problems.append(f'{path}.http: http options need mode = "http"')
     if s.vhosts and not shared_http:
-        problems.append(f"{path}.vhosts: vhosts need a shared http listener ([http] listen)")
+        problems.append(f"{path}.vhosts: vhosts need a shared http listener ([http] or [https] listen)")
     if not s.listen and not s.vhosts and known("listen", "vhosts"):
         problems.append(f"{path}: neither listen nor vhosts: nothing routes to this service")
     for j, host in enumerate(s.vhosts):

@@ -16,12 +16,12 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
-from fastlb import accesslog, config, limits, logs, spec
+from fastlb import accesslog, certs, config, limits, logs, spec
 from fastlb.merge import TableMerger, listener_what, merge_tables
 from fastlb.overrides import ADMIN_STATES, MAX_WEIGHT, Override, apply_overrides
 from fastlb.provider import OnBackendState, OnChange, Provider
@@ -46,6 +46,7 @@ class DataPlaneLike(Protocol):
     def stop(self) -> None: ...
     def listener_fds(self) -> dict[str, list[int]]: ...
     def trim(self, min_free: int = ...) -> bool: ...  # optional: a stand-in without it is never asked
+    def set_certificates(self, certs: list[tuple[bytes, tuple[str, ...]]], handshake_ms: int = ...) -> None: ...
 
 
 def probe_bind(address: str, own: Iterable[str] = ()) -> str | None:
@@ -101,8 +102,13 @@ class Controller:
         *,
         drain_timeout: float = 30.0,
         access_log: accesslog.AccessLog | None = None,
+        certificates: Sequence[certs.Certificate] = (),
     ) -> None:
         self.dataplane = dataplane
+        self.cert_sources = tuple(certificates)  # --ssl-certs and the environment, read at start
+        self.certs_served: tuple[certs.Certificate, ...] = ()  # what the TLS listeners serve now
+        self._self_signed: certs.Certificate | None = None
+        self._handshake_ms = 0
         self.access_log = access_log  # the file the data plane logs requests to; reopened by resync()
         self.providers = providers  # name -> provider, in merge order (earlier wins a clash)
         self.drain_timeout = drain_timeout
@@ -222,9 +228,13 @@ class Controller:
                 if line not in self.conflicts:
                     logs.event(logging.ERROR, logs.ROUTE_CONFLICT, problem=line)
         self.conflicts = conflicts
+        new_certs = self._set_certificates(desired)
         # Tables are values: equal tables encode alike, and those that share their unchanged services
         # compare in a pass over pointers.
-        if self.serving is not None and desired == self.desired_table and not (retry_skipped and self.listen_errors):
+        if (
+            self.serving is not None and desired == self.desired_table and not new_certs
+            and not (retry_skipped and self.listen_errors)
+        ):
             return False
         table = desired
         t0 = time.perf_counter()
@@ -292,6 +302,43 @@ class Controller:
             logging.INFO, logs.SWAP, generation=generation, services=len(table.services),
             listeners=len(table.listeners), ms=f"{elapsed * 1000:.3f}",
         )
+        return True
+
+    def certificates(self) -> tuple[list[certs.Certificate], int]:
+        """The certificates the TLS listeners are to serve, the default first (--ssl-certs, [https] certs,
+        then the environment), and the handshake timeout."""
+        loaded = getattr(self.providers.get("static"), "loaded", None)
+        static = loaded if isinstance(loaded, config.StaticConfig) else None
+        own = list(static.certs) if static is not None else []
+        ms = static.handshake_timeout_ms if static is not None else 10000
+        given = [c for c in self.cert_sources if c.source.startswith("--")]
+        rest = [c for c in self.cert_sources if not c.source.startswith("--")]
+        return given + own + rest, ms
+
+    def _set_certificates(self, table: spec.RouteTable) -> bool:
+        """Hands the data plane the certificates for <table>'s TLS listeners when they changed; True
+        then. A set the data plane refuses is one error line: the last good one keeps serving."""
+        if not any(lst.tls for lst in table.listeners):
+            return False
+        found, ms = self.certificates()
+        if not found:
+            if self._self_signed is None:
+                self._self_signed = certs.self_signed()
+                logs.event(
+                    logging.WARNING, logs.TLS_SELF_SIGNED,
+                    note="no certificate given (--ssl-certs, [https] certs, HAPROXY_SSL_CERT): the https listener "
+                    "serves a self-signed one made now, which no client trusts",
+                )
+            found = [self._self_signed]
+        if tuple(found) == self.certs_served and ms == self._handshake_ms:
+            return False
+        try:
+            self.dataplane.set_certificates([(c.pem, c.names) for c in found], ms)
+        except ValueError as e:
+            logs.event(logging.ERROR, logs.TLS_REJECTED, error=e, keeping="the last good certificates")
+            return False
+        self.certs_served = tuple(found)
+        self._handshake_ms = ms
         return True
 
     def _without_unbindable(self, table: spec.RouteTable) -> tuple[spec.RouteTable, list[str]]:

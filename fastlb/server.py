@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from fastlb import accesslog, config, limits, logs, sdnotify
+from fastlb import accesslog, certs, config, limits, logs, sdnotify
 from fastlb.controller import Controller
 from fastlb.marathon.args import MarathonArgs, marathon_provider
 from fastlb.provider import Provider
@@ -35,6 +35,7 @@ class RunOptions(msgspec.Struct, frozen=True):
     takeover: str | None = None  # take the listening sockets over from the fastlb serving here
     cookie_secret_file: str | None = None  # keys sticky cookie values; else $FASTLB_COOKIE_SECRET, else fixed
     access_log: str | None = None  # a file (appended to) or "-" (stdout); None: the file's [log] access, else off
+    ssl_certs: tuple[str, ...] = ()  # --ssl-certs: PEM files or directories of *.pem, the first the default
     drain_delay: float = 0.0  # SIGTERM: /_health 503 this long before the listeners close
 
 
@@ -130,6 +131,10 @@ def build(
     if inherit:
         settings["inherit"] = inherit
     secret = cookie_secret(options.cookie_secret_file)
+    try:
+        given = certs.from_paths(options.ssl_certs, "--ssl-certs") + certs.from_environ(os.environ)
+    except certs.CertError as e:
+        raise StartError("\n".join(e.problems)) from None
     if secret is not None:
         settings["cookie_key"] = secret
     log = _access_log(options, static)
@@ -141,7 +146,9 @@ def build(
         if log is not None:
             log.close()
         raise
-    controller = Controller(dataplane, providers, drain_timeout=options.drain_timeout, access_log=log)
+    controller = Controller(
+        dataplane, providers, drain_timeout=options.drain_timeout, access_log=log, certificates=given
+    )
     return controller, admin, token
 
 

@@ -74,7 +74,7 @@ class StaticProvider:
             )
         self.loaded = config.StaticConfig(
             table=loaded.table, engine=self.loaded.engine, admin_listen=self.loaded.admin_listen,
-            access_log=self.loaded.access_log,
+            access_log=self.loaded.access_log, certs=loaded.certs, handshake_timeout_ms=loaded.handshake_timeout_ms,
         )
         logs.event(logging.INFO, logs.CONFIG_RELOAD, file=self.path, services=len(loaded.table.services))
         if self._on_change is not None:

@@ -251,6 +251,12 @@ def snapshot(controller: StatsSource) -> dict[str, Any]:
                 "refused": int(live.get("refused", 0)),
             }
         )
+        if listener.tls:
+            tls = live.get("tls", {})
+            listeners[-1]["tls"] = {
+                "handshakes": int(tls.get("handshakes", 0)),
+                "failed": {k: int(v) for k, v in tls.get("failed", {}).items()},
+            }
     swap = controller.swap
     return {
         "pid": os.getpid(),
@@ -268,6 +274,10 @@ def snapshot(controller: StatsSource) -> dict[str, Any]:
         "services": services,
         "conflicts": controller.conflicts,
         "listen_errors": controller.listen_errors,
+        "certificates": [
+            {"source": c.source, "names": list(c.names), "not_after": c.not_after}
+            for c in getattr(controller, "certs_served", ())
+        ],
         "app_errors": controller.app_errors(),
         "providers": controller.provider_status(),
     }
@@ -505,6 +515,12 @@ def metrics_text(snap: dict[str, Any]) -> str:
             "fastlb_listener_refused_total", "counter", "Connections refused (maxconn) per listener.", x["refused"],
             **labels,
         )
+        if "tls" in x:
+            m.add("fastlb_tls_handshakes_total", "counter", "TLS handshakes over per listener.",
+                  x["tls"]["handshakes"], listener=x["address"])
+            for reason, n in x["tls"]["failed"].items():
+                m.add("fastlb_tls_handshake_failures_total", "counter",
+                      "TLS handshakes that failed per listener, by reason.", n, listener=x["address"], reason=reason)
     service_metrics = (
         ("active", "fastlb_service_connections_active", "gauge", "Open connections per service."),
         ("total", "fastlb_service_connections_total", "counter", "Connections per service."),

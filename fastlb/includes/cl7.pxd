@@ -68,12 +68,15 @@ cdef extern from "_l7-t.h" nogil:
         uint16_t port
         uint32_t request_ms
         uint32_t keepalive_ms
+        void *tls  # struct flb_tls * (ctls.pxd)
+        uint32_t handshake_ms
 
     struct flb_l7_table:
         uint32_t nsvc
         uint32_t nlst
         flb_l7_service *svc
         flb_l7_listener *lst
+        uint16_t https_port
         flb_vhost vhost
 
     struct flb_l7:

@@ -280,7 +280,7 @@ INVALID = [
     ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["a.example.com"]\nmode = "tcp"\n',
      'services[0].vhosts: vhosts need mode = "http"'),
     ('[[services]]\nname = "a"\nvhosts = ["a.example.com"]\n',
-     "services[0].vhosts: vhosts need a shared http listener ([http] listen)"),
+     "services[0].vhosts: vhosts need a shared http listener ([http] or [https] listen)"),
     ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["a..example.com"]\n',
      'services[0].vhosts[0]: "a..example.com" is not a host name'),
     ('[http]\nlisten = "127.0.0.1:80"\n[[services]]\nname = "a"\nvhosts = ["a.example.com"]\npaths = ["api"]\n',

@@ -56,6 +56,7 @@ def base() -> dict[str, Any]:
     return {
         "engine": {},
         "http": {"listen": f"127.0.0.1:{free_port()}"},
+        "https": {"listen": f"127.0.0.1:{free_port()}"},
         "services": [
             {
                 "name": "web",

@@ -65,8 +65,6 @@ def _run_actions() -> list:  # type: ignore[type-arg]
 @pytest.mark.parametrize("name", sorted(MLB_ARGV))
 def test_marathon_lb_argument_lists_parse_as_fastlb_run(name: str) -> None:
     argv = MLB_ARGV[name]
-    if "--ssl-certs" in argv and not any("--ssl-certs" in a.option_strings for a in _run_actions()):
-        pytest.skip("--ssl-certs comes with TLS")
     words = argv if argv[0] in cli.IMAGE_MODES else ["run", *argv]
     args = cli.parser().parse_args(cli.image_argv(words, environ={"POLL_INTERVAL": "15"}))
     assert args.command == "run"

@@ -1,0 +1,53 @@
+/* _tls-t.h: TLS termination's records: the certificates of a listener, each worker's own contexts for
+ * them, and the counters of a listener's handshakes. No OpenSSL type shows here. */
+#ifndef FLB_TLS_T_H
+#define FLB_TLS_T_H
+
+#include <stdint.h>
+
+/* Why a handshake failed, as counted. */
+enum flb_tls_fail {
+    FLB_TLS_F_TIMEOUT = 0,  /* not over within the handshake timeout */
+    FLB_TLS_F_VERSION = 1,  /* the client offers no version fastlb speaks (TLS 1.0, 1.1, SSL) */
+    FLB_TLS_F_CIPHER = 2,   /* no cipher suite in common */
+    FLB_TLS_F_HTTP = 3,     /* plain HTTP on the TLS port */
+    FLB_TLS_F_PROTOCOL = 4, /* anything else the client sent wrong (garbage, a broken ClientHello) */
+    FLB_TLS_F_EOF = 5,      /* the client closed (or reset) before the handshake was over */
+    FLB_TLS_F_N = 6,
+};
+
+/* A listener's, kept in its record so that they survive table swaps. */
+struct flb_tls_counters {
+    _Atomic uint64_t handshakes;              /* handshakes over */
+    _Atomic uint64_t failed[FLB_TLS_F_N];     /* handshakes that failed, by reason */
+};
+
+/* One certificate: the host names it serves (lower case; "*.example.com" covers one label), none
+ * when it serves every name (the self-signed one made at start). */
+struct flb_tls_cert {
+    char **names;                 /* [nnames], owned */
+    uint32_t nnames;
+};
+
+struct flb_tls;
+
+/* What a worker's contexts point their SNI callback at. */
+struct flb_tls_worker {
+    struct flb_tls *tls;
+    uint32_t id;
+};
+
+/* The certificates of the https listener and each worker's own SSL_CTX for each: OpenSSL 3 takes a
+ * lock per handshake on what contexts share, so no worker touches another's. Built by the control
+ * thread, immutable, reference-counted like the tables that carry it. The first certificate is the
+ * default one (no SNI, or a name no certificate has). */
+struct flb_tls {
+    _Atomic int refs;
+    uint32_t nworkers, ncerts;
+    uint32_t handshake_ms;        /* a handshake not over in this long is dropped */
+    struct flb_tls_cert *certs;   /* [ncerts] */
+    void **ctx;                   /* [nworkers * ncerts] SSL_CTX *, worker-major */
+    struct flb_tls_worker *ws;    /* [nworkers] */
+};
+
+#endif

@@ -1,0 +1,550 @@
+/* _tls.c: the TLS transport and the certificate sets (see _tls.h).
+ *
+ * The handshake runs inside the side's first reads: recv drives SSL_do_handshake until it is over,
+ * answering FLB_AGAIN meanwhile, so the HTTP state machine sees a socket that has sent nothing yet.
+ * OpenSSL's want-read and want-write become the side's wait flags, which _xprt.h turns into epoll
+ * interest. Record buffers are given back whenever a connection is idle (SSL_MODE_RELEASE_BUFFERS).
+ */
+#define _GNU_SOURCE
+#include "_api.h"
+
+#include "_tls.h"
+
+#include "_xprt.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define RELAXED memory_order_relaxed
+#define COUNT(field, n) atomic_fetch_add_explicit(&(field), (n), RELAXED)
+
+/* TLS 1.2's suites when the client has no TLS 1.3: forward secrecy and AEAD only (TLS 1.3's own
+ * suites are OpenSSL's defaults). */
+#define CIPHERS_12                                                                                                    \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"                        \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+/* Bytes a write gathers from a head's pieces into one record (a TLS record's largest payload). */
+#define GATHER 16384
+
+/* Sent, once, to a client that speaks plain HTTP to the TLS port (as nginx does), before the close. */
+static const char PLAIN_400[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 36\r\n"
+                                "Connection: close\r\n\r\nThis port speaks HTTPS (TLS) only.\r\n\r\n";
+
+_Atomic long flb_tls_live;
+
+/* --- names --------------------------------------------------------------------------------------- */
+
+/* <name> without a port and one trailing dot, lower case, into <out> (at most 255 bytes). Its length,
+ * or -1 when it is too long to be a host name. */
+static ssize_t host_norm(const char *name, size_t len, char out[256])
+{
+    if (len > 0 && name[0] == '[') {
+        const char *end = memchr(name, ']', len);
+        len = end != NULL ? (size_t)(end - name) + 1 : len;
+    } else {
+        for (size_t i = len; i > 0; i--) {
+            if (name[i - 1] == ':') {
+                len = i - 1;
+                break;
+            }
+            if (name[i - 1] < '0' || name[i - 1] > '9')
+                break;
+        }
+    }
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    if (len > 255)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] | 0x20) : name[i];
+    return (ssize_t)len;
+}
+
+static int exact(const struct flb_tls_cert *c, const char *n, size_t len)
+{
+    for (uint32_t j = 0; j < c->nnames; j++)
+        if (c->names[j][0] != '*' && strlen(c->names[j]) == len && memcmp(c->names[j], n, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* "*.example.com" covers "a.example.com", not "example.com" nor "a.b.example.com". */
+static int wildcard(const struct flb_tls_cert *c, const char *n, size_t len)
+{
+    const char *dot = memchr(n, '.', len);
+
+    if (dot == NULL || dot == n)
+        return 0;
+    for (uint32_t j = 0; j < c->nnames; j++) {
+        const char *w = c->names[j];
+        size_t wl = strlen(w);
+        if (w[0] == '*' && w[1] == '.' && wl - 1 == len - (size_t)(dot - n) && memcmp(w + 1, dot, wl - 1) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int flb_tls_covers(const struct flb_tls_cert *c, const char *name, size_t len)
+{
+    char n[256];
+    ssize_t k;
+
+    if (c->nnames == 0)
+        return 1;
+    k = host_norm(name, len, n);
+    return k > 0 && (exact(c, n, (size_t)k) || wildcard(c, n, (size_t)k));
+}
+
+uint32_t flb_tls_pick(const struct flb_tls *t, const char *name, size_t len)
+{
+    char n[256];
+    ssize_t k = host_norm(name, len, n);
+
+    if (k <= 0)
+        return 0;
+    for (uint32_t i = 0; i < t->ncerts; i++)
+        if (exact(&t->certs[i], n, (size_t)k))
+            return i;
+    for (uint32_t i = 0; i < t->ncerts; i++)
+        if (wildcard(&t->certs[i], n, (size_t)k))
+            return i;
+    return 0;
+}
+
+/* --- contexts ------------------------------------------------------------------------------------ */
+
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+    const struct flb_tls_worker *tw = arg;
+    const struct flb_tls *t = tw->tls;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    uint32_t i;
+
+    (void)alert;
+    if (name == NULL)
+        return SSL_TLSEXT_ERR_OK; /* the default certificate */
+    i = flb_tls_pick(t, name, strlen(name));
+    if (i > 0)
+        SSL_set_SSL_CTX(ssl, t->ctx[(size_t)tw->id * t->ncerts + i]);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                   unsigned int inlen, void *arg)
+{
+    static const unsigned char mine[] = "\x08http/1.1"; /* h2 joins here with HTTP/2 */
+    unsigned char *sel;
+
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&sel, outlen, mine, sizeof(mine) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK; /* no protocol named: HTTP/1.1 all the same */
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void say(char *err, size_t errlen, const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    char lib[256] = "";
+
+    if (e != 0)
+        ERR_error_string_n(e, lib, sizeof(lib));
+    snprintf(err, errlen, "%s%s%s", what, e != 0 ? ": " : "", lib);
+    ERR_clear_error();
+}
+
+struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms)
+{
+    struct flb_tls *t = calloc(1, sizeof(*t));
+
+    if (t == NULL || nworkers == 0 || ncerts == 0)
+        goto fail;
+    t->certs = calloc(ncerts, sizeof(*t->certs));
+    t->ctx = calloc((size_t)nworkers * ncerts, sizeof(*t->ctx));
+    t->ws = calloc(nworkers, sizeof(*t->ws));
+    if (t->certs == NULL || t->ctx == NULL || t->ws == NULL)
+        goto fail;
+    atomic_init(&t->refs, 1);
+    t->nworkers = nworkers;
+    t->ncerts = ncerts;
+    t->handshake_ms = handshake_ms;
+    for (uint32_t w = 0; w < nworkers; w++)
+        t->ws[w] = (struct flb_tls_worker){t, w};
+    return t;
+fail:
+    if (t != NULL) {
+        free(t->certs);
+        free(t->ctx);
+        free(t->ws);
+        free(t);
+    }
+    errno = nworkers == 0 || ncerts == 0 ? EINVAL : ENOMEM;
+    return NULL;
+}
+
+static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, X509 *leaf, STACK_OF(X509) *chain,
+                        EVP_PKEY *key, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (ctx == NULL) {
+        say(err, errlen, "cannot make a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+    SSL_CTX_set_tlsext_servername_arg(ctx, &t->ws[w]);
+    SSL_CTX_set_app_data(ctx, &t->certs[i]);
+    if (SSL_CTX_set_cipher_list(ctx, CIPHERS_12) != 1 || SSL_CTX_use_certificate(ctx, leaf) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+        say(err, errlen, "the certificate or its key cannot be used");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    for (int k = 0; k < sk_X509_num(chain); k++) {
+        if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, k)) != 1) {
+            say(err, errlen, "a chain certificate cannot be used");
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        say(err, errlen, "the key does not match the certificate");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names,
+                uint32_t nnames, char *err, size_t errlen)
+{
+    BIO *bio = NULL;
+    X509 *leaf = NULL, *x;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    EVP_PKEY *key = NULL;
+    struct flb_tls_cert *c = &t->certs[i];
+    int rc = FLB_ERR;
+
+    if (i >= t->ncerts || len > INT_MAX || chain == NULL || c->names != NULL) {
+        snprintf(err, errlen, "certificate %u cannot be set", (unsigned)i);
+        goto out;
+    }
+    /* The certificates, in order (each read skips the blocks that are not one), then the key. */
+    if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+        goto nomem;
+    leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    if (leaf == NULL) {
+        say(err, errlen, "no PEM certificate in it");
+        goto out;
+    }
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(chain, x)) {
+            X509_free(x);
+            goto nomem;
+        }
+    }
+    ERR_clear_error(); /* the read that found no more certificates */
+    BIO_free(bio);
+    if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+        goto nomem;
+    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+    if (key == NULL) {
+        say(err, errlen, "no PEM private key in it (or one under a passphrase)");
+        goto out;
+    }
+    if (X509_check_private_key(leaf, key) != 1) {
+        ERR_clear_error();
+        snprintf(err, errlen, "the key does not match the certificate");
+        goto out;
+    }
+    c->names = calloc(nnames ? nnames : 1, sizeof(*c->names));
+    if (c->names == NULL)
+        goto nomem;
+    for (uint32_t j = 0; j < nnames; j++) {
+        char n[256];
+        ssize_t k = host_norm(names[j], strlen(names[j]), n);
+        if (k < 0 || (c->names[j] = strndup(n, (size_t)k)) == NULL)
+            goto nomem;
+        c->nnames = j + 1;
+    }
+    for (uint32_t w = 0; w < t->nworkers; w++) {
+        void *ctx = ctx_new(t, w, i, leaf, chain, key, err, errlen);
+        if (ctx == NULL)
+            goto out;
+        t->ctx[(size_t)w * t->ncerts + i] = ctx;
+        atomic_fetch_add_explicit(&flb_tls_live, 1, RELAXED);
+    }
+    rc = FLB_OK;
+    goto out;
+nomem:
+    snprintf(err, errlen, "out of memory");
+out:
+    BIO_free(bio);
+    X509_free(leaf);
+    sk_X509_pop_free(chain, X509_free);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+struct flb_tls *flb_tls_get(struct flb_tls *t)
+{
+    atomic_fetch_add_explicit(&t->refs, 1, RELAXED);
+    return t;
+}
+
+void flb_tls_put(struct flb_tls *t)
+{
+    if (t == NULL || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t k = 0; k < (size_t)t->nworkers * t->ncerts; k++) {
+        if (t->ctx[k] != NULL) {
+            SSL_CTX_free(t->ctx[k]);
+            atomic_fetch_sub_explicit(&flb_tls_live, 1, RELAXED);
+        }
+    }
+    for (uint32_t i = 0; i < t->ncerts; i++) {
+        for (uint32_t j = 0; j < t->certs[i].nnames; j++)
+            free(t->certs[i].names[j]);
+        free(t->certs[i].names);
+    }
+    free(t->certs);
+    free(t->ctx);
+    free(t->ws);
+    free(t);
+}
+
+/* --- the transport ------------------------------------------------------------------------------- */
+
+static enum flb_tls_fail why(int e)
+{
+    unsigned long code = ERR_peek_error();
+
+    if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
+        return FLB_TLS_F_EOF;
+    if (ERR_GET_LIB(code) != ERR_LIB_SSL)
+        return FLB_TLS_F_PROTOCOL;
+    switch (ERR_GET_REASON(code)) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+        return FLB_TLS_F_VERSION;
+    case SSL_R_NO_SHARED_CIPHER:
+        return FLB_TLS_F_CIPHER;
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+        return FLB_TLS_F_HTTP;
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+        return FLB_TLS_F_EOF;
+    default:
+        return FLB_TLS_F_PROTOCOL;
+    }
+}
+
+/* OpenSSL's answer <r> to a call that did not succeed, as _api.h's: FLB_AGAIN with the wait flags,
+ * 0 at the end of the stream, FLB_ERR with errno. */
+static ssize_t failed(struct flb_xprt *x, int r)
+{
+    int e = SSL_get_error(x->ctx, r);
+
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return FLB_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        x->wait_out = 1;
+        return FLB_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        ERR_clear_error();
+        if (errno == 0)
+            return 0;
+        return FLB_ERR;
+    default:
+        ERR_clear_error();
+        errno = EPROTO;
+        return FLB_ERR;
+    }
+}
+
+/* Drives the handshake on. FLB_OK once over, FLB_AGAIN while under way, FLB_ERR (counted) when it failed. */
+static int handshake(struct flb_xprt *x)
+{
+    struct flb_tls_counters *c = x->counters;
+    int r, e;
+
+    errno = 0;
+    r = SSL_do_handshake(x->ctx);
+    if (r == 1) {
+        x->ready = 1;
+        COUNT(c->handshakes, 1);
+        return FLB_OK;
+    }
+    e = SSL_get_error(x->ctx, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return FLB_AGAIN;
+    if (e == SSL_ERROR_WANT_WRITE) {
+        x->wait_out = 1;
+        return FLB_AGAIN;
+    }
+    enum flb_tls_fail f = why(e);
+    COUNT(c->failed[f], 1);
+    ERR_clear_error();
+    if (f == FLB_TLS_F_HTTP) /* a best effort: the connection closes next */
+        (void)!send(x->fd, PLAIN_400, sizeof(PLAIN_400) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    errno = EPROTO;
+    return FLB_ERR;
+}
+
+static ssize_t tls_recv(struct flb_xprt *x, void *buf, size_t len)
+{
+    size_t got = 0;
+
+    x->wait_out = 0;
+    if (!x->ready) {
+        int r = handshake(x);
+        if (r != FLB_OK)
+            return r;
+    }
+    /* Reads until <buf> is full or the socket is empty, so that a short read means what a plain
+     * socket's does: nothing is left to read until epoll says so. */
+    while (got < len) {
+        size_t want = len - got > INT_MAX ? INT_MAX : len - got;
+        errno = 0;
+        int r = SSL_read(x->ctx, (char *)buf + got, (int)want);
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        if (got > 0) {
+            int e = SSL_get_error(x->ctx, r);
+            if (e == SSL_ERROR_WANT_WRITE)
+                x->wait_out = 1;
+            else if (e != SSL_ERROR_WANT_READ)
+                ERR_clear_error(); /* the end or the error comes again on the next read */
+            break;
+        }
+        return failed(x, r);
+    }
+    return (ssize_t)got;
+}
+
+static ssize_t tls_sendv(struct flb_xprt *x, const struct iovec *iov, int iovcnt, int more)
+{
+    static _Thread_local char gather[GATHER];
+    const char *p = iov[0].iov_base;
+    size_t n = iov[0].iov_len;
+    int r;
+
+    (void)more;
+    x->wait_in = 0;
+    if (!x->ready) {
+        int h = handshake(x);
+        if (h != FLB_OK)
+            return h;
+    }
+    /* A head cut around its edits comes in small pieces: one record for them, not one each. The
+     * pieces stay queued until written, so a retry after FLB_AGAIN gathers the same bytes first. */
+    if (iovcnt > 1 && n < GATHER) {
+        n = 0;
+        for (int k = 0; k < iovcnt && n < GATHER; k++) {
+            size_t take = iov[k].iov_len < GATHER - n ? iov[k].iov_len : GATHER - n;
+            memcpy(gather + n, iov[k].iov_base, take);
+            n += take;
+        }
+        p = gather;
+    }
+    if (n == 0)
+        return 0;
+    errno = 0;
+    r = SSL_write(x->ctx, p, n > INT_MAX ? INT_MAX : (int)n);
+    if (r > 0)
+        return r;
+    if (SSL_get_error(x->ctx, r) == SSL_ERROR_WANT_READ) {
+        x->wait_in = 1;
+        return FLB_AGAIN;
+    }
+    ssize_t f = failed(x, r);
+    if (f == 0) {
+        errno = EPIPE;
+        return FLB_ERR;
+    }
+    return f;
+}
+
+static void tls_shutw(struct flb_xprt *x)
+{
+    if (x->ready && SSL_shutdown(x->ctx) < 0)
+        ERR_clear_error(); /* close_notify is a courtesy: the FIN follows all the same */
+    shutdown(x->fd, SHUT_WR);
+}
+
+static void tls_close(struct flb_xprt *x)
+{
+    if (x->ctx != NULL) {
+        SSL_free(x->ctx);
+        atomic_fetch_sub_explicit(&flb_tls_live, 1, RELAXED);
+    }
+    x->ctx = NULL;
+}
+
+static int tls_authority(const struct flb_xprt *x, const char *name, size_t len)
+{
+    const struct flb_tls_cert *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(x->ctx));
+
+    return c == NULL || flb_tls_covers(c, name, len);
+}
+
+static void tls_timeout(struct flb_xprt *x)
+{
+    struct flb_tls_counters *c = x->counters;
+
+    if (!x->ready)
+        COUNT(c->failed[FLB_TLS_F_TIMEOUT], 1);
+}
+
+static const struct flb_xprt_ops tls_ops = {
+    .recv = tls_recv,
+    .sendv = tls_sendv,
+    .shutw = tls_shutw,
+    .close = tls_close,
+    .authority = tls_authority,
+    .timeout = tls_timeout,
+    .splice = 0,
+    .secure = 1,
+};
+
+int flb_tls_accept(struct flb_xprt *x, struct flb_tls *t, uint32_t worker, struct flb_tls_counters *c)
+{
+    SSL *ssl = SSL_new(t->ctx[(size_t)worker * t->ncerts]);
+
+    if (ssl == NULL || SSL_set_fd(ssl, x->fd) != 1) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        errno = ENOMEM;
+        return FLB_ERR;
+    }
+    atomic_fetch_add_explicit(&flb_tls_live, 1, RELAXED);
+    SSL_set_accept_state(ssl);
+    x->ops = &tls_ops;
+    x->ctx = ssl;
+    x->ready = 0;
+    x->counters = c;
+    return FLB_OK;
+}

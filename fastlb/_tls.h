@@ -1,0 +1,40 @@
+/* _tls.h: TLS termination (OpenSSL 3) as a transport (_xprt.h): a non-blocking handshake driven by
+ * the worker's reads, then SSL_read and SSL_write through the connection's buffers. TLS 1.2 and 1.3
+ * only, no renegotiation, no compression, no session resumption yet; ALPN http/1.1; the certificate
+ * chosen by SNI: exact names first, then wildcards, else the first certificate. */
+#ifndef FLB_TLS_H
+#define FLB_TLS_H
+
+#include "_api.h"
+#include "_tls-t.h"
+#include "_xprt-t.h"
+
+#include <stddef.h>
+
+/* A set of <ncerts> certificates for <nworkers> workers, each to be given with flb_tls_set. NULL with
+ * errno. One reference, the caller's. */
+struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms);
+
+/* Certificate <i> from <pem> (<len> bytes: the certificate first, then its chain, and its key, in any
+ * order: HAProxy's crt format) with the host names it serves. FLB_OK, or FLB_ERR with the reason in
+ * <err> (a missing key, a key that does not match, text that is not PEM). */
+int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names,
+                uint32_t nnames, char *err, size_t errlen);
+
+struct flb_tls *flb_tls_get(struct flb_tls *t);
+void flb_tls_put(struct flb_tls *t);
+
+/* The certificate index (0: the default) that serves host <name> (<len> bytes, lower or upper case). */
+uint32_t flb_tls_pick(const struct flb_tls *t, const char *name, size_t len);
+
+/* Whether certificate <c> covers <name> (<len> bytes; a port and one trailing dot are not compared). */
+int flb_tls_covers(const struct flb_tls_cert *c, const char *name, size_t len);
+
+/* Makes <x> (a plain side on an accepted socket) a TLS side of <t> as worker <worker> sees it, its
+ * handshake counted in <c>. FLB_OK, or FLB_ERR (ENOMEM). */
+int flb_tls_accept(struct flb_xprt *x, struct flb_tls *t, uint32_t worker, struct flb_tls_counters *c);
+
+/* TLS objects alive (connections' SSL and the sets' contexts): the tests check they return to zero. */
+extern _Atomic long flb_tls_live;
+
+#endif

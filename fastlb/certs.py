@@ -1,0 +1,157 @@
+"""TLS certificates as fastlb reads them, for the https listener.
+
+Sources, in order (the first certificate is the default one: no SNI, or a name no certificate has):
+``--ssl-certs`` and ``[https] certs`` (PEM files holding a certificate, its chain and its key, HAProxy's
+``crt`` format; a directory means every ``*.pem`` in it, sorted), then marathon-lb's environment,
+``HAPROXY_SSL_CERT`` and ``HAPROXY_SSL_CERT0`` .. ``HAPROXY_SSL_CERT100`` (PEM text). With none at all a
+self-signed certificate is made (:func:`self_signed`), as marathon-lb does.
+
+Pure: reads files and the environment it is given, no sockets, no ``_core``."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+import msgspec
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ENV_CERT = "HAPROXY_SSL_CERT"
+ENV_NUMBERED = 101  # HAPROXY_SSL_CERT0 .. HAPROXY_SSL_CERT100
+
+_KEY = re.compile(rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.DOTALL)
+
+
+class CertError(Exception):
+    """Every certificate that cannot be used, one line each, its source first."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Certificate(msgspec.Struct, frozen=True):
+    source: str  # the file, the environment variable, or "self-signed"
+    pem: bytes  # certificate, chain and key
+    names: tuple[str, ...]  # host names it serves, lower case ("*.example.com": one label); (): every name
+    not_after: str  # ISO 8601, UTC
+
+
+def _der(key: object) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
+
+
+def parse(pem: bytes, source: str) -> Certificate:
+    """The certificate in <pem> (read from <source>). Raises CertError: no certificate, no key, a key
+    under a passphrase or one that does not match the certificate."""
+    try:
+        chain = x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise CertError([f"{source}: no PEM certificate in it"]) from None
+    keys = [m.group(0) for m in _KEY.finditer(pem)]
+    if not keys:
+        raise CertError([f"{source}: no PEM private key in it (HAProxy's crt format: certificate, chain and key)"])
+    try:
+        key = serialization.load_pem_private_key(keys[0], password=None)
+    except (ValueError, TypeError) as e:
+        raise CertError([f"{source}: the private key cannot be read ({e})"]) from None
+    leaf = chain[0]
+    if _der(key.public_key()) != _der(leaf.public_key()):
+        raise CertError([f"{source}: the private key does not match the certificate"])
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)]
+    except x509.ExtensionNotFound:
+        names = [str(a.value).lower().rstrip(".") for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    names = [n for n in names if n and len(n) <= 255 and n.isascii()]
+    if not names:
+        raise CertError([f"{source}: the certificate names no host (no DNS name in its SAN, no CN)"])
+    return Certificate(
+        source=source, pem=pem, names=tuple(dict.fromkeys(names)),
+        not_after=leaf.not_valid_after_utc.isoformat(),
+    )
+
+
+def _read(path: str, what: str) -> Certificate:
+    try:
+        with open(path, "rb") as f:
+            pem = f.read()
+    except OSError as e:
+        raise CertError([f"{what}: {path}: {e.strerror}"]) from None
+    return parse(pem, f"{what}: {path}")
+
+
+def from_paths(paths: Sequence[str], what: str) -> list[Certificate]:
+    """The certificates of files and directories (every ``*.pem`` in one, sorted). Raises CertError
+    with every problem."""
+    out: list[Certificate] = []
+    problems: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".pem"))
+            if not files:
+                problems.append(f"{what}: {path}: a directory with no *.pem file")
+        else:
+            files = [path]
+        for file in files:
+            try:
+                out.append(_read(file, what))
+            except CertError as e:
+                problems.extend(e.problems)
+    if problems:
+        raise CertError(problems)
+    return out
+
+
+def from_environ(environ: Mapping[str, str]) -> list[Certificate]:
+    """marathon-lb's HAPROXY_SSL_CERT, then HAPROXY_SSL_CERT0 .. HAPROXY_SSL_CERT100. Raises CertError."""
+    out: list[Certificate] = []
+    problems: list[str] = []
+    for name in [ENV_CERT] + [f"{ENV_CERT}{i}" for i in range(ENV_NUMBERED)]:
+        text = environ.get(name, "")
+        if not text.strip():
+            continue
+        try:
+            out.append(parse(text.encode(), name))
+        except CertError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise CertError(problems)
+    return out
+
+
+def gather(paths: Sequence[str], what: str, environ: Mapping[str, str]) -> list[Certificate]:
+    """Every certificate given, files first, then the environment; [] when none is. Raises CertError."""
+    problems: list[str] = []
+    out: list[Certificate] = []
+    for source in (lambda: from_paths(paths, what), lambda: from_environ(environ)):
+        try:
+            out.extend(source())
+        except CertError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise CertError(problems)
+    return out
+
+
+def self_signed(days: int = 3650) -> Certificate:
+    """A certificate for no name in particular, made now: it serves every name (names ())."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fastlb self-signed")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return Certificate(source="self-signed", pem=pem, names=(), not_after=cert.not_valid_after_utc.isoformat())

@@ -1,0 +1,31 @@
+# Mirror of fastlb/_tls-t.h and fastlb/_tls.h (what a compile and the stats call).
+from libc.stddef cimport size_t
+from libc.stdint cimport uint32_t, uint64_t
+
+cdef extern from "_tls-t.h" nogil:
+    enum:
+        FLB_TLS_F_N
+
+    struct flb_tls_counters:
+        uint64_t handshakes
+        uint64_t failed[6]
+
+    struct flb_tls:
+        uint32_t ncerts
+        uint32_t handshake_ms
+
+cdef extern from "_tls.h" nogil:
+    flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms)
+    int flb_tls_set(flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names, uint32_t nnames,
+                    char *err, size_t errlen)
+    flb_tls *flb_tls_get(flb_tls *t)
+    void flb_tls_put(flb_tls *t)
+    long flb_tls_live
+
+# The listener's TLS counters (kept out of clistener).
+cdef extern from *:
+    """
+    #include "_listener-t.h"
+    static inline struct flb_tls_counters *flb_tls_counters_of(struct flb_listener *l) { return &l->tls; }
+    """
+    flb_tls_counters *flb_tls_counters_of(void *l)

@@ -1,0 +1,103 @@
+"""Fixtures of the TLS tests: a test CA made here, certificates it signs, and TLS clients (Python's ssl)
+in front of a real DataPlane and real loopback backends."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from fastlb import spec
+from tests.l7.conftest import dataplane, ports  # noqa: F401 (the fixtures, shared)
+
+TIMEOUT = 20.0
+
+
+def _pem_key(key: Any) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+class TestCA:
+    """A CA that signs leaf certificates (certificate + CA chain + key in one PEM, HAProxy's crt format)."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fastlb test CA")])
+        now = datetime.datetime.now(datetime.UTC)
+        self.cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.pem = self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def leaf(self, *names: str, cn: str | None = None, san: bool = True) -> bytes:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn or names[0])]))
+            .issuer_name(self.cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=10))
+        )
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        cert = b.sign(self.key, hashes.SHA256())
+        return cert.public_bytes(serialization.Encoding.PEM) + self.pem + _pem_key(key)
+
+
+@pytest.fixture(scope="session")
+def ca() -> TestCA:
+    return TestCA()
+
+
+def client_context(ca: TestCA, *, verify: bool = True, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cadata=ca.pem.decode())
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if maximum is not None:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = maximum
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def tls_connect(address: str, ca: TestCA, sni: str | None, **kw: Any) -> ssl.SSLSocket:
+    host, port = address.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    try:
+        return client_context(ca, **kw).wrap_socket(raw, server_hostname=sni)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def served_names(sock: ssl.SSLSocket) -> list[str]:
+    """The DNS names of the certificate the server sent."""
+    der = sock.getpeercert(binary_form=True)
+    assert der is not None
+    cert = x509.load_der_x509_certificate(der)
+    return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                .get_values_for_type(x509.DNSName))
+
+
+def https_table(services: list[spec.Service], routes: list[spec.HttpRoute], https: str,
+                http: str | None = None) -> spec.RouteTable:
+    listeners = [spec.Listener(address=https, kind="vhost", tls=True)]
+    if http is not None:
+        listeners.append(spec.Listener(address=http, kind="vhost"))
+    return spec.RouteTable(services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes))
