@@ -14,9 +14,9 @@ C_FILES = sorted(p for p in PKG.glob("_*.[ch]") if p.name != "_core.c")
 
 # Modules that must stay pure: no I/O, no event loop, no data plane (tested in microseconds).
 PURE = ["spec.py", "config.py", "provider.py", "merge.py", "overrides.py", "stats.py", "marathon/models.py",
-        "marathon/labels.py", "marathon/options.py", "marathon/tasks.py", "marathon/candidate.py",
-        "marathon/mlb.py", "marathon/traefik.py", "marathon/incremental.py", "marathon/build.py", "marathon/state.py",
-        "marathon/sse.py"]
+        "marathon/labels.py", "marathon/traefik_labels.py", "marathon/options.py", "marathon/tasks.py",
+        "marathon/candidate.py", "marathon/mlb.py", "marathon/traefik.py", "marathon/incremental.py",
+        "marathon/build.py", "marathon/state.py", "marathon/sse.py"]
 IMPURE_IMPORTS = {"asyncio", "socket", "selectors", "aiohttp", "uvloop", "fastlb._core", "threading"}
 
 
@@ -179,8 +179,10 @@ def test_stubs_name_what_core_exports() -> None:
     assert exported <= stubbed, f"exported but not stubbed: {sorted(exported - stubbed)}"
 
 
-# The Marathon build's parts, each importing only those before it (mlb and traefik side by side).
-BUILD_LAYERS = [["options"], ["tasks"], ["candidate"], ["mlb", "traefik"], ["incremental"], ["build"]]
+# The Marathon build's parts, each importing only those before it (mlb and traefik side by side); the
+# label parsers come first (Traefik's reads marathon-lb's helpers and RESTRICTING_LABELS), below every part.
+BUILD_LAYERS = [["labels"], ["traefik_labels"], ["options"], ["tasks"], ["candidate"], ["mlb", "traefik"],
+                ["incremental"], ["build"]]
 
 
 def test_marathon_build_parts_import_one_way() -> None:
