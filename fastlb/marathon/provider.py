@@ -42,6 +42,7 @@ import msgspec
 
 from fastlb.marathon.auth import Auth, AuthError
 from fastlb.marathon.client import MarathonClient, MarathonError
+from fastlb.marathon.options import FollowOptions
 from fastlb.marathon.sse import SSEDecoder, SSEError, split_json
 from fastlb.marathon.state import EventEffect, MarathonOptions, MarathonState
 from fastlb.spec import RouteTable
@@ -189,20 +190,23 @@ def _is_empty_list(body: bytes) -> bool:
         return False
 
 
+_FOLLOW = FollowOptions()
+
+
 class MarathonProvider:
     def __init__(
         self,
         urls: Sequence[str],
         options: MarathonOptions,
         *,
-        sse: bool = True,
-        poll_interval: float = 60.0,
+        sse: bool = _FOLLOW.sse,
+        poll_interval: float = _FOLLOW.poll_interval,
         coalesce_ms: float = 20.0,
         auth: Auth | None = None,
         ca_cert: str | None = None,
         resync_interval: float = 60.0,
         idle_timeout: float = 30.0,
-        max_backoff: float = 300.0,
+        max_backoff: float = _FOLLOW.max_backoff,
         initial_backoff: float = 1.0,
         stable_after: float = 60.0,
         deployments_interval: float = 2.0,
