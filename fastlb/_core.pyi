@@ -17,13 +17,15 @@ class DataPlane:
         self,
         workers: int,
         *,
-        maxconn: int = 100000,  # all listeners together (a table's maxconn may lower it)
-        pipe_max: int = 1024,  # splice pipes alive at most (pooled); beyond it, recv/send copies
-        pipe_size: int = 262144,  # F_SETPIPE_SZ for pooled pipes
-        buffer_size: int = 16384,  # per-direction user-space buffer for small messages
-        splice_threshold: int = 65536,  # a direction switches to splice once this much has flowed in one go
-        pool_max: int = 10000,  # HTTP mode: idle backend connections kept, all workers together (0: none)
-        pool_idle_ms: int = 5000,  # HTTP mode: an idle backend connection unused this long is closed
+        # The engine settings: defaults and ranges are spec.ENGINE_SETTINGS' (maxconn: spec.DEFAULT_MAXCONN);
+        # a value out of its range is a ValueError naming the setting.
+        maxconn: int = ...,  # all listeners together (a table's maxconn may lower it; 0: no cap)
+        pipe_max: int = ...,  # splice pipes alive at most (pooled); beyond it, recv/send copies
+        pipe_size: int = ...,  # F_SETPIPE_SZ for pooled pipes
+        buffer_size: int = ...,  # per-direction user-space buffer for small messages
+        splice_threshold: int = ...,  # a direction switches to splice once this much has flowed in one go
+        pool_max: int = ...,  # HTTP mode: idle backend connections kept, all workers together (0: none)
+        pool_idle_ms: int = ...,  # HTTP mode: an idle backend connection unused this long is closed
         fd_max: int = 0,  # descriptors it may hold (2 per pipe); at it, listeners wait unpolled (0: no cap)
         inherit: dict[str, list[int]] | None = None,  # listening fds taken over from an old process (upgrade)
         access_log_fd: int | None = None,  # one JSON line per HTTP request, written without blocking

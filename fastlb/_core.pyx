@@ -9,6 +9,8 @@ import ipaddress
 import os
 import time
 
+from fastlb import spec
+
 from libc.errno cimport errno
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
@@ -72,6 +74,21 @@ cdef str _format(const sockaddr *sa):
     if flb_addr_format(sa, text) != FLB_OK:
         return ""
     return text.decode()
+
+
+# The engine settings' defaults and ranges are declared once, in spec.ENGINE_SETTINGS; the keywords
+# below default to them and are held to them (the static file is checked against the same ranges).
+_ENGINE = spec.ENGINE_SETTINGS
+_DEFAULT = {name: setting.default for name, setting in _ENGINE.items()}
+
+
+cdef object _setting(str name, object value):
+    if not isinstance(value, int):
+        raise ValueError(f"{name}: {value!r} is not an integer")
+    refusal = _ENGINE[name].refusal(value)
+    if refusal is not None:
+        raise ValueError(f"{name}: {value!r} {refusal}")
+    return value
 
 
 cdef uint32_t _u32(object value, str what) except? 0:
@@ -287,30 +304,22 @@ cdef class DataPlane:
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
     cdef object certs  # _Certs the TLS listeners of the next publish serve (_tls.pxi), or None
 
-    def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
-                  buffer_size=16384, splice_threshold=65536, pool_max=10000, pool_idle_ms=5000,
-                  fd_max=0, inherit=None, access_log_fd=None, cookie_key=None):
+    def __cinit__(self, int workers, *, maxconn=spec.DEFAULT_MAXCONN, pipe_max=_DEFAULT["pipe_max"],
+                  pipe_size=_DEFAULT["pipe_size"], buffer_size=_DEFAULT["buffer_size"],
+                  splice_threshold=_DEFAULT["splice_threshold"], pool_max=_DEFAULT["pool_max"],
+                  pool_idle_ms=_DEFAULT["pool_idle_ms"], fd_max=0, inherit=None, access_log_fd=None,
+                  cookie_key=None):
         cdef flb_engine_options o
-        if workers < 1 or workers > 1024:
-            raise ValueError(f"workers: {workers!r} is not in 1..1024")
-        o.workers = workers
-        o.maxconn = _u32(maxconn, "maxconn")
-        if not isinstance(pipe_max, int) or pipe_max < 0:
-            raise ValueError(f"pipe_max: {pipe_max!r} is not a count")
-        o.pipe_max = pipe_max
-        if not isinstance(pipe_size, int) or not 0 <= pipe_size <= (1 << 30):
-            raise ValueError(f"pipe_size: {pipe_size!r} is not in 0..2**30")
-        o.pipe_size = pipe_size
-        if not isinstance(buffer_size, int) or not 1024 <= buffer_size <= (1 << 26):
-            raise ValueError(f"buffer_size: {buffer_size!r} is not in 1024..2**26")
-        o.buffer_size = buffer_size
-        if not isinstance(splice_threshold, int) or splice_threshold < 0:
-            raise ValueError(f"splice_threshold: {splice_threshold!r} is not a count")
-        o.splice_threshold = splice_threshold
-        o.pool_max = _u32(pool_max, "pool_max")
-        o.pool_idle_ms = _u32(pool_idle_ms, "pool_idle_ms")
-        if o.pool_idle_ms == 0:
-            raise ValueError("pool_idle_ms: 0 is not a duration")
+        if workers < 1:  # the file's 0 (one per CPU) is resolved before
+            raise ValueError(f"workers: {workers!r} is out of range (1..{_ENGINE['workers'].high})")
+        o.workers = _setting("workers", workers)
+        o.maxconn = _setting("maxconn", maxconn)
+        o.pipe_max = _setting("pipe_max", pipe_max)
+        o.pipe_size = _setting("pipe_size", pipe_size)
+        o.buffer_size = _setting("buffer_size", buffer_size)
+        o.splice_threshold = _setting("splice_threshold", splice_threshold)
+        o.pool_max = _setting("pool_max", pool_max)
+        o.pool_idle_ms = _setting("pool_idle_ms", pool_idle_ms)
         o.fd_max = _u32(fd_max, "fd_max")
         self.nworkers = workers
         self.checked = {}

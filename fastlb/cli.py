@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from fastlb import __version__, config, limits, logs, spec
+from fastlb.marathon.args import MarathonArgs, framework_name_from
+
+_MARATHON = MarathonArgs(urls=())  # every Marathon flag's default is its field's here
 
 
 def _provider_options(p: argparse.ArgumentParser) -> None:
@@ -30,7 +33,7 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("Marathon (marathon-lb's flags)")
     m.add_argument(
         "--group", action="append", default=[],
-        help="LB group to serve (repeatable; '*' = every app; default external)",
+        help=f"LB group to serve (repeatable; '*' = every app; default {','.join(_MARATHON.groups)})",
     )
     mode = m.add_mutually_exclusive_group()
     mode.add_argument("--sse", "-s", action="store_true", help="follow Marathon's event stream (the default)")
@@ -44,15 +47,25 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
         help="DC/OS service account (uid, private_key, login_endpoint); env DCOS_SERVICE_ACCOUNT_CREDENTIAL",
     )
     m.add_argument("--marathon-ca-cert", metavar="FILE", help="CA bundle to verify Marathon's TLS with")
-    m.add_argument("--min-serv-port-ip-per-task", type=int, default=10050, metavar="N")
-    m.add_argument("--max-serv-port-ip-per-task", type=int, default=10100, metavar="N")
-    m.add_argument("--max-backoff", type=float, default=300.0, metavar="SECONDS", help="cap of the reconnect backoff")
+    m.add_argument("--min-serv-port-ip-per-task", type=int, default=_MARATHON.min_serv_port_ip_per_task, metavar="N")
+    m.add_argument("--max-serv-port-ip-per-task", type=int, default=_MARATHON.max_serv_port_ip_per_task, metavar="N")
+    m.add_argument(
+        "--max-backoff", type=float, default=_MARATHON.max_backoff, metavar="SECONDS",
+        help="cap of the reconnect backoff",
+    )
     _mlb_ignored_options(p)
     ls = p.add_argument_group("listeners")
-    ls.add_argument("--bind-addr", default="0.0.0.0", metavar="ADDR", help="where service ports are bound")
-    ls.add_argument("--http-port", type=int, default=80, metavar="PORT", help="shared vhost listener (0: none)")
-    ls.add_argument("--https-port", type=int, default=443, metavar="PORT", help="shared TLS listener (0: none)")
-    ls.add_argument("--appid-port", type=int, default=9091, metavar="PORT", help="X-Marathon-App-Id listener (0: none)")
+    ls.add_argument("--bind-addr", default=_MARATHON.bind_addr, metavar="ADDR", help="where service ports are bound")
+    ls.add_argument(
+        "--http-port", type=int, default=_MARATHON.http_port, metavar="PORT", help="shared vhost listener (0: none)"
+    )
+    ls.add_argument(
+        "--https-port", type=int, default=_MARATHON.https_port, metavar="PORT", help="shared TLS listener (0: none)"
+    )
+    ls.add_argument(
+        "--appid-port", type=int, default=_MARATHON.appid_port, metavar="PORT",
+        help="X-Marathon-App-Id listener (0: none)",
+    )
     ls.add_argument("--dont-bind-http-https", action="store_true", help="no shared http/https listeners")
 
 
@@ -194,9 +207,7 @@ def marathon_urls(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(u for u in urls if u)
 
 
-def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from fastlb.marathon.args import MarathonArgs, framework_name_from  # noqa: PLC0415
-
+def marathon_args(args: argparse.Namespace) -> MarathonArgs | None:
     urls = marathon_urls(args.marathon)
     if not urls:
         if args.marathon:
@@ -214,9 +225,9 @@ def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise UsageError("--poll: SECONDS must be above zero")
     return MarathonArgs(
         urls=urls,
-        groups=tuple(args.group) or ("external",),
+        groups=tuple(args.group) or _MARATHON.groups,
         sse=args.poll is None,
-        poll_interval=args.poll if args.poll is not None else 60.0,
+        poll_interval=args.poll if args.poll is not None else _MARATHON.poll_interval,
         health_check=args.health_check,
         strict_mode=args.strict_mode,
         auth_credentials=args.auth_credentials,

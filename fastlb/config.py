@@ -114,15 +114,18 @@ class SharedHttpsEntry(_Struct, frozen=True):
     handshake_timeout: Duration = 10000  # a TLS handshake not over in this long is dropped
 
 
+_ENGINE = spec.ENGINE_SETTINGS  # every engine setting's default and range, declared once
+
+
 class EngineEntry(_Struct, frozen=True):
-    workers: int = 0  # 0: one per CPU this process may run on
-    maxconn: int = 0  # 0: as many as the open-files limit fits, at most 100,000 (fastlb.limits)
-    pipe_max: int = 1024
-    pipe_size: int = 262144
-    buffer_size: int = 16384
-    splice_threshold: int = 65536
-    pool_max: int = 10000  # HTTP mode: idle backend connections kept, all workers together
-    pool_idle: Duration = 5000  # HTTP mode: an idle backend connection unused this long is closed
+    workers: int = _ENGINE["workers"].default  # 0: one per CPU this process may run on
+    maxconn: int = _ENGINE["maxconn"].default  # 0: as many as the open-files limit fits (fastlb.limits)
+    pipe_max: int = _ENGINE["pipe_max"].default
+    pipe_size: int = _ENGINE["pipe_size"].default
+    buffer_size: int = _ENGINE["buffer_size"].default
+    splice_threshold: int = _ENGINE["splice_threshold"].default
+    pool_max: int = _ENGINE["pool_max"].default  # HTTP mode: idle backend connections kept, all workers together
+    pool_idle: Duration = _ENGINE["pool_idle_ms"].default  # HTTP mode: an idle backend connection unused this long
 
 
 class AdminEntry(_Struct, frozen=True):
@@ -150,14 +153,14 @@ class FileEntry(_Struct, frozen=True):
 class EngineSettings(msgspec.Struct, frozen=True):
     """Keyword arguments of ``fastlb._core.DataPlane`` (``workers`` 0: choose from the CPU count)."""
 
-    workers: int = 0
-    maxconn: int = 0  # 0: fitted to the open-files limit at start (fastlb.limits.fit_engine)
-    pipe_max: int = 1024
-    pipe_size: int = 262144
-    buffer_size: int = 16384
-    splice_threshold: int = 65536
-    pool_max: int = 10000
-    pool_idle_ms: int = 5000
+    workers: int = _ENGINE["workers"].default
+    maxconn: int = _ENGINE["maxconn"].default  # 0: fitted to the open-files limit at start (limits.fit_engine)
+    pipe_max: int = _ENGINE["pipe_max"].default
+    pipe_size: int = _ENGINE["pipe_size"].default
+    buffer_size: int = _ENGINE["buffer_size"].default
+    splice_threshold: int = _ENGINE["splice_threshold"].default
+    pool_max: int = _ENGINE["pool_max"].default
+    pool_idle_ms: int = _ENGINE["pool_idle_ms"].default
 
 
 class StaticConfig(msgspec.Struct, frozen=True):
@@ -424,9 +427,7 @@ _HOST = re.compile(r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)(\.[A-Za-z0
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}
 _MAX_WEIGHT = 256
-_U32 = (1 << 32) - 1  # the data plane keeps counts and milliseconds in 32 bits
-_U64 = (1 << 64) - 1  # and byte counts in 64
-_PIPE_MAX = 1 << 30  # the largest pipe Linux makes
+_U32 = spec.U32_MAX
 
 
 def parse_address(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int] | None:
@@ -598,17 +599,17 @@ def _positive(path: str, value: int, problems: list[str], *, zero: bool = False,
 
 
 def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
-    _positive("engine.workers", e.workers, problems, zero=True, top=1024)
-    _positive("engine.maxconn", e.maxconn, problems, zero=True, top=_U32)
-    _positive("engine.pipe_max", e.pipe_max, problems, zero=True, top=_U32)
-    if e.pipe_size < 4096 or e.pipe_size > _PIPE_MAX or e.pipe_size & (e.pipe_size - 1):
-        problems.append(f"engine.pipe_size: {e.pipe_size} is not a power of two in 4096..{_PIPE_MAX}")
-    _positive("engine.buffer_size", e.buffer_size, problems, top=1 << 24)
-    if e.buffer_size >= 1 and e.buffer_size < 1024:
-        problems.append(f"engine.buffer_size: {e.buffer_size} is below 1024")
-    _positive("engine.splice_threshold", e.splice_threshold, problems, zero=True, top=_U64)
-    _positive("engine.pool_max", e.pool_max, problems, zero=True, top=_U32)
+    for name, setting in _ENGINE.items():
+        if name == "pool_idle_ms":  # a duration in the file: pool_idle
+            continue
+        value = getattr(e, name)
+        refusal = setting.refusal(value)
+        if refusal is not None:
+            problems.append(f"engine.{name}: {value} {refusal}")
     pool_idle_ms = _ms(e.pool_idle, "engine.pool_idle", problems)
+    if pool_idle_ms is not None and not _ENGINE["pool_idle_ms"].accepts(pool_idle_ms):
+        problems.append(f"engine.pool_idle: {_show(e.pool_idle)} is longer than 49 days")
+        pool_idle_ms = None
     return EngineSettings(
         workers=e.workers,
         maxconn=e.maxconn,
@@ -617,7 +618,7 @@ def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
         buffer_size=e.buffer_size,
         splice_threshold=e.splice_threshold,
         pool_max=e.pool_max,
-        pool_idle_ms=pool_idle_ms or 5000,
+        pool_idle_ms=pool_idle_ms or _ENGINE["pool_idle_ms"].default,
     )
 
 

@@ -207,7 +207,7 @@ class Controller:
         except (OSError, ValueError):
             pass  # logged by publish(); nothing serves yet, the next change tries again
         except Exception:  # the control loop must outlive one bad table
-            logging.getLogger("fastlb").exception("publish failed")
+            logs.event(logging.ERROR, logs.PUBLISH_FAILED, exc_info=True)
 
     def desired(self) -> tuple[spec.RouteTable, list[str]]:
         parts = [(name, self.tables[name]) for name in self.providers if name in self.tables]
@@ -419,13 +419,13 @@ class Controller:
             try:
                 self.access_log.reopen()
             except OSError as e:
-                logs.event(logging.ERROR, "access_log_reopen_failed", path=self.access_log.path, error=e.strerror,
+                logs.event(logging.ERROR, logs.ACCESS_LOG_REOPEN_FAILED, path=self.access_log.path, error=e.strerror,
                            keeping="the file open before")
         for name, provider in self.providers.items():
             try:
                 await provider.resync()
             except Exception as e:  # one provider failing must not stop the others
-                logs.event(logging.ERROR, "resync_failed", provider=name, error=e)
+                logs.event(logging.ERROR, logs.RESYNC_FAILED, provider=name, error=e)
         try:
             self.publish(retry_skipped=True)  # what could not bind before may bind now
         except (OSError, ValueError):
@@ -485,8 +485,8 @@ class Controller:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            logging.getLogger("fastlb").exception("provider %s stopped", name)
-            logs.event(logging.ERROR, "provider_stopped", provider=name, error=e, keeping="its last table")
+            logs.event(logging.ERROR, logs.PROVIDER_STOPPED, exc_info=True, provider=name)
+            logs.event(logging.ERROR, logs.PROVIDER_STOPPED, provider=name, error=e, keeping="its last table")
 
     def request_stop(self) -> None:
         """SIGTERM/SIGINT: the first starts the drain; a second one while draining closes what is open."""

@@ -20,9 +20,9 @@ from typing import Any
 
 import msgspec
 
-from fastlb import config, logs
+from fastlb import config, logs, spec
 
-DEFAULT_MAXCONN = 100000  # the engine's maxconn when the file gives none and the limit allows it
+DEFAULT_MAXCONN = spec.DEFAULT_MAXCONN  # the engine's maxconn when the file gives none and the limit allows it
 RESERVE = 64  # descriptors kept for Python's side (health checks, Marathon, admin, logs) ...
 RESERVE_SHARE = 32  # ... plus 1/32 of the limit
 PER_WORKER = 10  # epoll, eventfd and room for eight listeners per worker thread

@@ -56,6 +56,28 @@ ENGINE_SIZED = "engine_sized"
 MAXCONN_OVER_LIMIT = "maxconn_over_limit"
 FD_EXHAUSTED = "fd_exhausted"
 FLAG_IGNORED = "flag_ignored"
+NOTIFY_FAILED = "notify_failed"  # a datagram to systemd ($NOTIFY_SOCKET) could not go
+PUBLISH_FAILED = "publish_failed"
+PROVIDER_STOPPED = "provider_stopped"
+RESYNC_FAILED = "resync_failed"
+ACCESS_LOG_REOPEN_FAILED = "access_log_reopen_failed"
+ADMIN_FAILED = "admin_failed"
+START_FAILED = "start_failed"
+UPGRADE_SOCKET = "upgrade_socket"
+UPGRADE_SOCKET_FAILED = "upgrade_socket_failed"
+UPGRADE_HANDED_OVER = "upgrade_handed_over"
+UPGRADE_TAKEN_OVER = "upgrade_taken_over"
+UPGRADE_ABANDONED = "upgrade_abandoned"
+CALLBACK_FAILED = "callback_failed"
+DNS_FAILED = "dns_failed"
+APP_NOT_SERVED = "app_not_served"  # the Marathon build's own line, once per app and reason
+APP_WARNING = "app_warning"  # a label accepted but not (fully) honoured, once per app and label
+MARATHON_STREAM_OPEN = "marathon_stream_open"
+MARATHON_STREAM_FAILED = "marathon_stream_failed"
+MARATHON_EVENT_SKIPPED = "marathon_event_skipped"
+MARATHON_BUILD_FAILED = "marathon_build_failed"
+MARATHON_APP_REFETCH_FAILED = "marathon_app_refetch_failed"
+MARATHON_DEPLOYMENTS_FAILED = "marathon_deployments_failed"
 
 
 def _value(v: Any) -> str:
@@ -69,10 +91,12 @@ def format_fields(event: str, fields: dict[str, Any]) -> str:
     return " ".join([event] + [f"{k}={_value(v)}" for k, v in fields.items()])
 
 
-def event(level: int, name: str, **fields: Any) -> None:
-    """Logs one event line at <level> (a ``logging`` level)."""
-    if LOGGER.isEnabledFor(level):
-        LOGGER.log(level, format_fields(name, fields))
+def event(level: int, name: str, *, logger: logging.Logger = LOGGER, exc_info: bool = False, **fields: Any) -> None:
+    """Logs one event line at <level> (a ``logging`` level) on <logger> (``fastlb``, or one of its
+    children such as ``fastlb.marathon``), with the exception being handled when <exc_info>. Every log
+    line of fastlb goes through here; <name> is one of the names above (tests/test_source.py holds it)."""
+    if logger.isEnabledFor(level):
+        logger.log(level, format_fields(name, fields), exc_info=exc_info)
 
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(message)s"

@@ -49,7 +49,7 @@ class Notifier:
         try:
             self.sock.sendto("\n".join(lines).encode(), self.address)
         except OSError as e:
-            logs.event(logging.WARNING, "notify_failed", socket=self.address.replace("\0", "@"), error=e.strerror)
+            logs.event(logging.WARNING, logs.NOTIFY_FAILED, socket=self.address.replace("\0", "@"), error=e.strerror)
             return False
         return True
 

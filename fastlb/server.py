@@ -200,7 +200,7 @@ async def serve(
                     raise
                 await asyncio.sleep(0.1)
     except OSError as e:
-        logs.event(logging.ERROR, "admin_failed", address=admin_address, error=e)
+        logs.event(logging.ERROR, logs.ADMIN_FAILED, address=admin_address, error=e)
         controller.request_stop()
         await controller.drain()
         return 1
@@ -216,7 +216,7 @@ async def serve(
         try:
             await server.start()
         except OSError as e:
-            logs.event(logging.ERROR, "upgrade_socket_failed", path=upgrade_socket, error=e)
+            logs.event(logging.ERROR, logs.UPGRADE_SOCKET_FAILED, path=upgrade_socket, error=e)
             server = None
     logs.event(
         logging.INFO, logs.SERVING, pid=os.getpid(), admin=admin_address, generation=controller.dataplane.generation,
@@ -309,7 +309,7 @@ def run(options: RunOptions) -> int:
         controller_args = build(options, inherit=inherit)
     except StartError as e:
         for line in str(e).splitlines():
-            logs.event(logging.ERROR, "start_failed", problem=line)
+            logs.event(logging.ERROR, logs.START_FAILED, problem=line)
         if takeover is not None:
             takeover.abandon()
         for fds in (inherit or {}).values():

@@ -12,13 +12,59 @@ This module imports nothing from fastlb and no I/O: it is the vocabulary of the 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 
 Mode = Literal["tcp", "http"]
 Balance = Literal["roundrobin", "leastconn", "maglev", "source"]
 AdminState = Literal["ready", "drain", "maint"]
+
+
+U64_MAX = (1 << 64) - 1  # byte counts
+U32_MAX = (1 << 32) - 1  # the data plane keeps counts and milliseconds in 32 bits
+
+
+class EngineSetting(NamedTuple):
+    """One setting of the data plane: a keyword of ``fastlb._core.DataPlane`` and a key of the static
+    file's ``[engine]``. Declared once, in ``ENGINE_SETTINGS``: the file takes its default and refuses a
+    value out of its range, and the data plane refuses the same values (it is given the file's)."""
+
+    default: int
+    low: int
+    high: int | None  # None: no bound above
+    power_of_two: bool = False
+
+    def accepts(self, value: int) -> bool:
+        return (self.low <= value and (self.high is None or value <= self.high)
+                and not (self.power_of_two and value & (value - 1)))
+
+    def range(self) -> str:
+        """The range as docs/config.md writes it: ``0..1024``, ``>= 0``, ``a power of two in 4096..65536``."""
+        bound = f"{self.low}..{self.high}" if self.high is not None else f">= {self.low}"
+        return f"a power of two in {bound}" if self.power_of_two else bound
+
+    def refusal(self, value: int) -> str | None:
+        """Why <value> is refused, as an error line ends (``is out of range (0..1024)``); None: accepted."""
+        if self.accepts(value):
+            return None
+        return f"is not {self.range()}" if self.power_of_two else f"is out of range ({self.range()})"
+
+
+# The data plane's settings. ``workers`` 0 and ``maxconn`` 0 are the file's "choose for me" (one worker
+# per CPU; as many connections as the open-files limit fits, at most DEFAULT_MAXCONN): the process
+# resolves them before it makes the data plane, which takes 1.. workers and 0 as "no cap" for maxconn.
+ENGINE_SETTINGS: dict[str, EngineSetting] = {
+    "workers": EngineSetting(0, 0, 1024),
+    "maxconn": EngineSetting(0, 0, U32_MAX),
+    "pipe_max": EngineSetting(1024, 0, U32_MAX),
+    "pipe_size": EngineSetting(262144, 4096, 1 << 30, power_of_two=True),
+    "buffer_size": EngineSetting(16384, 1024, 1 << 24),
+    "splice_threshold": EngineSetting(65536, 0, U64_MAX),
+    "pool_max": EngineSetting(10000, 0, U32_MAX),
+    "pool_idle_ms": EngineSetting(5000, 1, U32_MAX),
+}
+DEFAULT_MAXCONN = 100000  # maxconn when the file gives none and the open-files limit allows it
 
 
 class Backend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -36,9 +36,6 @@ _MESSAGE_MAX = 65536
 _READY = b"ready"
 _MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req"
 
-UPGRADE_HANDED_OVER = "upgrade_handed_over"
-UPGRADE_TAKEN_OVER = "upgrade_taken_over"
-UPGRADE_ABANDONED = "upgrade_abandoned"
 
 
 class UpgradeError(Exception):
@@ -97,7 +94,7 @@ class UpgradeServer:
         self._task = asyncio.get_running_loop().create_task(self._serve())
         migrate = enable_migrate_req()
         logs.event(
-            logging.INFO, "upgrade_socket", path=self.path, tcp_migrate_req="on" if migrate else "unavailable"
+            logging.INFO, logs.UPGRADE_SOCKET, path=self.path, tcp_migrate_req="on" if migrate else "unavailable"
         )
 
     async def close(self) -> None:
@@ -122,14 +119,14 @@ class UpgradeServer:
                 try:
                     ready = await self._hand_over(conn)
                 except OSError as e:
-                    logs.event(logging.WARNING, UPGRADE_ABANDONED, error=e)
+                    logs.event(logging.WARNING, logs.UPGRADE_ABANDONED, error=e)
                     continue
             if ready:
                 self.handed_over = True
-                logs.event(logging.INFO, UPGRADE_HANDED_OVER, path=self.path)
+                logs.event(logging.INFO, logs.UPGRADE_HANDED_OVER, path=self.path)
                 self._on_handed_over()
                 return
-            logs.event(logging.WARNING, UPGRADE_ABANDONED, reason="the new process left before it was ready")
+            logs.event(logging.WARNING, logs.UPGRADE_ABANDONED, reason="the new process left before it was ready")
 
     async def _hand_over(self, conn: socket.socket) -> bool:
         loop = asyncio.get_running_loop()
@@ -195,7 +192,7 @@ class Takeover:
         self._conn = conn
         logs.event(
             logging.INFO,
-            UPGRADE_TAKEN_OVER,
+            logs.UPGRADE_TAKEN_OVER,
             path=self.path,
             listeners=len(fds),
             sockets=sum(map(len, fds.values())),
@@ -209,7 +206,7 @@ class Takeover:
         try:
             self._conn.send(_READY)
         except OSError as e:
-            logs.event(logging.WARNING, UPGRADE_ABANDONED, error=e)
+            logs.event(logging.WARNING, logs.UPGRADE_ABANDONED, error=e)
         finally:
             self._conn.close()
             self._conn = None

@@ -14,9 +14,9 @@ C_FILES = sorted(p for p in PKG.glob("_*.[ch]") if p.name != "_core.c")
 
 # Modules that must stay pure: no I/O, no event loop, no data plane (tested in microseconds).
 PURE = ["spec.py", "config.py", "provider.py", "merge.py", "overrides.py", "stats.py", "marathon/models.py",
-        "marathon/labels.py", "marathon/options.py", "marathon/tasks.py", "marathon/candidate.py",
-        "marathon/mlb.py", "marathon/traefik.py", "marathon/incremental.py", "marathon/build.py", "marathon/state.py",
-        "marathon/sse.py"]
+        "marathon/labels.py", "marathon/traefik_labels.py", "marathon/options.py", "marathon/tasks.py",
+        "marathon/candidate.py", "marathon/mlb.py", "marathon/traefik.py", "marathon/incremental.py",
+        "marathon/build.py", "marathon/state.py", "marathon/sse.py"]
 IMPURE_IMPORTS = {"asyncio", "socket", "selectors", "aiohttp", "uvloop", "fastlb._core", "threading"}
 
 
@@ -179,8 +179,10 @@ def test_stubs_name_what_core_exports() -> None:
     assert exported <= stubbed, f"exported but not stubbed: {sorted(exported - stubbed)}"
 
 
-# The Marathon build's parts, each importing only those before it (mlb and traefik side by side).
-BUILD_LAYERS = [["options"], ["tasks"], ["candidate"], ["mlb", "traefik"], ["incremental"], ["build"]]
+# The Marathon build's parts, each importing only those before it (mlb and traefik side by side); the
+# label parsers come first (Traefik's reads marathon-lb's helpers and RESTRICTING_LABELS), below every part.
+BUILD_LAYERS = [["labels"], ["traefik_labels"], ["options"], ["tasks"], ["candidate"], ["mlb", "traefik"],
+                ["incremental"], ["build"]]
 
 
 def test_marathon_build_parts_import_one_way() -> None:
@@ -193,3 +195,55 @@ def test_marathon_build_parts_import_one_way() -> None:
             name = f"fastlb.marathon.{module}"
             bad += [f"{name} -> {other}" for other in sorted(graph[name] & parts - below)]
     assert not bad, bad
+
+
+# --- one logging style: every line is ``event key=value ...`` with an event named in fastlb/logs.py
+
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
+
+
+def _event_names() -> set[str]:
+    tree = ast.parse((PKG / "logs.py").read_text())
+    return {
+        target.id for node in tree.body if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        for target in node.targets if isinstance(target, ast.Name) and target.id.isupper() and target.id != "LEVELS"
+    }
+
+
+def _log_problems(path: pathlib.Path, events: set[str], root: pathlib.Path = PKG) -> list[str]:
+    """Each call in <path> that logs other than through ``logs.event(level, logs.<EVENT>, ...)``."""
+    problems = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        func, where = node.func, f"{path.relative_to(root)}:{node.lineno}"
+        if isinstance(func.value, ast.Name) and func.value.id == "logs" and func.attr == "event":
+            name = node.args[1] if len(node.args) > 1 else None
+            names = [name.body, name.orelse] if isinstance(name, ast.IfExp) else [name]
+            for n in names:
+                if not (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "logs"
+                        and n.attr in events):
+                    problems.append(f"{where}: the event is not a name declared in logs.py")
+        elif func.attr in LOG_METHODS and path.name != "logs.py":
+            receiver = ast.unparse(func.value)
+            if receiver in {"log", "logger", "LOGGER", "logging"} or "getLogger" in receiver:
+                problems.append(f"{where}: {ast.unparse(func)}(...) logs free text; use logs.event")
+    return problems
+
+
+def test_every_log_line_is_an_event_declared_in_logs_py() -> None:
+    """fastlb/emulator (the Marathon emulator, test tooling) logs as it likes."""
+    events = _event_names()
+    paths = [p for p in PKG.rglob("*.py") if "emulator" not in p.relative_to(PKG).parts]
+    problems = [line for path in sorted(paths) for line in _log_problems(path, events)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_log_check_finds_free_text(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "sample.py"
+    bad.write_text(
+        'log.warning("cannot resolve %s", host)\nlogs.event(logging.INFO, "made_up", a=1)\n'
+        "logs.event(logging.INFO, logs.SWAP if up else logs.NOT_AN_EVENT)\nlogs.event(logging.INFO, logs.SWAP)\n"
+    )
+    assert [line.split(":")[1] for line in _log_problems(bad, _event_names(), tmp_path)] == ["1", "2", "3"]

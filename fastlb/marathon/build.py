@@ -30,6 +30,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from fastlb import spec
 from fastlb.marathon import labels as lbl
+from fastlb.marathon import traefik_labels as tlbl
 from fastlb.marathon.candidate import _AppError, _bind, _Candidate, _RouteKey
 from fastlb.marathon.incremental import (
     BuildMemo,
@@ -96,8 +97,8 @@ def build_table(
     errors: dict[str, str] = {}
     warnings: dict[str, tuple[str, ...]] = {}
     mlb: list[_MlbApp] = []
-    traefik: list[tuple[App, lbl.TraefikLabels]] = []
-    new_labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels, bool]] = {}
+    traefik: list[tuple[App, tlbl.TraefikLabels]] = []
+    new_labels: dict[str, tuple[App, lbl.AppLabels, tlbl.TraefikLabels, bool]] = {}
     fresh: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
     self_id = "/" + options.framework_name.strip("/") if options.framework_name else None
     old_labels = memo.labels if memo is not None else {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from fastlb.marathon import labels as lbl
+from fastlb.marathon import traefik_labels as tlbl
 from fastlb.marathon.candidate import _AppError, _Candidate
 from fastlb.marathon.mlb import _mlb_candidates, _MlbApp, udp_notes
 from fastlb.marathon.models import App, Task
@@ -36,7 +37,7 @@ class BuildMemo:
     The result never depends on the memo: only the time to reach it does."""
 
     def __init__(self) -> None:
-        self.labels: dict[str, tuple[App, lbl.AppLabels, lbl.TraefikLabels, bool]] = {}
+        self.labels: dict[str, tuple[App, lbl.AppLabels, tlbl.TraefikLabels, bool]] = {}
         self.candidates: dict[str, tuple[App, list[tuple[str, object, object]], list[_Candidate]]] = {}
         self.last: _LastBuild | None = None  # how to patch the last table, when it can be patched
 
@@ -94,7 +95,7 @@ class _Recorder(Mapping[str, bool]):
         )
 
 
-def _parse_labels(app: App) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
+def _parse_labels(app: App) -> tuple[lbl.AppLabels, tlbl.TraefikLabels, bool]:
     """The app's marathon-lb/fastlb labels, its Traefik labels, and whether Traefik's model
     applies (``traefik.*`` labels and no ``HAPROXY_*``/``FASTLB_*`` one)."""
     items = tuple((app.labels or {}).items())
@@ -107,11 +108,11 @@ def _parse_labels(app: App) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
 @functools.lru_cache(maxsize=4096)
 def _parse_label_items(
     items: tuple[tuple[str, str | None], ...],
-) -> tuple[lbl.AppLabels, lbl.TraefikLabels, bool]:
+) -> tuple[lbl.AppLabels, tlbl.TraefikLabels, bool]:
     """Parsing depends on the labels alone, and the parsed forms are immutable: apps with the same
     labels (most of a large cluster shares a few label sets) share one parse."""
     labels = {k: v for k, v in items if v is not None}
-    hl, tl = lbl.parse_haproxy_labels(labels), lbl.parse_traefik_labels(labels)
+    hl, tl = lbl.parse_haproxy_labels(labels), tlbl.parse_traefik_labels(labels)
     traefik_model = tl.present and not any(k.startswith(("HAPROXY_", "FASTLB_")) for k in labels)
     return hl, tl, traefik_model
 

@@ -1,4 +1,5 @@
-"""What a build of the Marathon table takes and gives: the provider's options (marathon-lb's flags),
+"""What a build of the Marathon table takes and gives: the provider's options (marathon-lb's flags; each
+default declared here once),
 the lookups a build may ask (``BuildContext``), its result (``BuildResult``), and which groups the
 options select. Pure.
 """
@@ -30,6 +31,15 @@ class MarathonOptions(msgspec.Struct, frozen=True):
     max_serv_port_ip_per_task: int = 10100
     framework_name: str = ""  # app "/<name>" is skipped (the LB does not proxy itself)
     respect_readiness: bool = True
+
+
+class FollowOptions(msgspec.Struct, frozen=True):
+    """How the provider follows Marathon (marathon-lb's --sse/--poll and backoff flags): the defaults of
+    ``MarathonProvider``'s keywords of these names, and of the flags."""
+
+    sse: bool = True  # the event stream; False: poll /v2/apps every poll_interval
+    poll_interval: float = 60.0  # seconds
+    max_backoff: float = 300.0  # seconds: cap of the reconnect backoff
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from fastlb import logs
 from fastlb.marathon.auth import Auth, AuthError
 from fastlb.marathon.client import MarathonClient, MarathonError
+from fastlb.marathon.options import FollowOptions
 from fastlb.marathon.sse import SSEDecoder, SSEError, split_json
 from fastlb.marathon.state import EventEffect, MarathonOptions, MarathonState
 from fastlb.spec import RouteTable
@@ -132,7 +134,7 @@ class HostCache:
         try:
             address = await self._lookup_name(name)
         except (OSError, UnicodeError) as e:
-            log.warning("cannot resolve task host %s: %s", name, e)
+            logs.event(logging.WARNING, logs.DNS_FAILED, logger=log, host=name, error=e)
             address = None
         finally:
             self._pending.pop(name, None)
@@ -189,20 +191,23 @@ def _is_empty_list(body: bytes) -> bool:
         return False
 
 
+_FOLLOW = FollowOptions()
+
+
 class MarathonProvider:
     def __init__(
         self,
         urls: Sequence[str],
         options: MarathonOptions,
         *,
-        sse: bool = True,
-        poll_interval: float = 60.0,
+        sse: bool = _FOLLOW.sse,
+        poll_interval: float = _FOLLOW.poll_interval,
         coalesce_ms: float = 20.0,
         auth: Auth | None = None,
         ca_cert: str | None = None,
         resync_interval: float = 60.0,
         idle_timeout: float = 30.0,
-        max_backoff: float = 300.0,
+        max_backoff: float = _FOLLOW.max_backoff,
         initial_backoff: float = 1.0,
         stable_after: float = 60.0,
         deployments_interval: float = 2.0,
@@ -326,7 +331,7 @@ class MarathonProvider:
             try:
                 stream = await self.client.open_events(self.event_types)
             except (MarathonError, AuthError) as e:
-                log.warning("Marathon event stream: %s", e)
+                logs.event(logging.WARNING, logs.MARATHON_STREAM_FAILED, logger=log, error=e)
                 if not self._synced:
                     self._resync_wanted.set()  # the API may work where the stream does not
                 attempt += 1
@@ -335,7 +340,7 @@ class MarathonProvider:
             self._connections += 1
             self._connected = True
             opened = time.monotonic()
-            log.info("Marathon event stream open at %s", stream.base)
+            logs.event(logging.INFO, logs.MARATHON_STREAM_OPEN, logger=log, url=stream.base)
             self._resync_wanted.set()  # every (re)connect: events were missed meanwhile
             decoder = SSEDecoder()
             try:
@@ -344,19 +349,24 @@ class MarathonProvider:
                         async with asyncio.timeout(self.idle_timeout):
                             chunk = await stream.read()
                     except TimeoutError:
-                        log.warning(
-                            "Marathon event stream at %s silent for %.0f s (no heartbeat): reconnecting",
-                            stream.base,
-                            self.idle_timeout,
+                        logs.event(
+                            logging.WARNING, logs.MARATHON_STREAM_FAILED, logger=log, url=stream.base,
+                            error=f"silent for {self.idle_timeout:.0f} s (no heartbeat)", then="reconnecting",
                         )
                         break
                     if not chunk:
-                        log.warning("Marathon event stream at %s closed: reconnecting", stream.base)
+                        logs.event(
+                            logging.WARNING, logs.MARATHON_STREAM_FAILED, logger=log,
+                            url=stream.base, error="closed", then="reconnecting",
+                        )
                         break
                     for event in decoder.feed(chunk):
                         self._on_event(event.event, event.data)
             except (aiohttp.ClientError, OSError, SSEError) as e:
-                log.warning("Marathon event stream at %s failed: %s: reconnecting", stream.base, e)
+                logs.event(
+                    logging.WARNING, logs.MARATHON_STREAM_FAILED, logger=log,
+                    url=stream.base, error=e, then="reconnecting",
+                )
             finally:
                 stream.close()
                 self._connected = False
@@ -374,7 +384,10 @@ class MarathonProvider:
         values, bad = split_json(data)
         for piece in bad:
             self._malformed += 1
-            log.warning("Marathon %s: data is not JSON, skipped: %.200r", event_type, piece)
+            logs.event(
+                logging.WARNING, logs.MARATHON_EVENT_SKIPPED, logger=log,
+                type=event_type, error="data is not JSON", data=f"{piece!r:.200}",
+            )
         for value in values:
             if self._replay is not None:
                 self._replay.append((event_type, value))
@@ -403,7 +416,10 @@ class MarathonProvider:
             self._on_backend_state(backend_id, state)
         except Exception:  # the consumer's failure must not stop the events that follow
             self._callback_errors += 1
-            log.exception("on_backend_state(%r, %r) failed", backend_id, state)
+            logs.event(
+                logging.ERROR, logs.CALLBACK_FAILED, logger=log,
+                exc_info=True, callback="on_backend_state", backend=backend_id, state=state,
+            )
 
     # -- publishing -----------------------------------------------------------------------------
 
@@ -435,7 +451,7 @@ class MarathonProvider:
         try:
             table = self._state.table()
         except Exception:  # a bug in building must not stop following Marathon
-            log.exception("building the Marathon routing table failed; the last table keeps serving")
+            logs.event(logging.ERROR, logs.MARATHON_BUILD_FAILED, logger=log, exc_info=True, keeping="the last table")
             return
         event_t, self._pending_event_t = self._pending_event_t, None
         if table == self._published:
@@ -449,7 +465,10 @@ class MarathonProvider:
                 self._on_change(table)
             except Exception:
                 self._callback_errors += 1
-                log.exception("on_change failed; the table before it keeps serving")
+                logs.event(
+                    logging.ERROR, logs.CALLBACK_FAILED, logger=log,
+                    exc_info=True, callback="on_change", keeping="the table before it",
+                )
                 return
         if event_t is not None:
             self._latency_ms = (time.monotonic() - event_t) * 1000.0
@@ -505,7 +524,10 @@ class MarathonProvider:
     def _resync_failed(self, error: str) -> bool:
         self._resync_failures += 1
         self._last_resync_error = error
-        log.warning("Marathon resync failed (the last good table keeps serving): %s", error)
+        logs.event(
+            logging.WARNING, logs.RESYNC_FAILED, logger=log,
+            provider="marathon", error=error, keeping="the last good table",
+        )
         return False
 
     async def _refetch_worker(self) -> None:
@@ -531,7 +553,7 @@ class MarathonProvider:
         try:
             body = await self.client.app(app_id)
         except (MarathonError, AuthError) as e:
-            log.warning("re-fetching Marathon app %s failed: %s", app_id, e)
+            logs.event(logging.WARNING, logs.MARATHON_APP_REFETCH_FAILED, logger=log, app=app_id, error=e)
             return False
         self._refetches += 1
         if body is None:
@@ -540,7 +562,10 @@ class MarathonProvider:
             try:
                 self._state.put_app(body)
             except ValueError as e:
-                log.warning("Marathon app %s: malformed answer, ignored: %s", app_id, e)
+                logs.event(
+                    logging.WARNING, logs.MARATHON_APP_REFETCH_FAILED, logger=log,
+                    app=app_id, error=f"malformed answer, ignored: {e}",
+                )
                 return True  # asking again would bring the same answer; the resync heals
         self._mark_dirty()
         return True
@@ -552,14 +577,17 @@ class MarathonProvider:
             try:
                 body = await self.client.deployments()
             except (MarathonError, AuthError) as e:
-                log.warning("polling Marathon deployments failed: %s", e)
+                logs.event(logging.WARNING, logs.MARATHON_DEPLOYMENTS_FAILED, logger=log, error=e)
                 await asyncio.sleep(self.deployments_interval)
                 self._deployments_wanted.set()
                 continue
             try:
                 self._state.set_deployments(body)
             except ValueError as e:
-                log.warning("malformed /v2/deployments answer, ignored: %s", e)
+                logs.event(
+                    logging.WARNING, logs.MARATHON_DEPLOYMENTS_FAILED, logger=log,
+                    error=f"malformed answer, ignored: {e}",
+                )
             else:
                 self._mark_dirty()
             if not _is_empty_list(body):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from fastlb import spec
+from fastlb import logs, spec
 from fastlb.marathon import build, models
 from fastlb.marathon.incremental import BuildMemo
 from fastlb.marathon.models import App, Task
@@ -235,12 +235,12 @@ class MarathonState:
         for app_id, why in result.errors.items():
             if (app_id, why) not in self._reported:
                 self._reported.add((app_id, why))
-                log.error("marathon app %s is not served: %s", app_id, why)
+                logs.event(logging.ERROR, logs.APP_NOT_SERVED, logger=log, app=app_id, error=why)
         for app_id, notes in result.warnings.items():
             for note in notes:
                 if (app_id, note) not in self._reported:
                     self._reported.add((app_id, note))
-                    log.warning("marathon app %s: %s", app_id, note)
+                    logs.event(logging.WARNING, logs.APP_WARNING, logger=log, app=app_id, warning=note)
 
     def table(self) -> spec.RouteTable:
         """The routes now: same state, byte-identical ``spec.encode``."""
@@ -279,14 +279,17 @@ class MarathonState:
         try:
             event = models.decode_event(event_type, data)
         except msgspec.DecodeError as e:
-            log.warning("marathon event %s ignored: %s", event_type, e)
+            logs.event(logging.WARNING, logs.MARATHON_EVENT_SKIPPED, logger=log, type=event_type, error=e)
             return NO_EFFECT
         if event is None:
             return NO_EFFECT  # an event type fastlb does not know
         try:
             return self._apply(event)
         except Exception:  # the contract: an event never takes the provider down
-            log.exception("marathon event %s could not be applied", event_type)
+            logs.event(
+                logging.ERROR, logs.MARATHON_EVENT_SKIPPED, logger=log,
+                exc_info=True, type=event_type, error="could not be applied",
+            )
             return NO_EFFECT
 
     def _apply(self, ev: models.Event) -> EventEffect:

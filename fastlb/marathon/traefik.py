@@ -1,6 +1,6 @@
 """Traefik 1.x's model, for apps labelled only with ``traefik.*``: one service per segment, routed by
 its Host/PathPrefix rule on the vhost listener; apps sharing ``traefik.backend`` form one service.
-Their labels are parsed in ``labels.py``. Pure.
+Their labels are parsed in ``traefik_labels.py``. Pure.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import msgspec
 
 from fastlb import spec
-from fastlb.marathon import labels as lbl
+from fastlb.marathon import traefik_labels as tlbl
 from fastlb.marathon.candidate import _AppError, _Candidate
 from fastlb.marathon.models import App, Task
 from fastlb.marathon.options import BuildContext, MarathonOptions
@@ -25,13 +25,13 @@ from fastlb.marathon.tasks import (
 )
 
 
-def _traefik_selected(tl: lbl.TraefikLabels, options: MarathonOptions) -> bool:
+def _traefik_selected(tl: tlbl.TraefikLabels, options: MarathonOptions) -> bool:
     if tl.enable is False:
         return False
     return "*" in options.groups or bool(set(tl.tags) & set(options.groups))
 
 
-def _traefik_port(app: App, task: Task, mode: str, seg: lbl.TraefikSegment) -> tuple[int, int | None] | None:
+def _traefik_port(app: App, task: Task, mode: str, seg: tlbl.TraefikSegment) -> tuple[int, int | None] | None:
     """(port, its index among the task's ports or None) of a segment on a task, or None."""
     tports = task_ports(app, task, mode)
     if seg.port is not None:
@@ -52,7 +52,7 @@ def _traefik_port(app: App, task: Task, mode: str, seg: lbl.TraefikSegment) -> t
     return (tports[i], i) if i < len(tports) else None
 
 
-def _traefik_ip_index(app: App, tl: lbl.TraefikLabels, port_index: int) -> int:
+def _traefik_ip_index(app: App, tl: tlbl.TraefikLabels, port_index: int) -> int:
     if tl.ip_address_idx is not None:
         return tl.ip_address_idx
     mappings = port_mappings(app)
@@ -64,7 +64,7 @@ def _traefik_ip_index(app: App, tl: lbl.TraefikLabels, port_index: int) -> int:
     return 0
 
 
-def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> list[_Candidate]:
+def _traefik_candidates(app: App, tl: tlbl.TraefikLabels, ctx: BuildContext) -> list[_Candidate]:
     if tl.errors:
         raise _AppError("; ".join(tl.errors))
     mode_net = networking_mode(app)
@@ -74,9 +74,9 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
         if seg.entry_points is not None and "http" not in seg.entry_points:
             continue  # fastlb has one entry point, "http"; others are not exposed on it
         if seg.backend:
-            name = lbl.traefik_normalize("backend" + seg.backend)
+            name = tlbl.traefik_normalize("backend" + seg.backend)
         else:
-            name = lbl.traefik_normalize("backend" + app.id + (f"-service-{seg.name}" if seg.name else ""))
+            name = tlbl.traefik_normalize("backend" + app.id + (f"-service-{seg.name}" if seg.name else ""))
         if seg.rule is not None:
             hosts, paths = seg.rule.hosts, seg.rule.paths
         else:
@@ -135,11 +135,11 @@ def _traefik_candidates(app: App, tl: lbl.TraefikLabels, ctx: BuildContext) -> l
             backends=tuple(b for _, b in backends),
             http=spec.HttpOptions(
                 sticky=tl.sticky,
-                sticky_cookie=(tl.sticky_cookie or lbl.traefik_default_cookie(name))
+                sticky_cookie=(tl.sticky_cookie or tlbl.traefik_default_cookie(name))
                 if tl.sticky
                 else spec.HttpOptions().sticky_cookie,
                 redirect_to_https=seg.redirect_to_https,
-                auth_realm=lbl.TRAEFIK_REALM if seg.auth_users else "",
+                auth_realm=tlbl.TRAEFIK_REALM if seg.auth_users else "",
                 auth_users=seg.auth_users,
                 auth_remove_header=seg.auth_remove_header,
                 allow_cidrs=seg.allow_cidrs,

@@ -16,9 +16,9 @@ import pytest
 
 from fastlb.emulator.demo import IdentServers, free_port
 from fastlb.emulator.emulator import app_definition
-from tests.control import promtext
 
 from .harness import ROOT, TimedEmulator, arequest, running_fastlb, until
+from support import promtext
 
 pytestmark = pytest.mark.timeout(180)
 

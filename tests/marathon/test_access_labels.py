@@ -10,6 +10,7 @@ import pytest
 
 from fastlb import spec
 from fastlb.marathon import labels as lbl
+from fastlb.marathon import traefik_labels as tlbl
 from fastlb.marathon.state import MarathonState
 
 from .test_labels import app, state_of
@@ -56,7 +57,7 @@ def allow_xff(*cidrs: str) -> Callable[[MarathonState], bool]:
     return lambda state: http(state).allow_cidrs == cidrs and http(state).allow_forwarded_for
 
 
-def users(*pairs: tuple[str, str], realm: str = lbl.TRAEFIK_REALM) -> Callable[[MarathonState], bool]:
+def users(*pairs: tuple[str, str], realm: str = tlbl.TRAEFIK_REALM) -> Callable[[MarathonState], bool]:
     return lambda state: http(state).auth_users == pairs and http(state).auth_realm == realm
 
 
@@ -200,7 +201,7 @@ def _walk_names() -> list[str]:
     names += [f"FASTLB_{{n}}_{n}" for n in sorted(lbl.TIMEOUT_FIELDS)]
     names += [f"FASTLB_{{n}}_{n}" for n in ("MAXCONN", "RETRIES", "WEIGHT", "HEALTHCHECK_RISE",
                                             "FORWARDED_HEADERS", "STICKY_COOKIE")]
-    names += [f"traefik.{p}" for p in sorted(lbl.TRAEFIK_PROPS)]
+    names += [f"traefik.{p}" for p in sorted(tlbl.TRAEFIK_PROPS)]
     names += ["traefik.frontend.errors.e.status", "traefik.frontend.rateLimit.rateSet.r.average",
               "traefik.frontend.passTLSClientCert.pem"]
     return names
@@ -347,16 +348,16 @@ def test_crypt_hash_shapes() -> None:
     for good in (SHA512, BCRYPT, MD5, "$5$fastlbtestsalt2$UeULDc5wzWpsFGf4gKJ7pNCIOq/lco/KasBKodmeJqB",
                  "$2b$05$fastlbtestsaltfastlbteATq/8O7QxaqOaqOaIlUz6liE2VArnlW",
                  "$6$rounds=5000$salt$" + "a" * 86):
-        assert lbl._CRYPT_HASH.fullmatch(good), good
+        assert tlbl._CRYPT_HASH.fullmatch(good), good
     for bad in (APR1, SHA1, "s3cret", "$2x$05$" + "a" * 53, SHA512[:-1], ""):
-        assert not lbl._CRYPT_HASH.fullmatch(bad), bad
+        assert not tlbl._CRYPT_HASH.fullmatch(bad), bad
 
 
 def test_htpasswd_hash_shapes() -> None:
     # salts of 0 to 8 characters, as `openssl passwd -apr1 -salt ''` and htpasswd -m make them
     for good in (APR1, SHA1, "$apr1$$ObghUg3jW8qtzqA8SebIB/", "$apr1$xY7$NzgHeuuDHZ8GROZADr86A/"):
-        assert lbl._HTPASSWD_HASH.fullmatch(good), good
+        assert tlbl._HTPASSWD_HASH.fullmatch(good), good
     for bad in (APR1[:-1], APR1 + "x", "$apr1$fastlbtes$x3tH961mNWymZRJtYVpeN.", SHA1[:-1], SHA1.lower(),
                 "{SHA}" + "A" * 28, "{ssha}" + SHA1[5:], MD5, "s3cret", ""):
-        assert not lbl._HTPASSWD_HASH.fullmatch(bad), bad
+        assert not tlbl._HTPASSWD_HASH.fullmatch(bad), bad
     assert re.fullmatch(r"\$2y\$.*", BCRYPT)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fastlb import spec
 from fastlb.marathon import labels as lbl
+from fastlb.marathon import traefik_labels as tlbl
 from fastlb.marathon.state import MarathonOptions, MarathonState
 
 from .conftest import MARATHON, MLB, marathon_payload, mlb_payload
@@ -211,10 +212,10 @@ def test_app_id_rule_only_on_first_http_port() -> None:
 
 
 def test_traefik_rule_parsing() -> None:
-    rule, err = lbl.parse_traefik_rule("Host:a.com,B.com;PathPrefix:/x,/y")
-    assert err is None and rule == lbl.TraefikRule(hosts=("a.com", "b.com"), paths=("/x", "/y"))
+    rule, err = tlbl.parse_traefik_rule("Host:a.com,B.com;PathPrefix:/x,/y")
+    assert err is None and rule == tlbl.TraefikRule(hosts=("a.com", "b.com"), paths=("/x", "/y"))
     for bad in ("PathPrefix:/x", "Host:a.com;Method:GET", "HostRegexp:{x:.*}", "garbage"):
-        assert lbl.parse_traefik_rule(bad)[0] is None
+        assert tlbl.parse_traefik_rule(bad)[0] is None
 
 
 def test_traefik_default_rule_and_merging() -> None:
@@ -313,7 +314,7 @@ _labels = st.dictionaries(_label_keys, st.text(max_size=40), max_size=8)
 @given(_labels)
 def test_label_parsing_never_raises(labels: dict[str, str]) -> None:
     h = lbl.parse_haproxy_labels(labels)
-    t = lbl.parse_traefik_labels(labels)
+    t = tlbl.parse_traefik_labels(labels)
     assert isinstance(h.errors, tuple) and isinstance(t.errors, tuple)
 
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from fastlb.marathon import labels as lbl
+from fastlb.marathon import traefik_labels as tlbl
 
 from .test_access_labels import http, traefik
 
 T = "traefik.frontend."
 
 
-def segment(labels: dict[str, str]) -> tuple[lbl.TraefikSegment, tuple[str, ...], tuple[str, ...]]:
-    parsed = lbl.parse_traefik_labels({"traefik.frontend.rule": "Host:a.example.com", **labels})
+def segment(labels: dict[str, str]) -> tuple[tlbl.TraefikSegment, tuple[str, ...], tuple[str, ...]]:
+    parsed = tlbl.parse_traefik_labels({"traefik.frontend.rule": "Host:a.example.com", **labels})
     (seg,) = parsed.segments
     return seg, parsed.errors, parsed.warnings
 
@@ -124,7 +124,7 @@ def test_redirects_are_built_into_the_service() -> None:
 
 
 def test_a_segment_takes_its_own_and_the_defaults_headers() -> None:
-    parsed = lbl.parse_traefik_labels({
+    parsed = tlbl.parse_traefik_labels({
         "traefik.frontend.headers.customResponseHeaders": "X-Default:1",
         "traefik.web.frontend.rule": "Host:web.example.com",
         "traefik.api.frontend.rule": "Host:api.example.com",

@@ -123,7 +123,7 @@ def test_a_skipped_port_is_logged_once(caplog: pytest.LogCaptureFixture) -> None
         state.replace_all(json.dumps({"apps": [_web(("udp", "tcp"))]}).encode())
         state.table()
     lines = [r.getMessage() for r in caplog.records if "udp" in r.getMessage()]
-    assert lines == ["marathon app /shop/web: port index 0 (udp): not served, fastlb serves TCP only"]
+    assert lines == ['app_warning app=/shop/web warning="port index 0 (udp): not served, fastlb serves TCP only"']
 
 
 def test_a_task_event_keeps_the_warning_and_the_skip(monkeypatch: pytest.MonkeyPatch) -> None:

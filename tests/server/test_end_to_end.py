@@ -21,7 +21,7 @@ import pytest
 
 from fastlb.emulator.backends import reserve_port
 
-from . import promtext
+from support import promtext
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0

@@ -19,8 +19,8 @@ from fastlb.controller import Controller
 from fastlb.emulator.backends import Echo, refused_address, reserve_port
 from fastlb.emulator.http_backends import HttpBackend
 
-from . import promtext
-from .test_control import ListProvider
+from controller.test_controller import ListProvider
+from support import promtext
 
 TIMEOUT = 20.0
 

@@ -17,7 +17,7 @@ from fastlb import spec
 from fastlb.emulator.backends import WhoAmI, reserve_port
 from fastlb.emulator.emulator import MarathonEmulator, app_definition
 
-from .test_end_to_end import ROOT, TIMEOUT, free_port, get, wait_for
+from server.test_end_to_end import ROOT, TIMEOUT, free_port, get, wait_for
 
 
 @pytest.fixture

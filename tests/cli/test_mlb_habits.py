@@ -16,8 +16,8 @@ import pytest
 from fastlb import cli, logs, spec
 from fastlb.emulator.backends import WhoAmI
 
-from .test_end_to_end import ROOT, TIMEOUT, ask, connect, free_port, get, service_file, wait_for
 from .test_marathon_cli import MARATHON_FLAGS, marathon  # noqa: F401 (the fixture)
+from server.test_end_to_end import ROOT, TIMEOUT, ask, connect, free_port, get, service_file, wait_for
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ import pytest
 
 from fastlb.emulator.backends import reserve_port
 
-from . import promtext
 from .test_end_to_end import ROOT, TIMEOUT, Backend, free_port, get, service_file, wait_for
+from support import promtext
 
 pytestmark = pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
 

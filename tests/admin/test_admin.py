@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from fastlb import admin, spec, stats
 from fastlb.controller import Controller
 
-from . import promtext
-from .fake_dataplane import FakeDataPlane
-from .test_control import ListProvider, listen, svc, table
+from controller.test_controller import ListProvider, listen, svc, table
+from support import promtext
+from support.fake_dataplane import FakeDataPlane
 
 HAPROXY_HEADER = (
     "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,"

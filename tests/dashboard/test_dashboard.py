@@ -15,8 +15,8 @@ from typing import Any
 from fastlb import stats
 from fastlb.controller import Controller
 
-from .fake_dataplane import FakeDataPlane
-from .test_control import ListProvider, listen, svc, table
+from controller.test_controller import ListProvider, listen, svc, table
+from support.fake_dataplane import FakeDataPlane
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE.parents[1] / "fastlb" / "static"

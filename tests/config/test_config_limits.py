@@ -17,11 +17,10 @@ from typing import Any, Union
 
 import msgspec
 import pytest
+from cli.test_cli import ROOT
 
 from fastlb import config
 from fastlb.emulator.demo import free_port
-
-from .test_cli import ROOT
 
 HUGE = 1 << 64  # beyond every count, size and duration the engine keeps (and a power of two)
 
@@ -56,11 +55,11 @@ def base() -> dict[str, Any]:
     return {
         "engine": {},
         "http": {"listen": f"127.0.0.1:{free_port()}"},
-        "https": {"listen": f"127.0.0.1:{free_port()}"},
+        "https": {"listen": f"127.0.0.2:{free_port()}"},  # an address of its own: two free ports may be one
         "services": [
             {
                 "name": "web",
-                "listen": f"127.0.0.1:{free_port()}",
+                "listen": f"127.0.0.3:{free_port()}",
                 "mode": "http",
                 "vhosts": ["a.example.com"],
                 "backends": [{"address": "127.0.0.1:1"}],

@@ -145,7 +145,7 @@ def test_cookie_secret_comes_from_the_file_then_the_environment(tmp_path: Path) 
     assert server.cookie_secret(None, {"FASTLB_COOKIE_SECRET": "env "}) == b"env"
     assert server.cookie_secret(None, {}) is None
     # build() hands the secret to the data plane as its cookie key, and nothing without one
-    from .fake_dataplane import FakeDataPlane  # noqa: PLC0415
+    from support.fake_dataplane import FakeDataPlane  # noqa: PLC0415
 
     options = server.RunOptions(config_path=None, cookie_secret_file=str(secret))
     c, _, _ = server.build(options, FakeDataPlane)

@@ -16,7 +16,7 @@ from fastlb.merge import merge_tables
 from fastlb.overrides import Override, apply_overrides
 from fastlb.static_provider import StaticProvider
 
-from .fake_dataplane import FakeDataPlane
+from support.fake_dataplane import FakeDataPlane
 
 
 def table(*services: spec.Service, listeners: tuple[spec.Listener, ...] = (), routes=()) -> spec.RouteTable:
