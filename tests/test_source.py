@@ -129,6 +129,29 @@ def test_import_cycles_are_found(tmp_path: pathlib.Path) -> None:
     assert ["pkg.c", "pkg.d", "pkg.c"] in _import_cycles(pkg)
 
 
+def _extern_headers(text: str) -> list[str]:
+    """The C headers a Cython source declares from (``cdef extern from "x.h"``)."""
+    return re.findall(r'^\s*cdef\s+extern\s+from\s+"([^"]+)"', text, re.M)
+
+
+def test_each_c_header_is_declared_in_one_pxd() -> None:
+    """A C header's declarations live in one fastlb/includes/*.pxd, cimported wherever they are needed: two
+    copies of a struct would drift apart, and would be two Cython types for one C type."""
+    where: dict[str, list[str]] = {}
+    for path in sorted([*PKG.rglob("*.pxd"), *PKG.rglob("*.pxi"), *PKG.rglob("*.pyx")]):
+        for header in _extern_headers(path.read_text()):
+            where.setdefault(header, []).append(str(path.relative_to(PKG)))
+    twice = {h: paths for h, paths in where.items() if len(paths) > 1}
+    outside = {h: paths for h, paths in where.items() if any(not p.startswith("includes/") for p in paths)}
+    assert where and not twice, twice
+    assert not outside, outside
+
+
+def test_the_header_check_reads_cython() -> None:
+    text = 'cdef extern from "_a.h" nogil:\n    pass\n\ncdef extern from *:\n    pass\n  cdef extern from "<b.h>":\n'
+    assert _extern_headers(text) == ["_a.h", "<b.h>"]
+
+
 @pytest.mark.parametrize("path", C_FILES, ids=lambda p: p.name)
 def test_c_core_never_sees_python(path: pathlib.Path) -> None:
     assert not re.search(r'#\s*include\s*[<"]Python\.h[>"]', path.read_text())
