@@ -2,7 +2,8 @@
 """fastlb._core: the only bridge between Python and the C data plane.
 
 Each concept's Cython lives in its own _<concept>.pxi, included here so that everything compiles into
-one C unit (the uvloop way). This file holds the engine's face, ``DataPlane``: it compiles a
+one C unit (the uvloop way). The hooks through which tests reach single C units are not here: they are
+fastlb._testhooks (_testhooks.pyx), a separate extension that only tests import. This file holds the engine's face, ``DataPlane``: it compiles a
 ``spec.RouteTable`` into a ``struct flb_table`` and drives the workers; the workers run C only."""
 
 import ipaddress
@@ -753,6 +754,4 @@ cdef flb_listener *_listener_new(str address, uint32_t nworkers) except NULL:
     return l
 
 
-include "_balance.pxi"
-include "_http1.pxi"
 include "_l7.pxi"
