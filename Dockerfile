@@ -13,5 +13,6 @@ USER fastlb
 # Ports below 1024 (80, 443) need CAP_NET_BIND_SERVICE: `docker run --cap-add NET_BIND_SERVICE ...`,
 # or serve on high ports with --http-port/--https-port.
 EXPOSE 9090
+# `fastlb run ...`, or marathon-lb's image form: `sse [flags]`, `poll [flags]` ($POLL_INTERVAL, 60 s).
 ENTRYPOINT ["fastlb"]
 CMD ["run"]

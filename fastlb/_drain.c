@@ -4,7 +4,12 @@
 #include "_drain.h"
 
 #include "_conn.h"
+#include "_h1conn.h"
+#include "_h1pool.h"
+#include "_l7.h"
 #include "_list.h"
+#include "_listener-t.h"
+#include "_route-t.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -78,4 +83,35 @@ void flb_drain_expire(struct flb_worker *w)
             flb_conn_shut(w, c);
     }
     w->drain_next = upto;
+}
+
+int flb_drain_listener(const struct flb_worker *w, const struct flb_listener *l)
+{
+    const struct flb_table *t = w->table;
+    uint32_t i = l->ws[w->id].route; /* its index in <t> while <t> holds it (sync_listeners) */
+
+    if (!atomic_load_explicit(&w->e->accepting, memory_order_relaxed) || t == NULL)
+        return 1;
+    return i >= t->nlst || t->lst[i].l != l;
+}
+
+void flb_drain_adopted(struct flb_worker *w, const struct flb_table *old)
+{
+    int all = !atomic_load_explicit(&w->e->accepting, memory_order_relaxed);
+    uint32_t i;
+
+    if (all) {
+        if (w->drain_all)
+            return;
+        w->drain_all = 1;
+        flb_h1pool_clear(flb_l7_worker(w));
+    } else {
+        if (old == NULL || old == w->table)
+            return;
+        for (i = 0; i < old->nlst && !flb_drain_listener(w, old->lst[i].l); i++)
+            ;
+        if (i == old->nlst)
+            return; /* every listener of <old> is still served */
+    }
+    flb_h1conn_drain(w);
 }

@@ -1,4 +1,6 @@
-/* _drain.h: drain deadlines. A backend set to drain takes no new connection; once its service's
+/* _drain.h: what drains, and how.
+ *
+ * Backends: a backend set to drain takes no new connection; once its service's
  * drain_timeout_ms has passed, its open connections are closed (both sides shut down cleanly).
  *
  * The control thread, which sees every state change, keeps the list of draining backends with a
@@ -39,5 +41,22 @@ int flb_drain_timeout(const struct flb_worker *w);
 
 /* Worker side: closes the worker's connections to draining backends whose deadline has passed. */
 void flb_drain_expire(struct flb_worker *w);
+
+/* Listeners: once fastlb stops accepting (SIGTERM, or the old process of a hot upgrade) or a table
+ * swap drops a listener, the HTTP connections accepted there end as HTTP/1.1 lets a server end a
+ * persistent connection without losing a request: the request under way is answered, its response
+ * says "Connection: close" and the connection closes after it; an idle kept-alive connection (no
+ * byte of a next request, in its buffer or its socket) closes at once, while one holding bytes of a
+ * request is answered first. Once fastlb stops accepting, no backend connection is pooled and the
+ * pooled ones close. So a drain lasts as long as the longest request in flight, not the deadline. */
+
+/* Whether connections accepted on listener <l> drain (see above): fastlb no longer accepts, or <l>
+ * has left the worker's table. */
+int flb_drain_listener(const struct flb_worker *w, const struct flb_listener *l);
+
+/* Worker side, after it adopted a control request (<old>: the table it routed with before): closes
+ * the idle connections that a drain begun by this request ends, and the pooled backend connections
+ * once fastlb stops accepting. */
+void flb_drain_adopted(struct flb_worker *w, const struct flb_table *old);
 
 #endif

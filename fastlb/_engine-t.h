@@ -51,6 +51,7 @@ struct flb_worker {
     struct flb_pool pool;
     const struct flb_drains *drains; /* drain deadlines adopted from the engine (see _drain.h) */
     uint32_t drain_next;       /* drains before this one have been carried out */
+    uint8_t drain_all;         /* it has seen stop_accepting: its connections drain (_drain.h) */
     struct flb_list queues;    /* its queues that hold items (struct flb_queue.wlink, _queue.h) */
 };
 

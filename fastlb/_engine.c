@@ -335,6 +335,7 @@ static void worker_control(struct flb_worker *w)
     pthread_mutex_unlock(&e->lock);
 
     sync_listeners(w, old, w->table, atomic_load_explicit(&e->accepting, RELAXED) && w->table != NULL);
+    flb_drain_adopted(w, old);
     if (old != NULL && old != w->table)
         flb_table_put(old);
     close_req = atomic_load_explicit(&e->close_req, RELAXED);

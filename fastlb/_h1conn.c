@@ -21,6 +21,7 @@
 #include "_addr.h"
 #include "_alog.h"
 #include "_balance.h"
+#include "_drain.h"
 #include "_engine.h"
 #include "_evloop.h"
 #include "_h1auth.h"
@@ -1035,6 +1036,39 @@ static int front_response(struct flb_h1conn *h, const struct flb_http1_response 
     return flb_h1edit_add(ed, head_len - 2, 0, f->sts.s, f->sts.len);
 }
 
+/* Draining (_drain.h): whether the connection's current request (or, between requests, the last
+ * one) is its last: no byte of a next request is in its buffer or its socket. */
+static int drain_last(struct flb_worker *w, const struct flb_h1conn *h)
+{
+    char c;
+
+    if (!flb_drain_listener(w, h->rl->l))
+        return 0;
+    if (h->phase != FLB_H1_HEAD && !h->req_done)
+        return 1; /* what the client sends now is the body of this one */
+    return h->ilen == h->ifwd && recv(h->cfd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
+}
+
+/* Draining (_drain.h), the response to the connection's last request says so: its own Connection
+ * fields cut and "Connection: close" added to the text inserted at the head's end (<k> bytes so far;
+ * the longest HSTS and Set-Cookie text leaves room for it). */
+static int say_close(struct flb_h1conn *h, const struct flb_http1_response *resp, struct flb_h1edits *ed, size_t *k)
+{
+    static const char CLOSE[] = "Connection: close\r\n";
+
+    h->ckeep = 0;
+    for (uint32_t i = 0; i < resp->nheaders; i++) {
+        if (resp->headers[i].kind == FLB_HTTP1_H_CONNECTION &&
+            flb_h1edit_cut_line(ed, h->obuf, &resp->headers[i]) != FLB_OK)
+            return FLB_ERR;
+    }
+    if (*k + sizeof(CLOSE) - 1 > sizeof(h->rq->edit_resp))
+        return FLB_ERR;
+    memcpy(h->rq->edit_resp + *k, CLOSE, sizeof(CLOSE) - 1);
+    *k += sizeof(CLOSE) - 1;
+    return FLB_OK;
+}
+
 static int response_head(struct flb_worker *w, struct flb_h1conn *h)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
@@ -1126,6 +1160,8 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
             goto bad; /* the compile bounds the cookie name: never happens */
         k += (size_t)m;
     }
+    if (drain_last(w, h) && say_close(h, &resp, &ed, &k) != FLB_OK)
+        goto bad;
     if (k > 0 && flb_h1edit_add(&ed, (uint32_t)r - 2, 0, h->rq->edit_resp, (uint32_t)k) != FLB_OK)
         goto bad;
     if ((resp.flags & FLB_HTTP1_F_CONN_OTHER) &&
@@ -1311,7 +1347,7 @@ static int finish(struct flb_worker *w, struct flb_h1conn *h)
     h->svc = NULL;
     h->hs = NULL;
     /* a client that sent its FIN after pipelined requests still gets every answer */
-    if (!whole || !h->ckeep || (h->cl_eof && h->ilen == h->ifwd)) {
+    if (!whole || !h->ckeep || (h->cl_eof && h->ilen == h->ifwd) || drain_last(w, h)) {
         flb_h1conn_close(w, h);
         return -1;
     }
@@ -1654,6 +1690,17 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
     h->phase = FLB_H1_DEAD;
     flb_list_add_head(&lw->dead, &h->link);
     flb_engine_slot_release(w->e, h->rl->l, h->lsvc);
+}
+
+void flb_h1conn_drain(struct flb_worker *w)
+{
+    struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_h1conn *h;
+
+    flb_list_for_each_safe (h, &lw->conns, link) { /* closing moves <h> to the dead list */
+        if (h->phase == FLB_H1_HEAD && h->ilen == 0 && drain_last(w, h))
+            flb_h1conn_close(w, h);
+    }
 }
 
 void flb_h1conn_reap(struct flb_worker *w)

@@ -38,6 +38,9 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h);
  * their buffers wake no epoll). Called after each batch of events. */
 void flb_h1conn_run_ready(struct flb_worker *w);
 
+/* A drain has begun (_drain.h): closes the worker's idle connections on draining listeners. */
+void flb_h1conn_drain(struct flb_worker *w);
+
 /* Frees the connections closed since the last call. */
 void flb_h1conn_reap(struct flb_worker *w);
 

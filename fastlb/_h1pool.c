@@ -134,7 +134,9 @@ void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backen
     struct flb_h1idle *list;
 
     s->owner = NULL;
-    if (max == 0 || (list = idle_list_make(lw, be)) == NULL ||
+    /* once fastlb stops accepting, no request will want it (_drain.h) */
+    if (max == 0 || !atomic_load_explicit(&w->e->accepting, memory_order_relaxed) ||
+        (list = idle_list_make(lw, be)) == NULL ||
         flb_evloop_want(w->epfd, s->fd, &s->src, &s->want, FLB_H1SRV_READ) != FLB_OK) {
         retire(lw, s);
         return;

@@ -39,8 +39,8 @@ void flb_h1srv_close(struct flb_worker *w, struct flb_h1srv *s);
 struct flb_h1srv *flb_h1pool_take(struct flb_worker *w, struct flb_h1conn *owner, const struct flb_backend *be,
                                   const struct sockaddr_storage *addr, socklen_t len);
 
-/* Pools <s>, connected to <be> at <addr> (or closes it without memory, or with pool_max 0). Takes a
- * reference on <t>. */
+/* Pools <s>, connected to <be> at <addr> (or closes it without memory, with pool_max 0, or once
+ * fastlb stops accepting). Takes a reference on <t>. */
 void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backend *be,
                     const struct sockaddr_storage *addr, socklen_t len, struct flb_h1srv *s);
 

@@ -9,9 +9,10 @@ import argparse
 import asyncio
 import importlib
 import importlib.util
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -46,12 +47,66 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--min-serv-port-ip-per-task", type=int, default=10050, metavar="N")
     m.add_argument("--max-serv-port-ip-per-task", type=int, default=10100, metavar="N")
     m.add_argument("--max-backoff", type=float, default=300.0, metavar="SECONDS", help="cap of the reconnect backoff")
+    _mlb_ignored_options(p)
     ls = p.add_argument_group("listeners")
     ls.add_argument("--bind-addr", default="0.0.0.0", metavar="ADDR", help="where service ports are bound")
     ls.add_argument("--http-port", type=int, default=80, metavar="PORT", help="shared vhost listener (0: none)")
     ls.add_argument("--https-port", type=int, default=443, metavar="PORT", help="shared TLS listener (0: none)")
     ls.add_argument("--appid-port", type=int, default=9091, metavar="PORT", help="X-Marathon-App-Id listener (0: none)")
     ls.add_argument("--dont-bind-http-https", action="store_true", help="no shared http/https listeners")
+
+
+# marathon-lb's flags that shape its HAProxy config file and reloads: fastlb has neither, so they are
+# taken (an argument list written for marathon-lb runs unchanged) and each one given logs one warning.
+MLB_IGNORED: dict[str, str] = {
+    "--haproxy-map": "vhosts and app ids are always a hash lookup",
+    "--haproxy-config": "there is no HAProxy config file",
+    "--command": "there is no reload command: tables are swapped in place",
+    "--reload-interval": "there are no reloads to retry",
+    "--max-reload-retries": "there are no reloads to retry",
+    "--skip-validation": "every app is validated on its own, always",
+    "--skip-config-cleanup": "a bad app is left out on its own, always",
+    "--archive-versions": "there are no config files to archive",
+    "--lru-cache-capacity": "the health and host name caches are sized by the apps",
+}
+_MLB_FLAGS = {"--haproxy-map", "--skip-validation", "--skip-config-cleanup"}  # the others take a value
+
+
+def _mlb_ignored_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("marathon-lb's HAProxy flags, taken and ignored with a warning (docs/config.md)")
+    for flag in MLB_IGNORED:
+        names = [flag, "-c"] if flag == "--command" else [flag]
+        dest = "ignored_" + flag[2:].replace("-", "_")
+        if flag in _MLB_FLAGS:
+            g.add_argument(*names, dest=dest, action="store_true", help=argparse.SUPPRESS)
+        else:
+            g.add_argument(*names, dest=dest, metavar="X", help=argparse.SUPPRESS)
+
+
+def warn_ignored(args: argparse.Namespace) -> list[str]:
+    """Logs one warning per marathon-lb flag of <args> that has no meaning in fastlb; returns the flags."""
+    given = []
+    for flag, reason in MLB_IGNORED.items():
+        value = getattr(args, "ignored_" + flag[2:].replace("-", "_"), None)
+        if value not in (None, False):
+            given.append(flag)
+            logs.event(logging.WARNING, logs.FLAG_IGNORED, flag=flag, reason=f"no meaning in fastlb: {reason}")
+    return given
+
+
+def _log_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, default_level: str) -> None:
+    p.add_argument(
+        "--log-level", default=default_level, type=_log_level, metavar="LEVEL",
+        help="debug, info, warning, error or critical, in any case (marathon-lb's DEBUG, WARN... too)",
+    )
+    p.add_argument(
+        "--log-format", metavar="FORMAT",
+        help=f"Python logging format of each line (default {logs.DEFAULT_FORMAT.replace('%', '%%')!r})",
+    )
+    p.add_argument(
+        "--syslog-socket", metavar="PATH",
+        help="also send the log lines to syslog at this Unix socket (/dev/log); /dev/null: off (the default)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,8 +127,15 @@ def parser() -> argparse.ArgumentParser:
         help="SIGTERM: longest wait for open connections",
     )
     e.add_argument(
-        "--log-level", default="info", type=_log_level, metavar="LEVEL",
-        help="debug, info, warning, error or critical, in any case (marathon-lb's DEBUG, WARN... too)",
+        "--drain-delay", type=float, default=0.0, metavar="SECONDS",
+        help="SIGTERM: /_health answers 503 at once, listeners close SECONDS later (health checks withdraw "
+        "the node first), then connections drain (default 0)",
+    )
+    _log_options(e, "info")
+    e.add_argument("--longhelp", action="help", help="the same as --help (marathon-lb's flag; docs/config.md)")
+    e.add_argument(
+        "--dry", "-d", action="store_true",
+        help="print the routing table as JSON and exit, as `fastlb routes` (marathon-lb's --dry)",
     )
     e.add_argument(
         "--access-log", metavar="PATH",
@@ -100,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     _provider_options(routes)
     routes.add_argument("--pretty", action="store_true", help="indented JSON (still deterministic)")
     routes.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="longest wait for Marathon")
-    routes.add_argument("--log-level", default="warning", type=_log_level, metavar="LEVEL")
+    _log_options(routes, "warning")
 
     check = sub.add_parser("check", help="validate a static file: exit 0, or 1 with one line per problem")
     check.add_argument("--config", required=True, metavar="FILE")
@@ -127,7 +189,7 @@ def marathon_urls(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from fastlb.marathon.args import MarathonArgs  # noqa: PLC0415
+    from fastlb.marathon.args import MarathonArgs, framework_name_from  # noqa: PLC0415
 
     urls = marathon_urls(args.marathon)
     if not urls:
@@ -163,6 +225,7 @@ def marathon_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         appid_port=args.appid_port,
         dont_bind_http_https=args.dont_bind_http_https,
         max_backoff=args.max_backoff,
+        framework_name=framework_name_from(os.environ),
     )
 
 
@@ -216,8 +279,25 @@ async def _first_table(provider, timeout: float) -> spec.RouteTable:  # type: ig
     return tables[0]
 
 
+def setup_logs(args: argparse.Namespace) -> None:
+    """Logging as --log-level, --log-format and --syslog-socket say; then the warnings of the flags ignored."""
+    try:
+        logs.setup(args.log_level, fmt=args.log_format, syslog_socket=args.syslog_socket)
+    except ValueError as e:
+        raise UsageError(f"--log-format: {e}") from None
+    except OSError as e:
+        raise UsageError(f"--syslog-socket: {args.syslog_socket}: {e.strerror or e}") from None
+    warn_ignored(args)
+
+
 def cmd_routes(args: argparse.Namespace) -> int:
-    logs.setup(args.log_level)
+    setup_logs(args)
+    return print_routes(args, pretty=args.pretty, timeout=args.timeout)
+
+
+def print_routes(args: argparse.Namespace, *, pretty: bool, timeout: float) -> int:
+    """The table the providers of <args> give, printed as JSON (`fastlb routes`, `fastlb run --dry`)."""
+    args.timeout = timeout
     try:
         table, conflicts = asyncio.run(_routes_table(args))
     except config.ConfigError as e:
@@ -227,7 +307,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
     for line in conflicts:
         print(f"conflict: {line}", file=sys.stderr)
     data = spec.encode(table)
-    if args.pretty:
+    if pretty:
         data = msgspec.json.format(data, indent=2)
     sys.stdout.buffer.write(data + b"\n")
     sys.stdout.flush()
@@ -237,11 +317,15 @@ def cmd_routes(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from fastlb import server  # noqa: PLC0415
 
-    logs.setup(args.log_level)
+    setup_logs(args)
+    if args.dry:
+        return print_routes(args, pretty=False, timeout=30.0)
     if args.workers is not None and not 1 <= args.workers <= 1024:
         raise UsageError("--workers: N must be within 1..1024")
     if args.drain_timeout < 0:
         raise UsageError("--drain-timeout: SECONDS must not be negative")
+    if not 0 <= args.drain_delay <= 3600:
+        raise UsageError("--drain-delay: SECONDS must be within 0..3600")
     if args.access_log is not None and not args.access_log.strip():
         raise UsageError("--access-log: give a file, or - for stdout")
     options = server.RunOptions(
@@ -255,6 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         takeover=args.takeover,
         cookie_secret_file=args.cookie_secret_file,
         access_log=args.access_log,
+        drain_delay=args.drain_delay,
     )
     limits.raise_nofile()
     return server.run(options)
@@ -269,8 +354,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return int(demo.main() or 0)
 
 
+IMAGE_MODES = ("sse", "poll")
+
+
+def image_argv(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str]:
+    """marathon-lb's image is started as ``sse [flags]`` or ``poll [flags]`` (poll every $POLL_INTERVAL
+    seconds, 60 by default): the same words start ``fastlb run``. Any other argument list is unchanged."""
+    argv = list(argv)
+    if not argv or argv[0] not in IMAGE_MODES:
+        return argv
+    if argv[0] == "sse":
+        return ["run", "--sse", *argv[1:]]
+    return ["run", "--poll", environ.get("POLL_INTERVAL") or "60", *argv[1:]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(image_argv(sys.argv[1:] if argv is None else argv))
     commands = {"run": cmd_run, "routes": cmd_routes, "check": cmd_check, "demo": cmd_demo}
     try:
         return commands[args.command](args)

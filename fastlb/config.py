@@ -175,10 +175,16 @@ def parse(text: str) -> StaticConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"toml: {e}"]) from None
+    except RecursionError:
+        raise ConfigError(["toml: arrays or tables nested too deeply"]) from None
     problems: list[str] = []
-    result = _build(_decode_parts(raw, problems), problems)
+    bad: set[str] = set()
+    parts = _decode_parts(raw, problems, bad)
+    shape = len(problems)
+    result = _build(parts, problems, bad)
     if problems:
-        raise ConfigError(problems)
+        # what a value of the wrong shape made of its neighbours (a default in its place) is no problem
+        raise ConfigError(problems[:shape] + [p for p in problems[shape:] if not _follows(p, bad)])
     assert result is not None
     return result
 
@@ -249,8 +255,8 @@ def _join(path: str, key: str) -> str:
 
 
 class _Parts(msgspec.Struct):
-    """The parts of a file whose shape is right; a part with a shape problem is None (services: left out)
-    so that the meaning of every other part is still checked."""
+    """The parts of a file, each value of the wrong shape (or missing) replaced by its default or a zero
+    value, so that the meaning of everything else is still checked; their paths are kept aside."""
 
     engine: EngineEntry | None
     admin: AdminEntry | None
@@ -260,16 +266,14 @@ class _Parts(msgspec.Struct):
     services: list[tuple[int, ServiceEntry]]
 
 
-def _decode_parts(raw: dict[str, Any], problems: list[str]) -> _Parts:
+def _decode_parts(raw: dict[str, Any], problems: list[str], bad: set[str]) -> _Parts:
     fields = {f.encode_name: f for f in msgspec.structs.fields(FileEntry)}
     for key in raw:
         if key not in fields:
             problems.append(f"{key}: unknown key")
 
     def part(tp: Any, value: Any, path: str) -> Any:
-        before = len(problems)
-        _walk(value, tp, path, problems)
-        return msgspec.convert(value, tp) if len(problems) == before else None
+        return msgspec.convert(_walk(value, tp, path, problems, bad), tp)
 
     engine = part(EngineEntry, raw.get("engine", {}), "engine")
     admin = part(AdminEntry, raw["admin"], "admin") if "admin" in raw else None
@@ -281,30 +285,39 @@ def _decode_parts(raw: dict[str, Any], problems: list[str]) -> _Parts:
         problems.append(f"services: expected an array of tables ([[services]]), got {_toml_type(raw_services)}")
     else:
         for i, value in enumerate(raw_services):
-            s = part(ServiceEntry, value, f"services[{i}]")
-            if s is not None:
-                services.append((i, s))
+            services.append((i, part(ServiceEntry, value, f"services[{i}]")))
     return _Parts(engine=engine, admin=admin, log=log, http=http, http_given="http" in raw, services=services)
 
 
-def _walk(value: Any, tp: Any, path: str, problems: list[str]) -> None:
-    """Appends a line for every problem in <value> against the annotation <tp>."""
+_DROP = object()  # a value of the wrong shape whose key is left out: its default applies
+
+
+def _walk(value: Any, tp: Any, path: str, problems: list[str], bad: set[str]) -> Any:
+    """Appends a line for every problem in <value> against the annotation <tp>, and returns <value>
+    with each wrong part replaced (a key with a default left out, anything else a zero value of its
+    type), the path of each replaced part added to <bad>."""
     where = path or "toml"
     origin = typing.get_origin(tp)
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         if not isinstance(value, dict):
             problems.append(f"{where}: expected a table, got {_toml_type(value)}")
-            return
+            return _zero(tp, path, bad)
         fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
+        out: dict[str, Any] = {}
         for key in value:
             if key not in fields:
                 problems.append(f"{_join(path, key)}: unknown key")
         for name, field in fields.items():
             if name in value:
-                _walk(value[name], field.type, _join(path, name), problems)
+                got = _walk(value[name], field.type, _join(path, name), problems, bad)
+                if got is _DROP and field.required:
+                    got = _zero(field.type, _join(path, name), bad)
+                if got is not _DROP:
+                    out[name] = got
             elif field.required:
                 problems.append(f"{_join(path, name)}: missing")
-        return
+                out[name] = _zero(field.type, _join(path, name), bad)
+        return out
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if isinstance(value, dict):
@@ -314,25 +327,59 @@ def _walk(value: Any, tp: Any, path: str, problems: list[str]) -> None:
         else:
             match = [a for a in args if _accepts(a, value)]
         if match:
-            _walk(value, match[0], path, problems)
-        else:
-            problems.append(f"{where}: expected {_expected(tp)}, got {_toml_type(value)}")
-        return
+            return _walk(value, match[0], path, problems, bad)
+        problems.append(f"{where}: expected {_expected(tp)}, got {_toml_type(value)}")
+        return _bad(path, bad)
     if origin is tuple:
         if not isinstance(value, list):
             problems.append(f"{where}: expected an array, got {_toml_type(value)}")
-            return
+            return _bad(path, bad)
         items = typing.get_args(tp)
+        out_items = []
         for i, item in enumerate(value):
-            _walk(item, items[0] if items[-1] is Ellipsis else items[min(i, len(items) - 1)], f"{path}[{i}]", problems)
-        return
+            item_tp = items[0] if items[-1] is Ellipsis else items[min(i, len(items) - 1)]
+            got = _walk(item, item_tp, f"{path}[{i}]", problems, bad)
+            out_items.append(_zero(item_tp, f"{path}[{i}]", bad) if got is _DROP else got)  # keeps the indices
+        return out_items
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed or not isinstance(value, str):
             problems.append(f"{where}: {_show(value)} is not {_expected(tp)}")
-        return
+            return _bad(path, bad)
+        return value
     if not _accepts(tp, value):
         problems.append(f"{where}: expected {_expected(tp)}, got {_toml_type(value)}")
+        return _bad(path, bad)
+    return value
+
+
+def _bad(path: str, bad: set[str]) -> Any:
+    bad.add(path)
+    return _DROP
+
+
+def _zero(tp: Any, path: str, bad: set[str]) -> Any:
+    """A value of type <tp> standing in for a wrong or missing one at <path> (added to <bad>)."""
+    bad.add(path)
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return _zero(next(a for a in typing.get_args(tp) if a is not type(None)), path, bad)
+    if origin is Literal:
+        return typing.get_args(tp)[0]
+    if origin is tuple:
+        return []
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return {f.encode_name: _zero(f.type, _join(path, f.encode_name), bad)
+                for f in msgspec.structs.fields(tp) if f.required}
+    return {str: "", int: 0, bool: False}.get(tp)
+
+
+def _follows(problem: str, bad: set[str]) -> bool:
+    """Whether <problem> (found after the shape) is about a value that stands in for a wrong one.
+    (Checks across keys skip a replaced key themselves: see ``known`` in ``_service``.)"""
+    where = problem.split(": ", 1)[0]
+    # the value itself, a part of it, or the array it is an item of
+    return any(where == b or where.startswith((b + ".", b + "[")) or b.startswith(where + "[") for b in bad)
 
 
 def _accepts(tp: Any, value: Any) -> bool:
@@ -363,6 +410,8 @@ _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}
 _MAX_WEIGHT = 256
 _U32 = (1 << 32) - 1  # the data plane keeps counts and milliseconds in 32 bits
+_U64 = (1 << 64) - 1  # and byte counts in 64
+_PIPE_MAX = 1 << 30  # the largest pipe Linux makes
 
 
 def parse_address(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int] | None:
@@ -441,7 +490,7 @@ class _Listens:
         return True
 
 
-def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
+def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | None:
     engine = _engine(entry.engine, problems) if entry.engine is not None else EngineSettings()
     listens = _Listens()
     admin_listen = None
@@ -458,7 +507,7 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
 
     listeners: list[spec.Listener] = []
     if entry.http is not None:
-        _positive("http.maxconn", entry.http.maxconn, problems, zero=True)
+        _positive("http.maxconn", entry.http.maxconn, problems, zero=True, top=_U32)
         for text, suffix in _listens(entry.http.listen):
             path = f"http.listen{suffix}"
             address = _address(text, path, problems)
@@ -478,7 +527,7 @@ def _build(entry: _Parts, problems: list[str]) -> StaticConfig | None:
             problems.append(f"{path}.name: {_show(s.name)} is already the name of {names[s.name]}")
         else:
             names[s.name] = path
-        service = _service(s, path, entry.http_given, backend_ids, problems)
+        service = _service(s, path, entry.http_given, backend_ids, problems, bad)
         for text, suffix in _listens(s.listen):
             lpath = f"{path}.listen{suffix}"
             address = _address(text, lpath, problems)
@@ -513,18 +562,15 @@ def _positive(path: str, value: int, problems: list[str], *, zero: bool = False,
 def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
     _positive("engine.workers", e.workers, problems, zero=True, top=1024)
     _positive("engine.maxconn", e.maxconn, problems, zero=True, top=_U32)
-    _positive("engine.pipe_max", e.pipe_max, problems, zero=True)
-    if e.pipe_size < 4096 or e.pipe_size & (e.pipe_size - 1):
-        problems.append(f"engine.pipe_size: {e.pipe_size} is not a power of two >= 4096")
+    _positive("engine.pipe_max", e.pipe_max, problems, zero=True, top=_U32)
+    if e.pipe_size < 4096 or e.pipe_size > _PIPE_MAX or e.pipe_size & (e.pipe_size - 1):
+        problems.append(f"engine.pipe_size: {e.pipe_size} is not a power of two in 4096..{_PIPE_MAX}")
     _positive("engine.buffer_size", e.buffer_size, problems, top=1 << 24)
     if e.buffer_size >= 1 and e.buffer_size < 1024:
         problems.append(f"engine.buffer_size: {e.buffer_size} is below 1024")
-    _positive("engine.splice_threshold", e.splice_threshold, problems, zero=True)
+    _positive("engine.splice_threshold", e.splice_threshold, problems, zero=True, top=_U64)
     _positive("engine.pool_max", e.pool_max, problems, zero=True, top=_U32)
     pool_idle_ms = _ms(e.pool_idle, "engine.pool_idle", problems)
-    if pool_idle_ms is not None and pool_idle_ms > _U32:
-        problems.append(f"engine.pool_idle: {_show(e.pool_idle)} is longer than 49 days")
-        pool_idle_ms = None
     return EngineSettings(
         workers=e.workers,
         maxconn=e.maxconn,
@@ -538,19 +584,29 @@ def _engine(e: EngineEntry, problems: list[str]) -> EngineSettings:
 
 
 def _service(
-    s: ServiceEntry, path: str, shared_http: bool, backend_ids: dict[str, tuple[str, str | None]], problems: list[str]
+    s: ServiceEntry,
+    path: str,
+    shared_http: bool,
+    backend_ids: dict[str, tuple[str, str | None]],
+    problems: list[str],
+    bad: set[str],
 ) -> spec.Service | None:
+    def known(*keys: str) -> bool:
+        """None of <keys> stands in for a wrong value: a check across keys can trust them."""
+        return not any(f"{path}.{key}" in bad for key in keys)
+
     before = len(problems)
     mode: spec.Mode = s.mode or ("http" if s.vhosts else "tcp")
-    if s.vhosts and mode != "http":
+    mode_known = known("mode") and (s.mode is not None or known("vhosts"))
+    if s.vhosts and mode != "http" and mode_known:
         problems.append(f'{path}.vhosts: vhosts need mode = "http"')
-    if s.paths and not s.vhosts:
+    if s.paths and not s.vhosts and known("vhosts"):
         problems.append(f"{path}.paths: paths need vhosts")
-    if s.http is not None and mode != "http":
+    if s.http is not None and mode != "http" and mode_known:
         problems.append(f'{path}.http: http options need mode = "http"')
     if s.vhosts and not shared_http:
         problems.append(f"{path}.vhosts: vhosts need a shared http listener ([http] listen)")
-    if not s.listen and not s.vhosts:
+    if not s.listen and not s.vhosts and known("listen", "vhosts"):
         problems.append(f"{path}: neither listen nor vhosts: nothing routes to this service")
     for j, host in enumerate(s.vhosts):
         if not _HOST.match(host) or len(host) > 253:
@@ -563,8 +619,8 @@ def _service(
     _positive(f"{path}.backend_maxconn", s.backend_maxconn, problems, zero=True, top=_U32)
     timeouts = _timeouts(s.timeouts, f"{path}.timeouts", problems)
     drain_timeout_ms = _ms(s.drain_timeout, f"{path}.drain_timeout", problems, zero=True) or 0
-    check = _health(s.health, f"{path}.health", problems) if s.health is not None else None
-    http = _http(s.http, f"{path}.http", s.vhosts, problems) if s.http is not None else spec.HttpOptions()
+    check = _health(s.health, f"{path}.health", problems, bad) if s.health is not None else None
+    http = _http(s.http, f"{path}.http", s.vhosts, problems, bad) if s.http is not None else spec.HttpOptions()
 
     backends: list[spec.Backend] = []
     own_ids: dict[str, str] = {}
@@ -616,12 +672,16 @@ def _service(
 
 
 def _ms(value: Duration, path: str, problems: list[str], *, zero: bool = False) -> int | None:
+    """Every duration of the file, in milliseconds: the data plane keeps them in 32 bits."""
     ms = parse_duration(value)
     if ms is None:
         problems.append(f'{path}: {_show(value)} is not a duration (milliseconds, or "500ms", "3s", "2m", "1h")')
         return None
     if ms == 0 and not zero:
         problems.append(f"{path}: must be above zero")
+        return None
+    if ms > _U32:
+        problems.append(f"{path}: {_show(value)} is longer than 49 days")
         return None
     return ms
 
@@ -632,14 +692,12 @@ def _timeouts(t: TimeoutsEntry, path: str, problems: list[str]) -> spec.Timeouts
         value = getattr(t, key)
         if value is not None:
             ms = _ms(value, f"{path}.{key}", problems)
-            if ms is not None and ms > _U32:
-                problems.append(f"{path}.{key}: {_show(value)} is longer than 49 days")
-            elif ms is not None:
+            if ms is not None:
                 values[f"{key}_ms"] = ms
     return spec.Timeouts(**values)
 
 
-def _health(h: HealthEntry, path: str, problems: list[str]) -> spec.HealthCheck:
+def _health(h: HealthEntry, path: str, problems: list[str], bad: set[str]) -> spec.HealthCheck:
     interval = _ms(h.interval, f"{path}.interval", problems) or 2000
     timeout = _ms(h.timeout, f"{path}.timeout", problems) or 1000
     _positive(f"{path}.port", h.port, problems, zero=True, top=65535)
@@ -647,7 +705,7 @@ def _health(h: HealthEntry, path: str, problems: list[str]) -> spec.HealthCheck:
     _positive(f"{path}.fall", h.fall, problems, top=100)
     if not h.path.startswith("/"):
         problems.append(f'{path}.path: {_show(h.path)} does not start with "/"')
-    if h.kind == "tcp" and h.path != "/":
+    if h.kind == "tcp" and h.path != "/" and f"{path}.kind" not in bad:
         problems.append(f'{path}.path: a path needs kind = "http"')
     low, high = 200, 399
     if len(h.expect_status) != 2:
@@ -685,7 +743,7 @@ def _path_prefix(value: str, path: str, problems: list[str]) -> None:
         problems.append(f'{path}: {_show(value)} is the root: there is no prefix to take off or put on')
 
 
-def _rewrites(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
+def _rewrites(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[str], bad: set[str]) -> dict[str, Any]:
     """The HttpOptions fields of the rewrites (marathon-lb's PROXYPASS_PATH, REVPROXY_PATH, REDIR)."""
     _path_prefix(h.strip_prefix, f"{path}.strip_prefix", problems)
     _path_prefix(h.location_prefix, f"{path}.location_prefix", problems)
@@ -699,7 +757,8 @@ def _rewrites(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[s
     code = 301
     if h.redirect_root_code is not None:
         if not h.redirect_root:
-            problems.append(f"{path}.redirect_root_code: needs redirect_root")
+            if f"{path}.redirect_root" not in bad:
+                problems.append(f"{path}.redirect_root_code: needs redirect_root")
         elif h.redirect_root_code not in _REDIRECT_CODES:
             problems.append(f"{path}.redirect_root_code: {h.redirect_root_code} is not one of 301, 302, 303, 307, 308")
         else:
@@ -715,7 +774,7 @@ def _rewrites(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[s
     }
 
 
-def _http(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[str]) -> spec.HttpOptions:
+def _http(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[str], bad: set[str]) -> spec.HttpOptions:
     users: list[tuple[str, str]] = []
     realm = ""
     if h.auth is not None:
@@ -747,5 +806,5 @@ def _http(h: HttpEntry, path: str, vhosts: tuple[str, ...], problems: list[str])
         auth_users=tuple(users),
         allow_cidrs=tuple(cidrs),
         forwarded_headers=h.forwarded_headers,
-        **_rewrites(h, path, vhosts, problems),
+        **_rewrites(h, path, vhosts, problems, bad),
     )

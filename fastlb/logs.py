@@ -7,7 +7,11 @@ when they hold a space, a quote or an equals sign, so a line splits back into it
 
 from __future__ import annotations
 
+import errno
 import logging
+import logging.handlers
+import os
+import stat
 import sys
 from typing import Any
 
@@ -42,12 +46,14 @@ APP_ENABLED = "app_enabled"
 ROUTE_CONFLICT = "route_conflict"
 LISTENER_SKIPPED = "listener_skipped"
 SERVING = "serving"
+WITHDRAWING = "withdrawing"
 DRAINING = "draining"
 STOPPED = "stopped"
 NOFILE_RAISED = "nofile_raised"
 ENGINE_SIZED = "engine_sized"
 MAXCONN_OVER_LIMIT = "maxconn_over_limit"
 FD_EXHAUSTED = "fd_exhausted"
+FLAG_IGNORED = "flag_ignored"
 
 
 def _value(v: Any) -> str:
@@ -67,12 +73,43 @@ def event(level: int, name: str, **fields: Any) -> None:
         LOGGER.log(level, format_fields(name, fields))
 
 
-def setup(level: str = "info", stream: Any = None) -> None:
-    """Sends fastlb's log lines to <stream> (stderr) at <level> and above. Idempotent."""
+DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# marathon-lb's --syslog-socket value that means "no syslog"
+SYSLOG_OFF = "/dev/null"
+
+
+def formatter(fmt: str | None) -> logging.Formatter:
+    """A Formatter for <fmt> (a %-style logging format; None: DEFAULT_FORMAT). Raises ValueError when
+    <fmt> names no field or formats no record."""
+    record = logging.LogRecord("fastlb", logging.INFO, __file__, 0, "check", None, None)
+    try:
+        f = logging.Formatter(fmt or DEFAULT_FORMAT)
+        f.format(record)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{fmt!r} does not format a log record ({e})") from None
+    return f
+
+
+def setup(
+    level: str = "info", stream: Any = None, *, fmt: str | None = None, syslog_socket: str | None = None
+) -> None:
+    """Sends fastlb's log lines to <stream> (stderr) at <level> and above, formatted by <fmt>, and also
+    to syslog at the Unix socket <syslog_socket> (None or SYSLOG_OFF: no syslog). Idempotent. Raises
+    ValueError for a format that does not work, OSError for a syslog socket that does not answer."""
+    form = formatter(fmt)
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    handlers[0].setFormatter(form)
+    if syslog_socket is not None and syslog_socket != SYSLOG_OFF:
+        if not stat.S_ISSOCK(os.stat(syslog_socket).st_mode):
+            raise OSError(errno.ENOTSOCK, "not a Unix socket")
+        syslog = logging.handlers.SysLogHandler(address=syslog_socket)
+        # syslog stamps its own time; the program name is the tag
+        syslog.setFormatter(logging.Formatter("fastlb[%(process)d]: %(levelname)s %(message)s"))
+        handlers.append(syslog)
     LOGGER.setLevel(getattr(logging, level_name(level).upper()))
     for h in list(LOGGER.handlers):
         LOGGER.removeHandler(h)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    LOGGER.addHandler(handler)
+        h.close()
+    for h in handlers:
+        LOGGER.addHandler(h)
     LOGGER.propagate = False

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from fastlb import accesslog, config, limits, logs
+from fastlb import accesslog, config, limits, logs, sdnotify
 from fastlb.controller import Controller
 from fastlb.marathon.args import MarathonArgs, marathon_provider
 from fastlb.provider import Provider
@@ -35,6 +35,7 @@ class RunOptions(msgspec.Struct, frozen=True):
     takeover: str | None = None  # take the listening sockets over from the fastlb serving here
     cookie_secret_file: str | None = None  # keys sticky cookie values; else $FASTLB_COOKIE_SECRET, else fixed
     access_log: str | None = None  # a file (appended to) or "-" (stdout); None: the file's [log] access, else off
+    drain_delay: float = 0.0  # SIGTERM: /_health 503 this long before the listeners close
 
 
 DEFAULT_ADMIN = "127.0.0.1:9090"
@@ -158,7 +159,7 @@ def _access_log(options: RunOptions, static: StaticProvider | None) -> accesslog
 
 async def serve(
     controller: Controller, admin_address: str, token: str | None, *, takeover: Any = None,
-    upgrade_socket: str | None = None,
+    upgrade_socket: str | None = None, drain_delay: float = 0.0,
 ) -> int:
     """Runs until SIGTERM/SIGINT (or until a new fastlb has taken the listeners over), then drains.
     Returns the exit status. <takeover>: a fastlb.upgrade.Takeover whose sockets the data plane was
@@ -199,8 +200,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, controller.request_stop)
     # SIGHUP, and SIGUSR1 as marathon-lb (its "reload"): reopen the access log, re-read, resync
+    notifier = sdnotify.Notifier.from_environ()
     for sig in (signal.SIGHUP, signal.SIGUSR1):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(controller.resync()))
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(_reload(controller, notifier)))
     server = None
     if upgrade_socket is not None:
         server = upgrade.UpgradeServer(upgrade_socket, controller.dataplane.listener_fds, controller.request_stop)
@@ -213,16 +215,75 @@ async def serve(
         logging.INFO, logs.SERVING, pid=os.getpid(), admin=admin_address, generation=controller.dataplane.generation,
         providers=",".join(controller.providers),
     )
+    notifying = None
+    if notifier is not None:
+        notifying = asyncio.create_task(_notify(controller, notifier, takeover is not None), name="notify")
     await controller.wait_stop_requested()
+    if notifier is not None and notifying is not None:
+        notifying.cancel()
+        notifier.stopping(f"draining, {controller.dataplane.active_connections()} connections open")
     loop.remove_signal_handler(signal.SIGHUP)
     loop.remove_signal_handler(signal.SIGUSR1)
     if server is not None:
         await server.close()
         if server.handed_over:
             await runner.cleanup()  # the new process takes the admin address over
+    if server is None or not server.handed_over:  # else the new process holds the listeners: nothing to withdraw
+        await _withdraw(controller, drain_delay)
     await controller.drain()
     await runner.cleanup()
+    if notifier is not None:
+        notifier.close()
     return 0
+
+
+async def _withdraw(controller: Controller, delay: float) -> None:
+    """--drain-delay: /_health answers 503 at once, so that health checks (Marathon's, an ECMP router's
+    BGP speaker) take the node out, while the listeners still accept for <delay> seconds; then the
+    drain starts. Another SIGTERM or SIGINT ends the wait."""
+    if delay <= 0:
+        return
+    controller.draining = True
+    logs.event(logging.INFO, logs.WITHDRAWING, health=503, listeners_close_in_s=delay)
+    loop = asyncio.get_running_loop()
+    again = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, again.set)
+    try:
+        await asyncio.wait_for(again.wait(), delay)
+    except TimeoutError:
+        pass
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, controller.request_stop)
+
+
+def _status(controller: Controller) -> str:
+    raw = controller.dataplane.stats()
+    return sdnotify.status_line(int(raw.get("generation", 0)), int(raw.get("active", 0)), int(raw.get("total", 0)))
+
+
+async def _notify(controller: Controller, notifier: sdnotify.Notifier, took_over: bool) -> None:
+    """The service manager's view: READY=1 once the first table serves (with MAINPID= after a hot
+    upgrade, so that it follows this process), then STATUS= and WATCHDOG=1 every interval."""
+    while controller.serving is None:
+        await asyncio.sleep(0.05)
+    notifier.ready(_status(controller), mainpid=os.getpid() if took_over else None)
+    while True:
+        await asyncio.sleep(notifier.interval)
+        notifier.status(_status(controller))
+        if notifier.watchdog_s:
+            notifier.watchdog()
+
+
+async def _reload(controller: Controller, notifier: sdnotify.Notifier | None) -> None:
+    """SIGHUP and SIGUSR1: the resync, inside RELOADING=1 ... READY=1 for the service manager."""
+    if notifier is not None:
+        notifier.reloading()
+    try:
+        await controller.resync()
+    finally:
+        if notifier is not None and controller.serving is not None:  # else _notify says READY=1 later
+            notifier.ready(_status(controller))
 
 
 def run(options: RunOptions) -> int:
@@ -248,7 +309,9 @@ def run(options: RunOptions) -> int:
             for fd in fds:
                 os.close(fd)
         return 1
-    main = serve(*controller_args, takeover=takeover, upgrade_socket=options.upgrade_socket)
+    main = serve(
+        *controller_args, takeover=takeover, upgrade_socket=options.upgrade_socket, drain_delay=options.drain_delay
+    )
     try:
         import uvloop  # noqa: PLC0415
     except ImportError:

@@ -8,8 +8,9 @@ message, more messages for more), then ``{"end": true}``. The new process starts
 those very sockets (``DataPlane(inherit={address: [fd, ...]})``; see docs/upgrade.md for how they
 are shared among its workers), publishes its first table and sends ``ready``. Only then does the old
 process stop accepting and drain: it closes its own copies of the sockets, which the new process
-still holds, so no socket is closed, no accept queue is lost and no port is rebound. Its open
-connections carry on until they end or its ``--drain-timeout`` passes; then it exits 0.
+still holds, so no socket is closed, no accept queue is lost and no port is rebound. It drains as on
+SIGTERM (docs/operations.md): kept-alive HTTP connections end after their request under way, idle
+ones at once; what is still open when its ``--drain-timeout`` passes is closed; it exits 0.
 
 If the new process goes away before ``ready``, the old one carries on serving as if nothing happened.
 """

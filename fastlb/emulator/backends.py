@@ -22,6 +22,7 @@ import contextlib
 import errno
 import selectors
 import socket
+import subprocess
 import threading
 import time
 import zlib
@@ -41,6 +42,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
         if time.monotonic() >= deadline:
             return bool(predicate())
         time.sleep(interval)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Ends a peer the tests started (nginx, HAProxy): SIGTERM, then SIGKILL if it has not gone in 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 class _Conn:

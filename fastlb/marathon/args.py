@@ -34,6 +34,14 @@ class MarathonArgs(msgspec.Struct, frozen=True):
     appid_port: int = 9091
     dont_bind_http_https: bool = False
     max_backoff: float = 300.0
+    framework_name: str = ""  # the LB's own app id: never served (framework_name_from())
+
+
+def framework_name_from(environ: Any) -> str:
+    """The app id of this fastlb when Marathon runs it, which it never routes to: marathon-lb's
+    $FRAMEWORK_NAME when set, else $MARATHON_APP_ID (Marathon sets it in every task); "" outside
+    Marathon."""
+    return (environ.get("FRAMEWORK_NAME") or environ.get("MARATHON_APP_ID") or "").strip()
 
 
 def _accepted(target: Any, values: dict[str, Any]) -> dict[str, Any]:

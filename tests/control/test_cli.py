@@ -53,8 +53,10 @@ def test_check_bad_file_prints_one_line_per_problem(tmp_path: Path) -> None:
     )
     r = fastlb("check", "--config", str(f))
     assert r.returncode == 1
-    assert r.stdout.splitlines() == [
+    assert r.stdout.splitlines() == [  # a value of the wrong shape hides no other problem
         'services[0].balance: "random" is not one of "roundrobin", "leastconn", "maglev", "source"',
+        'services[0].backends[0]: "10.0.0.1" is not ip:port',
+        "services[0].backends[1].weight: 999 is out of range (0..256)",
     ]
     f.write_text(
         '[[services]]\nname = "a"\nlisten = "127.0.0.1:7001"\n'

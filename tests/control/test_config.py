@@ -189,7 +189,7 @@ INVALID = [
     ("[engine]\nworkers = true\n", "engine.workers: expected an integer, got boolean"),
     ("[engine]\nworkers = 2000\n", "engine.workers: 2000 is out of range (0..1024)"),
     ("[engine]\nmaxconn = -1\n", "engine.maxconn: -1 is out of range (0..4294967295)"),
-    ("[engine]\npipe_size = 5000\n", "engine.pipe_size: 5000 is not a power of two >= 4096"),
+    ("[engine]\npipe_size = 5000\n", "engine.pipe_size: 5000 is not a power of two in 4096..1073741824"),
     ("[engine]\nbuffer_size = 100\n", "engine.buffer_size: 100 is below 1024"),
     ("[admin]\nlisten = \"localhost:9090\"\n", 'admin.listen: "localhost:9090" is not ip:port'),
     ("[admin]\nport = 9090\n", "admin.port: unknown key"),
@@ -360,6 +360,9 @@ backends = ["host:1"]
         'services[1].balance: "nope" is not one of "roundrobin", "leastconn", "maglev", "source"',
         'services[0].backends[0]: "10.0.0.1" is not ip:port',
         "services[0].backends[1].weight: 300 is out of range (0..256)",
+        # a value of the wrong shape hides nothing else of its service
+        'services[1].name: "a" is already the name of services[0]',
+        "services[1].listen: 127.0.0.1:7001 is already listened on by services[0].listen",
         'services[2].backends[0]: "host:1" is not ip:port',
     ]
 

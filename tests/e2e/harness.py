@@ -67,8 +67,11 @@ async def until(predicate: Callable[[], Any], what: str, timeout: float = TIMEOU
 class Fastlb:
     """One ``fastlb run`` process. ``await start()`` returns once its admin API answers."""
 
-    def __init__(self, args: Sequence[str], log_path: Path, workers: int = 2) -> None:
+    def __init__(
+        self, args: Sequence[str], log_path: Path, workers: int = 2, env: dict[str, str] | None = None
+    ) -> None:
         self.admin_port = free_port()
+        self.env = dict(env or {})
         self.args = [
             "--bind-addr",
             "127.0.0.1",
@@ -99,7 +102,9 @@ class Fastlb:
 
     async def start(self) -> Fastlb:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop())
-        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = {
+            **os.environ, **self.env, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+        }
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -176,8 +181,10 @@ class Fastlb:
 
 
 @contextlib.asynccontextmanager
-async def running_fastlb(args: Sequence[str], log_path: Path, workers: int = 2) -> AsyncIterator[Fastlb]:
-    lb = Fastlb(args, log_path, workers)
+async def running_fastlb(
+    args: Sequence[str], log_path: Path, workers: int = 2, env: dict[str, str] | None = None
+) -> AsyncIterator[Fastlb]:
+    lb = Fastlb(args, log_path, workers, env)
     try:
         yield await lb.start()
     finally:

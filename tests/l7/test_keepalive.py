@@ -237,3 +237,47 @@ def test_no_pooling_after_connection_close_from_the_backend_or_with_pool_max_0(d
         for _ in range(3):  # the backend closes after each answer: nothing is pooled
             assert request(front, get("/close/10")).status == 200
         assert b.accepted == 3 and dp.stats()["backends"][b.address]["idle"] == 0
+
+
+def test_stop_accepting_closes_pooled_backend_connections_and_pools_no_more(dataplane, ports):
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1, pool_idle_ms=60000)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address], timeouts=timeouts(http_keepalive_ms=60000)), front))
+        c = connect(front)
+        rd = Reader(c)
+        c.sendall(get("/slow/300"))
+        assert wait_until(lambda: a.in_flight == 1)
+        assert request(front, get("/")).status == 200  # on a second backend connection, pooled after
+        assert wait_until(lambda: a.active == 2)
+        dp.stop_accepting()
+        assert wait_until(lambda: a.active == 1)  # the pooled one closed at once
+        r = rd.response()
+        assert r.status == 200 and r.headers_named("Connection") == ["close"]
+        assert rd.at_eof()
+        c.close()
+        assert wait_until(lambda: a.active == 0 and dp.active_connections() == 0)  # not pooled either
+
+
+def test_a_drain_answers_requests_already_sent_and_says_close(dataplane, ports):
+    # Bytes of a request waiting in the buffer (a pipelined one) or in the socket are answered when a
+    # drain begins; only the last answer before the close says so, and a connection with nothing sent
+    # closes at once.
+    with HttpBackend("a", extra_headers=(("Connection", "keep-alive"),)) as a:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address], timeouts=timeouts(http_keepalive_ms=60000)), front))
+        idle = connect(front)
+        piped = connect(front)
+        piped.sendall(get("/slow/300") + get("/second"))
+        assert wait_until(lambda: a.in_flight == 1)
+        dp.stop_accepting()
+        assert Reader(idle).at_eof()
+        rd = Reader(piped)
+        first, second = rd.response(), rd.response()
+        assert first.status == 200 and first.headers_named("Connection") == ["keep-alive"]  # one follows
+        assert second.status == 200 and second.json()["path"] == "/second"
+        assert second.headers_named("Connection") == ["close"]
+        assert rd.at_eof()
+        idle.close()
+        piped.close()
