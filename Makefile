@@ -2,14 +2,15 @@
 PYTHON ?= python3
 PYTEST ?= $(PYTHON) -m pytest
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
-# The C-facing suites: every C entry point is reached through them.
+# The C-facing suites: every C entry point is reached through them (the DataPlane of fastlb._core, and the
+# hooks of fastlb._testhooks: `asan` builds and runs both).
 C_SUITES = $(wildcard tests/engine tests/balance tests/http1 tests/l7 tests/tls)
 
 .PHONY: help deps build debug test test-all asan fuzz fuzz-replay bench lint fmt check clean
 
 help:
 	@echo "make deps      install Debian packages (as root) and Python packages"
-	@echo "make build     build fastlb._core in place (editable install)"
+	@echo "make build     build fastlb._core (and fastlb._testhooks, for the tests) in place (editable install)"
 	@echo "make test      the test suite"
 	@echo "make asan      build with ASan+UBSan and run the C-facing suites on it"
 	@echo "make check     deps + test + lint + asan: what CI runs"
@@ -63,4 +64,4 @@ fmt:
 	$(PYTHON) -m ruff check --fix fastlb tests bench
 
 clean:
-	rm -rf build dist *.egg-info fastlb/_core.c fastlb/*.so .pytest_cache .hypothesis
+	rm -rf build dist *.egg-info fastlb/_core.c fastlb/_testhooks.c fastlb/*.so .pytest_cache .hypothesis

@@ -1,4 +1,5 @@
-"""Build of fastlb's one extension, fastlb._core: _core.pyx plus the C data plane beside it.
+"""Build of fastlb's extensions: fastlb._core (_core.pyx plus the C data plane beside it), and
+fastlb._testhooks (_testhooks.pyx plus the C units it reaches), which only the tests import.
 
 Switches (environment):
   FASTLB_SANITIZE=1  ASan + UBSan build (CI runs the unit tests on it)
@@ -16,9 +17,15 @@ except ImportError:  # an sdist carries the generated C
     cythonize = None
 
 here = os.path.dirname(os.path.abspath(__file__))
+# What Cython generates (from the .pyx beside it) is not part of the data plane.
+generated = {"_core.c", "_testhooks.c"}
 c_sources = sorted(
-    os.path.relpath(p, here) for p in glob.glob(os.path.join(here, "fastlb", "_*.c")) if not p.endswith("_core.c")
+    os.path.relpath(p, here)
+    for p in glob.glob(os.path.join(here, "fastlb", "_*.c"))
+    if os.path.basename(p) not in generated
 )
+# The C units the test hooks call (_balance.pxi, _http1.pxi); neither calls outside itself.
+testhooks_sources = ["fastlb/_balance.c", "fastlb/_http1.c"]
 
 cflags = ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 ldflags = ["-pthread"]
@@ -32,8 +39,10 @@ else:
     cflags += ["-O2", "-DNDEBUG"]
 
 pyx = "fastlb/_core.pyx"
+testhooks_pyx = "fastlb/_testhooks.pyx"
 if cythonize is None:
     pyx = "fastlb/_core.c"
+    testhooks_pyx = "fastlb/_testhooks.c"
 
 ext = Extension(
     "fastlb._core",
@@ -47,7 +56,16 @@ ext = Extension(
     depends=sorted(glob.glob("fastlb/_*.h") + glob.glob("fastlb/*.pxi") + glob.glob("fastlb/includes/*.pxd")),
 )
 
-extensions = [ext]
+testhooks = Extension(
+    "fastlb._testhooks",
+    sources=[testhooks_pyx] + testhooks_sources,
+    include_dirs=["fastlb"],
+    extra_compile_args=cflags,
+    extra_link_args=ldflags,
+    depends=ext.depends,
+)
+
+extensions = [ext, testhooks]
 if cythonize is not None:
     extensions = cythonize(
         extensions,

@@ -8,9 +8,9 @@ Python loop around flb_balance_pick; compare algorithms and sizes with it, not a
 
 import pytest
 
-from fastlb import _core
+from fastlb import _testhooks
 
-KEYS = [_core._test_balance_hash64(b"%d" % i, 0) for i in range(10000)]
+KEYS = [_testhooks._test_balance_hash64(b"%d" % i, 0) for i in range(10000)]
 
 
 def ids(n):
@@ -20,17 +20,17 @@ def ids(n):
 @pytest.mark.parametrize("n", [10, 100, 1000])
 @pytest.mark.parametrize("algo", ["roundrobin", "leastconn", "maglev", "source"])
 def test_pick(benchmark, algo, n):
-    b = _core._test_balancer(algo, ids(n), [1 + i % 5 for i in range(n)])
+    b = _testhooks._test_balancer(algo, ids(n), [1 + i % 5 for i in range(n)])
     benchmark(b.picks, KEYS)
 
 
 @pytest.mark.parametrize("n", [10, 100, 1000, 5000])
 def test_maglev_build(benchmark, n):
     names, weights = ids(n), [1 + i % 5 for i in range(n)]
-    benchmark(_core._test_balancer, "maglev", names, weights)
+    benchmark(_testhooks._test_balancer, "maglev", names, weights)
 
 
 @pytest.mark.parametrize("n", [10, 1000])
 def test_source_build(benchmark, n):
     names, weights = ids(n), [1 + i % 5 for i in range(n)]
-    benchmark(_core._test_balancer, "source", names, weights)
+    benchmark(_testhooks._test_balancer, "source", names, weights)

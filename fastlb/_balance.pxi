@@ -7,6 +7,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport strdup, strerror
 
+from fastlb.includes cimport cbackend as _cbe
 from fastlb.includes cimport cbalance as _cbal
 
 _test_balance_algos = {
@@ -16,11 +17,11 @@ _test_balance_algos = {
     "source": _cbal.FLB_BAL_SOURCE,
 }
 _test_balance_admin = {
-    "ready": _cbal.FLB_ADMIN_READY,
-    "drain": _cbal.FLB_ADMIN_DRAIN,
-    "maint": _cbal.FLB_ADMIN_MAINT,
+    "ready": _cbe.FLB_ADMIN_READY,
+    "drain": _cbe.FLB_ADMIN_DRAIN,
+    "maint": _cbe.FLB_ADMIN_MAINT,
 }
-_test_balance_health = {"up": _cbal.FLB_HEALTH_UP, "down": _cbal.FLB_HEALTH_DOWN}
+_test_balance_health = {"up": _cbe.FLB_HEALTH_UP, "down": _cbe.FLB_HEALTH_DOWN}
 
 
 cdef _test_balance_oserror():
@@ -45,7 +46,7 @@ cdef class _test_balancer:
     Raises OSError with the errno of flb_balance_build when the build fails."""
 
     cdef _cbal.flb_balancer bal
-    cdef _cbal.flb_backend **be
+    cdef _cbe.flb_backend **be
     cdef uint32_t n
     cdef bint built
 
@@ -55,12 +56,12 @@ cdef class _test_balancer:
         if len(ids) != len(weights):
             raise ValueError("ids and weights differ in length")
         self.n = len(ids)
-        self.be = <_cbal.flb_backend **>calloc(self.n + 1, sizeof(_cbal.flb_backend *))
+        self.be = <_cbe.flb_backend **>calloc(self.n + 1, sizeof(_cbe.flb_backend *))
         if self.be == NULL:
             raise MemoryError()
         cdef uint32_t i
         for i in range(self.n):
-            self.be[i] = <_cbal.flb_backend *>calloc(1, sizeof(_cbal.flb_backend))
+            self.be[i] = <_cbe.flb_backend *>calloc(1, sizeof(_cbe.flb_backend))
             if self.be[i] == NULL:
                 raise MemoryError()
             encoded = ids[i].encode()
@@ -106,7 +107,7 @@ cdef class _test_balancer:
     def available(self, uint32_t i):
         if i >= self.n:
             raise IndexError(i)
-        return bool(_cbal.flb_backend_available(self.be[i]))
+        return bool(_cbe.flb_backend_available(self.be[i]))
 
     def pick(self, uint64_t key=0, uint32_t worker=0, exclude=()):
         """flb_balance_pick; raises OSError (EHOSTUNREACH, EINVAL) where it fails."""

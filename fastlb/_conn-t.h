@@ -3,6 +3,7 @@
 #define FLB_CONN_T_H
 
 #include "_evloop-t.h"
+#include "_list-t.h"
 #include "_queue-t.h"
 #include "_route-t.h"
 #include "_splice-t.h"
@@ -34,7 +35,7 @@ struct flb_conn {
     struct flb_pump down;          /* server -> client */
     struct flb_timer timer;        /* queue timeout, connect timeout, then idle timeout */
     struct flb_qitem qi;           /* while QUEUED */
-    struct flb_conn *prev, *next;  /* the worker's connections */
+    struct flb_list link;          /* in the worker's connections, once closed in its dead ones */
 };
 
 #endif

@@ -23,6 +23,7 @@
 #include "_cidr.h"
 #include "_engine.h"
 #include "_evloop.h"
+#include "_list.h"
 #include "_queue.h"
 #include "_route.h"
 #include "_splice.h"
@@ -109,16 +110,9 @@ void flb_conn_close(struct flb_worker *w, struct flb_conn *c)
     close(c->cfd);
     FLB_LIVE_DEC(fds);
     c->cfd = -1;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    flb_list_del(&c->link);
     c->state = FLB_CONN_DEAD;
-    c->next = w->dead;
-    c->prev = NULL;
-    w->dead = c;
+    flb_list_add_head(&w->dead, &c->link);
     flb_engine_slot_release(w->e, c->lst, c->svc);
 }
 
@@ -136,8 +130,8 @@ void flb_conn_reap(struct flb_worker *w)
 {
     struct flb_conn *c;
 
-    while ((c = w->dead) != NULL) {
-        w->dead = c->next;
+    while ((c = flb_list_first(&w->dead, struct flb_conn, link)) != NULL) {
+        flb_list_del(&c->link);
         flb_table_put(c->table);
         free(c);
         FLB_LIVE_DEC(conns);
@@ -396,10 +390,7 @@ void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd,
     flb_pump_init(&c->down);
     iplen = flb_addr_bytes(peer, &ip);
     c->key = flb_hash64(ip, iplen, 0);
-    c->next = w->conns;
-    if (w->conns != NULL)
-        w->conns->prev = c;
-    w->conns = c;
+    flb_list_add_head(&w->conns, &c->link);
     connect_next(w, c, -1);
 }
 

@@ -2,7 +2,8 @@
 """fastlb._core: the only bridge between Python and the C data plane.
 
 Each concept's Cython lives in its own _<concept>.pxi, included here so that everything compiles into
-one C unit (the uvloop way). This file holds the engine's face, ``DataPlane``: it compiles a
+one C unit (the uvloop way). The hooks through which tests reach single C units are not here: they are
+fastlb._testhooks (_testhooks.pyx), a separate extension that only tests import. This file holds the engine's face, ``DataPlane``: it compiles a
 ``spec.RouteTable`` into a ``struct flb_table`` and drives the workers; the workers run C only."""
 
 import ipaddress
@@ -24,7 +25,9 @@ from fastlb.includes.capi cimport FLB_ERR, FLB_OK, flb_live
 from fastlb.includes.ctls cimport flb_tls_live
 from fastlb.includes.cbackend cimport (FLB_ADMIN_DRAIN, FLB_ADMIN_MAINT, FLB_ADMIN_READY, FLB_HEALTH_DOWN,
                                        FLB_HEALTH_UP, flb_backend, flb_backend_find, flb_backend_get)
-from fastlb.includes.cdrain cimport flb_drains, flb_drains_free, flb_drains_new, flb_drains_sort, flb_now_ms
+from fastlb.includes.cbalance cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
+                                       flb_balance_algo, flb_balance_build)
+from fastlb.includes.cdrain cimport flb_drains, flb_drains_free, flb_drains_new, flb_drains_sort
 from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engine_close_all, flb_engine_set_drains,
                                       flb_engine_free, flb_engine_new,
                                       flb_engine_options, flb_engine_publish, flb_engine_start,
@@ -33,10 +36,9 @@ from fastlb.includes.cengine cimport (flb_engine, flb_engine_accepting, flb_engi
 from fastlb.includes.clistener cimport (flb_listener, flb_listener_adopt, flb_listener_get, flb_listener_new,
                                         flb_listener_open, flb_listener_overlap, flb_listener_probe,
                                         flb_listener_put)
-from fastlb.includes.croute cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
-                                     FLB_MODE_HTTP, FLB_MODE_TCP, flb_balance_algo, flb_balance_build, flb_counters_get,
-                                     flb_cidr, flb_mode, flb_service, flb_service_alloc, flb_service_counters, flb_table,
-                                     flb_table_new, flb_table_put)
+from fastlb.includes.cevloop cimport flb_now_ms
+from fastlb.includes.croute cimport (FLB_MODE_HTTP, FLB_MODE_TCP, flb_counters_get, flb_cidr, flb_mode, flb_service,
+                                     flb_service_alloc, flb_service_counters, flb_table, flb_table_new, flb_table_put)
 
 
 def live_counts():
@@ -776,7 +778,5 @@ cdef flb_listener *_listener_new(str address, uint32_t nworkers) except NULL:
     return l
 
 
-include "_balance.pxi"
-include "_http1.pxi"
 include "_l7.pxi"
 include "_tls.pxi"

@@ -7,6 +7,7 @@
 #include "_h1conn.h"
 #include "_h1pool.h"
 #include "_l7.h"
+#include "_list.h"
 #include "_listener-t.h"
 #include "_route-t.h"
 
@@ -66,15 +67,14 @@ static int expired(const struct flb_drains *d, uint32_t upto, const struct flb_b
 void flb_drain_expire(struct flb_worker *w)
 {
     const struct flb_drains *d = w->drains;
-    struct flb_conn *c, *next;
+    struct flb_conn *c;
     uint32_t upto;
 
     if (d == NULL || w->drain_next >= d->n || d->d[w->drain_next].deadline_ms > w->now)
         return;
     for (upto = w->drain_next; upto < d->n && d->d[upto].deadline_ms <= w->now; upto++)
         ;
-    for (c = w->conns; c != NULL; c = next) {
-        next = c->next; /* closing moves <c> to the dead list */
+    flb_list_for_each_safe (c, &w->conns, link) { /* closing moves <c> to the dead list */
         if (c->be < 0)
             continue;
         const struct flb_backend *b = c->svc->be[c->be];

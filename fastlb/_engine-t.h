@@ -4,6 +4,7 @@
 
 #include "_conn-t.h"
 #include "_evloop-t.h"
+#include "_list-t.h"
 #include "_route-t.h"
 #include "_splice-t.h"
 
@@ -45,13 +46,13 @@ struct flb_worker {
     uint64_t resume_at;        /* ms: held listeners are not looked at again before this */
     uint64_t seen;             /* the last control request it has carried out */
     uint64_t close_seen;       /* the last close_all it has carried out */
-    struct flb_conn *conns;    /* open connections */
-    struct flb_conn *dead;     /* closed in this batch of events, freed after it */
+    struct flb_list conns;     /* open connections (struct flb_conn.link) */
+    struct flb_list dead;      /* closed in this batch of events, freed after it */
     struct flb_pool pool;
     const struct flb_drains *drains; /* drain deadlines adopted from the engine (see _drain.h) */
     uint32_t drain_next;       /* drains before this one have been carried out */
     uint8_t drain_all;         /* it has seen stop_accepting: its connections drain (_drain.h) */
-    struct flb_queue *queues;  /* its queues that hold items (_queue.h) */
+    struct flb_list queues;    /* its queues that hold items (struct flb_queue.wlink, _queue.h) */
 };
 
 struct flb_engine {

@@ -9,6 +9,7 @@
 #include "_drain.h"
 #include "_evloop.h"
 #include "_l7.h"
+#include "_list.h"
 #include "_listener.h"
 #include "_queue.h"
 #include "_route.h"
@@ -306,8 +307,10 @@ static void sync_listeners(struct flb_worker *w, struct flb_table *old, struct f
 
 static void close_conns(struct flb_worker *w)
 {
-    while (w->conns != NULL)
-        flb_conn_close(w, w->conns);
+    struct flb_conn *c;
+
+    while ((c = flb_list_first(&w->conns, struct flb_conn, link)) != NULL)
+        flb_conn_close(w, c);
     flb_conn_reap(w);
     flb_l7_close_all(w);
 }
@@ -407,7 +410,7 @@ static void *worker_main(void *arg)
         flb_conn_reap(w);
         flb_wheel_run(&w->wheel, w->now, fire, w);
         flb_drain_expire(w);
-        if (w->queues != NULL)
+        if (!flb_list_empty(&w->queues))
             flb_queue_run(w);
         flb_conn_reap(w);
         flb_l7_turn(w);
@@ -456,6 +459,9 @@ struct flb_engine *flb_engine_new(const struct flb_engine_options *o)
         struct flb_worker *w = &e->w[i];
         w->e = e;
         w->id = i;
+        flb_list_init(&w->conns);
+        flb_list_init(&w->dead);
+        flb_list_init(&w->queues);
         w->epfd = w->evfd = -1;
     }
     for (uint32_t i = 0; i < o->workers; i++) {

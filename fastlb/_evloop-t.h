@@ -3,6 +3,7 @@
 #define FLB_EVLOOP_T_H
 
 #include "_api.h"
+#include "_list-t.h"
 
 /* Every epoll registration points at one of these (epoll_event.data.ptr), embedded in its owner. */
 enum flb_evkind {
@@ -27,14 +28,13 @@ struct flb_evsrc {
  * timer operation); the timer stays in the slot of <at>, and when that slot comes round a timer
  * whose deadline has moved is re-inserted rather than fired. */
 struct flb_timer {
-    struct flb_timer *next;
-    struct flb_timer **pprev; /* NULL: not scheduled */
+    struct flb_list link;     /* in its wheel slot; in no list: not scheduled */
     uint64_t at;              /* ms: the tick it is filed under */
     uint64_t deadline;        /* ms (monotonic); fires once now >= deadline */
 };
 
 struct flb_wheel {
-    struct flb_timer *slot[FLB_WHEEL_SLOTS];
+    struct flb_list slot[FLB_WHEEL_SLOTS];
     uint64_t tick;  /* ticks up to and including this one have been run */
     long count;     /* timers scheduled */
 };

@@ -2,6 +2,7 @@
 #include "_api.h"
 
 #include "_evloop.h"
+#include "_list.h"
 
 #include <errno.h>
 #include <string.h>
@@ -41,13 +42,14 @@ int flb_evloop_want(int epfd, int fd, struct flb_evsrc *src, uint32_t *cur, uint
 void flb_wheel_init(struct flb_wheel *w, uint64_t now)
 {
     memset(w, 0, sizeof(*w));
+    for (size_t i = 0; i < FLB_WHEEL_SLOTS; i++)
+        flb_list_init(&w->slot[i]);
     w->tick = now / FLB_TICK_MS;
 }
 
 static void file_timer(struct flb_wheel *w, struct flb_timer *t)
 {
     uint64_t tick = (t->deadline + FLB_TICK_MS - 1) / FLB_TICK_MS;
-    struct flb_timer **head;
 
     /* Never file in the past (the slot would wait a whole revolution) nor beyond one revolution
      * (the slot would come round early: harmless, the timer is simply re-filed then). */
@@ -56,28 +58,19 @@ static void file_timer(struct flb_wheel *w, struct flb_timer *t)
     if (tick > w->tick + FLB_WHEEL_SLOTS - 1)
         tick = w->tick + FLB_WHEEL_SLOTS - 1;
     t->at = tick;
-    head = &w->slot[tick % FLB_WHEEL_SLOTS];
-    t->next = *head;
-    if (t->next != NULL)
-        t->next->pprev = &t->next;
-    t->pprev = head;
-    *head = t;
+    flb_list_add_head(&w->slot[tick % FLB_WHEEL_SLOTS], &t->link);
     w->count++;
 }
 
 static void unfile_timer(struct flb_wheel *w, struct flb_timer *t)
 {
-    *t->pprev = t->next;
-    if (t->next != NULL)
-        t->next->pprev = t->pprev;
-    t->next = NULL;
-    t->pprev = NULL;
+    flb_list_del(&t->link);
     w->count--;
 }
 
 void flb_timer_arm(struct flb_wheel *w, struct flb_timer *t, uint64_t deadline)
 {
-    if (t->pprev != NULL) {
+    if (flb_list_linked(&t->link)) {
         if (deadline >= t->deadline) {
             t->deadline = deadline;
             return;
@@ -90,7 +83,7 @@ void flb_timer_arm(struct flb_wheel *w, struct flb_timer *t, uint64_t deadline)
 
 void flb_timer_stop(struct flb_wheel *w, struct flb_timer *t)
 {
-    if (t->pprev != NULL)
+    if (flb_list_linked(&t->link))
         unfile_timer(w, t);
 }
 
@@ -102,20 +95,14 @@ void flb_wheel_run(struct flb_wheel *w, uint64_t now, void (*fire)(void *ctx, st
     if (steps > FLB_WHEEL_SLOTS)
         steps = FLB_WHEEL_SLOTS; /* a long stall: one pass over every slot covers everything */
     for (uint64_t i = 1; i <= steps; i++) {
-        struct flb_timer **head = &w->slot[(w->tick + i) % FLB_WHEEL_SLOTS];
-        struct flb_timer *list = *head, *t;
+        struct flb_list list;
+        struct flb_timer *t;
 
-        /* Detach the slot first: re-filed timers and timers armed by <fire> go to fresh lists. */
-        *head = NULL;
-        if (list != NULL)
-            list->pprev = &list;
-        while ((t = list) != NULL) {
-            list = t->next;
-            if (list != NULL)
-                list->pprev = &list;
-            t->next = NULL;
-            t->pprev = NULL;
-            w->count--;
+        /* Detach the slot first: re-filed timers and timers armed by <fire> go to fresh lists. A
+         * timer stopped meanwhile (by <fire> for another) leaves <list> like any list. */
+        flb_list_take_all(&list, &w->slot[(w->tick + i) % FLB_WHEEL_SLOTS]);
+        while ((t = flb_list_first(&list, struct flb_timer, link)) != NULL) {
+            unfile_timer(w, t);
             if (t->deadline <= now) {
                 fire(ctx, t);
             } else {
@@ -136,7 +123,7 @@ int flb_wheel_timeout(const struct flb_wheel *w, uint64_t now)
     if (w->count == 0)
         return -1;
     for (uint64_t i = 1; i <= FLB_WHEEL_SLOTS; i++) {
-        if (w->slot[(w->tick + i) % FLB_WHEEL_SLOTS] != NULL) {
+        if (!flb_list_empty(&w->slot[(w->tick + i) % FLB_WHEEL_SLOTS])) {
             uint64_t when = (w->tick + i) * FLB_TICK_MS;
             return when <= now ? 0 : (int)(when - now);
         }

@@ -127,9 +127,8 @@ struct flb_h1conn {
     uint64_t resp_at_us;           /* when its response head came from the backend, 0: none came */
     struct flb_l7_timer timer;
     struct flb_qitem qi;           /* CONNECT: waiting for a slot (the service's or a backend's maxconn) */
-    struct flb_h1conn *prev, *next;
-    struct flb_h1conn *ready_next; /* in the worker's ready list (in_ready) */
-    uint8_t in_ready;
+    struct flb_list link;          /* in the worker's connections, once closed in its dead ones */
+    struct flb_list ready;         /* in the worker's ready list, or in none */
 };
 
 /* A backend connection: owned by the client connection whose request uses it, or idle in its
@@ -146,14 +145,14 @@ struct flb_h1srv {
     socklen_t addrlen;
     struct flb_table *table;       /* one reference */
     struct flb_l7_timer timer;
-    struct flb_h1srv *prev, *next; /* its backend's idle list (this worker's), or the retired list */
-    struct flb_h1srv *older, *newer; /* the worker's pool, least recently pooled first */
+    struct flb_list link;          /* its backend's idle list (this worker's), or the retired list */
+    struct flb_list lru;           /* the worker's pool, least recently pooled first */
 };
 
 /* One worker's idle connections to one backend, most recently pooled first. A backend has one per
  * worker (struct flb_backend.idle), each on a cache line of its own: only its worker touches it. */
 struct flb_h1idle {
-    _Alignas(64) struct flb_h1srv *head;
+    _Alignas(64) struct flb_list head; /* struct flb_h1srv.link */
 };
 
 #endif

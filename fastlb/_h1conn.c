@@ -31,6 +31,7 @@
 #include "_h1reply.h"
 #include "_http1.h"
 #include "_l7.h"
+#include "_list.h"
 #include "_queue.h"
 #include "_route.h"
 #include "_splice.h"
@@ -1557,26 +1558,21 @@ static void advance(struct flb_worker *w, struct flb_h1conn *h)
         if (r == 0)
             break;
     }
-    if (i == ROUNDS && !h->in_ready) {
-        struct flb_l7_worker *lw = flb_l7_worker(w);
-        h->in_ready = 1;
-        h->ready_next = lw->ready;
-        lw->ready = h;
-    }
+    if (i == ROUNDS && !flb_list_linked(&h->ready))
+        flb_list_add_head(&flb_l7_worker(w)->ready, &h->ready);
     if (update_interest(w, h) != FLB_OK)
         flb_h1conn_close(w, h);
 }
 
 void flb_h1conn_run_ready(struct flb_worker *w)
 {
-    struct flb_l7_worker *lw = flb_l7_worker(w);
-    struct flb_h1conn *list = lw->ready, *h;
+    struct flb_list list;
+    struct flb_h1conn *h;
 
-    lw->ready = NULL;
-    while ((h = list) != NULL) {
-        list = h->ready_next;
-        h->in_ready = 0;
-        h->ready_next = NULL;
+    /* Detached first: a connection stopped again by the round limit waits for the next batch. */
+    flb_list_take_all(&list, &flb_l7_worker(w)->ready);
+    while ((h = flb_list_first(&list, struct flb_h1conn, ready)) != NULL) {
+        flb_list_del(&h->ready);
         advance(w, h);
     }
 }
@@ -1616,10 +1612,7 @@ void flb_h1conn_start(struct flb_worker *w, struct flb_route_listener *rl, int f
     memcpy(&h->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     iplen = flb_addr_bytes(peer, &ip);
     h->key = flb_hash64(ip, iplen, 0);
-    h->next = lw->conns;
-    if (lw->conns != NULL)
-        lw->conns->prev = h;
-    lw->conns = h;
+    flb_list_add_head(&lw->conns, &h->link);
     h->phase = FLB_H1_HEAD;
     h->head_started = 1; /* the first request's head timeout runs from accept */
     if (flb_xprt_accept(&h->cx, fd, h->ll->tls, w->id, &rl->l->tls) != FLB_OK) {
@@ -1709,13 +1702,8 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
 
     if (h->phase == FLB_H1_DEAD)
         return;
-    if (h->in_ready) {
-        struct flb_h1conn **pp = &lw->ready;
-        while (*pp != h)
-            pp = &(*pp)->ready_next;
-        *pp = h->ready_next;
-        h->in_ready = 0;
-    }
+    if (flb_list_linked(&h->ready))
+        flb_list_del(&h->ready);
     flb_timer_stop(&lw->wheel, &h->timer.t);
     rq_give(w, h);
     if (h->svc != NULL)
@@ -1726,26 +1714,18 @@ void flb_h1conn_close(struct flb_worker *w, struct flb_h1conn *h)
     close(h->cfd);
     FLB_LIVE_DEC(fds);
     h->cfd = -1;
-    if (h->prev != NULL)
-        h->prev->next = h->next;
-    else
-        lw->conns = h->next;
-    if (h->next != NULL)
-        h->next->prev = h->prev;
+    flb_list_del(&h->link);
     h->phase = FLB_H1_DEAD;
-    h->next = lw->dead;
-    h->prev = NULL;
-    lw->dead = h;
+    flb_list_add_head(&lw->dead, &h->link);
     flb_engine_slot_release(w->e, h->rl->l, h->lsvc);
 }
 
 void flb_h1conn_drain(struct flb_worker *w)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
-    struct flb_h1conn *h, *next;
+    struct flb_h1conn *h;
 
-    for (h = lw->conns; h != NULL; h = next) {
-        next = h->next; /* closing moves <h> to the dead list */
+    flb_list_for_each_safe (h, &lw->conns, link) { /* closing moves <h> to the dead list */
         if (h->phase == FLB_H1_HEAD && h->ilen == 0 && drain_last(w, h))
             flb_h1conn_close(w, h);
     }
@@ -1756,8 +1736,8 @@ void flb_h1conn_reap(struct flb_worker *w)
     struct flb_l7_worker *lw = flb_l7_worker(w);
     struct flb_h1conn *h;
 
-    while ((h = lw->dead) != NULL) {
-        lw->dead = h->next;
+    while ((h = flb_list_first(&lw->dead, struct flb_h1conn, link)) != NULL) {
+        flb_list_del(&h->link);
         if (h->rtable_ref)
             flb_table_put(h->rtable);
         flb_table_put(h->table);

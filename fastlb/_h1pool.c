@@ -5,6 +5,7 @@
 
 #include "_evloop.h"
 #include "_l7.h"
+#include "_list.h"
 #include "_route.h"
 
 #include <errno.h>
@@ -39,6 +40,8 @@ static struct flb_h1idle *idle_list_make(struct flb_l7_worker *lw, struct flb_ba
     if (posix_memalign((void **)&lists, 64, (size_t)n * sizeof(*lists)) != 0)
         return NULL;
     memset(lists, 0, (size_t)n * sizeof(*lists));
+    for (uint32_t i = 0; i < n; i++)
+        flb_list_init(&lists[i].head);
     if (!atomic_compare_exchange_strong_explicit(&be->idle, &expected, lists, memory_order_acq_rel,
                                                  memory_order_acquire)) {
         free(lists);
@@ -73,8 +76,7 @@ static void retire(struct flb_l7_worker *lw, struct flb_h1srv *s)
     if (s->table != NULL)
         flb_table_put(s->table);
     s->table = NULL;
-    s->next = lw->srv_dead;
-    lw->srv_dead = s;
+    flb_list_add_head(&lw->srv_dead, &s->link);
 }
 
 void flb_h1srv_close(struct flb_worker *w, struct flb_h1srv *s)
@@ -84,21 +86,8 @@ void flb_h1srv_close(struct flb_worker *w, struct flb_h1srv *s)
 
 static void unlink_idle(struct flb_l7_worker *lw, struct flb_h1srv *s)
 {
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        idle_list(lw, s->be)->head = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    if (s->older != NULL)
-        s->older->newer = s->newer;
-    else
-        lw->oldest = s->newer;
-    if (s->newer != NULL)
-        s->newer->older = s->older;
-    else
-        lw->newest = s->older;
-    s->prev = s->next = s->older = s->newer = NULL;
+    flb_list_del(&s->link);
+    flb_list_del(&s->lru);
     lw->npool--;
     atomic_fetch_sub_explicit(&s->be->c.idle, 1, memory_order_relaxed);
     flb_timer_stop(&lw->wheel, &s->timer.t);
@@ -108,8 +97,8 @@ void flb_h1pool_reap(struct flb_l7_worker *lw)
 {
     struct flb_h1srv *s;
 
-    while ((s = lw->srv_dead) != NULL) {
-        lw->srv_dead = s->next;
+    while ((s = flb_list_first(&lw->srv_dead, struct flb_h1srv, link)) != NULL) {
+        flb_list_del(&s->link);
         free(s);
     }
 }
@@ -124,17 +113,17 @@ struct flb_h1srv *flb_h1pool_take(struct flb_worker *w, struct flb_h1conn *owner
     if (list == NULL)
         return NULL;
     /* Every connection of the list is to <be>; its address differs only if the backend moved. */
-    for (s = list->head; s != NULL; s = s->next)
-        if (same_addr(s, addr, len))
-            break;
-    if (s == NULL)
-        return NULL;
-    unlink_idle(lw, s);
-    flb_table_put(s->table);
-    s->table = NULL;
-    s->be = NULL;
-    s->owner = owner;
-    return s;
+    flb_list_for_each (s, &list->head, link) {
+        if (same_addr(s, addr, len)) {
+            unlink_idle(lw, s);
+            flb_table_put(s->table);
+            s->table = NULL;
+            s->be = NULL;
+            s->owner = owner;
+            return s;
+        }
+    }
+    return NULL;
 }
 
 void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backend *be,
@@ -154,7 +143,7 @@ void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backen
     }
     /* Full: the connection pooled longest ago makes room (the one least likely to be wanted). */
     if (lw->npool >= max) {
-        struct flb_h1srv *old = lw->oldest;
+        struct flb_h1srv *old = flb_list_first(&lw->pool, struct flb_h1srv, lru);
         unlink_idle(lw, old);
         retire(lw, old);
     }
@@ -165,18 +154,8 @@ void flb_h1pool_put(struct flb_worker *w, struct flb_table *t, struct flb_backen
     /* Most recently pooled first: the next request takes the connection least likely to have been
      * closed by the backend, and the surplus left at the tail goes unused until its timer closes it,
      * so the pool follows demand down as well as up. */
-    s->prev = NULL;
-    s->next = list->head;
-    if (s->next != NULL)
-        s->next->prev = s;
-    list->head = s;
-    s->newer = NULL;
-    s->older = lw->newest;
-    if (s->older != NULL)
-        s->older->newer = s;
-    else
-        lw->oldest = s;
-    lw->newest = s;
+    flb_list_add_head(&list->head, &s->link);
+    flb_list_add_tail(&lw->pool, &s->lru);
     lw->npool++;
     atomic_fetch_add_explicit(&be->c.idle, 1, memory_order_relaxed);
     flb_timer_arm(&lw->wheel, &s->timer.t, w->now + lw->l7->pool_idle_ms);
@@ -206,8 +185,9 @@ void flb_h1pool_expire(struct flb_worker *w, struct flb_h1srv *s)
 
 void flb_h1pool_clear(struct flb_l7_worker *lw)
 {
-    while (lw->oldest != NULL) {
-        struct flb_h1srv *s = lw->oldest;
+    struct flb_h1srv *s;
+
+    while ((s = flb_list_first(&lw->pool, struct flb_h1srv, lru)) != NULL) {
         unlink_idle(lw, s);
         retire(lw, s);
     }

@@ -5,6 +5,7 @@
 
 #include "_evloop-t.h"
 #include "_http1-t.h"
+#include "_list-t.h"
 #include "_vhost-t.h"
 
 #include <pthread.h>
@@ -129,11 +130,11 @@ struct flb_l7_worker {
     struct flb_l7 *l7;
     uint32_t id;                   /* the worker's index */
     struct flb_wheel wheel;
-    struct flb_h1conn *conns, *dead;
-    struct flb_h1conn *ready;      /* stopped by the round limit with work in hand: run after the batch */
-    struct flb_h1srv *oldest, *newest; /* every pooled connection, least recently pooled first */
+    struct flb_list conns, dead;   /* struct flb_h1conn.link */
+    struct flb_list ready;         /* stopped by the round limit with work in hand: run after the batch */
+    struct flb_list pool;          /* every pooled connection (struct flb_h1srv.lru), least recently pooled first */
     uint32_t npool;
-    struct flb_h1srv *srv_dead;    /* backend connections closed in this batch of events, freed after it */
+    struct flb_list srv_dead;      /* backend connections closed in this batch of events, freed after it */
     struct flb_http1_header hdr[FLB_HTTP1_MAX_HEADERS]; /* scratch: the head being parsed */
     struct {
         uint64_t key, epoch;

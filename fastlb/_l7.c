@@ -11,6 +11,7 @@
 #include "_h1conn.h"
 #include "_h1front.h"
 #include "_h1pool.h"
+#include "_list.h"
 #include "_route.h"
 #include "_vhost.h"
 
@@ -44,6 +45,11 @@ struct flb_l7 *flb_l7_new(uint32_t nworkers, uint32_t pool_max, uint32_t pool_id
         l->w[i].l7 = l;
         l->w[i].id = i;
         flb_wheel_init(&l->w[i].wheel, now);
+        flb_list_init(&l->w[i].conns);
+        flb_list_init(&l->w[i].dead);
+        flb_list_init(&l->w[i].ready);
+        flb_list_init(&l->w[i].pool);
+        flb_list_init(&l->w[i].srv_dead);
     }
     /* The auth cache key only needs to be unguessable by clients; no fleet shares it. */
     l->auth_key = flb_hash64(&l, sizeof(l), now ^ (uint64_t)getpid());
@@ -201,7 +207,7 @@ int flb_l7_timeout(struct flb_worker *w, int timeout)
 {
     int mine = flb_wheel_timeout(&flb_l7_worker(w)->wheel, w->now);
 
-    if (flb_l7_worker(w)->ready != NULL)
+    if (!flb_list_empty(&flb_l7_worker(w)->ready))
         return 0;
 
     if (mine >= 0 && (timeout < 0 || mine < timeout))
@@ -233,9 +239,10 @@ void flb_l7_turn(struct flb_worker *w)
 void flb_l7_close_all(struct flb_worker *w)
 {
     struct flb_l7_worker *lw = flb_l7_worker(w);
+    struct flb_h1conn *h;
 
-    while (lw->conns != NULL)
-        flb_h1conn_close(w, lw->conns);
+    while ((h = flb_list_first(&lw->conns, struct flb_h1conn, link)) != NULL)
+        flb_h1conn_close(w, h);
     flb_h1conn_reap(w);
     flb_h1pool_clear(lw);
     flb_alog_flush(w);

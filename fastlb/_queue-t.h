@@ -3,6 +3,8 @@
 #ifndef FLB_QUEUE_T_H
 #define FLB_QUEUE_T_H
 
+#include "_list-t.h"
+
 #include <stdint.h>
 
 struct flb_service_counters;
@@ -22,7 +24,7 @@ typedef int (*flb_qitem_ready_fn)(struct flb_worker *w, struct flb_qitem *q);
 /* Embedded in what waits: struct flb_conn (tcp mode, its client not read meanwhile) or struct
  * flb_h1conn (http mode, a parsed request). */
 struct flb_qitem {
-    struct flb_qitem *prev, *next;
+    struct flb_list link;          /* in <q>'s items */
     struct flb_queue *q;           /* NULL while not waiting */
     flb_qitem_ready_fn ready;
     uint64_t since;                /* ms, when it began to wait */
@@ -34,13 +36,12 @@ struct flb_qitem {
  * flb_service_counters.queues, keyed by the service's name so that it outlives table swaps), each on
  * a cache line of its own: only its worker touches it. */
 struct flb_queue {
-    _Alignas(64) struct flb_qitem *head, *tail;
+    _Alignas(64) struct flb_list items; /* struct flb_qitem.link, oldest first */
     /* The ticket of its oldest item that waits for any slot (UINT64_MAX: none), read by the other
      * workers: a slot goes to the oldest waiting item of the service, whichever worker holds it. */
     _Atomic uint64_t first;
     struct flb_service_counters *c;  /* whose */
-    struct flb_queue *wprev, *wnext; /* in the worker's list of queues that hold items */
-    uint8_t listed;
+    struct flb_list wlink;           /* in the worker's list of queues that hold items, or in none */
 };
 
 #endif

@@ -6,6 +6,7 @@
 #include "_balance.h"
 #include "_conn-t.h"
 #include "_engine.h"
+#include "_list.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ static struct flb_queue *queue_of(struct flb_worker *w, struct flb_service_count
     for (uint32_t i = 0; i < n; i++) {
         atomic_init(&qs[i].first, UINT64_MAX);
         qs[i].c = c;
+        flb_list_init(&qs[i].items);
     }
     if (!atomic_compare_exchange_strong_explicit(&c->queues, &expected, qs, memory_order_acq_rel,
                                                  memory_order_acquire)) {
@@ -40,11 +42,15 @@ static struct flb_queue *queue_of(struct flb_worker *w, struct flb_service_count
 /* Publishes the ticket of <q>'s oldest item that waits for any slot. */
 static void publish_first(struct flb_queue *q)
 {
-    struct flb_qitem *i = q->head;
+    struct flb_qitem *i;
 
-    while (i != NULL && i->own)
-        i = i->next;
-    atomic_store_explicit(&q->first, i != NULL ? i->ticket : UINT64_MAX, RELAXED);
+    flb_list_for_each (i, &q->items, link) {
+        if (!i->own) {
+            atomic_store_explicit(&q->first, i->ticket, RELAXED);
+            return;
+        }
+    }
+    atomic_store_explicit(&q->first, UINT64_MAX, RELAXED);
 }
 
 /* The worker (other than <w>) whose queue of the same service holds the oldest item waiting for any
@@ -66,28 +72,14 @@ static uint64_t oldest_elsewhere(struct flb_worker *w, const struct flb_queue *q
 
 static void list_queue(struct flb_worker *w, struct flb_queue *q)
 {
-    if (q->listed)
-        return;
-    q->listed = 1;
-    q->wprev = NULL;
-    q->wnext = w->queues;
-    if (q->wnext != NULL)
-        q->wnext->wprev = q;
-    w->queues = q;
+    if (!flb_list_linked(&q->wlink))
+        flb_list_add_head(&w->queues, &q->wlink);
 }
 
-static void unlist_queue(struct flb_worker *w, struct flb_queue *q)
+static void unlist_queue(struct flb_queue *q)
 {
-    if (!q->listed)
-        return;
-    if (q->wprev != NULL)
-        q->wprev->wnext = q->wnext;
-    else
-        w->queues = q->wnext;
-    if (q->wnext != NULL)
-        q->wnext->wprev = q->wprev;
-    q->wprev = q->wnext = NULL;
-    q->listed = 0;
+    if (flb_list_linked(&q->wlink))
+        flb_list_del(&q->wlink);
 }
 
 int flb_queue_add(struct flb_worker *w, const struct flb_service *s, struct flb_qitem *item, flb_qitem_ready_fn ready)
@@ -104,13 +96,7 @@ int flb_queue_add(struct flb_worker *w, const struct flb_service *s, struct flb_
     item->since = w->now;
     item->ticket = atomic_fetch_add_explicit(&s->c->queue_seq, 1, RELAXED) + 1;
     item->own = 0;
-    item->next = NULL;
-    item->prev = q->tail;
-    if (q->tail != NULL)
-        q->tail->next = item;
-    else
-        q->head = item;
-    q->tail = item;
+    flb_list_add_tail(&q->items, &item->link);
     if (atomic_load_explicit(&q->first, RELAXED) == UINT64_MAX)
         atomic_store_explicit(&q->first, item->ticket, RELAXED);
     list_queue(w, q);
@@ -127,20 +113,12 @@ void flb_queue_remove(struct flb_worker *w, const struct flb_service *s, struct 
 
     if (q == NULL)
         return;
-    if (item->prev != NULL)
-        item->prev->next = item->next;
-    else
-        q->head = item->next;
-    if (item->next != NULL)
-        item->next->prev = item->prev;
-    else
-        q->tail = item->prev;
-    item->prev = item->next = NULL;
+    flb_list_del(&item->link);
     item->q = NULL;
     if (atomic_load_explicit(&q->first, RELAXED) == item->ticket)
         publish_first(q);
-    if (q->head == NULL)
-        unlist_queue(w, q);
+    if (flb_list_empty(&q->items))
+        unlist_queue(q);
     atomic_fetch_sub_explicit(&s->c->queued, 1, RELAXED);
     atomic_fetch_add_explicit(&s->c->queue_total, 1, RELAXED);
     atomic_fetch_add_explicit(&s->c->queue_wait_ms, w->now - item->since, RELAXED);
@@ -148,20 +126,18 @@ void flb_queue_remove(struct flb_worker *w, const struct flb_service *s, struct 
 
 void flb_queue_run(struct flb_worker *w)
 {
-    struct flb_queue *q = w->queues;
+    struct flb_queue *q;
 
-    while (q != NULL) {
-        /* <ready> may close its item, which may empty and unlist this queue: step on first. */
-        struct flb_queue *next = q->wnext;
-        struct flb_qitem *item = q->head;
+    /* <ready> may close its item, which may empty and unlist this queue: the walk steps on first. */
+    flb_list_for_each_safe (q, &w->queues, wlink) {
+        struct flb_qitem *item;
         uint32_t who = 0;
         uint64_t elsewhere = oldest_elsewhere(w, q, &who);
         /* First come, first served, across workers: an item that finds every slot taken stops the
          * walk, as all behind it would; so does one younger than an item waiting on another worker,
          * which is woken to take the slot instead. One that waits for its own backend lets those
          * behind it try. */
-        while (item != NULL) {
-            struct flb_qitem *after = item->next;
+        flb_list_for_each_safe (item, &q->items, link) {
             if (!item->own && item->ticket > elsewhere) {
                 flb_engine_wake(w->e, who);
                 break;
@@ -173,9 +149,7 @@ void flb_queue_run(struct flb_worker *w)
                 item->own = 1;
                 publish_first(q);
             }
-            item = after;
         }
-        q = next;
     }
 }
 

@@ -10,7 +10,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PKG = ROOT / "fastlb"
-C_FILES = sorted(p for p in PKG.glob("_*.[ch]") if p.name != "_core.c")
+GENERATED = {"_core.c", "_testhooks.c"}  # Cython's output, not the C core
+C_FILES = sorted(p for p in PKG.glob("_*.[ch]") if p.name not in GENERATED)
 
 # Modules that must stay pure: no I/O, no event loop, no data plane (tested in microseconds).
 PURE = ["spec.py", "config.py", "provider.py", "merge.py", "overrides.py", "stats.py", "marathon/models.py",
@@ -129,6 +130,29 @@ def test_import_cycles_are_found(tmp_path: pathlib.Path) -> None:
     assert ["pkg.c", "pkg.d", "pkg.c"] in _import_cycles(pkg)
 
 
+def _extern_headers(text: str) -> list[str]:
+    """The C headers a Cython source declares from (``cdef extern from "x.h"``)."""
+    return re.findall(r'^\s*cdef\s+extern\s+from\s+"([^"]+)"', text, re.M)
+
+
+def test_each_c_header_is_declared_in_one_pxd() -> None:
+    """A C header's declarations live in one fastlb/includes/*.pxd, cimported wherever they are needed: two
+    copies of a struct would drift apart, and would be two Cython types for one C type."""
+    where: dict[str, list[str]] = {}
+    for path in sorted([*PKG.rglob("*.pxd"), *PKG.rglob("*.pxi"), *PKG.rglob("*.pyx")]):
+        for header in _extern_headers(path.read_text()):
+            where.setdefault(header, []).append(str(path.relative_to(PKG)))
+    twice = {h: paths for h, paths in where.items() if len(paths) > 1}
+    outside = {h: paths for h, paths in where.items() if any(not p.startswith("includes/") for p in paths)}
+    assert where and not twice, twice
+    assert not outside, outside
+
+
+def test_the_header_check_reads_cython() -> None:
+    text = 'cdef extern from "_a.h" nogil:\n    pass\n\ncdef extern from *:\n    pass\n  cdef extern from "<b.h>":\n'
+    assert _extern_headers(text) == ["_a.h", "<b.h>"]
+
+
 @pytest.mark.parametrize("path", C_FILES, ids=lambda p: p.name)
 def test_c_core_never_sees_python(path: pathlib.Path) -> None:
     assert not re.search(r'#\s*include\s*[<"]Python\.h[>"]', path.read_text())
@@ -156,27 +180,49 @@ def test_exported_c_functions_are_prefixed() -> None:
     assert not bad, bad
 
 
-def test_stubs_name_what_core_exports() -> None:
-    """_core.pyi names exactly the public and test names fastlb._core exports."""
+def _exported(module: object) -> set[str]:
+    """What an extension module offers: its public names, and those of its test hooks."""
     import types
 
-    import fastlb._core as core
-
-    exported = {
+    return {
         n
-        for n in dir(core)
+        for n in dir(module)
         if (not n.startswith("_") or n.startswith(("_test_", "_http1_")))
-        and not isinstance(getattr(core, n), types.ModuleType)
+        and not isinstance(getattr(module, n), types.ModuleType)
     }
-    tree = ast.parse((PKG / "_core.pyi").read_text())
+
+
+def _stubbed(pyi: pathlib.Path) -> set[str]:
     stubbed = set()
-    for node in tree.body:
+    for node in ast.parse(pyi.read_text()).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             stubbed.add(node.name)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             stubbed.add(node.target.id)
+    return stubbed
+
+
+@pytest.mark.parametrize("name", ["_core", "_testhooks"])
+def test_stubs_name_what_each_extension_exports(name: str) -> None:
+    """_core.pyi and _testhooks.pyi name exactly what fastlb._core and fastlb._testhooks export."""
+    import importlib
+
+    exported = _exported(importlib.import_module(f"fastlb.{name}"))
+    stubbed = _stubbed(PKG / f"{name}.pyi")
     assert stubbed <= exported, f"stubbed but not exported: {sorted(stubbed - exported)}"
     assert exported <= stubbed, f"exported but not stubbed: {sorted(exported - stubbed)}"
+
+
+def test_core_exports_its_api_alone() -> None:
+    """The shipped extension carries no test hook, and nothing in fastlb imports the test extension."""
+    import fastlb._core as core
+
+    hooks = sorted(n for n in dir(core) if n.startswith(("_test", "_http1_", "HTTP1_")))
+    assert not hooks, hooks
+    importers = sorted(
+        str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if any("_testhooks" in i for i in _imports(p))
+    )
+    assert not importers, importers
 
 
 # The Marathon build's parts, each importing only those before it (mlb and traefik side by side); the

@@ -1,4 +1,6 @@
-# Mirror of fastlb/_backend-t.h and fastlb/_backend.h.
+# Mirror of fastlb/_backend-t.h and fastlb/_backend.h. Atomic fields are declared as plain integers: Cython
+# reads and writes them with C's plain syntax, which for an _Atomic object is a sequentially consistent
+# load or store.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 
@@ -37,6 +39,8 @@ cdef extern from "_backend-t.h" nogil:
         int64_t active
         flb_backend_counters c
         int refs
+
+    bint flb_backend_available(const flb_backend *b)
 
 cdef extern from "_backend.h" nogil:
     struct flb_backend_store:

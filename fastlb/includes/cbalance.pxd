@@ -1,29 +1,8 @@
-# Mirror of fastlb/_balance-t.h and fastlb/_balance.h (and the fields of struct flb_backend that
-# balancing reads, from fastlb/_backend-t.h). Atomic fields are declared as plain integers: Cython
-# reads and writes them with C's plain syntax, which for an _Atomic object is a sequentially
-# consistent load or store.
+# Mirror of fastlb/_balance-t.h and fastlb/_balance.h.
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-
-cdef extern from "_backend-t.h" nogil:
-    enum flb_admin:
-        FLB_ADMIN_READY
-        FLB_ADMIN_DRAIN
-        FLB_ADMIN_MAINT
-
-    enum flb_health:
-        FLB_HEALTH_UP
-        FLB_HEALTH_DOWN
-
-    struct flb_backend:
-        char *id
-        uint32_t admin
-        uint32_t health
-        uint32_t weight
-        int64_t active
-
-    bint flb_backend_available(const flb_backend *b)
+from fastlb.includes.cbackend cimport flb_backend
 
 
 cdef extern from "_balance-t.h" nogil:

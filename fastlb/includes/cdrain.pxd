@@ -1,10 +1,7 @@
-# Mirror of fastlb/_drain.h and the clock of fastlb/_evloop.h.
+# Mirror of fastlb/_drain.h.
 from libc.stdint cimport uint32_t, uint64_t
 
 from fastlb.includes.cbackend cimport flb_backend
-
-cdef extern from "_evloop.h" nogil:
-    uint64_t flb_now_ms()
 
 cdef extern from "_drain.h" nogil:
     struct flb_drain:

@@ -1,23 +1,11 @@
-# Mirror of fastlb/_route-t.h, fastlb/_route.h, and the part of fastlb/_balance.h a compile calls.
+# Mirror of fastlb/_route-t.h, fastlb/_route.h and fastlb/_cidr.h.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 
 from fastlb.includes.caddr cimport sockaddr_storage, socklen_t
 from fastlb.includes.cbackend cimport flb_backend
+from fastlb.includes.cbalance cimport flb_balancer
 from fastlb.includes.clistener cimport flb_listener
-
-cdef extern from "_balance-t.h" nogil:
-    enum flb_balance_algo:
-        FLB_BAL_ROUNDROBIN
-        FLB_BAL_LEASTCONN
-        FLB_BAL_MAGLEV
-        FLB_BAL_SOURCE
-
-    struct flb_balancer:
-        const uint32_t *maxconn
-
-cdef extern from "_balance.h" nogil:
-    int flb_balance_build(flb_balancer *b, flb_balance_algo algo, flb_backend **be, uint32_t n, uint32_t nworkers)
 
 cdef extern from "_cidr.h" nogil:
     struct flb_cidr:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import _core
+from fastlb import _testhooks
 
 from .conftest import backend_ids
 
@@ -24,25 +24,25 @@ ALGOS = ["roundrobin", "leastconn", "maglev", "source"]
 )
 def test_bad_input_is_refused(algo, ids, weights):
     with pytest.raises(OSError) as e:
-        _core._test_balancer(algo, ids, weights)
+        _testhooks._test_balancer(algo, ids, weights)
     assert e.value.errno == errno.EINVAL
 
 
 @pytest.mark.parametrize("algo", ["roundrobin", "leastconn"])
 def test_per_worker_algorithms_need_a_worker(algo):
     with pytest.raises(OSError) as e:
-        _core._test_balancer(algo, ["a"], [1], nworkers=0)
+        _testhooks._test_balancer(algo, ["a"], [1], nworkers=0)
     assert e.value.errno == errno.EINVAL
 
 
 @pytest.mark.parametrize("algo", ["maglev", "source"])
 def test_hash_algorithms_need_no_worker_scratch(algo):
-    assert _core._test_balancer(algo, ["a"], [1], nworkers=0).pick(5, worker=7) == 0
+    assert _testhooks._test_balancer(algo, ["a"], [1], nworkers=0).pick(5, worker=7) == 0
 
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_no_backends(algo):
-    b = _core._test_balancer(algo, [], [])
+    b = _testhooks._test_balancer(algo, [], [])
     with pytest.raises(OSError) as e:
         b.pick(1)
     assert e.value.errno == errno.EHOSTUNREACH
@@ -51,12 +51,12 @@ def test_no_backends(algo):
 def test_identities_sort_bytewise_like_python_strings():
     """UTF-8 byte order is code-point order, so Python's sorted() is the order the C checks."""
     ids = sorted(["z", "é", "ä:1", "\u3042", "A", "a"])
-    _core._test_balancer("maglev", ids, [1] * len(ids))
+    _testhooks._test_balancer("maglev", ids, [1] * len(ids))
 
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_free_and_build_again(algo):
-    b = _core._test_balancer(algo, backend_ids(5), [1, 2, 3, 4, 5], nworkers=2)
+    b = _testhooks._test_balancer(algo, backend_ids(5), [1, 2, 3, 4, 5], nworkers=2)
     first = [b.pick(k) for k in range(20)]
     b.set(0, weight=9)
     for _ in range(3):
@@ -71,7 +71,7 @@ def test_free_and_build_again(algo):
 def test_tables_come_from_weights_at_build(algo):
     """A live weight change leaves the hash tables alone (a rebuild applies it); only 0 takes a backend
     out."""
-    b = _core._test_balancer(algo, backend_ids(4), [1, 1, 1, 1])
+    b = _testhooks._test_balancer(algo, backend_ids(4), [1, 1, 1, 1])
     keys = list(range(0, 10**6, 997))
     before = b.picks(keys)
     b.set(2, weight=200)
@@ -99,7 +99,7 @@ def test_pick_fails_exactly_when_nothing_is_usable(algo, states, key):
     """For every algorithm: the pick is a backend that is available and not excluded, and it fails with
     EHOSTUNREACH only when there is none; excluded backends are never a last resort."""
     n = len(states)
-    b = _core._test_balancer(algo, backend_ids(n), [1] * n)
+    b = _testhooks._test_balancer(algo, backend_ids(n), [1] * n)
     exclude = [i for i, (_, _, _, ex) in enumerate(states) if ex]
     usable = set()
     for i, (admin, health, weight, ex) in enumerate(states):

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import _core
+from fastlb import _testhooks
 
 from .conftest import backend_ids
 
 
 def lc(weights, nworkers=1):
-    return _core._test_balancer("leastconn", backend_ids(len(weights)), weights, nworkers)
+    return _testhooks._test_balancer("leastconn", backend_ids(len(weights)), weights, nworkers)
 
 
 @settings(max_examples=200, deadline=None)

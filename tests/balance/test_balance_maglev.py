@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import _core
+from fastlb import _testhooks
 
 from . import oracle
 from .conftest import backend_ids, ids_strategy
 
 
 def maglev(ids, weights):
-    return _core._test_balancer("maglev", ids, weights)
+    return _testhooks._test_balancer("maglev", ids, weights)
 
 
 def slot_counts(b):
@@ -98,14 +98,14 @@ def test_every_process_builds_the_same_table():
     """A fleet agrees: another interpreter (another hash seed) builds the identical table, and the table
     for a fixed input is pinned, so a change of hash or population is seen here first."""
     code = (
-        "from fastlb import _core; import hashlib;"
+        "from fastlb import _testhooks; import hashlib;"
         "ids = sorted('10.1.%d.%d:31%03d' % (i // 50, i % 50, i) for i in range(37));"
-        "b = _core._test_balancer('maglev', ids, [1 + i % 5 for i in range(37)]);"
+        "b = _testhooks._test_balancer('maglev', ids, [1 + i % 5 for i in range(37)]);"
         "print(b.m, hashlib.sha256(repr(b.lookup).encode()).hexdigest())"
     )
     ids = sorted("10.1.%d.%d:31%03d" % (i // 50, i % 50, i) for i in range(37))
     b = maglev(ids, [1 + i % 5 for i in range(37)])
-    root = os.path.dirname(os.path.dirname(_core.__file__))
+    root = os.path.dirname(os.path.dirname(_testhooks.__file__))
     here = f"{b.m} {hashlib.sha256(repr(b.lookup).encode()).hexdigest()}"
     there = subprocess.run(
         [sys.executable, "-c", code],
@@ -169,7 +169,7 @@ def test_a_down_backend_moves_only_its_own_keys():
     every other key stays where it was."""
     n = 8
     b = maglev(backend_ids(n), [1, 1, 1, 1, 2, 2, 4, 4])
-    keys = [_core._test_balance_hash64(b"client-%d" % i, 0) for i in range(20000)]
+    keys = [_testhooks._test_balance_hash64(b"client-%d" % i, 0) for i in range(20000)]
     before = b.picks(keys)
     assert before == [b.lookup[k % b.m] for k in keys]
     b.set(6, health="down")

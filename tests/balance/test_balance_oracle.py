@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import _core
+from fastlb import _testhooks
 
 from . import oracle
 from .conftest import ids_strategy
@@ -22,7 +22,7 @@ def backends(draw, min_weight=0):
 @given(backends())
 def test_maglev_table_is_the_oracles(be):
     ids, weights = be
-    b = _core._test_balancer("maglev", ids, weights)
+    b = _testhooks._test_balancer("maglev", ids, weights)
     assert b.m == oracle.maglev_size(len(ids))
     assert b.lookup == oracle.maglev_table(ids, weights)
 
@@ -31,7 +31,7 @@ def test_maglev_table_is_the_oracles(be):
 @given(backends())
 def test_source_map_is_the_oracles(be):
     ids, weights = be
-    b = _core._test_balancer("source", ids, weights)
+    b = _testhooks._test_balancer("source", ids, weights)
     assert b.map == oracle.source_map(weights)
 
 
@@ -51,7 +51,7 @@ ops_st = st.lists(
 
 def run_scenario(algo, ids, weights, ops, pick_model):
     n = len(ids)
-    b = _core._test_balancer(algo, ids, weights)
+    b = _testhooks._test_balancer(algo, ids, weights)
     live_w, admin, health, active = list(weights), ["ready"] * n, ["up"] * n, [0] * n
     for op in ops:
         kind, i = op[0], op[1] % n if op[0] != "pick" else op[1]
@@ -133,7 +133,7 @@ def test_source_picks_are_the_oracles(be, ops):
 def test_workers_never_share_scratch(algo, weights, workers):
     """Seven workers picking in any interleaving each see the sequence a lone worker would."""
     n = len(weights)
-    b = _core._test_balancer(algo, [f"b{i:03d}" for i in range(n)], weights, nworkers=7)
+    b = _testhooks._test_balancer(algo, [f"b{i:03d}" for i in range(n)], weights, nworkers=7)
     models = [oracle.SmoothRR(n) if algo == "roundrobin" else oracle.LeastConn(n) for _ in range(7)]
     usable = set(range(n))
     for w in workers:
@@ -155,7 +155,7 @@ def test_workers_picking_at_once_keep_their_sequences():
 
     weights = [5, 1, 3, 2, 7, 1, 1, 4, 2]
     for algo in ("roundrobin", "leastconn"):
-        b = _core._test_balancer(algo, [f"b{i}" for i in range(len(weights))], weights, nworkers=4)
+        b = _testhooks._test_balancer(algo, [f"b{i}" for i in range(len(weights))], weights, nworkers=4)
         results = [None] * 4
         start = threading.Barrier(4)
         threads = [threading.Thread(target=run, args=(b, w, start, results)) for w in range(4)]

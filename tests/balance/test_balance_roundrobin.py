@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import _core
+from fastlb import _testhooks
 
 from .conftest import backend_ids
 
@@ -14,7 +14,7 @@ weights_st = st.lists(st.integers(1, 256), min_size=1, max_size=12)
 
 
 def rr(weights, nworkers=1):
-    return _core._test_balancer("roundrobin", backend_ids(len(weights)), weights, nworkers)
+    return _testhooks._test_balancer("roundrobin", backend_ids(len(weights)), weights, nworkers)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 16])

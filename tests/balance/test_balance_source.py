@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlb import _core
+from fastlb import _testhooks
 
 from .conftest import backend_ids
 
 
 def source(weights):
-    return _core._test_balancer("source", backend_ids(len(weights)), weights)
+    return _testhooks._test_balancer("source", backend_ids(len(weights)), weights)
 
 
 @settings(max_examples=100, deadline=None)
@@ -45,7 +45,7 @@ def test_map_holds_each_backend_by_weight(weights):
 def test_picks_follow_weights():
     weights = [1, 2, 3, 4]
     b = source(weights)
-    keys = [_core._test_balance_hash64(b"10.1.%d.%d" % (i >> 8, i & 255), 0) for i in range(40000)]
+    keys = [_testhooks._test_balance_hash64(b"10.1.%d.%d" % (i >> 8, i & 255), 0) for i in range(40000)]
     picks = b.picks(keys)
     for i, w in enumerate(weights):
         assert abs(picks.count(i) - 4000 * w) <= 300

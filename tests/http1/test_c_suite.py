@@ -1,5 +1,6 @@
-"""Builds and runs tests/c/test_http1.c: the parsers on their own, every input against a PROT_NONE guard
-page, under ASan and UBSan, once with the SSE2 scanning and once with the scalar fallback."""
+"""Builds and runs tests/c: test_http1.c, the parsers on their own, every input against a PROT_NONE guard
+page, under ASan and UBSan, once with the SSE2 scanning and once with the scalar fallback; test_list.c, the
+intrusive list of fastlb/_list.h, under ASan and UBSan, against an array kept in the same order."""
 
 import re
 import subprocess
@@ -22,3 +23,5 @@ def test_c_suite_under_sanitizers(tmp_path):
     for checks, failures in summaries:
         assert int(checks) > 1000 and int(failures) == 0, out
     assert "not ok" not in out
+    lists = re.findall(r"# list: (\d+) checks, (\d+) failures", out)
+    assert len(lists) == 1 and int(lists[0][0]) > 10000 and int(lists[0][1]) == 0, out

@@ -3,14 +3,14 @@ A proxy forwards the bytes as they came, so the decoder's one job is to find the
 
 import pytest
 
-from fastlb import _core
+from fastlb import _testhooks
 
 AGAIN = -2
 ERR = -1
 
 
 def feed(*pieces: bytes):
-    return _core._http1_chunked(list(pieces))
+    return _testhooks._http1_chunked(list(pieces))
 
 
 def test_simple_body():

@@ -27,7 +27,7 @@ import httptools
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from fastlb import _core
+from fastlb import _testhooks
 
 SECOND = b"GET /second HTTP/1.1\r\nHost: second.example\r\n\r\n"
 
@@ -86,7 +86,7 @@ def llhttp(data: bytes) -> tuple[list[dict], bool]:
 def fastlb(data: bytes) -> dict | None:
     """fastlb's view of the first request, its body and the next one; None if refused. "complete" is
     False when the first request (head or body) needs more bytes than <data> holds."""
-    head = _core._http1_parse_request(data)
+    head = _testhooks._http1_parse_request(data)
     if head["rc"] == -1:
         return None
     if head["rc"] == -2:
@@ -97,7 +97,7 @@ def fastlb(data: bytes) -> dict | None:
         body_len = head["content_length"]
         end += body_len
     elif head["framing"] == "chunked":
-        r = _core._http1_chunked([data[end:]])
+        r = _testhooks._http1_chunked([data[end:]])
         if r["rc"] == -1:
             return None
         if r["rc"] == -2:
@@ -106,7 +106,7 @@ def fastlb(data: bytes) -> dict | None:
         body_len = r["data_bytes"]
     if end > len(data):
         return {"complete": False}
-    nxt = _core._http1_parse_request(data[end:]) if end < len(data) else None
+    nxt = _testhooks._http1_parse_request(data[end:]) if end < len(data) else None
     return {"complete": True, "head": head, "body_len": body_len, "end": end, "next": nxt}
 
 
@@ -114,7 +114,7 @@ def compare_valid(data: bytes) -> None:
     msgs, refused = llhttp(data)
     ours = fastlb(data)
     assert not refused, msgs
-    assert ours is not None and ours["complete"], (data, _core._http1_parse_request(data))
+    assert ours is not None and ours["complete"], (data, _testhooks._http1_parse_request(data))
     first, head = msgs[0], ours["head"]
     assert head["method"] == first["method"]
     assert head["target"] == first["url"]

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fastlb import _core
+from fastlb import _testhooks
 
 AGAIN = -2
 ERR = -1
@@ -15,7 +15,7 @@ H_OTHER, H_HOST, H_CL, H_TE, H_CONNECTION, H_UPGRADE, H_EXPECT, H_COOKIE, H_APP_
 
 
 def parse(data: bytes, **kw):
-    return _core._http1_parse_request(data, **kw)
+    return _testhooks._http1_parse_request(data, **kw)
 
 
 def req(*fields: str, start: str = "GET / HTTP/1.1", host: str | None = "example.com") -> bytes:
@@ -346,7 +346,7 @@ def test_prev_len_defers_an_error_to_the_end_of_the_head_at_most():
 
 
 def test_errors_map_to_statuses():
-    statuses = _core._http1_errors()
+    statuses = _testhooks._http1_errors()
     assert statuses["target_too_long"] == 414
     assert statuses["head_too_large"] == statuses["too_many_headers"] == 431
     assert statuses["te_unsupported"] == 501

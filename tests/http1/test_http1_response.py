@@ -2,14 +2,14 @@
 
 import pytest
 
-from fastlb import _core
+from fastlb import _testhooks
 
 AGAIN = -2
 ERR = -1
 
 
 def parse(data: bytes, **kw):
-    return _core._http1_parse_response(data, **kw)
+    return _testhooks._http1_parse_response(data, **kw)
 
 
 def resp(*fields: str, start: str = "HTTP/1.1 200 OK") -> bytes:
