@@ -8,10 +8,12 @@ from fastlb.includes.cpass cimport (flb_pass_counters, flb_pass_counters_of, flb
 
 cdef _pass_check(object table, _Plan plan):
     """ValueError for a passthrough vhost the data plane cannot serve."""
-    cdef list specs
+    cdef list specs = []
+    cdef _Svc entry
     if not table.sni_routes:
         return
-    specs = [entry.svc for entry in plan.services]
+    for entry in plan.services:
+        specs.append(entry.svc)
     for i, r in enumerate(table.sni_routes):
         where = f"sni_routes[{i}]"
         index = plan.service_index.get(r.service)

@@ -675,7 +675,7 @@ def _service(
         problems.append(f'{path}.http: http options need mode = "http"')
     if s.vhosts and not shared_http:
         problems.append(f"{path}.vhosts: vhosts need a shared http listener ([http] or [https] listen)")
-    if not s.listen and not s.vhosts and known("listen", "vhosts"):
+    if not s.listen and not s.vhosts and known("listen", "vhosts") and not passthrough:
         problems.append(f"{path}: neither listen nor vhosts: nothing routes to this service")
     for j, host in enumerate(s.vhosts):
         if not _HOST.match(host) or len(host) > 253:
