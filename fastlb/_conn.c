@@ -351,8 +351,13 @@ static int dequeue(struct flb_worker *w, struct flb_qitem *q)
 
 void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
 {
+    flb_conn_start_to(w, rl, &w->table->svc[rl->service], fd, peer);
+}
+
+void flb_conn_start_to(struct flb_worker *w, struct flb_route_listener *rl, struct flb_service *s, int fd,
+                       const struct sockaddr *peer)
+{
     struct flb_table *t = w->table;
-    struct flb_service *s = &t->svc[rl->service];
     struct flb_conn *c = calloc(1, sizeof(*c));
     const void *ip;
     size_t iplen;

@@ -14,6 +14,11 @@
  * client is closed and the slot given back. */
 void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer);
 
+/* As flb_conn_start, to service <s> of the worker's table, whose slot the caller has also taken: a
+ * connection the https listener passes through by its server name (_pass.h). */
+void flb_conn_start_to(struct flb_worker *w, struct flb_route_listener *rl, struct flb_service *s, int fd,
+                       const struct sockaddr *peer);
+
 /* Handles epoll <events> on the client (server == 0) or server side of <c>. */
 void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32_t events);
 

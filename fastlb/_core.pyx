@@ -305,6 +305,7 @@ cdef class DataPlane:
     cdef dict inherited # address -> [listening fd] handed over by a running fastlb (hot upgrade)
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
     cdef object certs  # _Certs the TLS listeners of the next publish serve (_tls.pxi), or None
+    cdef uint32_t handshake_ms  # the TLS listeners' handshake timeout (a ClientHello's, when passed through)
 
     def __cinit__(self, int workers, *, maxconn=spec.DEFAULT_MAXCONN, pipe_max=_DEFAULT["pipe_max"],
                   pipe_size=_DEFAULT["pipe_size"], buffer_size=_DEFAULT["buffer_size"],
@@ -324,6 +325,7 @@ cdef class DataPlane:
         o.pool_idle_ms = _setting("pool_idle_ms", pool_idle_ms)
         o.fd_max = _u32(fd_max, "fd_max")
         self.nworkers = workers
+        self.handshake_ms = 10000
         self.checked = {}
         self.draining = {}
         self.inherited = {}
@@ -650,8 +652,14 @@ cdef class DataPlane:
         """The certificates the TLS listeners of the next publish serve: [(PEM bytes, host names)], the
         first the default one (a certificate with no names serves every name). Each PEM holds a
         certificate, its chain and its key. <handshake_ms>: a handshake not over in this long is
-        dropped. Raises ValueError (nothing changes) for a certificate that cannot be used."""
-        self.certs = _tls_build(self.nworkers, certs, handshake_ms)
+        dropped. Raises ValueError (nothing changes) for a certificate that cannot be used. No
+        certificate at all: an https listener that only passes connections through (TLS passthrough)."""
+        certs = list(certs)
+        ms = _u32(handshake_ms, "handshake_ms")
+        if ms == 0:
+            raise ValueError("handshake_ms: 0 is not a duration")
+        self.certs = _tls_build(self.nworkers, certs, handshake_ms) if certs else None
+        self.handshake_ms = ms
 
     def stats(self):
         """A snapshot of the C counters, read without pausing the workers."""
@@ -680,8 +688,11 @@ cdef class DataPlane:
                 out["listeners"][l.address.decode()] = {
                     "active": l.active, "total": l.total, "refused": l.refused,
                 }
-                if flb_l7_table_of(t) != NULL and flb_l7_table_of(t).lst[i].tls != NULL:
+                if flb_l7_table_of(t) != NULL and (flb_l7_table_of(t).lst[i].tls != NULL
+                                                   or flb_pass_sni(&flb_l7_table_of(t).lst[i])):
                     out["listeners"][l.address.decode()]["tls"] = _tls_counters(l)
+                if flb_l7_table_of(t) != NULL and flb_pass_sni(&flb_l7_table_of(t).lst[i]):
+                    out["listeners"][l.address.decode()]["passthrough"] = _pass_counters(l)
             for i in range(t.nsvc):
                 s = &t.svc[i]
                 name = s.name.decode()
@@ -780,3 +791,4 @@ cdef flb_listener *_listener_new(str address, uint32_t nworkers) except NULL:
 
 include "_l7.pxi"
 include "_tls.pxi"
+include "_pass.pxi"

@@ -14,6 +14,7 @@ enum flb_evkind {
     /* HTTP mode (_l7.h) */
     FLB_EV_H1_CLIENT = 5, /* struct flb_h1conn, client side */
     FLB_EV_H1_SERVER = 6, /* struct flb_h1srv: a backend connection, in use or pooled */
+    FLB_EV_PASS = 7,      /* struct flb_pass: an https connection whose ClientHello is being read (_pass.h) */
 };
 
 struct flb_evsrc {

@@ -82,6 +82,7 @@ struct flb_l7_listener {
     uint32_t keepalive_ms;         /* idle between requests */
     struct flb_tls *tls;           /* its connections are TLS, with these certificates (one reference); NULL: plain */
     uint32_t handshake_ms;         /* TLS: a handshake not over in this long is dropped */
+    uint8_t sni;                   /* the ClientHello is read first: passthrough vhosts (_pass.h) */
 };
 
 struct flb_l7_table {
@@ -90,12 +91,14 @@ struct flb_l7_table {
     struct flb_l7_listener *lst;   /* [nlst] */
     uint16_t https_port;           /* the https listener's port (where redirect_to_https sends), 0: none */
     struct flb_vhost vhost;
+    struct flb_vhost sni;          /* passthrough vhosts: server name to tcp service (no paths) */
 };
 
 /* A timer of the L7 wheel, tagged with what owns it. */
 enum flb_l7_timer_kind {
     FLB_L7_T_CONN = 1,             /* struct flb_h1conn */
     FLB_L7_T_IDLE = 2,             /* struct flb_h1srv, pooled */
+    FLB_L7_T_PASS = 3,             /* struct flb_pass: its ClientHello is late */
 };
 
 struct flb_l7_timer {
@@ -106,6 +109,7 @@ struct flb_l7_timer {
 struct flb_h1conn;
 struct flb_h1req;
 struct flb_h1srv;
+struct flb_pass;
 
 /* The per-worker cache of verified Authorization values (so crypt(3) runs once per credential). */
 #define FLB_L7_AUTH_CACHE 256
@@ -131,6 +135,7 @@ struct flb_l7_worker {
     uint32_t id;                   /* the worker's index */
     struct flb_wheel wheel;
     struct flb_list conns, dead;   /* struct flb_h1conn.link */
+    struct flb_list pass;          /* https connections whose ClientHello is being read (struct flb_pass.link) */
     struct flb_list ready;         /* stopped by the round limit with work in hand: run after the batch */
     struct flb_list pool;          /* every pooled connection (struct flb_h1srv.lru), least recently pooled first */
     uint32_t npool;

@@ -12,6 +12,7 @@
 #include "_h1front.h"
 #include "_h1pool.h"
 #include "_list.h"
+#include "_pass.h"
 #include "_route.h"
 #include "_vhost.h"
 
@@ -46,6 +47,7 @@ struct flb_l7 *flb_l7_new(uint32_t nworkers, uint32_t pool_max, uint32_t pool_id
         l->w[i].id = i;
         flb_wheel_init(&l->w[i].wheel, now);
         flb_list_init(&l->w[i].conns);
+        flb_list_init(&l->w[i].pass);
         flb_list_init(&l->w[i].dead);
         flb_list_init(&l->w[i].ready);
         flb_list_init(&l->w[i].pool);
@@ -165,6 +167,7 @@ void flb_l7_table_free(struct flb_l7_table *lt)
     for (uint32_t i = 0; i < lt->nlst; i++)
         flb_tls_put(lt->lst[i].tls);
     flb_vhost_free(&lt->vhost);
+    flb_vhost_free(&lt->sni);
     free(lt->svc);
     free(lt->lst);
     free(lt);
@@ -181,7 +184,10 @@ int flb_l7_listener(const struct flb_table *t, const struct flb_route_listener *
 
 void flb_l7_accept(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
 {
-    flb_h1conn_start(w, rl, fd, peer);
+    if (w->table->l7->lst[rl - w->table->lst].sni)
+        flb_pass_start(w, rl, fd, peer); /* its ClientHello first: passthrough or termination */
+    else
+        flb_h1conn_start(w, rl, fd, peer);
 }
 
 void flb_l7_event(struct flb_worker *w, struct flb_evsrc *src, uint32_t events)
@@ -189,6 +195,9 @@ void flb_l7_event(struct flb_worker *w, struct flb_evsrc *src, uint32_t events)
     switch (src->kind) {
     case FLB_EV_H1_CLIENT:
         flb_h1conn_event(w, container_of(src, struct flb_h1conn, csrc), 0, events);
+        break;
+    case FLB_EV_PASS:
+        flb_pass_event(w, container_of(src, struct flb_pass, src), events);
         break;
     case FLB_EV_H1_SERVER: {
         struct flb_h1srv *s = container_of(src, struct flb_h1srv, src);
@@ -221,6 +230,8 @@ static void fire(void *ctx, struct flb_timer *t)
 
     if (lt->kind == FLB_L7_T_CONN)
         flb_h1conn_timeout(ctx, container_of(lt, struct flb_h1conn, timer));
+    else if (lt->kind == FLB_L7_T_PASS)
+        flb_pass_timeout(ctx, container_of(lt, struct flb_pass, timer));
     else
         flb_h1pool_expire(ctx, container_of(lt, struct flb_h1srv, timer));
 }
@@ -241,6 +252,7 @@ void flb_l7_close_all(struct flb_worker *w)
     struct flb_l7_worker *lw = flb_l7_worker(w);
     struct flb_h1conn *h;
 
+    flb_pass_close_all(w);
     while ((h = flb_list_first(&lw->conns, struct flb_h1conn, link)) != NULL)
         flb_h1conn_close(w, h);
     flb_h1conn_reap(w);

@@ -213,6 +213,7 @@ cdef _l7_check(object table, _Plan plan):
             raise ValueError(f"{where}.{problem}")
         for t in ("http_request_ms", "http_keepalive_ms"):
             _u32(getattr(svc.timeouts, t), f"service {svc.name!r} timeouts.{t}")
+    _pass_check(table, plan)
     for i, r in enumerate(table.http_routes):
         where = f"http_routes[{i}]"
         if r.service not in plan.service_index:
@@ -263,7 +264,8 @@ cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
             ll.request_ms = request_ms
             ll.keepalive_ms = keepalive_ms
         if lst.tls:
-            _tls_listener(dp, lt, ll, lst)
+            _tls_listener(dp, lt, ll, lst, _pass_only(table))
+            _pass_listener(ll, table)
     apps = [(svc.app_id, plan.service_index[svc.name]) for svc in http_services if svc.app_id]
     if flb_vhost_init(&lt.vhost, len(table.http_routes), len(apps)) != FLB_OK:
         raise MemoryError()
@@ -278,6 +280,7 @@ cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
             raise MemoryError()
     if flb_vhost_build(&lt.vhost) != FLB_OK:
         raise MemoryError()
+    _pass_compile(lt, table, plan)
 
 
 cdef _l7_service(flb_l7 *l, flb_l7_service *hs, object svc, list ids, flb_service_counters *c):

@@ -5,6 +5,7 @@
 #define FLB_LISTENER_T_H
 
 #include "_evloop-t.h"
+#include "_pass-t.h"
 #include "_tls-t.h"
 
 #include <sys/socket.h>
@@ -32,6 +33,7 @@ struct flb_listener {
     _Atomic uint64_t total;   /* connections accepted */
     _Atomic uint64_t refused; /* accepted, then closed unserved (no service, no backend) */
     struct flb_tls_counters tls; /* TLS handshakes, when a table makes it a TLS listener */
+    struct flb_pass_counters pass; /* TLS passthrough, when a table gives it passthrough vhosts */
     _Atomic int refs;         /* tables holding it */
     uint32_t ctl_mark;        /* control thread's scratch while a swap compares two tables */
 };

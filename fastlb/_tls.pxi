@@ -51,12 +51,15 @@ cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms):
     return out
 
 
-cdef _tls_listener(DataPlane dp, flb_l7_table *lt, flb_l7_listener *ll, object lst):
-    """Makes <ll> a TLS listener of the DataPlane's certificates."""
+cdef _tls_listener(DataPlane dp, flb_l7_table *lt, flb_l7_listener *ll, object lst, bint pass_only):
+    """Makes <ll> a TLS listener of the DataPlane's certificates; with <pass_only> (it passes every
+    connection through, _pass.pxi) it may have none, and closes what it cannot pass."""
+    ll.handshake_ms = dp.handshake_ms
     if dp.certs is None:
+        if pass_only:
+            return
         raise ValueError(f"listener {lst.address!r}: a TLS listener needs certificates (set_certificates)")
     ll.tls = flb_tls_get((<_Certs>dp.certs).t)
-    ll.handshake_ms = (<_Certs>dp.certs).t.handshake_ms
     if lt.https_port == 0:
         lt.https_port = ll.port
 

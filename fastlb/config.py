@@ -85,6 +85,10 @@ class HttpEntry(_Struct, frozen=True):
     redirect_root_code: int | None = None  # None: 301
 
 
+class ServiceTlsEntry(_Struct, frozen=True):
+    passthrough: bool = False  # on [https]: routed by SNI (the vhosts), forwarded untouched (not terminated)
+
+
 class ServiceEntry(_Struct, frozen=True):
     name: str
     listen: str | tuple[str, ...] = ()
@@ -100,6 +104,7 @@ class ServiceEntry(_Struct, frozen=True):
     http: HttpEntry | None = None
     vhosts: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
+    tls: ServiceTlsEntry | None = None
 
 
 class SharedHttpEntry(_Struct, frozen=True):
@@ -555,6 +560,8 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
     names: dict[str, str] = {}
     backend_ids: dict[str, tuple[str, str | None]] = {}  # id -> (the first backend giving it, its address)
     rules: dict[tuple[str, tuple[str, ...]], str] = {}
+    sni_rules: dict[str, str] = {}  # passthrough host -> the vhost naming it
+    sni_routes: list[spec.SniRoute] = []
     for i, s in entry.services:
         path = f"services[{i}]"
         if not _NAME.match(s.name):
@@ -563,16 +570,23 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
             problems.append(f"{path}.name: {_show(s.name)} is already the name of {names[s.name]}")
         else:
             names[s.name] = path
-        service = _service(s, path, entry.http_given, backend_ids, problems, bad)
+        service = _service(s, path, entry.http_given, entry.https is not None, backend_ids, problems, bad)
         for text, suffix in _listens(s.listen):
             lpath = f"{path}.listen{suffix}"
             address = _address(text, lpath, problems)
             if address is not None and listens.add(address, lpath, problems):
                 listeners.append(spec.Listener(address=address, service=s.name))
+        passthrough = s.tls is not None and s.tls.passthrough
         for j, host in enumerate(s.vhosts):
             # The same host and paths twice: the later rule could never match.
             key = (host.lower(), tuple(sorted(s.paths)))
-            if key in rules:
+            if passthrough:
+                if host.lower() in sni_rules:
+                    holder = sni_rules[host.lower()]
+                    problems.append(f"{path}.vhosts[{j}]: {_show(host)} is already passed through by {holder}")
+                else:
+                    sni_rules[host.lower()] = f"{path}.vhosts[{j}]"
+            elif key in rules:
                 what = "every path" if not s.paths else "the same paths"
                 problems.append(f"{path}.vhosts[{j}]: {_show(host)} ({what}) is already routed by {rules[key]}")
             else:
@@ -581,10 +595,15 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
             continue
         services.append(service)
         for host in s.vhosts:
-            routes.append(spec.HttpRoute(host=host.lower(), service=s.name, paths=s.paths))
+            if passthrough:
+                sni_routes.append(spec.SniRoute(host=host.lower(), service=s.name))
+            else:
+                routes.append(spec.HttpRoute(host=host.lower(), service=s.name, paths=s.paths))
     if problems:
         return None
-    table = spec.RouteTable(services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes))
+    table = spec.RouteTable(
+        services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes), sni_routes=tuple(sni_routes)
+    )
     return StaticConfig(
         table=table, engine=engine, admin_listen=admin_listen, access_log=access_log, certs=tuple(tls_certs),
         handshake_timeout_ms=handshake_ms,
@@ -626,6 +645,7 @@ def _service(
     s: ServiceEntry,
     path: str,
     shared_http: bool,
+    shared_https: bool,
     backend_ids: dict[str, tuple[str, str | None]],
     problems: list[str],
     bad: set[str],
@@ -635,17 +655,27 @@ def _service(
         return not any(f"{path}.{key}" in bad for key in keys)
 
     before = len(problems)
-    mode: spec.Mode = s.mode or ("http" if s.vhosts else "tcp")
+    passthrough = s.tls is not None and s.tls.passthrough
+    mode: spec.Mode = s.mode or ("http" if s.vhosts and not passthrough else "tcp")
     mode_known = known("mode") and (s.mode is not None or known("vhosts"))
-    if s.vhosts and mode != "http" and mode_known:
+    if passthrough:
+        if mode != "tcp" and mode_known:
+            problems.append(f'{path}.tls.passthrough: a passthrough service is mode = "tcp" (its bytes are not read)')
+        if not s.vhosts and known("vhosts"):
+            problems.append(f"{path}.tls.passthrough: passthrough needs vhosts (the names a ClientHello is routed by)")
+        if s.paths:
+            problems.append(f"{path}.paths: a passthrough service is routed by name only (no paths)")
+        if not shared_https:
+            problems.append(f"{path}.tls.passthrough: passthrough needs the shared https listener ([https] listen)")
+    elif s.vhosts and mode != "http" and mode_known:
         problems.append(f'{path}.vhosts: vhosts need mode = "http"')
-    if s.paths and not s.vhosts and known("vhosts"):
+    if s.paths and not s.vhosts and known("vhosts") and not passthrough:
         problems.append(f"{path}.paths: paths need vhosts")
     if s.http is not None and mode != "http" and mode_known:
         problems.append(f'{path}.http: http options need mode = "http"')
     if s.vhosts and not shared_http:
         problems.append(f"{path}.vhosts: vhosts need a shared http listener ([http] or [https] listen)")
-    if not s.listen and not s.vhosts and known("listen", "vhosts"):
+    if not s.listen and not s.vhosts and known("listen", "vhosts") and not passthrough:
         problems.append(f"{path}: neither listen nor vhosts: nothing routes to this service")
     for j, host in enumerate(s.vhosts):
         if not _HOST.match(host) or len(host) > 253:

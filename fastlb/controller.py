@@ -321,7 +321,10 @@ class Controller:
         if not any(lst.tls for lst in table.listeners):
             return False
         found, ms = self.certificates()
-        if not found:
+        # Passthrough only (no Host-routed service): with no certificate given, a connection no
+        # passthrough vhost names is closed, and none is made up.
+        pass_only = bool(table.sni_routes) and not table.http_routes
+        if not found and not pass_only:
             if self._self_signed is None:
                 self._self_signed = certs.self_signed()
                 logs.event(

@@ -27,6 +27,7 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
     services: list[spec.Service] = []
     listeners: list[spec.Listener] = []
     routes: list[spec.HttpRoute] = []
+    sni_routes: list[spec.SniRoute] = []
     service_owner: dict[str, str] = {}
     backend_owner: dict[str, str] = {}
     listen_owner: dict[tuple[int, bytes, int], tuple[str, spec.Listener]] = {}
@@ -97,10 +98,15 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
             by_port.setdefault(port, []).append((ip, (provider, listener)))
             listeners.append(listener)
         routes.extend(r for r in table.http_routes if r.service in kept)
+        sni_routes.extend(r for r in table.sni_routes if r.service in kept)
         if table.maxconn and not maxconn:
             maxconn = table.maxconn
     merged = spec.RouteTable(
-        services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes), maxconn=maxconn
+        services=tuple(services),
+        listeners=tuple(listeners),
+        http_routes=tuple(routes),
+        sni_routes=tuple(sni_routes),
+        maxconn=maxconn,
     )
     return merged, errors
 
@@ -187,7 +193,11 @@ class TableMerger:
             listeners = self._listeners(parts)
             routes = tuple(itertools.chain.from_iterable(t.http_routes for t in tables))
         maxconn = next((t.maxconn for t in tables if t.maxconn), 0)
-        merged = spec.RouteTable(services=services, listeners=listeners, http_routes=routes, maxconn=maxconn)
+        # No claim clashes, so every service is kept and every passthrough route with it.
+        sni = tuple(itertools.chain.from_iterable(t.sni_routes for t in tables))
+        merged = spec.RouteTable(
+            services=services, listeners=listeners, http_routes=routes, sni_routes=sni, maxconn=maxconn
+        )
         return merged, []
 
     def backend_ids(self) -> Collection[str] | None:

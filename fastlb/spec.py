@@ -185,10 +185,20 @@ class HttpRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     weight: int = 0
 
 
+class SniRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A passthrough vhost: on the https listener, a connection whose ClientHello names ``host`` (exact, or
+    "*.example.com") goes to tcp service ``service`` untouched, its TLS not terminated. Tried before the
+    certificates; the first in table order that matches wins."""
+
+    host: str
+    service: str
+
+
 class RouteTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     services: tuple[Service, ...] = ()
     listeners: tuple[Listener, ...] = ()
     http_routes: tuple[HttpRoute, ...] = ()
+    sni_routes: tuple[SniRoute, ...] = ()  # TLS passthrough on the https listener (tls listeners)
     maxconn: int = 0  # all listeners together; 0: unlimited
 
 

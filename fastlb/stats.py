@@ -257,6 +257,12 @@ def snapshot(controller: StatsSource) -> dict[str, Any]:
                 "handshakes": int(tls.get("handshakes", 0)),
                 "failed": {k: int(v) for k, v in tls.get("failed", {}).items()},
             }
+            if table.sni_routes:
+                passed = live.get("passthrough", {})
+                listeners[-1]["passthrough"] = {
+                    "connections": int(passed.get("connections", 0)),
+                    "unknown_sni": int(passed.get("unknown_sni", 0)),
+                }
     swap = controller.swap
     return {
         "pid": os.getpid(),
@@ -521,6 +527,13 @@ def metrics_text(snap: dict[str, Any]) -> str:
             for reason, n in x["tls"]["failed"].items():
                 m.add("fastlb_tls_handshake_failures_total", "counter",
                       "TLS handshakes that failed per listener, by reason.", n, listener=x["address"], reason=reason)
+        if "passthrough" in x:
+            m.add("fastlb_tls_passthrough_connections_total", "counter",
+                  "Connections passed through untouched to a passthrough vhost, per TLS listener.",
+                  x["passthrough"]["connections"], listener=x["address"])
+            m.add("fastlb_tls_passthrough_unknown_sni_total", "counter",
+                  "Connections closed per TLS listener: no passthrough vhost for their name, and no certificate.",
+                  x["passthrough"]["unknown_sni"], listener=x["address"])
     service_metrics = (
         ("active", "fastlb_service_connections_active", "gauge", "Open connections per service."),
         ("total", "fastlb_service_connections_total", "counter", "Connections per service."),

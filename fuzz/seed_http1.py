@@ -17,7 +17,6 @@ import test_http1_chunked  # noqa: E402
 import test_http1_request  # noqa: E402
 import test_http1_response  # noqa: E402
 
-
 # Heads for the rewrites' edits (PROXYPASS_PATH's "/api" off the target, REVPROXY_PATH's split of
 # Location): targets at, around and past the prefix, in both forms, with bodies; Location values of
 # every kind the split tells apart.

@@ -197,6 +197,8 @@ def build_table(
     services: list[spec.Service] = []
     listeners: list[spec.Listener] = []
     routes: list[tuple[_RouteKey, spec.HttpRoute]] = []
+    sni_routes: list[spec.SniRoute] = []
+    https_on = options.https_port != 0 and not options.dont_bind_http_https
     appid_seen: set[str] = set()
     for c in kept:
         service = c.service
@@ -210,6 +212,8 @@ def build_table(
             listeners.append(c.listener())
         if vhost_on and c.hosts:
             routes.extend(c.routes())
+        if https_on and c.sni_hosts:
+            sni_routes.extend(c.sni_routes())
     if vhost_on:
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.http_port), kind="vhost"))
     if options.appid_port and any(s.app_id for s in services):
@@ -222,6 +226,7 @@ def build_table(
         services=tuple(services),
         listeners=tuple(listeners),
         http_routes=tuple(r for _, r in routes),
+        sni_routes=tuple(sni_routes),
     )
     result = BuildResult(
         table=table,

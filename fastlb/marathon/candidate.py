@@ -27,6 +27,7 @@ class _Candidate:
     hosts: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     route_weight: int = 0
+    sni_hosts: tuple[str, ...] = ()  # passthrough vhosts (FASTLB_{n}_TLS=passthrough): routed by SNI
     # What the table takes from this candidate, made on first use: a candidate the memo hands to
     # the next build brings them along, so an unchanged app costs that build no new objects.
     _listener: spec.Listener | None = None
@@ -55,6 +56,10 @@ class _Candidate:
                 for i, h in enumerate(self.hosts)
             ]
         return self._routes
+
+
+    def sni_routes(self) -> list[spec.SniRoute]:
+        return [spec.SniRoute(host=h, service=self.service.name) for h in self.sni_hosts]
 
 
 class _AppError(Exception):

@@ -231,6 +231,7 @@ def _shape(c: _Candidate) -> tuple:
     s = c.service
     return (c.order, c.owner, c.members, c.listen, s.name, s.mode, bool(s.backends), c.hosts, c.paths) + (
         c.route_weight,
+        c.sni_hosts,
     )
 
 

@@ -312,6 +312,7 @@ class PortLabels(msgspec.Struct, frozen=True):
     forwarded_headers: bool | None = None
     sticky_cookie: str | None = None
     healthcheck_rise: int | None = None
+    tls_passthrough: bool = False  # FASTLB_{n}_TLS=passthrough: the vhosts are routed by SNI, not terminated
 
 
 class AppLabels(msgspec.Struct, frozen=True):
@@ -524,6 +525,11 @@ def _parse_fastlb_label(
             fields["forwarded_headers"] = False
         else:
             bad("expected true or false")
+    elif name == "TLS":
+        if value.strip().lower() == "passthrough":
+            fields["tls_passthrough"] = True
+        else:
+            bad("expected passthrough (termination is HAPROXY_{n}_SSL_CERT's)")
     elif name == "STICKY_COOKIE":
         if not _COOKIE.fullmatch(value):
             bad("not a cookie name")

@@ -228,12 +228,21 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             raise _AppError(f"port index {index}: service port {port} cannot be bound")
         hc = health_check_for(app, index)
         mode: str = pl.mode or ("http" if pl.vhosts or (hc is not None and hc.protocol == "HTTP") else "tcp")
+        if pl.tls_passthrough:
+            if not pl.vhosts:
+                raise _AppError(f"FASTLB_{index}_TLS=passthrough needs HAPROXY_{index}_VHOST (the names to route by)")
+            if pl.mode == "http" or pl.paths:
+                raise _AppError(
+                    f"FASTLB_{index}_TLS=passthrough forwards bytes untouched: HAPROXY_{index}_MODE=http and "
+                    f"HAPROXY_{index}_PATH cannot apply"
+                )
+            mode = "tcp"
         check_index = index
         if pl.healthcheck_port_index is not None and 0 <= pl.healthcheck_port_index < len(ports):
             check_index = pl.healthcheck_port_index
             if hc is None:
                 hc = health_check_for(app, check_index)
-                if hc is not None and (hc.protocol or "HTTP") in _HTTP_CHECKS:
+                if hc is not None and (hc.protocol or "HTTP") in _HTTP_CHECKS and not pl.tls_passthrough:
                     mode = "http"
         if served is None:
             served = _served_tasks(item, mode_net, ctx)
@@ -288,6 +297,7 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
                 hosts=pl.vhosts if http else (),
                 paths=pl.paths,
                 route_weight=weight,
+                sni_hosts=tuple(h.lower() for h in pl.vhosts) if pl.tls_passthrough else (),
             )
         )
     return result

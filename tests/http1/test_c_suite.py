@@ -1,6 +1,7 @@
 """Builds and runs tests/c: test_http1.c, the parsers on their own, every input against a PROT_NONE guard
-page, under ASan and UBSan, once with the SSE2 scanning and once with the scalar fallback; test_list.c, the
-intrusive list of fastlb/_list.h, under ASan and UBSan, against an array kept in the same order."""
+page, under ASan and UBSan, once with the SSE2 scanning and once with the scalar fallback; test_hello.c, the
+ClientHello reader, on hellos captured from openssl s_client and Python's ssl; test_list.c, the intrusive
+list of fastlb/_list.h, under ASan and UBSan, against an array kept in the same order."""
 
 import re
 import subprocess
@@ -19,7 +20,7 @@ def test_c_suite_under_sanitizers(tmp_path):
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     summaries = re.findall(r"# (\d+) checks, (\d+) failures", out)
-    assert len(summaries) == 2, out  # SIMD and scalar builds
+    assert len(summaries) == 3, out  # the parsers' SIMD and scalar builds, the ClientHello reader
     for checks, failures in summaries:
         assert int(checks) > 1000 and int(failures) == 0, out
     assert "not ok" not in out

@@ -101,3 +101,94 @@ def https_table(services: list[spec.Service], routes: list[spec.HttpRoute], http
     if http is not None:
         listeners.append(spec.Listener(address=http, kind="vhost"))
     return spec.RouteTable(services=tuple(services), listeners=tuple(listeners), http_routes=tuple(routes))
+
+
+class TlsBackend:
+    """A TLS server with its own certificate (from the test CA) on loopback: what a passthrough service
+    forwards to. Each connection is answered "<ident>:" and then every byte it sends, echoed; ``sni``
+    holds the name each handshake asked for, so a test sees the ClientHello arrived untouched."""
+
+    def __init__(self, ca: TestCA, ident: str, *names: str) -> None:
+        import tempfile
+
+        self.ident = ident
+        self.sni: list[str | None] = []
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.NamedTemporaryFile(suffix=".pem") as f:
+            f.write(ca.leaf(*names))
+            f.flush()
+            self.ctx.load_cert_chain(f.name)
+        self.ctx.sni_callback = lambda obj, name, ctx: self.sni.append(name)  # type: ignore[assignment,misc,func-returns-value]
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self._threads: list[Any] = []
+
+    def __enter__(self) -> TlsBackend:
+        import threading
+
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(TIMEOUT)
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True) as s:
+                s.sendall(self.ident.encode() + b":")
+                while data := s.recv(65536):
+                    s.sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+
+def slow_handshake(sock: socket.socket, ctx: ssl.SSLContext, sni: str | None, chunk: int = 1) -> ssl.SSLObject:
+    """A TLS handshake over <sock> whose ClientHello goes out <chunk> bytes per segment."""
+    import time
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    first = True
+    while True:
+        try:
+            obj.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            done = False
+        data = outgoing.read()
+        if first:
+            for i in range(0, len(data), chunk):
+                sock.sendall(data[i : i + chunk])
+                time.sleep(0.0005)
+            first = False
+        elif data:
+            sock.sendall(data)
+        if done:
+            return obj
+        got = sock.recv(65536)
+        if not got:
+            raise ConnectionError("closed during the handshake")
+        incoming.write(got)
+
+
+def names_of(der: bytes | None) -> list[str]:
+    assert der is not None
+    cert = x509.load_der_x509_certificate(der)
+    return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                .get_values_for_type(x509.DNSName))
