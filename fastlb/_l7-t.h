@@ -82,9 +82,10 @@ struct flb_l7_listener {
 
 struct flb_l7_table {
     uint32_t nsvc, nlst;
-    struct flb_l7_service *svc;    /* [nsvc] */
+    struct flb_l7_service *svc;    /* [nsvc]: each shared as its table service is (flb_table_reuse) */
     struct flb_l7_listener *lst;   /* [nlst] */
     struct flb_vhost vhost;
+    struct flb_share *rshare;      /* the tables holding lst and vhost (flb_l7_table_reuse_routes) */
 };
 
 /* A timer of the L7 wheel, tagged with what owns it. */
