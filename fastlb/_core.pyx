@@ -374,6 +374,7 @@ cdef class DataPlane:
     cdef _Plan plan     # of the table last published (None: none yet); the next one is made from it
     cdef dict _unbound  # address -> why: the listeners of that table left out, as they could not bind
     cdef dict work      # what the last publish did (last_publish)
+    cdef list served    # its listeners, as _Plan lists them, less those left out
     cdef bint restate   # a backend's weight or state was set since the last publish (see _restate)
     cdef dict inherited # address -> [listening fd] handed over by a running fastlb (hot upgrade)
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
@@ -405,6 +406,7 @@ cdef class DataPlane:
         o.fd_max = _u32(fd_max, "fd_max")
         self.nworkers = workers
         self.plan = None
+        self.served = []
         self.work = {}
         self._unbound = {}
         self.draining = {}
@@ -442,13 +444,13 @@ cdef class DataPlane:
             raise OSError(errno, os.strerror(errno))
         self.started = True
 
-    def publish(self, table, *, partial=False):
+    def publish(self, table, *, partial=False, rebind=False):
         """Compiles <table>, opens the listeners it adds, publishes it with one atomic store and
         wakes every worker; returns once every worker has adopted it. Returns the new generation.
 
         A listener that cannot bind raises OSError, and nothing is published; with <partial>, it is
-        left out of the table instead (unbound() says which and why) and tried again by every
-        publish. Only the services that differ from the table last published are compiled: the
+        left out of the table instead (unbound() says which and why), and tried again by a publish
+        with <rebind> or one whose listeners change. Only the services that differ from the table last published are compiled: the
         others, and the listeners and routes when they are the same, are shared with it."""
         cdef flb_table *t
         cdef flb_table *old
@@ -467,17 +469,17 @@ cdef class DataPlane:
         old = flb_engine_table(self.e)
         published_ok = False
         try:
-            if (plan.changed is not None and not self._unbound and old != NULL
-                    and old.nlst == len(plan.listeners)):
-                # The very listeners of the table serving, all bound: shared as they are.
+            if (plan.changed is not None and old != NULL and old.nlst == len(self.served)
+                    and not (self._unbound and (rebind or not partial))):
+                # The very listeners of the table serving (those left out still out): shared as they are.
                 t = flb_table_new(len(plan.services), old.nlst)
                 if t == NULL:
                     raise MemoryError()
                 for i in range(old.nlst):
                     t.lst[i] = old.lst[i]
                     flb_listener_get(t.lst[i].l)
-                served = plan.listeners
-                unbound = {}
+                served = self.served
+                unbound = self._unbound
                 listeners = "shared"
             else:
                 address_t, served, unbound = self._open_listeners(plan, partial)
@@ -528,6 +530,7 @@ cdef class DataPlane:
                 (<_Svc>plan.services[i]).slot = i
         plan.undo = None
         self.plan = plan
+        self.served = served
         self.restate = False
         self._unbound = unbound
         self.work = {"services": len(plan.services), "compiled": compiled, "listeners": listeners, "routes": routes}
