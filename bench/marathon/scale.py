@@ -110,7 +110,7 @@ async def one_size(apps: int, args: argparse.Namespace, log: Path) -> dict[str, 
                         emu.set_task_state(previous[0], "TASK_KILLED")
                         # no /routes polling (a large body at this size): the kill is applied within
                         # milliseconds, and a connection refused meanwhile is retried on the other task
-                        await asyncio.sleep(0.3)
+                        await asyncio.sleep(1.0)
                         servers.stop(previous[1])
                         previous = (task_id, f"t{n}")
                     r["event_p50_ms"] = statistics.median(latencies)
