@@ -40,11 +40,21 @@ class DataPlane:
         bytes (buffers freed after a burst). True when some was given back."""
     def start(self) -> None:
         """Starts the worker threads (GIL released while they run). Returns at once."""
-    def publish(self, table: RouteTable) -> int:
+    def publish(self, table: RouteTable, *, partial: bool = False, rebind: bool = False) -> int:
         """Compiles <table>, opens the listeners it adds (raising OSError for one that cannot bind,
-        in which case nothing is published), publishes it with one atomic store and wakes every worker.
-        Listeners the new table keeps are untouched; those it drops are closed once no worker uses them.
-        Established connections are never touched. Returns the new generation."""
+        in which case nothing is published; with <partial> that listener is left out instead, see
+        unbound(), and tried again by a publish with <rebind> or one whose listeners change),
+        publishes it with one atomic store and wakes every worker. Only the services that differ
+        from the table before are compiled; the others, and the listeners and routes when they
+        are the same, are shared with it. Listeners the new table keeps are untouched; those it drops
+        are closed once no worker uses them. Established connections are never touched. Returns the
+        new generation."""
+    def unbound(self) -> dict[str, str]:
+        """address -> why (strerror), for each listener the last publish(partial=True) left out."""
+    @property
+    def last_publish(self) -> dict[str, Any]:
+        """What the last publish did: services (in the table), compiled (of those), listeners
+        ("shared" or "opened"), routes ("shared" or "built")."""
     def set_backend_state(self, backend_id: str, state: str) -> bool:
         """'ready' | 'drain' | 'maint'. False if no table names this backend."""
     def set_backend_health(self, backend_id: str, up: bool) -> bool:

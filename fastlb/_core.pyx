@@ -38,7 +38,8 @@ from fastlb.includes.clistener cimport (flb_listener, flb_listener_adopt, flb_li
                                         flb_listener_put)
 from fastlb.includes.cevloop cimport flb_now_ms
 from fastlb.includes.croute cimport (FLB_MODE_HTTP, FLB_MODE_TCP, flb_counters_get, flb_cidr, flb_mode, flb_service,
-                                     flb_service_alloc, flb_service_counters, flb_table, flb_table_new, flb_table_put)
+                                     flb_service_alloc, flb_service_counters, flb_table, flb_table_new, flb_table_put,
+                                     flb_table_reuse)
 
 
 def live_counts():
@@ -129,6 +130,8 @@ cdef class _Svc:
     cdef uint8_t *start_down  # [n] a new record starts down (its check has require_pass)
     cdef uint32_t nallow
     cdef flb_cidr *allow      # [nallow] the source allow-list (tcp mode; http mode answers itself)
+    cdef list drained         # [str] the ids of the backends the service drains
+    cdef int slot             # its index in the table last published, -1: not in it (compiled anew)
 
     def __dealloc__(self):
         PyMem_Free(self.sa)
@@ -194,6 +197,8 @@ cdef class _Svc:
             raise MemoryError()
         self.ids = []
         self.addresses = {}
+        self.drained = []
+        self.slot = -1
         if svc.backend_maxconn or any(be.maxconn for be in backends):
             self.bemax = <uint32_t *>PyMem_Malloc((self.n or 1) * sizeof(uint32_t))
             if self.bemax == NULL:
@@ -216,6 +221,8 @@ cdef class _Svc:
             if admin is None:
                 raise ValueError(f"service {name!r} backend {bid!r}: unknown state {be.state!r}")
             self.admin[j] = admin
+            if admin == FLB_ADMIN_DRAIN:
+                self.drained.append(bid)
             if self.bemax != NULL:
                 self.bemax[j] = _u32(be.maxconn or svc.backend_maxconn, f"service {name!r} backend {bid!r} maxconn")
             check = be.check
@@ -226,10 +233,20 @@ cdef class _Svc:
                 self.fall[j] = _u32(check.fall, f"service {name!r} backend {bid!r} check.fall")
                 self.start_down[j] = bool(check.require_pass)
             j += 1
+        _l7_check_service(svc)
 
 
 def _backend_id(be):
     return be.id
+
+
+cdef void _restate(flb_service *s, _Svc v) noexcept:
+    """The table's weight and state of each backend of <s> (shared, not compiled again) back on its
+    record, as a compile puts them: a publish says them again, whatever was set since."""
+    cdef uint32_t j
+    for j in range(v.n):
+        s.be[j].weight = v.weight[j]
+        s.be[j].admin = v.admin[j]
 
 
 cdef uint32_t _shorter(uint32_t a, uint32_t b):
@@ -241,21 +258,39 @@ cdef uint32_t _shorter(uint32_t a, uint32_t b):
 
 cdef class _Plan:
     """A RouteTable checked and flattened: everything that can be wrong is found before any C state
-    changes."""
+    changes. Made from the last publish's plan by _patch when only services changed in place."""
+    cdef object table
     cdef list services      # [_Svc]
     cdef dict service_index # name -> index
-    cdef list listeners     # [(address, service index, maxconn)]
+    cdef list listeners     # [(address, service index, maxconn, kind)]
     cdef dict addresses     # backend id -> address
+    cdef set drained        # indices of the services that drain a backend
+    cdef list changed       # _patch: the indices of the services compiled anew; None: a whole plan
+    cdef bint same_routes   # _patch: the listeners' HTTP side and the routes are the last plan's
+    cdef list undo          # _patch: [(backend id, its address before or None)]: <addresses> is the
+                            # last plan's, changed in place, and restored if this one is not published
+
+    cdef rollback(self):
+        for bid, address in reversed(self.undo or ()):
+            if address is None:
+                self.addresses.pop(bid, None)
+            else:
+                self.addresses[bid] = address
+        self.undo = None
 
     def __init__(self, table, dict previous):
         """<previous>: id(service) -> _Svc of the last publish, reused for the same objects."""
         cdef sockaddr_storage sa
         cdef socklen_t length
         cdef _Svc entry
+        self.table = table
         self.services = []
         self.service_index = {}
         self.listeners = []
         self.addresses = {}
+        self.drained = set()
+        self.changed = None
+        self.same_routes = False
         _u32(table.maxconn, "table maxconn")
         for svc in table.services:
             entry = previous.get(id(svc))
@@ -270,6 +305,8 @@ cdef class _Plan:
                     raise ValueError(f"backend {bid!r} names two addresses: {self.addresses[bid]!r} and "
                                      f"{entry.addresses[bid]!r}")
             self.addresses.update(entry.addresses)
+            if entry.drained:
+                self.drained.add(len(self.services))
             self.service_index[name] = len(self.services)
             self.services.append(entry)
         seen_addresses = set()
@@ -285,11 +322,69 @@ cdef class _Plan:
             _u32(lst.maxconn, f"listener {lst.address!r} maxconn")
             if lst.kind != "service":
                 # vhost and appid listeners route each request on their own (_l7.pxi)
-                self.listeners.append((lst.address, _U32_MAX, lst.maxconn))
+                self.listeners.append((lst.address, _U32_MAX, lst.maxconn, lst.kind))
                 continue
             if lst.service not in self.service_index:
                 raise ValueError(f"listener {lst.address!r}: no service named {lst.service!r}")
-            self.listeners.append((lst.address, self.service_index[lst.service], lst.maxconn))
+            self.listeners.append((lst.address, self.service_index[lst.service], lst.maxconn, lst.kind))
+
+
+cdef tuple _http_shape(object svc):
+    """What of a service the listeners' HTTP side and the routes depend on (_l7_compile)."""
+    t = svc.timeouts
+    return (svc.mode, svc.app_id, t.http_request_ms, t.http_keepalive_ms)
+
+
+cdef _Plan _patch(_Plan last, object table):
+    """The plan of <table> made from <last> when the two differ only in services replaced in place
+    (same names at the same indices; the listeners and routes equal): the work is that of the
+    services that changed, a pointer comparison for the others. None when the table differs
+    otherwise (then a whole plan is made)."""
+    cdef _Plan plan
+    cdef _Svc old, entry
+    cdef Py_ssize_t i
+    before = last.table
+    if (table.maxconn != before.maxconn or len(table.services) != len(before.services)
+            or not (table.listeners is before.listeners or table.listeners == before.listeners)):
+        return None
+    changed = [i for i, (a, b) in enumerate(zip(table.services, before.services)) if a is not b]
+    plan = _Plan.__new__(_Plan)
+    plan.table = table
+    plan.service_index = last.service_index
+    plan.listeners = last.listeners
+    plan.changed = changed
+    plan.same_routes = ((table.http_routes is before.http_routes or table.http_routes == before.http_routes)
+                        and (table.sni_routes is before.sni_routes or table.sni_routes == before.sni_routes))
+    if not changed:
+        plan.services, plan.addresses, plan.drained = last.services, last.addresses, last.drained
+        return plan
+    plan.services = list(last.services)
+    plan.addresses = last.addresses
+    plan.undo = undo = []
+    plan.drained = set(last.drained)
+    for i in changed:
+        svc = table.services[i]
+        old = last.services[i]
+        if svc.name != old.svc.name:
+            plan.rollback()
+            return None
+        entry = _Svc(svc)
+        for bid in old.addresses.keys() - entry.addresses.keys():
+            undo.append((bid, plan.addresses.pop(bid, None)))
+        for bid, address in entry.addresses.items():
+            before = plan.addresses.get(bid)
+            if before is not None and before != address:
+                plan.rollback()
+                return None  # perhaps two addresses for one backend: the whole plan says
+            undo.append((bid, before))
+            plan.addresses[bid] = address
+        if _http_shape(svc) != _http_shape(old.svc):
+            plan.same_routes = False
+        plan.drained.discard(i)
+        if entry.drained:
+            plan.drained.add(i)
+        plan.services[i] = entry
+    return plan
 
 
 cdef class DataPlane:
@@ -301,11 +396,16 @@ cdef class DataPlane:
     cdef uint32_t nworkers
     cdef bint started
     cdef bint stopped
-    cdef dict checked  # id(spec.Service) -> _Svc of the last publish (see _Svc)
+    cdef _Plan plan     # of the table last published (None: none yet); the next one is made from it
+    cdef dict _unbound  # address -> why: the listeners of that table left out, as they could not bind
+    cdef dict work      # what the last publish did (last_publish)
+    cdef list served    # its listeners, as _Plan lists them, less those left out
+    cdef bint restate   # a backend's weight or state was set since the last publish (see _restate)
     cdef dict inherited # address -> [listening fd] handed over by a running fastlb (hot upgrade)
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
     cdef object certs  # _Certs the TLS listeners of the next publish serve (_tls.pxi), or None
     cdef uint32_t handshake_ms  # the TLS listeners' handshake timeout (a ClientHello's, when passed through)
+    cdef bint certs_changed  # set_certificates since the last publish: the listeners' TLS side is built again
 
     def __cinit__(self, int workers, *, maxconn=spec.DEFAULT_MAXCONN, pipe_max=_DEFAULT["pipe_max"],
                   pipe_size=_DEFAULT["pipe_size"], buffer_size=_DEFAULT["buffer_size"],
@@ -326,7 +426,11 @@ cdef class DataPlane:
         o.fd_max = _u32(fd_max, "fd_max")
         self.nworkers = workers
         self.handshake_ms = 10000
-        self.checked = {}
+        self.certs_changed = False
+        self.plan = None
+        self.served = []
+        self.work = {}
+        self._unbound = {}
         self.draining = {}
         self.inherited = {}
         for address, fds in (inherit or {}).items():
@@ -362,38 +466,154 @@ cdef class DataPlane:
             raise OSError(errno, os.strerror(errno))
         self.started = True
 
-    def publish(self, table):
-        """Compiles <table>, opens the listeners it adds (raising OSError for one that cannot bind,
-        in which case nothing is published), publishes it with one atomic store and wakes every
-        worker; returns once every worker has adopted it. Returns the new generation."""
+    def publish(self, table, *, partial=False, rebind=False):
+        """Compiles <table>, opens the listeners it adds, publishes it with one atomic store and
+        wakes every worker; returns once every worker has adopted it. Returns the new generation.
+
+        A listener that cannot bind raises OSError, and nothing is published; with <partial>, it is
+        left out of the table instead (unbound() says which and why), and tried again by a publish
+        with <rebind> or one whose listeners change. Only the services that differ from the table last published are compiled: the
+        others, and the listeners and routes when they are the same, are shared with it."""
         cdef flb_table *t
+        cdef flb_table *old
+        cdef flb_l7_table *lt
         cdef flb_listener *l
         cdef uint64_t gen
-        cdef list opened = []
-        cdef list kept = []
+        cdef uint32_t i
+        cdef _Svc entry
+        cdef _Plan plan = None
         if self.stopped:
             raise RuntimeError("this DataPlane has been stopped")
-        plan = _Plan(table, self.checked)
+        if self.plan is not None:
+            plan = _patch(self.plan, table)
+        if plan is None:
+            plan = _Plan(table, {id((<_Svc>e).svc): e for e in self.plan.services} if self.plan is not None else {})
+        old = flb_engine_table(self.e)
+        published_ok = False
+        try:
+            if (plan.changed is not None and old != NULL and old.nlst == len(self.served)
+                    and not (self._unbound and (rebind or not partial))):
+                # The very listeners of the table serving (those left out still out): shared as they are.
+                t = flb_table_new(len(plan.services), old.nlst)
+                if t == NULL:
+                    raise MemoryError()
+                for i in range(old.nlst):
+                    t.lst[i] = old.lst[i]
+                    flb_listener_get(t.lst[i].l)
+                served = self.served
+                unbound = self._unbound
+                listeners = "shared"
+            else:
+                address_t, served, unbound = self._open_listeners(plan, partial)
+                t = <flb_table *><size_t>address_t
+                plan.same_routes = False
+                listeners = "opened"
+            t.maxconn = table.maxconn
+            try:
+                lt = flb_l7_table_new(len(plan.services), t.nlst)
+                if lt == NULL:
+                    raise MemoryError()
+                flb_l7_attach(t, lt)
+                compiled = 0
+                for i in range(len(plan.services)):
+                    entry = plan.services[i]
+                    if entry.slot >= 0 and old != NULL and <uint32_t>entry.slot < old.nsvc:
+                        flb_table_reuse(t, i, old, entry.slot)
+                        if self.restate:
+                            _restate(&t.svc[i], entry)
+                    else:
+                        self._compile_service(&t.svc[i], entry)
+                        _l7_service(flb_l7_of(self.e), &lt.svc[i], entry.svc, entry.ids, t.svc[i].c)
+                        compiled += 1
+                if plan.same_routes and not self.certs_changed and old != NULL and flb_l7_table_of(old) != NULL:
+                    flb_l7_table_reuse_routes(lt, flb_l7_table_of(old))
+                    routes = "shared"
+                else:
+                    _l7_routes(self, lt, table, plan, served)
+                    routes = "built"
+            except BaseException:
+                flb_table_put(t)
+                flb_engine_sweep(self.e)
+                raise
+            published_ok = True
+            self.certs_changed = False
+        finally:
+            if old != NULL:
+                flb_table_put(old)
+            if not published_ok:
+                plan.rollback()
+        with nogil:
+            gen = flb_engine_publish(self.e, t)
+        # The services now serving are where the next publish finds them.
+        if plan.changed is None:
+            for i in range(len(plan.services)):
+                (<_Svc>plan.services[i]).slot = i
+        else:
+            for i in plan.changed:
+                (<_Svc>plan.services[i]).slot = i
+        plan.undo = None
+        self.plan = plan
+        self.served = served
+        self.restate = False
+        self._unbound = unbound
+        self.work = {"services": len(plan.services), "compiled": compiled, "listeners": listeners, "routes": routes}
+        self._follow_drains(plan)
+        self._close_inherited()
+        return gen
+
+    def unbound(self):
+        """address -> why, for each listener of the table published that was left out because it
+        could not bind (publish(partial=True))."""
+        return dict(self._unbound)
+
+    @property
+    def last_publish(self):
+        """What the last publish did: {"services": in the table, "compiled": of those, compiled (the
+        others were shared with the table before), "listeners": "shared" (the table before's, as
+        they were) or "opened" (each looked up, the new ones opened), "routes": "shared" or
+        "built" (the listeners' HTTP side and the vhost and app-id routes)}."""
+        return dict(self.work or {})
+
+    cdef tuple _open_listeners(self, _Plan plan, bint partial):
+        """A new table holding the listeners of <plan>: those the table serving has, and the new
+        ones opened. Returns (the table's address, the listeners in it, address -> why for those left out)."""
+        cdef flb_listener *l
+        cdef flb_table *t
+        cdef list opened = []
+        cdef list kept = []
+        cdef list served = []
+        cdef dict unbound = {}
         published = self._published_listeners()
+        by_port = {}
+        for address, p in published.items():
+            by_port.setdefault(_port(address), []).append(p)
         # Listeners first: the only step that can fail for reasons outside the table.
         try:
-            for address, _, _ in plan.listeners:
+            for entry in plan.listeners:
+                address = entry[0]
                 p = published.get(address)
                 if p is not None:
                     kept.append(<size_t>flb_listener_get(<flb_listener *><size_t>p))
+                    served.append(entry)
                     continue
                 l = _listener_new(address, self.nworkers)
-                opened.append(<size_t>l)
-                if flb_engine_accepting(self.e) and self._listener_open(l, address, published, opened) != FLB_OK:
+                if flb_engine_accepting(self.e) and self._listener_open(l, address, by_port) != FLB_OK:
                     err = errno
-                    raise OSError(err, f"{os.strerror(err)}: cannot listen on {address}", address)
+                    flb_listener_put(l)
+                    if not partial:
+                        raise OSError(err, f"{os.strerror(err)}: cannot listen on {address}", address)
+                    unbound[address] = os.strerror(err)
+                    continue
+                opened.append(<size_t>l)
+                by_port.setdefault(_port(address), []).append(<size_t>l)
+                served.append(entry)
         except BaseException:
             for p in opened:
                 flb_listener_put(<flb_listener *><size_t>p)
             for p in kept:
                 flb_listener_put(<flb_listener *><size_t>p)
             raise
-        t = flb_table_new(len(plan.services), len(plan.listeners))
+        t = flb_table_new(len(plan.services), len(served))
         if t == NULL:
             for p in opened + kept:
                 flb_listener_put(<flb_listener *><size_t>p)
@@ -403,35 +623,22 @@ cdef class DataPlane:
         for p in opened + kept:
             l = <flb_listener *><size_t>p
             by_address[l.address.decode()] = p
-        for i, (address, service, maxconn) in enumerate(plan.listeners):
+        for i, (address, service, maxconn, _) in enumerate(served):
             t.lst[i].l = <flb_listener *><size_t>by_address[address]
             t.lst[i].service = service
             t.lst[i].maxconn = maxconn
-        t.maxconn = table.maxconn
-        try:
-            for i, entry in enumerate(plan.services):
-                self._compile_service(&t.svc[i], entry)
-            _l7_compile(self, t, table, plan)
-        except BaseException:
-            flb_table_put(t)
-            flb_engine_sweep(self.e)
-            raise
-        with nogil:
-            gen = flb_engine_publish(self.e, t)
-        self.checked = {id((<_Svc>entry).svc): entry for entry in plan.services}
-        self._follow_drains(plan)
-        self._close_inherited()
-        return gen
+        return <size_t>t, served, unbound
 
-    cdef int _listener_open(self, flb_listener *l, str address, dict published, list opened) except? -1:
+    cdef int _listener_open(self, flb_listener *l, str address, dict by_port) except? -1:
         """Opens <l>, on the sockets a running fastlb handed over for its address if there are any.
         An address another process listens on is refused (EADDRINUSE), as a plain conflict is, even
-        where SO_REUSEPORT would bind beside it and share its connections unseen."""
+        where SO_REUSEPORT would bind beside it and share its connections unseen. <by_port>: port ->
+        [listener] of this process (those it serves, those this publish opened)."""
         cdef int fds[1024]
         cdef uint32_t n = 0
         inherited = self.inherited.get(address)
         if not inherited:
-            if not self._beside_own(l, published, opened) and flb_listener_probe(l) != FLB_OK:
+            if not self._beside_own(l, by_port.get(_port(address), ())) and flb_listener_probe(l) != FLB_OK:
                 return FLB_ERR
             return flb_listener_open(l)
         for fd in inherited[:1024]:
@@ -439,14 +646,14 @@ cdef class DataPlane:
             n += 1
         return flb_listener_adopt(l, fds, n)
 
-    cdef bint _beside_own(self, flb_listener *l, dict published, list opened) except -1:
-        """Whether <l> overlaps a socket of this process's own (a listener it serves or has just
-        opened, one handed over): the probe cannot tell those from another process's, and binding
-        beside them is what SO_REUSEPORT is for here."""
+    cdef bint _beside_own(self, flb_listener *l, object same_port) except -1:
+        """Whether <l> overlaps a socket of this process's own (<same_port>: the listeners it serves
+        or has just opened on its port; one handed over): the probe cannot tell those from another
+        process's, and binding beside them is what SO_REUSEPORT is for here."""
         cdef sockaddr_storage sa
         cdef socklen_t length
         cdef flb_listener *other
-        for p in list(published.values()) + opened:
+        for p in same_port:
             other = <flb_listener *><size_t>p
             if other != l and flb_listener_overlap(&l.addr, &other.addr):
                 return True
@@ -474,11 +681,10 @@ cdef class DataPlane:
         cdef uint32_t j
         cdef dict ms = {}
         changed = False
-        for v in plan.services:
-            for j in range(v.n):
-                if v.admin[j] == FLB_ADMIN_DRAIN:
-                    bid = (<bytes>v.ids[j]).decode()
-                    ms[bid] = _shorter(ms.get(bid, 0), v.drain_ms)
+        for i in plan.drained:
+            v = plan.services[i]
+            for bid in v.drained:
+                ms[bid] = _shorter(ms.get(bid, 0), v.drain_ms)
         for bid in list(self.draining):
             if (bid in plan.addresses and bid not in ms) or flb_backend_find(self.e.backends, bid.encode()) == NULL:
                 del self.draining[bid]
@@ -614,6 +820,7 @@ cdef class DataPlane:
         if b == NULL:
             return False
         b.admin = _ADMIN[state]
+        self.restate = True
         if state == "drain" and backend_id not in self.draining:
             self.draining[backend_id] = [flb_now_ms(), int(time.time() * 1000), self._drain_ms(b)]
             self._push_drains()
@@ -646,6 +853,7 @@ cdef class DataPlane:
         if b == NULL:
             return False
         b.weight = weight
+        self.restate = True
         return True
 
     def set_certificates(self, certs, handshake_ms=10000):
@@ -660,6 +868,7 @@ cdef class DataPlane:
             raise ValueError("handshake_ms: 0 is not a duration")
         self.certs = _tls_build(self.nworkers, certs, handshake_ms) if certs else None
         self.handshake_ms = ms
+        self.certs_changed = True
 
     def stats(self):
         """A snapshot of the C counters, read without pausing the workers."""

@@ -78,6 +78,7 @@ struct flb_engine {
     uint8_t running;           /* workers started and not yet joined */
     struct flb_backend_store *backends;
     struct flb_counters_store *counters;
+    uint64_t swept;            /* flb_route_freed() at the last sweep: none is needed until it moves */
     struct flb_drains *drains; /* owned; replaced under <lock> by flb_engine_set_drains */
     struct flb_l7 *l7;         /* HTTP mode's engine and worker state (_l7.h) */
 };

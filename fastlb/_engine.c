@@ -629,6 +629,13 @@ void flb_engine_set_drains(struct flb_engine *e, struct flb_drains *d)
 
 void flb_engine_sweep(struct flb_engine *e)
 {
+    /* Records lose their last reference only when a compiled service is freed: a publish that
+     * frees none (its table shares every service of the one before) has nothing to sweep. */
+    uint64_t freed = flb_route_freed();
+
+    if (freed == e->swept)
+        return;
+    e->swept = freed;
     flb_backend_store_sweep(e->backends);
     flb_counters_store_sweep(e->counters);
 }

@@ -49,7 +49,8 @@ void flb_engine_free(struct flb_engine *e);
  * waits until each has adopted it; the old list is freed. */
 void flb_engine_set_drains(struct flb_engine *e, struct flb_drains *d);
 
-/* Frees the backend and service-counter records no table names any more. */
+/* Frees the backend and service-counter records no table names any more (none to look for when
+ * no compiled service was freed since the last sweep). */
 void flb_engine_sweep(struct flb_engine *e);
 
 /* Worker side: takes a connection slot on listener <rl> of <t> (global, listener and service

@@ -87,11 +87,12 @@ struct flb_l7_listener {
 
 struct flb_l7_table {
     uint32_t nsvc, nlst;
-    struct flb_l7_service *svc;    /* [nsvc] */
+    struct flb_l7_service *svc;    /* [nsvc]: each shared as its table service is (flb_table_reuse) */
     struct flb_l7_listener *lst;   /* [nlst] */
     uint16_t https_port;           /* the https listener's port (where redirect_to_https sends), 0: none */
     struct flb_vhost vhost;
     struct flb_vhost sni;          /* passthrough vhosts: server name to tcp service (no paths) */
+    struct flb_share *rshare;      /* the tables holding lst, vhost and sni (flb_l7_table_reuse_routes) */
 };
 
 /* A timer of the L7 wheel, tagged with what owns it. */

@@ -128,48 +128,78 @@ struct flb_l7_table *flb_l7_table_new(uint32_t nsvc, uint32_t nlst)
         return NULL;
     lt->svc = calloc(nsvc ? nsvc : 1, sizeof(*lt->svc));
     lt->lst = calloc(nlst ? nlst : 1, sizeof(*lt->lst));
-    if (lt->svc == NULL || lt->lst == NULL) {
+    lt->rshare = calloc(1, sizeof(*lt->rshare));
+    if (lt->svc == NULL || lt->lst == NULL || lt->rshare == NULL) {
         free(lt->svc);
         free(lt->lst);
+        free(lt->rshare);
         free(lt);
         errno = ENOMEM;
         return NULL;
     }
+    atomic_store_explicit(&lt->rshare->refs, 1, memory_order_relaxed);
     lt->nsvc = nsvc;
     lt->nlst = nlst;
     return lt;
+}
+
+void flb_l7_service_free(struct flb_l7_table *lt, uint32_t i)
+{
+    struct flb_l7_service *s = &lt->svc[i];
+
+    free(s->cookie);
+    free(s->cookie_val);
+    free(s->realm);
+    for (uint32_t j = 0; j < s->nusers; j++) {
+        free(s->users[j].name);
+        free(s->users[j].hash);
+    }
+    free(s->users);
+    free(s->cidrs);
+    free(s->strip.s);
+    free(s->host_line.s);
+    free(s->loc_prefix.s);
+    free(s->redir.s);
+    for (uint32_t j = 0; j < s->nhosts; j++)
+        free(s->hosts[j].s);
+    free(s->hosts);
+    flb_h1front_free(s->front);
+    memset(s, 0, sizeof(*s));
+}
+
+void flb_l7_service_copy(struct flb_l7_table *lt, uint32_t i, const struct flb_l7_table *old, uint32_t from)
+{
+    lt->svc[i] = old->svc[from];
+}
+
+static void routes_put(struct flb_l7_table *lt)
+{
+    if (lt->rshare != NULL && atomic_fetch_sub_explicit(&lt->rshare->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (uint32_t i = 0; i < lt->nlst; i++)
+        flb_tls_put(lt->lst[i].tls);
+    flb_vhost_free(&lt->vhost);
+    flb_vhost_free(&lt->sni);
+    free(lt->lst);
+    free(lt->rshare);
+}
+
+void flb_l7_table_reuse_routes(struct flb_l7_table *lt, const struct flb_l7_table *old)
+{
+    routes_put(lt);
+    lt->lst = old->lst;
+    lt->vhost = old->vhost;
+    lt->sni = old->sni;
+    lt->rshare = old->rshare;
+    atomic_fetch_add_explicit(&lt->rshare->refs, 1, memory_order_relaxed);
 }
 
 void flb_l7_table_free(struct flb_l7_table *lt)
 {
     if (lt == NULL)
         return;
-    for (uint32_t i = 0; i < lt->nsvc; i++) {
-        struct flb_l7_service *s = &lt->svc[i];
-        free(s->cookie);
-        free(s->cookie_val);
-        free(s->realm);
-        for (uint32_t j = 0; j < s->nusers; j++) {
-            free(s->users[j].name);
-            free(s->users[j].hash);
-        }
-        free(s->users);
-        free(s->cidrs);
-        free(s->strip.s);
-        free(s->host_line.s);
-        free(s->loc_prefix.s);
-        free(s->redir.s);
-        for (uint32_t j = 0; j < s->nhosts; j++)
-            free(s->hosts[j].s);
-        free(s->hosts);
-        flb_h1front_free(s->front);
-    }
-    for (uint32_t i = 0; i < lt->nlst; i++)
-        flb_tls_put(lt->lst[i].tls);
-    flb_vhost_free(&lt->vhost);
-    flb_vhost_free(&lt->sni);
+    routes_put(lt);
     free(lt->svc);
-    free(lt->lst);
     free(lt);
 }
 

@@ -36,8 +36,19 @@ void flb_l7_set_cookie_key(struct flb_l7 *l, uint64_t key);
 /* A zeroed L7 table for <nsvc> services and <nlst> listeners. NULL with errno. */
 struct flb_l7_table *flb_l7_table_new(uint32_t nsvc, uint32_t nlst);
 
-/* Frees an L7 table (NULL is fine). */
+/* Frees an L7 table (NULL is fine): its listener side and routes when no other table holds them;
+ * its services are flb_l7_service_free's, called by flb_table_put for each one it frees. */
 void flb_l7_table_free(struct flb_l7_table *lt);
+
+/* Frees the HTTP side of service <i>. */
+void flb_l7_service_free(struct flb_l7_table *lt, uint32_t i);
+
+/* Service <i> of <lt> becomes service <from> of <old> (the owned parts shared: see flb_table_reuse). */
+void flb_l7_service_copy(struct flb_l7_table *lt, uint32_t i, const struct flb_l7_table *old, uint32_t from);
+
+/* <lt> (new, same listeners, routes and service indices as <old>) shares <old>'s listener side and
+ * routes instead of building its own. */
+void flb_l7_table_reuse_routes(struct flb_l7_table *lt, const struct flb_l7_table *old);
 
 /* A new epoch for a service's auth cache entries. */
 uint64_t flb_l7_epoch(struct flb_l7 *l);

@@ -7,6 +7,7 @@ from libc.string cimport strlen
 from fastlb.includes.cl7 cimport (FLB_L7_APPID, FLB_L7_SERVICE, FLB_L7_TCP, FLB_L7_VHOST, flb_l7, flb_l7_attach,
                                   flb_l7_cidr, flb_l7_cookie_value, flb_l7_epoch, flb_l7_str,
                                   flb_l7_listener, flb_l7_of, flb_l7_service, flb_l7_set_access_log, flb_l7_table_of,
+                                  flb_l7_table_reuse_routes,
                                   flb_l7_set_cookie_key, flb_l7_table, flb_l7_table_new, flb_l7_user,
                                   flb_h1auth_cidr_parse, flb_vhost_add_app, flb_vhost_add_path, flb_vhost_build,
                                   flb_vhost_init, flb_vhost_set_route, flb_h1front, flb_h1front_fields,
@@ -189,30 +190,35 @@ cdef _l7_front(flb_l7_service *hs, object o):
         f.re_code = o.redirect_regex_code
 
 
-cdef _l7_check(object table, _Plan plan):
-    """Everything in <table> HTTP mode could refuse, found before any C state is built."""
+cdef _l7_check_service(object svc):
+    """Everything in the HTTP options of <svc> HTTP mode could refuse, found before any C state is
+    built (once per spec.Service: see _Svc)."""
+    o = svc.http
+    where = f"service {svc.name!r} http"
+    if not o.sticky_cookie or not set(o.sticky_cookie) <= _TOKEN or len(o.sticky_cookie) > 128:
+        raise ValueError(f"{where}.sticky_cookie: {o.sticky_cookie!r} is not a cookie name")
+    if any(c in o.auth_realm for c in '"\\\r\n') or len(o.auth_realm) > 1024:
+        raise ValueError(f"{where}.auth_realm: {o.auth_realm!r} may not hold quotes, backslashes or line breaks, nor pass 1024 characters")
+    for user, digest in o.auth_users:
+        if not user or ":" in user or "\0" in user:
+            raise ValueError(f"{where}.auth_users: user {user!r} is empty or holds ':'")
+        if not digest or "\0" in digest:
+            raise ValueError(f"{where}.auth_users: user {user!r} has no password hash")
+    problem = _rewrite_problem(o)
+    if problem is not None:
+        raise ValueError(f"{where}.{problem}")
+    problem = _front_problem(o)
+    if problem is not None:
+        raise ValueError(f"{where}.{problem}")
+    for t in ("http_request_ms", "http_keepalive_ms"):
+        _u32(getattr(svc.timeouts, t), f"service {svc.name!r} timeouts.{t}")
+
+
+cdef _l7_routes(DataPlane dp, flb_l7_table *lt, object table, _Plan plan, list served):
+    """The listeners' HTTP side (<served>: the listeners of the table, as _Plan lists them) and the
+    vhost and app-id routes of <lt>. Raises on a bad route (<lt>, attached, is freed with its table)."""
+    cdef flb_l7_listener *ll
     cdef _Svc entry
-    for entry in plan.services:
-        svc = entry.svc
-        o = svc.http
-        where = f"service {svc.name!r} http"
-        if not o.sticky_cookie or not set(o.sticky_cookie) <= _TOKEN or len(o.sticky_cookie) > 128:
-            raise ValueError(f"{where}.sticky_cookie: {o.sticky_cookie!r} is not a cookie name")
-        if any(c in o.auth_realm for c in '"\\\r\n') or len(o.auth_realm) > 1024:
-            raise ValueError(f"{where}.auth_realm: {o.auth_realm!r} may not hold quotes, backslashes or line breaks, nor pass 1024 characters")
-        for user, digest in o.auth_users:
-            if not user or ":" in user or "\0" in user:
-                raise ValueError(f"{where}.auth_users: user {user!r} is empty or holds ':'")
-            if not digest or "\0" in digest:
-                raise ValueError(f"{where}.auth_users: user {user!r} has no password hash")
-        problem = _rewrite_problem(o)
-        if problem is not None:
-            raise ValueError(f"{where}.{problem}")
-        problem = _front_problem(o)
-        if problem is not None:
-            raise ValueError(f"{where}.{problem}")
-        for t in ("http_request_ms", "http_keepalive_ms"):
-            _u32(getattr(svc.timeouts, t), f"service {svc.name!r} timeouts.{t}")
     _pass_check(table, plan)
     for i, r in enumerate(table.http_routes):
         where = f"http_routes[{i}]"
@@ -224,43 +230,26 @@ cdef _l7_check(object table, _Plan plan):
         for p in r.paths:
             if not p.startswith("/") or any(ord(c) <= 0x20 or ord(c) >= 0x7f for c in p):
                 raise ValueError(f"{where}: path prefix {p!r} must start with '/' and hold no space or control")
-
-
-cdef _l7_compile(DataPlane dp, flb_table *t, object table, _Plan plan):
-    """Builds the L7 side of <t>, when the table has anything in http mode. Raises (leaving what it
-    built attached to <t>, which frees it) on a bad value."""
-    cdef flb_l7 *l = flb_l7_of(dp.e)
-    cdef flb_l7_table *lt
-    cdef flb_l7_service *hs
-    cdef flb_l7_listener *ll
-    cdef _Svc entry
     specs = [entry.svc for entry in plan.services]
     http_services = [svc for svc in specs if svc.mode == "http"]
-    if not http_services and all(lst.kind == "service" for lst in table.listeners):
-        return
-    _l7_check(table, plan)
-    lt = flb_l7_table_new(len(plan.services), len(plan.listeners))
-    if lt == NULL:
-        raise MemoryError()
-    flb_l7_attach(t, lt)
-    for i, entry in enumerate(plan.services):
-        _l7_service(l, &lt.svc[i], entry.svc, entry.ids, t.svc[i].c)
     # vhost and appid listeners have no service of their own: their timeouts are the tightest of
     # the http services' (spec defaults when there is none)
     request_ms = min((s.timeouts.http_request_ms for s in http_services if s.timeouts.http_request_ms > 0),
                      default=15000)
     keepalive_ms = min((s.timeouts.http_keepalive_ms for s in http_services if s.timeouts.http_keepalive_ms > 0),
                        default=1000)
-    for i, lst in enumerate(table.listeners):
+    listeners = {x.address: x for x in table.listeners}
+    for i, (address, service, _, kind) in enumerate(served):
         ll = &lt.lst[i]
-        ll.port = _port(lst.address)
-        if lst.kind == "service":
-            svc = specs[plan.service_index[lst.service]]
+        lst = listeners[address]
+        ll.port = _port(address)
+        if kind == "service":
+            svc = specs[service]
             ll.kind = FLB_L7_SERVICE if svc.mode == "http" else FLB_L7_TCP
             ll.request_ms = svc.timeouts.http_request_ms
             ll.keepalive_ms = svc.timeouts.http_keepalive_ms
         else:
-            ll.kind = FLB_L7_VHOST if lst.kind == "vhost" else FLB_L7_APPID
+            ll.kind = FLB_L7_VHOST if kind == "vhost" else FLB_L7_APPID
             ll.request_ms = request_ms
             ll.keepalive_ms = keepalive_ms
         if lst.tls:

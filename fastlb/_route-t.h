@@ -46,8 +46,16 @@ struct flb_service_counters {
     struct flb_service_counters *next;
 };
 
+/* How many tables hold a compiled piece: a publish copies the services (and the HTTP routing) that
+ * did not change from the table it replaces instead of compiling them again, so successive tables
+ * share their arrays, and the last table that holds them frees them. */
+struct flb_share {
+    _Atomic int refs;
+};
+
 struct flb_service {
-    char *name;                      /* owned */
+    char *name;                      /* owned (with everything below: see share) */
+    struct flb_share *share;         /* the tables holding this compiled service; NULL: this one alone */
     enum flb_mode mode;
     struct flb_service_counters *c;  /* one reference */
     uint32_t nbe;

@@ -44,20 +44,40 @@ int flb_service_alloc(struct flb_service *s, uint32_t nbe)
     s->addr = calloc(n, sizeof(*s->addr));
     s->addrlen = calloc(n, sizeof(*s->addrlen));
     s->fall = calloc(n, sizeof(*s->fall));
-    if (s->be == NULL || s->addr == NULL || s->addrlen == NULL || s->fall == NULL) {
+    s->share = calloc(1, sizeof(*s->share));
+    if (s->be == NULL || s->addr == NULL || s->addrlen == NULL || s->fall == NULL || s->share == NULL) {
         free(s->be);
         free(s->addr);
         free(s->addrlen);
         free(s->fall);
+        free(s->share);
         s->be = NULL;
         s->addr = NULL;
         s->addrlen = NULL;
         s->fall = NULL;
+        s->share = NULL;
         errno = ENOMEM;
         return FLB_ERR;
     }
+    atomic_store_explicit(&s->share->refs, 1, memory_order_relaxed);
     s->nbe = nbe;
     return FLB_OK;
+}
+
+void flb_table_reuse(struct flb_table *t, uint32_t i, const struct flb_table *old, uint32_t from)
+{
+    t->svc[i] = old->svc[from];
+    if (t->l7 != NULL && old->l7 != NULL)
+        flb_l7_service_copy(t->l7, i, old->l7, from);
+    if (t->svc[i].share != NULL)
+        atomic_fetch_add_explicit(&t->svc[i].share->refs, 1, memory_order_relaxed);
+}
+
+static _Atomic uint64_t services_freed;
+
+uint64_t flb_route_freed(void)
+{
+    return atomic_load_explicit(&services_freed, memory_order_acquire);
 }
 
 static void service_free(struct flb_service *s)
@@ -76,15 +96,25 @@ static void service_free(struct flb_service *s)
     free(s->bemax);
     free(s->allow);
     free(s->name);
+    /* after the puts above: a sweep that reads the new count sees them */
+    atomic_fetch_add_explicit(&services_freed, 1, memory_order_release);
 }
 
 void flb_table_put(struct flb_table *t)
 {
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
+    for (uint32_t i = 0; i < t->nsvc; i++) {
+        struct flb_service *s = &t->svc[i];
+        /* a service also held by another table is that table's to free */
+        if (s->share != NULL && atomic_fetch_sub_explicit(&s->share->refs, 1, memory_order_acq_rel) != 1)
+            continue;
+        free(s->share);
+        service_free(s);
+        if (t->l7 != NULL)
+            flb_l7_service_free(t->l7, i);
+    }
     flb_l7_table_free(t->l7);
-    for (uint32_t i = 0; i < t->nsvc; i++)
-        service_free(&t->svc[i]);
     for (uint32_t i = 0; i < t->nlst; i++)
         if (t->lst[i].l != NULL)
             flb_listener_put(t->lst[i].l);

@@ -25,8 +25,17 @@ static inline struct flb_service *flb_route_service(const struct flb_table *t, c
  * listener record goes too. */
 void flb_table_put(struct flb_table *t);
 
-/* Allocates the backend arrays of <s> for <nbe> backends. FLB_OK or FLB_ERR (ENOMEM). */
+/* Allocates the backend arrays of <s> for <nbe> backends, and its share (one table holds it).
+ * FLB_OK or FLB_ERR (ENOMEM). */
 int flb_service_alloc(struct flb_service *s, uint32_t nbe);
+
+/* Service <i> of <t> (zeroed, not published yet) becomes service <from> of <old>, compiled: the
+ * same arrays, balancer and HTTP side (when both tables have one), shared, not copied. */
+void flb_table_reuse(struct flb_table *t, uint32_t i, const struct flb_table *old, uint32_t from);
+
+/* How many compiled services were freed so far, in the process (any thread): the backend and
+ * counter records lose references only then. */
+uint64_t flb_route_freed(void);
 
 struct flb_counters_store; /* opaque: name -> struct flb_service_counters */
 

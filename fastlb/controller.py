@@ -27,6 +27,7 @@ from fastlb.overrides import ADMIN_STATES, MAX_WEIGHT, Override, apply_overrides
 from fastlb.provider import OnBackendState, OnChange, Provider
 
 TRIM_INTERVAL_S = 2.0  # how often freed data-plane memory is given back (DataPlane.trim)
+BIND_RETRY_S = (1.0, 30.0)  # listeners left out are tried again after the first, doubling up to the second
 
 
 class DataPlaneLike(Protocol):
@@ -35,7 +36,7 @@ class DataPlaneLike(Protocol):
     @property
     def generation(self) -> int: ...
     def start(self) -> None: ...
-    def publish(self, table: spec.RouteTable) -> int: ...
+    def publish(self, table: spec.RouteTable, *, partial: bool = ..., rebind: bool = ...) -> int: ...
     def set_backend_state(self, backend_id: str, state: str) -> bool: ...
     def set_backend_health(self, backend_id: str, up: bool) -> bool: ...
     def set_backend_weight(self, backend_id: str, weight: int) -> bool: ...
@@ -47,6 +48,10 @@ class DataPlaneLike(Protocol):
     def listener_fds(self) -> dict[str, list[int]]: ...
     def trim(self, min_free: int = ...) -> bool: ...  # optional: a stand-in without it is never asked
     def set_certificates(self, certs: list[tuple[bytes, tuple[str, ...]]], handshake_ms: int = ...) -> None: ...
+    # optional: publish(table, partial=True) leaves out the listeners that cannot bind, unbound() says
+    # which and why (address -> strerror), rebind=True tries them again; a stand-in without it is
+    # probed instead (probe_bind)
+    def unbound(self) -> dict[str, str]: ...
 
 
 def probe_bind(address: str, own: Iterable[str] = ()) -> str | None:
@@ -76,6 +81,15 @@ def probe_bind(address: str, own: Iterable[str] = ()) -> str | None:
         except OSError as e:
             return e.strerror or str(e)
     return None
+
+
+def _left_out(table: spec.RouteTable, unbound: dict[str, str]) -> tuple[spec.RouteTable, list[str]]:
+    """<table> less the listeners at the addresses of <unbound> (address -> why), and a
+    ``listen_errors`` line for each."""
+    lines = [f"listener {x.address} ({listener_what(x)}) skipped: {unbound[x.address]}"
+             for x in table.listeners if x.address in unbound]
+    kept = tuple(x for x in table.listeners if x.address not in unbound)
+    return msgspec.structs.replace(table, listeners=kept), lines
 
 
 def backend_ids(table: spec.RouteTable) -> set[str]:
@@ -123,6 +137,9 @@ class Controller:
         self._merger = TableMerger()
         self._checks_followed = False  # the health checker was last given a table with checks
         self.listen_errors: list[str] = []  # listeners of the desired table left out: cannot bind
+        self._unbound: dict[str, str] = {}  # those listeners' addresses -> why, as last logged
+        self._bind_retry: asyncio.TimerHandle | None = None
+        self._bind_backoff = BIND_RETRY_S[0]
         self.strict_binds = False  # start(): the first table is all or nothing
         self.conflicts: list[str] = []
         self.swap = SwapStats()
@@ -218,10 +235,11 @@ class Controller:
         """Publishes the desired table if it differs from the last one published. False when nothing
         changed or the data plane refused it (the last good table keeps serving).
 
-        A listener that cannot bind does not hold the rest back: once the first table serves, new
-        listeners of a refused table are tried one by one, those that cannot bind are left out (each
-        with a line in ``listen_errors``) and the rest is published; <retry_skipped> (a resync) tries
-        the left-out ones again. The first table is all or nothing: OSError with nothing serving yet."""
+        A listener that cannot bind does not hold the rest back: once the first table serves, the
+        data plane binds what it can and leaves out the rest, each with a line in ``listen_errors``
+        (one log line per listener and reason); <retry_skipped> (a resync, the retry timer) tries
+        the left-out ones again when one of them can bind now. The first table is all or nothing:
+        OSError with nothing serving yet."""
         desired, conflicts = self.desired()
         if conflicts != self.conflicts:
             for line in conflicts:
@@ -231,30 +249,34 @@ class Controller:
         new_certs = self._set_certificates(desired)
         # Tables are values: equal tables encode alike, and those that share their unchanged services
         # compare in a pass over pointers.
-        if (
-            self.serving is not None and desired == self.desired_table and not new_certs
-            and not (retry_skipped and self.listen_errors)
-        ):
-            return False
+        if self.serving is not None and desired == self.desired_table and not new_certs:
+            if not (retry_skipped and self.listen_errors and self._any_bindable()):
+                return False
         table = desired
+        partial = hasattr(self.dataplane, "unbound") and not (self.serving is None and self.strict_binds)
         t0 = time.perf_counter()
         try:
-            generation = self.dataplane.publish(table)
+            if partial:
+                generation = self.dataplane.publish(table, partial=True, rebind=retry_skipped)
+            else:
+                generation = self.dataplane.publish(table)
             listen_errors: list[str] = []
         except (OSError, ValueError) as e:
             self.swap.failed += 1
             logs.event(logging.ERROR, logs.SWAP_FAILED, error=e, keeping=f"generation {self.dataplane.generation}")
             listen_errors = []
-            if isinstance(e, OSError) and not (self.serving is None and self.strict_binds):
-                table, listen_errors = self._without_unbindable(desired)
-            if not listen_errors:
+            unbound: dict[str, str] = {}
+            if isinstance(e, OSError) and not partial and not (self.serving is None and self.strict_binds):
+                unbound = self._unbindable(desired)
+            if not unbound:
                 if self.serving is None:
                     raise
                 return False
-            for line in listen_errors:
-                logs.event(logging.ERROR, logs.LISTENER_SKIPPED, problem=line)
+            self._log_unbound(unbound)
+            table, listen_errors = _left_out(desired, unbound)
             if table == self.serving:
                 self.desired_table, self.listen_errors = desired, listen_errors
+                self._retry_binds_later()
                 return False  # still the same listeners left out: nothing new to serve
             t0 = time.perf_counter()
             try:
@@ -263,9 +285,15 @@ class Controller:
                 self.swap.failed += 1
                 logs.event(logging.ERROR, logs.SWAP_FAILED, error=e2, keeping=f"generation {self.dataplane.generation}")
                 return False
+        if partial:
+            unbound = self.dataplane.unbound()
+            self._log_unbound(unbound)
+            if unbound:
+                table, listen_errors = _left_out(desired, unbound)
         elapsed = time.perf_counter() - t0
         self.serving, self.desired_table = table, desired
         self.listen_errors = listen_errors
+        self._retry_binds_later()
         self.swap.count += 1
         self.swap.last_s = elapsed
         self.swap.max_s = max(self.swap.max_s, elapsed)
@@ -344,20 +372,65 @@ class Controller:
         self._handshake_ms = ms
         return True
 
-    def _without_unbindable(self, table: spec.RouteTable) -> tuple[spec.RouteTable, list[str]]:
-        """<table> less its new listeners that cannot bind, and a line for each."""
-        serving = {x.address for x in self.serving.listeners} if self.serving is not None else set()
-        keep: list[spec.Listener] = []
-        errors: list[str] = []
+    def _log_unbound(self, unbound: dict[str, str]) -> None:
+        """One line per listener left out and reason, when it is new; one when it binds (or goes)."""
+        for address, why in unbound.items():
+            if self._unbound.get(address) != why:
+                logs.event(logging.ERROR, logs.LISTENER_SKIPPED, listener=address, error=why, retry="backoff, resync")
+        for address in self._unbound.keys() - unbound.keys():
+            logs.event(logging.INFO, logs.LISTENER_BOUND, listener=address)
+        self._unbound = dict(unbound)
+
+    def _any_bindable(self) -> bool:
+        """Whether one of the listeners left out can bind now (else a retry would swap for nothing)."""
+        by_port: dict[str, list[str]] = {}
+        for x in self.serving.listeners if self.serving is not None else ():
+            by_port.setdefault(x.address.rsplit(":", 1)[-1], []).append(x.address)
+        return any(probe_bind(a, by_port.get(a.rsplit(":", 1)[-1], ())) is None for a in self._unbound)
+
+    def _retry_binds_later(self) -> None:
+        """Listeners left out are tried again after BIND_RETRY_S[0], then twice as long each time up
+        to BIND_RETRY_S[1], until they all bind (and on every resync)."""
+        if not self.listen_errors:
+            if self._bind_retry is not None:
+                self._bind_retry.cancel()
+            self._bind_retry, self._bind_backoff = None, BIND_RETRY_S[0]
+            return
+        if self._bind_retry is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # published outside the control loop (a test's): resyncs retry
+        self._bind_retry = loop.call_later(self._bind_backoff, self._retry_binds)
+        self._bind_backoff = min(self._bind_backoff * 2, BIND_RETRY_S[1])
+
+    def _retry_binds(self) -> None:
+        self._bind_retry = None
+        if self.draining:
+            return
+        try:
+            self.publish(retry_skipped=True)
+        except (OSError, ValueError):
+            pass  # logged by publish()
+        except Exception:  # the control loop must outlive one bad table
+            logs.event(logging.ERROR, logs.PUBLISH_FAILED, exc_info=True)
+        if self._bind_retry is None:
+            self._retry_binds_later()
+
+    def _unbindable(self, table: spec.RouteTable) -> dict[str, str]:
+        """The new listeners of <table> that cannot bind (address -> why), as probe_bind finds them:
+        for a data plane that cannot leave them out itself."""
+        serving: dict[str, list[str]] = {}  # port -> addresses
+        for x in self.serving.listeners if self.serving is not None else ():
+            serving.setdefault(x.address.rsplit(":", 1)[-1], []).append(x.address)
+        out = {}
         for listener in table.listeners:
-            error = None if listener.address in serving else probe_bind(listener.address, serving)
-            if error is None:
-                keep.append(listener)
-            else:
-                errors.append(f"listener {listener.address} ({listener_what(listener)}) skipped: {error}")
-        if not errors:
-            return table, []
-        return msgspec.structs.replace(table, listeners=tuple(keep)), errors
+            same_port = serving.get(listener.address.rsplit(":", 1)[-1], [])
+            error = None if listener.address in same_port else probe_bind(listener.address, same_port)
+            if error is not None:
+                out[listener.address] = error
+        return out
 
     def _event_to_swap(self) -> float | None:
         """Marathon's event → table latency (its status' ``event_latency_ms``) plus table → serving."""
@@ -507,6 +580,9 @@ class Controller:
         """Stops accepting, waits for open connections to finish up to the drain timeout, then closes
         what is left and stops the data plane."""
         self.draining = True
+        if self._bind_retry is not None:
+            self._bind_retry.cancel()
+            self._bind_retry = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

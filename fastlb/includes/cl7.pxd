@@ -85,6 +85,7 @@ cdef extern from "_l7-t.h" nogil:
 
 cdef extern from "_l7.h" nogil:
     flb_l7_table *flb_l7_table_new(uint32_t nsvc, uint32_t nlst)
+    void flb_l7_table_reuse_routes(flb_l7_table *lt, const flb_l7_table *old)
     int flb_l7_set_access_log(flb_l7 *l, int fd)
     void flb_l7_set_cookie_key(flb_l7 *l, uint64_t key)
     uint64_t flb_l7_epoch(flb_l7 *l)

@@ -78,4 +78,5 @@ cdef extern from "_route.h" nogil:
     flb_table *flb_table_new(uint32_t nsvc, uint32_t nlst)
     void flb_table_put(flb_table *t)
     int flb_service_alloc(flb_service *s, uint32_t nbe)
+    void flb_table_reuse(flb_table *t, uint32_t i, const flb_table *old, uint32_t src)
     flb_service_counters *flb_counters_get(flb_counters_store *s, const char *name)

@@ -446,6 +446,8 @@ class MarathonProvider:
                 continue  # the first resync marks dirty again
             await self.hosts.settle(self._state.hostnames(), self.dns_wait)
             self._publish()
+            # after the controller's publish of it (scheduled first), before the next event
+            asyncio.get_running_loop().call_soon(self._state.warm)
 
     def _publish(self) -> None:
         try:

@@ -258,6 +258,13 @@ class MarathonState:
         """The backend ids of a task in the current table (one per served port)."""
         return self._build().backends_by_task.get(task_id, ())
 
+    def warm(self) -> None:
+        """Makes the task index of the table last handed out, which its first task event would
+        otherwise make (O(the tasks) once after a whole build, a copy after an incremental one): the
+        provider calls it once the table is handed over, out of the events' path."""
+        if self._served is not None:
+            len(self._served.backends_by_task)
+
     def _served_ids(self, task_id: str) -> tuple[str, ...]:
         """The backend ids of a task in the last table handed out (none before the first)."""
         return self._served.backends_by_task.get(task_id, ()) if self._served is not None else ()

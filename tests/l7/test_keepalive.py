@@ -183,14 +183,15 @@ def test_the_pool_keeps_as_many_connections_as_the_backend_served_at_once(datapl
 
 def test_the_pool_is_bounded_by_pool_max(dataplane, ports):
     with HttpBackend("a") as a:
-        dp = dataplane(workers=1, pool_max=5)
+        # pool_idle far away: on a loaded machine the default 5 s could close one before the check
+        dp = dataplane(workers=1, pool_max=5, pool_idle_ms=120_000)
         front = ports()
         dp.publish(port_table(http_service("web", [a.address]), front))
         _concurrent_slow_requests(front, 12, 200)
         assert wait_until(lambda: dp.stats()["backends"][a.address]["requests"] == 12)
         # the 7 pooled first made room for the last 5; the backend sees the others closed
         assert wait_until(lambda: a.active == 5), a.active
-        assert dp.stats()["backends"][a.address]["idle"] == 5
+        assert wait_until(lambda: dp.stats()["backends"][a.address]["idle"] == 5), dp.stats()["backends"][a.address]
 
 
 def test_idle_pooled_connections_close_after_pool_idle(dataplane, ports):
