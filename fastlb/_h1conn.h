@@ -9,6 +9,9 @@
  * order and never parsed before the previous message's end is known. A 101 answer to an Upgrade
  * turns the connection into a tunnel forwarded by the splice pumps.
  *
+ * What is done with a request and its response (the routing, checks, redirects and edits above) is
+ * decided in _h1policy.h: this unit asks, and carries out the verdict.
+ *
  * Bodies are never copied beyond the one buffer each direction reads into; heads are sent as writev
  * pieces around the edits. A request the parser refuses is answered with the parser's status and
  * the connection closed: none of its bytes reach a backend.

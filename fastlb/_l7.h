@@ -1,6 +1,6 @@
 /* _l7.h: HTTP mode as the engine sees it (types in _l7-t.h): the L7 side of a table, the engine's
  * and each worker's L7 state, and the few hooks the engine calls. The HTTP connection itself is in
- * _h1conn.h, routing in _vhost.h.
+ * _h1conn.h, what it does with a request in _h1policy.h, routing in _vhost.h.
  *
  * Hooks (each one call in _engine.c / _route.c):
  *   worker_accept: flb_l7_listener() says whether a listener speaks HTTP; flb_l7_accept() takes it;

@@ -169,6 +169,15 @@ def test_splice_is_called_only_in_the_splice_unit() -> None:
     assert callers in ([], ["_splice.c"]), callers
 
 
+def test_http_policy_never_calls_into_the_connection() -> None:
+    """_h1policy decides and hands back a verdict: it neither answers, connects, pools nor closes."""
+    text = "".join((PKG / name).read_text() for name in ("_h1policy.h", "_h1policy.c"))
+    includes = set(re.findall(r'^#\s*include\s+"([^"]+)"', text, re.M))
+    calls = sorted(set(re.findall(r"\b(flb_(?:h1conn|h1pool|h1srv|h1reply|engine|queue|evloop|timer)_\w+)\s*\(", text)))
+    assert not includes & {"_h1conn.h", "_h1pool.h", "_h1reply.h", "_engine.h", "_queue.h", "_evloop.h"}, includes
+    assert not calls, calls
+
+
 def test_exported_c_functions_are_prefixed() -> None:
     """Every non-static function defined in the C core is named flb_<concept>_<verb>."""
     bad = []
