@@ -63,6 +63,10 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
         "--https-port", type=int, default=_MARATHON.https_port, metavar="PORT", help="shared TLS listener (0: none)"
     )
     ls.add_argument(
+        "--group-https-by-vhost", action="store_true",
+        help="marathon-lb's: the https listener picks by vhost; fastlb's always routes by SNI and Host (docs/tls.md)",
+    )
+    ls.add_argument(
         "--appid-port", type=int, default=_MARATHON.appid_port, metavar="PORT",
         help="X-Marathon-App-Id listener (0: none)",
     )

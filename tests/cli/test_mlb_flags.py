@@ -81,15 +81,15 @@ def test_marathon_lb_argument_lists_parse_as_fastlb_run(name: str) -> None:
 
 
 def test_every_marathon_lb_flag_is_known() -> None:
-    """The flags of marathon-lb 1.15's `marathon_lb.py --help`; --ssl-certs and --group-https-by-vhost are
-    TLS's and checked with it."""
+    """The flags of marathon-lb 1.15's `marathon_lb.py --help`."""
     mlb_flags = [
         "--longhelp", "--marathon", "-m", "--haproxy-config", "--group", "--command", "-c", "--max-reload-retries",
         "--reload-interval", "--strict-mode", "--sse", "-s", "--archive-versions", "--health-check", "-H",
         "--lru-cache-capacity", "--haproxy-map", "--dont-bind-http-https", "--skip-validation", "--dry", "-d",
         "--min-serv-port-ip-per-task", "--max-serv-port-ip-per-task", "--max-backoff", "--syslog-socket",
         "--log-format", "--log-level", "--marathon-auth-credential-file", "--auth-credentials",
-        "--dcos-auth-credentials", "--marathon-ca-cert", "--skip-config-cleanup",
+        "--dcos-auth-credentials", "--marathon-ca-cert", "--skip-config-cleanup", "--ssl-certs",
+        "--group-https-by-vhost",
     ]
     known = {o for a in _run_actions() for o in a.option_strings}
     assert [f for f in mlb_flags if f not in known] == []
