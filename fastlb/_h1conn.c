@@ -634,7 +634,7 @@ static int request_begin(struct flb_worker *w, struct flb_h1conn *h, const struc
     const struct flb_route_listener *rl = h->rl;
     struct flb_l7_listener *ll;
     struct flb_h1edits ed = {.n = 0};
-    struct flb_h1verdict v; /* its text is written only for an answer that needs it */
+    struct flb_h1verdict v;
     int si, n;
 
     /* Each request is routed with the worker's newest table, while it still holds this listener. */

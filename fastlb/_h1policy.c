@@ -31,7 +31,7 @@ static int request_tls(const struct flb_h1conn *h)
 }
 
 /* Sets <v> to fastlb's answer <status> with header lines <extra> (whose text must outlive the call:
- * the request's head, the table, or <v>'s own). Returns 1. */
+ * the request's head, the table, <v>'s own or the worker's scratch). Returns 1. */
 static int answer(struct flb_h1verdict *v, int status, const struct iovec *extra, int nextra)
 {
     v->status = status;
@@ -59,7 +59,8 @@ static int route(struct flb_h1conn *h, const struct flb_table *t, const struct f
     }
 }
 
-static int redirect(struct flb_h1verdict *v, struct flb_h1conn *h, const struct flb_http1_request *req)
+static int redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req,
+                    struct flb_h1verdict *vd)
 {
     const struct flb_h1front *f = h->hs->front;
     const char *host = req->host != NULL ? req->host : "";
@@ -81,24 +82,24 @@ static int redirect(struct flb_h1verdict *v, struct flb_h1conn *h, const struct 
     plen = req->target_len - (size_t)(path - req->target); /* keep the query */
     /* the https listener's port, unless it is https' own */
     uint16_t port = h->rtable->l7->https_port;
-    char *pt = v->port;
-    int ptlen = port != 0 && port != 443 ? snprintf(pt, sizeof(v->port), ":%u", (unsigned)port) : 0;
+    char *pt = vd->port;
+    int ptlen = port != 0 && port != 443 ? snprintf(pt, sizeof(vd->port), ":%u", (unsigned)port) : 0;
     loc[0] = (struct iovec){(void *)"Location: https://", 18};
     loc[1] = (struct iovec){(void *)host, hlen};
     loc[2] = (struct iovec){pt, (size_t)ptlen};
     loc[3] = (struct iovec){(void *)(plen > 0 ? path : "/"), plen > 0 ? plen : 1};
     loc[4] = (struct iovec){(void *)"\r\n", 2};
-    return answer(v, f != NULL && f->https_code != 0 ? f->https_code : 301, loc, 5);
+    return answer(vd, f != NULL && f->https_code != 0 ? f->https_code : 301, loc, 5);
 }
 
-static int unauthorized(struct flb_h1verdict *v, struct flb_h1conn *h)
+static int unauthorized(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1verdict *vd)
 {
-    struct iovec l[3];
+    struct iovec v[3];
 
-    l[0] = (struct iovec){(void *)"WWW-Authenticate: Basic realm=\"", 31};
-    l[1] = (struct iovec){h->hs->realm, strlen(h->hs->realm)};
-    l[2] = (struct iovec){(void *)"\"\r\n", 3};
-    return answer(v, 401, l, 3);
+    v[0] = (struct iovec){(void *)"WWW-Authenticate: Basic realm=\"", 31};
+    v[1] = (struct iovec){h->hs->realm, strlen(h->hs->realm)};
+    v[2] = (struct iovec){(void *)"\"\r\n", 3};
+    return answer(vd, 401, v, 3);
 }
 
 /* Whether host <name> (<len> bytes; a port and one trailing dot are not compared) is one of <hosts>
@@ -129,7 +130,8 @@ static int host_listed(const struct flb_l7_str *hosts, uint32_t n, const char *n
 
 /* marathon-lb's HTTP_BACKEND_REDIR: a request for "/" (the path alone: its query is not looked at) on
  * one of the service's vhosts, or on any host when it has none, is answered with a redirect. */
-static int root_redirect(struct flb_h1verdict *v, struct flb_h1conn *h, const struct flb_http1_request *req)
+static int root_redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req,
+                         struct flb_h1verdict *vd)
 {
     const struct flb_l7_service *hs = h->hs;
     const char *path;
@@ -144,16 +146,17 @@ static int root_redirect(struct flb_h1verdict *v, struct flb_h1conn *h, const st
     loc[0] = (struct iovec){(void *)"Location: ", 10};
     loc[1] = (struct iovec){hs->redir.s, hs->redir.len};
     loc[2] = (struct iovec){(void *)"\r\n", 2};
-    return answer(v, hs->redir_code, loc, 3);
+    return answer(vd, hs->redir_code, loc, 3);
 }
 
 /* Traefik's redirect.regex: the request's URL, "http://<Host><path and query>", rewritten by the
  * service's regex; a URL that changed is answered with a redirect there. Returns 0 (serve the
  * request), or 1 (answered). */
-static int regex_redirect(struct flb_h1verdict *v, struct flb_h1conn *h, const struct flb_http1_request *req)
+static int regex_redirect(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req,
+                          struct flb_h1verdict *vd)
 {
     const struct flb_h1front *f = h->hs->front;
-    char url[FLB_H1_BUF + 8], *out = v->text;
+    char url[FLB_H1_BUF + 8], *out = flb_l7_worker(w)->redirect;
     const char *path;
     size_t plen, n = 7;
     ssize_t k;
@@ -171,15 +174,15 @@ static int regex_redirect(struct flb_h1verdict *v, struct flb_h1conn *h, const s
     url[n] = '\0';
     if (memchr(url, '\0', n) != NULL)
         return 0; /* the parser lets no NUL through: never happens */
-    k = flb_h1front_redirect(f, url, n, out, sizeof(v->text));
+    k = flb_h1front_redirect(f, url, n, out, sizeof(flb_l7_worker(w)->redirect));
     if (k == 0)
         return 0;
     if (k < 0)
-        return answer(v, 400, NULL, 0);
+        return answer(vd, 400, NULL, 0);
     loc[0] = (struct iovec){(void *)"Location: ", 10};
     loc[1] = (struct iovec){out, (size_t)k};
     loc[2] = (struct iovec){(void *)"\r\n", 2};
-    return answer(v, f->re_code, loc, 3);
+    return answer(vd, f->re_code, loc, 3);
 }
 
 /* marathon-lb's HTTP_BACKEND_PROXYPASS_PATH: the path prefix taken off the target, and the Host set
@@ -330,16 +333,16 @@ int flb_h1policy_request(struct flb_worker *w, struct flb_h1conn *h, const struc
     if (!flb_h1auth_allowed(h->hs, (struct sockaddr *)&h->peer, req))
         return answer(v, 403, NULL, 0);
     if (h->hs->redirect_https && ll->kind == FLB_L7_VHOST && !request_tls(h))
-        return redirect(v, h, req);
-    if (h->hs->front != NULL && h->hs->front->has_re && regex_redirect(v, h, req) != 0)
+        return redirect(w, h, req, v);
+    if (h->hs->front != NULL && h->hs->front->has_re && regex_redirect(w, h, req, v) != 0)
         return 1;
     if (request_edits(w, h, req, ed, &auth, &auth_len) != FLB_OK ||
         ((req->flags & FLB_HTTP1_F_CONN_OTHER) &&
          flb_h1edit_connection_named(ed, h->ibuf, req->headers, req->nheaders) != FLB_OK))
         return answer(v, 400, NULL, 0);
     if (h->hs->realm != NULL && !flb_h1auth_check(l, flb_l7_worker(w), h->hs, auth, auth_len))
-        return unauthorized(v, h);
-    if (h->hs->redir.s != NULL && root_redirect(v, h, req) != 0)
+        return unauthorized(w, h, v);
+    if (h->hs->redir.s != NULL && root_redirect(w, h, req, v) != 0)
         return 1;
     if (request_rewrites(h, req, ed) != FLB_OK)
         return answer(v, 400, NULL, 0);

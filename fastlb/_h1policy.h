@@ -9,7 +9,8 @@
  * comes back as a verdict: answer with a status and these header lines, or forward with the edits it
  * added. It never answers, connects or closes itself, and it keeps no state of its own: it reads the
  * table and the connection's record, and writes only the edits, their text in the request's record
- * (struct flb_h1req's edit_req, edit_resp) and the connection's sticky_be.
+ * (struct flb_h1req's edit_req, edit_resp), the connection's sticky_be and, for a regex redirect, the
+ * new URL in the worker's scratch (struct flb_l7_worker's redirect).
  *
  * Every function runs on the worker that owns the connection. */
 #ifndef FLB_H1POLICY_H
@@ -30,9 +31,7 @@ struct flb_h1verdict {
     int status;
     int nextra;
     struct iovec extra[FLB_H1POLICY_EXTRA]; /* the answer's header lines, for flb_h1reply */
-    /* text of those lines that is neither the request head's nor the table's */
-    char port[8];                           /* the redirect to https: ":<port>" */
-    char text[FLB_H1_BUF];                  /* the regex redirect: the new URL */
+    char port[8];                           /* the redirect to https: ":<port>" in its Location */
 };
 
 /* Routes request <req> of connection <h>, which came on listener <rl> (<ll> its L7 side) of table

@@ -142,6 +142,7 @@ struct flb_l7_worker {
     uint32_t npool;
     struct flb_list srv_dead;      /* backend connections closed in this batch of events, freed after it */
     struct flb_http1_header hdr[FLB_HTTP1_MAX_HEADERS]; /* scratch: the head being parsed */
+    char redirect[FLB_HTTP1_HEAD_MAX]; /* scratch: a regex redirect's new URL, until it is answered */
     struct {
         uint64_t key, epoch;
     } auth[FLB_L7_AUTH_CACHE];
