@@ -106,25 +106,12 @@ static int unauthorized(struct flb_worker *w, struct flb_h1conn *h, struct flb_h
  * (lower case), without case. */
 static int host_listed(const struct flb_l7_str *hosts, uint32_t n, const char *name, size_t len)
 {
-    for (size_t i = len; i > 0; i--) {
-        if (name[i - 1] == ':') {
-            len = i - 1;
-            break;
-        }
-        if (name[i - 1] < '0' || name[i - 1] > '9')
-            break;
-    }
-    if (len > 0 && name[len - 1] == '.')
-        len--;
-    for (uint32_t j = 0; j < n; j++) {
-        if (hosts[j].len != len)
-            continue;
-        uint32_t k = 0;
-        while (k < len && hosts[j].s[k] == ((name[k] >= 'A' && name[k] <= 'Z') ? (name[k] | 0x20) : name[k]))
-            k++;
-        if (k == len)
+    char low[256];
+    ssize_t k = flb_vhost_host(name, len, low, sizeof(low));
+
+    for (uint32_t j = 0; k >= 0 && j < n; j++)
+        if (hosts[j].len == (size_t)k && memcmp(hosts[j].s, low, (size_t)k) == 0)
             return 1;
-    }
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "_tls.h"
 
+#include "_vhost.h"
 #include "_xprt.h"
 
 #include <errno.h>
@@ -43,30 +44,11 @@ _Atomic long flb_tls_live;
 
 /* --- names --------------------------------------------------------------------------------------- */
 
-/* <name> without a port and one trailing dot, lower case, into <out> (at most 255 bytes). Its length,
- * or -1 when it is too long to be a host name. */
+/* <name> as certificates are matched (flb_vhost_host: no port, no trailing dot, lower case) into <out>.
+ * Its length, or -1 when it is too long to be a host name. */
 static ssize_t host_norm(const char *name, size_t len, char out[256])
 {
-    if (len > 0 && name[0] == '[') {
-        const char *end = memchr(name, ']', len);
-        len = end != NULL ? (size_t)(end - name) + 1 : len;
-    } else {
-        for (size_t i = len; i > 0; i--) {
-            if (name[i - 1] == ':') {
-                len = i - 1;
-                break;
-            }
-            if (name[i - 1] < '0' || name[i - 1] > '9')
-                break;
-        }
-    }
-    if (len > 0 && name[len - 1] == '.')
-        len--;
-    if (len > 255)
-        return -1;
-    for (size_t i = 0; i < len; i++)
-        out[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] | 0x20) : name[i];
-    return (ssize_t)len;
+    return flb_vhost_host(name, len, out, 255);
 }
 
 static int exact(const struct flb_tls_cert *c, const char *n, size_t len)

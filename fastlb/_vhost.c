@@ -239,19 +239,11 @@ static uint32_t best_of(const struct flb_vhost *v, const char *key, size_t len, 
     return best;
 }
 
-int flb_vhost_lookup(const struct flb_vhost *v, const char *host, size_t host_len, const char *target,
-                     size_t target_len)
+ssize_t flb_vhost_host(const char *host, size_t len, char *out, size_t cap)
 {
-    char name[FLB_VHOST_NAME_MAX];
-    size_t n = host_len;
-    const char *path;
-    size_t plen;
-    uint32_t best = UINT32_MAX;
+    size_t n = len;
 
-    if (v->nslots == 0 || host == NULL)
-        return FLB_ERR;
-    /* strip ":port" (an IPv6 literal keeps its brackets), then one trailing dot */
-    for (size_t i = host_len; i > 0; i--) {
+    for (size_t i = len; i > 0; i--) {
         if (host[i - 1] == ':') {
             n = i - 1;
             break;
@@ -263,10 +255,27 @@ int flb_vhost_lookup(const struct flb_vhost *v, const char *host, size_t host_le
     }
     if (n > 0 && host[n - 1] == '.')
         n--;
-    if (n == 0 || n > sizeof(name))
-        return FLB_ERR;
+    if (n > cap)
+        return -1;
     for (size_t i = 0; i < n; i++)
-        name[i] = (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] | 0x20) : host[i];
+        out[i] = (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] | 0x20) : host[i];
+    return (ssize_t)n;
+}
+
+int flb_vhost_lookup(const struct flb_vhost *v, const char *host, size_t host_len, const char *target,
+                     size_t target_len)
+{
+    char name[FLB_VHOST_NAME_MAX];
+    const char *path;
+    size_t plen;
+    uint32_t best = UINT32_MAX;
+
+    if (v->nslots == 0 || host == NULL)
+        return FLB_ERR;
+    ssize_t k = flb_vhost_host(host, host_len, name, sizeof(name));
+    if (k <= 0)
+        return FLB_ERR;
+    size_t n = (size_t)k;
     flb_vhost_path(target, target_len, &path, &plen);
     best = best_of(v, name, n, path, plen, best);
     for (size_t i = 1; i < n; i++)

@@ -19,6 +19,7 @@
 #include "_vhost-t.h"
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Longest Host (port stripped) and app id looked up; longer ones match nothing. */
 #define FLB_VHOST_NAME_MAX 255
@@ -40,6 +41,10 @@ int flb_vhost_add_app(struct flb_vhost *v, const char *id, uint32_t service);
 int flb_vhost_build(struct flb_vhost *v);
 
 void flb_vhost_free(struct flb_vhost *v);
+
+/* Host <host> (<len> bytes) as routes and certificates are matched: without ":port" (an IPv6 literal keeps
+ * its brackets) and one trailing dot, lower case, into <out>. Its length, or -1 when that is over <cap>. */
+ssize_t flb_vhost_host(const char *host, size_t len, char *out, size_t cap);
 
 /* The service index for Host <host> and request target <target>, or FLB_ERR when nothing matches. */
 int flb_vhost_lookup(const struct flb_vhost *v, const char *host, size_t host_len, const char *target,
