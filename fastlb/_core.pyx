@@ -257,8 +257,9 @@ cdef class _Plan:
         for lst in table.listeners:
             if lst.kind not in ("service", "vhost", "appid"):
                 raise ValueError(f"listener {lst.address!r}: unknown kind {lst.kind!r}")
-            if lst.tls and lst.kind != "vhost":
-                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost listeners only (so far)")
+            if lst.tls and lst.kind == "appid":
+                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost and http-mode service "
+                                 "listeners only (so far)")
             _parse(lst.address, &sa, &length, "listener")
             if lst.address in seen_addresses:
                 raise ValueError(f"listener {lst.address!r} is defined twice")
@@ -270,6 +271,9 @@ cdef class _Plan:
                 continue
             if lst.service not in self.service_index:
                 raise ValueError(f"listener {lst.address!r}: no service named {lst.service!r}")
+            if lst.tls and (<_Svc>self.services[self.service_index[lst.service]]).svc.mode != "http":
+                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost and http-mode service "
+                                 "listeners only (so far)")
             self.listeners.append((lst.address, self.service_index[lst.service], lst.maxconn))
 
 
@@ -286,6 +290,7 @@ cdef class DataPlane:
     cdef dict inherited # address -> [listening fd] handed over by a running fastlb (hot upgrade)
     cdef dict draining # backend id -> [since (flb_now_ms), since (unix ms), drain_ms]: see _drain.h
     cdef object certs  # _Certs the TLS listeners of the next publish serve (_tls.pxi), or None
+    cdef dict listener_certs  # address -> _Certs of a listener with certificates of its own (a service's)
 
     def __cinit__(self, int workers, *, maxconn=100000, pipe_max=1024, pipe_size=262144,
                   buffer_size=16384, splice_threshold=65536, pool_max=10000, pool_idle_ms=5000,
@@ -635,12 +640,19 @@ cdef class DataPlane:
         b.weight = weight
         return True
 
-    def set_certificates(self, certs, handshake_ms=10000):
-        """The certificates the TLS listeners of the next publish serve: [(PEM bytes, host names)], the
-        first the default one (a certificate with no names serves every name). Each PEM holds a
-        certificate, its chain and its key. <handshake_ms>: a handshake not over in this long is
-        dropped. Raises ValueError (nothing changes) for a certificate that cannot be used."""
-        self.certs = _tls_build(self.nworkers, certs, handshake_ms)
+    def set_certificates(self, certs, handshake_ms=10000, listeners=None):
+        """The certificates the TLS listeners of the next publish serve: [(PEM bytes, host names[,
+        options])], the first the default one (a certificate with no names serves every name). Each PEM
+        holds a certificate, its chain and its key; options (a dict): claims (host names SNI gives this
+        certificate before any other's names: a service's vhosts), alpn, min_version ("TLSv1.2",
+        "TLSv1.3"), ciphers, ciphersuites. <listeners>: {address: [entries]}, the TLS listeners serving
+        certificates of their own (a service's) instead. <handshake_ms>: a handshake not over in this
+        long is dropped. Raises ValueError (nothing changes) for a certificate that cannot be used."""
+        shared = _tls_build(self.nworkers, certs, handshake_ms)
+        own = {address: _tls_build(self.nworkers, entries, handshake_ms)
+               for address, entries in (listeners or {}).items()}
+        self.certs = shared
+        self.listener_certs = own
 
     def stats(self):
         """A snapshot of the C counters, read without pausing the workers."""
@@ -739,6 +751,7 @@ cdef class DataPlane:
             flb_engine_stop(self.e)
         self._close_inherited()
         self.certs = None  # the tables are freed: the certificates go with them
+        self.listener_certs = None
         self.stopped = True
 
     def listener_fds(self):

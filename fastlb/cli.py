@@ -154,6 +154,11 @@ def parser() -> argparse.ArgumentParser:
         "*.pem; the first is the default one, SNI picks among them (docs/tls.md). Also HAPROXY_SSL_CERT, "
         "HAPROXY_SSL_CERT0..100 (PEM text). None at all: a self-signed one",
     )
+    e.add_argument(
+        "--group-https-by-vhost", action="store_true",
+        help="marathon-lb's flag, accepted: fastlb always does so (an app's HAPROXY_{n}_SSL_CERT and TLS bind "
+        "options hold for its vhosts on the https listener)",
+    )
     u = run.add_argument_group("hot upgrade (docs/upgrade.md)")
     u.add_argument(
         "--upgrade-socket", metavar="PATH",

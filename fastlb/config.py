@@ -85,6 +85,14 @@ class HttpEntry(_Struct, frozen=True):
     redirect_root_code: int | None = None  # None: 301
 
 
+class ServiceTlsEntry(_Struct, frozen=True):
+    certs: tuple[str, ...] = ()  # PEM files (certificate, chain, key) or directories of *.pem; the first the default
+    alpn: tuple[str, ...] = ()  # ALPN protocols offered; (): http/1.1
+    min_version: str = ""  # "TLSv1.2" (the default) or "TLSv1.3"
+    ciphers: str = ""  # TLS 1.2 cipher list, OpenSSL's syntax
+    ciphersuites: str = ""  # TLS 1.3 suites, OpenSSL's syntax
+
+
 class ServiceEntry(_Struct, frozen=True):
     name: str
     listen: str | tuple[str, ...] = ()
@@ -100,6 +108,7 @@ class ServiceEntry(_Struct, frozen=True):
     http: HttpEntry | None = None
     vhosts: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
+    tls: ServiceTlsEntry | None = None  # certificates of its own: TLS on its listeners, and for its vhosts on [https]
 
 
 class SharedHttpEntry(_Struct, frozen=True):
@@ -567,7 +576,7 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
             lpath = f"{path}.listen{suffix}"
             address = _address(text, lpath, problems)
             if address is not None and listens.add(address, lpath, problems):
-                listeners.append(spec.Listener(address=address, service=s.name))
+                listeners.append(spec.Listener(address=address, service=s.name, tls=s.tls is not None))
         for j, host in enumerate(s.vhosts):
             # The same host and paths twice: the later rule could never match.
             key = (host.lower(), tuple(sorted(s.paths)))
@@ -659,6 +668,7 @@ def _service(
     drain_timeout_ms = _ms(s.drain_timeout, f"{path}.drain_timeout", problems, zero=True) or 0
     check = _health(s.health, f"{path}.health", problems, bad) if s.health is not None else None
     http = _http(s.http, f"{path}.http", s.vhosts, problems, bad) if s.http is not None else spec.HttpOptions()
+    tls = _service_tls(s.tls, f"{path}.tls", mode == "http", problems) if s.tls is not None else None
 
     backends: list[spec.Backend] = []
     own_ids: dict[str, str] = {}
@@ -706,6 +716,29 @@ def _service(
         backend_maxconn=s.backend_maxconn,
         drain_timeout_ms=drain_timeout_ms,
         http=http,
+        tls=tls,
+    )
+
+
+def _service_tls(t: ServiceTlsEntry, path: str, http: bool, problems: list[str]) -> spec.ServiceTls | None:
+    """A service's own TLS: its certificates are read now (a missing or bad one is an error here, as
+    [https] certs), its handshake settings checked."""
+    before = len(problems)
+    if not http:
+        problems.append(f'{path}: TLS is terminated for mode = "http" services only (so far)')
+    if not t.certs:
+        problems.append(f"{path}.certs: a service terminating TLS needs at least one certificate")
+    else:
+        try:
+            certs.from_paths(t.certs, f"{path}.certs")
+        except certs.CertError as e:
+            problems.extend(e.problems)
+    settings = certs.option_problems(t.alpn, t.min_version, t.ciphers, t.ciphersuites, http)
+    problems.extend(f"{path}.{p}" for p in settings)
+    if len(problems) > before:
+        return None
+    return spec.ServiceTls(
+        certs=t.certs, alpn=t.alpn, min_version=t.min_version, ciphers=t.ciphers, ciphersuites=t.ciphersuites
     )
 
 

@@ -89,7 +89,8 @@ def test_every_marathon_lb_flag_is_known() -> None:
         "--lru-cache-capacity", "--haproxy-map", "--dont-bind-http-https", "--skip-validation", "--dry", "-d",
         "--min-serv-port-ip-per-task", "--max-serv-port-ip-per-task", "--max-backoff", "--syslog-socket",
         "--log-format", "--log-level", "--marathon-auth-credential-file", "--auth-credentials",
-        "--dcos-auth-credentials", "--marathon-ca-cert", "--skip-config-cleanup",
+        "--dcos-auth-credentials", "--marathon-ca-cert", "--skip-config-cleanup", "--ssl-certs",
+        "--group-https-by-vhost",
     ]
     known = {o for a in _run_actions() for o in a.option_strings}
     assert [f for f in mlb_flags if f not in known] == []
