@@ -48,7 +48,7 @@ def _der(key: object) -> bytes:
 
 def parse(pem: bytes, source: str) -> Certificate:
     """The certificate in <pem> (read from <source>). Raises CertError: no certificate, no key, a key
-    under a passphrase or one that does not match the certificate."""
+    under a passphrase or one that does not match the certificate, a certificate past its notAfter."""
     try:
         chain = x509.load_pem_x509_certificates(pem)
     except ValueError:
@@ -71,6 +71,8 @@ def parse(pem: bytes, source: str) -> Certificate:
     names = [n for n in names if n and len(n) <= 255 and n.isascii()]
     if not names:
         raise CertError([f"{source}: the certificate names no host (no DNS name in its SAN, no CN)"])
+    if leaf.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
+        raise CertError([f"{source}: the certificate expired on {leaf.not_valid_after_utc.isoformat()}"])
     return Certificate(
         source=source, pem=pem, names=tuple(dict.fromkeys(names)),
         not_after=leaf.not_valid_after_utc.isoformat(),
@@ -157,10 +159,6 @@ def self_signed(days: int = 3650) -> Certificate:
     return Certificate(source="self-signed", pem=pem, names=(), not_after=cert.not_valid_after_utc.isoformat())
 
 
-def expired(cert: Certificate, now: datetime.datetime | None = None) -> bool:
-    return datetime.datetime.fromisoformat(cert.not_after) <= (now or datetime.datetime.now(datetime.UTC))
-
-
 class Files:
     """Certificate files read again only when they change (inode, size or mtime), each file's last good
     certificate kept: a file that turns missing, unparsable, mismatched or expired keeps serving the
@@ -210,11 +208,9 @@ class Files:
             except CertError as e:
                 problem = "; ".join(e.problems)
             else:
-                if not expired(cert):
-                    self._good[file] = (ident, cert)
-                    self._bad.pop(file, None)
-                    return cert, None
-                problem = f"{what}: {file}: expired on {cert.not_after}"
+                self._good[file] = (ident, cert)
+                self._bad.pop(file, None)
+                return cert, None
         self._bad[file] = (ident, problem)
         return (good[1] if good else None), problem
 

@@ -17,7 +17,7 @@ from fastlb.emulator.http_backends import HttpBackend
 from tests.tls import conftest as tlsconf
 from tests.tls.conftest import served_names, tls_connect
 
-from .harness import TimedEmulator, running_fastlb
+from .harness import TimedEmulator, running_fastlb, until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -155,3 +155,17 @@ async def test_marathon_ssl_cert_per_app(emu: TimedEmulator, tmp_path: Path) -> 
             assert sources[f"--ssl-certs: {tmp_path / 'shared.pem'}"] == ["api.example.com", "default.test"]
             with pytest.raises(OSError):  # the port speaks TLS only
                 await asyncio.to_thread(plain, api_port, "api.example.com")
+
+            # the label changed to another file: new handshakes get that certificate
+            renewed = ca.leaf("api.example.com")
+            (tmp_path / "api2.pem").write_bytes(renewed)
+            labels = dict(emu.apps["/api"]["labels"], HAPROXY_0_SSL_CERT=str(tmp_path / "api2.pem"))
+            emu.update_app("/api", labels=labels)
+
+            async def renewed_served() -> bool:
+                got = await asyncio.to_thread(secure_serial, https, ca, "api.example.com", "api.example.com")
+                return got == (pem_serial(renewed), 200, "api")
+
+            await until(renewed_served, "the certificate of the changed label")
+            got = await asyncio.to_thread(secure_serial, api_port, ca, None, "api.example.com")
+            assert got == (pem_serial(renewed), 200, "api")
