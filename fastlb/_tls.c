@@ -129,32 +129,69 @@ uint32_t flb_tls_pick(const struct flb_tls *t, const char *name, size_t len)
 
 /* --- contexts ------------------------------------------------------------------------------------ */
 
-static int on_servername(SSL *ssl, int *alert, void *arg)
+/* The host name of the ClientHello's server_name extension into <out> (at most 255 bytes), its
+ * length; 0 when it has none (or a malformed one: the default certificate, and OpenSSL's own parse
+ * refuses it next). */
+static size_t hello_name(SSL *ssl, char out[256])
+{
+    const unsigned char *p;
+    size_t len, list, n;
+
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 2)
+        return 0;
+    list = (size_t)p[0] << 8 | p[1];
+    if (list + 2 != len)
+        return 0;
+    for (p += 2; list >= 3; p += 3 + n, list -= 3 + n) {
+        n = (size_t)p[1] << 8 | p[2];
+        if (n + 3 > list)
+            return 0;
+        if (p[0] == TLSEXT_NAMETYPE_host_name) {
+            if (n == 0 || n > 255)
+                return 0;
+            memcpy(out, p + 3, n);
+            return n;
+        }
+    }
+    return 0;
+}
+
+/* The certificate is chosen here, before the version and the cipher are: so that a certificate's
+ * own settings (a service's lowest version, ciphers, TLS 1.3 suites) hold for its handshakes. */
+static int on_client_hello(SSL *ssl, int *alert, void *arg)
 {
     const struct flb_tls_worker *tw = arg;
     const struct flb_tls *t = tw->tls;
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     const struct flb_tls_cert *c;
+    char name[256];
+    size_t len = hello_name(ssl, name);
     uint32_t i;
 
-    if (name == NULL)
-        return SSL_TLSEXT_ERR_OK; /* the default certificate */
-    i = flb_tls_pick(t, name, strlen(name));
+    if (len == 0)
+        return SSL_CLIENT_HELLO_SUCCESS; /* the default certificate */
+    i = flb_tls_pick(t, name, len);
     if (i == 0)
-        return SSL_TLSEXT_ERR_OK;
+        return SSL_CLIENT_HELLO_SUCCESS;
+    /* The switch takes the certificate and ALPN from the new context; the connection keeps the first
+     * context's version range and ciphers, so this certificate's are set on it too. */
     SSL_set_SSL_CTX(ssl, t->ctx[(size_t)tw->id * t->ncerts + i]);
-    /* The switch takes the certificate and ALPN from the new context; the version is chosen by now,
-     * and the connection keeps the first context's ciphers: this certificate's settings apply here. */
     c = &t->certs[i];
-    if (SSL_version(ssl) < (c->min_version ? c->min_version : TLS1_2_VERSION)) {
-        *alert = SSL_AD_PROTOCOL_VERSION;
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-    }
-    if (SSL_set_cipher_list(ssl, c->ciphers != NULL ? c->ciphers : CIPHERS_12) != 1 ||
+    if (SSL_set_min_proto_version(ssl, c->min_version ? c->min_version : TLS1_2_VERSION) != 1 ||
+        SSL_set_cipher_list(ssl, c->ciphers != NULL ? c->ciphers : CIPHERS_12) != 1 ||
         (c->suites != NULL && SSL_set_ciphersuites(ssl, c->suites) != 1)) {
+        ERR_clear_error();
         *alert = SSL_AD_INTERNAL_ERROR;
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
+        return SSL_CLIENT_HELLO_ERROR;
     }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* The name was taken into account by on_client_hello: acknowledged here. */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl;
+    (void)alert;
+    (void)arg;
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -233,8 +270,8 @@ static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, X509 *leaf, S
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, &t->certs[i]);
+    SSL_CTX_set_client_hello_cb(ctx, on_client_hello, &t->ws[w]);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
-    SSL_CTX_set_tlsext_servername_arg(ctx, &t->ws[w]);
     SSL_CTX_set_app_data(ctx, &t->certs[i]);
     if (SSL_CTX_set_cipher_list(ctx, c->ciphers != NULL ? c->ciphers : CIPHERS_12) != 1 ||
         (c->suites != NULL && SSL_CTX_set_ciphersuites(ctx, c->suites) != 1)) {

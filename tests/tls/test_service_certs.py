@@ -6,6 +6,7 @@ to its handshakes only. Real TLS clients (Python's ssl), a test CA, real loopbac
 from __future__ import annotations
 
 import ssl
+import time
 
 import pytest
 from cryptography import x509
@@ -14,7 +15,7 @@ from fastlb import spec
 from fastlb.emulator.http_backends import HttpBackend
 from tests.l7.conftest import Reader, get, http_service
 
-from .conftest import client_context, https_table, served_names, tls_connect
+from .conftest import https_table, served_names, tls_connect
 
 
 def serial(sock: ssl.SSLSocket) -> int:
@@ -65,8 +66,6 @@ def test_a_service_lowest_version_and_ciphers_apply_to_its_names_only(dataplane,
         dp = dataplane()
         front = ports()
         _shared_with_service(dp, ca, a, b, front, min_version="TLSv1.3")
-        ctx = client_context(ca)
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         with pytest.raises((ssl.SSLError, ConnectionError)):
             with tls_connect(front, ca, "api.example.com", maximum=ssl.TLSVersion.TLSv1_2):
                 pass
@@ -74,6 +73,10 @@ def test_a_service_lowest_version_and_ciphers_apply_to_its_names_only(dataplane,
             assert s.version() == "TLSv1.2"
         with tls_connect(front, ca, "api.example.com") as s:
             assert s.version() == "TLSv1.3"
+        deadline = time.monotonic() + 5
+        while dp.stats()["listeners"][front]["tls"]["failed"]["version"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert dp.stats()["listeners"][front]["tls"]["failed"]["version"] == 1  # counted as a version refusal
 
         dp2 = dataplane()
         front2 = ports()
@@ -82,6 +85,14 @@ def test_a_service_lowest_version_and_ciphers_apply_to_its_names_only(dataplane,
                            ("shop.example.com", "ECDHE-ECDSA-AES128-GCM-SHA256")):
             with tls_connect(front2, ca, host, maximum=ssl.TLSVersion.TLSv1_2) as s:
                 assert s.cipher()[0] == want, host
+
+        dp3 = dataplane()
+        front3 = ports()
+        _shared_with_service(dp3, ca, a, b, front3, ciphersuites="TLS_CHACHA20_POLY1305_SHA256")
+        for host, want in (("api.example.com", "TLS_CHACHA20_POLY1305_SHA256"),
+                           ("shop.example.com", "TLS_AES_256_GCM_SHA384")):
+            with tls_connect(front3, ca, host) as s:
+                assert (s.version(), s.cipher()[0]) == ("TLSv1.3", want), host
 
 
 def test_a_service_listener_serves_its_own_certificates(dataplane, ports, ca):
