@@ -5,6 +5,7 @@ against the shared https listener of a DataPlane, which serves shared certificat
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +20,8 @@ from .test_service_certs import _shared_with_service, serial_of
 
 OPENSSL = shutil.which("openssl")
 CURL = shutil.which("curl")
+# The clients are not fastlb: no sanitizer runtime preloaded into them (make asan preloads one).
+CLIENT_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
 def s_client(port: str, cafile: Path, *args: str) -> tuple[int, str]:
@@ -26,7 +29,7 @@ def s_client(port: str, cafile: Path, *args: str) -> tuple[int, str]:
     assert OPENSSL is not None
     r = subprocess.run(
         [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", str(cafile), "-verify_return_error",
-         *args], input="", capture_output=True, text=True, timeout=30,
+         *args], input="", capture_output=True, text=True, timeout=30, env=CLIENT_ENV,
     )
     return r.returncode, r.stdout + r.stderr
 
@@ -42,7 +45,7 @@ def curl(host: str, port: str, cafile: Path, *args: str) -> tuple[int, str]:
     assert CURL is not None
     r = subprocess.run(
         [CURL, "-sS", "--max-time", "20", "--resolve", f"{host}:{port}:127.0.0.1", "--cacert", str(cafile), *args,
-         f"https://{host}:{port}/via-curl"], capture_output=True, text=True, timeout=30,
+         f"https://{host}:{port}/via-curl"], capture_output=True, text=True, timeout=30, env=CLIENT_ENV,
     )
     return r.returncode, r.stdout + r.stderr
 
