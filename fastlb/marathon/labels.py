@@ -570,6 +570,17 @@ def _certificate_problem(path: str, label: str) -> str | None:
     return None
 
 
+def names_certificate(labels: Mapping[str, str | None] | None) -> bool:
+    """Whether an app's <labels> name a certificate file (SSL_CERT, or crt in BIND_OPTIONS): their
+    outcome depends on that file, not on the labels alone."""
+    for label, value in (labels or {}).items():
+        if isinstance(value, str) and value and (
+            label.endswith("_SSL_CERT") or (label.endswith("_BIND_OPTIONS") and "crt" in value.split())
+        ):
+            return True
+    return False
+
+
 def _parse_bind_options(
     value: str, fields: dict[str, object], bad: Callable[[str], None], warnings: list[str], label: str
 ) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from fastlb import spec
 from fastlb.marathon import labels as lbl
-from fastlb.marathon.state import MarathonState
+from fastlb.marathon.state import MarathonOptions, MarathonState
 
 from .test_labels import app, state_of
 
@@ -401,3 +401,24 @@ def test_bind_options_fastlb_does_not_serve_are_a_warning_beside_tls() -> None:
     assert "no-tls-tickets accept-proxy" in warning and "HAPROXY_0_BIND_OPTIONS" in warning
     # its vhost is routed on the shared https listener too, where its certificate claims it
     assert [(r.host, r.service) for r in state.table().http_routes] == [(HOST, svc.name)]
+
+
+def test_an_app_refused_for_its_certificate_file_is_served_once_the_file_is_there(tmp_path: Path) -> None:
+    """The outcome of SSL_CERT depends on the file as well as the label: a resync (the same apps,
+    fetched again) reads it again."""
+    import json
+    import shutil
+
+    from .test_labels import app as app_def
+
+    path = tmp_path / "late.pem"
+    payload = json.dumps({"apps": [app_def("/late", 10000, {"HAPROXY_0_VHOST": HOST,
+                                                              "HAPROXY_0_SSL_CERT": str(path)})]}).encode()
+    state = MarathonState(MarathonOptions(groups=("*",)), {}.get)
+    state.replace_all(payload)
+    assert "No such file" in state.app_errors()["/late"] and state.table().services == ()
+    shutil.copy(CERT, path)
+    state.replace_all(payload)
+    assert state.app_errors() == {}
+    (svc,) = state.table().services
+    assert svc.tls == spec.ServiceTls(certs=(str(path),))
