@@ -1,5 +1,6 @@
 """fastlb._core: the only bridge between Python and the C data plane (hand-written stubs)."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastlb.spec import RouteTable
@@ -62,7 +63,12 @@ class DataPlane:
     def backend_health(self, backend_id: str) -> bool | None:
         """True (up), False (down, by an active or a passive check), None: no table names it."""
     def set_backend_weight(self, backend_id: str, weight: int) -> bool: ...
-    def set_certificates(self, certs: list[tuple[bytes, tuple[str, ...]]], handshake_ms: int = 10000) -> None:
+    def set_certificates(
+        self,
+        certs: Sequence[tuple[bytes, tuple[str, ...]] | tuple[bytes, tuple[str, ...], Mapping[str, Any]]],
+        handshake_ms: int = 10000,
+        listeners: Mapping[str, Sequence[tuple[bytes, tuple[str, ...], Mapping[str, Any]]]] | None = None,
+    ) -> None:
         """The certificates the TLS listeners of the next publish serve, the first the default; each PEM
         holds a certificate, its chain and its key; no names: it serves every name. ValueError for one
         that cannot be used (nothing changes)."""

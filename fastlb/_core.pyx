@@ -313,8 +313,9 @@ cdef class _Plan:
         for lst in table.listeners:
             if lst.kind not in ("service", "vhost", "appid"):
                 raise ValueError(f"listener {lst.address!r}: unknown kind {lst.kind!r}")
-            if lst.tls and lst.kind != "vhost":
-                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost listeners only (so far)")
+            if lst.tls and lst.kind == "appid":
+                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost and http-mode service "
+                                 "listeners only (so far)")
             _parse(lst.address, &sa, &length, "listener")
             if lst.address in seen_addresses:
                 raise ValueError(f"listener {lst.address!r} is defined twice")
@@ -326,6 +327,9 @@ cdef class _Plan:
                 continue
             if lst.service not in self.service_index:
                 raise ValueError(f"listener {lst.address!r}: no service named {lst.service!r}")
+            if lst.tls and (<_Svc>self.services[self.service_index[lst.service]]).svc.mode != "http":
+                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost and http-mode service "
+                                 "listeners only (so far)")
             self.listeners.append((lst.address, self.service_index[lst.service], lst.maxconn, lst.kind))
 
 
@@ -406,6 +410,7 @@ cdef class DataPlane:
     cdef object certs  # _Certs the TLS listeners of the next publish serve (_tls.pxi), or None
     cdef uint32_t handshake_ms  # the TLS listeners' handshake timeout (a ClientHello's, when passed through)
     cdef bint certs_changed  # set_certificates since the last publish: the listeners' TLS side is built again
+    cdef dict listener_certs  # address -> _Certs of a listener with certificates of its own (a service's)
 
     def __cinit__(self, int workers, *, maxconn=spec.DEFAULT_MAXCONN, pipe_max=_DEFAULT["pipe_max"],
                   pipe_size=_DEFAULT["pipe_size"], buffer_size=_DEFAULT["buffer_size"],
@@ -856,17 +861,25 @@ cdef class DataPlane:
         self.restate = True
         return True
 
-    def set_certificates(self, certs, handshake_ms=10000):
-        """The certificates the TLS listeners of the next publish serve: [(PEM bytes, host names)], the
-        first the default one (a certificate with no names serves every name). Each PEM holds a
-        certificate, its chain and its key. <handshake_ms>: a handshake not over in this long is
-        dropped. Raises ValueError (nothing changes) for a certificate that cannot be used. No
-        certificate at all: an https listener that only passes connections through (TLS passthrough)."""
+    def set_certificates(self, certs, handshake_ms=10000, listeners=None):
+        """The certificates the TLS listeners of the next publish serve: [(PEM bytes, host names[,
+        options])], the first the default one (a certificate with no names serves every name). Each PEM
+        holds a certificate, its chain and its key; options (a dict): claims (host names SNI gives this
+        certificate before any other's names: a service's vhosts), alpn, min_version ("TLSv1.2",
+        "TLSv1.3"), ciphers, ciphersuites. <listeners>: {address: [entries]}, the TLS listeners serving
+        certificates of their own (a service's) instead. <handshake_ms>: a handshake not over in this
+        long is dropped. Raises ValueError (nothing changes) for a certificate that cannot be used. No
+        shared certificate at all: an https listener that only passes connections through (TLS
+        passthrough)."""
         certs = list(certs)
         ms = _u32(handshake_ms, "handshake_ms")
         if ms == 0:
             raise ValueError("handshake_ms: 0 is not a duration")
-        self.certs = _tls_build(self.nworkers, certs, handshake_ms) if certs else None
+        shared = _tls_build(self.nworkers, certs, handshake_ms) if certs else None
+        own = {address: _tls_build(self.nworkers, entries, handshake_ms)
+               for address, entries in (listeners or {}).items()}
+        self.certs = shared
+        self.listener_certs = own
         self.handshake_ms = ms
         self.certs_changed = True
 
@@ -970,6 +983,7 @@ cdef class DataPlane:
             flb_engine_stop(self.e)
         self._close_inherited()
         self.certs = None  # the tables are freed: the certificates go with them
+        self.listener_certs = None
         self.stopped = True
 
     def listener_fds(self):

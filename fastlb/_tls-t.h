@@ -23,10 +23,18 @@ struct flb_tls_counters {
 };
 
 /* One certificate: the host names it serves (lower case; "*.example.com" covers one label), none
- * when it serves every name (the self-signed one made at start). */
+ * when it serves every name (the self-signed one made at start). A service's own certificate also
+ * claims its vhosts (SNI looks at claims before names) and may carry its own handshake settings. */
 struct flb_tls_cert {
     char **names;                 /* [nnames], owned */
     uint32_t nnames;
+    char **claims;                /* [nclaims], owned: the host names SNI gives this certificate first */
+    uint32_t nclaims;
+    int min_version;              /* TLS1_2_VERSION or TLS1_3_VERSION; 0: TLS 1.2 */
+    unsigned char *alpn;          /* ALPN protocols in wire format, owned; NULL: http/1.1 */
+    uint32_t alpn_len;
+    char *ciphers;                /* TLS 1.2 cipher list, owned; NULL: fastlb's */
+    char *suites;                 /* TLS 1.3 suites, owned; NULL: OpenSSL's */
 };
 
 struct flb_tls;

@@ -51,23 +51,23 @@ static ssize_t host_norm(const char *name, size_t len, char out[256])
     return flb_vhost_host(name, len, out, 255);
 }
 
-static int exact(const struct flb_tls_cert *c, const char *n, size_t len)
+static int exact(char *const *names, uint32_t nnames, const char *n, size_t len)
 {
-    for (uint32_t j = 0; j < c->nnames; j++)
-        if (c->names[j][0] != '*' && strlen(c->names[j]) == len && memcmp(c->names[j], n, len) == 0)
+    for (uint32_t j = 0; j < nnames; j++)
+        if (names[j][0] != '*' && strlen(names[j]) == len && memcmp(names[j], n, len) == 0)
             return 1;
     return 0;
 }
 
 /* "*.example.com" covers "a.example.com", not "example.com" nor "a.b.example.com". */
-static int wildcard(const struct flb_tls_cert *c, const char *n, size_t len)
+static int wildcard(char *const *names, uint32_t nnames, const char *n, size_t len)
 {
     const char *dot = memchr(n, '.', len);
 
     if (dot == NULL || dot == n)
         return 0;
-    for (uint32_t j = 0; j < c->nnames; j++) {
-        const char *w = c->names[j];
+    for (uint32_t j = 0; j < nnames; j++) {
+        const char *w = names[j];
         size_t wl = strlen(w);
         if (w[0] == '*' && w[1] == '.' && wl - 1 == len - (size_t)(dot - n) && memcmp(w + 1, dot, wl - 1) == 0)
             return 1;
@@ -83,7 +83,7 @@ int flb_tls_covers(const struct flb_tls_cert *c, const char *name, size_t len)
     if (c->nnames == 0)
         return 1;
     k = host_norm(name, len, n);
-    return k > 0 && (exact(c, n, (size_t)k) || wildcard(c, n, (size_t)k));
+    return k > 0 && (exact(c->names, c->nnames, n, (size_t)k) || wildcard(c->names, c->nnames, n, (size_t)k));
 }
 
 uint32_t flb_tls_pick(const struct flb_tls *t, const char *name, size_t len)
@@ -93,30 +93,87 @@ uint32_t flb_tls_pick(const struct flb_tls *t, const char *name, size_t len)
 
     if (k <= 0)
         return 0;
+    /* A service's certificate for its own vhosts first (claims), then the certificates' names. */
     for (uint32_t i = 0; i < t->ncerts; i++)
-        if (exact(&t->certs[i], n, (size_t)k))
+        if (exact(t->certs[i].claims, t->certs[i].nclaims, n, (size_t)k))
             return i;
     for (uint32_t i = 0; i < t->ncerts; i++)
-        if (wildcard(&t->certs[i], n, (size_t)k))
+        if (wildcard(t->certs[i].claims, t->certs[i].nclaims, n, (size_t)k))
+            return i;
+    for (uint32_t i = 0; i < t->ncerts; i++)
+        if (exact(t->certs[i].names, t->certs[i].nnames, n, (size_t)k))
+            return i;
+    for (uint32_t i = 0; i < t->ncerts; i++)
+        if (wildcard(t->certs[i].names, t->certs[i].nnames, n, (size_t)k))
             return i;
     return 0;
 }
 
 /* --- contexts ------------------------------------------------------------------------------------ */
 
-static int on_servername(SSL *ssl, int *alert, void *arg)
+/* The host name of the ClientHello's server_name extension into <out> (at most 255 bytes), its
+ * length; 0 when it has none (or a malformed one: the default certificate, and OpenSSL's own parse
+ * refuses it next). */
+static size_t hello_name(SSL *ssl, char out[256])
+{
+    const unsigned char *p;
+    size_t len, list, n;
+
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 2)
+        return 0;
+    list = (size_t)p[0] << 8 | p[1];
+    if (list + 2 != len)
+        return 0;
+    for (p += 2; list >= 3; p += 3 + n, list -= 3 + n) {
+        n = (size_t)p[1] << 8 | p[2];
+        if (n + 3 > list)
+            return 0;
+        if (p[0] == TLSEXT_NAMETYPE_host_name) {
+            if (n == 0 || n > 255)
+                return 0;
+            memcpy(out, p + 3, n);
+            return n;
+        }
+    }
+    return 0;
+}
+
+/* The certificate is chosen here, before the version and the cipher are: so that a certificate's
+ * own settings (a service's lowest version, ciphers, TLS 1.3 suites) hold for its handshakes. */
+static int on_client_hello(SSL *ssl, int *alert, void *arg)
 {
     const struct flb_tls_worker *tw = arg;
     const struct flb_tls *t = tw->tls;
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const struct flb_tls_cert *c;
+    char name[256];
+    size_t len = hello_name(ssl, name);
     uint32_t i;
 
+    if (len == 0)
+        return SSL_CLIENT_HELLO_SUCCESS; /* the default certificate */
+    i = flb_tls_pick(t, name, len);
+    if (i == 0)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    /* The switch takes the certificate and ALPN from the new context; the connection keeps the first
+     * context's version range and ciphers, so this certificate's are set on it too. */
+    SSL_set_SSL_CTX(ssl, t->ctx[(size_t)tw->id * t->ncerts + i]);
+    c = &t->certs[i];
+    if (SSL_set_min_proto_version(ssl, c->min_version ? c->min_version : TLS1_2_VERSION) != 1 ||
+        SSL_set_cipher_list(ssl, c->ciphers != NULL ? c->ciphers : CIPHERS_12) != 1 ||
+        (c->suites != NULL && SSL_set_ciphersuites(ssl, c->suites) != 1)) {
+        ERR_clear_error();
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* The name was taken into account by on_client_hello: acknowledged here. */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl;
     (void)alert;
-    if (name == NULL)
-        return SSL_TLSEXT_ERR_OK; /* the default certificate */
-    i = flb_tls_pick(t, name, strlen(name));
-    if (i > 0)
-        SSL_set_SSL_CTX(ssl, t->ctx[(size_t)tw->id * t->ncerts + i]);
+    (void)arg;
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -124,12 +181,14 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
                    unsigned int inlen, void *arg)
 {
     static const unsigned char mine[] = "\x08http/1.1"; /* h2 joins here with HTTP/2 */
+    const struct flb_tls_cert *c = arg;
+    const unsigned char *offer = c->alpn != NULL ? c->alpn : mine;
+    unsigned int offer_len = c->alpn != NULL ? c->alpn_len : sizeof(mine) - 1;
     unsigned char *sel;
 
     (void)ssl;
-    (void)arg;
-    if (SSL_select_next_proto(&sel, outlen, mine, sizeof(mine) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK; /* no protocol named: HTTP/1.1 all the same */
+    if (SSL_select_next_proto(&sel, outlen, offer, offer_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK; /* no protocol in common: none named (HTTP/1.1 on an http listener) */
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
 }
@@ -183,18 +242,26 @@ static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, X509 *leaf, S
         say(err, errlen, "cannot make a TLS context");
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    const struct flb_tls_cert *c = &t->certs[i];
+
+    SSL_CTX_set_min_proto_version(ctx, c->min_version ? c->min_version : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
-    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, &t->certs[i]);
+    SSL_CTX_set_client_hello_cb(ctx, on_client_hello, &t->ws[w]);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
-    SSL_CTX_set_tlsext_servername_arg(ctx, &t->ws[w]);
     SSL_CTX_set_app_data(ctx, &t->certs[i]);
-    if (SSL_CTX_set_cipher_list(ctx, CIPHERS_12) != 1 || SSL_CTX_use_certificate(ctx, leaf) != 1 ||
+    if (SSL_CTX_set_cipher_list(ctx, c->ciphers != NULL ? c->ciphers : CIPHERS_12) != 1 ||
+        (c->suites != NULL && SSL_CTX_set_ciphersuites(ctx, c->suites) != 1)) {
+        say(err, errlen, "the ciphers or cipher suites name none OpenSSL has");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_certificate(ctx, leaf) != 1 ||
         SSL_CTX_use_PrivateKey(ctx, key) != 1) {
         say(err, errlen, "the certificate or its key cannot be used");
         SSL_CTX_free(ctx);
@@ -213,6 +280,65 @@ static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, X509 *leaf, S
         return NULL;
     }
     return ctx;
+}
+
+static char **names_dup(const char *const *names, uint32_t n, uint32_t *count)
+{
+    char **out = calloc(n ? n : 1, sizeof(*out));
+
+    *count = 0;
+    if (out == NULL)
+        return NULL;
+    for (uint32_t j = 0; j < n; j++) {
+        char h[256];
+        ssize_t k = host_norm(names[j], strlen(names[j]), h);
+        if (k < 0 || (out[j] = strndup(h, (size_t)k)) == NULL)
+            break;
+        *count = j + 1;
+    }
+    return out;
+}
+
+int flb_tls_options(struct flb_tls *t, uint32_t i, const char *const *claims, uint32_t nclaims,
+                    const unsigned char *alpn, size_t alpn_len, const char *min_version, const char *ciphers,
+                    const char *suites, char *err, size_t errlen)
+{
+    struct flb_tls_cert *c = &t->certs[i];
+
+    if (i >= t->ncerts || c->names != NULL || c->claims != NULL || alpn_len > 65535) {
+        snprintf(err, errlen, "certificate %u: options cannot be set", (unsigned)i);
+        return FLB_ERR;
+    }
+    if (min_version == NULL || strcmp(min_version, "TLSv1.2") == 0)
+        c->min_version = TLS1_2_VERSION;
+    else if (strcmp(min_version, "TLSv1.3") == 0)
+        c->min_version = TLS1_3_VERSION;
+    else {
+        snprintf(err, errlen, "the lowest version is TLSv1.2 or TLSv1.3, not %.40s", min_version);
+        return FLB_ERR;
+    }
+    for (size_t k = 0; alpn != NULL && k < alpn_len; k += 1 + (size_t)alpn[k]) {
+        if (alpn[k] == 0 || k + 1 + alpn[k] > alpn_len) {
+            snprintf(err, errlen, "the ALPN protocols are not in wire format");
+            return FLB_ERR;
+        }
+    }
+    c->claims = names_dup(claims, nclaims, &c->nclaims);
+    if (c->claims == NULL || c->nclaims != nclaims)
+        goto nomem;
+    if (alpn != NULL && alpn_len > 0) {
+        if ((c->alpn = malloc(alpn_len)) == NULL)
+            goto nomem;
+        memcpy(c->alpn, alpn, alpn_len);
+        c->alpn_len = (uint32_t)alpn_len;
+    }
+    if ((ciphers != NULL && (c->ciphers = strdup(ciphers)) == NULL) ||
+        (suites != NULL && (c->suites = strdup(suites)) == NULL))
+        goto nomem;
+    return FLB_OK;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return FLB_ERR;
 }
 
 int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names,
@@ -257,16 +383,9 @@ int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, cons
         snprintf(err, errlen, "the key does not match the certificate");
         goto out;
     }
-    c->names = calloc(nnames ? nnames : 1, sizeof(*c->names));
-    if (c->names == NULL)
+    c->names = names_dup(names, nnames, &c->nnames);
+    if (c->names == NULL || c->nnames != nnames)
         goto nomem;
-    for (uint32_t j = 0; j < nnames; j++) {
-        char n[256];
-        ssize_t k = host_norm(names[j], strlen(names[j]), n);
-        if (k < 0 || (c->names[j] = strndup(n, (size_t)k)) == NULL)
-            goto nomem;
-        c->nnames = j + 1;
-    }
     for (uint32_t w = 0; w < t->nworkers; w++) {
         void *ctx = ctx_new(t, w, i, leaf, chain, key, err, errlen);
         if (ctx == NULL)
@@ -303,9 +422,16 @@ void flb_tls_put(struct flb_tls *t)
         }
     }
     for (uint32_t i = 0; i < t->ncerts; i++) {
-        for (uint32_t j = 0; j < t->certs[i].nnames; j++)
-            free(t->certs[i].names[j]);
-        free(t->certs[i].names);
+        struct flb_tls_cert *c = &t->certs[i];
+        for (uint32_t j = 0; j < c->nnames; j++)
+            free(c->names[j]);
+        for (uint32_t j = 0; j < c->nclaims; j++)
+            free(c->claims[j]);
+        free(c->names);
+        free(c->claims);
+        free(c->alpn);
+        free(c->ciphers);
+        free(c->suites);
     }
     free(t->certs);
     free(t->ctx);

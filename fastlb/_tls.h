@@ -21,10 +21,20 @@ struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handsha
 int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names,
                 uint32_t nnames, char *err, size_t errlen);
 
+/* Settings of certificate <i>, given before flb_tls_set(<i>): the host names SNI gives it before any
+ * other certificate's names (<claims>, a service's vhosts), the ALPN protocols it offers (<alpn>,
+ * wire format; NULL: http/1.1), the lowest version (<min_version>: "TLSv1.2", "TLSv1.3"; NULL: 1.2),
+ * the TLS 1.2 ciphers and the TLS 1.3 suites (OpenSSL's syntax; NULL: the defaults). FLB_OK, or
+ * FLB_ERR with the reason in <err>. */
+int flb_tls_options(struct flb_tls *t, uint32_t i, const char *const *claims, uint32_t nclaims,
+                    const unsigned char *alpn, size_t alpn_len, const char *min_version, const char *ciphers,
+                    const char *suites, char *err, size_t errlen);
+
 struct flb_tls *flb_tls_get(struct flb_tls *t);
 void flb_tls_put(struct flb_tls *t);
 
-/* The certificate index (0: the default) that serves host <name> (<len> bytes, lower or upper case). */
+/* The certificate index (0: the default) that serves host <name> (<len> bytes, lower or upper case):
+ * a certificate claiming it (exact, then wildcard), else one naming it (exact, then wildcard). */
 uint32_t flb_tls_pick(const struct flb_tls *t, const char *name, size_t len);
 
 /* Whether certificate <c> covers <name> (<len> bytes; a port and one trailing dot are not compared). */

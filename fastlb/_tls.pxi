@@ -3,7 +3,7 @@
 # published table; and the handshake counters. Included by _core.pyx.
 
 from fastlb.includes.ctls cimport (flb_tls, flb_tls_counters, flb_tls_counters_of, flb_tls_get, flb_tls_new,
-                                   flb_tls_put, flb_tls_set)
+                                   flb_tls_options, flb_tls_put, flb_tls_set)
 
 # Why handshakes failed, in the order of enum flb_tls_fail.
 TLS_FAILURES = ("timeout", "version", "no_shared_cipher", "http", "protocol", "eof")
@@ -19,9 +19,47 @@ cdef class _Certs:
             self.t = NULL
 
 
+cdef const char **_c_names(list encoded) except NULL:
+    cdef const char **names = <const char **>PyMem_Malloc((len(encoded) + 1) * sizeof(char *))
+    if names == NULL:
+        raise MemoryError()
+    for j, n in enumerate(encoded):
+        names[j] = n
+    return names
+
+
+cdef _tls_options(_Certs out, uint32_t i, dict opts):
+    """Certificate <i>'s settings (before its flb_tls_set): claims (host names SNI gives it first), alpn
+    (protocol names), min_version ("TLSv1.2", "TLSv1.3"), ciphers, ciphersuites."""
+    cdef char err[512]
+    cdef const char **claims
+    unknown = set(opts) - {"claims", "alpn", "min_version", "ciphers", "ciphersuites"}
+    if unknown:
+        raise ValueError(f"certificate {i}: unknown options {sorted(unknown)}")
+    encoded = [n.encode("ascii") for n in opts.get("claims", ())]
+    alpn = b"".join(bytes([len(p)]) + p for p in (a.encode("ascii") for a in opts.get("alpn", ())))
+    if any(not 0 < len(a) < 256 for a in opts.get("alpn", ())):
+        raise ValueError(f"certificate {i}: an ALPN protocol name is 1..255 bytes")
+    version = opts.get("min_version") or None
+    ciphers = opts.get("ciphers") or None
+    suites = opts.get("ciphersuites") or None
+    b_version = version.encode("ascii") if version is not None else None
+    b_ciphers = ciphers.encode("ascii") if ciphers is not None else None
+    b_suites = suites.encode("ascii") if suites is not None else None
+    claims = _c_names(encoded)
+    try:
+        if flb_tls_options(out.t, i, claims, len(encoded), <const unsigned char *>alpn if alpn else NULL, len(alpn),
+                           <const char *>b_version if b_version is not None else NULL,
+                           <const char *>b_ciphers if b_ciphers is not None else NULL,
+                           <const char *>b_suites if b_suites is not None else NULL, err, sizeof(err)) != FLB_OK:
+            raise ValueError(f"certificate {i}: {err.decode(errors='replace')}")
+    finally:
+        PyMem_Free(claims)
+
+
 cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms):
-    """A certificate set from <certs>, [(PEM bytes, host names)], the first the default; ValueError
-    names the certificate that cannot be used and why."""
+    """A certificate set from <certs>, [(PEM bytes, host names[, options])], the first the default
+    (options: see _tls_options); ValueError names the certificate that cannot be used and why."""
     cdef _Certs out = _Certs()
     cdef char err[512]
     cdef const char **names
@@ -34,16 +72,15 @@ cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms):
     out.t = flb_tls_new(nworkers, len(certs), ms)
     if out.t == NULL:
         raise MemoryError()
-    for i, (pem, hostnames) in enumerate(certs):
+    for i, entry in enumerate(certs):
+        pem, hostnames = entry[0], entry[1]
         if not isinstance(pem, bytes):
             raise ValueError(f"certificate {i}: expected PEM bytes")
+        if len(entry) > 2 and entry[2]:
+            _tls_options(out, i, dict(entry[2]))
         encoded = [n.encode("ascii") for n in hostnames]
-        names = <const char **>PyMem_Malloc((len(encoded) + 1) * sizeof(char *))
-        if names == NULL:
-            raise MemoryError()
+        names = _c_names(encoded)
         try:
-            for j, n in enumerate(encoded):
-                names[j] = n
             if flb_tls_set(out.t, i, pem, len(pem), names, len(encoded), err, sizeof(err)) != FLB_OK:
                 raise ValueError(f"certificate {i}: {err.decode(errors='replace')}")
         finally:
@@ -52,14 +89,19 @@ cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms):
 
 
 cdef _tls_listener(DataPlane dp, flb_l7_table *lt, flb_l7_listener *ll, object lst, bint pass_only):
-    """Makes <ll> a TLS listener of the DataPlane's certificates; with <pass_only> (it passes every
-    connection through, _pass.pxi) it may have none, and closes what it cannot pass."""
+    """Makes <ll> a TLS listener of its own certificates (a service's, set_certificates' <listeners>), else
+    of the DataPlane's shared ones; with <pass_only> (it passes every connection through, _pass.pxi) it
+    may have none, and closes what it cannot pass."""
     ll.handshake_ms = dp.handshake_ms
-    if dp.certs is None:
+    own = dp.listener_certs.get(lst.address) if dp.listener_certs else None
+    certs = own if own is not None else dp.certs
+    if certs is None:
         if pass_only:
             return
         raise ValueError(f"listener {lst.address!r}: a TLS listener needs certificates (set_certificates)")
-    ll.tls = flb_tls_get((<_Certs>dp.certs).t)
+    ll.tls = flb_tls_get((<_Certs>certs).t)
+    if own is not None:
+        return  # a service's own TLS port: redirect_to_https names the shared https listener
     if lt.https_port == 0:
         lt.https_port = ll.port
 

@@ -48,7 +48,7 @@ def _der(key: object) -> bytes:
 
 def parse(pem: bytes, source: str) -> Certificate:
     """The certificate in <pem> (read from <source>). Raises CertError: no certificate, no key, a key
-    under a passphrase or one that does not match the certificate."""
+    under a passphrase or one that does not match the certificate, a certificate past its notAfter."""
     try:
         chain = x509.load_pem_x509_certificates(pem)
     except ValueError:
@@ -71,6 +71,8 @@ def parse(pem: bytes, source: str) -> Certificate:
     names = [n for n in names if n and len(n) <= 255 and n.isascii()]
     if not names:
         raise CertError([f"{source}: the certificate names no host (no DNS name in its SAN, no CN)"])
+    if leaf.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
+        raise CertError([f"{source}: the certificate expired on {leaf.not_valid_after_utc.isoformat()}"])
     return Certificate(
         source=source, pem=pem, names=tuple(dict.fromkeys(names)),
         not_after=leaf.not_valid_after_utc.isoformat(),
@@ -155,3 +157,102 @@ def self_signed(days: int = 3650) -> Certificate:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return Certificate(source="self-signed", pem=pem, names=(), not_after=cert.not_valid_after_utc.isoformat())
+
+
+class Files:
+    """Certificate files read again only when they change (inode, size or mtime), each file's last good
+    certificate kept: a file that turns missing, unparsable, mismatched or expired keeps serving the
+    certificate it held, with one problem line, until it is good again. Not thread-safe."""
+
+    def __init__(self) -> None:
+        self._good: dict[str, tuple[tuple[int, int, int], Certificate]] = {}  # file -> (its identity, certificate)
+        self._bad: dict[str, tuple[tuple[int, int, int] | None, str]] = {}  # file -> (its identity, the problem)
+
+    def load(self, paths: Sequence[str], what: str) -> tuple[list[Certificate], list[str]]:
+        """The certificates of <paths> (files, or directories of *.pem), and a line for each file that
+        cannot be used now: its last good certificate stands in for it when there is one."""
+        out: list[Certificate] = []
+        problems: list[str] = []
+        for path in paths:
+            if os.path.isdir(path):
+                files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".pem"))
+                if not files:
+                    problems.append(f"{what}: {path}: a directory with no *.pem file")
+            else:
+                files = [path]
+            for file in files:
+                cert, problem = self._file(file, what)
+                if problem is not None:
+                    kept = f"; serving its last good certificate (until {cert.not_after})" if cert else ""
+                    problems.append(problem + kept)
+                if cert is not None:
+                    out.append(cert)
+        return out, problems
+
+    def _file(self, file: str, what: str) -> tuple[Certificate | None, str | None]:
+        good = self._good.get(file)
+        try:
+            st = os.stat(file)
+            ident: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError as e:
+            ident = None
+            problem = f"{what}: {file}: {e.strerror}"
+        if ident is not None:
+            if good is not None and good[0] == ident:
+                return good[1], None
+            bad = self._bad.get(file)
+            if bad is not None and bad[0] == ident:
+                return (good[1] if good else None), bad[1]
+            try:
+                cert = _read(file, what)
+            except CertError as e:
+                problem = "; ".join(e.problems)
+            else:
+                self._good[file] = (ident, cert)
+                self._bad.pop(file, None)
+                return cert, None
+        self._bad[file] = (ident, problem)
+        return (good[1] if good else None), problem
+
+
+def covers(cert: Certificate, host: str) -> bool:
+    """Whether <cert> serves <host> ("*.example.com" covers one label); a host that is itself a wildcard
+    is covered by the same wildcard."""
+    host = host.lower().rstrip(".")
+    if not cert.names or host in cert.names:
+        return True
+    head, dot, rest = host.partition(".")
+    return bool(dot) and head != "*" and f"*.{rest}" in cert.names
+
+
+def claims(certificates: Sequence[Certificate], hosts: Sequence[str]) -> list[tuple[str, ...]]:
+    """The hosts (a service's vhosts) each of a service's <certificates> claims on the shared https
+    listener: each host to the first certificate that covers it, else to the first certificate."""
+    out: list[list[str]] = [[] for _ in certificates]
+    for host in hosts:
+        i = next((k for k, c in enumerate(certificates) if covers(c, host)), 0)
+        out[i].append(host)
+    return [tuple(x) for x in out]
+
+
+VERSIONS = ("TLSv1.2", "TLSv1.3")
+HTTP_ALPN = ("http/1.1", "http/1.0")  # what an http-mode listener speaks (no h2 yet)
+_CIPHERS = re.compile(r"^[A-Za-z0-9_+!@=:,.-]{1,1024}$")
+
+
+def option_problems(
+    alpn: Sequence[str], min_version: str, ciphers: str, ciphersuites: str, http: bool
+) -> list[str]:
+    """Why a service's handshake settings cannot be served, one phrase each (the caller names where)."""
+    out: list[str] = []
+    for name in alpn:
+        if not 0 < len(name) < 256 or not name.isascii() or not name.isprintable() or "," in name:
+            out.append(f"alpn: {name!r} is not a protocol name (1..255 printable ASCII characters)")
+        elif http and name not in HTTP_ALPN:
+            out.append(f"alpn: {name!r} is not spoken by an http-mode service (http/1.1 only)")
+    if min_version and min_version not in VERSIONS:
+        out.append(f"min_version: {min_version!r} is not TLSv1.2 or TLSv1.3")
+    for what, text in (("ciphers", ciphers), ("ciphersuites", ciphersuites)):
+        if text and not _CIPHERS.match(text):
+            out.append(f"{what}: {text!r} is not an OpenSSL cipher list (names joined by ':')")
+    return out

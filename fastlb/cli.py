@@ -64,7 +64,8 @@ def _provider_options(p: argparse.ArgumentParser) -> None:
     )
     ls.add_argument(
         "--group-https-by-vhost", action="store_true",
-        help="marathon-lb's: the https listener picks by vhost; fastlb's always routes by SNI and Host (docs/tls.md)",
+        help="marathon-lb's flag, accepted: fastlb always does so (SNI picks an app's HAPROXY_{n}_SSL_CERT for its "
+        "vhosts, its TLS bind options hold for them, Host routes; docs/tls.md)",
     )
     ls.add_argument(
         "--appid-port", type=int, default=_MARATHON.appid_port, metavar="PORT",

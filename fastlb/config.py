@@ -87,6 +87,11 @@ class HttpEntry(_Struct, frozen=True):
 
 class ServiceTlsEntry(_Struct, frozen=True):
     passthrough: bool = False  # on [https]: routed by SNI (the vhosts), forwarded untouched (not terminated)
+    certs: tuple[str, ...] = ()  # PEM files (certificate, chain, key) or directories of *.pem; the first the default
+    alpn: tuple[str, ...] = ()  # ALPN protocols offered; (): http/1.1
+    min_version: str = ""  # "TLSv1.2" (the default) or "TLSv1.3"
+    ciphers: str = ""  # TLS 1.2 cipher list, OpenSSL's syntax
+    ciphersuites: str = ""  # TLS 1.3 suites, OpenSSL's syntax
 
 
 class ServiceEntry(_Struct, frozen=True):
@@ -104,7 +109,7 @@ class ServiceEntry(_Struct, frozen=True):
     http: HttpEntry | None = None
     vhosts: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
-    tls: ServiceTlsEntry | None = None
+    tls: ServiceTlsEntry | None = None  # its own certificates (TLS on its listeners and its vhosts), or passthrough
 
 
 class SharedHttpEntry(_Struct, frozen=True):
@@ -571,12 +576,13 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
         else:
             names[s.name] = path
         service = _service(s, path, entry.http_given, entry.https is not None, backend_ids, problems, bad)
+        passthrough = s.tls is not None and s.tls.passthrough
+        service_tls = s.tls is not None and not passthrough
         for text, suffix in _listens(s.listen):
             lpath = f"{path}.listen{suffix}"
             address = _address(text, lpath, problems)
             if address is not None and listens.add(address, lpath, problems):
-                listeners.append(spec.Listener(address=address, service=s.name))
-        passthrough = s.tls is not None and s.tls.passthrough
+                listeners.append(spec.Listener(address=address, service=s.name, tls=service_tls))
         for j, host in enumerate(s.vhosts):
             # The same host and paths twice: the later rule could never match.
             key = (host.lower(), tuple(sorted(s.paths)))
@@ -690,6 +696,12 @@ def _service(
     drain_timeout_ms = _ms(s.drain_timeout, f"{path}.drain_timeout", problems, zero=True) or 0
     check = _health(s.health, f"{path}.health", problems, bad) if s.health is not None else None
     http = _http(s.http, f"{path}.http", s.vhosts, problems, bad) if s.http is not None else spec.HttpOptions()
+    tls = None
+    if s.tls is not None and passthrough:
+        if s.tls.certs or s.tls.alpn or s.tls.min_version or s.tls.ciphers or s.tls.ciphersuites:
+            problems.append(f"{path}.tls: a passthrough service terminates nothing (no certs or handshake settings)")
+    elif s.tls is not None and not any(p.startswith(f"{path}.tls") for p in (*bad, *problems)):
+        tls = _service_tls(s.tls, f"{path}.tls", mode == "http", problems)
 
     backends: list[spec.Backend] = []
     own_ids: dict[str, str] = {}
@@ -737,6 +749,29 @@ def _service(
         backend_maxconn=s.backend_maxconn,
         drain_timeout_ms=drain_timeout_ms,
         http=http,
+        tls=tls,
+    )
+
+
+def _service_tls(t: ServiceTlsEntry, path: str, http: bool, problems: list[str]) -> spec.ServiceTls | None:
+    """A service's own TLS: its certificates are read now (a missing or bad one is an error here, as
+    [https] certs), its handshake settings checked."""
+    before = len(problems)
+    if not http:
+        problems.append(f'{path}: TLS is terminated for mode = "http" services only (so far)')
+    if not t.certs:
+        problems.append(f"{path}.certs: a service terminating TLS needs at least one certificate")
+    else:
+        try:
+            certs.from_paths(t.certs, f"{path}.certs")
+        except certs.CertError as e:
+            problems.extend(e.problems)
+    settings = certs.option_problems(t.alpn, t.min_version, t.ciphers, t.ciphersuites, http)
+    problems.extend(f"{path}.{p}" for p in settings)
+    if len(problems) > before:
+        return None
+    return spec.ServiceTls(
+        certs=t.certs, alpn=t.alpn, min_version=t.min_version, ciphers=t.ciphers, ciphersuites=t.ciphersuites
     )
 
 

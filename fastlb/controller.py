@@ -47,7 +47,9 @@ class DataPlaneLike(Protocol):
     def stop(self) -> None: ...
     def listener_fds(self) -> dict[str, list[int]]: ...
     def trim(self, min_free: int = ...) -> bool: ...  # optional: a stand-in without it is never asked
-    def set_certificates(self, certs: list[tuple[bytes, tuple[str, ...]]], handshake_ms: int = ...) -> None: ...
+    def set_certificates(
+        self, certs: list[Any], handshake_ms: int = ..., listeners: dict[str, list[Any]] | None = ...
+    ) -> None: ...
     # optional: publish(table, partial=True) leaves out the listeners that cannot bind, unbound() says
     # which and why (address -> strerror), rebind=True tries them again; a stand-in without it is
     # probed instead (probe_bind)
@@ -117,12 +119,18 @@ class Controller:
         drain_timeout: float = 30.0,
         access_log: accesslog.AccessLog | None = None,
         certificates: Sequence[certs.Certificate] = (),
+        certificate_paths: Sequence[str] = (),
     ) -> None:
         self.dataplane = dataplane
         self.cert_sources = tuple(certificates)  # --ssl-certs and the environment, read at start
+        self.cert_paths = tuple(certificate_paths)  # --ssl-certs, read again by resync() when a file changed
+        self.cert_files = certs.Files()  # the files of --ssl-certs and of the services' tls, each last good one
+        if self.cert_paths:
+            self.cert_files.load(self.cert_paths, "--ssl-certs")
         self.certs_served: tuple[certs.Certificate, ...] = ()  # what the TLS listeners serve now
+        self.cert_problems: tuple[str, ...] = ()  # files that cannot be used now (their last good one serves)
         self._self_signed: certs.Certificate | None = None
-        self._handshake_ms = 0
+        self._certs_key: object = None
         self.access_log = access_log  # the file the data plane logs requests to; reopened by resync()
         self.providers = providers  # name -> provider, in merge order (earlier wins a clash)
         self.drain_timeout = drain_timeout
@@ -345,10 +353,25 @@ class Controller:
 
     def _set_certificates(self, table: spec.RouteTable) -> bool:
         """Hands the data plane the certificates for <table>'s TLS listeners when they changed; True
-        then. A set the data plane refuses is one error line: the last good one keeps serving."""
+        then. The shared ones (certificates()), each service's own (``Service.tls``: on its listeners,
+        and claiming its vhosts on the shared https listener), read again when their file changed. A
+        file that cannot be used is one error line, its last good certificate serving; a set the data
+        plane refuses is one error line, the last good set serving."""
         if not any(lst.tls for lst in table.listeners):
             return False
         found, ms = self.certificates()
+        problems: list[str] = []
+        if self.cert_paths:
+            given, problems = self.cert_files.load(self.cert_paths, "--ssl-certs")
+            found = given + [c for c in found if not c.source.startswith("--ssl-certs")]
+        own: dict[str, tuple[list[certs.Certificate], dict[str, Any]]] = {}
+        for svc in table.services:
+            if svc.tls is not None and svc.tls.certs:
+                got, bad = self.cert_files.load(svc.tls.certs, f"service {svc.name}")
+                problems.extend(bad)
+                if got:
+                    own[svc.name] = (got, _tls_options(svc.tls))
+        self._cert_problems(problems)
         # Passthrough only (no Host-routed service): with no certificate given, a connection no
         # passthrough vhost names is closed, and none is made up.
         pass_only = bool(table.sni_routes) and not table.http_routes
@@ -361,16 +384,45 @@ class Controller:
                     "serves a self-signed one made now, which no client trusts",
                 )
             found = [self._self_signed]
-        if tuple(found) == self.certs_served and ms == self._handshake_ms:
+        hosts: dict[str, list[str]] = {}
+        for route in table.http_routes:
+            if route.service in own and route.host not in hosts.setdefault(route.service, []):
+                hosts[route.service].append(route.host)
+        shared: list[tuple[Any, ...]] = [(c.pem, c.names) for c in found]
+        served = list(found)
+        for name, (got, opts) in own.items():
+            claims = certs.claims(got, hosts.get(name, []))
+            for cert, claimed in zip(got, claims, strict=True):
+                if claimed:
+                    shared.append((cert.pem, cert.names, {**opts, "claims": claimed}))
+                    served.append(cert)
+        listeners: dict[str, list[tuple[bytes, tuple[str, ...], dict[str, Any]]]] = {}
+        for lst in table.listeners:
+            if lst.tls and lst.kind == "service" and lst.service in own:
+                got, opts = own[lst.service]
+                listeners[lst.address] = [(c.pem, c.names, opts) for c in got]
+                served.extend(got)
+        key = (shared, listeners, ms)
+        if key == self._certs_key:
             return False
         try:
-            self.dataplane.set_certificates([(c.pem, c.names) for c in found], ms)
+            if listeners:
+                self.dataplane.set_certificates(shared, ms, listeners)
+            else:
+                self.dataplane.set_certificates(shared, ms)
         except ValueError as e:
             logs.event(logging.ERROR, logs.TLS_REJECTED, error=e, keeping="the last good certificates")
             return False
-        self.certs_served = tuple(found)
-        self._handshake_ms = ms
+        self.certs_served = tuple(dict.fromkeys(served))
+        self._certs_key = key
         return True
+
+    def _cert_problems(self, problems: list[str]) -> None:
+        """Logs each certificate file's problem once, when it appears."""
+        for line in problems:
+            if line not in self.cert_problems:
+                logs.event(logging.ERROR, logs.TLS_REJECTED, error=line)
+        self.cert_problems = tuple(problems)
 
     def _log_unbound(self, unbound: dict[str, str]) -> None:
         """One line per listener left out and reason, when it is new; one when it binds (or goes)."""
@@ -606,3 +658,14 @@ class Controller:
         if self.access_log is not None:
             self.access_log.close()
         logs.event(logging.INFO, logs.STOPPED, swaps=self.swap.count)
+
+
+def _tls_options(tls: spec.ServiceTls) -> dict[str, Any]:
+    """A service's handshake settings as the data plane takes them (set_certificates' options)."""
+    opts: dict[str, Any] = {}
+    if tls.alpn:
+        opts["alpn"] = list(tls.alpn)
+    for field in ("min_version", "ciphers", "ciphersuites"):
+        if getattr(tls, field):
+            opts[field] = getattr(tls, field)
+    return opts

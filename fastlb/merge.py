@@ -87,6 +87,7 @@ def merge_tables(parts: list[tuple[str, spec.RouteTable]]) -> tuple[spec.RouteTa
                 owner, other = clash
                 shared = (
                     listener.kind != "service" and other.kind == listener.kind and other.address == listener.address
+                    and other.tls == listener.tls
                 )
                 if not shared:
                     errors.append(
@@ -319,7 +320,7 @@ class TableMerger:
                 and len(claims) > 1
                 and (
                     first.kind == "service"
-                    or any(c.kind != first.kind or c.address != first.address for _, c in claims)
+                    or any(c.kind != first.kind or c.address != first.address or c.tls != first.tls for _, c in claims)
                 )
             )
             if len(claims) > 1 and not bad:
@@ -360,4 +361,6 @@ class TableMerger:
 
 
 def listener_what(listener: spec.Listener) -> str:
-    return f"service {listener.service!r}" if listener.kind == "service" else f"{listener.kind} listener"
+    if listener.kind == "service":
+        return f"service {listener.service!r}"
+    return f"{listener.kind} (https) listener" if listener.tls else f"{listener.kind} listener"

@@ -147,7 +147,8 @@ def build(
             log.close()
         raise
     controller = Controller(
-        dataplane, providers, drain_timeout=options.drain_timeout, access_log=log, certificates=given
+        dataplane, providers, drain_timeout=options.drain_timeout, access_log=log, certificates=given,
+        certificate_paths=options.ssl_certs,
     )
     return controller, admin, token
 

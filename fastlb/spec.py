@@ -141,6 +141,18 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redirect_regex_code: int = 302  # 302, or 301 (permanent)
 
 
+class ServiceTls(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """TLS a service terminates with certificates of its own: on its own listeners (``Listener.tls``),
+    and for its vhosts on the shared https listener, where SNI picks its certificate for those names
+    before any other."""
+
+    certs: tuple[str, ...] = ()  # PEM files (certificate, chain, key) or directories of *.pem; the first the default
+    alpn: tuple[str, ...] = ()  # ALPN protocols offered, in order; (): http/1.1
+    min_version: str = ""  # "TLSv1.2" or "TLSv1.3"; "": TLSv1.2
+    ciphers: str = ""  # TLS 1.2 cipher list, OpenSSL's syntax; "": fastlb's (ECDHE with AEAD)
+    ciphersuites: str = ""  # TLS 1.3 suites, OpenSSL's syntax; "": OpenSSL's
+
+
 class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A balanced pool: what marathon-lb calls a backend (``<app>_<servicePort>``)."""
 
@@ -155,6 +167,7 @@ class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     drain_timeout_ms: int = 0  # a draining backend's open connections are closed after this; 0: never
     http: HttpOptions = HttpOptions()
     app_id: str = ""  # Marathon app id, for X-Marathon-App-Id routing and /stats
+    tls: ServiceTls | None = None  # certificates of its own (its listeners are then TLS ones)
 
 
 class Listener(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

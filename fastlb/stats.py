@@ -5,6 +5,7 @@ plane's counters. No HTTP here: the routes that serve them are ``fastlb.admin``'
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import re
@@ -284,6 +285,7 @@ def snapshot(controller: StatsSource) -> dict[str, Any]:
             {"source": c.source, "names": list(c.names), "not_after": c.not_after}
             for c in getattr(controller, "certs_served", ())
         ],
+        "certificate_problems": list(getattr(controller, "cert_problems", ())),
         "app_errors": controller.app_errors(),
         "providers": controller.provider_status(),
     }
@@ -534,6 +536,12 @@ def metrics_text(snap: dict[str, Any]) -> str:
             m.add("fastlb_tls_passthrough_unknown_sni_total", "counter",
                   "Connections closed per TLS listener: no passthrough vhost for their name, and no certificate.",
                   x["passthrough"]["unknown_sni"], listener=x["address"])
+    for c in snap.get("certificates", ()):
+        not_after = datetime.datetime.fromisoformat(c["not_after"]).timestamp()
+        for name in c["names"] or [""]:  # "": a certificate for every name (the self-signed one)
+            m.add("fastlb_tls_certificate_not_after_seconds", "gauge",
+                  "When each certificate served expires (its notAfter, Unix time), per name it serves.",
+                  not_after, source=c["source"], name=name)
     service_metrics = (
         ("active", "fastlb_service_connections_active", "gauge", "Open connections per service."),
         ("total", "fastlb_service_connections_total", "counter", "Connections per service."),

@@ -18,6 +18,9 @@ cdef extern from "_tls.h" nogil:
     flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms)
     int flb_tls_set(flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names, uint32_t nnames,
                     char *err, size_t errlen)
+    int flb_tls_options(flb_tls *t, uint32_t i, const char *const *claims, uint32_t nclaims,
+                        const unsigned char *alpn, size_t alpn_len, const char *min_version, const char *ciphers,
+                        const char *suites, char *err, size_t errlen)
     flb_tls *flb_tls_get(flb_tls *t)
     void flb_tls_put(flb_tls *t)
     long flb_tls_live

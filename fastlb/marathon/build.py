@@ -148,9 +148,12 @@ def build_table(
     per_app.extend([c] for c in _merge_traefik_backends(traefik_cands, errors))
 
     vhost_on = options.http_port != 0 and not options.dont_bind_http_https
+    https_on = options.https_port != 0 and not options.dont_bind_http_https
     shared: dict[str, str] = {}
     if vhost_on:
         shared[_bind(options.bind_addr, options.http_port)] = "the vhost (http) listener"
+    if https_on:
+        shared[_bind(options.bind_addr, options.https_port)] = "the vhost (https) listener"
     if options.appid_port:
         shared[_bind(options.bind_addr, options.appid_port)] = "the app-id listener"
 
@@ -210,12 +213,14 @@ def build_table(
         services.append(service)
         if c.listen is not None:
             listeners.append(c.listener())
-        if vhost_on and c.hosts:
+        if (vhost_on or https_on) and c.hosts:
             routes.extend(c.routes())
         if https_on and c.sni_hosts:
             sni_routes.extend(c.sni_routes())
     if vhost_on:
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.http_port), kind="vhost"))
+    if https_on:  # the same vhosts, over TLS (the certificates are the controller's: --ssl-certs, the labels)
+        listeners.append(spec.Listener(address=_bind(options.bind_addr, options.https_port), kind="vhost", tls=True))
     if options.appid_port and any(s.app_id for s in services):
         listeners.append(spec.Listener(address=_bind(options.bind_addr, options.appid_port), kind="appid"))
     routes.sort(key=_route_key)

@@ -38,7 +38,9 @@ class _Candidate:
     def listener(self) -> spec.Listener:
         if self._listener is None:
             assert self.listen is not None
-            self._listener = spec.Listener(address=self.listen, kind="service", service=self.service.name)
+            self._listener = spec.Listener(
+                address=self.listen, kind="service", service=self.service.name, tls=self.service.tls is not None
+            )
         return self._listener
 
     def with_app_id(self) -> spec.Service:

@@ -99,6 +99,8 @@ def _parse_labels(app: App) -> tuple[lbl.AppLabels, tlbl.TraefikLabels, bool]:
     """The app's marathon-lb/fastlb labels, its Traefik labels, and whether Traefik's model
     applies (``traefik.*`` labels and no ``HAPROXY_*``/``FASTLB_*`` one)."""
     items = tuple((app.labels or {}).items())
+    if lbl.names_certificate(app.labels):  # the outcome depends on the file too: read it again
+        return _parse_label_items.__wrapped__(items)
     try:
         return _parse_label_items(items)
     except TypeError:  # a value that cannot be hashed (a hand-built App): parsed, not remembered

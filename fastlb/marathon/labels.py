@@ -21,10 +21,11 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 
+from fastlb import certs
 from fastlb.spec import Balance, Mode
 
 _PORT_LABEL = re.compile(r"HAPROXY_([0-9]+)_(.+)", re.DOTALL)
@@ -131,14 +132,18 @@ _RESTRICTION_TEMPLATES = {
 }
 
 # Per-port labels fastlb accepts and ignores: one warning each.
-_UNSUPPORTED_PORT_LABELS = {
-    "BIND_OPTIONS": "HAProxy bind options do not apply to fastlb and are ignored",
-}
+_UNSUPPORTED_PORT_LABELS: dict[str, str] = {}
 
-# HAProxy bind options that narrow who may connect: TLS (`ssl`, `crt`), client certificates
-# (`verify`, `ca-file`), one interface. fastlb cannot honour them, and its port would be open to
-# what they keep out, so BIND_OPTIONS holding one is an error, as SSL_CERT is.
-_RESTRICTING_BIND_OPTIONS = frozenset({"ssl", "crt", "crt-list", "ca-file", "verify", "interface"})
+# HAProxy bind options that narrow who may connect and that fastlb cannot honour: client
+# certificates (`verify`, `ca-file`, `crl-file`), certificate lists, one interface. Its port would be
+# open to what they keep out, so BIND_OPTIONS holding one is an error.
+_RESTRICTING_BIND_OPTIONS = frozenset({"crt-list", "ca-file", "crl-file", "verify", "interface"})
+
+# HAProxy bind options fastlb serves (the TLS of the port): `ssl`, `crt <path>` (as SSL_CERT),
+# `alpn <list>`, `ssl-min-ver <version>`, `ciphers <list>`, `ciphersuites <list>`; the word each
+# takes a value of, and the PortLabels field it fills.
+_TLS_BIND_OPTIONS = {"crt": "ssl_cert", "alpn": "tls_alpn", "ssl-min-ver": "tls_min_version",
+                     "ciphers": "tls_ciphers", "ciphersuites": "tls_ciphersuites"}
 
 # marathon-lb's per-port labels fastlb reads (beside TEMPLATE_LABELS and _UNSUPPORTED_PORT_LABELS,
 # which it accepts and ignores): ``HAPROXY_{n}_<name>``.
@@ -155,6 +160,7 @@ PORT_LABELS = frozenset(
         "PORT",
         "BIND_ADDR",
         "SSL_CERT",
+        "BIND_OPTIONS",
         "REDIRECT_TO_HTTPS",
         "USE_HSTS",
         "AUTH",
@@ -184,9 +190,11 @@ RESTRICTING_LABELS = frozenset(
         "HAPROXY_{n}_REDIRECT_TO_HTTPS",
         # served: the listener's address
         "HAPROXY_{n}_BIND_ADDR",
-        # an error: no TLS in fastlb
+        # served: TLS on the port with that certificate (and for its vhosts on the https listener); a
+        # certificate that cannot be read is an error
         "HAPROXY_{n}_SSL_CERT",
-        # an error when it holds an option of _RESTRICTING_BIND_OPTIONS; a warning otherwise
+        # served: ssl, crt, alpn, ssl-min-ver, ciphers, ciphersuites; an error when it holds an option of
+        # _RESTRICTING_BIND_OPTIONS; a warning for any other option
         "HAPROXY_{n}_BIND_OPTIONS",
         # served: allow_cidrs
         "traefik.frontend.whiteList.sourceRange",
@@ -303,6 +311,12 @@ class PortLabels(msgspec.Struct, frozen=True):
     proxypass_path: str = ""  # http mode: taken off the request path; Host set to the first vhost
     revproxy_path: str = ""  # http mode: put before the path of Location answers
     redirect_path: str = ""  # http mode: "/" on the vhost answered 301 to it
+    ssl_cert: str | None = None  # SSL_CERT, or BIND_OPTIONS' crt: TLS on the port with this certificate
+    tls_ssl: bool = False  # BIND_OPTIONS' ssl (a certificate must come with it)
+    tls_alpn: tuple[str, ...] = ()  # BIND_OPTIONS' alpn
+    tls_min_version: str = ""  # BIND_OPTIONS' ssl-min-ver
+    tls_ciphers: str = ""  # BIND_OPTIONS' ciphers
+    tls_ciphersuites: str = ""  # BIND_OPTIONS' ciphersuites
     # fastlb extensions
     maxconn: int | None = None
     backend_maxconn: int | None = None
@@ -407,7 +421,16 @@ def _parse_port_label(
         except ValueError:
             bad("not an IP address (or *)")
     elif name == "SSL_CERT":
-        bad("TLS termination is not implemented in fastlb; this port cannot be served as asked")
+        path = value.strip()
+        if not path:
+            return
+        problem = _certificate_problem(path, label)
+        if problem is not None:
+            bad(problem)
+        elif fields.get("ssl_cert", path) != path:
+            bad(f"BIND_OPTIONS names another certificate ({fields['ssl_cert']})")
+        else:
+            fields["ssl_cert"] = path
     elif name == "REDIRECT_TO_HTTPS":
         fields["redirect_to_https"] = string_to_bool(value)
     elif name == "USE_HSTS":
@@ -461,9 +484,11 @@ def _parse_port_label(
     elif name == "BIND_OPTIONS" and _RESTRICTING_BIND_OPTIONS.intersection(value.split()):
         asked = sorted(_RESTRICTING_BIND_OPTIONS.intersection(value.split()))
         bad(
-            f"bind option {', '.join(asked)} restricts who may connect (TLS, client certificates or "
+            f"bind option {', '.join(asked)} restricts who may connect (client certificates or "
             "an interface); fastlb cannot serve it, and the port would be open without it"
         )
+    elif name == "BIND_OPTIONS":
+        _parse_bind_options(value, fields, bad, warnings, label)
     elif name in _UNSUPPORTED_PORT_LABELS:
         warnings.append(f"{label}: {_UNSUPPORTED_PORT_LABELS[name]}")
     elif name in _RESTRICTION_TEMPLATES:
@@ -537,6 +562,76 @@ def _parse_fastlb_label(
             fields["sticky_cookie"] = value
     else:
         warnings.append(f"{label}: unknown fastlb label; ignored")
+
+
+def _certificate_problem(path: str, label: str) -> str | None:
+    """Why the certificate file (or directory) at <path> cannot be served, or None."""
+    if not path.startswith("/"):
+        return "not an absolute path"
+    try:
+        certs.from_paths([path], label)
+    except certs.CertError as e:
+        return "; ".join(p.removeprefix(f"{label}: ").removeprefix(f"{path}: ") for p in e.problems)
+    return None
+
+
+def names_certificate(labels: Mapping[str, str | None] | None) -> bool:
+    """Whether an app's <labels> name a certificate file (SSL_CERT, or crt in BIND_OPTIONS): their
+    outcome depends on that file, not on the labels alone."""
+    for label, value in (labels or {}).items():
+        if isinstance(value, str) and value and (
+            label.endswith("_SSL_CERT") or (label.endswith("_BIND_OPTIONS") and "crt" in value.split())
+        ):
+            return True
+    return False
+
+
+def _parse_bind_options(
+    value: str, fields: dict[str, object], bad: Callable[[str], None], warnings: list[str], label: str
+) -> None:
+    """HAPROXY_{n}_BIND_OPTIONS: the TLS options fastlb serves (_TLS_BIND_OPTIONS) into ``fields``; a
+    warning for each other option."""
+    words = value.split()
+    tls: dict[str, object] = {}
+    ignored: list[str] = []
+    ssl = False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "ssl":
+            ssl = True
+        elif word in _TLS_BIND_OPTIONS:
+            if i + 1 >= len(words):
+                bad(f"bind option {word} needs a value")
+                return
+            i += 1
+            arg = words[i]
+            if word == "crt":
+                problem = _certificate_problem(arg, label)
+                if problem is not None:
+                    bad(f"crt {arg}: {problem}")
+                    return
+                tls["ssl_cert"] = arg
+            elif word == "alpn":
+                tls["tls_alpn"] = split_csv(arg)
+            else:
+                tls[_TLS_BIND_OPTIONS[word]] = arg
+        else:
+            ignored.append(word)
+        i += 1
+    if ssl:
+        tls["tls_ssl"] = True
+    problems = certs.option_problems(
+        tls.get("tls_alpn", ()), str(tls.get("tls_min_version", "")),  # type: ignore[arg-type]
+        str(tls.get("tls_ciphers", "")), str(tls.get("tls_ciphersuites", "")), http=False,
+    )
+    if problems:
+        bad("; ".join(problems))
+        return
+    fields.update(tls)
+    if ignored:
+        warnings.append(f"{label}: bind options {' '.join(ignored)!r} do not apply to fastlb and are ignored "
+                        "(served: ssl, crt, alpn, ssl-min-ver, ciphers, ciphersuites)")
 
 
 # Per-port labels, marathon-lb's and fastlb's own: HAPROXY_{n}_X and FASTLB_{n}_X.

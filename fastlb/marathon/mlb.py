@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from fastlb import spec
+from fastlb import certs, spec
 from fastlb.marathon import labels as lbl
 from fastlb.marathon.candidate import _AppError, _bind, _Candidate
 from fastlb.marathon.models import App, HealthCheckDef, Task
@@ -255,6 +255,7 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
                 f"HAPROXY_{index}_AUTH: basic auth needs http mode, and port index {index} is served "
                 f"in tcp mode, which would leave it open (set a VHOST or HAPROXY_{index}_MODE=http)"
             )
+        tls = _port_tls(pl, index, http)
         timeouts = spec.Timeouts(**dict(pl.timeouts)) if pl.timeouts else _DEFAULT_TIMEOUTS
         http_options = spec.HttpOptions(
             sticky=pl.sticky and http,
@@ -283,6 +284,7 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             backend_maxconn=pl.backend_maxconn or 0,
             http=http_options,
             app_id="",
+            tls=tls,
         )
         weight = pl.backend_weight if pl.backend_weight is not None else 0
         if pl.paths and weight == 0:
@@ -301,3 +303,27 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
             )
         )
     return result
+
+
+def _port_tls(pl: lbl.PortLabels, index: int, http: bool) -> spec.ServiceTls | None:
+    """The port's own TLS (HAPROXY_{n}_SSL_CERT, BIND_OPTIONS' ssl crt and settings), or None."""
+    settings = pl.tls_alpn or pl.tls_min_version or pl.tls_ciphers or pl.tls_ciphersuites
+    if pl.ssl_cert is None:
+        if pl.tls_ssl or settings:
+            raise _AppError(
+                f"HAPROXY_{index}_BIND_OPTIONS: ssl, alpn, ssl-min-ver and ciphers need a certificate "
+                f"(crt <path>, or HAPROXY_{index}_SSL_CERT); the port would be served without TLS"
+            )
+        return None
+    if not http:
+        raise _AppError(
+            f"HAPROXY_{index}_SSL_CERT: fastlb terminates TLS on http-mode ports only (so far); port index {index} "
+            f"is served in tcp mode (set a VHOST or HAPROXY_{index}_MODE=http)"
+        )
+    problems = certs.option_problems(pl.tls_alpn, pl.tls_min_version, pl.tls_ciphers, pl.tls_ciphersuites, http)
+    if problems:
+        raise _AppError(f"HAPROXY_{index}_BIND_OPTIONS: " + "; ".join(problems))
+    return spec.ServiceTls(
+        certs=(pl.ssl_cert,), alpn=pl.tls_alpn, min_version=pl.tls_min_version, ciphers=pl.tls_ciphers,
+        ciphersuites=pl.tls_ciphersuites,
+    )

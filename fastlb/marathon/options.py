@@ -24,7 +24,7 @@ class MarathonOptions(msgspec.Struct, frozen=True):
     health_check: bool = False  # require an alive Marathon result (last result kept per task)
     bind_addr: str = "0.0.0.0"
     http_port: int = 80  # 0 = disabled
-    https_port: int = 443  # 0 = disabled; no https listener is emitted until TLS exists
+    https_port: int = 443  # 0 = disabled; the shared TLS vhost listener
     appid_port: int = 9091  # 0 = disabled
     dont_bind_http_https: bool = False
     min_serv_port_ip_per_task: int = 10050

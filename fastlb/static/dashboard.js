@@ -17,7 +17,10 @@ const page = {
   events: [], // newest first: {at, level, where, what}
   services: new Map(), // service name -> {box, meta, rows: Map(backend id -> tr)}
   listeners: new Map(), // address -> tr
+  certificates: new Map(), // source -> tr
 };
+
+const CERT_WARN_DAYS = 14; // a certificate this close to its notAfter shows amber
 
 // -- formatting ---------------------------------------------------------------------------------
 
@@ -144,6 +147,7 @@ function problemsOf(snap) {
   const out = [];
   for (const line of snap.listen_errors || []) out.push(line);
   for (const line of snap.conflicts || []) out.push(line);
+  for (const line of snap.certificate_problems || []) out.push(line);
   for (const [provider, errors] of Object.entries(snap.app_errors || {})) {
     if (Array.isArray(errors)) {
       for (const e of errors) out.push(`${provider}: ${typeof e === "string" ? e : JSON.stringify(e)}`);
@@ -319,6 +323,25 @@ function renderListeners(snap, prev, dt) {
   dropUnseen(page.listeners, seen);
 }
 
+const CERTIFICATE_COLUMNS = [["source", false], ["names", false], ["not_after", false], ["expires", false]];
+
+// Each certificate served: its names, its notAfter and the days left (amber under CERT_WARN_DAYS, red once past).
+function renderCertificates(snap) {
+  const body = byId("certificates");
+  const certs = snap.certificates || [];
+  const seen = new Set();
+  certs.forEach((c, i) => {
+    seen.add(c.source);
+    const tr = keyedRow(body, page.certificates, c.source, CERTIFICATE_COLUMNS, i);
+    const days = (Date.parse(c.not_after) - snap.time * 1000) / 86400000;
+    fillRow(tr, [c.source, c.names.length ? c.names.join(", ") : "every name", c.not_after.replace("T", " ")]);
+    const kind = days <= 0 ? "stopped" : days < CERT_WARN_DAYS ? "draining" : "serving";
+    setPill(tr.children[3], days <= 0 ? "expired" : `in ${plural(Math.floor(days), "day")}`, kind);
+  });
+  dropUnseen(page.certificates, seen);
+  byId("certificates-panel").hidden = certs.length === 0;
+}
+
 function renderEvents(fresh, atMs) {
   if (!fresh.length) return;
   const list = byId("events");
@@ -385,6 +408,7 @@ function render(snap, nowMs) {
 
   renderServices(snap, prev, dt);
   renderListeners(snap, prev, dt);
+  renderCertificates(snap);
 
   const problems = problemsOf(snap);
   const list = byId("problem-list");

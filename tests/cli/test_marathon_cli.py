@@ -51,7 +51,9 @@ def _answers(port: int) -> bool:
         return True
 
 
-MARATHON_FLAGS = ["--group", "*", "--bind-addr", "127.0.0.1", "--http-port", "0", "--appid-port", "0"]
+MARATHON_FLAGS = [
+    "--group", "*", "--bind-addr", "127.0.0.1", "--http-port", "0", "--https-port", "0", "--appid-port", "0"
+]
 
 
 def test_routes_from_marathon_is_deterministic(marathon: tuple[str, int, WhoAmI]) -> None:

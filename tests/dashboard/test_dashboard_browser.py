@@ -239,3 +239,35 @@ async def test_dashboard_follows_fastlb_live_in_chromium(tmp_path: Path, setup: 
             u for u in urls if not u.startswith("data:") and urlsplit(u).netloc != f"127.0.0.1:{server.admin}"
         ]
         assert elsewhere == []
+
+
+@pytest.mark.timeout(300)
+async def test_dashboard_lists_the_certificates_with_the_days_left(tmp_path: Path) -> None:
+    from tests.tls.conftest import TestCA as CA
+
+    ca = CA()
+    (tmp_path / "soon.pem").write_bytes(ca.leaf("soon.example.com", days=5.5))
+    (tmp_path / "later.pem").write_bytes(ca.leaf("later.example.com", "*.later.example.com", days=90.5))
+    with reserve_port() as https:
+        toml = tmp_path / "lb.toml"
+        toml.write_text(f'[https]\nlisten = "{https}"\ncerts = ["{tmp_path}/soon.pem", "{tmp_path}/later.pem"]\n')
+        server = Fastlb(toml, tmp_path / "fastlb.log")
+        try:
+            async with chromium.page(tmp_path / "profile", tmp_path / "chromium.log") as page:
+                await page.navigate(server.url)
+                rows = "[...document.querySelectorAll('#certificates tr')]"
+                await page.wait_for(f"{rows}.length === 2", "two certificate rows")
+                got = await page.evaluate(
+                    f"{rows}.map((tr) => [...tr.children].map((td) => td.textContent)"
+                    ".concat([tr.children[3].children[0].className]))"
+                )
+                assert got == [
+                    [f"https.certs: {tmp_path}/soon.pem", "soon.example.com", got[0][2], "in 5 days", "pill draining"],
+                    [f"https.certs: {tmp_path}/later.pem", "later.example.com, *.later.example.com", got[1][2],
+                     "in 90 days", "pill serving"],
+                ]
+                assert got[0][2].startswith("20") and " " in got[0][2]
+                assert not await page.evaluate("document.getElementById('certificates-panel').hidden")
+                await page.screenshot(tmp_path / "dashboard-certificates.png")
+        finally:
+            server.stop()

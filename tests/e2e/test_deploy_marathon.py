@@ -60,7 +60,7 @@ def test_the_definition_is_what_a_public_agent_fleet_needs() -> None:
 async def _routes_cli(url: str, env: dict[str, str]) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fastlb", "routes", "--marathon", url, "--group", "*", "--bind-addr", "127.0.0.1",
-        "--http-port", "0", "--appid-port", "0",
+        "--http-port", "0", "--https-port", "0", "--appid-port", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(ROOT),
         env={k: v for k, v in {**os.environ, **env}.items() if v},
     )

@@ -10,12 +10,14 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from fastlb.emulator.demo import IdentServers, free_port
 from fastlb.emulator.emulator import app_definition
+from tests.tls import conftest as tlsconf
 
 from .harness import ROOT, TimedEmulator, arequest, running_fastlb, until
 from support import promtext
@@ -31,10 +33,14 @@ NOT_BASE_UNITS = re.compile(
 
 async def scrape(emu: TimedEmulator, servers: IdentServers, tmp_path: Path) -> str:
     backend = servers.start("static#1")
-    ports = {k: free_port() for k in ("tcp", "http", "vhost", "marathon")}
+    ports: dict[str, int] = {}
+    for k in ("tcp", "http", "vhost", "https", "marathon"):
+        ports[k] = next(p for p in iter(free_port, None) if p not in ports.values())
+    (tmp_path / "v.pem").write_bytes(tlsconf.TestCA().leaf("v.example", "*.v.example"))
     f = tmp_path / "lb.toml"
     f.write_text(
         f'[http]\nlisten = "127.0.0.1:{ports["vhost"]}"\n\n'
+        f'[https]\nlisten = "127.0.0.1:{ports["https"]}"\ncerts = ["{tmp_path}/v.pem"]\n\n'
         f'[[services]]\nname = "t"\nlisten = "127.0.0.1:{ports["tcp"]}"\nbackends = ["{backend.address}"]\n\n'
         f'[[services]]\nname = "h"\nlisten = "127.0.0.1:{ports["http"]}"\nmode = "http"\n'
         f'backends = ["{backend.address}"]\n\n'
@@ -85,6 +91,12 @@ async def test_metrics_follow_prometheus_and_the_dashboard_names_only_them(
         assert not name.endswith(("_count", "_sum", "_bucket")), name
         if "seconds" in name or "bytes" in name:
             assert re.search(r"_(seconds|bytes)(_total)?$", name) or "_bytes_" in name, name
+
+    # each certificate's notAfter, one sample per name it serves
+    expiry = {(s[1]["source"], s[1]["name"]): s[2] for s in families["fastlb_tls_certificate_not_after_seconds"]}
+    assert set(expiry) == {(f"https.certs: {tmp_path}/v.pem", n) for n in ("v.example", "*.v.example")}
+    assert types["fastlb_tls_certificate_not_after_seconds"] == "gauge"
+    assert 9 * 86400 < min(expiry.values()) - time.time() < 11 * 86400
 
     samples = {s[0] for family in families.values() for s in family}
     dashboard = json.loads(DASHBOARD.read_text())

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from fastlb import spec
 from fastlb.marathon import labels as lbl
 from fastlb.marathon import traefik_labels as tlbl
-from fastlb.marathon.state import MarathonState
+from fastlb.marathon.state import MarathonOptions, MarathonState
 
 from .test_labels import app, state_of
 
@@ -88,6 +89,17 @@ def routes_only(*hosts: str) -> Callable[[MarathonState], bool]:
     return lambda state: sorted(r.host for r in state.table().http_routes) == sorted(hosts)
 
 
+def tls_with(**want: object) -> Callable[[MarathonState], bool]:
+    """The port terminates TLS with these ServiceTls fields, on a TLS listener of its own."""
+    def check(state: MarathonState) -> bool:
+        (svc,) = state.table().services
+        own = [lst for lst in state.table().listeners if lst.kind == "service"]
+        return svc.tls is not None and all(getattr(svc.tls, k) == v for k, v in want.items()) and all(
+            lst.tls for lst in own)
+    return check
+
+
+CERT = str(Path(__file__).resolve().parents[1] / "data" / "tls" / "svc.example.com.pem")
 REFUSED = "refused"
 T = "traefik.frontend."
 SSL = "traefik.frontend.headers.SSLRedirect"
@@ -104,8 +116,26 @@ CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] =
     ("HAPROXY_{n}_AUTH", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_AUTH": f'my "zone":alice:{SHA512}'}, REFUSED),
     ("HAPROXY_{n}_REDIRECT_TO_HTTPS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_REDIRECT_TO_HTTPS": "true"}, redirects),
     ("HAPROXY_{n}_BIND_ADDR", {"HAPROXY_0_BIND_ADDR": "127.0.0.2"}, bound("127.0.0.2:10000")),
-    ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_SSL_CERT": "/etc/ssl/x.pem"}, REFUSED),
-    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_BIND_OPTIONS": "ssl crt /etc/ssl/x.pem verify required"}, REFUSED),
+    ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_SSL_CERT": CERT}, tls_with(certs=(CERT,))),
+    ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_SSL_CERT": "/etc/ssl/x.pem"}, REFUSED),  # no such file
+    ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_SSL_CERT": CERT}, REFUSED),  # a tcp-mode port
+    ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_SSL_CERT": "/dev/null"}, REFUSED),  # no PEM
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} alpn http/1.1 "
+                                  "ssl-min-ver TLSv1.3 ciphers ECDHE-RSA-AES128-GCM-SHA256 ciphersuites "
+                                  "TLS_AES_256_GCM_SHA384"},
+     tls_with(certs=(CERT,), alpn=("http/1.1",), min_version="TLSv1.3", ciphers="ECDHE-RSA-AES128-GCM-SHA256",
+              ciphersuites="TLS_AES_256_GCM_SHA384")),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_SSL_CERT": CERT,
+                                  "HAPROXY_0_BIND_OPTIONS": "ssl-min-ver TLSv1.3"},
+     tls_with(certs=(CERT,), min_version="TLSv1.3")),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify required ca-file {CERT}"},
+     REFUSED),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": "ssl"}, REFUSED),  # no crt
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": "alpn http/1.1"}, REFUSED),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} alpn h2"},
+     REFUSED),  # fastlb's http mode speaks HTTP/1.1
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": f"crt {CERT} ssl-min-ver SSLv3"},
+     REFUSED),
     ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_BIND_OPTIONS": "interface eth1"}, REFUSED),
     (T + "whiteList.sourceRange", {T + "whiteList.sourceRange": "10.0.0.0/8, 192.168.1.1"},
      allow("10.0.0.0/8", "192.168.1.1/32")),
@@ -361,3 +391,35 @@ def test_htpasswd_hash_shapes() -> None:
                 "{SHA}" + "A" * 28, "{ssha}" + SHA1[5:], MD5, "s3cret", ""):
         assert not tlbl._HTPASSWD_HASH.fullmatch(bad), bad
     assert re.fullmatch(r"\$2y\$.*", BCRYPT)
+
+
+def test_bind_options_fastlb_does_not_serve_are_a_warning_beside_tls() -> None:
+    state = mlb({"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} no-tls-tickets accept-proxy"})
+    assert state.app_errors() == {}
+    (svc,) = state.table().services
+    assert svc.tls == spec.ServiceTls(certs=(CERT,))
+    (warning,) = state.app_warnings()["/subject"]
+    assert "no-tls-tickets accept-proxy" in warning and "HAPROXY_0_BIND_OPTIONS" in warning
+    # its vhost is routed on the shared https listener too, where its certificate claims it
+    assert [(r.host, r.service) for r in state.table().http_routes] == [(HOST, svc.name)]
+
+
+def test_an_app_refused_for_its_certificate_file_is_served_once_the_file_is_there(tmp_path: Path) -> None:
+    """The outcome of SSL_CERT depends on the file as well as the label: a resync (the same apps,
+    fetched again) reads it again."""
+    import json
+    import shutil
+
+    from .test_labels import app as app_def
+
+    path = tmp_path / "late.pem"
+    payload = json.dumps({"apps": [app_def("/late", 10000, {"HAPROXY_0_VHOST": HOST,
+                                                              "HAPROXY_0_SSL_CERT": str(path)})]}).encode()
+    state = MarathonState(MarathonOptions(groups=("*",)), {}.get)
+    state.replace_all(payload)
+    assert "No such file" in state.app_errors()["/late"] and state.table().services == ()
+    shutil.copy(CERT, path)
+    state.replace_all(payload)
+    assert state.app_errors() == {}
+    (svc,) = state.table().services
+    assert svc.tls == spec.ServiceTls(certs=(str(path),))

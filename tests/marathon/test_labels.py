@@ -109,7 +109,7 @@ def test_bad_label_disables_only_that_app() -> None:
     errors = state.app_errors()
     assert set(errors) == {"/bad-mode", "/bad-weight", "/bad-auth", "/bad-balance", "/bad-acl", "/tls"}
     assert "HAPROXY_0_MODE" in errors["/bad-mode"] and "udp" in errors["/bad-mode"]
-    assert "TLS" in errors["/tls"]
+    assert "HAPROXY_0_SSL_CERT" in errors["/tls"] and "No such file" in errors["/tls"]
 
 
 def test_bad_label_of_an_app_we_do_not_serve_is_not_reported() -> None:

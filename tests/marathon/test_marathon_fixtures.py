@@ -74,7 +74,8 @@ def test_bridge_traefik_segments() -> None:
     assert [(r.host, r.service, r.paths) for r in t.http_routes] == [
         ("api.example.com", "backend-shop-api-service-api", ("/v1",))
     ]
-    assert [l.kind for l in t.listeners] == ["vhost"]  # Traefik apps route on the vhost listener only
+    # Traefik apps route on the vhost listeners only: http, and https beside it
+    assert [(l.kind, l.tls) for l in t.listeners] == [("vhost", False), ("vhost", True)]
     assert any("circuit" in w for w in state.app_warnings()["/shop/api"])
     assert any("entry point" in w for w in state.app_warnings()["/shop/api"])
 

@@ -376,7 +376,9 @@ def test_fixture_table(case: Case) -> None:
     assert service_listeners == {
         s.name: s.listen or "0.0.0.0:" + s.name.rsplit("_", 1)[1] for s in case.services
     }
-    assert [l.address for l in table.listeners if l.kind == "vhost"] == ["0.0.0.0:80"]
+    assert [(l.address, l.tls) for l in table.listeners if l.kind == "vhost"] == [
+        ("0.0.0.0:80", False), ("0.0.0.0:443", True)
+    ]
     http = any(s.mode == "http" for s in case.services)
     assert [l.address for l in table.listeners if l.kind == "appid"] == (["0.0.0.0:9091"] if http else [])
     assert [(r.host, r.service, r.paths, r.weight) for r in table.http_routes] == list(case.routes)
@@ -414,7 +416,7 @@ def test_dont_bind_http_https_keeps_http_mode_but_no_vhost_routes() -> None:
 
 
 def test_disabled_shared_listeners() -> None:
-    state = MarathonState(MarathonOptions(http_port=0, appid_port=0, bind_addr="127.0.0.1"), A1.get)
+    state = MarathonState(MarathonOptions(http_port=0, https_port=0, appid_port=0, bind_addr="127.0.0.1"), A1.get)
     state.replace_all(mlb_payload("vhost"))
     table = state.table()
     only = spec.Listener(address="127.0.0.1:10000", kind="service", service="nginx_10000")

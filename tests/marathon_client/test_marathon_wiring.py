@@ -44,7 +44,7 @@ async def _scenario(service_port: int, one, two) -> None:
     url = await emu.start()
     emu.add_app(app_definition("/svc", [service_port]))
     t1 = emu.add_task("/svc", [int(one.address.rsplit(":", 1)[1])])
-    args = MarathonArgs(urls=(url,), groups=("*",), bind_addr="127.0.0.1", http_port=0, appid_port=0)
+    args = MarathonArgs(urls=(url,), groups=("*",), bind_addr="127.0.0.1", http_port=0, https_port=0, appid_port=0)
     c, _, _ = server.build(server.RunOptions(marathon=args, workers=1, drain_timeout=TIMEOUT), DataPlane)
     c.start()
     client = TestClient(TestServer(admin.make_app(c)))

@@ -41,7 +41,7 @@ class TestCA:
         )
         self.pem = self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def leaf(self, *names: str, cn: str | None = None, san: bool = True) -> bytes:
+    def leaf(self, *names: str, cn: str | None = None, san: bool = True, days: float = 10) -> bytes:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         b = (
@@ -49,7 +49,7 @@ class TestCA:
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn or names[0])]))
             .issuer_name(self.cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=10))
+            .not_valid_after(now + datetime.timedelta(days=days))
         )
         if san:
             b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)

@@ -88,3 +88,26 @@ def test_run_exits_1_on_a_bad_certificate(tmp_path, caplog):
     with caplog.at_level(logging.ERROR, logger="fastlb"):
         assert server.run(options) == 1
     assert any("bad.pem: no PEM certificate in it" in r.getMessage() for r in caplog.records)
+
+
+def test_files_read_again_only_when_changed_and_keep_the_last_good(tmp_path, ca, monkeypatch):
+    path = tmp_path / "a.pem"
+    path.write_bytes(ca.leaf("a.test"))
+    reads: list[str] = []
+    real = certs._read
+    monkeypatch.setattr(certs, "_read", lambda file, what: reads.append(file) or real(file, what))
+    files = certs.Files()
+    first, problems = files.load([str(path)], "x")
+    assert problems == [] and files.load([str(path)], "x")[0] == first and len(reads) == 1  # unchanged: not read
+    path.write_bytes(ca.leaf("a.test", "b.test"))  # another size
+    second, problems = files.load([str(path)], "x")
+    assert problems == [] and second[0].names == ("a.test", "b.test") and len(reads) == 2
+    path.write_text("junk")
+    kept, problems = files.load([str(path)], "x")
+    assert kept == second and problems == [
+        f"x: {path}: no PEM certificate in it; serving its last good certificate (until {second[0].not_after})"]
+    assert files.load([str(path)], "x") == (kept, problems) and len(reads) == 3  # the bad file is not read again
+    path.unlink()
+    assert files.load([str(path)], "x")[0] == second
+    fresh = certs.Files()
+    assert fresh.load([str(path)], "x") == ([], [f"x: {path}: No such file or directory"])
