@@ -63,6 +63,7 @@ class DataPlane:
     def backend_health(self, backend_id: str) -> bool | None:
         """True (up), False (down, by an active or a passive check), None: no table names it."""
     def set_backend_weight(self, backend_id: str, weight: int) -> bool: ...
+    def set_ticket_keys(self, keys: Sequence[bytes], enc: int = 0) -> None: ...
     def set_certificates(
         self,
         certs: Sequence[tuple[bytes, tuple[str, ...]] | tuple[bytes, tuple[str, ...], Mapping[str, Any]]],

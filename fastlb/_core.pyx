@@ -411,6 +411,7 @@ cdef class DataPlane:
     cdef uint32_t handshake_ms  # the TLS listeners' handshake timeout (a ClientHello's, when passed through)
     cdef bint certs_changed  # set_certificates since the last publish: the listeners' TLS side is built again
     cdef dict listener_certs  # address -> _Certs of a listener with certificates of its own (a service's)
+    cdef object tickets  # _Tickets: the session ticket keys of every certificate set (_tls.pxi)
 
     def __cinit__(self, int workers, *, maxconn=spec.DEFAULT_MAXCONN, pipe_max=_DEFAULT["pipe_max"],
                   pipe_size=_DEFAULT["pipe_size"], buffer_size=_DEFAULT["buffer_size"],
@@ -432,6 +433,8 @@ cdef class DataPlane:
         self.nworkers = workers
         self.handshake_ms = 10000
         self.certs_changed = False
+        self.tickets = _Tickets()
+        (<_Tickets>self.tickets).set([os.urandom(80)], 0)  # until set_ticket_keys: one key of this process's
         self.plan = None
         self.served = []
         self.work = {}
@@ -875,13 +878,20 @@ cdef class DataPlane:
         ms = _u32(handshake_ms, "handshake_ms")
         if ms == 0:
             raise ValueError("handshake_ms: 0 is not a duration")
-        shared = _tls_build(self.nworkers, certs, handshake_ms) if certs else None
-        own = {address: _tls_build(self.nworkers, entries, handshake_ms)
+        shared = _tls_build(self.nworkers, certs, handshake_ms, <_Tickets>self.tickets) if certs else None
+        own = {address: _tls_build(self.nworkers, entries, handshake_ms, <_Tickets>self.tickets)
                for address, entries in (listeners or {}).items()}
         self.certs = shared
         self.listener_certs = own
         self.handshake_ms = ms
         self.certs_changed = True
+
+    def set_ticket_keys(self, keys, enc=0):
+        """Rotates the session ticket keys every TLS listener's handshakes use, at once (no publish):
+        <keys> up to 3 keys of 48 or 80 bytes (16 bytes of name, the AES key, the HMAC key: HAProxy's
+        tls-ticket-keys), all one size; key <enc> seals new tickets, each opens the tickets it sealed.
+        [] stops issuing tickets. ValueError (nothing changes) for keys that are not that."""
+        (<_Tickets>self.tickets).set([bytes(k) for k in keys], _u32(enc, "enc"))
 
     def stats(self):
         """A snapshot of the C counters, read without pausing the workers."""

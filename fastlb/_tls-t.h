@@ -19,7 +19,26 @@ enum flb_tls_fail {
 /* A listener's, kept in its record so that they survive table swaps. */
 struct flb_tls_counters {
     _Atomic uint64_t handshakes;              /* handshakes over */
+    _Atomic uint64_t resumed;                 /* of them, resumed from a session ticket */
     _Atomic uint64_t failed[FLB_TLS_F_N];     /* handshakes that failed, by reason */
+};
+
+/* Session ticket keys: at most this many decrypt, one of them encrypts. */
+#define FLB_TLS_TICKET_KEYS 3
+#define FLB_TLS_TICKET_WORDS 10 /* a key's 80 bytes: name 16, AES 32, HMAC 32 (HAProxy's layout) */
+
+/* The ticket keys every worker's contexts share, so that a session begun on one worker (or, from a
+ * key file, on another fastlb) resumes on any. Written by the control thread only (a rotation), read
+ * by a handshake as a sequence lock: the words are atomics, a read that saw a write under way is
+ * made again. One per data plane, referenced by each certificate set. */
+struct flb_tls_tickets {
+    _Atomic int refs;
+    _Atomic uint32_t seq;         /* odd while a rotation writes */
+    _Atomic uint32_t nkeys;       /* 0: no tickets are issued (a full handshake every time) */
+    _Atomic uint32_t enc;         /* the key that encrypts new tickets */
+    _Atomic uint32_t aes_len;     /* 16 (48-byte keys: AES-128, HMAC-SHA256 with a 16-byte key) or 32 */
+    _Atomic uint64_t words[FLB_TLS_TICKET_KEYS][FLB_TLS_TICKET_WORDS];
+    void *aes128, *aes256;        /* EVP_CIPHER *, fetched once (nothing fetched by name per handshake) */
 };
 
 /* One certificate: the host names it serves (lower case; "*.example.com" covers one label), none
@@ -35,9 +54,11 @@ struct flb_tls_cert {
     uint32_t alpn_len;
     char *ciphers;                /* TLS 1.2 cipher list, owned; NULL: fastlb's */
     char *suites;                 /* TLS 1.3 suites, owned; NULL: OpenSSL's */
+    struct flb_tls_tickets *tickets; /* its set's (the set holds the reference) */
 };
 
 struct flb_tls;
+
 
 /* What a worker's contexts point their SNI callback at. */
 struct flb_tls_worker {
@@ -56,6 +77,7 @@ struct flb_tls {
     struct flb_tls_cert *certs;   /* [ncerts] */
     void **ctx;                   /* [nworkers * ncerts] SSL_CTX *, worker-major */
     struct flb_tls_worker *ws;    /* [nworkers] */
+    struct flb_tls_tickets *tickets; /* a reference; NULL: no session tickets */
 };
 
 #endif

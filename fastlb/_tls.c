@@ -15,8 +15,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -108,8 +111,6 @@ uint32_t flb_tls_pick(const struct flb_tls *t, const char *name, size_t len)
             return i;
     return 0;
 }
-
-/* --- contexts ------------------------------------------------------------------------------------ */
 
 /* The host name of the ClientHello's server_name extension into <out> (at most 255 bytes), its
  * length; 0 when it has none (or a malformed one: the default certificate, and OpenSSL's own parse
@@ -204,7 +205,151 @@ static void say(char *err, size_t errlen, const char *what)
     ERR_clear_error();
 }
 
-struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms)
+/* --- session tickets ------------------------------------------------------------------------------ */
+
+struct flb_tls_tickets *flb_tls_tickets_new(void)
+{
+    struct flb_tls_tickets *k = calloc(1, sizeof(*k));
+
+    if (k == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_init(&k->refs, 1);
+    k->aes128 = EVP_CIPHER_fetch(NULL, "AES-128-CBC", NULL);
+    k->aes256 = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    if (k->aes128 == NULL || k->aes256 == NULL) {
+        ERR_clear_error();
+        flb_tls_tickets_put(k);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return k;
+}
+
+static struct flb_tls_tickets *tickets_get(struct flb_tls_tickets *k)
+{
+    if (k != NULL)
+        atomic_fetch_add_explicit(&k->refs, 1, RELAXED);
+    return k;
+}
+
+void flb_tls_tickets_put(struct flb_tls_tickets *k)
+{
+    if (k == NULL || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    EVP_CIPHER_free(k->aes128);
+    EVP_CIPHER_free(k->aes256);
+    OPENSSL_cleanse(k->words, sizeof(k->words));
+    free(k);
+}
+
+int flb_tls_tickets_set(struct flb_tls_tickets *k, const unsigned char *keys, uint32_t nkeys, size_t key_len,
+                        uint32_t enc)
+{
+    uint64_t w[FLB_TLS_TICKET_KEYS][FLB_TLS_TICKET_WORDS] = {{0}};
+    uint32_t seq = atomic_load_explicit(&k->seq, RELAXED);
+
+    if (nkeys > FLB_TLS_TICKET_KEYS || (nkeys > 0 && enc >= nkeys) ||
+        (nkeys > 0 && key_len != 48 && key_len != 80)) {
+        errno = EINVAL;
+        return FLB_ERR;
+    }
+    for (uint32_t i = 0; i < nkeys; i++)
+        memcpy(w[i], keys + (size_t)i * key_len, key_len);
+    atomic_store_explicit(&k->seq, seq + 1, RELAXED);
+    atomic_thread_fence(memory_order_release);
+    for (uint32_t i = 0; i < FLB_TLS_TICKET_KEYS; i++)
+        for (uint32_t j = 0; j < FLB_TLS_TICKET_WORDS; j++)
+            atomic_store_explicit(&k->words[i][j], w[i][j], RELAXED);
+    atomic_store_explicit(&k->nkeys, nkeys, RELAXED);
+    atomic_store_explicit(&k->enc, enc, RELAXED);
+    atomic_store_explicit(&k->aes_len, key_len == 48 ? 16 : 32, RELAXED);
+    atomic_store_explicit(&k->seq, seq + 2, memory_order_release);
+    OPENSSL_cleanse(w, sizeof(w));
+    return FLB_OK;
+}
+
+/* What a handshake reads of the keys: a consistent copy (the sequence lock's read side). */
+struct ticket_view {
+    uint32_t nkeys, enc, aes_len;
+    uint64_t words[FLB_TLS_TICKET_KEYS][FLB_TLS_TICKET_WORDS];
+};
+
+static void tickets_read(struct flb_tls_tickets *k, struct ticket_view *v)
+{
+    uint32_t before, after;
+
+    do {
+        before = atomic_load_explicit(&k->seq, memory_order_acquire);
+        v->nkeys = atomic_load_explicit(&k->nkeys, RELAXED);
+        v->enc = atomic_load_explicit(&k->enc, RELAXED);
+        v->aes_len = atomic_load_explicit(&k->aes_len, RELAXED);
+        for (uint32_t i = 0; i < v->nkeys && i < FLB_TLS_TICKET_KEYS; i++)
+            for (uint32_t j = 0; j < FLB_TLS_TICKET_WORDS; j++)
+                v->words[i][j] = atomic_load_explicit(&k->words[i][j], RELAXED);
+        atomic_thread_fence(memory_order_acquire);
+        after = atomic_load_explicit(&k->seq, RELAXED);
+    } while ((before & 1) != 0 || before != after);
+}
+
+/* OpenSSL's ticket callback: <enc> 1 seals a new ticket with the encrypting key (its name written in
+ * <name>), 0 opens one by the key its <name> gives. 1: done; 2: opened, and a new ticket is to be
+ * issued (an older key's); 0: no such key (a full handshake); -1: an error. */
+static int on_ticket(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx,
+                     int enc)
+{
+    const struct flb_tls_cert *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    struct flb_tls_tickets *k = c->tickets;
+    struct ticket_view v;
+    const unsigned char *key;
+    uint32_t i;
+    int rc = -1;
+
+    tickets_read(k, &v);
+    if (v.nkeys == 0)
+        return 0; /* tickets off: none issued (an empty one), none taken */
+    if (enc) {
+        i = v.enc;
+        key = (const unsigned char *)v.words[i];
+        if (RAND_bytes(iv, 16) != 1)
+            goto out;
+        memcpy(name, key, 16);
+    } else {
+        for (i = 0; i < v.nkeys; i++)
+            if (memcmp(name, v.words[i], 16) == 0)
+                break;
+        if (i == v.nkeys) {
+            rc = 0;
+            goto out;
+        }
+        key = (const unsigned char *)v.words[i];
+    }
+    {
+        const unsigned char *aes = key + 16, *hmac = key + 16 + v.aes_len;
+        const EVP_CIPHER *cipher = v.aes_len == 16 ? k->aes128 : k->aes256;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)hmac, v.aes_len),
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end(),
+        };
+        if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+            goto out;
+        if ((enc ? EVP_EncryptInit_ex(cctx, cipher, NULL, aes, iv) : EVP_DecryptInit_ex(cctx, cipher, NULL, aes, iv)) != 1)
+            goto out;
+    }
+    rc = enc || i == v.enc ? 1 : 2;
+out:
+    if (rc < 0)
+        ERR_clear_error();
+    OPENSSL_cleanse(&v, sizeof(v));
+    return rc;
+}
+
+/* --- contexts ------------------------------------------------------------------------------------ */
+
+struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms,
+                            struct flb_tls_tickets *tickets)
 {
     struct flb_tls *t = calloc(1, sizeof(*t));
 
@@ -219,6 +364,9 @@ struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handsha
     t->nworkers = nworkers;
     t->ncerts = ncerts;
     t->handshake_ms = handshake_ms;
+    t->tickets = tickets_get(tickets);
+    for (uint32_t i = 0; i < ncerts; i++)
+        t->certs[i].tickets = t->tickets;
     for (uint32_t w = 0; w < nworkers; w++)
         t->ws[w] = (struct flb_tls_worker){t, w};
     return t;
@@ -246,11 +394,19 @@ static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, X509 *leaf, S
 
     SSL_CTX_set_min_proto_version(ctx, c->min_version ? c->min_version : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                 (t->tickets == NULL ? SSL_OP_NO_TICKET : 0));
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Sessions live in tickets only (a worker's own cache would resume on that worker alone). */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(ctx, 0);
+    if (t->tickets == NULL)
+        SSL_CTX_set_num_tickets(ctx, 0);
+    else if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket) != 1) {
+        say(err, errlen, "cannot set the session ticket keys");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, &t->certs[i]);
     SSL_CTX_set_client_hello_cb(ctx, on_client_hello, &t->ws[w]);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
@@ -436,6 +592,7 @@ void flb_tls_put(struct flb_tls *t)
     free(t->certs);
     free(t->ctx);
     free(t->ws);
+    flb_tls_tickets_put(t->tickets);
     free(t);
 }
 
@@ -502,6 +659,8 @@ static int handshake(struct flb_xprt *x)
     if (r == 1) {
         x->ready = 1;
         COUNT(c->handshakes, 1);
+        if (SSL_session_reused(x->ctx))
+            COUNT(c->resumed, 1);
         return FLB_OK;
     }
     e = SSL_get_error(x->ctx, r);

@@ -1,7 +1,8 @@
 /* _tls.h: TLS termination (OpenSSL 3) as a transport (_xprt.h): a non-blocking handshake driven by
  * the worker's reads, then SSL_read and SSL_write through the connection's buffers. TLS 1.2 and 1.3
- * only, no renegotiation, no compression, no session resumption yet; ALPN http/1.1; the certificate
- * chosen by SNI: exact names first, then wildcards, else the first certificate. */
+ * only, no renegotiation, no compression; sessions resumed from tickets (TLS 1.2 and 1.3) whose keys
+ * every worker shares (flb_tls_tickets); ALPN http/1.1; the certificate chosen by SNI: exact names
+ * first, then wildcards, else the first certificate. */
 #ifndef FLB_TLS_H
 #define FLB_TLS_H
 
@@ -11,9 +12,23 @@
 
 #include <stddef.h>
 
-/* A set of <ncerts> certificates for <nworkers> workers, each to be given with flb_tls_set. NULL with
+/* A set of <ncerts> certificates for <nworkers> workers, each to be given with flb_tls_set, whose
+ * contexts issue and take session tickets of <tickets> (a reference is taken; NULL: none). NULL with
  * errno. One reference, the caller's. */
-struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms);
+struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms,
+                            struct flb_tls_tickets *tickets);
+
+/* Ticket keys with none set yet (no ticket issued until flb_tls_tickets_set). NULL with errno. One
+ * reference, the caller's. */
+struct flb_tls_tickets *flb_tls_tickets_new(void);
+void flb_tls_tickets_put(struct flb_tls_tickets *k);
+
+/* Rotates to <nkeys> keys (at most FLB_TLS_TICKET_KEYS; 0: tickets off) of <key_len> bytes each (48:
+ * AES-128, or 80: AES-256; name, AES key, HMAC key, as HAProxy's tls-ticket-keys), <keys> one after
+ * the other; key <enc> encrypts new tickets, every one decrypts. Handshakes under way see the keys
+ * before or after, never a mix. FLB_OK, or FLB_ERR (EINVAL). */
+int flb_tls_tickets_set(struct flb_tls_tickets *k, const unsigned char *keys, uint32_t nkeys, size_t key_len,
+                        uint32_t enc);
 
 /* Certificate <i> from <pem> (<len> bytes: the certificate first, then its chain, and its key, in any
  * order: HAProxy's crt format) with the host names it serves. FLB_OK, or FLB_ERR with the reason in

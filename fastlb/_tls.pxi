@@ -3,6 +3,7 @@
 # published table; and the handshake counters. Included by _core.pyx.
 
 from fastlb.includes.ctls cimport (flb_tls, flb_tls_counters, flb_tls_counters_of, flb_tls_get, flb_tls_new,
+                                   flb_tls_tickets, flb_tls_tickets_new, flb_tls_tickets_put, flb_tls_tickets_set,
                                    flb_tls_options, flb_tls_put, flb_tls_set)
 
 # Why handshakes failed, in the order of enum flb_tls_fail.
@@ -17,6 +18,32 @@ cdef class _Certs:
         if self.t != NULL:
             flb_tls_put(self.t)
             self.t = NULL
+
+
+cdef class _Tickets:
+    """The data plane's session ticket keys (struct flb_tls_tickets), shared by every certificate set."""
+    cdef flb_tls_tickets *k
+
+    def __cinit__(self):
+        self.k = flb_tls_tickets_new()
+        if self.k == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        flb_tls_tickets_put(self.k)
+        self.k = NULL
+
+    cdef set(self, list keys, uint32_t enc):
+        """<keys>: 48- or 80-byte keys (name, AES key, HMAC key), at most 3, all one size; <enc> the one
+        new tickets are sealed with. ValueError when they are not that."""
+        cdef bytes joined = b"".join(keys)
+        size = len(keys[0]) if keys else 0
+        if len(keys) > 3 or any(len(k) != size for k in keys) or (keys and size not in (48, 80)):
+            raise ValueError("ticket keys: at most 3, each of 48 or 80 bytes, all the same size")
+        if keys and not enc < len(keys):
+            raise ValueError(f"ticket keys: no key {enc} to encrypt with")
+        if flb_tls_tickets_set(self.k, <const unsigned char *>joined, len(keys), size, enc) != FLB_OK:
+            raise ValueError("ticket keys: refused")
 
 
 cdef const char **_c_names(list encoded) except NULL:
@@ -57,7 +84,7 @@ cdef _tls_options(_Certs out, uint32_t i, dict opts):
         PyMem_Free(claims)
 
 
-cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms):
+cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms, _Tickets tickets):
     """A certificate set from <certs>, [(PEM bytes, host names[, options])], the first the default
     (options: see _tls_options); ValueError names the certificate that cannot be used and why."""
     cdef _Certs out = _Certs()
@@ -69,7 +96,7 @@ cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms):
         raise ValueError("certificates: none given")
     if ms == 0:
         raise ValueError("handshake_ms: 0 is not a duration")
-    out.t = flb_tls_new(nworkers, len(certs), ms)
+    out.t = flb_tls_new(nworkers, len(certs), ms, tickets.k)
     if out.t == NULL:
         raise MemoryError()
     for i, entry in enumerate(certs):
@@ -108,4 +135,4 @@ cdef _tls_listener(DataPlane dp, flb_l7_table *lt, flb_l7_listener *ll, object l
 
 cdef dict _tls_counters(void *listener):
     cdef flb_tls_counters *c = flb_tls_counters_of(listener)
-    return {"handshakes": c.handshakes, "failed": {TLS_FAILURES[k]: c.failed[k] for k in range(len(TLS_FAILURES))}}
+    return {"handshakes": c.handshakes, "resumed": c.resumed, "failed": {TLS_FAILURES[k]: c.failed[k] for k in range(len(TLS_FAILURES))}}

@@ -172,6 +172,12 @@ def parser() -> argparse.ArgumentParser:
         "*.pem; the first is the default one, SNI picks among them (docs/tls.md). Also HAPROXY_SSL_CERT, "
         "HAPROXY_SSL_CERT0..100 (PEM text). None at all: a self-signed one",
     )
+    e.add_argument(
+        "--tls-ticket-keys", metavar="FILE",
+        help="session ticket keys shared with other fastlb nodes (HAProxy's tls-ticket-keys: base64 of 80 bytes "
+        "per line; the last 3 open tickets, the one before the last seals); read again on SIGHUP. Default: "
+        "random keys of this process, rotated hourly (docs/tls.md)",
+    )
     u = run.add_argument_group("hot upgrade (docs/upgrade.md)")
     u.add_argument(
         "--upgrade-socket", metavar="PATH",
@@ -363,6 +369,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         drain_delay=args.drain_delay,
         ssl_certs=tuple(p.strip() for value in args.ssl_certs for p in value.split(",") if p.strip()),
+        tls_ticket_keys=args.tls_ticket_keys,
     )
     limits.raise_nofile()
     return server.run(options)

@@ -21,7 +21,7 @@ from typing import Any, Literal, Union
 
 import msgspec
 
-from fastlb import certs, spec
+from fastlb import certs, spec, tickets
 
 # -- the file's shape ------------------------------------------------------------------------------
 # Durations are an integer number of milliseconds or a string with a unit: "500ms", "3s", "2m", "1h".
@@ -122,6 +122,7 @@ class SharedHttpsEntry(_Struct, frozen=True):
     maxconn: int = 0
     certs: tuple[str, ...] = ()  # PEM files (certificate, chain, key) or directories of *.pem; the first is the default
     handshake_timeout: Duration = 10000  # a TLS handshake not over in this long is dropped
+    ticket_keys: str | None = None  # session ticket key file (HAProxy's tls-ticket-keys); None: random, rotated
 
 
 _ENGINE = spec.ENGINE_SETTINGS  # every engine setting's default and range, declared once
@@ -180,6 +181,7 @@ class StaticConfig(msgspec.Struct, frozen=True):
     access_log: str | None = None  # [log] access: a path, or "-" for stdout; None: the file does not say
     certs: tuple[certs.Certificate, ...] = ()  # [https] certs, read
     handshake_timeout_ms: int = 10000  # [https] handshake_timeout
+    ticket_keys: str | None = None  # [https] ticket_keys: the key file (read, checked)
 
 
 class ConfigError(Exception):
@@ -541,6 +543,7 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
                 listeners.append(spec.Listener(address=address, kind="vhost", maxconn=max(entry.http.maxconn, 0)))
     tls_certs: list[certs.Certificate] = []
     handshake_ms = 10000
+    ticket_keys: str | None = None
     if entry.https is not None:
         _positive("https.maxconn", entry.https.maxconn, problems, zero=True, top=_U32)
         for text, suffix in _listens(entry.https.listen):
@@ -559,6 +562,12 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
             tls_certs = certs.from_paths(entry.https.certs, "https.certs")
         except certs.CertError as e:
             problems.extend(e.problems)
+        if entry.https.ticket_keys is not None:
+            try:
+                tickets.read_key_file(entry.https.ticket_keys)
+                ticket_keys = entry.https.ticket_keys
+            except tickets.KeyFileError as e:
+                problems.append(f"https.ticket_keys: {e}")
 
     services: list[spec.Service] = []
     routes: list[spec.HttpRoute] = []
@@ -612,7 +621,7 @@ def _build(entry: _Parts, problems: list[str], bad: set[str]) -> StaticConfig | 
     )
     return StaticConfig(
         table=table, engine=engine, admin_listen=admin_listen, access_log=access_log, certs=tuple(tls_certs),
-        handshake_timeout_ms=handshake_ms,
+        handshake_timeout_ms=handshake_ms, ticket_keys=ticket_keys,
     )
 
 

@@ -21,12 +21,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from fastlb import accesslog, certs, config, limits, logs, spec
+from fastlb import accesslog, certs, config, limits, logs, spec, tickets
 from fastlb.merge import TableMerger, listener_what, merge_tables
 from fastlb.overrides import ADMIN_STATES, MAX_WEIGHT, Override, apply_overrides
 from fastlb.provider import OnBackendState, OnChange, Provider
 
 TRIM_INTERVAL_S = 2.0  # how often freed data-plane memory is given back (DataPlane.trim)
+TICKET_CHECK_S = 5.0  # how often the ticket key file is looked at (and random keys maybe rotated)
 BIND_RETRY_S = (1.0, 30.0)  # listeners left out are tried again after the first, doubling up to the second
 
 
@@ -47,6 +48,7 @@ class DataPlaneLike(Protocol):
     def stop(self) -> None: ...
     def listener_fds(self) -> dict[str, list[int]]: ...
     def trim(self, min_free: int = ...) -> bool: ...  # optional: a stand-in without it is never asked
+    def set_ticket_keys(self, keys: list[bytes], enc: int = ...) -> None: ...  # optional, as trim
     def set_certificates(
         self, certs: list[Any], handshake_ms: int = ..., listeners: dict[str, list[Any]] | None = ...
     ) -> None: ...
@@ -120,6 +122,7 @@ class Controller:
         access_log: accesslog.AccessLog | None = None,
         certificates: Sequence[certs.Certificate] = (),
         certificate_paths: Sequence[str] = (),
+        ticket_keys: str | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.cert_sources = tuple(certificates)  # --ssl-certs and the environment, read at start
@@ -131,6 +134,7 @@ class Controller:
         self.cert_problems: tuple[str, ...] = ()  # files that cannot be used now (their last good one serves)
         self._self_signed: certs.Certificate | None = None
         self._certs_key: object = None
+        self.tickets = tickets.TicketKeys(ticket_keys)  # session ticket keys: the key file's, or rotated
         self.access_log = access_log  # the file the data plane logs requests to; reopened by resync()
         self.providers = providers  # name -> provider, in merge order (earlier wins a clash)
         self.drain_timeout = drain_timeout
@@ -549,6 +553,8 @@ class Controller:
             except OSError as e:
                 logs.event(logging.ERROR, logs.ACCESS_LOG_REOPEN_FAILED, path=self.access_log.path, error=e.strerror,
                            keeping="the file open before")
+        if hasattr(self.dataplane, "set_ticket_keys"):
+            self.set_ticket_keys()
         for name, provider in self.providers.items():
             try:
                 await provider.resync()
@@ -596,8 +602,34 @@ class Controller:
             self._tasks.append(asyncio.create_task(self._run_provider(name, provider), name=f"provider-{name}"))
         if hasattr(self.dataplane, "trim"):
             self._tasks.append(asyncio.create_task(self._trim_memory(), name="trim"))
+        if hasattr(self.dataplane, "set_ticket_keys"):
+            self._tasks.append(asyncio.create_task(self._rotate_tickets(), name="tickets"))
         if hasattr(self.dataplane, "stats"):
             self._tasks.append(asyncio.create_task(limits.watch_fds(self.dataplane), name="fds"))
+
+    async def _rotate_tickets(self) -> None:
+        """Keeps the session ticket keys current: random ones rotated every tickets.ROTATE_S, or the key
+        file's, looked at every TICKET_CHECK_S (and on every resync) and read again when it changed."""
+        while True:
+            self.set_ticket_keys()
+            await asyncio.sleep(TICKET_CHECK_S)
+
+    def set_ticket_keys(self) -> None:
+        """Hands the data plane the ticket keys when they changed; a key file that cannot be used is one
+        error line, the last good keys (or this process's own) serving."""
+        before = self.tickets.problem
+        if self.tickets.refresh():
+            try:
+                self.dataplane.set_ticket_keys(self.tickets.keys, self.tickets.enc)
+            except ValueError as e:  # read_key_file checks what the data plane does: a bug
+                logs.event(logging.ERROR, logs.TLS_REJECTED, error=e, keeping="the last good ticket keys")
+                return
+            if self.tickets.path is not None:
+                logs.event(logging.INFO, logs.TLS_TICKET_KEYS, file=self.tickets.path, keys=len(self.tickets.keys))
+        if self.tickets.problem is not None and self.tickets.problem != before:
+            logs.event(
+                logging.ERROR, logs.TLS_REJECTED, error=self.tickets.problem, keeping="the last good ticket keys"
+            )
 
     async def _trim_memory(self) -> None:
         """Now and then, gives the memory the data plane freed after a burst back to the system (the

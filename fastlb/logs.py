@@ -42,6 +42,7 @@ CONFIG_RELOAD = "config_reload"
 CONFIG_REJECTED = "config_rejected"
 TLS_SELF_SIGNED = "tls_self_signed"
 TLS_REJECTED = "tls_rejected"
+TLS_TICKET_KEYS = "tls_ticket_keys"  # the key file read (again): how many keys open tickets
 MARATHON_RECONNECT = "marathon_reconnect"
 APP_DISABLED = "app_disabled"
 APP_ENABLED = "app_enabled"

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from fastlb import accesslog, certs, config, limits, logs, sdnotify
+from fastlb import accesslog, certs, config, limits, logs, sdnotify, tickets
 from fastlb.controller import Controller
 from fastlb.marathon.args import MarathonArgs, marathon_provider
 from fastlb.provider import Provider
@@ -36,6 +36,7 @@ class RunOptions(msgspec.Struct, frozen=True):
     cookie_secret_file: str | None = None  # keys sticky cookie values; else $FASTLB_COOKIE_SECRET, else fixed
     access_log: str | None = None  # a file (appended to) or "-" (stdout); None: the file's [log] access, else off
     ssl_certs: tuple[str, ...] = ()  # --ssl-certs: PEM files or directories of *.pem, the first the default
+    tls_ticket_keys: str | None = None  # --tls-ticket-keys: the session ticket key file; None: the file's, else random
     drain_delay: float = 0.0  # SIGTERM: /_health 503 this long before the listeners close
 
 
@@ -135,6 +136,12 @@ def build(
         given = certs.from_paths(options.ssl_certs, "--ssl-certs") + certs.from_environ(os.environ)
     except certs.CertError as e:
         raise StartError("\n".join(e.problems)) from None
+    ticket_keys = options.tls_ticket_keys or (static.loaded.ticket_keys if static is not None else None)
+    if options.tls_ticket_keys is not None:
+        try:
+            tickets.read_key_file(options.tls_ticket_keys)
+        except tickets.KeyFileError as e:
+            raise StartError(f"--tls-ticket-keys: {e}") from None
     if secret is not None:
         settings["cookie_key"] = secret
     log = _access_log(options, static)
@@ -148,7 +155,7 @@ def build(
         raise
     controller = Controller(
         dataplane, providers, drain_timeout=options.drain_timeout, access_log=log, certificates=given,
-        certificate_paths=options.ssl_certs,
+        certificate_paths=options.ssl_certs, ticket_keys=ticket_keys,
     )
     return controller, admin, token
 

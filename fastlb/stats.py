@@ -256,6 +256,7 @@ def snapshot(controller: StatsSource) -> dict[str, Any]:
             tls = live.get("tls", {})
             listeners[-1]["tls"] = {
                 "handshakes": int(tls.get("handshakes", 0)),
+                "resumed": int(tls.get("resumed", 0)),
                 "failed": {k: int(v) for k, v in tls.get("failed", {}).items()},
             }
             if table.sni_routes:
@@ -526,6 +527,9 @@ def metrics_text(snap: dict[str, Any]) -> str:
         if "tls" in x:
             m.add("fastlb_tls_handshakes_total", "counter", "TLS handshakes over per listener.",
                   x["tls"]["handshakes"], listener=x["address"])
+            m.add("fastlb_tls_resumed_handshakes_total", "counter",
+                  "TLS handshakes per listener that resumed a session (from a ticket), of those over.",
+                  x["tls"]["resumed"], listener=x["address"])
             for reason, n in x["tls"]["failed"].items():
                 m.add("fastlb_tls_handshake_failures_total", "counter",
                       "TLS handshakes that failed per listener, by reason.", n, listener=x["address"], reason=reason)

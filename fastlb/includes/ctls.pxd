@@ -8,14 +8,22 @@ cdef extern from "_tls-t.h" nogil:
 
     struct flb_tls_counters:
         uint64_t handshakes
+        uint64_t resumed
         uint64_t failed[6]
 
     struct flb_tls:
         uint32_t ncerts
         uint32_t handshake_ms
 
+    struct flb_tls_tickets:
+        pass
+
 cdef extern from "_tls.h" nogil:
-    flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms)
+    flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handshake_ms, flb_tls_tickets *tickets)
+    flb_tls_tickets *flb_tls_tickets_new()
+    void flb_tls_tickets_put(flb_tls_tickets *k)
+    int flb_tls_tickets_set(flb_tls_tickets *k, const unsigned char *keys, uint32_t nkeys, size_t key_len,
+                            uint32_t enc)
     int flb_tls_set(flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names, uint32_t nnames,
                     char *err, size_t errlen)
     int flb_tls_options(flb_tls *t, uint32_t i, const char *const *claims, uint32_t nclaims,
