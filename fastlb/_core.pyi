@@ -97,6 +97,7 @@ class DataPlane:
     def listener_fds(self) -> dict[str, list[int]]:
         """Listening fds by address (hot upgrade hands them to a new process)."""
 
+def tls_reads() -> int: ...
 def live_counts() -> dict[str, int]:
     """fds, pipes, conns, tables, backends, listeners alive in the C core (tests assert these return to
     their baseline)."""

@@ -22,7 +22,7 @@ from libc.string cimport memcpy, memset, strdup
 from fastlb.includes.caddr cimport (FLB_ADDR_TEXT, flb_addr_format, flb_addr_parse, sockaddr,
                                     sockaddr_storage, socklen_t)
 from fastlb.includes.capi cimport FLB_ERR, FLB_OK, flb_live
-from fastlb.includes.ctls cimport flb_tls_live
+from fastlb.includes.ctls cimport flb_tls_live, flb_tls_reads
 from fastlb.includes.cbackend cimport (FLB_ADMIN_DRAIN, FLB_ADMIN_MAINT, FLB_ADMIN_READY, FLB_HEALTH_DOWN,
                                        FLB_HEALTH_UP, flb_backend, flb_backend_find, flb_backend_get)
 from fastlb.includes.cbalance cimport (FLB_BAL_LEASTCONN, FLB_BAL_MAGLEV, FLB_BAL_ROUNDROBIN, FLB_BAL_SOURCE,
@@ -53,6 +53,12 @@ def live_counts():
         "listeners": flb_live.listeners,
         "tls": flb_tls_live,
     }
+
+
+def tls_reads():
+    """PEMs the data plane has parsed so far (certificate, chain and key each): a set made again reads
+    only the PEMs the sets serving now do not hold."""
+    return flb_tls_reads
 
 
 _ALGOS = {
@@ -878,8 +884,10 @@ cdef class DataPlane:
         ms = _u32(handshake_ms, "handshake_ms")
         if ms == 0:
             raise ValueError("handshake_ms: 0 is not a duration")
-        shared = _tls_build(self.nworkers, certs, handshake_ms, <_Tickets>self.tickets) if certs else None
-        own = {address: _tls_build(self.nworkers, entries, handshake_ms, <_Tickets>self.tickets)
+        # The sets serving now lend their parsed certificates to the new ones: only new PEMs are read.
+        previous = [self.certs, *(self.listener_certs or {}).values()]
+        shared = _tls_build(self.nworkers, certs, handshake_ms, <_Tickets>self.tickets, previous) if certs else None
+        own = {address: _tls_build(self.nworkers, entries, handshake_ms, <_Tickets>self.tickets, previous)
                for address, entries in (listeners or {}).items()}
         self.certs = shared
         self.listener_certs = own

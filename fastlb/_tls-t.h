@@ -3,6 +3,7 @@
 #ifndef FLB_TLS_T_H
 #define FLB_TLS_T_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* Why a handshake failed, as counted. */
@@ -13,7 +14,8 @@ enum flb_tls_fail {
     FLB_TLS_F_HTTP = 3,     /* plain HTTP on the TLS port */
     FLB_TLS_F_PROTOCOL = 4, /* anything else the client sent wrong (garbage, a broken ClientHello) */
     FLB_TLS_F_EOF = 5,      /* the client closed (or reset) before the handshake was over */
-    FLB_TLS_F_N = 6,
+    FLB_TLS_F_CERT = 6,     /* the certificate SNI picked could not be read (or its context made) */
+    FLB_TLS_F_N = 7,
 };
 
 /* A listener's, kept in its record so that they survive table swaps. */
@@ -55,6 +57,10 @@ struct flb_tls_cert {
     char *ciphers;                /* TLS 1.2 cipher list, owned; NULL: fastlb's */
     char *suites;                 /* TLS 1.3 suites, owned; NULL: OpenSSL's */
     struct flb_tls_tickets *tickets; /* its set's (the set holds the reference) */
+    void *leaf, *chain, *key;     /* X509 *, STACK_OF(X509) *, EVP_PKEY *: parsed once, a reference each */
+    char *pem;                    /* owned until it is parsed (the default: at once; another: first use) */
+    size_t pem_len;
+    _Atomic int state;            /* 0: not parsed yet, 1: parsed, -1: cannot be */
 };
 
 struct flb_tls;
@@ -68,7 +74,11 @@ struct flb_tls_worker {
 
 /* The certificates of the https listener and each worker's own SSL_CTX for each: OpenSSL 3 takes a
  * lock per handshake on what contexts share, so no worker touches another's. Built by the control
- * thread, immutable, reference-counted like the tables that carry it. The first certificate is the
+ * thread, then immutable but for what is made on first use: the default certificate is parsed and
+ * every worker's context for it made with the set; another certificate is parsed (once, under the
+ * set's lock) and a worker's context for it made (by that worker, in its own row) the first time SNI
+ * picks it on that worker. So a set of 10,000 certificates costs copies of their PEMs, and memory
+ * grows with the names clients ask for. Reference-counted like the tables that carry it. The first certificate is the
  * default one (no SNI, or a name no certificate has). */
 struct flb_tls {
     _Atomic int refs;
@@ -78,6 +88,8 @@ struct flb_tls {
     void **ctx;                   /* [nworkers * ncerts] SSL_CTX *, worker-major */
     struct flb_tls_worker *ws;    /* [nworkers] */
     struct flb_tls_tickets *tickets; /* a reference; NULL: no session tickets */
+    void *probe;                  /* SSL_CTX * on which certificates' cipher settings are tried, or NULL */
+    pthread_mutex_t lock;         /* held while a worker parses a certificate none has parsed */
 };
 
 #endif

@@ -15,7 +15,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <openssl/core_names.h>
+#include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -44,6 +46,7 @@ static const char PLAIN_400[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/
                                 "Connection: close\r\n\r\nThis port speaks HTTPS (TLS) only.\r\n\r\n";
 
 _Atomic long flb_tls_live;
+_Atomic long flb_tls_reads;
 
 /* --- names --------------------------------------------------------------------------------------- */
 
@@ -139,25 +142,39 @@ static size_t hello_name(SSL *ssl, char out[256])
     return 0;
 }
 
+static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, char *err, size_t errlen);
+static int load(struct flb_tls *t, uint32_t i);
+
 /* The certificate is chosen here, before the version and the cipher are: so that a certificate's
  * own settings (a service's lowest version, ciphers, TLS 1.3 suites) hold for its handshakes. */
 static int on_client_hello(SSL *ssl, int *alert, void *arg)
 {
     const struct flb_tls_worker *tw = arg;
-    const struct flb_tls *t = tw->tls;
+    struct flb_tls *t = tw->tls;
     const struct flb_tls_cert *c;
     char name[256];
     size_t len = hello_name(ssl, name);
     uint32_t i;
+    void **slot;
 
     if (len == 0)
         return SSL_CLIENT_HELLO_SUCCESS; /* the default certificate */
     i = flb_tls_pick(t, name, len);
     if (i == 0)
         return SSL_CLIENT_HELLO_SUCCESS;
+    /* This worker's context for the certificate, made the first time SNI picks it. */
+    slot = &t->ctx[(size_t)tw->id * t->ncerts + i];
+    if (*slot == NULL) {
+        char err[128];
+        if (load(t, i) != FLB_OK || (*slot = ctx_new(t, tw->id, i, err, sizeof(err))) == NULL) {
+            *alert = SSL_AD_INTERNAL_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        atomic_fetch_add_explicit(&flb_tls_live, 1, RELAXED);
+    }
     /* The switch takes the certificate and ALPN from the new context; the connection keeps the first
      * context's version range and ciphers, so this certificate's are set on it too. */
-    SSL_set_SSL_CTX(ssl, t->ctx[(size_t)tw->id * t->ncerts + i]);
+    SSL_set_SSL_CTX(ssl, *slot);
     c = &t->certs[i];
     if (SSL_set_min_proto_version(ssl, c->min_version ? c->min_version : TLS1_2_VERSION) != 1 ||
         SSL_set_cipher_list(ssl, c->ciphers != NULL ? c->ciphers : CIPHERS_12) != 1 ||
@@ -364,6 +381,7 @@ struct flb_tls *flb_tls_new(uint32_t nworkers, uint32_t ncerts, uint32_t handsha
     t->nworkers = nworkers;
     t->ncerts = ncerts;
     t->handshake_ms = handshake_ms;
+    pthread_mutex_init(&t->lock, NULL);
     t->tickets = tickets_get(tickets);
     for (uint32_t i = 0; i < ncerts; i++)
         t->certs[i].tickets = t->tickets;
@@ -381,16 +399,19 @@ fail:
     return NULL;
 }
 
-static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, X509 *leaf, STACK_OF(X509) *chain,
-                        EVP_PKEY *key, char *err, size_t errlen)
+/* Worker <w>'s context for certificate <i> (parsed: flb_tls_set). */
+static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const struct flb_tls_cert *c = &t->certs[i];
+    X509 *leaf = c->leaf;
+    STACK_OF(X509) *chain = c->chain;
+    EVP_PKEY *key = c->key;
 
     if (ctx == NULL) {
         say(err, errlen, "cannot make a TLS context");
         return NULL;
     }
-    const struct flb_tls_cert *c = &t->certs[i];
 
     SSL_CTX_set_min_proto_version(ctx, c->min_version ? c->min_version : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
@@ -430,12 +451,7 @@ static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, X509 *leaf, S
             return NULL;
         }
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        say(err, errlen, "the key does not match the certificate");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
+    return ctx; /* the key was checked against the certificate when it was read */
 }
 
 static char **names_dup(const char *const *names, uint32_t n, uint32_t *count)
@@ -491,47 +507,109 @@ int flb_tls_options(struct flb_tls *t, uint32_t i, const char *const *claims, ui
     if ((ciphers != NULL && (c->ciphers = strdup(ciphers)) == NULL) ||
         (suites != NULL && (c->suites = strdup(suites)) == NULL))
         goto nomem;
+    /* Contexts are made later (a worker's, on first use): the settings are tried now, on one context. */
+    if (ciphers != NULL || suites != NULL) {
+        if (t->probe == NULL && (t->probe = SSL_CTX_new(TLS_server_method())) == NULL) {
+            say(err, errlen, "cannot make a TLS context");
+            return FLB_ERR;
+        }
+        if ((ciphers != NULL && SSL_CTX_set_cipher_list(t->probe, ciphers) != 1) ||
+            (suites != NULL && SSL_CTX_set_ciphersuites(t->probe, suites) != 1)) {
+            say(err, errlen, "the ciphers or cipher suites name none OpenSSL has");
+            return FLB_ERR;
+        }
+    }
     return FLB_OK;
 nomem:
     snprintf(err, errlen, "out of memory");
     return FLB_ERR;
 }
 
-int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names,
-                uint32_t nnames, char *err, size_t errlen)
+/* What reads certificates: a key decoder, made once and used for every key it reads (making one
+ * costs ten times decoding a key with it), and where that decoder puts its key. One per thread. */
+struct reader {
+    OSSL_DECODER_CTX *decoder;
+    EVP_PKEY *decoded;
+};
+
+static void reader_done(struct reader *r)
+{
+    OSSL_DECODER_CTX_free(r->decoder);
+    r->decoder = NULL;
+}
+
+/* The key in DER (<der>, <len> bytes: PKCS#8, or the type's own). NULL when it is none. */
+static EVP_PKEY *key_decode(struct reader *r, const unsigned char *der, size_t len)
+{
+    EVP_PKEY *key;
+
+    if (r->decoder == NULL) {
+        r->decoder = OSSL_DECODER_CTX_new_for_pkey(&r->decoded, "DER", NULL, NULL, EVP_PKEY_KEYPAIR, NULL, NULL);
+        if (r->decoder == NULL)
+            return NULL;
+    }
+    r->decoded = NULL;
+    if (OSSL_DECODER_from_data(r->decoder, &der, &len) != 1) {
+        EVP_PKEY_free(r->decoded);
+        r->decoded = NULL;
+        return NULL;
+    }
+    key = r->decoded;
+    r->decoded = NULL;
+    return key;
+}
+
+/* Reads <pem> (<len> bytes) into <c>: its certificates in order (the first the leaf, the others its
+ * chain) and its first private key, in one pass over the PEM blocks, and checks that they match.
+ * FLB_OK, or FLB_ERR with the reason in <err>. Touches nothing shared: threads may read at once. */
+static int parse(struct reader *r, struct flb_tls_cert *c, const char *pem, size_t len, char *err, size_t errlen)
 {
     BIO *bio = NULL;
     X509 *leaf = NULL, *x;
     STACK_OF(X509) *chain = sk_X509_new_null();
     EVP_PKEY *key = NULL;
-    struct flb_tls_cert *c = &t->certs[i];
-    int rc = FLB_ERR;
+    char *type = NULL, *header = NULL;
+    unsigned char *der = NULL;
+    long dlen;
+    int rc = FLB_ERR, encrypted = 0;
 
-    if (i >= t->ncerts || len > INT_MAX || chain == NULL || c->names != NULL) {
-        snprintf(err, errlen, "certificate %u cannot be set", (unsigned)i);
-        goto out;
-    }
-    /* The certificates, in order (each read skips the blocks that are not one), then the key. */
-    if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+    atomic_fetch_add_explicit(&flb_tls_reads, 1, RELAXED);
+    if (len > INT_MAX || chain == NULL || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
         goto nomem;
-    leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-    if (leaf == NULL) {
-        say(err, errlen, "no PEM certificate in it");
-        goto out;
-    }
-    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-        if (!sk_X509_push(chain, x)) {
-            X509_free(x);
-            goto nomem;
+    while (PEM_read_bio(bio, &type, &header, &der, &dlen) == 1) {
+        const unsigned char *p = der;
+        if (strcmp(type, PEM_STRING_X509) == 0 || strcmp(type, PEM_STRING_X509_OLD) == 0) {
+            if ((x = d2i_X509(NULL, &p, dlen)) == NULL) {
+                say(err, errlen, "a certificate in it cannot be read");
+                goto out;
+            }
+            if (leaf == NULL)
+                leaf = x;
+            else if (!sk_X509_push(chain, x)) {
+                X509_free(x);
+                goto nomem;
+            }
+        } else if (strstr(type, "PRIVATE KEY") != NULL && key == NULL) {
+            if (strstr(type, "ENCRYPTED") != NULL || strstr(header, "ENCRYPTED") != NULL)
+                encrypted = 1;
+            else if ((key = key_decode(r, p, (size_t)dlen)) == NULL) {
+                say(err, errlen, "its private key cannot be read");
+                goto out;
+            }
         }
+        OPENSSL_free(type);
+        OPENSSL_free(header);
+        OPENSSL_free(der);
+        type = header = NULL;
+        der = NULL;
     }
-    ERR_clear_error(); /* the read that found no more certificates */
-    BIO_free(bio);
-    if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
-        goto nomem;
-    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+    ERR_clear_error(); /* the read that found no more blocks */
+    if (leaf == NULL) {
+        snprintf(err, errlen, "no PEM certificate in it");
+        goto out;
+    }
     if (key == NULL) {
-        say(err, errlen, "no PEM private key in it (or one under a passphrase)");
+        snprintf(err, errlen, "no PEM private key in it%s", encrypted ? " (its key is under a passphrase)" : "");
         goto out;
     }
     if (X509_check_private_key(leaf, key) != 1) {
@@ -539,26 +617,129 @@ int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, cons
         snprintf(err, errlen, "the key does not match the certificate");
         goto out;
     }
-    c->names = names_dup(names, nnames, &c->nnames);
-    if (c->names == NULL || c->nnames != nnames)
-        goto nomem;
-    for (uint32_t w = 0; w < t->nworkers; w++) {
-        void *ctx = ctx_new(t, w, i, leaf, chain, key, err, errlen);
-        if (ctx == NULL)
-            goto out;
-        t->ctx[(size_t)w * t->ncerts + i] = ctx;
-        atomic_fetch_add_explicit(&flb_tls_live, 1, RELAXED);
-    }
+    c->leaf = leaf;
+    c->chain = chain;
+    c->key = key;
+    leaf = NULL;
+    chain = NULL;
+    key = NULL;
     rc = FLB_OK;
     goto out;
 nomem:
     snprintf(err, errlen, "out of memory");
 out:
+    OPENSSL_free(type);
+    OPENSSL_free(header);
+    OPENSSL_free(der);
     BIO_free(bio);
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
     EVP_PKEY_free(key);
     return rc;
+}
+
+/* Certificate <i> serves <names>; every worker's context for it when it is the default one (the
+ * others are made by each worker on first use). */
+static int install(struct flb_tls *t, uint32_t i, const char *const *names, uint32_t nnames, char *err,
+                   size_t errlen)
+{
+    struct flb_tls_cert *c = &t->certs[i];
+
+    c->names = names_dup(names, nnames, &c->nnames);
+    if (c->names == NULL || c->nnames != nnames) {
+        snprintf(err, errlen, "out of memory");
+        return FLB_ERR;
+    }
+    for (uint32_t w = 0; i == 0 && w < t->nworkers; w++) {
+        void *ctx = ctx_new(t, w, i, err, errlen);
+        if (ctx == NULL)
+            return FLB_ERR;
+        t->ctx[(size_t)w * t->ncerts + i] = ctx;
+        atomic_fetch_add_explicit(&flb_tls_live, 1, RELAXED);
+    }
+    return FLB_OK;
+}
+
+int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names,
+                uint32_t nnames, char *err, size_t errlen)
+{
+    struct flb_tls_cert *c = &t->certs[i];
+    struct reader r = {0};
+    int rc;
+
+    if (i >= t->ncerts || c->names != NULL || c->leaf != NULL || c->pem != NULL) {
+        snprintf(err, errlen, "certificate %u cannot be set", (unsigned)i);
+        return FLB_ERR;
+    }
+    if (i > 0) {
+        /* Read when SNI first picks it (load()): the control plane has checked it already. */
+        if ((c->pem = malloc(len ? len : 1)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return FLB_ERR;
+        }
+        memcpy(c->pem, pem, len);
+        c->pem_len = len;
+        return install(t, i, names, nnames, err, errlen);
+    }
+    rc = parse(&r, c, pem, len, err, errlen);
+    reader_done(&r);
+    if (rc == FLB_OK)
+        atomic_store_explicit(&c->state, 1, memory_order_release);
+    return rc == FLB_OK ? install(t, i, names, nnames, err, errlen) : rc;
+}
+
+/* Certificate <i> read (its certificate, chain and key parsed) by the first worker that needs it:
+ * FLB_OK, or FLB_ERR when it cannot be (then never tried again). Workers wait on each other here
+ * only while one reads a certificate none has read. */
+static int load(struct flb_tls *t, uint32_t i)
+{
+    struct flb_tls_cert *c = &t->certs[i];
+    int state = atomic_load_explicit(&c->state, memory_order_acquire);
+
+    if (state != 0)
+        return state > 0 ? FLB_OK : FLB_ERR;
+    pthread_mutex_lock(&t->lock);
+    state = atomic_load_explicit(&c->state, memory_order_relaxed);
+    if (state == 0) {
+        struct reader r = {0};
+        char err[128];
+        state = parse(&r, c, c->pem, c->pem_len, err, sizeof(err)) == FLB_OK ? 1 : -1;
+        reader_done(&r);
+        free(c->pem);
+        c->pem = NULL;
+        atomic_store_explicit(&c->state, state, memory_order_release);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return state > 0 ? FLB_OK : FLB_ERR;
+}
+
+int flb_tls_loaded(const struct flb_tls *t, uint32_t i)
+{
+    return i < t->ncerts && atomic_load_explicit(&t->certs[i].state, memory_order_acquire) > 0;
+}
+
+int flb_tls_set_from(struct flb_tls *t, uint32_t i, const struct flb_tls *from, uint32_t j, const char *const *names,
+                     uint32_t nnames, char *err, size_t errlen)
+{
+    struct flb_tls_cert *c = &t->certs[i];
+    const struct flb_tls_cert *f;
+
+    if (i >= t->ncerts || j >= from->ncerts || c->names != NULL || c->leaf != NULL || c->pem != NULL ||
+        !flb_tls_loaded(from, j)) {
+        snprintf(err, errlen, "certificate %u cannot be set", (unsigned)i);
+        return FLB_ERR;
+    }
+    f = &from->certs[j];
+    if ((c->chain = X509_chain_up_ref(f->chain)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return FLB_ERR;
+    }
+    X509_up_ref(f->leaf);
+    EVP_PKEY_up_ref(f->key);
+    c->leaf = f->leaf;
+    c->key = f->key;
+    atomic_store_explicit(&c->state, 1, memory_order_release);
+    return install(t, i, names, nnames, err, errlen);
 }
 
 struct flb_tls *flb_tls_get(struct flb_tls *t)
@@ -588,7 +769,13 @@ void flb_tls_put(struct flb_tls *t)
         free(c->alpn);
         free(c->ciphers);
         free(c->suites);
+        X509_free(c->leaf);
+        sk_X509_pop_free(c->chain, X509_free);
+        EVP_PKEY_free(c->key);
+        free(c->pem);
     }
+    pthread_mutex_destroy(&t->lock);
+    SSL_CTX_free(t->probe);
     free(t->certs);
     free(t->ctx);
     free(t->ws);
@@ -617,6 +804,8 @@ static enum flb_tls_fail why(int e)
         return FLB_TLS_F_HTTP;
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:
         return FLB_TLS_F_EOF;
+    case SSL_R_CALLBACK_FAILED: /* the ClientHello callback: the certificate SNI picked cannot be used */
+        return FLB_TLS_F_CERT;
     default:
         return FLB_TLS_F_PROTOCOL;
     }

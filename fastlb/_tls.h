@@ -31,8 +31,10 @@ int flb_tls_tickets_set(struct flb_tls_tickets *k, const unsigned char *keys, ui
                         uint32_t enc);
 
 /* Certificate <i> from <pem> (<len> bytes: the certificate first, then its chain, and its key, in any
- * order: HAProxy's crt format) with the host names it serves. FLB_OK, or FLB_ERR with the reason in
- * <err> (a missing key, a key that does not match, text that is not PEM). */
+ * order: HAProxy's crt format) with the host names it serves. The default certificate (<i> 0) is
+ * parsed now: FLB_OK, or FLB_ERR with the reason in <err> (a missing key, a key that does not match,
+ * text that is not PEM). Another is kept as PEM and parsed when SNI first picks it (a handshake then
+ * fails as "certificate" if it cannot be: the control plane checks every file before). */
 int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, const char *const *names,
                 uint32_t nnames, char *err, size_t errlen);
 
@@ -44,6 +46,15 @@ int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, cons
 int flb_tls_options(struct flb_tls *t, uint32_t i, const char *const *claims, uint32_t nclaims,
                     const unsigned char *alpn, size_t alpn_len, const char *min_version, const char *ciphers,
                     const char *suites, char *err, size_t errlen);
+
+/* Whether certificate <i> of <t> is parsed (a later set may then share it: flb_tls_set_from). */
+int flb_tls_loaded(const struct flb_tls *t, uint32_t i);
+
+/* Certificate <i> as certificate <j> of <from> (a set made before, with the same PEM, <j> parsed):
+ * its parsed certificate, chain and key are shared, not parsed again, and it serves <names>. Options are given
+ * before, as for flb_tls_set. FLB_OK, or FLB_ERR with the reason in <err>. */
+int flb_tls_set_from(struct flb_tls *t, uint32_t i, const struct flb_tls *from, uint32_t j, const char *const *names,
+                     uint32_t nnames, char *err, size_t errlen);
 
 struct flb_tls *flb_tls_get(struct flb_tls *t);
 void flb_tls_put(struct flb_tls *t);
@@ -61,5 +72,8 @@ int flb_tls_accept(struct flb_xprt *x, struct flb_tls *t, uint32_t worker, struc
 
 /* TLS objects alive (connections' SSL and the sets' contexts): the tests check they return to zero. */
 extern _Atomic long flb_tls_live;
+
+/* PEMs parsed so far (a certificate, its chain and its key each): the tests count what a change reads. */
+extern _Atomic long flb_tls_reads;
 
 #endif

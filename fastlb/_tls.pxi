@@ -3,16 +3,18 @@
 # published table; and the handshake counters. Included by _core.pyx.
 
 from fastlb.includes.ctls cimport (flb_tls, flb_tls_counters, flb_tls_counters_of, flb_tls_get, flb_tls_new,
-                                   flb_tls_tickets, flb_tls_tickets_new, flb_tls_tickets_put, flb_tls_tickets_set,
-                                   flb_tls_options, flb_tls_put, flb_tls_set)
+                                   flb_tls_loaded, flb_tls_set, flb_tls_set_from, flb_tls_tickets, flb_tls_tickets_new, flb_tls_tickets_put,
+                                   flb_tls_tickets_set,
+                                   flb_tls_options, flb_tls_put)
 
 # Why handshakes failed, in the order of enum flb_tls_fail.
-TLS_FAILURES = ("timeout", "version", "no_shared_cipher", "http", "protocol", "eof")
+TLS_FAILURES = ("timeout", "version", "no_shared_cipher", "http", "protocol", "eof", "certificate")
 
 
 cdef class _Certs:
     """One reference to a C certificate set (struct flb_tls)."""
     cdef flb_tls *t
+    cdef dict parsed  # PEM bytes -> the index of the certificate read from them (a later set shares it)
 
     def __dealloc__(self):
         if self.t != NULL:
@@ -84,13 +86,19 @@ cdef _tls_options(_Certs out, uint32_t i, dict opts):
         PyMem_Free(claims)
 
 
-cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms, _Tickets tickets):
+cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms, _Tickets tickets,
+                       object previous=()):
     """A certificate set from <certs>, [(PEM bytes, host names[, options])], the first the default
-    (options: see _tls_options); ValueError names the certificate that cannot be used and why."""
+    (options: see _tls_options); ValueError names the certificate that cannot be used and why (the
+    default one is parsed now; the others when SNI first picks them, flb_tls_set). A PEM that one of
+    the <previous> sets (_Certs), or an earlier entry, has parsed is not parsed again: it is shared (a
+    change of one certificate among 10,000 parses that one)."""
     cdef _Certs out = _Certs()
+    cdef _Certs before
     cdef char err[512]
     cdef const char **names
     cdef uint32_t ms = _u32(handshake_ms, "handshake_ms")
+    cdef int rc
     certs = list(certs)
     if not certs:
         raise ValueError("certificates: none given")
@@ -99,19 +107,29 @@ cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms, _Ti
     out.t = flb_tls_new(nworkers, len(certs), ms, tickets.k)
     if out.t == NULL:
         raise MemoryError()
+    out.parsed = {}
+    sources = [p for p in previous if p is not None]
     for i, entry in enumerate(certs):
-        pem, hostnames = entry[0], entry[1]
+        pem = entry[0]
         if not isinstance(pem, bytes):
             raise ValueError(f"certificate {i}: expected PEM bytes")
         if len(entry) > 2 and entry[2]:
             _tls_options(out, i, dict(entry[2]))
-        encoded = [n.encode("ascii") for n in hostnames]
+        encoded = [n.encode("ascii") for n in entry[1]]
         names = _c_names(encoded)
         try:
-            if flb_tls_set(out.t, i, pem, len(pem), names, len(encoded), err, sizeof(err)) != FLB_OK:
+            for before in (*sources, out):
+                j = before.parsed.get(pem)
+                if j is not None and flb_tls_loaded(before.t, j):
+                    rc = flb_tls_set_from(out.t, i, before.t, j, names, len(encoded), err, sizeof(err))
+                    break
+            else:
+                rc = flb_tls_set(out.t, i, pem, len(pem), names, len(encoded), err, sizeof(err))
+            if rc != FLB_OK:
                 raise ValueError(f"certificate {i}: {err.decode(errors='replace')}")
         finally:
             PyMem_Free(names)
+        out.parsed.setdefault(pem, i)
     return out
 
 

@@ -9,7 +9,7 @@ cdef extern from "_tls-t.h" nogil:
     struct flb_tls_counters:
         uint64_t handshakes
         uint64_t resumed
-        uint64_t failed[6]
+        uint64_t failed[7]
 
     struct flb_tls:
         uint32_t ncerts
@@ -29,9 +29,13 @@ cdef extern from "_tls.h" nogil:
     int flb_tls_options(flb_tls *t, uint32_t i, const char *const *claims, uint32_t nclaims,
                         const unsigned char *alpn, size_t alpn_len, const char *min_version, const char *ciphers,
                         const char *suites, char *err, size_t errlen)
+    int flb_tls_set_from(flb_tls *t, uint32_t i, const flb_tls *src, uint32_t j, const char *const *names,
+                         uint32_t nnames, char *err, size_t errlen)
+    int flb_tls_loaded(const flb_tls *t, uint32_t i)
     flb_tls *flb_tls_get(flb_tls *t)
     void flb_tls_put(flb_tls *t)
     long flb_tls_live
+    long flb_tls_reads
 
 # The listener's TLS counters (kept out of clistener).
 cdef extern from *:
