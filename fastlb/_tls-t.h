@@ -15,7 +15,8 @@ enum flb_tls_fail {
     FLB_TLS_F_PROTOCOL = 4, /* anything else the client sent wrong (garbage, a broken ClientHello) */
     FLB_TLS_F_EOF = 5,      /* the client closed (or reset) before the handshake was over */
     FLB_TLS_F_CERT = 6,     /* the certificate SNI picked could not be read (or its context made) */
-    FLB_TLS_F_N = 7,
+    FLB_TLS_F_CLIENT = 7,   /* a client certificate required and not sent, or not verified */
+    FLB_TLS_F_N = 8,
 };
 
 /* A listener's, kept in its record so that they survive table swaps. */
@@ -58,6 +59,9 @@ struct flb_tls_cert {
     char *suites;                 /* TLS 1.3 suites, owned; NULL: OpenSSL's */
     struct flb_tls_tickets *tickets; /* its set's (the set holds the reference) */
     void *leaf, *chain, *key;     /* X509 *, STACK_OF(X509) *, EVP_PKEY *: parsed once, a reference each */
+    int verify;                   /* client certificates: 0 not asked, 1 optional, 2 required */
+    void *store;                  /* X509_STORE * of the CAs that verify them (a reference), or NULL */
+    void *ca_names;               /* STACK_OF(X509_NAME) * sent in the CertificateRequest, owned, or NULL */
     char *pem;                    /* owned until it is parsed (the default: at once; another: first use) */
     size_t pem_len;
     _Atomic int state;            /* 0: not parsed yet, 1: parsed, -1: cannot be */

@@ -144,6 +144,7 @@ static size_t hello_name(SSL *ssl, char out[256])
 
 static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, char *err, size_t errlen);
 static int load(struct flb_tls *t, uint32_t i);
+static int verify_mode(const struct flb_tls_cert *c);
 
 /* The certificate is chosen here, before the version and the cipher are: so that a certificate's
  * own settings (a service's lowest version, ciphers, TLS 1.3 suites) hold for its handshakes. */
@@ -176,6 +177,7 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg)
      * context's version range and ciphers, so this certificate's are set on it too. */
     SSL_set_SSL_CTX(ssl, *slot);
     c = &t->certs[i];
+    SSL_set_verify(ssl, verify_mode(c), NULL); /* the connection took the first context's */
     if (SSL_set_min_proto_version(ssl, c->min_version ? c->min_version : TLS1_2_VERSION) != 1 ||
         SSL_set_cipher_list(ssl, c->ciphers != NULL ? c->ciphers : CIPHERS_12) != 1 ||
         (c->suites != NULL && SSL_set_ciphersuites(ssl, c->suites) != 1)) {
@@ -399,6 +401,39 @@ fail:
     return NULL;
 }
 
+/* Sessions resume under the certificate they were made with only: the session context is the
+ * leaf's digest (OpenSSL moves a connection to the context SNI picks, in on_client_hello). */
+static int session_context(SSL_CTX *ctx, const struct flb_tls_cert *c)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (X509_digest(c->leaf, EVP_sha256(), md, &n) != 1)
+        return 0;
+    return SSL_CTX_set_session_id_context(ctx, md, n < SSL_MAX_SID_CTX_LENGTH ? n : SSL_MAX_SID_CTX_LENGTH) == 1;
+}
+
+static int verify_mode(const struct flb_tls_cert *c)
+{
+    if (c->verify == 0)
+        return SSL_VERIFY_NONE;
+    return SSL_VERIFY_PEER | (c->verify == 2 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+}
+
+static int client_certificates(SSL_CTX *ctx, const struct flb_tls_cert *c)
+{
+    STACK_OF(X509_NAME) *names;
+
+    if (c->verify == 0)
+        return 1;
+    if ((names = SSL_dup_CA_list(c->ca_names)) == NULL)
+        return 0;
+    SSL_CTX_set1_cert_store(ctx, c->store);
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, verify_mode(c), NULL);
+    return 1;
+}
+
 /* Worker <w>'s context for certificate <i> (parsed: flb_tls_set). */
 static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, char *err, size_t errlen)
 {
@@ -432,6 +467,11 @@ static SSL_CTX *ctx_new(struct flb_tls *t, uint32_t w, uint32_t i, char *err, si
     SSL_CTX_set_client_hello_cb(ctx, on_client_hello, &t->ws[w]);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_app_data(ctx, &t->certs[i]);
+    if (!session_context(ctx, c) || !client_certificates(ctx, c)) {
+        say(err, errlen, "cannot set the session context or the client certificate CAs");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (SSL_CTX_set_cipher_list(ctx, c->ciphers != NULL ? c->ciphers : CIPHERS_12) != 1 ||
         (c->suites != NULL && SSL_CTX_set_ciphersuites(ctx, c->suites) != 1)) {
         say(err, errlen, "the ciphers or cipher suites name none OpenSSL has");
@@ -523,6 +563,58 @@ int flb_tls_options(struct flb_tls *t, uint32_t i, const char *const *claims, ui
 nomem:
     snprintf(err, errlen, "out of memory");
     return FLB_ERR;
+}
+
+int flb_tls_verify(struct flb_tls *t, uint32_t i, int mode, const char *ca_pem, size_t len, char *err, size_t errlen)
+{
+    struct flb_tls_cert *c = &t->certs[i];
+    STACK_OF(X509_INFO) *infos = NULL;
+    X509_STORE *store = NULL;
+    STACK_OF(X509_NAME) *names = NULL;
+    BIO *bio = NULL;
+    int n = 0, rc = FLB_ERR;
+
+    if (i >= t->ncerts || c->names != NULL || c->store != NULL || mode < 1 || mode > 2 || len > INT_MAX) {
+        snprintf(err, errlen, "certificate %u: client certificates cannot be set", (unsigned)i);
+        return FLB_ERR;
+    }
+    if ((bio = BIO_new_mem_buf(ca_pem, (int)len)) == NULL || (store = X509_STORE_new()) == NULL ||
+        (names = sk_X509_NAME_new_null()) == NULL)
+        goto nomem;
+    infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+    for (int k = 0; infos != NULL && k < sk_X509_INFO_num(infos); k++) {
+        X509 *ca = sk_X509_INFO_value(infos, k)->x509;
+        X509_NAME *name;
+        if (ca == NULL)
+            continue;
+        if (X509_STORE_add_cert(store, ca) != 1 || (name = X509_NAME_dup(X509_get_subject_name(ca))) == NULL)
+            goto nomem;
+        if (!sk_X509_NAME_push(names, name)) {
+            X509_NAME_free(name);
+            goto nomem;
+        }
+        n++;
+    }
+    ERR_clear_error();
+    if (n == 0) {
+        snprintf(err, errlen, "no PEM CA certificate to verify client certificates with");
+        goto out;
+    }
+    c->verify = mode;
+    c->store = store;
+    c->ca_names = names;
+    store = NULL;
+    names = NULL;
+    rc = FLB_OK;
+    goto out;
+nomem:
+    snprintf(err, errlen, "out of memory");
+out:
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    X509_STORE_free(store);
+    BIO_free(bio);
+    return rc;
 }
 
 /* What reads certificates: a key decoder, made once and used for every key it reads (making one
@@ -773,6 +865,8 @@ void flb_tls_put(struct flb_tls *t)
         sk_X509_pop_free(c->chain, X509_free);
         EVP_PKEY_free(c->key);
         free(c->pem);
+        X509_STORE_free(c->store);
+        sk_X509_NAME_pop_free(c->ca_names, X509_NAME_free);
     }
     pthread_mutex_destroy(&t->lock);
     SSL_CTX_free(t->probe);
@@ -806,6 +900,9 @@ static enum flb_tls_fail why(int e)
         return FLB_TLS_F_EOF;
     case SSL_R_CALLBACK_FAILED: /* the ClientHello callback: the certificate SNI picked cannot be used */
         return FLB_TLS_F_CERT;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        return FLB_TLS_F_CLIENT;
     default:
         return FLB_TLS_F_PROTOCOL;
     }
@@ -860,6 +957,8 @@ static int handshake(struct flb_xprt *x)
         return FLB_AGAIN;
     }
     enum flb_tls_fail f = why(e);
+    if (f == FLB_TLS_F_PROTOCOL && SSL_get_verify_result(x->ctx) != X509_V_OK)
+        f = FLB_TLS_F_CLIENT; /* a client certificate that did not verify, whatever the alert said */
     COUNT(c->failed[f], 1);
     ERR_clear_error();
     if (f == FLB_TLS_F_HTTP) /* a best effort: the connection closes next */

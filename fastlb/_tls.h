@@ -56,6 +56,12 @@ int flb_tls_loaded(const struct flb_tls *t, uint32_t i);
 int flb_tls_set_from(struct flb_tls *t, uint32_t i, const struct flb_tls *from, uint32_t j, const char *const *names,
                      uint32_t nnames, char *err, size_t errlen);
 
+/* Client certificates for certificate <i>'s handshakes, given before flb_tls_set(<i>): <mode> 1 asks
+ * for one (a client without one carries on), 2 requires one; either way one sent must verify against
+ * the CAs of <ca_pem> (<len> bytes of PEM certificates), whose names the server's request lists.
+ * FLB_OK, or FLB_ERR with the reason in <err>. */
+int flb_tls_verify(struct flb_tls *t, uint32_t i, int mode, const char *ca_pem, size_t len, char *err, size_t errlen);
+
 struct flb_tls *flb_tls_get(struct flb_tls *t);
 void flb_tls_put(struct flb_tls *t);
 

@@ -3,12 +3,13 @@
 # published table; and the handshake counters. Included by _core.pyx.
 
 from fastlb.includes.ctls cimport (flb_tls, flb_tls_counters, flb_tls_counters_of, flb_tls_get, flb_tls_new,
-                                   flb_tls_loaded, flb_tls_set, flb_tls_set_from, flb_tls_tickets, flb_tls_tickets_new, flb_tls_tickets_put,
+                                   flb_tls_loaded, flb_tls_set, flb_tls_set_from, flb_tls_tickets, flb_tls_verify, flb_tls_tickets_new, flb_tls_tickets_put,
                                    flb_tls_tickets_set,
                                    flb_tls_options, flb_tls_put)
 
 # Why handshakes failed, in the order of enum flb_tls_fail.
-TLS_FAILURES = ("timeout", "version", "no_shared_cipher", "http", "protocol", "eof", "certificate")
+TLS_FAILURES = ("timeout", "version", "no_shared_cipher", "http", "protocol", "eof", "certificate",
+                "client_certificate")
 
 
 cdef class _Certs:
@@ -59,10 +60,11 @@ cdef const char **_c_names(list encoded) except NULL:
 
 cdef _tls_options(_Certs out, uint32_t i, dict opts):
     """Certificate <i>'s settings (before its flb_tls_set): claims (host names SNI gives it first), alpn
-    (protocol names), min_version ("TLSv1.2", "TLSv1.3"), ciphers, ciphersuites."""
+    (protocol names), min_version ("TLSv1.2", "TLSv1.3"), ciphers, ciphersuites; verify ("optional",
+    "required": client certificates) with ca (PEM bytes of the CAs that verify them)."""
     cdef char err[512]
     cdef const char **claims
-    unknown = set(opts) - {"claims", "alpn", "min_version", "ciphers", "ciphersuites"}
+    unknown = set(opts) - {"claims", "alpn", "min_version", "ciphers", "ciphersuites", "verify", "ca"}
     if unknown:
         raise ValueError(f"certificate {i}: unknown options {sorted(unknown)}")
     encoded = [n.encode("ascii") for n in opts.get("claims", ())]
@@ -84,6 +86,14 @@ cdef _tls_options(_Certs out, uint32_t i, dict opts):
             raise ValueError(f"certificate {i}: {err.decode(errors='replace')}")
     finally:
         PyMem_Free(claims)
+    verify = opts.get("verify") or None
+    if verify is not None:
+        mode = {"optional": 1, "required": 2}.get(verify)
+        ca = opts.get("ca")
+        if mode is None or not isinstance(ca, bytes):
+            raise ValueError(f"certificate {i}: verify is optional or required, with ca (PEM bytes)")
+        if flb_tls_verify(out.t, i, mode, ca, len(ca), err, sizeof(err)) != FLB_OK:
+            raise ValueError(f"certificate {i}: {err.decode(errors='replace')}")
 
 
 cdef _Certs _tls_build(uint32_t nworkers, object certs, object handshake_ms, _Tickets tickets,

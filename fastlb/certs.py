@@ -236,6 +236,37 @@ def claims(certificates: Sequence[Certificate], hosts: Sequence[str]) -> list[tu
 
 
 VERSIONS = ("TLSv1.2", "TLSv1.3")
+VERIFY = ("optional", "required")  # client certificates: HAProxy's verify (its "none": not asked)
+
+
+def read_ca(path: str) -> bytes:
+    """The PEM text of the CA certificates in <path> (client certificates are verified against them).
+    Raises CertError: unreadable, or no certificate in it."""
+    try:
+        with open(path, "rb") as f:
+            pem = f.read()
+    except OSError as e:
+        raise CertError([f"{path}: {e.strerror}"]) from None
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise CertError([f"{path}: no PEM CA certificate in it"]) from None
+    return pem
+
+
+def verify_problems(verify: str, ca_file: str) -> list[str]:
+    """Why client certificate settings cannot be served, one phrase each (the caller names where)."""
+    if not verify and not ca_file:
+        return []
+    if verify not in VERIFY:
+        return [f"verify: {verify!r} is not optional or required" if verify else "ca_file: needs verify"]
+    if not ca_file:
+        return [f"verify {verify}: needs a ca_file (the CAs that sign the client certificates)"]
+    try:
+        read_ca(ca_file)
+    except CertError as e:
+        return [f"ca_file: {p}" for p in e.problems]
+    return []
 HTTP_ALPN = ("http/1.1", "http/1.0")  # what an http-mode listener speaks (no h2 yet)
 _CIPHERS = re.compile(r"^[A-Za-z0-9_+!@=:,.-]{1,1024}$")
 

@@ -92,6 +92,8 @@ class ServiceTlsEntry(_Struct, frozen=True):
     min_version: str = ""  # "TLSv1.2" (the default) or "TLSv1.3"
     ciphers: str = ""  # TLS 1.2 cipher list, OpenSSL's syntax
     ciphersuites: str = ""  # TLS 1.3 suites, OpenSSL's syntax
+    verify: str = ""  # client certificates: "optional" or "required" (with ca_file); "": not asked
+    ca_file: str = ""  # PEM file of the CAs that verify client certificates
 
 
 class ServiceEntry(_Struct, frozen=True):
@@ -707,7 +709,7 @@ def _service(
     http = _http(s.http, f"{path}.http", s.vhosts, problems, bad) if s.http is not None else spec.HttpOptions()
     tls = None
     if s.tls is not None and passthrough:
-        if s.tls.certs or s.tls.alpn or s.tls.min_version or s.tls.ciphers or s.tls.ciphersuites:
+        if s.tls.certs or s.tls.alpn or s.tls.min_version or s.tls.ciphers or s.tls.ciphersuites or s.tls.verify:
             problems.append(f"{path}.tls: a passthrough service terminates nothing (no certs or handshake settings)")
     elif s.tls is not None and not any(p.startswith(f"{path}.tls") for p in (*bad, *problems)):
         tls = _service_tls(s.tls, f"{path}.tls", mode == "http", problems)
@@ -776,11 +778,13 @@ def _service_tls(t: ServiceTlsEntry, path: str, http: bool, problems: list[str])
         except certs.CertError as e:
             problems.extend(e.problems)
     settings = certs.option_problems(t.alpn, t.min_version, t.ciphers, t.ciphersuites, http)
+    settings += certs.verify_problems(t.verify, t.ca_file)
     problems.extend(f"{path}.{p}" for p in settings)
     if len(problems) > before:
         return None
     return spec.ServiceTls(
-        certs=t.certs, alpn=t.alpn, min_version=t.min_version, ciphers=t.ciphers, ciphersuites=t.ciphersuites
+        certs=t.certs, alpn=t.alpn, min_version=t.min_version, ciphers=t.ciphers, ciphersuites=t.ciphersuites,
+        verify=t.verify, ca_file=t.ca_file,
     )
 
 

@@ -375,6 +375,9 @@ class Controller:
                 problems.extend(bad)
                 if got:
                     own[svc.name] = (got, _tls_options(svc.tls))
+                    if svc.tls.verify and not own[svc.name][1]["ca"]:
+                        problems.append(f"service {svc.name}: ca_file {svc.tls.ca_file} cannot be read "
+                                        "(client certificates are not verified without it)")
         self._cert_problems(problems)
         # Passthrough only (no Host-routed service): with no certificate given, a connection no
         # passthrough vhost names is closed, and none is made up.
@@ -700,4 +703,11 @@ def _tls_options(tls: spec.ServiceTls) -> dict[str, Any]:
     for field in ("min_version", "ciphers", "ciphersuites"):
         if getattr(tls, field):
             opts[field] = getattr(tls, field)
+    if tls.verify:
+        opts["verify"] = tls.verify
+        try:
+            opts["ca"] = certs.read_ca(tls.ca_file)  # read with the certificates: a changed file swaps too
+        except certs.CertError:
+            # Never served unverified: the data plane refuses the set, the last good one keeps serving.
+            opts["ca"] = b""
     return opts

@@ -151,6 +151,8 @@ class ServiceTls(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_version: str = ""  # "TLSv1.2" or "TLSv1.3"; "": TLSv1.2
     ciphers: str = ""  # TLS 1.2 cipher list, OpenSSL's syntax; "": fastlb's (ECDHE with AEAD)
     ciphersuites: str = ""  # TLS 1.3 suites, OpenSSL's syntax; "": OpenSSL's
+    verify: str = ""  # client certificates: "optional" or "required", verified against ca_file; "": not asked
+    ca_file: str = ""  # PEM file of the CAs that verify client certificates (with verify)
 
 
 class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -9,7 +9,7 @@ cdef extern from "_tls-t.h" nogil:
     struct flb_tls_counters:
         uint64_t handshakes
         uint64_t resumed
-        uint64_t failed[7]
+        uint64_t failed[8]
 
     struct flb_tls:
         uint32_t ncerts
@@ -32,6 +32,7 @@ cdef extern from "_tls.h" nogil:
     int flb_tls_set_from(flb_tls *t, uint32_t i, const flb_tls *src, uint32_t j, const char *const *names,
                          uint32_t nnames, char *err, size_t errlen)
     int flb_tls_loaded(const flb_tls *t, uint32_t i)
+    int flb_tls_verify(flb_tls *t, uint32_t i, int mode, const char *ca_pem, size_t len, char *err, size_t errlen)
     flb_tls *flb_tls_get(flb_tls *t)
     void flb_tls_put(flb_tls *t)
     long flb_tls_live

@@ -134,16 +134,18 @@ _RESTRICTION_TEMPLATES = {
 # Per-port labels fastlb accepts and ignores: one warning each.
 _UNSUPPORTED_PORT_LABELS: dict[str, str] = {}
 
-# HAProxy bind options that narrow who may connect and that fastlb cannot honour: client
-# certificates (`verify`, `ca-file`, `crl-file`), certificate lists, one interface. Its port would be
-# open to what they keep out, so BIND_OPTIONS holding one is an error.
-_RESTRICTING_BIND_OPTIONS = frozenset({"crt-list", "ca-file", "crl-file", "verify", "interface"})
+# HAProxy bind options that narrow who may connect and that fastlb cannot honour: revocation lists
+# (`crl-file`), certificate lists, one interface. Its port would be open to what they keep out, so
+# BIND_OPTIONS holding one is an error.
+_RESTRICTING_BIND_OPTIONS = frozenset({"crt-list", "crl-file", "interface"})
 
 # HAProxy bind options fastlb serves (the TLS of the port): `ssl`, `crt <path>` (as SSL_CERT),
-# `alpn <list>`, `ssl-min-ver <version>`, `ciphers <list>`, `ciphersuites <list>`; the word each
-# takes a value of, and the PortLabels field it fills.
+# `alpn <list>`, `ssl-min-ver <version>`, `ciphers <list>`, `ciphersuites <list>`, and client
+# certificates: `verify none|optional|required` with `ca-file <path>`; the word each takes a value
+# of, and the PortLabels field it fills.
 _TLS_BIND_OPTIONS = {"crt": "ssl_cert", "alpn": "tls_alpn", "ssl-min-ver": "tls_min_version",
-                     "ciphers": "tls_ciphers", "ciphersuites": "tls_ciphersuites"}
+                     "ciphers": "tls_ciphers", "ciphersuites": "tls_ciphersuites", "verify": "tls_verify",
+                     "ca-file": "tls_ca_file"}
 
 # marathon-lb's per-port labels fastlb reads (beside TEMPLATE_LABELS and _UNSUPPORTED_PORT_LABELS,
 # which it accepts and ignores): ``HAPROXY_{n}_<name>``.
@@ -317,6 +319,8 @@ class PortLabels(msgspec.Struct, frozen=True):
     tls_min_version: str = ""  # BIND_OPTIONS' ssl-min-ver
     tls_ciphers: str = ""  # BIND_OPTIONS' ciphers
     tls_ciphersuites: str = ""  # BIND_OPTIONS' ciphersuites
+    tls_verify: str = ""  # BIND_OPTIONS' verify (optional, required; none: "")
+    tls_ca_file: str = ""  # BIND_OPTIONS' ca-file
     # fastlb extensions
     maxconn: int | None = None
     backend_maxconn: int | None = None
@@ -580,7 +584,8 @@ def names_certificate(labels: Mapping[str, str | None] | None) -> bool:
     outcome depends on that file, not on the labels alone."""
     for label, value in (labels or {}).items():
         if isinstance(value, str) and value and (
-            label.endswith("_SSL_CERT") or (label.endswith("_BIND_OPTIONS") and "crt" in value.split())
+            label.endswith("_SSL_CERT")
+            or (label.endswith("_BIND_OPTIONS") and {"crt", "ca-file"}.intersection(value.split()))
         ):
             return True
     return False
@@ -614,6 +619,11 @@ def _parse_bind_options(
                 tls["ssl_cert"] = arg
             elif word == "alpn":
                 tls["tls_alpn"] = split_csv(arg)
+            elif word == "verify":
+                if arg not in ("none", *certs.VERIFY):
+                    bad(f"verify {arg}: not none, optional or required")
+                    return
+                tls["tls_verify"] = "" if arg == "none" else arg
             else:
                 tls[_TLS_BIND_OPTIONS[word]] = arg
         else:
@@ -624,14 +634,15 @@ def _parse_bind_options(
     problems = certs.option_problems(
         tls.get("tls_alpn", ()), str(tls.get("tls_min_version", "")),  # type: ignore[arg-type]
         str(tls.get("tls_ciphers", "")), str(tls.get("tls_ciphersuites", "")), http=False,
-    )
+    ) + [p.replace("ca_file", "ca-file") for p in certs.verify_problems(
+        str(tls.get("tls_verify", "")), str(tls.get("tls_ca_file", "")))]
     if problems:
         bad("; ".join(problems))
         return
     fields.update(tls)
     if ignored:
         warnings.append(f"{label}: bind options {' '.join(ignored)!r} do not apply to fastlb and are ignored "
-                        "(served: ssl, crt, alpn, ssl-min-ver, ciphers, ciphersuites)")
+                        "(served: ssl, crt, alpn, ssl-min-ver, ciphers, ciphersuites, verify, ca-file)")
 
 
 # Per-port labels, marathon-lb's and fastlb's own: HAPROXY_{n}_X and FASTLB_{n}_X.

@@ -307,17 +307,18 @@ def _mlb_candidates(item: _MlbApp, ctx: BuildContext, assigner: ServicePortAssig
 
 def _port_tls(pl: lbl.PortLabels, index: int, http: bool) -> spec.ServiceTls | None:
     """The port's own TLS (HAPROXY_{n}_SSL_CERT, BIND_OPTIONS' ssl crt and settings), or None."""
-    settings = pl.tls_alpn or pl.tls_min_version or pl.tls_ciphers or pl.tls_ciphersuites
+    settings = pl.tls_alpn or pl.tls_min_version or pl.tls_ciphers or pl.tls_ciphersuites or pl.tls_verify
     if pl.ssl_cert is None:
         if pl.tls_ssl or settings:
             raise _AppError(
-                f"HAPROXY_{index}_BIND_OPTIONS: ssl, alpn, ssl-min-ver and ciphers need a certificate "
+                f"HAPROXY_{index}_BIND_OPTIONS: ssl, alpn, ssl-min-ver, ciphers and verify need a certificate "
                 f"(crt <path>, or HAPROXY_{index}_SSL_CERT); the port would be served without TLS"
             )
         return None
     if not http:
         raise _AppError(
-            f"HAPROXY_{index}_SSL_CERT: fastlb terminates TLS on http-mode ports only (so far); port index {index} "
+            f"HAPROXY_{index}_SSL_CERT (or HAPROXY_{index}_BIND_OPTIONS crt): fastlb terminates TLS on http-mode "
+            f"ports only (so far); port index {index} "
             f"is served in tcp mode (set a VHOST or HAPROXY_{index}_MODE=http)"
         )
     problems = certs.option_problems(pl.tls_alpn, pl.tls_min_version, pl.tls_ciphers, pl.tls_ciphersuites, http)
@@ -325,5 +326,5 @@ def _port_tls(pl: lbl.PortLabels, index: int, http: bool) -> spec.ServiceTls | N
         raise _AppError(f"HAPROXY_{index}_BIND_OPTIONS: " + "; ".join(problems))
     return spec.ServiceTls(
         certs=(pl.ssl_cert,), alpn=pl.tls_alpn, min_version=pl.tls_min_version, ciphers=pl.tls_ciphers,
-        ciphersuites=pl.tls_ciphersuites,
+        ciphersuites=pl.tls_ciphersuites, verify=pl.tls_verify, ca_file=pl.tls_ca_file,
     )

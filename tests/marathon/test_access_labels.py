@@ -129,7 +129,23 @@ CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] =
                                   "HAPROXY_0_BIND_OPTIONS": "ssl-min-ver TLSv1.3"},
      tls_with(certs=(CERT,), min_version="TLSv1.3")),
     ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify required ca-file {CERT}"},
+     REFUSED),  # a tcp-mode port
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST,
+                                  "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify required ca-file {CERT}"},
+     tls_with(certs=(CERT,), verify="required", ca_file=CERT)),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST,
+                                  "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify optional ca-file {CERT}"},
+     tls_with(certs=(CERT,), verify="optional", ca_file=CERT)),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify required"},
+     REFUSED),  # no CA to verify with
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST,
+                                  "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify required ca-file /nonexistent.pem"},
      REFUSED),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST,
+                                  "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify sometimes ca-file {CERT}"},
+     REFUSED),
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} crl-file /x"},
+     REFUSED),  # revocation lists: not served
     ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": "ssl"}, REFUSED),  # no crt
     ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": "alpn http/1.1"}, REFUSED),
     ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} alpn h2"},
