@@ -357,7 +357,10 @@ static int on_ticket(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
         if ((enc ? EVP_EncryptInit_ex(cctx, cipher, NULL, aes, iv) : EVP_DecryptInit_ex(cctx, cipher, NULL, aes, iv)) != 1)
             goto out;
     }
-    rc = enc || i == v.enc ? 1 : 2;
+    /* 2: a new ticket goes out. Always in TLS 1.3, whose clients use a ticket once (OpenSSL's, among
+     * others): without one after each resumption, every other connection would be a full handshake.
+     * In TLS 1.2 when an older key opened it. */
+    rc = enc ? 1 : (i != v.enc || SSL_version(ssl) >= TLS1_3_VERSION) ? 2 : 1;
 out:
     if (rc < 0)
         ERR_clear_error();

@@ -5,6 +5,7 @@ planes (a fleet behind ECMP), and the resumed handshakes counted. Real clients (
 from __future__ import annotations
 
 import os
+import subprocess
 import socket
 import ssl
 
@@ -130,3 +131,35 @@ def test_keys_that_are_not_keys_are_refused_and_change_nothing(dataplane, ports,
             with pytest.raises(ValueError, match="ticket keys"):
                 dp.set_ticket_keys(keys, enc)
         assert _request(front, ctx, session)[0]
+
+
+@pytest.mark.parametrize("flag", ["-tls1_3", "-tls1_2"])
+def test_openssl_resumes_every_connection_and_gets_a_new_ticket(dataplane, ports, ca, tmp_path, flag):
+    """Each s_client run offers the session the run before it saved, on a new connection (either
+    worker): every one after the first resumes. In TLS 1.3 a resumed handshake also brings a new
+    ticket: OpenSSL's client (wrk, curl, ...) uses a TLS 1.3 ticket once and keeps the session of the
+    connection, so without one every other connection would be a full handshake."""
+    from .test_cli_clients import CLIENT_ENV, OPENSSL
+
+    assert OPENSSL is not None, "openssl is needed (Debian: openssl; .ci/install-deps installs it)"
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=2)
+        front = ports()
+        _site(dp, ca, a, front)
+        cafile, session = tmp_path / "ca.pem", tmp_path / "session.pem"
+        cafile.write_bytes(ca.pem)
+        reused, tickets = [], []
+        for k in range(8):
+            args = [OPENSSL, "s_client", "-ign_eof", "-msg", "-connect", front, "-servername", HOST, flag,
+                    "-CAfile", str(cafile), "-verify_return_error", "-sess_out", str(session)]
+            if k:
+                args += ["-sess_in", str(session)]
+            r = subprocess.run(args, input=b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % HOST.encode(),
+                               capture_output=True, timeout=30, env=CLIENT_ENV)
+            out = r.stdout.decode(errors="replace")
+            assert "HTTP/1.1 200" in out, out
+            reused.append("Reused," in out)
+            tickets.append(out.count("NewSessionTicket"))
+        assert reused == [False] + [True] * 7
+        if flag == "-tls1_3":
+            assert all(tickets), tickets
