@@ -134,7 +134,30 @@ def _arm_summary(mine: list[dict], max_steal: float) -> dict:
                                                if i["opened"]]),
             bconn_median=_median([i["backend_conns"] / i["opened"] for i in idle if i["opened"]]),
         )
+    tls = [r["tls"] for r in good if isinstance(r.get("tls"), dict)]
+    if tls:
+        out.update(_tls_summary(tls))
     return out
+
+
+def _tls_summary(tls: list[dict]) -> dict:
+    """bench/tls.py's handshake counts of an arm's used runs: the client's (wrk's shim) and the proxy's."""
+    client = [t["client"] for t in tls if t.get("client")]
+    server = [t["server"] for t in tls if t.get("server")]
+    kinds: dict[str, int] = {}
+    for c in client:
+        k = f"{c.get('version', '?')} {c.get('cipher', '?')}"
+        kinds[k] = kinds.get(k, 0) + 1
+    return {
+        "tls_handshakes_median": _median([float(c["handshakes"]) for c in client]),
+        "tls_resumed_pct_median": _median([100 * c["resumed"] / c["handshakes"] for c in client if c["handshakes"]]),
+        "tls_offered_pct_median": _median([100 * c["offered"] / c["handshakes"] for c in client if c["handshakes"]]),
+        "tls_server_handshakes_median": _median([float(v["handshakes"]) for v in server]),
+        "tls_server_resumed_pct_median": _median([100 * v["resumed"] / v["handshakes"] for v in server
+                                                  if v["handshakes"]]),
+        "tls_server_failed": sum(sum(v["failed"].values()) for v in server) if server else None,
+        "tls_protocols": kinds,
+    }
 
 
 def _ratio_entry(pairs: list[tuple[int, dict, dict]]) -> dict:
@@ -288,21 +311,44 @@ def _sweep_tables(meta: dict, summary: dict, metric: str) -> list[str]:
     return L
 
 
+IDLE_COMMON = ("Both proxies run with `http_request` and `http_keepalive` timeouts of "
+               "120 s for this metric, so that neither closes the connections while they are measured; \"open\" "
+               "counts those still open at each reading. Open files and backend connections are per client "
+               "connection. RSS is the whole process (fastlb's includes its Python control plane).")
+# The idle metrics: section title, what the first reading is, and how they are made.
+IDLE_TEXT = {
+    "idle": {"title": "Memory per idle client connection", "first": "idle", "how": (
+        "The harness opens N connections to the proxy and sends nothing; once the proxy's open files stop "
+        "changing it reads the proxy's RSS (**idle**). Then it sends one keep-alive `GET /` on each "
+        "connection, reads the response, leaves them idle again and reads RSS once more (**after a "
+        "request**). kB per connection = (RSS then − RSS before the first connection) / connections opened. ")},
+    "tls_idle": {"title": "Memory per idle TLS connection", "first": "after the handshake", "how": (
+        "The harness opens N connections to the proxy and completes a TLS handshake on each (Python's ssl, "
+        "the run's certificate, SNI and Host the benchmark's name), then sends nothing; once the proxy's "
+        "open files stop changing it reads the proxy's RSS (**after the handshake**). Then it sends one "
+        "keep-alive `GET /` on each connection, reads the response, leaves them idle again and reads RSS "
+        "once more (**after a request**: the figure asked of an idle TLS connection). kB per connection = "
+        "(RSS then − RSS before the first connection) / connections that completed their handshake. ")},
+}
+
+
 def _idle_tables(meta: dict, summary: dict) -> list[str]:
-    pts = [s for s in summary["points"] if s["metric"] == "idle"]
+    L: list[str] = []
+    for metric in meta["metrics"]:
+        if meta["metric_info"][metric].get("tool") == "idle":
+            L += _idle_table(summary, metric)
+    return L
+
+
+def _idle_table(summary: dict, metric: str) -> list[str]:
+    pts = [s for s in summary["points"] if s["metric"] == metric]
     if not pts:
         return []
-    L = ["## Memory per idle client connection", "",
-         "The harness opens N connections to the proxy and sends nothing; once the proxy's open files stop "
-         "changing it reads the proxy's RSS (**idle**). Then it sends one keep-alive `GET /` on each "
-         "connection, reads the response, leaves them idle again and reads RSS once more (**after a "
-         "request**). kB per connection = (RSS then − RSS before the first connection) / connections opened. "
-         "Both proxies run with `http_request` and `http_keepalive` timeouts of "
-         "120 s for this metric, so that neither closes the connections while they are measured; \"open\" "
-         "counts those still open at each reading. Open files and backend connections are per client "
-         "connection. RSS is the whole process (fastlb's includes its Python control plane).", "",
-         "| backends | workers | arm | used/runs | opened | open idle / after | answered | kB/conn idle | "
-         "kB/conn after a request | open files per conn (idle / after) | backend conns per conn |",
+    text = IDLE_TEXT.get(metric, IDLE_TEXT["idle"])
+    first = text["first"]
+    L = [f"## {text['title']}", "", text["how"] + IDLE_COMMON, "",
+         f"| backends | workers | arm | used/runs | opened | open {first} / after | answered | kB/conn {first} | "
+         f"kB/conn after a request | open files per conn ({first} / after) | backend conns per conn |",
          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in pts:
         for a, v in s["arms"].items():
@@ -319,12 +365,69 @@ def _idle_tables(meta: dict, summary: dict) -> list[str]:
     L.append("")
     ratios = [(s, n, r) for s in pts for n, r in s["ratios"].items() if r.get("n")]
     if ratios:
-        L.append("| backends | workers | ratio | n | kB/conn idle | kB/conn after a request |")
+        L.append(f"| backends | workers | ratio | n | kB/conn {first} | kB/conn after a request |")
         L.append("| --- | --- | --- | --- | --- | --- |")
         for s, n, r in ratios:
             L.append(f"| {s['backends']} | {s['workers']} | {n} | {r['n']} | {_ratio_cell(r, '')} | "
                      f"{_ratio_cell(r, 'after_')} |")
         L.append("")
+    return L
+
+
+def _tls_intro(meta: dict) -> list[str]:
+    t = meta.get("tls")
+    if not t:
+        return []
+    cert = t.get("certificate") or {}
+    key = "ECDSA P-256" if t.get("key") == "ec" else "RSA 2048"
+    sessions = t.get("sessions") or {}
+    L = ["## TLS setup", "",
+         f"- One self-signed certificate for every arm: {key}, `{cert.get('subject', '?')}`, the only name "
+         f"`{t.get('vhost')}` (SNI from wrk is the URL's host, 127.0.0.1, which no certificate names: every "
+         f"arm serves its default, this one); made by `openssl req -x509` into `{t.get('cert')}` (certificate "
+         f"and key in one file). {t.get('openssl', '')}.",
+         "- D: nginx (1 worker, the backend itself) terminating TLS on its own port, TLS 1.2 and 1.3, nginx's "
+         "session defaults (tickets, no cache). H: HAProxy `bind ... ssl crt <pem> alpn http/1.1`, its "
+         "defaults (session cache and tickets on), Host routed to the backends. F: fastlb's `[https]` "
+         "listener with `certs = [<pem>]`, a service with `vhosts = [name]`, its defaults (tickets with "
+         "random keys, no session cache). H and F send plain HTTP to the same nginx.",
+         "- wrk runs under an LD_PRELOAD shim (`bench/tlsshim.c`) that counts every handshake it completes and "
+         "how many resumed, and sets what a new connection offers: " + "; ".join(
+             f"{m}: {v}" for m, v in sessions.items()) + ". The proxy's own counters (fastlb `/stats` "
+         "`listeners[].tls`, HAProxy's stats socket `ssl_sess`/`ssl_reused_sess`) are read just outside "
+         "the measured window.",
+         f"- tls_gbps downloads a {t.get('gbps_mib')} MiB file (sparse: zeros) over one keep-alive connection "
+         "for the measured window; Gbit/s = bytes wrk read × 8 / its duration; CPU per GB.",
+         "- hs/s: handshakes per second; with `Connection: close` each carries one request, so it is wrk's "
+         "requests/s. CPU µs/hs: the proxy's CPU time over the window per such connection (handshake, "
+         "request, the backend's answer and the close).", ""]
+    return L
+
+
+def _tls_tables(meta: dict, summary: dict) -> list[str]:
+    rows = [(s, a, v) for s in summary["points"] for a, v in s["arms"].items() if "tls_resumed_pct_median" in v
+            or "tls_server_handshakes_median" in v]
+    if not rows:
+        return []
+    L = ["## TLS handshakes", "",
+         "Per point and arm, medians over the blocks: handshakes wrk completed in the measured window, the "
+         "share that resumed a session and the share that offered one (the shim's counts); the proxy's own "
+         "count of handshakes and resumed share over the same window; failed handshakes the proxy counted "
+         "(summed over blocks: fastlb's `failed` by every reason, HAProxy's `ssl_failed_handshake`; each wrk run "
+         "first checks the address with one connection it closes at once, which counts there, as do "
+         "connections caught mid-handshake when wrk stops, the window's and, seen late, the warm-up's); the "
+         "protocol and cipher the client got.", "",
+         "| point | arm | handshakes (client) | resumed % (client) | offered % | handshakes (proxy) | "
+         "resumed % (proxy) | failed (proxy) | protocol and cipher |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s, a, v in rows:
+        protos = ", ".join(sorted(v.get("tls_protocols") or {})) or "–"
+        failed = v.get("tls_server_failed")
+        L.append(f"| {s['label']} | {a} | {_f(v.get('tls_handshakes_median'), 5)} | "
+                 f"{_f(v.get('tls_resumed_pct_median'))} | {_f(v.get('tls_offered_pct_median'))} | "
+                 f"{_f(v.get('tls_server_handshakes_median'), 5)} | {_f(v.get('tls_server_resumed_pct_median'))} | "
+                 f"{'–' if failed is None else failed} | {protos} |")
+    L.append("")
     return L
 
 
@@ -370,6 +473,7 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
                         "no control plane)"}.get(meta["fastlb_launcher"], meta["fastlb_launcher"])
         L.append(f"F was started by {how}; fastlb revision {meta.get('fastlb_revision', '?')}.")
     L.append("")
+    L += _tls_intro(meta)
     L += _open_files(meta, records)
     L.append("")
     L.append("Tables: one per metric, backends and workers; rows are client connections (wrk `-c`); cells are "
@@ -390,6 +494,7 @@ def render_md(meta: dict, records: list[dict], summary: dict) -> str:
             L.append("")
         L += _sweep_tables(meta, summary, m)
     L += _idle_tables(meta, summary)
+    L += _tls_tables(meta, summary)
     L.append("## Paired ratios")
     L.append("")
     L.append("Per point and pair X/Y: the ratio of the two runs of each block (both under the steal limit), "
@@ -505,6 +610,9 @@ def _raw_runs(meta: dict, records: list[dict]) -> list[str]:
             note = "left out: steal"
         if r["status"] == "ok" and r.get("after_value") is not None:
             note = (note + "; " if note else "") + f"after a request {_f(r['after_value'])} kB/conn"
+        client = (r.get("tls") or {}).get("client") if r["status"] == "ok" else None
+        if client:
+            note = (note + "; " if note else "") + f"TLS resumed {client['resumed']}/{client['handshakes']}"
         rss = r.get("proxy_rss_kib")
         L.append(f"| {r['block']} | {m} | {c} | {b} | {w} | {r['position']} | {r['arm']} | {r['status']} | "
                  f"{_f(r.get('value'), 4)} | {r.get('errors', '–')} | {_f(r.get('proxy_cpu_s'))} | "
@@ -521,12 +629,12 @@ WORKER_STYLES = ["-", "--", ":", "-."]
 
 def chart_column(meta: dict, point: dict) -> tuple[str, int]:
     """The column of panels a point is drawn in: its metric and backends; iperf3's metrics share one
-    column (x: streams), the idle metric has one of its own."""
+    column (x: streams), each idle metric (idle, tls_idle) has one of its own."""
     tool = meta["metric_info"][point["metric"]].get("tool")
     if tool == "iperf3":
         return ("iperf3", 1)
     if tool == "idle":
-        return ("idle", 0)
+        return (point["metric"], 0)
     return (point["metric"], point["backends"])
 
 
@@ -557,8 +665,8 @@ def chart(out: Path, meta: dict, records: list[dict], summary: dict) -> str | No
     for col, (m, b) in enumerate(cols):
         pts = [s for s in summary["points"] if chart_column(meta, s) == (m, b)]
         info = dict(meta["metric_info"][pts[0]["metric"]])
-        if m == "idle":
-            _idle_panel(axes[0][col], pts, meta)
+        if info.get("tool") == "idle":
+            _idle_panel(axes[0][col], pts, meta, info)
             for row in range(1, len(rows)):
                 axes[row][col].axis("off")
             continue
@@ -566,7 +674,7 @@ def chart(out: Path, meta: dict, records: list[dict], summary: dict) -> str | No
             info["title"] = "TCP streams (iperf3)"
         for row, (field, ylabel, proxies_only) in enumerate(rows):
             ax = axes[row][col]
-            if field == "p99_us" and m == "iperf3":
+            if field == "p99_us" and info.get("tool") != "wrk":  # iperf3, a download: no request latency
                 ax.axis("off")
                 continue
             drawn = False
@@ -604,7 +712,7 @@ def chart(out: Path, meta: dict, records: list[dict], summary: dict) -> str | No
     return None
 
 
-def _idle_panel(ax, pts: list[dict], meta: dict) -> None:
+def _idle_panel(ax, pts: list[dict], meta: dict, info: dict) -> None:
     labels, idle_vals, after_vals = [], [], []
     for s in pts:
         for a, v in s["arms"].items():
@@ -612,11 +720,13 @@ def _idle_panel(ax, pts: list[dict], meta: dict) -> None:
             idle_vals.append(v["median"] or 0.0)
             after_vals.append(v.get("after_median") or 0.0)
     xs = range(len(labels))
-    ax.bar([x - 0.2 for x in xs], idle_vals, width=0.4, label="idle", color="#9ecae1")
+    first = IDLE_TEXT.get(info.get("key", "idle"), IDLE_TEXT["idle"])["first"]
+    ax.bar([x - 0.2 for x in xs], idle_vals, width=0.4, label=first, color="#9ecae1")
     ax.bar([x + 0.2 for x in xs], after_vals, width=0.4, label="after a request", color="#fdae6b")
     ax.set_xticks(list(xs), labels, fontsize=6)
     ax.set_ylabel("proxy kB per connection")
-    ax.set_title(f"memory per idle connection ({meta.get('idle_conns', '?')} conns)", fontsize=9)
+    ax.set_title(f"{info.get('title') or 'memory per idle connection'} ({meta.get('idle_conns', '?')} conns)",
+                 fontsize=9)
     ax.legend(fontsize=6)
 
 

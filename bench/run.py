@@ -1,4 +1,4 @@
-"""The side-by-side harness shared by bench/l4.py and bench/l7.py.
+"""The side-by-side harness shared by bench/l4.py, bench/l7.py and bench/tls.py.
 
 Method (docs/benchmarks.md): the arms run in blocks; inside a block each point (metric ×
 clients × backends × workers) runs every arm once, in a fresh random order, so that drift cancels in
@@ -19,9 +19,11 @@ import shlex
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import arms as armlib
 import idle
@@ -34,7 +36,7 @@ from system import CpuSample, Tuning, machine_info, source_revision
 @dataclass(frozen=True)
 class Metric:
     key: str
-    tool: str  # "wrk" | "iperf3" | "idle"
+    tool: str  # "wrk" | "iperf3" | "idle" | "download" (tls: wrk over one connection, a large object)
     unit: str
     cpu_unit: str
     close: bool = False
@@ -53,12 +55,26 @@ METRICS = {
     "gbps1": Metric("gbps1", "iperf3", "Gbit/s", "CPU s/GB", streams=1, title="TCP stream, 1 flow"),
     "gbps4": Metric("gbps4", "iperf3", "Gbit/s", "CPU s/GB", streams=4, title="TCP streams, 4 flows"),
     "idle": Metric("idle", "idle", "kB/conn", "kB/conn", title="proxy memory per idle client connection"),
+    # bench/tls.py: TLS terminated by the proxy (D: by nginx itself); how each is measured is in tls.py
+    "tls_ka": Metric("tls_ka", "wrk", "req/s", "CPU µs/req", title="keep-alive requests/s over TLS"),
+    "tls_cps": Metric("tls_cps", "wrk", "hs/s", "CPU µs/hs", close=True,
+                      title="full TLS handshakes/s (one request per connection, no session offered)"),
+    "tls_resumed": Metric("tls_resumed", "wrk", "hs/s", "CPU µs/hs", close=True,
+                          title="TLS handshakes/s, each connection offering its last session"),
+    "tls_gbps": Metric("tls_gbps", "download", "Gbit/s", "CPU s/GB", streams=1,
+                       title="TLS download, 1 connection"),
+    "tls_idle": Metric("tls_idle", "idle", "kB/conn", "kB/conn", title="proxy memory per idle TLS connection"),
 }
-DEFAULT_METRICS = {"l4": "ka,cps,gbps1,gbps4", "l7": "ka,cps"}
-ALLOWED_METRICS = {"l4": set(METRICS), "l7": {"ka", "cps", "ka_fixed", "cps_fixed", "idle"}}
+TLS_METRICS = ("tls_ka", "tls_cps", "tls_resumed", "tls_gbps", "tls_idle")
+DEFAULT_METRICS = {"l4": "ka,cps,gbps1,gbps4", "l7": "ka,cps", "tls": ",".join(TLS_METRICS)}
+ALLOWED_METRICS = {"l4": set(METRICS) - set(TLS_METRICS), "l7": {"ka", "cps", "ka_fixed", "cps_fixed", "idle"},
+                   "tls": set(TLS_METRICS)}
 DEFAULT_CLIENTS = "1,8,32,64,256,1000,4000"
 DEFAULT_BACKENDS = "1,10"
 DEFAULT_WORKERS = "1,2"
+# bench/tls.py's defaults: fewer client counts (a full handshake costs far more than a request), one
+# backend, one worker (--workers 2 for the second line)
+KIND_DEFAULTS = {"tls": {"clients": "1,32,256,1000", "backends": "1", "workers": "1"}}
 SETTLE_S = 0.5  # idle metric: quiet time before each RSS reading
 # idle metric, after the request: how long both proxies idle before the reading. fastlb gives the memory
 # freed after a burst back every 2 s (fastlb.controller.TRIM_INTERVAL_S); HAProxy keeps its pools.
@@ -82,13 +98,13 @@ class Point:
 def plan(metric_keys: list[str], clients: list[int], backends: list[int], workers: list[int],
          idle_conns: int) -> list[Point]:
     """Every point of the sweep, metric by metric, then workers, backends, clients. iperf3's metrics have
-    their own stream count and one backend (its control and data connections must meet one server);
-    the idle metric holds <idle_conns> connections."""
+    their own stream count and one backend (its control and data connections must meet one server), as
+    has tls_gbps (one download); the idle metrics hold <idle_conns> connections."""
     out = []
     for m in metric_keys:
         metric = METRICS[m]
         for w in workers:
-            if metric.tool == "iperf3":
+            if metric.tool in ("iperf3", "download"):
                 cs, bs = [metric.streams], [1]
             elif metric.tool == "idle":
                 cs, bs = [idle_conns], backends
@@ -118,7 +134,7 @@ def skip_reason(point: Point, nofile_soft: int) -> str:
 def run_seconds(point: Point, warmup: float, duration: float) -> float:
     """A rough wall time of one run, for the estimate printed at the start."""
     if METRICS[point.metric].tool == "idle":
-        return 4 + point.clients / 1000
+        return 4 + point.clients / (300 if point.metric == "tls_idle" else 1000)  # TLS: a handshake each
     return warmup + duration + 2
 
 
@@ -154,6 +170,7 @@ class Context:
     rate_ka: float = 2000
     rate_cps: float = 1000
     nofile_soft: int = 0
+    tls: Any = None  # bench/tls.py: its tls.Setup (certificate, wrk's shim, the large object)
 
     def rate(self, metric: Metric) -> float | None:
         if not metric.paced:
@@ -162,6 +179,10 @@ class Context:
 
 
 def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
+    defaults = KIND_DEFAULTS.get(kind, {})
+    clients_default = defaults.get("clients", DEFAULT_CLIENTS)
+    backends_default = defaults.get("backends", DEFAULT_BACKENDS)
+    workers_default = defaults.get("workers", DEFAULT_WORKERS)
     p = argparse.ArgumentParser(
         prog=f"bench/{kind}.py",
         description=f"fastlb vs HAProxy vs direct, {kind.upper()}, alternating blocks (see bench/README.md).")
@@ -174,13 +195,13 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aa", action="store_true", help="add H2: a second HAProxy arm, the A/A noise control")
     p.add_argument("--metrics", default=DEFAULT_METRICS[kind],
                    help=f"default {DEFAULT_METRICS[kind]}; known: {', '.join(sorted(ALLOWED_METRICS[kind]))}")
-    p.add_argument("--clients", default=DEFAULT_CLIENTS,
-                   help=f"wrk connections, one point each (default {DEFAULT_CLIENTS})")
+    p.add_argument("--clients", default=clients_default,
+                   help=f"wrk connections, one point each (default {clients_default})")
     p.add_argument("--connections", type=int, default=None, help="one client count: the same as --clients N")
-    p.add_argument("--backends", default=DEFAULT_BACKENDS,
-                   help=f"backend addresses the proxies round-robin over, one point each (default {DEFAULT_BACKENDS})")
-    p.add_argument("--workers", default=DEFAULT_WORKERS,
-                   help=f"fastlb --workers / HAProxy nbthread, one point each (default {DEFAULT_WORKERS}); above 1 "
+    p.add_argument("--backends", default=backends_default,
+                   help=f"backend addresses the proxies round-robin over, one point each (default {backends_default})")
+    p.add_argument("--workers", default=workers_default,
+                   help=f"fastlb --workers / HAProxy nbthread, one point each (default {workers_default}); above 1 "
                         "the proxy also gets the load CPU")
     p.add_argument("--idle-conns", type=int, default=2000,
                    help="connections the idle metric holds open (default 2000)")
@@ -196,6 +217,11 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-sysctl", action="store_true", help="do not write sysctls (they are still recorded)")
     p.add_argument("--max-steal", type=float, default=2.0,
                    help="runs with more CPU steal (%%) than this are kept in the raw data but left out of medians")
+    if kind == "tls":
+        p.add_argument("--key", choices=("ec", "rsa"), default="ec",
+                       help="the certificate's key: ECDSA P-256 (default) or RSA 2048")
+        p.add_argument("--gbps-mib", type=int, default=1024,
+                       help="size of the object tls_gbps downloads, MiB (default 1024)")
     a = p.parse_args(argv)
     keys = [k for k in a.arms.split(",") if k]
     if a.nosplice:
@@ -205,6 +231,10 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
     for k in keys:
         if k not in armlib.ARMS:
             p.error(f"unknown arm {k!r} (known: {', '.join(armlib.ARMS)})")
+        if kind == "tls" and not armlib.ARMS[k].splice and armlib.ARMS[k].kind != "direct":
+            p.error(f"arm {k!r}: nothing is spliced over TLS, so there is no nosplice arm (known: D,H,H2,F)")
+    if kind == "tls" and a.fastlb == "serve" and "F" in keys:
+        p.error("--fastlb serve has no TLS listener: F needs `fastlb run` (--fastlb cli or auto)")
     a.arm_keys = keys
     a.metric_keys = [m for m in a.metrics.split(",") if m]
     if not a.metric_keys:
@@ -222,14 +252,24 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
         a.worker_counts = int_list(a.workers, "--workers", hi=64)
         if a.idle_conns < 1:
             raise ValueError("--idle-conns must be at least 1")
+        if kind == "tls" and not 1 <= a.gbps_mib <= 65536:
+            raise ValueError("--gbps-mib must be 1..65536")
     except ValueError as e:
         p.error(str(e))
     a.points = plan(a.metric_keys, a.client_counts, a.backend_counts, a.worker_counts, a.idle_conns)
     return a
 
 
-def main(kind: str, argv: list[str] | None = None) -> int:
+Runner = Callable[["Context", int, Point, armlib.Arm, int], dict[str, object]]
+Setup = Callable[[argparse.Namespace, Path], tuple[Any, dict[str, object]]]
+
+
+def main(kind: str, argv: list[str] | None = None, runner: Runner | None = None, setup: Setup | None = None) -> int:
+    """One session: <runner> runs one arm at one point (run_one: l4, l7); <setup>, given the options and
+    the results folder, makes what every run shares (bench/tls.py: the certificate) and returns it,
+    for Context.tls, with what it adds to the meta."""
     args = parse_args(kind, argv)
+    runner = runner or run_one
     # SIGTERM and SIGHUP unwind like Ctrl-C: every child is stopped and sysctls are put back. (SIGINT is
     # installed too: a shell starts background jobs with SIGINT ignored, and Python would keep it so.)
     install_stop_signals()
@@ -243,6 +283,13 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     tuning.apply(write=not args.no_sysctl)
     ctx = Context("tcp" if kind == "l4" else "http", out, args.duration, args.warmup,
                   args.load_cpu, args.proxy_cpu, launcher, args.rate_ka, args.rate_cps, tuning.nofile[0])
+    extra: dict[str, object] = {}
+    if setup is not None:
+        try:
+            ctx.tls, extra = setup(args, out)
+        except BaseException:
+            tuning.restore()
+            raise
     points: list[Point] = args.points
     skipped = {pt: skip_reason(pt, ctx.nofile_soft) for pt in points}
     meta = {
@@ -264,6 +311,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
         "skipped_points": [dict(vars(pt), reason=why) for pt, why in skipped.items() if why],
         "status": "running",
     }
+    meta.update(extra)
     records: list[dict[str, object]] = []
     total = args.blocks * sum(len(point_arms(pt, args.arm_keys)) for pt in points)
     to_run = args.blocks * sum(len(point_arms(pt, args.arm_keys)) for pt in points if not skipped[pt])
@@ -286,7 +334,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
                         rec = _record(block, pt, METRICS[pt.metric], akey, pos)
                         rec["status"], rec["reason"] = "skipped", skipped[pt]
                     else:
-                        rec = run_one(ctx, block, pt, armlib.ARMS[akey], pos)
+                        rec = runner(ctx, block, pt, armlib.ARMS[akey], pos)
                     records.append(rec)
                     _print_run(len(records), total, rec)
                     _save(out, meta, records)
@@ -342,7 +390,7 @@ def run_one(ctx: Context, block: int, point: Point, arm: armlib.Arm, position: i
             rec["commands"] = {c.name: c.command for c in sup.children}
             if metric.tool == "idle":
                 assert backends is not None and running.proxy is not None
-                _measure_idle(ctx, point, running, backends, rec)
+                measure_idle(ctx, point, running, backends, rec)
             else:
                 _measure_load(ctx, point, metric, running, backends, rec)
             stats = running.stats()
@@ -371,12 +419,24 @@ def _measure_load(ctx: Context, point: Point, metric: Metric, running: armlib.Ru
     delay = f"FASTLB_BENCH_DELAY_MS={loads.delay_ms(point.clients, pace)} " if pace else ""
     load_argv = ["taskset", "-c", str(ctx.load_cpu)] + _load_argv(ctx, point, metric, running.port)
     rec["commands"]["load"] = delay + shlex.join(load_argv)  # type: ignore[index]
+    measure_window(ctx, metric, running, backends, rec, load)
+
+
+def measure_window(ctx: Context, metric: Metric, running: armlib.Running, backends: armlib.Backends | None,
+                   rec: dict[str, object], load: Callable[[float], dict[str, Any]],
+                   probe: Callable[[], Any] | None = None) -> tuple[Any, Any]:
+    """<load> (called with the seconds to run) warms up, then runs the measured window, around which the
+    proxy's CPU time, RSS and the backend's accepts are read into <rec>. A load that moves bytes (its
+    data has "gbps") is counted per byte, any other per request. <probe>, when given, is read just
+    outside the window (before the first and after the last CPU reading, so its own work is not
+    counted); its two readings are returned."""
     if ctx.warmup > 0:
         warm = load(ctx.warmup)
         rec["warmup_errors"] = warm["errors"]
     pid = running.proxy.pid if running.proxy else None
     if running.proxy and not running.proxy.alive():
         raise ProcessFailed(f"proxy died during warm-up:\n{running.proxy.log_tail()}")
+    probe0 = probe() if probe else None
     accepts0 = backends.accepts() if backends else None
     cpu0 = cpu_seconds(pid) if pid else 0.0
     sample0 = CpuSample()
@@ -387,6 +447,7 @@ def _measure_load(ctx: Context, point: Point, metric: Metric, running: armlib.Ru
     sample1 = CpuSample()
     cpu1 = cpu_seconds(pid) if pid else 0.0
     accepts1 = backends.accepts() if backends else None
+    probe1 = probe() if probe else None
     if running.proxy and not running.proxy.alive():
         raise ProcessFailed(f"proxy died during the measurement:\n{running.proxy.log_tail()}")
     rec["cpus"] = sample1.since(sample0)
@@ -394,8 +455,9 @@ def _measure_load(ctx: Context, point: Point, metric: Metric, running: armlib.Ru
     rec["steal_pct"] = max(v["steal_pct"] for v in rec["cpus"].values())  # type: ignore[attr-defined]
     rec["load"] = data
     rec["errors"] = data["errors"]
-    work = data["requests"] if metric.tool == "wrk" else data["bytes"]
-    rec["value"] = data["rps"] if metric.tool == "wrk" else data["gbps"]
+    bulk = "gbps" in data
+    work = data["bytes"] if bulk else data["requests"]
+    rec["value"] = data["gbps"] if bulk else data["rps"]
     rec["work"] = work
     if accepts0 is not None and accepts1 is not None:
         opened = armlib.backend_connections(accepts0, accepts1)
@@ -409,25 +471,29 @@ def _measure_load(ctx: Context, point: Point, metric: Metric, running: armlib.Ru
         end = rss_at(samples, t0 + max(1, round(ctx.duration)) - 0.05)
         rec["proxy_rss_kib"] = end if end is not None else rss_kib(pid)
         rec["proxy_rss_peak_kib"] = max([kib for _, kib in samples] + [rec["proxy_rss_kib"]])
-        if metric.tool == "wrk":
-            rec["cpu_per_unit"] = 1e6 * rec["proxy_cpu_s"] / data["requests"]
-        else:
+        if bulk:
             rec["cpu_per_unit"] = rec["proxy_cpu_s"] / (data["bytes"] / 1e9)
+        else:
+            rec["cpu_per_unit"] = 1e6 * rec["proxy_cpu_s"] / data["requests"]
+    return probe0, probe1
 
 
-def _measure_idle(ctx: Context, point: Point, running: armlib.Running, backends: armlib.Backends,
-                  rec: dict[str, object]) -> None:
+def measure_idle(ctx: Context, point: Point, running: armlib.Running, backends: armlib.Backends,
+                 rec: dict[str, object], clients: idle.IdleClients | None = None, what: str = "") -> None:
     """<point.clients> connections that send nothing, then one keep-alive request each: the proxy's RSS
-    (and open files, and the kernel's TCP counters) before, while they idle, and after the request."""
+    (and open files, and the kernel's TCP counters) before, while they idle, and after the request.
+    <clients> (default: plain TCP ones) opens them; <what> says how, for the command record."""
     assert running.proxy is not None
     pid = running.proxy.pid
     n = point.clients
     time.sleep(SETTLE_S)
     fds0, rss0, ss0, acc0 = fd_count(pid), rss_kib(pid), idle.sockstat(), backends.accepts()
     rec["commands"]["load"] = (  # type: ignore[index]
-        f"(harness) {n} connections to {armlib.HOST}:{running.port} from CPU{ctx.load_cpu}: idle, then one "
-        "GET / HTTP/1.1 each, then idle again")
-    with idle.pinned(ctx.load_cpu), idle.IdleClients(armlib.HOST, running.port, n) as clients:
+        f"(harness) {n} connections to {armlib.HOST}:{running.port} from CPU{ctx.load_cpu}: "
+        f"{what or 'idle'}, then one GET / HTTP/1.1 each, then idle again")
+    if clients is None:
+        clients = idle.IdleClients(armlib.HOST, running.port, n)
+    with idle.pinned(ctx.load_cpu), clients:
         opened = clients.open(timeout=30)
         if opened == 0:
             raise idle.IdleFailed(f"no connection to the proxy opened ({clients.connect_errors} errors)")
@@ -445,7 +511,7 @@ def _measure_idle(ctx: Context, point: Point, running: armlib.Running, backends:
         "conns": n, "opened": opened, "connect_errors": clients.connect_errors,
         "rss_kib": [rss0, rss1, rss2], "fds": [fds0, fds1, fds2], "open": [open1, open2],
         "answered": answered, "backend_conns": armlib.backend_connections(acc0, acc2),
-        "sockstat_tcp": [ss0, ss1, ss2],
+        "sockstat_tcp": [ss0, ss1, ss2], **clients.details(),
     }
     rec["value"] = idle.per_conn_kib(rss0, rss1, opened)
     rec["after_value"] = idle.per_conn_kib(rss0, rss2, opened)
@@ -471,7 +537,8 @@ def _print_run(n: int, total: int, rec: dict[str, object]) -> None:
     metric = METRICS[str(rec["metric"])]
     if metric.tool == "idle":
         i = rec["idle"]
-        print(f"{head} {rec['value']:.3g} kB/conn idle, {rec['after_value']:.3g} after a request "
+        first = "after the handshake" if rec["metric"] == "tls_idle" else "idle"
+        print(f"{head} {rec['value']:.3g} kB/conn {first}, {rec['after_value']:.3g} after a request "
               f"(opened {i['opened']}, answered {i['answered']}, open {i['open'][1]})", flush=True)  # type: ignore[index]
         return
     cpu = f" proxy {rec['cpu_per_unit']:.2f} {metric.cpu_unit}" if "cpu_per_unit" in rec else ""
@@ -480,7 +547,21 @@ def _print_run(n: int, total: int, rec: dict[str, object]) -> None:
     if isinstance(rec.get("load"), dict) and "p99" in rec["load"]:  # type: ignore[operator]
         lat = f" p99 {rec['load']['p99']}µs"  # type: ignore[index]
     print(f"{head} {rec['value']:.6g} {rec['unit']} errors {rec['errors']} steal {rec['steal_pct']}%{cpu}{lat}"
-          f"{bconn}", flush=True)
+          f"{bconn}{_tls_note(rec)}", flush=True)
+
+
+def _tls_note(rec: dict[str, Any]) -> str:
+    """bench/tls.py's runs: how many handshakes resumed, as the client (wrk's shim) and the proxy saw it."""
+    tls = rec.get("tls")
+    if not isinstance(tls, dict):
+        return ""
+    out = ""
+    c, srv = tls.get("client"), tls.get("server")
+    if c:
+        out += f" TLS resumed {c['resumed']}/{c['handshakes']} (client)"
+    if srv:
+        out += f", {srv['resumed']}/{srv['handshakes']} (proxy), {sum(srv['failed'].values())} failed"
+    return out
 
 
 def _save(out: Path, meta: dict[str, object], records: list[dict[str, object]]) -> None:

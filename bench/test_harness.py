@@ -546,3 +546,239 @@ def test_the_report_gives_idle_memory_per_connection_before_and_after_a_request(
     assert "| 1 | 1 | F | 2/2 | 100 | 100 / 100 | 100 | **1** | **2** | 1 / 1.1 | 1 |" in md
     assert "| 1 | 1 | F/H | 2 | **0.500** | **0.250** |" in md
     assert report.chart_panels(meta, s) == [("idle", 0)]
+
+
+# -- bench/tls.py: options, configs, counters, the TLS idle client (no load) ------------------------------
+
+OPENSSL = shutil.which("openssl") is not None
+
+
+@pytest.fixture(scope="module")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import tls
+
+    if not OPENSSL:
+        pytest.skip("needs openssl")
+    return tls.make_certificate(tmp_path_factory.mktemp("cert"), "ec")
+
+
+def test_tls_options_plan_and_defaults() -> None:
+    import run
+
+    a = run.parse_args("tls", [])
+    assert a.metric_keys == ["tls_ka", "tls_cps", "tls_resumed", "tls_gbps", "tls_idle"]
+    assert a.client_counts == [1, 32, 256, 1000] and a.backend_counts == [1] and a.worker_counts == [1]
+    assert a.key == "ec" and a.gbps_mib == 1024 and a.arm_keys == ["D", "H", "F"]
+    pts = [(p.metric, p.clients, p.backends) for p in a.points]
+    assert pts.count(("tls_gbps", 1, 1)) == 1 and ("tls_idle", 2000, 1) in pts and len(pts) == 3 * 4 + 2
+    assert run.point_arms(run.Point("tls_idle", 2000, 1, 1), ["D", "H", "F"]) == ["H", "F"]
+    a = run.parse_args("tls", ["--workers", "2", "--key", "rsa", "--clients", "1,32", "--metrics", "tls_cps"])
+    assert a.worker_counts == [2] and a.key == "rsa" and [p.clients for p in a.points] == [1, 32]
+    for bad in (["--arms", "D,Hn"], ["--nosplice"], ["--metrics", "ka"], ["--fastlb", "serve"], ["--gbps-mib", "0"]):
+        with pytest.raises(SystemExit):
+            run.parse_args("tls", bad)
+    with pytest.raises(SystemExit):
+        run.parse_args("l7", ["--metrics", "tls_ka"])
+    assert run.parse_args("l4", []).metric_keys == ["ka", "cps", "gbps1", "gbps4"]  # unchanged by tls
+
+
+def test_tls_certificate_and_wrk_command() -> None:
+    import tls
+
+    ec = tls.openssl_req_argv("ec", Path("k.pem"), Path("c.pem"))
+    assert ec[:4] == ["openssl", "req", "-x509", "-newkey"] and "ec_paramgen_curve:P-256" in ec
+    assert f"subjectAltName=DNS:{tls.VHOST}" in ec and "-nodes" in ec
+    assert "rsa:2048" in tls.openssl_req_argv("rsa", Path("k.pem"), Path("c.pem"))
+    argv = tls.wrk_argv("https://127.0.0.1:1/", 10, 32, True)
+    assert argv[:4] == ["wrk", "-t1", "-c32", "-d10s"] and f"Host: {tls.VHOST}" in argv
+    assert "Connection: close" in argv and argv[-1] == "https://127.0.0.1:1/"
+    assert "Connection: close" not in tls.wrk_argv("https://127.0.0.1:1/big", 10, 1, False, 60)
+    s = tls.Setup(Path("/d"), "ec", Path("/d/c.pem"), Path("/d/tlsshim.so"), Path("/d/big.bin"), 1)
+    assert tls.wrk_env(s, "none", Path("/d/n.json")) == {
+        "LD_PRELOAD": "/d/tlsshim.so", "FASTLB_BENCH_TLS_COUNTS": "/d/n.json", "FASTLB_BENCH_TLS_SESSIONS": "none"}
+    assert "FASTLB_BENCH_TLS_SESSIONS" not in tls.wrk_env(s, "", Path("/d/n.json"))
+    assert tls.SESSIONS == {"tls_ka": "", "tls_cps": "none", "tls_resumed": "reuse", "tls_gbps": ""}
+    counts = tls.parse_counts('{"mode":"reuse","handshakes":10,"resumed":9,"offered":9,"version":"TLSv1.3",'
+                              '"cipher":"TLS_AES_256_GCM_SHA384"}\n')
+    assert counts["resumed"] == 9 and counts["version"] == "TLSv1.3"
+    for bad in ("", '{"handshakes": 1}'):
+        with pytest.raises(loads.LoadFailed):
+            tls.parse_counts(bad)
+
+
+def test_tls_counters_of_both_proxies() -> None:
+    import tls
+
+    stats = {"listeners": [{"address": "127.0.0.1:1", "kind": "vhost"},
+                           {"address": "127.0.0.1:2", "kind": "vhost",
+                            "tls": {"handshakes": 10, "resumed": 4, "failed": {"eof": 1, "timeout": 0}}}]}
+    assert tls.fastlb_counters(stats) == {"handshakes": 10, "resumed": 4, "failed": {"eof": 1, "timeout": 0}}
+    assert tls.fastlb_counters({"listeners": [{"address": "x"}]}) is None
+    assert tls.fastlb_counters({"error": "x"}) is None
+    typed = ("F.2.0.0.pxname.1:KNSV:str:bench\nF.2.0.7.stot.1:MCP:u64:12\n"
+             "F.2.0.103.ssl_sess.1:MCP:u64:4\nF.2.0.104.ssl_reused_sess.1:MCP:u64:3510\n"
+             "F.2.0.105.ssl_failed_handshake.1:MCP:u64:1\n"
+             "F.3.0.0.pxname.1:KNSV:str:other\nF.3.0.103.ssl_sess.1:MCP:u64:99\n")
+    h = tls.parse_haproxy_typed(typed)
+    assert h == {"handshakes": 3514, "resumed": 3510, "failed": {"handshake": 1}}
+    assert tls.parse_haproxy_typed("F.2.0.0.pxname.1:KNSV:str:bench\n") is None
+    later = {"handshakes": 3600, "resumed": 3590, "failed": {"handshake": 3}}
+    assert tls.counter_delta(h, later) == {"handshakes": 86, "resumed": 80, "failed": {"handshake": 2}}
+    assert tls.counter_delta(None, later) is None
+
+
+def test_tls_configs_render_and_each_proxy_accepts_its_own(tls_cert: Path, tmp_path: Path) -> None:
+    import arms
+    import tls
+
+    addrs = ["127.0.0.1:9001", "127.0.0.2:9002"]
+    cfg = tls.haproxy_config("127.0.0.1:8443", addrs, 2, [1, 0], tls_cert, "127.0.0.1:9999", maxconn=1000)
+    assert f"bind 127.0.0.1:8443 ssl crt {tls_cert} alpn http/1.1" in cfg
+    assert "nbthread 2" in cfg and "cpu-map 1/1-2 0,1" in cfg and "timeout http-keep-alive 1s" in cfg
+    assert f"use_backend bench if {{ hdr(host) -i {tls.VHOST} }}" in cfg and "    server s2 127.0.0.2:9002" in cfg
+    assert "stats socket ipv4@127.0.0.1:9999 level user" in cfg and "${" not in cfg
+    assert "no-tls-tickets" not in cfg and "tune.ssl.cachesize" not in cfg  # HAProxy's session defaults
+    if shutil.which("haproxy"):
+        (tmp_path / "h.cfg").write_text(cfg)
+        p = subprocess.run(["haproxy", "-c", "-q", "-f", str(tmp_path / "h.cfg")], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stdout + p.stderr
+    ndir = tmp_path / "nginx"
+    ngx = tls.nginx_config(ndir, addrs, "127.0.0.1:8444", "127.0.0.1:8445", tls_cert, tmp_path / "big.bin")
+    assert "listen 127.0.0.1:8444 ssl backlog=65535;" in ngx and f"ssl_certificate_key {tls_cert};" in ngx
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in ngx and f"alias {tmp_path / 'big.bin'};" in ngx
+    assert "        listen 127.0.0.2:9002 backlog=65535;" in ngx and "${" not in ngx
+    text = tls.fastlb_config("127.0.0.1:8443", addrs, tls_cert, arms.IDLE_HTTP_TIMEOUTS)
+    assert f'certs = ["{tls_cert}"]' in text and f'vhosts = ["{tls.VHOST}"]' in text
+    config = pytest.importorskip("fastlb.config")
+    parsed = config.parse(text)
+    [svc] = parsed.table.services
+    assert [b.address for b in svc.backends] == addrs and svc.timeouts.http_keepalive_ms == 120000
+    assert len(parsed.certs) == 1 and tls.VHOST in parsed.certs[0].names
+    assert config.parse(tls.fastlb_config("127.0.0.1:8443", addrs, tls_cert)).certs
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler and OpenSSL's headers")
+def test_the_tls_shim_builds(tmp_path: Path) -> None:
+    import tls
+
+    so = tls.build_shim(tmp_path)
+    assert so.stat().st_size > 0
+    assert tls.make_big_file(tmp_path / "big.bin", 3) == 3 << 20 and (tmp_path / "big.bin").stat().st_blocks == 0
+
+
+def test_tls_idle_clients_handshake_hold_and_read_one_response_each(tls_cert: Path) -> None:
+    """Against a little TLS server in this process: handshake, stay silent, one request each, still open."""
+    import socket
+    import ssl
+    import threading
+
+    import idle
+
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(tls_cert)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    srv.settimeout(0.05)
+    stop = threading.Event()
+    served: list[ssl.SSLSocket] = []
+    names: list[str | None] = []
+
+    def serve_one(raw: socket.socket) -> None:
+        raw.settimeout(10)
+        try:
+            c = sctx.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            raw.close()
+            return
+        served.append(c)
+        try:
+            while not stop.is_set() and c.recv(4096):
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        except OSError:
+            pass
+
+    def sni(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        names.append(name)
+
+    sctx.sni_callback = sni  # type: ignore[assignment]
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(raw,), daemon=True).start()
+
+    t = threading.Thread(target=accept_loop, daemon=True)
+    t.start()
+    request = b"GET / HTTP/1.1\r\nHost: bench.example.test\r\n\r\n"
+    try:
+        with idle.TlsIdleClients("127.0.0.1", srv.getsockname()[1], 20, server_name="bench.example.test",
+                                 request=request) as clients:
+            assert clients.open(timeout=20) == 20 and clients.connect_errors == 0
+            assert clients.handshake_errors == 0 and sum(clients.versions.values()) == 20
+            assert set(names) == {"bench.example.test"} and clients.resumed == 0
+            assert clients.still_open() == 20
+            assert clients.request_all(timeout=20) == 20
+            assert clients.still_open() == 20
+            deadline = time.monotonic() + 10
+            while len(served) < 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for c in served[:5]:
+                c.shutdown(socket.SHUT_RDWR)  # a FIN, and its thread's recv woken
+            deadline = time.monotonic() + 5
+            while clients.still_open() != 15 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert clients.still_open() == 15
+            assert clients.details()["handshake_errors"] == 0
+        assert clients.socks == [] and clients.conns == {}
+    finally:
+        stop.set()
+        srv.close()
+        t.join(5)
+        for c in served:
+            c.close()
+
+
+def test_the_report_renders_tls_handshakes_and_idle_tls_memory() -> None:
+    import run
+
+    metrics = ["tls_cps", "tls_idle"]
+    meta = dict(META, kind="tls", arms=["D", "H", "F"], metrics=metrics, idle_conns=100,
+                metric_info={m: vars(run.METRICS[m]) for m in metrics},
+                tls={"key": "ec", "vhost": "bench.example.test", "cert": "/x/ec-cert.pem", "gbps_mib": 1024,
+                     "certificate": {"subject": "CN = bench.example.test"}, "openssl": "OpenSSL 3",
+                     "sessions": {"tls_cps": "none"}})
+    recs = []
+    for b in range(2):
+        for arm, resumed in (("D", 0), ("H", 0), ("F", 0)):
+            r = _sweep_rec(b, arm, 32, 1000.0, metric="tls_cps")
+            r["tls"] = {"client": {"mode": "none", "handshakes": 2000, "resumed": resumed, "offered": 0,
+                                   "version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384"},
+                        "server": None if arm == "D" else {"handshakes": 2000, "resumed": 0, "failed": {"eof": 1}}}
+            recs.append(r)
+        for arm, first, after in (("H", 40.0, 40.0), ("F", 20.0, 10.0)):
+            recs.append({"block": b, "metric": "tls_idle", "clients": 100, "backends": 1, "workers": 1, "arm": arm,
+                         "position": 0, "status": "ok", "value": first, "after_value": after, "errors": 0,
+                         "steal_pct": 0.0, "reason": "",
+                         "tls": {"client": {"mode": "python", "handshakes": 100, "resumed": 0, "offered": 0,
+                                            "version": "TLSv1.3", "cipher": "X"},
+                                 "server": {"handshakes": 100, "resumed": 0, "failed": {}}},
+                         "idle": {"conns": 100, "opened": 100, "rss_kib": [0, 100 * first, 100 * after],
+                                  "fds": [10, 110, 110], "open": [100, 100], "answered": 100, "backend_conns": 100}})
+    s = report.summarize(meta, recs)
+    md = report.render_md(meta, recs, s)
+    assert "## TLS setup" in md and "ECDSA P-256" in md
+    assert "### tls_cps: full TLS handshakes/s" in md and "| clients | D hs/s | H hs/s | F hs/s | F/H |" in md
+    assert "## TLS handshakes" in md
+    assert "| tls_cps c32 b1 w1 | F | 2,000 | 0 | 0 | 2,000 | 0 | 2 | TLSv1.3 TLS_AES_256_GCM_SHA384 |" in md
+    assert "| tls_cps c32 b1 w1 | D | 2,000 | 0 | 0 | – | – | – |" in md
+    assert "## Memory per idle TLS connection" in md and "kB/conn after the handshake" in md
+    assert "| 1 | 1 | F | 2/2 | 100 | 100 / 100 | 100 | **20** | **10** | 1 / 1 | 1 |" in md
+    assert "TLS resumed 0/2000" in md
+    assert report.chart_panels(meta, s) == [("tls_cps", 1), ("tls_idle", 0)]
