@@ -13,6 +13,7 @@ than holding the rest back. Backend health comes from the providers and from the
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import time
@@ -27,6 +28,7 @@ from fastlb.overrides import ADMIN_STATES, MAX_WEIGHT, Override, apply_overrides
 from fastlb.provider import OnBackendState, OnChange, Provider
 
 TRIM_INTERVAL_S = 2.0  # how often freed data-plane memory is given back (DataPlane.trim)
+GC_FREEZE_SERVICES = 1000  # a table this large (and twice the last one frozen) is collected and frozen once
 TICKET_CHECK_S = 5.0  # how often the ticket key file is looked at (and random keys maybe rotated)
 BIND_RETRY_S = (1.0, 30.0)  # listeners left out are tried again after the first, doubling up to the second
 
@@ -135,6 +137,7 @@ class Controller:
         self._self_signed: certs.Certificate | None = None
         self._certs_key: object = None
         self.tickets = tickets.TicketKeys(ticket_keys)  # session ticket keys: the key file's, or rotated
+        self._gc_frozen_at = 0  # services in the table when the long-lived objects were last frozen
         self.access_log = access_log  # the file the data plane logs requests to; reopened by resync()
         self.providers = providers  # name -> provider, in merge order (earlier wins a clash)
         self.drain_timeout = drain_timeout
@@ -304,6 +307,7 @@ class Controller:
                 table, listen_errors = _left_out(desired, unbound)
         elapsed = time.perf_counter() - t0
         self.serving, self.desired_table = table, desired
+        self._settle_gc(table)
         self.listen_errors = listen_errors
         self._retry_binds_later()
         self.swap.count += 1
@@ -430,6 +434,21 @@ class Controller:
             if line not in self.cert_problems:
                 logs.event(logging.ERROR, logs.TLS_REJECTED, error=line)
         self.cert_problems = tuple(problems)
+
+    def _settle_gc(self, table: spec.RouteTable) -> None:
+        """Once a table is large (the first Marathon sync, a resync that brought thousands of apps):
+        one full collection now, and what survives it is frozen (``gc.freeze``), out of the reach of
+        Python's automatic full collections. Those walk every tracked object, and at 10,000 apps
+        (providers' state, the plan, the caches) that is tens to hundreds of milliseconds at moments
+        no one chooses: between an event and its swap. Objects frozen still go when their last
+        reference does; only a cycle among them would stay, and the collection before the freeze
+        clears those there are."""
+        services = len(table.services)
+        if services < GC_FREEZE_SERVICES or services < 2 * self._gc_frozen_at:
+            return
+        gc.collect()
+        gc.freeze()
+        self._gc_frozen_at = services
 
     def _log_unbound(self, unbound: dict[str, str]) -> None:
         """One line per listener left out and reason, when it is new; one when it binds (or goes)."""

@@ -67,7 +67,12 @@ ENGINE_SETTINGS: dict[str, EngineSetting] = {
 DEFAULT_MAXCONN = 100000  # maxconn when the file gives none and the open-files limit allows it
 
 
-class Backend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+# The table's structs are gc=False: frozen values made of strings, numbers, tuples and such structs
+# can form no cycle, and Python's cyclic collector would otherwise walk every one of a 10,000-app
+# table at each of its full collections (see Controller._settle_gc).
+
+
+class Backend(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """One server of a service.
 
     ``id`` is the stable identity that state outliving a table is keyed by (active connections,
@@ -84,7 +89,7 @@ class Backend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     maxconn: int = 0  # connections (tcp) or requests (http) at once; 0: the service's backend_maxconn
 
 
-class HealthCheck(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class HealthCheck(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     kind: Literal["tcp", "http"] = "tcp"
     path: str = "/"
     port: int = 0  # 0: the backend's own port
@@ -96,7 +101,7 @@ class HealthCheck(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     require_pass: bool = False  # a new backend takes traffic only once a first check passed
 
 
-class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     connect_ms: int = 3000
     client_ms: int = 30000  # idle client side (no byte either way for this long)
     server_ms: int = 30000  # idle server side
@@ -106,7 +111,7 @@ class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queue_ms: int = 0  # longest wait for a slot (backend_maxconn, maxconn); 0: as connect_ms (HAProxy's)
 
 
-class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """HTTP-mode behaviour of a service (marathon-lb's per-port HTTP labels)."""
 
     sticky: bool = False  # insert cookie mesosphere_server_id
@@ -141,7 +146,7 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redirect_regex_code: int = 302  # 302, or 301 (permanent)
 
 
-class ServiceTls(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ServiceTls(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """TLS a service terminates with certificates of its own: on its own listeners (``Listener.tls``),
     and for its vhosts on the shared https listener, where SNI picks its certificate for those names
     before any other."""
@@ -155,7 +160,7 @@ class ServiceTls(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ca_file: str = ""  # PEM file of the CAs that verify client certificates (with verify)
 
 
-class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """A balanced pool: what marathon-lb calls a backend (``<app>_<servicePort>``)."""
 
     name: str
@@ -172,7 +177,7 @@ class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tls: ServiceTls | None = None  # certificates of its own (its listeners are then TLS ones)
 
 
-class Listener(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Listener(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """An address fastlb accepts on.
 
     ``kind`` says how a connection finds its service:
@@ -188,7 +193,7 @@ class Listener(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tls: bool = False  # https listener (SNI routing), once TLS exists
 
 
-class HttpRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class HttpRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """A vhost rule: Host (exact, or "*.example.com") and optional path prefixes, to a service.
 
     Rules are tried in table order; ``fastlb.marathon.build`` sorts them (marathon-lb's BACKEND_WEIGHT, then
@@ -200,7 +205,7 @@ class HttpRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     weight: int = 0
 
 
-class SniRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class SniRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """A passthrough vhost: on the https listener, a connection whose ClientHello names ``host`` (exact, or
     "*.example.com") goes to tcp service ``service`` untouched, its TLS not terminated. Tried before the
     certificates; the first in table order that matches wins."""
@@ -209,7 +214,7 @@ class SniRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     service: str
 
 
-class RouteTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class RouteTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     services: tuple[Service, ...] = ()
     listeners: tuple[Listener, ...] = ()
     http_routes: tuple[HttpRoute, ...] = ()
