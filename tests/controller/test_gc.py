@@ -11,9 +11,8 @@ import gc
 from fastlb import spec
 from fastlb.controller import GC_FREEZE_SERVICES, Controller
 
-from support.fake_dataplane import FakeDataPlane
-
 from .test_controller import ListProvider, svc, table
+from support.fake_dataplane import FakeDataPlane
 
 
 def _big(n: int, changed: int = -1) -> spec.RouteTable:

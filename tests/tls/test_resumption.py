@@ -5,9 +5,9 @@ planes (a fleet behind ECMP), and the resumed handshakes counted. Real clients (
 from __future__ import annotations
 
 import os
-import subprocess
 import socket
 import ssl
+import subprocess
 
 import pytest
 
