@@ -73,6 +73,8 @@ class DataPlane:
         """The certificates the TLS listeners of the next publish serve, the first the default; each PEM
         holds a certificate, its chain and its key; no names: it serves every name. ValueError for one
         that cannot be used (nothing changes)."""
+    def engine_counters(self) -> dict[str, Any]: ...
+    def request_counts(self) -> dict[str, int]: ...
     def stats(self) -> dict[str, Any]:
         """A snapshot of the C counters, read without pausing the workers:
         {"generation", "swaps", "active", "total",

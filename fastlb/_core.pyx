@@ -901,13 +901,10 @@ cdef class DataPlane:
         [] stops issuing tickets. ValueError (nothing changes) for keys that are not that."""
         (<_Tickets>self.tickets).set([bytes(k) for k in keys], _u32(enc, "enc"))
 
-    def stats(self):
-        """A snapshot of the C counters, read without pausing the workers."""
-        cdef flb_table *t = flb_engine_table(self.e)
-        cdef flb_service *s
-        cdef flb_backend *b
-        cdef flb_listener *l
-        out = {
+    def engine_counters(self):
+        """The engine's own counters (stats() less its listeners, services and backends): what a
+        once-a-second watch reads, whatever the size of the table."""
+        return {
             "generation": self.e.generation,
             "swaps": self.e.swaps,
             "active": self.e.active,
@@ -915,10 +912,36 @@ cdef class DataPlane:
             "accepts_held": {"maxconn": self.e.held_maxconn, "fds": self.e.held_fds},
             "accept_emfile": self.e.accept_emfile,
             "fd_max": self.e.opt.fd_max,
-            "listeners": {},
-            "services": {},
-            "backends": {},
         }
+
+    def request_counts(self):
+        """HTTP requests so far per http service ("s:<name>") and per backend ("b:<id>"): what the
+        request-rate sampler reads once a second, without the rest of a stats() snapshot."""
+        cdef flb_table *t = flb_engine_table(self.e)
+        cdef flb_service *s
+        cdef flb_backend *b
+        out = {}
+        if t == NULL:
+            return out
+        try:
+            _l7_request_counts(self, out, t)
+            for i in range(t.nsvc):
+                s = &t.svc[i]
+                for j in range(s.nbe):
+                    b = s.be[j]
+                    out.setdefault("b:" + b.id.decode(), b.c.requests)
+        finally:
+            flb_table_put(t)
+        return out
+
+    def stats(self):
+        """A snapshot of the C counters, read without pausing the workers."""
+        cdef flb_table *t = flb_engine_table(self.e)
+        cdef flb_service *s
+        cdef flb_backend *b
+        cdef flb_listener *l
+        out = self.engine_counters()
+        out.update({"listeners": {}, "services": {}, "backends": {}})
         if t == NULL:
             return out
         drain_since = {bid: e[1] for bid, e in self.draining.items()}

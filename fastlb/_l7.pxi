@@ -353,6 +353,15 @@ cdef _l7_rewrites(flb_l7_service *hs, object o):
     hs.nvhosts = len(vhosts)
 
 
+cdef _l7_request_counts(DataPlane dp, dict out, flb_table *t):
+    """HTTP requests per service of <t>, as "s:<name>" (0 for a tcp-mode one; DataPlane.request_counts)."""
+    cdef flb_l7_service *hs
+    cdef flb_l7_table *lt = flb_l7_table_of(t)
+    for i in range(t.nsvc):
+        hs = &lt.svc[i] if lt != NULL else NULL
+        out["s:" + t.svc[i].name.decode()] = hs.c.requests if hs != NULL and hs.http and hs.c != NULL else 0
+
+
 cdef _l7_stats(DataPlane dp, dict out, flb_table *t):
     """Adds HTTP mode's counters to a stats() snapshot: per http service "http" (requests, responses
     by class, answered by fastlb itself), and "access_log" (lines written, dropped)."""

@@ -218,7 +218,11 @@ async def _sample_rates(controller: AdminTarget) -> None:
         await asyncio.sleep(RateMeter.WINDOW_S)
         now = time.monotonic()
         if meter.watched(now):
-            meter.sample(now, request_counts(controller.dataplane.stats()))
+            # the data plane's own count when it has one: a whole stats() snapshot walks every
+            # listener, service and backend, the control loop held meanwhile
+            read = getattr(controller.dataplane, "request_counts", None)
+            counts = read() if read is not None else request_counts(controller.dataplane.stats())
+            meter.sample(now, counts)
 
 
 async def _rate_sampler(app: web.Application) -> Any:
