@@ -167,6 +167,7 @@ class Files:
     def __init__(self) -> None:
         self._good: dict[str, tuple[tuple[int, int, int], Certificate]] = {}  # file -> (its identity, certificate)
         self._bad: dict[str, tuple[tuple[int, int, int] | None, str]] = {}  # file -> (its identity, the problem)
+        self._cas: dict[str, tuple[tuple[int, int, int], bytes]] = {}  # CA file -> (its identity, its PEM)
 
     def load(self, paths: Sequence[str], what: str) -> tuple[list[Certificate], list[str]]:
         """The certificates of <paths> (files, or directories of *.pem), and a line for each file that
@@ -188,6 +189,19 @@ class Files:
                 if cert is not None:
                     out.append(cert)
         return out, problems
+
+    def ca(self, path: str) -> bytes:
+        """The CA certificates of <path> (read_ca), read again only when the file changed (inode, size
+        or mtime). Raises CertError."""
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise CertError([f"{path}: {e.strerror}"]) from None
+        ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+        held = self._cas.get(path)
+        if held is None or held[0] != ident:
+            held = self._cas[path] = (ident, read_ca(path))
+        return held[1]
 
     def _file(self, file: str, what: str) -> tuple[Certificate | None, str | None]:
         good = self._good.get(file)

@@ -17,7 +17,7 @@ import gc
 import logging
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -378,7 +378,7 @@ class Controller:
                 got, bad = self.cert_files.load(svc.tls.certs, f"service {svc.name}")
                 problems.extend(bad)
                 if got:
-                    own[svc.name] = (got, _tls_options(svc.tls))
+                    own[svc.name] = (got, _tls_options(svc.tls, self.cert_files.ca))
                     if svc.tls.verify and not own[svc.name][1]["ca"]:
                         problems.append(f"service {svc.name}: ca_file {svc.tls.ca_file} cannot be read "
                                         "(client certificates are not verified without it)")
@@ -714,8 +714,9 @@ class Controller:
         logs.event(logging.INFO, logs.STOPPED, swaps=self.swap.count)
 
 
-def _tls_options(tls: spec.ServiceTls) -> dict[str, Any]:
-    """A service's handshake settings as the data plane takes them (set_certificates' options)."""
+def _tls_options(tls: spec.ServiceTls, read_ca: Callable[[str], bytes]) -> dict[str, Any]:
+    """A service's handshake settings as the data plane takes them (set_certificates' options);
+    <read_ca> reads a CA file (certs.Files.ca: again only when it changed)."""
     opts: dict[str, Any] = {}
     if tls.alpn:
         opts["alpn"] = list(tls.alpn)
@@ -725,7 +726,7 @@ def _tls_options(tls: spec.ServiceTls) -> dict[str, Any]:
     if tls.verify:
         opts["verify"] = tls.verify
         try:
-            opts["ca"] = certs.read_ca(tls.ca_file)  # read with the certificates: a changed file swaps too
+            opts["ca"] = read_ca(tls.ca_file)  # with the certificates, at each publish: a changed file swaps too
         except certs.CertError:
             # Never served unverified: the data plane refuses the set, the last good one keeps serving.
             opts["ca"] = b""

@@ -111,3 +111,25 @@ def test_verify_needs_ca_certificates(dataplane, ca):
         dp.set_certificates([(ca.leaf(SECURE), (SECURE,), {"verify": "required", "ca": b"nothing"})])
     with pytest.raises(ValueError, match="verify is optional or required"):
         dp.set_certificates([(ca.leaf(SECURE), (SECURE,), {"verify": "sometimes", "ca": ca.pem})])
+
+
+def test_the_ca_file_is_read_again_only_when_it_changes(tmp_path, ca, clients, monkeypatch):
+    """The controller asks for a service's CA file at each publish (certs.Files.ca): it is parsed
+    once per change of the file, a missing one an error naming it."""
+    from fastlb import certs
+
+    path = tmp_path / "ca.pem"
+    path.write_bytes(clients.pem)
+    files = certs.Files()
+    reads: list[str] = []
+    real = certs.read_ca
+    monkeypatch.setattr(certs, "read_ca", lambda p: (reads.append(p), real(p))[1])
+    assert files.ca(str(path)) == clients.pem and files.ca(str(path)) == clients.pem
+    assert reads == [str(path)]
+    tmp = tmp_path / "ca.new"
+    tmp.write_bytes(ca.pem)
+    tmp.replace(path)
+    assert files.ca(str(path)) == ca.pem and len(reads) == 2
+    path.unlink()
+    with pytest.raises(certs.CertError, match="No such file"):
+        files.ca(str(path))
