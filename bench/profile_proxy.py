@@ -4,7 +4,9 @@
 Starts one arm exactly as bench/l4.py does (same backend, same pinning), warms it up, then attaches to
 the proxy for one load run:
 - always: ``perf stat`` counting every syscall tracepoint listed in SYSCALLS plus task-clock and context
-  switches (in-kernel counters: the proxy is barely slowed down);
+  switches (in-kernel counters: the proxy is barely slowed down), and each CPU's busy share over the
+  load (/proc/stat: user, system, softirq), which says whether the proxy or the load generator's CPU
+  is the one that runs out;
 - ``--record``: ``perf record -g`` and the top of ``perf report``;
 - ``--strace``: ``strace -c -f`` (slows the proxy a lot; its counts per request stay meaningful).
 The admin /stats of fastlb is saved before and after the load.
@@ -42,6 +44,28 @@ def available_tracepoints() -> list[str]:
     if not base.exists():
         base = Path("/sys/kernel/debug/tracing/events/syscalls")
     return [s for s in SYSCALLS if (base / f"sys_enter_{s}").exists()]
+
+
+def cpu_times() -> dict[int, list[int]]:
+    """Per CPU, /proc/stat's jiffies: user nice system idle iowait irq softirq steal."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *vals = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            out[int(name[3:])] = [int(v) for v in vals[:8]]
+    return out
+
+
+def cpu_busy(before: dict[int, list[int]], after: dict[int, list[int]]) -> dict[int, dict[str, float]]:
+    """Per CPU, the share of the window spent busy, in softirq (the kernel's network work), and idle."""
+    out = {}
+    for cpu, a in after.items():
+        d = [x - y for x, y in zip(a, before[cpu], strict=True)]
+        total = sum(d) or 1
+        idle = d[3] + d[4]
+        out[cpu] = {"busy": round(1 - idle / total, 3), "softirq": round(d[6] / total, 3),
+                    "system": round(d[2] / total, 3), "user": round((d[0] + d[1]) / total, 3)}
+    return out
 
 
 def parse_perf_csv(text: str) -> dict[str, float]:
@@ -125,9 +149,10 @@ def main() -> int:
                 strace = subprocess.Popen(["strace", "-c", "-f", "-o", str(out / "strace.txt"), "-p", str(pid)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             time.sleep(0.2)
-            c0 = cpu_seconds(pid)
+            c0, t0 = cpu_seconds(pid), cpu_times()
             data = load(a.duration)
-            c1 = cpu_seconds(pid)
+            c1, t1 = cpu_seconds(pid), cpu_times()
+            report["cpus"] = cpu_busy(t0, t1)
             if a.strace:
                 strace.send_signal(2)
                 strace.wait(30)
@@ -145,6 +170,11 @@ def main() -> int:
     lines = [f"# profile of {a.arm} ({arm.label}), {metric.title}", "",
              f"{work:,.0f} {per}s in {a.duration:g} s; proxy CPU {report['proxy_cpu_s']} s "
              f"({1e6 * float(report['proxy_cpu_s']) / work:.2f} µs per {per})", "",
+             "| CPU | role | busy | user | system | softirq |", "| --- | --- | --- | --- | --- | --- |",
+             *(f"| {cpu} | {'load' if cpu == a.load_cpu else 'proxy' if cpu == a.proxy_cpu else ''} | "
+               f"{c['busy']:.0%} | {c['user']:.0%} | {c['system']:.0%} | {c['softirq']:.0%} |"
+               for cpu, c in sorted(report["cpus"].items())),  # type: ignore[attr-defined]
+             "",
              f"| counter | total | per {per} |", "| --- | --- | --- |"]
     for name, v in sorted(counts.items(), key=lambda kv: -kv[1]):
         if v:

@@ -7,6 +7,7 @@
 #include "_queue-t.h"
 #include "_route-t.h"
 #include "_splice-t.h"
+#include "_xprt-t.h"
 
 /* Backends a connection may try (the first and its retries); further retries reuse the list. */
 #define FLB_CONN_TRIED 16
@@ -16,6 +17,7 @@ enum flb_conn_state {
     FLB_CONN_ESTABLISHED = 1,
     FLB_CONN_DEAD = 2,       /* closed; freed after the current batch of events */
     FLB_CONN_QUEUED = 3,     /* every backend is at its maxconn: waiting for a slot, the client unread */
+    FLB_CONN_HANDSHAKE = 4,  /* a TLS client's handshake is under way; no backend is picked yet */
 };
 
 struct flb_conn {
@@ -31,9 +33,10 @@ struct flb_conn {
     int32_t be;                    /* backend index in svc, -1: none */
     uint32_t tried[FLB_CONN_TRIED];
     uint64_t key;                  /* flow key: hash of the client address */
+    struct flb_xprt cx;            /* the client's transport: plain, or TLS terminated here */
     struct flb_pump up;            /* client -> server */
     struct flb_pump down;          /* server -> client */
-    struct flb_timer timer;        /* queue timeout, connect timeout, then idle timeout */
+    struct flb_timer timer;        /* handshake, queue or connect timeout, then idle timeout */
     struct flb_qitem qi;           /* while QUEUED */
     struct flb_list link;          /* in the worker's connections, once closed in its dead ones */
 };

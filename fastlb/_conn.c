@@ -64,6 +64,8 @@ static int update_interest(struct flb_worker *w, struct flb_conn *c)
 
     if (c->state == FLB_CONN_QUEUED) {
         /* nothing is polled: what the client sends waits in its socket */
+    } else if (c->state == FLB_CONN_HANDSHAKE) {
+        cw = flb_xprt_interest(&c->cx, EPOLLIN | EPOLLRDHUP);
     } else if (c->state == FLB_CONN_CONNECTING) {
         sw = EPOLLOUT; /* the client is not polled yet: what it sends waits in its socket */
     } else {
@@ -75,6 +77,7 @@ static int update_interest(struct flb_worker *w, struct flb_conn *c)
             sw |= EPOLLIN | EPOLLRDHUP;
         if (flb_pump_pending(&c->down) > 0)
             cw |= EPOLLOUT;
+        cw = flb_xprt_interest(&c->cx, cw); /* a TLS client's reads may wait to write, and its writes to read */
     }
     if (flb_evloop_want(w->epfd, c->cfd, &c->csrc, &c->cwant, cw) != FLB_OK)
         return FLB_ERR;
@@ -107,6 +110,7 @@ void flb_conn_close(struct flb_worker *w, struct flb_conn *c)
     flb_pump_release(&c->up, &w->pool);
     flb_pump_release(&c->down, &w->pool);
     close_server(w, c);
+    flb_xprt_close(&c->cx);
     close(c->cfd);
     FLB_LIVE_DEC(fds);
     c->cfd = -1;
@@ -162,15 +166,17 @@ static void connect_failed(struct flb_worker *w, struct flb_conn *c)
     close_server(w, c);
 }
 
-static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, int src, int dst, int to_server)
+static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, int to_server)
 {
     size_t moved = 0;
-    struct flb_xprt xs, xd; /* tcp mode's sides are plain sockets */
+    struct flb_xprt sx; /* the server side is a plain socket */
     int rc;
 
-    flb_xprt_plain(&xs, src);
-    flb_xprt_plain(&xd, dst);
-    rc = flb_pump_run(u, &w->pool, &xs, &xd, PUMP_ROUNDS, &moved);
+    flb_xprt_plain(&sx, c->sfd);
+    if (to_server)
+        rc = flb_pump_run(u, &w->pool, &c->cx, &sx, PUMP_ROUNDS, &moved);
+    else
+        rc = flb_pump_run(u, &w->pool, &sx, &c->cx, PUMP_ROUNDS, &moved);
 
     if (moved > 0) {
         struct flb_backend *b = conn_backend(c);
@@ -190,10 +196,8 @@ static int pump(struct flb_worker *w, struct flb_conn *c, struct flb_pump *u, in
 /* Runs the pumps that <events> concern, then closes the connection if it is over. */
 static void run(struct flb_worker *w, struct flb_conn *c, int server, uint32_t events)
 {
-    uint32_t readable = events & (EPOLLIN | EPOLLHUP | EPOLLERR);
-    uint32_t writable = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
-    int up = server ? writable != 0 : readable != 0;
-    int down = server ? readable != 0 : writable != 0;
+    int up = server ? (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0 : flb_xprt_readable(&c->cx, events);
+    int down = server ? (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 : flb_xprt_writable(&c->cx, events);
 
     if (events & EPOLLRDHUP) {
         if (server)
@@ -203,10 +207,10 @@ static void run(struct flb_worker *w, struct flb_conn *c, int server, uint32_t e
     }
     /* Once one direction has passed its FIN on, the other one's FIN ends the connection. */
     c->up.fin_by_close = c->down.shut;
-    if (up && !c->up.shut && pump(w, c, &c->up, c->cfd, c->sfd, 1) != FLB_OK)
+    if (up && !c->up.shut && pump(w, c, &c->up, 1) != FLB_OK)
         goto close;
     c->down.fin_by_close = c->up.shut;
-    if (down && !c->down.shut && pump(w, c, &c->down, c->sfd, c->cfd, 0) != FLB_OK)
+    if (down && !c->down.shut && pump(w, c, &c->down, 0) != FLB_OK)
         goto close;
     if (c->up.shut && c->down.shut)
         goto close; /* both directions have passed their FIN on */
@@ -349,13 +353,10 @@ static int dequeue(struct flb_worker *w, struct flb_qitem *q)
     return FLB_Q_LEFT;
 }
 
-void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
-{
-    flb_conn_start_to(w, rl, &w->table->svc[rl->service], fd, peer);
-}
-
-void flb_conn_start_to(struct flb_worker *w, struct flb_route_listener *rl, struct flb_service *s, int fd,
-                       const struct sockaddr *peer)
+/* A connection for client <fd> of <rl>, to service <s>, on the worker's list; NULL when it was refused
+ * (the allow-list, no memory): then <fd> is closed and the slot given back. */
+static struct flb_conn *conn_new(struct flb_worker *w, struct flb_route_listener *rl, struct flb_service *s, int fd,
+                                 const struct sockaddr *peer)
 {
     struct flb_table *t = w->table;
     struct flb_conn *c = calloc(1, sizeof(*c));
@@ -373,14 +374,14 @@ void flb_conn_start_to(struct flb_worker *w, struct flb_route_listener *rl, stru
         close(fd);
         FLB_LIVE_DEC(fds);
         flb_engine_slot_release(w->e, rl->l, s);
-        return;
+        return NULL;
     }
     if (c == NULL) {
         close(fd);
         FLB_LIVE_DEC(fds);
         COUNT(rl->l->refused, 1);
         flb_engine_slot_release(w->e, rl->l, s);
-        return;
+        return NULL;
     }
     FLB_LIVE_INC(conns);
     c->csrc.kind = FLB_EV_CLIENT;
@@ -388,6 +389,7 @@ void flb_conn_start_to(struct flb_worker *w, struct flb_route_listener *rl, stru
     c->cfd = fd;
     c->sfd = -1;
     c->be = -1;
+    flb_xprt_plain(&c->cx, fd);
     c->table = flb_table_get(t);
     c->svc = s;
     c->lst = rl->l;
@@ -396,7 +398,54 @@ void flb_conn_start_to(struct flb_worker *w, struct flb_route_listener *rl, stru
     iplen = flb_addr_bytes(peer, &ip);
     c->key = flb_hash64(ip, iplen, 0);
     flb_list_add_head(&w->conns, &c->link);
-    connect_next(w, c, -1);
+    return c;
+}
+
+void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
+{
+    flb_conn_start_to(w, rl, &w->table->svc[rl->service], fd, peer);
+}
+
+void flb_conn_start_to(struct flb_worker *w, struct flb_route_listener *rl, struct flb_service *s, int fd,
+                       const struct sockaddr *peer)
+{
+    struct flb_conn *c = conn_new(w, rl, s, fd, peer);
+
+    if (c != NULL)
+        connect_next(w, c, -1);
+}
+
+/* Drives a TLS client's handshake on; once it is over, the connection goes on as a plain one would
+ * from its accept (a backend is picked only for a client that got this far). */
+static void handshake(struct flb_worker *w, struct flb_conn *c)
+{
+    int r = flb_xprt_handshake(&c->cx);
+
+    if (r == FLB_OK) {
+        c->state = FLB_CONN_CONNECTING;
+        flb_timer_stop(&w->wheel, &c->timer);
+        connect_next(w, c, -1); /* what the client sent with its Finished waits in the transport */
+        return;
+    }
+    if (r == FLB_ERR || update_interest(w, c) != FLB_OK)
+        flb_conn_close(w, c); /* a failed handshake is counted by its transport */
+}
+
+void flb_conn_start_tls(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer,
+                        struct flb_tls *tls, uint32_t handshake_ms)
+{
+    struct flb_conn *c = conn_new(w, rl, &w->table->svc[rl->service], fd, peer);
+
+    if (c == NULL)
+        return;
+    if (flb_xprt_accept(&c->cx, fd, tls, w->id, &rl->l->tls) != FLB_OK) {
+        COUNT(rl->l->refused, 1);
+        flb_conn_close(w, c);
+        return;
+    }
+    c->state = FLB_CONN_HANDSHAKE;
+    arm(w, c, handshake_ms);
+    handshake(w, c); /* the ClientHello often comes with the connection's last ACK */
 }
 
 void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32_t events)
@@ -405,6 +454,11 @@ void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32
         return; /* closed earlier in this batch */
     if (c->state == FLB_CONN_ESTABLISHED) {
         run(w, c, server, events);
+        return;
+    }
+    if (c->state == FLB_CONN_HANDSHAKE) {
+        if (!server)
+            handshake(w, c);
         return;
     }
     if (!server || c->state == FLB_CONN_QUEUED)
@@ -422,6 +476,11 @@ void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32
 
 void flb_conn_timeout(struct flb_worker *w, struct flb_conn *c)
 {
+    if (c->state == FLB_CONN_HANDSHAKE) {
+        c->cx.ops->timeout(&c->cx); /* counted as a failed handshake */
+        flb_conn_close(w, c);
+        return;
+    }
     if (c->state == FLB_CONN_QUEUED) {
         COUNT(c->svc->c->queue_timeouts, 1);
         give_up(w, c);

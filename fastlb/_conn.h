@@ -1,5 +1,5 @@
-/* _conn.h: one proxied connection (types in _conn-t.h): accept -> pick -> connect (retrying on
- * other backends) -> pump both directions -> half-close -> close. Every function runs on the
+/* _conn.h: one proxied connection (types in _conn-t.h): accept -> (TLS handshake) -> pick -> connect
+ * (retrying on other backends) -> pump both directions -> half-close -> close. Every function runs on the
  * worker that owns the connection. */
 #ifndef FLB_CONN_H
 #define FLB_CONN_H
@@ -7,7 +7,10 @@
 #include "_conn-t.h"
 #include "_engine-t.h"
 
+#include <stdint.h>
 #include <sys/socket.h>
+
+struct flb_tls;
 
 /* Takes over <fd>, just accepted on listener <rl> of the worker's table, whose slot (maxconn) the
  * caller has already taken: routes it, picks a backend and starts connecting. On any failure the
@@ -18,6 +21,12 @@ void flb_conn_start(struct flb_worker *w, struct flb_route_listener *rl, int fd,
  * connection the https listener passes through by its server name (_pass.h). */
 void flb_conn_start_to(struct flb_worker *w, struct flb_route_listener *rl, struct flb_service *s, int fd,
                        const struct sockaddr *peer);
+
+/* As flb_conn_start, for a listener that terminates TLS with certificate set <tls> (_tls.h): the
+ * client's handshake comes first, at most <handshake_ms> long, and a backend is picked once it is
+ * over; the bytes between client and backend are the TLS stream's plaintext. */
+void flb_conn_start_tls(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer,
+                        struct flb_tls *tls, uint32_t handshake_ms);
 
 /* Handles epoll <events> on the client (server == 0) or server side of <c>. */
 void flb_conn_event(struct flb_worker *w, struct flb_conn *c, int server, uint32_t events);

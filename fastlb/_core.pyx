@@ -320,8 +320,8 @@ cdef class _Plan:
             if lst.kind not in ("service", "vhost", "appid"):
                 raise ValueError(f"listener {lst.address!r}: unknown kind {lst.kind!r}")
             if lst.tls and lst.kind == "appid":
-                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost and http-mode service "
-                                 "listeners only (so far)")
+                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost and service listeners "
+                                 "(an appid listener's requests are routed by a header)")
             _parse(lst.address, &sa, &length, "listener")
             if lst.address in seen_addresses:
                 raise ValueError(f"listener {lst.address!r} is defined twice")
@@ -333,9 +333,6 @@ cdef class _Plan:
                 continue
             if lst.service not in self.service_index:
                 raise ValueError(f"listener {lst.address!r}: no service named {lst.service!r}")
-            if lst.tls and (<_Svc>self.services[self.service_index[lst.service]]).svc.mode != "http":
-                raise ValueError(f"listener {lst.address!r}: TLS is terminated on vhost and http-mode service "
-                                 "listeners only (so far)")
             self.listeners.append((lst.address, self.service_index[lst.service], lst.maxconn, lst.kind))
 
 

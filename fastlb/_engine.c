@@ -267,7 +267,7 @@ static void worker_accept(struct flb_worker *w, struct flb_listener_ws *ws)
             return;
         }
         FLB_LIVE_INC(fds);
-        if (flb_l7_listener(t, rl)) /* HTTP mode */
+        if (flb_l7_listener(t, rl)) /* HTTP mode, or TLS */
             flb_l7_accept(w, rl, fd, (struct sockaddr *)&peer);
         else
             flb_conn_start(w, rl, fd, (struct sockaddr *)&peer);

@@ -1101,7 +1101,7 @@ static int client_read(struct flb_worker *w, struct flb_h1conn *h)
     if (n > 0) {
         if (h->phase != FLB_H1_LINGER)
             h->ilen += (uint32_t)n;
-        h->crd = (size_t)n == room;
+        h->crd = (size_t)n == room || flb_xprt_buffered(&h->cx);
         return 1;
     }
     if (n == FLB_AGAIN) {

@@ -7,6 +7,7 @@
 
 #include "_alog.h"
 #include "_balance.h"
+#include "_conn.h"
 #include "_evloop.h"
 #include "_h1conn.h"
 #include "_h1front.h"
@@ -209,12 +210,18 @@ int flb_l7_listener(const struct flb_table *t, const struct flb_route_listener *
 {
     if (t->l7 == NULL)
         return 0;
-    return t->l7->lst[rl - t->lst].kind != FLB_L7_TCP;
+    const struct flb_l7_listener *ll = &t->l7->lst[rl - t->lst];
+
+    return ll->kind != FLB_L7_TCP || ll->tls != NULL;
 }
 
 void flb_l7_accept(struct flb_worker *w, struct flb_route_listener *rl, int fd, const struct sockaddr *peer)
 {
-    if (w->table->l7->lst[rl - w->table->lst].sni)
+    struct flb_l7_listener *ll = &w->table->l7->lst[rl - w->table->lst];
+
+    if (ll->kind == FLB_L7_TCP) /* a tcp-mode service's own TLS listener: bytes, once decrypted */
+        flb_conn_start_tls(w, rl, fd, peer, ll->tls, ll->handshake_ms);
+    else if (ll->sni)
         flb_pass_start(w, rl, fd, peer); /* its ClientHello first: passthrough or termination */
     else
         flb_h1conn_start(w, rl, fd, peer);

@@ -3,7 +3,8 @@
  * _h1conn.h, what it does with a request in _h1policy.h, routing in _vhost.h.
  *
  * Hooks (each one call in _engine.c / _route.c):
- *   worker_accept: flb_l7_listener() says whether a listener speaks HTTP; flb_l7_accept() takes it;
+ *   worker_accept: flb_l7_listener() says whether a listener is the L7 side's (HTTP, or TLS terminated
+ *                  before tcp mode's bytes); flb_l7_accept() takes it;
  *   dispatch:      flb_l7_event() for the FLB_EV_H1_* event kinds;
  *   the loop:      flb_l7_timeout() bounds epoll_wait, flb_l7_turn() after each batch of events;
  *   close_all:     flb_l7_close_all();
@@ -63,7 +64,8 @@ static inline struct flb_l7_worker *flb_l7_worker(struct flb_worker *w)
     return &w->e->l7->w[w->id];
 }
 
-/* Whether listener <rl> of <t> speaks HTTP (an http service's port, a vhost or an appid listener). */
+/* Whether listener <rl> of <t> is taken by flb_l7_accept: it speaks HTTP (an http service's port, a
+ * vhost or an appid listener) or terminates TLS (a tcp service's own TLS port, then _conn.h's). */
 int flb_l7_listener(const struct flb_table *t, const struct flb_route_listener *rl);
 
 /* Takes over client <fd>, accepted on <rl> (the caller holds its slot). */

@@ -254,7 +254,8 @@ cdef _l7_routes(DataPlane dp, flb_l7_table *lt, object table, _Plan plan, list s
             ll.keepalive_ms = keepalive_ms
         if lst.tls:
             _tls_listener(dp, lt, ll, lst, _pass_only(table))
-            _pass_listener(ll, table)
+            if kind == "vhost":  # passthrough vhosts share the https listener, never a service's own port
+                _pass_listener(ll, table)
     apps = [(svc.app_id, plan.service_index[svc.name]) for svc in http_services if svc.app_id]
     if flb_vhost_init(&lt.vhost, len(table.http_routes), len(apps)) != FLB_OK:
         raise MemoryError()

@@ -283,14 +283,17 @@ int flb_pump_run(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *src, s
         if (u->eof) {
             if (!u->shut) {
                 /* Everything read has been written: pass the FIN on. The other direction carries
-                 * on until its own EOF. A peer already gone shows up there as an error. */
-                if (!u->fin_by_close)
+                 * on until its own EOF. A peer already gone shows up there as an error. A secure
+                 * side says so first (TLS: close_notify), even right before its close. */
+                if (!u->fin_by_close || dst->ops->secure)
                     flb_xprt_shutw(dst);
                 u->shut = 1;
             }
             return FLB_OK;
         }
-        if (rounds-- == 0 || drained)
+        /* Bytes a transport holds past what it gave (a TLS record read in part) are not in the
+         * socket, and epoll would never bring them back: those are read on. */
+        if ((rounds-- <= 0 || drained) && !flb_xprt_buffered(src))
             return FLB_OK;
         ssize_t n = flb_pump_fill(u, p, src, splice_ok);
         if (n == FLB_AGAIN) {

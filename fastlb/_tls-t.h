@@ -53,8 +53,9 @@ struct flb_tls_cert {
     char **claims;                /* [nclaims], owned: the host names SNI gives this certificate first */
     uint32_t nclaims;
     int min_version;              /* TLS1_2_VERSION or TLS1_3_VERSION; 0: TLS 1.2 */
-    unsigned char *alpn;          /* ALPN protocols in wire format, owned; NULL: http/1.1 */
+    unsigned char *alpn;          /* ALPN protocols in wire format, owned; NULL: http/1.1 (or none) */
     uint32_t alpn_len;
+    uint8_t no_alpn;              /* no protocol is named (a tcp-mode service: its bytes are its own) */
     char *ciphers;                /* TLS 1.2 cipher list, owned; NULL: fastlb's */
     char *suites;                 /* TLS 1.3 suites, owned; NULL: OpenSSL's */
     struct flb_tls_tickets *tickets; /* its set's (the set holds the reference) */

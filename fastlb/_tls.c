@@ -207,6 +207,8 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
     unsigned char *sel;
 
     (void)ssl;
+    if (c->no_alpn)
+        return SSL_TLSEXT_ERR_NOACK;
     if (SSL_select_next_proto(&sel, outlen, offer, offer_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK; /* no protocol in common: none named (HTTP/1.1 on an http listener) */
     *out = sel;
@@ -541,6 +543,7 @@ int flb_tls_options(struct flb_tls *t, uint32_t i, const char *const *claims, ui
     c->claims = names_dup(claims, nclaims, &c->nclaims);
     if (c->claims == NULL || c->nclaims != nclaims)
         goto nomem;
+    c->no_alpn = alpn != NULL && alpn_len == 0;
     if (alpn != NULL && alpn_len > 0) {
         if ((c->alpn = malloc(alpn_len)) == NULL)
             goto nomem;
@@ -1077,6 +1080,19 @@ static void tls_timeout(struct flb_xprt *x)
         COUNT(c->failed[FLB_TLS_F_TIMEOUT], 1);
 }
 
+static int tls_handshake(struct flb_xprt *x)
+{
+    x->wait_out = 0;
+    return handshake(x);
+}
+
+/* A record read in part, or the peer's close_notify read along with the last bytes (tls_recv gave
+ * those; the end of the stream is the next read's). */
+static int tls_buffered(const struct flb_xprt *x)
+{
+    return SSL_has_pending(x->ctx) || (SSL_get_shutdown(x->ctx) & SSL_RECEIVED_SHUTDOWN);
+}
+
 static const struct flb_xprt_ops tls_ops = {
     .recv = tls_recv,
     .sendv = tls_sendv,
@@ -1084,6 +1100,8 @@ static const struct flb_xprt_ops tls_ops = {
     .close = tls_close,
     .authority = tls_authority,
     .timeout = tls_timeout,
+    .handshake = tls_handshake,
+    .buffered = tls_buffered,
     .splice = 0,
     .secure = 1,
 };

@@ -40,7 +40,7 @@ int flb_tls_set(struct flb_tls *t, uint32_t i, const char *pem, size_t len, cons
 
 /* Settings of certificate <i>, given before flb_tls_set(<i>): the host names SNI gives it before any
  * other certificate's names (<claims>, a service's vhosts), the ALPN protocols it offers (<alpn>,
- * wire format; NULL: http/1.1), the lowest version (<min_version>: "TLSv1.2", "TLSv1.3"; NULL: 1.2),
+ * wire format; NULL: http/1.1; empty: none), the lowest version (<min_version>: "TLSv1.2", "TLSv1.3"; NULL: 1.2),
  * the TLS 1.2 ciphers and the TLS 1.3 suites (OpenSSL's syntax; NULL: the defaults). FLB_OK, or
  * FLB_ERR with the reason in <err>. */
 int flb_tls_options(struct flb_tls *t, uint32_t i, const char *const *claims, uint32_t nclaims,

@@ -23,6 +23,12 @@ struct flb_xprt_ops {
      * the name its TLS certificate covers (HTTP's 421 otherwise). */
     int (*authority)(const struct flb_xprt *x, const char *name, size_t len);
     void (*timeout)(struct flb_xprt *x); /* the owner gives up on it before it was ready (counted) */
+    /* Drives the side to ready (a TLS handshake) without reading application bytes: FLB_OK once
+     * ready, FLB_AGAIN (with the wait flags) while under way, FLB_ERR (counted) when it failed. */
+    int (*handshake)(struct flb_xprt *x);
+    /* Whether bytes already taken off the socket wait inside the transport (a TLS record read in
+     * part): epoll will not report them, so a reader that stops early must come back on its own. */
+    int (*buffered)(const struct flb_xprt *x);
     uint8_t splice;                      /* bytes may go around it with splice(2) */
     uint8_t secure;                      /* the bytes are encrypted on the wire */
 };

@@ -62,6 +62,18 @@ static void plain_timeout(struct flb_xprt *x)
     (void)x;
 }
 
+static int plain_handshake(struct flb_xprt *x)
+{
+    (void)x;
+    return FLB_OK;
+}
+
+static int plain_buffered(const struct flb_xprt *x)
+{
+    (void)x;
+    return 0;
+}
+
 const struct flb_xprt_ops flb_xprt_plain_ops = {
     .recv = plain_recv,
     .sendv = plain_sendv,
@@ -69,6 +81,8 @@ const struct flb_xprt_ops flb_xprt_plain_ops = {
     .close = plain_close,
     .authority = plain_authority,
     .timeout = plain_timeout,
+    .handshake = plain_handshake,
+    .buffered = plain_buffered,
     .splice = 1,
     .secure = 0,
 };

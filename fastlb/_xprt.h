@@ -35,6 +35,17 @@ static inline ssize_t flb_xprt_sendv(struct flb_xprt *x, const struct iovec *iov
     return x->ops->sendv(x, iov, iovcnt, more);
 }
 
+/* See flb_xprt_ops.handshake: FLB_OK at once for a side that is ready. */
+static inline int flb_xprt_handshake(struct flb_xprt *x)
+{
+    return x->ready ? FLB_OK : x->ops->handshake(x);
+}
+
+static inline int flb_xprt_buffered(const struct flb_xprt *x)
+{
+    return x->ops->buffered(x);
+}
+
 static inline void flb_xprt_shutw(struct flb_xprt *x)
 {
     x->ops->shutw(x);
@@ -60,6 +71,12 @@ static inline uint32_t flb_xprt_interest(const struct flb_xprt *x, uint32_t want
 static inline int flb_xprt_readable(const struct flb_xprt *x, uint32_t events)
 {
     return (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || (x->wait_out && (events & EPOLLOUT));
+}
+
+/* Whether epoll's <events> may let a write to this side go on. */
+static inline int flb_xprt_writable(const struct flb_xprt *x, uint32_t events)
+{
+    return (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) || (x->wait_in && (events & EPOLLIN));
 }
 
 #endif

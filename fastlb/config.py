@@ -768,8 +768,6 @@ def _service_tls(t: ServiceTlsEntry, path: str, http: bool, problems: list[str])
     """A service's own TLS: its certificates are read now (a missing or bad one is an error here, as
     [https] certs), its handshake settings checked."""
     before = len(problems)
-    if not http:
-        problems.append(f'{path}: TLS is terminated for mode = "http" services only (so far)')
     if not t.certs:
         problems.append(f"{path}.certs: a service terminating TLS needs at least one certificate")
     else:

@@ -378,7 +378,7 @@ class Controller:
                 got, bad = self.cert_files.load(svc.tls.certs, f"service {svc.name}")
                 problems.extend(bad)
                 if got:
-                    own[svc.name] = (got, _tls_options(svc.tls, self.cert_files.ca))
+                    own[svc.name] = (got, _tls_options(svc.tls, svc.mode == "http", self.cert_files.ca))
                     if svc.tls.verify and not own[svc.name][1]["ca"]:
                         problems.append(f"service {svc.name}: ca_file {svc.tls.ca_file} cannot be read "
                                         "(client certificates are not verified without it)")
@@ -714,11 +714,12 @@ class Controller:
         logs.event(logging.INFO, logs.STOPPED, swaps=self.swap.count)
 
 
-def _tls_options(tls: spec.ServiceTls, read_ca: Callable[[str], bytes]) -> dict[str, Any]:
+def _tls_options(tls: spec.ServiceTls, http: bool, read_ca: Callable[[str], bytes]) -> dict[str, Any]:
     """A service's handshake settings as the data plane takes them (set_certificates' options);
-    <read_ca> reads a CA file (certs.Files.ca: again only when it changed)."""
+    <read_ca> reads a CA file (certs.Files.ca: again only when it changed). A tcp-mode service (not
+    <http>) names no ALPN protocol unless its settings list some: what its bytes speak is its own."""
     opts: dict[str, Any] = {}
-    if tls.alpn:
+    if tls.alpn or not http:
         opts["alpn"] = list(tls.alpn)
     for field in ("min_version", "ciphers", "ciphersuites"):
         if getattr(tls, field):

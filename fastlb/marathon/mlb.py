@@ -315,12 +315,6 @@ def _port_tls(pl: lbl.PortLabels, index: int, http: bool) -> spec.ServiceTls | N
                 f"(crt <path>, or HAPROXY_{index}_SSL_CERT); the port would be served without TLS"
             )
         return None
-    if not http:
-        raise _AppError(
-            f"HAPROXY_{index}_SSL_CERT (or HAPROXY_{index}_BIND_OPTIONS crt): fastlb terminates TLS on http-mode "
-            f"ports only (so far); port index {index} "
-            f"is served in tcp mode (set a VHOST or HAPROXY_{index}_MODE=http)"
-        )
     problems = certs.option_problems(pl.tls_alpn, pl.tls_min_version, pl.tls_ciphers, pl.tls_ciphersuites, http)
     if problems:
         raise _AppError(f"HAPROXY_{index}_BIND_OPTIONS: " + "; ".join(problems))

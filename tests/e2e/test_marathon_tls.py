@@ -169,3 +169,61 @@ async def test_marathon_ssl_cert_per_app(emu: TimedEmulator, tmp_path: Path) -> 
             await until(renewed_served, "the certificate of the changed label")
             got = await asyncio.to_thread(secure_serial, api_port, ca, None, "api.example.com")
             assert got == (pem_serial(renewed), 200, "api")
+
+
+def tls_echo(port: int, ca: tlsconf.TestCA, sni: str, payload: bytes) -> tuple[str | None, bytes]:
+    """(the ALPN protocol chosen, what came back) of a TLS client that reads a greeting line, sends
+    <payload> and reads it echoed."""
+    with tls_connect(f"127.0.0.1:{port}", ca, sni) as s:
+        data = b""
+        while b"\n" not in data and (chunk := s.recv(65536)):
+            data += chunk
+        s.sendall(payload)
+        want = len(data) + len(payload)
+        while len(data) < want and (chunk := s.recv(65536)):
+            data += chunk
+        return s.selected_alpn_protocol(), data
+
+
+def plain_bytes(port: int, payload: bytes) -> bytes:
+    """What a plaintext client of <port> gets back until the close (a reset counts as nothing)."""
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(payload)
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+    return data
+
+
+async def test_marathon_ssl_cert_on_a_tcp_port(emu: TimedEmulator, tmp_path: Path) -> None:
+    """HAPROXY_0_SSL_CERT on a port served in tcp mode (no VHOST): fastlb terminates TLS on the service
+    port and forwards the plaintext to the tasks as bytes, naming no ALPN protocol; plaintext sent to
+    the port never reaches them."""
+    from fastlb.emulator.backends import WhoAmI
+
+    ca = tlsconf.TestCA()
+    (tmp_path / "db.pem").write_bytes(ca.leaf("db.example.com"))
+    (db_port,) = ports(1)
+    with WhoAmI("db-task") as be:
+        emu.add_app(app_definition("/db", [db_port], labels={
+            "HAPROXY_GROUP": "external", "HAPROXY_0_SSL_CERT": str(tmp_path / "db.pem")}))
+        task = emu.add_task("/db", [int(be.address.rsplit(":", 1)[1])])
+        args = ["--marathon", emu.url, "--https-port", "0"]
+        async with running_fastlb(args, tmp_path / "fastlb.log") as lb:
+            await lb.wait_backends(lambda ids: ids == {task}, "the tcp app")
+            alpn, data = await asyncio.to_thread(tls_echo, db_port, ca, "db.example.com", b"SELECT 1;\n")
+            assert alpn is None
+            assert data == b"db-task\nSELECT 1;\n"
+            assert be.received == len(b"SELECT 1;\n")  # the plaintext
+            stats = await lb.stats()
+            assert not stats["app_errors"]["marathon"]
+            (service,) = [s for s in stats["services"] if s["name"].startswith("db_")]
+            assert service["mode"] == "tcp"
+            (listener,) = [x for x in stats["listeners"] if x["address"].endswith(f":{db_port}")]
+            assert listener["tls"]["handshakes"] == 1
+            got = await asyncio.to_thread(plain_bytes, db_port, b"SELECT 2;\n")
+            assert b"db-task" not in got and be.received == len(b"SELECT 1;\n")
+            assert be.accepted == 1

@@ -18,7 +18,8 @@ Expected disagreements, where fastlb is stricter than llhttp (each is listed in 
   - Content_Length and Transfer_Encoding spelt with underscores (ordinary fields to llhttp);
   - "Connection: keep-alive, close" in HTTP/1.0: fastlb closes (close always wins), llhttp keeps alive.
 In every one fastlb refuses or trims what llhttp keeps; the reverse (fastlb accepting what llhttp refuses)
-is a test failure.
+is a test failure, with one exception that changes no framing: a method llhttp does not know (it takes a
+fixed list; fastlb, as HAProxy and RFC 9110 section 9.1, any token, "!GET" too) in a pipelined request.
 """
 
 from __future__ import annotations
@@ -236,6 +237,9 @@ def hostile_requests(draw) -> bytes:
     b"POST /00000 HTTP/1.1\r\n000000:  \r\n00000: \r\nHost:000\r\nConnection:close\r\n"
     b"Transfer-Encoding:chunked\t\r\n\r\n0\r\n\r\n"
 )
+@example(
+    data=b'GET / HTTP/1.0\r\nConnection:keep-alive\r\nC:ontent-Length:1\r\n\r\n!GET /second HTTP/1.1\r\nHost: second.example\r\n\r\n',
+).via('discovered failure')
 def test_hostile_requests_never_accepted_unless_llhttp_frames_them_alike(data):
     msgs, refused = llhttp(data)
     ours = fastlb(data)
@@ -259,6 +263,8 @@ def test_hostile_requests_never_accepted_unless_llhttp_frames_them_alike(data):
     # ... and find the same next request: both read the pipelined one, or both refuse what follows
     nxt = ours["next"]
     if nxt["rc"] >= 0:
+        if refused and llhttp(nxt["method"] + b" / HTTP/1.1\r\nHost: a\r\n\r\n")[1]:
+            return  # documented: a method llhttp does not know, framed alike (fastlb takes any token)
         assert len(msgs) >= 2 and msgs[1]["url"] == nxt["target"], (data, msgs)
     elif nxt["rc"] == -1:
         if data[ours["end"] : ours["end"] + 1] in (b"\r", b"\n"):

@@ -118,7 +118,7 @@ CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] =
     ("HAPROXY_{n}_BIND_ADDR", {"HAPROXY_0_BIND_ADDR": "127.0.0.2"}, bound("127.0.0.2:10000")),
     ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_SSL_CERT": CERT}, tls_with(certs=(CERT,))),
     ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_SSL_CERT": "/etc/ssl/x.pem"}, REFUSED),  # no such file
-    ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_SSL_CERT": CERT}, REFUSED),  # a tcp-mode port
+    ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_SSL_CERT": CERT}, tls_with(certs=(CERT,))),  # a tcp-mode port: TLS, then bytes
     ("HAPROXY_{n}_SSL_CERT", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_SSL_CERT": "/dev/null"}, REFUSED),  # no PEM
     ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST, "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} alpn http/1.1 "
                                   "ssl-min-ver TLSv1.3 ciphers ECDHE-RSA-AES128-GCM-SHA256 ciphersuites "
@@ -129,7 +129,9 @@ CASES: list[tuple[str, dict[str, str], Callable[[MarathonState], bool] | str]] =
                                   "HAPROXY_0_BIND_OPTIONS": "ssl-min-ver TLSv1.3"},
      tls_with(certs=(CERT,), min_version="TLSv1.3")),
     ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify required ca-file {CERT}"},
-     REFUSED),  # a tcp-mode port
+     tls_with(certs=(CERT,), verify="required", ca_file=CERT)),  # a tcp-mode port
+    ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} alpn h2,x-db"},
+     tls_with(certs=(CERT,), alpn=("h2", "x-db"))),  # a tcp-mode port's protocols are its own
     ("HAPROXY_{n}_BIND_OPTIONS", {"HAPROXY_0_VHOST": HOST,
                                   "HAPROXY_0_BIND_OPTIONS": f"ssl crt {CERT} verify required ca-file {CERT}"},
      tls_with(certs=(CERT,), verify="required", ca_file=CERT)),

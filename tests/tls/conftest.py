@@ -62,7 +62,8 @@ def ca() -> TestCA:
     return TestCA()
 
 
-def client_context(ca: TestCA, *, verify: bool = True, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+def client_context(ca: TestCA, *, verify: bool = True, maximum: ssl.TLSVersion | None = None,
+                   alpn: list[str] | None = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cadata=ca.pem.decode())
     if not verify:
@@ -72,7 +73,7 @@ def client_context(ca: TestCA, *, verify: bool = True, maximum: ssl.TLSVersion |
         ctx.minimum_version = ssl.TLSVersion.TLSv1
         ctx.maximum_version = maximum
         ctx.set_ciphers("ALL:@SECLEVEL=0")
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(alpn if alpn is not None else ["http/1.1"])
     return ctx
 
 

@@ -77,8 +77,39 @@ def test_static_service_tls_errors(tmp_path: Path, ca) -> None:
     ]
     path.write_text(path.read_text().replace('mode = "http"\nvhosts = ["api.example.com"]', 'mode = "tcp"'))
     (tmp_path / "api.pem").write_bytes(ca.leaf("api.example.com"))
-    assert config.check(str(path)) == [
-        'services[0].tls: TLS is terminated for mode = "http" services only (so far)',
+    assert config.check(str(path)) == [  # a tcp-mode service terminates TLS too: its settings are checked the same
         "services[0].tls.min_version: 'TLSv1.1' is not TLSv1.2 or TLSv1.3",
         "services[0].tls.ciphers: \"AES:'x'\" is not an OpenSSL cipher list (names joined by ':')",
     ]
+
+
+async def test_static_tcp_service_tls(tmp_path: Path, ca) -> None:
+    """A mode = "tcp" service with tls = { certs = [...] }: TLS ends on its listen, its backends get the
+    bytes in plaintext."""
+    from fastlb.emulator.backends import Echo
+    from tests.tls.conftest import tls_connect
+
+    (tmp_path / "db.pem").write_bytes(ca.leaf("db.example.com"))
+    (port,) = ports(1)
+    with Echo() as be:
+        path = tmp_path / "lb.toml"
+        path.write_text(f"""
+[[services]]
+name = "db"
+listen = "127.0.0.1:{port}"
+mode = "tcp"
+tls = {{ certs = ["{tmp_path}/db.pem"], alpn = ["x-db"] }}
+backends = ["{be.address}"]
+""")
+        assert config.check(str(path)) == []
+        async with running_fastlb(["--config", str(path)], tmp_path / "fastlb.log"):
+            def echo() -> tuple[str | None, bytes]:
+                with tls_connect(f"127.0.0.1:{port}", ca, "db.example.com", alpn=["x-db"]) as s:
+                    s.sendall(b"ping\n")
+                    data = b""
+                    while len(data) < 5 and (chunk := s.recv(64)):
+                        data += chunk
+                    return s.selected_alpn_protocol(), data
+
+            assert await asyncio.to_thread(echo) == ("x-db", b"ping\n")
+            assert be.received == 5
