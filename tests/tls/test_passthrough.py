@@ -216,3 +216,25 @@ def test_a_passthrough_service_must_be_tcp(dataplane, ports):
         dp.publish(_table(front, [http_service("www", ["127.0.0.1:1"])], [("www.example.com", "www")]))
     with pytest.raises(ValueError, match=r"sni_routes\[0\]: no service named 'nope'"):
         dp.publish(_table(front, [_tcp("db", "127.0.0.1:1")], [("db.example.com", "nope")]))
+
+
+def test_a_services_own_tls_port_never_passes_through(dataplane, ports, ca):
+    """Passthrough vhosts belong to the shared https listener: on a service's own TLS port a ClientHello
+    naming one is terminated there with the service's certificate, never forwarded to the other service."""
+    with TlsBackend(ca, "db", "db.example.com") as db, HttpBackend("a") as a:
+        dp = dataplane()
+        front, own = ports(), ports()
+        own_pem = ca.leaf("api.example.com")
+        dp.set_certificates([(ca.leaf("default.test"), ("default.test",))],
+                            listeners={own: [(own_pem, ("api.example.com",), {})]})
+        table = _table(front, [_tcp("db", db.address), http_service("api", [a.address])], [("db.example.com", "db")])
+        dp.publish(spec.RouteTable(
+            services=table.services, sni_routes=table.sni_routes,
+            listeners=(*table.listeners, spec.Listener(address=own, service="api", tls=True))))
+        with tls_connect(own, ca, "db.example.com", verify=False) as s:
+            assert served_names(s) == ["api.example.com"]  # terminated here, not the db backend's certificate
+            s.sendall(get("/", host="api.example.com"))
+            assert Reader(s).response().json()["backend"] == "a"
+        with tls_connect(front, ca, "db.example.com") as s:  # the shared listener still passes it through
+            assert served_names(s) == ["db.example.com"]
+        assert db.sni == ["db.example.com"]
