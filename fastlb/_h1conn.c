@@ -728,9 +728,10 @@ static int drain_last(struct flb_worker *w, const struct flb_h1conn *h)
     return h->ilen == h->ifwd && recv(h->cfd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
 }
 
-/* Draining (_drain.h), the response to the connection's last request says so: its own Connection
- * fields cut and "Connection: close" added to the text inserted at the head's end (<k> bytes so far;
- * the longest HSTS and Set-Cookie text leaves room for it). */
+/* The response to the connection's last request says so (draining, _drain.h; or the client asked to
+ * close while the backend keeps its connection): its own Connection fields cut and "Connection:
+ * close" added to the text inserted at the head's end (<k> bytes so far; the longest HSTS and
+ * Set-Cookie text leaves room for it). */
 static int say_close(struct flb_h1conn *h, const struct flb_http1_response *resp, struct flb_h1edits *ed, size_t *k)
 {
     static const char CLOSE[] = "Connection: close\r\n";
@@ -816,7 +817,7 @@ static int response_head(struct flb_worker *w, struct flb_h1conn *h)
     /* before the cuts of what Connection names: a line fastlb edits is not cut */
     if (flb_h1policy_response(h, &resp, (uint32_t)r, &ed, &k) != FLB_OK)
         goto bad;
-    if (drain_last(w, h) && say_close(h, &resp, &ed, &k) != FLB_OK)
+    if ((drain_last(w, h) || (!h->ckeep && h->skeep)) && say_close(h, &resp, &ed, &k) != FLB_OK)
         goto bad;
     if (k > 0 && flb_h1edit_add(&ed, (uint32_t)r - 2, 0, h->rq->edit_resp, (uint32_t)k) != FLB_OK)
         goto bad;

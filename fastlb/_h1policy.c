@@ -192,6 +192,19 @@ static int request_rewrites(struct flb_h1conn *h, const struct flb_http1_request
 
 /* Adds the request's edits: X-Forwarded-* and the sticky cookie's cut; finds Authorization and the
  * sticky backend. FLB_OK, or FLB_ERR when the head needs more edits than fastlb makes. */
+/* Whether the client's "Connection: close" stays on its own hop (RFC 9110 section 7.6.1: Connection
+ * is hop-by-hop): an HTTP/1.1 request whose Connection fields say close and nothing else reaches the
+ * backend without them, so the backend connection outlives the client's and serves the next client
+ * from the pool (HAProxy's keep-alive on the server side; its response then says close to the client,
+ * _h1conn.c). An upgrade, or fields named hop-by-hop, keep their Connection as it came. */
+static int backend_keeps(const struct flb_http1_request *req)
+{
+    uint32_t conn = FLB_HTTP1_F_CONN_CLOSE | FLB_HTTP1_F_CONN_KEEP_ALIVE | FLB_HTTP1_F_CONN_UPGRADE |
+                    FLB_HTTP1_F_CONN_OTHER;
+
+    return req->minor == 1 && (req->flags & conn) == FLB_HTTP1_F_CONN_CLOSE;
+}
+
 static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req,
                          struct flb_h1edits *ed, const char **auth, uint32_t *auth_len)
 {
@@ -234,6 +247,9 @@ static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struc
                     break;
                 }
             }
+        } else if (hd->kind == FLB_HTTP1_H_CONNECTION && backend_keeps(req)) {
+            if (flb_h1edit_cut_line(ed, buf, hd) != FLB_OK)
+                return FLB_ERR;
         } else if (hd->kind != FLB_HTTP1_H_OTHER) {
             continue;
         } else if (flb_h1edit_name_is(hd, "authorization", 13)) {

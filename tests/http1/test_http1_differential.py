@@ -237,9 +237,10 @@ def hostile_requests(draw) -> bytes:
     b"POST /00000 HTTP/1.1\r\n000000:  \r\n00000: \r\nHost:000\r\nConnection:close\r\n"
     b"Transfer-Encoding:chunked\t\r\n\r\n0\r\n\r\n"
 )
-@example(
-    data=b'GET / HTTP/1.0\r\nConnection:keep-alive\r\nC:ontent-Length:1\r\n\r\n!GET /second HTTP/1.1\r\nHost: second.example\r\n\r\n',
-).via('discovered failure')
+@example(  # a pipelined method llhttp does not know ("!GET"): documented above
+    b"GET / HTTP/1.0\r\nConnection:keep-alive\r\nC:ontent-Length:1\r\n\r\n!GET /second HTTP/1.1\r\n"
+    b"Host: second.example\r\n\r\n"
+)
 def test_hostile_requests_never_accepted_unless_llhttp_frames_them_alike(data):
     msgs, refused = llhttp(data)
     ours = fastlb(data)

@@ -80,6 +80,30 @@ def test_connection_close_is_honoured(dataplane, ports):
         assert ("GET", "/never-read") not in a.requests
 
 
+def test_a_clients_connection_close_stays_on_its_hop(dataplane, ports):
+    """Clients that each send one request with "Connection: close" (HTTP/1.1): each is answered with
+    Connection: close and closed, while the backend never sees the field and its one connection serves
+    them all from the pool (RFC 9110 section 7.6.1; HAProxy's keep-alive on the server side)."""
+    with HttpBackend("a") as a:
+        dp = dataplane(workers=1)
+        front = ports()
+        dp.publish(port_table(http_service("web", [a.address]), front))
+        for i in range(10):
+            with connect(front) as c:
+                c.sendall(get(f"/c{i}", extra="Connection: close\r\n"))
+                rd = Reader(c)
+                r = rd.response()
+                assert r.status == 200 and r.header("Connection") == "close"
+                headers = {k.lower() for k, _ in r.json()["headers"]}
+                assert "connection" not in headers
+                assert r.json()["seq"] == i + 1  # the same backend connection each time
+                assert rd.at_eof()
+        assert a.accepted == 1
+        # an upgrade, or a field named hop-by-hop, keeps its Connection as it came
+        r = request(front, get("/x", extra="Connection: close, X-Trace\r\nX-Trace: 1\r\n"))
+        assert r.status == 200 and dict(r.json()["headers"]).get("Connection") == "close, X-Trace"
+
+
 def test_http10(dataplane, ports):
     with HttpBackend("a") as a:
         dp = dataplane()
