@@ -172,11 +172,13 @@ static int queue(struct flb_h1out *o, const void *p, size_t len)
     return FLB_OK;
 }
 
-/* Sends what <o> holds. FLB_OK once empty, FLB_AGAIN when <x> is full, FLB_ERR with errno. */
-static int out_send(struct flb_xprt *x, struct flb_h1out *o, size_t *moved)
+/* Sends what <o> holds; <last>: the connection ends right after it (a plain socket holds the last
+ * segment back for the FIN that follows, one segment instead of two). FLB_OK once empty, FLB_AGAIN
+ * when <x> is full, FLB_ERR with errno. */
+static int out_send(struct flb_xprt *x, struct flb_h1out *o, size_t *moved, int last)
 {
     while (o->i < o->n) {
-        ssize_t n = flb_xprt_sendv(x, o->iov + o->i, (int)(o->n - o->i), 0);
+        ssize_t n = flb_xprt_sendv(x, o->iov + o->i, (int)(o->n - o->i), last);
         if (n < 0)
             return (int)n;
         *moved += (size_t)n;
@@ -924,7 +926,7 @@ static int up_send(struct flb_worker *w, struct flb_h1conn *h)
 
     if (h->sfd == -1 || h->connecting || !pending(&h->rq->up))
         return 0;
-    r = out_send(server_side(h), &h->rq->up, &moved);
+    r = out_send(server_side(h), &h->rq->up, &moved, 0);
     if (moved > 0) {
         touch(w, h);
         COUNT(backend(h)->c.bytes_out, moved);
@@ -948,7 +950,9 @@ static int down_send(struct flb_worker *w, struct flb_h1conn *h)
 
     if (!pending(&h->rq->down))
         return 0;
-    r = out_send(&h->cx, &h->rq->down, &moved);
+    /* the response's last bytes to a client closed after it, or fastlb's own answer */
+    r = out_send(&h->cx, &h->rq->down, &moved,
+                 h->phase == FLB_H1_REPLY || (h->resp == FLB_H1_RESP_DONE && !h->ckeep && h->req_done));
     if (moved > 0) {
         h->resp_bytes += moved;
         if (h->phase == FLB_H1_FORWARD)
@@ -1041,7 +1045,7 @@ static int tunnel_dir(struct flb_worker *w, struct flb_h1conn *h, struct flb_h1o
     int rc = FLB_OK;
 
     if (pending(q)) {
-        rc = out_send(dst, q, &moved);
+        rc = out_send(dst, q, &moved, 0);
         if (rc != FLB_OK)
             goto out;
     }
