@@ -190,8 +190,6 @@ static int request_rewrites(struct flb_h1conn *h, const struct flb_http1_request
     return flb_h1edit_add(ed, req->head_len - 2, 0, hl->s, hl->len);
 }
 
-/* Adds the request's edits: X-Forwarded-* and the sticky cookie's cut; finds Authorization and the
- * sticky backend. FLB_OK, or FLB_ERR when the head needs more edits than fastlb makes. */
 /* Whether the client's "Connection: close" stays on its own hop (RFC 9110 section 7.6.1: Connection
  * is hop-by-hop): an HTTP/1.1 request whose Connection fields say close and nothing else reaches the
  * backend without them, so the backend connection outlives the client's and serves the next client
@@ -205,6 +203,9 @@ static int backend_keeps(const struct flb_http1_request *req)
     return req->minor == 1 && (req->flags & conn) == FLB_HTTP1_F_CONN_CLOSE;
 }
 
+/* Adds the request's edits: X-Forwarded-*, the sticky cookie's cut, a lone "Connection: close" cut
+ * (backend_keeps); finds Authorization and the sticky backend. FLB_OK, or FLB_ERR when the head needs
+ * more edits than fastlb makes. */
 static int request_edits(struct flb_worker *w, struct flb_h1conn *h, const struct flb_http1_request *req,
                          struct flb_h1edits *ed, const char **auth, uint32_t *auth_len)
 {
