@@ -4,6 +4,8 @@
 - H: HAProxy, ``nbthread`` = the point's worker count, pinned to the proxy CPU(s), ``option splice-auto``.
 - Hn: the same HAProxy with global ``nosplice``.
 - H2: a second, identical H: the A/A control that measures the noise floor.
+- Hr: H with ``http-reuse always`` (HTTP mode): idle server connections serve any request, a
+  connection's first too, as fastlb's pool does (H's ``safe`` never gives a first request one).
 - F: fastlb, ``--workers`` = the point's worker count, pinned to the proxy CPU(s), started by its CLI
   (``fastlb run``) or, until the CLI exists, by bench/fastlb_serve.py, which publishes the same table
   straight into the data plane.
@@ -42,6 +44,7 @@ class Arm:
     kind: str  # "direct" | "haproxy" | "fastlb"
     splice: bool
     label: str
+    reuse: str = "safe"  # HAProxy's http-reuse (HTTP mode)
 
 
 ARMS = {
@@ -49,6 +52,8 @@ ARMS = {
     "H": Arm("H", "haproxy", True, "HAProxy, nbthread = workers, splice-auto"),
     "Hn": Arm("Hn", "haproxy", False, "HAProxy, nbthread = workers, nosplice"),
     "H2": Arm("H2", "haproxy", True, "HAProxy again (A/A control of H)"),
+    "Hr": Arm("Hr", "haproxy", True, "HAProxy, http-reuse always (any idle server connection, first requests too)",
+              reuse="always"),
     "F": Arm("F", "fastlb", True, "fastlb, --workers = workers"),
     "Fn": Arm("Fn", "fastlb", False, "fastlb, --workers = workers, pipe_max 0 (no splice)"),
 }
@@ -212,7 +217,8 @@ IDLE_HTTP_TIMEOUTS = {"http_request": "120s", "http_keepalive": "120s"}
 
 
 def haproxy_config(mode: str, listen: str, addresses: list[str], workers: int, cpus: list[int], splice: bool,
-                   http_timeouts: dict[str, str] | None = None, maxconn: int | None = None) -> str:
+                   http_timeouts: dict[str, str] | None = None, maxconn: int | None = None,
+                   reuse: str = "safe") -> str:
     """HAProxy's config for one arm: nbthread <workers>, every thread free on <cpus> (as fastlb's threads
     are under taskset), round-robin over <addresses>."""
     threads = "1" if workers == 1 else f"1-{workers}"
@@ -220,7 +226,7 @@ def haproxy_config(mode: str, listen: str, addresses: list[str], workers: int, c
     global_splice, defaults_splice = ("", "option splice-auto") if splice else ("nosplice", "")
     return render_text(f"haproxy-{mode}.cfg", nbthread=workers, cpu_map=f"1/{threads} {cpu_list(cpus)}",
                        listen=listen, maxconn=maxconn or haproxy_maxconn(), servers=servers,
-                       global_splice=global_splice, defaults_splice=defaults_splice,
+                       global_splice=global_splice, defaults_splice=defaults_splice, http_reuse=reuse,
                        **(http_timeouts or HTTP_TIMEOUTS))
 
 
@@ -249,7 +255,7 @@ def start_arm(sup: Supervisor, arm: Arm, mode: str, backends: int | Backends, ru
     listen = f"{HOST}:{port}"
     if arm.kind == "haproxy":
         conf = rundir / "haproxy.cfg"
-        conf.write_text(haproxy_config(mode, listen, addresses, workers, cpus, arm.splice, timeouts))
+        conf.write_text(haproxy_config(mode, listen, addresses, workers, cpus, arm.splice, timeouts, reuse=arm.reuse))
         child = sup.start("haproxy", ["haproxy", "-db", "-f", str(conf)], cpu=pin)
         sup.wait_listening(child, port)
         return Running(port, child)

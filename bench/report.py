@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 PAIRS = [("F", "H"), ("F", "D"), ("H", "D"), ("Fn", "Hn"), ("Fn", "F"), ("Hn", "H"), ("F", "Hn"), ("Hn", "D"),
-         ("Fn", "D"), ("H2", "H")]
+         ("Fn", "D"), ("H2", "H"), ("F", "Hr"), ("Hr", "H")]
 
 # The figures of a run that are compared: field prefix in the summary -> how to read it from a record.
 FIGURES = {

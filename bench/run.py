@@ -189,7 +189,7 @@ def parse_args(kind: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--blocks", "--pairs", type=int, default=5, help="alternating blocks (default 5)")
     p.add_argument("--duration", type=float, default=10, help="measured seconds per run (default 10)")
     p.add_argument("--warmup", type=float, default=3, help="warm-up seconds before each measurement (default 3)")
-    p.add_argument("--arms", default="D,H,F", help="arms to compare: D,H,Hn,H2,F,Fn (default D,H,F)")
+    p.add_argument("--arms", default="D,H,F", help="arms to compare: D,H,Hn,H2,Hr,F,Fn (default D,H,F)")
     p.add_argument("--nosplice", action="store_true",
                    help="add Hn (HAProxy nosplice) and, with F, Fn (fastlb without splice)")
     p.add_argument("--aa", action="store_true", help="add H2: a second HAProxy arm, the A/A noise control")

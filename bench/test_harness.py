@@ -354,7 +354,10 @@ def test_configs_round_robin_over_every_backend_with_the_workers_asked(tmp_path:
     cfg = arms.haproxy_config("http", "127.0.0.1:8000", addrs, 2, [1, 0], True, maxconn=1000)
     assert "nbthread 2" in cfg and "cpu-map 1/1-2 0,1" in cfg and "maxconn 1000" in cfg
     assert "    server s3 127.0.0.3:9003" in cfg and "timeout http-keep-alive 1s" in cfg
-    assert "option splice-auto" in cfg and "${" not in cfg
+    assert "option splice-auto" in cfg and "${" not in cfg and "http-reuse safe" in cfg
+    reuse = arms.haproxy_config("http", "127.0.0.1:8000", addrs, 1, [1], True, maxconn=1000,
+                                reuse=arms.ARMS["Hr"].reuse)
+    assert "http-reuse always" in reuse
     cfg = arms.haproxy_config("tcp", "127.0.0.1:8000", addrs[:1], 1, [1], False, maxconn=1000)
     assert "cpu-map 1/1 1" in cfg and "nosplice" in cfg and "server s2" not in cfg
     idle_cfg = arms.haproxy_config("http", "127.0.0.1:8000", addrs, 1, [1], True, arms.IDLE_HTTP_TIMEOUTS, 1000)
@@ -634,7 +637,7 @@ def test_tls_configs_render_and_each_proxy_accepts_its_own(tls_cert: Path, tmp_p
     addrs = ["127.0.0.1:9001", "127.0.0.2:9002"]
     cfg = tls.haproxy_config("127.0.0.1:8443", addrs, 2, [1, 0], tls_cert, "127.0.0.1:9999", maxconn=1000)
     assert f"bind 127.0.0.1:8443 ssl crt {tls_cert} alpn http/1.1" in cfg
-    assert "nbthread 2" in cfg and "cpu-map 1/1-2 0,1" in cfg and "timeout http-keep-alive 1s" in cfg
+    assert "nbthread 2" in cfg and "cpu-map auto:1/1-2 0,1" in cfg and "timeout http-keep-alive 1s" in cfg
     assert f"use_backend bench if {{ hdr(host) -i {tls.VHOST} }}" in cfg and "    server s2 127.0.0.2:9002" in cfg
     assert "stats socket ipv4@127.0.0.1:9999 level user" in cfg and "${" not in cfg
     assert "no-tls-tickets" not in cfg and "tune.ssl.cachesize" not in cfg  # HAProxy's session defaults
