@@ -60,8 +60,9 @@ cdef const char **_c_names(list encoded) except NULL:
 
 cdef _tls_options(_Certs out, uint32_t i, dict opts):
     """Certificate <i>'s settings (before its flb_tls_set): claims (host names SNI gives it first), alpn
-    (protocol names; an empty list: none named, for a tcp-mode service; absent: http/1.1), min_version ("TLSv1.2", "TLSv1.3"), ciphers, ciphersuites; verify ("optional",
-    "required": client certificates) with ca (PEM bytes of the CAs that verify them)."""
+    (protocol names; an empty list: none named, for a tcp-mode service; absent: http/1.1), min_version
+    ("TLSv1.2", "TLSv1.3"), ciphers, ciphersuites; verify ("optional", "required": client certificates)
+    with ca (PEM bytes of the CAs that verify them)."""
     cdef char err[512]
     cdef const char **claims
     unknown = set(opts) - {"claims", "alpn", "min_version", "ciphers", "ciphersuites", "verify", "ca"}
@@ -79,7 +80,8 @@ cdef _tls_options(_Certs out, uint32_t i, dict opts):
     b_suites = suites.encode("ascii") if suites is not None else None
     claims = _c_names(encoded)
     try:
-        if flb_tls_options(out.t, i, claims, len(encoded), <const unsigned char *>alpn if "alpn" in opts else NULL, len(alpn),
+        if flb_tls_options(out.t, i, claims, len(encoded),
+                           <const unsigned char *>alpn if "alpn" in opts else NULL, len(alpn),
                            <const char *>b_version if b_version is not None else NULL,
                            <const char *>b_ciphers if b_ciphers is not None else NULL,
                            <const char *>b_suites if b_suites is not None else NULL, err, sizeof(err)) != FLB_OK:

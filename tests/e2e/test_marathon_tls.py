@@ -187,15 +187,9 @@ def tls_echo(port: int, ca: tlsconf.TestCA, sni: str, payload: bytes) -> tuple[s
 
 def plain_bytes(port: int, payload: bytes) -> bytes:
     """What a plaintext client of <port> gets back until the close (a reset counts as nothing)."""
-    data = b""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(payload)
-        try:
-            while chunk := s.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass
-    return data
+        return tlsconf.read_to_close(s)
 
 
 async def test_marathon_ssl_cert_on_a_tcp_port(emu: TimedEmulator, tmp_path: Path) -> None:

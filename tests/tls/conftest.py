@@ -63,7 +63,9 @@ def ca() -> TestCA:
 
 
 def client_context(ca: TestCA, *, verify: bool = True, maximum: ssl.TLSVersion | None = None,
-                   alpn: list[str] | None = None) -> ssl.SSLContext:
+                   alpn: list[str] | None = None, cert: str | None = None) -> ssl.SSLContext:
+    """A client trusting <ca>; <alpn>: the protocols it offers (http/1.1 unless told); <cert>: a PEM file
+    of the client certificate (and its key) it presents."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cadata=ca.pem.decode())
     if not verify:
@@ -74,6 +76,8 @@ def client_context(ca: TestCA, *, verify: bool = True, maximum: ssl.TLSVersion |
         ctx.maximum_version = maximum
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     ctx.set_alpn_protocols(alpn if alpn is not None else ["http/1.1"])
+    if cert is not None:
+        ctx.load_cert_chain(cert)
     return ctx
 
 
@@ -85,6 +89,27 @@ def tls_connect(address: str, ca: TestCA, sni: str | None, **kw: Any) -> ssl.SSL
     except BaseException:
         raw.close()
         raise
+
+
+def read_n(sock: socket.socket, n: int) -> bytes:
+    """Exactly <n> bytes (the peer must not close before)."""
+    got = b""
+    while len(got) < n:
+        data = sock.recv(n - len(got))
+        assert data, got
+        got += data
+    return got
+
+
+def read_to_close(sock: socket.socket) -> bytes:
+    """What the server sent before it closed (it must close; a reset ends it too)."""
+    got = b""
+    try:
+        while data := sock.recv(65536):
+            got += data
+    except ConnectionResetError:
+        pass
+    return got
 
 
 def served_names(sock: ssl.SSLSocket) -> list[str]:

@@ -5,7 +5,6 @@ Real TLS clients (Python's ssl), real TLS backends (Python's ssl with certificat
 
 from __future__ import annotations
 
-import socket
 import ssl
 import time
 import zlib
@@ -16,7 +15,16 @@ from fastlb import spec
 from fastlb.emulator.http_backends import HttpBackend
 from tests.l7.conftest import Reader, connect, get, http_service
 
-from .conftest import TlsBackend, client_context, names_of, served_names, slow_handshake, tls_connect
+from .conftest import (
+    TlsBackend,
+    client_context,
+    names_of,
+    read_n,
+    read_to_close,
+    served_names,
+    slow_handshake,
+    tls_connect,
+)
 
 
 def _tcp(name: str, *addresses: str) -> spec.Service:
@@ -46,26 +54,6 @@ def _wait(dp, front, get_value, n=1):
     return get_value(_stats(dp, front))
 
 
-def _closed(sock: socket.socket) -> bytes:
-    """What the server sent before it closed (it must close)."""
-    got = b""
-    try:
-        while data := sock.recv(65536):
-            got += data
-    except ConnectionResetError:
-        pass
-    return got
-
-
-def _read(s, n):
-    got = b""
-    while len(got) < n:
-        data = s.recv(n - len(got))
-        assert data, got
-        got += data
-    return got
-
-
 def _pass_only(dataplane, ports, ca, handshake_ms=10000):
     """A DataPlane whose https listener passes db.example.com and *.kv.example.com through, with no certificate."""
     dp = dataplane()
@@ -81,13 +69,13 @@ def test_the_client_sees_the_backends_certificate_and_bytes_flow_untouched(datap
                           [("db.example.com", "db"), ("*.kv.example.com", "kv")]))
         with tls_connect(front, ca, "DB.example.com") as s:  # verified against the test CA: the backend's
             assert served_names(s) == ["db.example.com"]
-            assert _read(s, 3) == b"db:"
+            assert read_n(s, 3) == b"db:"
             body = bytes(range(256)) * 4096  # 1 MiB there and back, through the tcp pump
             s.sendall(body)
-            echoed = _read(s, len(body))
+            echoed = read_n(s, len(body))
             assert zlib.crc32(echoed) == zlib.crc32(body)
         with tls_connect(front, ca, "a.kv.example.com") as s:
-            assert served_names(s) == ["*.kv.example.com"] and _read(s, 3) == b"kv:"
+            assert served_names(s) == ["*.kv.example.com"] and read_n(s, 3) == b"kv:"
         # the hello arrived as the client wrote it (routed case-insensitively, forwarded unchanged)
         assert db.sni == ["DB.example.com"] and kv.sni == ["a.kv.example.com"]
         st = _stats(dp, front)
@@ -109,7 +97,7 @@ def test_terminated_and_passthrough_vhosts_share_one_listener(dataplane, ports, 
             r = Reader(s).response()
             assert r.status == 200 and r.json()["backend"] == "www"
         with tls_connect(front, ca, "db.example.com") as s:  # passed through
-            assert served_names(s) == ["db.example.com"] and _read(s, 3) == b"db:"
+            assert served_names(s) == ["db.example.com"] and read_n(s, 3) == b"db:"
         # a name no passthrough vhost has, or none: terminated with the default certificate
         for sni in ("other.example.com", None):
             with tls_connect(front, ca, sni, verify=False) as s:
@@ -150,12 +138,12 @@ def test_a_client_that_stops_mid_hello_is_freed_at_the_timeout(dataplane, ports,
         with connect(front) as silent, connect(front) as cut:
             cut.sendall(hello[: len(hello) // 2])
             t0 = time.monotonic()
-            assert _closed(silent) == b"" and _closed(cut) == b""
+            assert read_to_close(silent) == b"" and read_to_close(cut) == b""
             assert time.monotonic() - t0 < 10
         assert _wait(dp, front, lambda s: s["tls"]["failed"]["timeout"], 2) == 2
         assert db.sni == [] and dp.stats()["services"]["db"]["total"] == 0
         with tls_connect(front, ca, "db.example.com") as s:  # the listener still serves
-            assert _read(s, 3) == b"db:"
+            assert read_n(s, 3) == b"db:"
 
 
 def _huge_hello() -> bytes:
@@ -177,7 +165,7 @@ def test_garbage_and_a_huge_hello_are_closed(dataplane, ports, ca):
                     c.sendall(junk)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # closed before it was all sent
-                assert _closed(c) == b""
+                assert read_to_close(c) == b""
             assert _wait(dp, front, lambda s: s["tls"]["failed"]["protocol"], n) == n
         assert db.sni == [] and dp.stats()["services"]["db"]["total"] == 0
 
@@ -200,12 +188,12 @@ def test_a_swap_routes_the_next_hello_by_the_new_vhosts(dataplane, ports, ca):
         dp, front = _pass_only(dataplane, ports, ca)
         dp.publish(_table(front, [_tcp("db", one.address)], [("db.example.com", "db")]))
         with tls_connect(front, ca, "db.example.com") as s:
-            assert _read(s, 4) == b"one:"
+            assert read_n(s, 4) == b"one:"
             dp.publish(_table(front, [_tcp("db2", two.address)], [("db.example.com", "db2")]))
             s.sendall(b"still")  # an open passthrough connection keeps its backend
-            assert _read(s, 5) == b"still"
+            assert read_n(s, 5) == b"still"
         with tls_connect(front, ca, "db.example.com") as s:
-            assert _read(s, 4) == b"two:"
+            assert read_n(s, 4) == b"two:"
 
 
 def test_a_passthrough_service_must_be_tcp(dataplane, ports):

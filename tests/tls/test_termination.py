@@ -3,7 +3,6 @@ loopback backends behind a DataPlane."""
 
 from __future__ import annotations
 
-import socket
 import ssl
 import time
 import zlib
@@ -15,7 +14,7 @@ from fastlb.emulator.backends import wait_until
 from fastlb.emulator.http_backends import HttpBackend
 from tests.l7.conftest import Reader, connect, get, http_service, options
 
-from .conftest import https_table, served_names, tls_connect
+from .conftest import https_table, read_to_close, served_names, tls_connect
 
 
 def _two_sites(dp, ca, a, b, front, **kw):
@@ -148,17 +147,6 @@ def _wait_failed(dp, front, reason, n=1):
     return dp.stats()["listeners"][front]["tls"]["failed"][reason]
 
 
-def _closed(sock: socket.socket) -> bytes:
-    """What the server sent before it closed (it must close)."""
-    got = b""
-    try:
-        while data := sock.recv(65536):
-            got += data
-    except ConnectionResetError:
-        pass
-    return got
-
-
 def test_plain_http_on_the_tls_port_is_closed(dataplane, ports, ca):
     with HttpBackend("a") as a, HttpBackend("b") as b:
         dp = dataplane()
@@ -166,12 +154,12 @@ def test_plain_http_on_the_tls_port_is_closed(dataplane, ports, ca):
         _two_sites(dp, ca, a, b, front)
         with connect(front) as c:
             c.sendall(get("/", host="www.example.com"))
-            got = _closed(c)
+            got = read_to_close(c)
         assert got == b"" or got.startswith(b"HTTP/1.1 400 ")
         assert _wait_failed(dp, front, "http") == 1
         with connect(front) as c:
             c.sendall(b"\x16\x03\x01\xff\xff" + b"\x00" * 64 + b"garbage" * 100)
-            assert not _closed(c).startswith(b"HTTP")
+            assert not read_to_close(c).startswith(b"HTTP")
         assert _wait_failed(dp, front, "protocol") == 1
         assert a.received == 0 and b.received == 0
 
@@ -190,7 +178,7 @@ def test_a_stalled_or_truncated_handshake_is_dropped_at_the_timeout(dataplane, p
         with connect(front) as silent, connect(front) as cut:
             cut.sendall(hello[: len(hello) // 2])
             t0 = time.monotonic()
-            assert _closed(silent) == b"" and _closed(cut) == b""
+            assert read_to_close(silent) == b"" and read_to_close(cut) == b""
             assert time.monotonic() - t0 < 10
         assert _wait_failed(dp, front, "timeout", 2) == 2
         with tls_connect(front, ca, "www.example.com") as s:  # the listener still serves
