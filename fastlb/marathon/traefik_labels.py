@@ -274,11 +274,7 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
         elif prop == "tags":
             app["tags"] = split_csv(value)
         elif prop == "ipAddressIdx":
-            idx = parse_int(value)
-            if idx is None or idx < 0:
-                errors.append(f"{label}={value!r}: not an index")
-            else:
-                app["ip_address_idx"] = idx
+            _put(app, "ip_address_idx", _within(parse_int(value), 0), label, value, "not an index", errors)
         elif prop == "backend.loadbalancer.method":
             method = value.strip().lower()
             if method == "wrr":
@@ -296,27 +292,17 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
             else:
                 app["sticky"] = sticky
         elif prop == "backend.loadbalancer.stickiness.cookieName":
-            if not _COOKIE.fullmatch(value):
-                errors.append(f"{label}={value!r}: not a cookie name")
-            else:
-                app["sticky_cookie"] = value
+            cookie = value if _COOKIE.fullmatch(value) else None
+            _put(app, "sticky_cookie", cookie, label, value, "not a cookie name", errors)
         elif prop == "backend.healthcheck.path":
-            if not value.startswith("/"):
-                errors.append(f"{label}={value!r}: the path must start with /")
-            else:
-                app["healthcheck_path"] = value
+            path = value if value.startswith("/") else None
+            _put(app, "healthcheck_path", path, label, value, "the path must start with /", errors)
         elif prop == "backend.healthcheck.port":
-            port = parse_int(value)
-            if port is None or not 0 <= port <= 65535:
-                errors.append(f"{label}={value!r}: not a port number")
-            else:
-                app["healthcheck_port"] = port
+            port = _within(parse_int(value), 0, 65535)
+            _put(app, "healthcheck_port", port, label, value, "not a port number", errors)
         elif prop == "backend.healthcheck.interval":
-            ms = _go_duration_ms(value)
-            if ms is None or ms <= 0:
-                errors.append(f"{label}={value!r}: not a duration such as 10s")
-            else:
-                app["healthcheck_interval_ms"] = ms
+            ms = _within(_go_duration_ms(value), 1)
+            _put(app, "healthcheck_interval_ms", ms, label, value, "not a duration such as 10s", errors)
         elif prop == "backend.healthcheck.scheme":
             if value.strip().lower() != "http":
                 # Plain-text probes against a TLS port would mark every server down.
@@ -334,6 +320,21 @@ def parse_traefik_labels(labels: Mapping[str, str] | None) -> TraefikLabels:
         segments.append(_parse_segment(name, merged, errors, warnings))
     app["segments"] = tuple(segments)
     return TraefikLabels(errors=tuple(errors), warnings=tuple(warnings), **app)  # type: ignore[arg-type]
+
+
+def _within(n: int | None, lo: int, hi: int | None = None) -> int | None:
+    """<n> when it is in lo..hi (no upper bound when hi is None), else None."""
+    return n if n is not None and n >= lo and (hi is None or n <= hi) else None
+
+
+def _put(
+    fields: dict[str, object], key: str, parsed: object | None, label: str, value: str, why: str, errors: list[str]
+) -> None:
+    """fields[key] = parsed; when parsed is None, an error that says why <value> of <label> is refused."""
+    if parsed is None:
+        errors.append(f"{label}={value!r}: {why}")
+    else:
+        fields[key] = parsed
 
 
 def _traefik_unsupported(label: str, prop: str) -> str:
@@ -356,25 +357,14 @@ def _parse_segment(
     for prop, value in sorted(props.items()):
         label = prefix + prop
         if prop == "port":
-            port = parse_int(value)
-            if port is None or not 1 <= port <= 65535:
-                errors.append(f"{label}={value!r}: not a port number")
-            else:
-                fields["port"] = port
+            _put(fields, "port", _within(parse_int(value), 1, 65535), label, value, "not a port number", errors)
         elif prop == "portIndex":
-            idx = parse_int(value)
-            if idx is None or idx < 0:
-                errors.append(f"{label}={value!r}: not an index")
-            else:
-                fields["port_index"] = idx
+            _put(fields, "port_index", _within(parse_int(value), 0), label, value, "not an index", errors)
         elif prop == "portName":
             fields["port_name"] = value.strip()
         elif prop == "weight":
-            weight = parse_int(value)
-            if weight is None or not 0 <= weight <= 256:
-                errors.append(f"{label}={value!r}: expected a weight in 0..256")
-            else:
-                fields["weight"] = weight
+            weight = _within(parse_int(value), 0, 256)
+            _put(fields, "weight", weight, label, value, "expected a weight in 0..256", errors)
         elif prop == "protocol":
             if value.strip().lower() != "http":
                 errors.append(f"{label}={value!r}: fastlb speaks HTTP/1.1 to backends only")
@@ -387,11 +377,7 @@ def _parse_segment(
             else:
                 fields["rule"] = rule
         elif prop == "frontend.priority":
-            priority = parse_int(value)
-            if priority is None:
-                errors.append(f"{label}={value!r}: not an integer")
-            else:
-                fields["priority"] = priority
+            _put(fields, "priority", parse_int(value), label, value, "not an integer", errors)
         elif prop == "frontend.entryPoints":
             fields["entry_points"] = split_csv(value)
             if "http" not in fields["entry_points"]:  # type: ignore[operator]
