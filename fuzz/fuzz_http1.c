@@ -13,8 +13,7 @@
  *     at a segment boundary and never empty; a Location value splits inside itself, its path a '/'.
  * Each prefix is copied to a buffer of its own exact size, so ASan sees a read past its end.
  *
- * Built with -DFLB_FUZZ_REPLAY (no libFuzzer) it is a plain program that runs every file of the
- * directories or files named on its command line: CI replays the corpus that way (see fuzz/README.md).
+ * Linked with replay.c instead of libFuzzer it is a plain program that replays files (fuzz/README.md).
  */
 #include "_api.h"
 
@@ -232,60 +231,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_chunked(data, size);
     return 0;
 }
-
-#ifdef FLB_FUZZ_REPLAY
-#include <dirent.h>
-#include <sys/stat.h>
-
-static int replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        perror(path);
-        return -1;
-    }
-    static uint8_t buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    /* an exact-size copy, so that ASan sees any read past the end */
-    uint8_t *data = malloc(n ? n : 1);
-    if (data == NULL)
-        return -1;
-    memcpy(data, buf, n);
-    LLVMFuzzerTestOneInput(data, n);
-    free(data);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int files = 0, errors = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) != 0) {
-            perror(argv[i]);
-            errors++;
-            continue;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            errors += replay_file(argv[i]) != 0;
-            files++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        struct dirent *e;
-        while (d != NULL && (e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-            errors += replay_file(path) != 0;
-            files++;
-        }
-        if (d != NULL)
-            closedir(d);
-    }
-    printf("replayed %d files, %d unreadable\n", files, errors);
-    return errors || files == 0;
-}
-#endif

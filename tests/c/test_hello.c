@@ -25,45 +25,14 @@
 #include <unistd.h>
 
 #include "_hello.h"
-
-static int failures, checks;
-static uint8_t *arena; /* RW pages followed by one PROT_NONE page */
-static size_t arena_len;
+#include "check.h"
 
 #define ARENA_PAGES 64
-
-#define CHECK(cond, ...)                                                                                             \
-    do {                                                                                                             \
-        checks++;                                                                                                    \
-        if (!(cond)) {                                                                                               \
-            failures++;                                                                                              \
-            printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond);                                               \
-            printf(__VA_ARGS__);                                                                                     \
-            printf("\n");                                                                                            \
-        }                                                                                                            \
-    } while (0)
-
-static void arena_init(void)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    arena_len = page * ARENA_PAGES;
-    arena = mmap(NULL, arena_len + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (arena == MAP_FAILED || mprotect(arena + arena_len, page, PROT_NONE) != 0) {
-        perror("mmap/mprotect");
-        exit(99);
-    }
-}
 
 /* Reads <len> bytes of <data> placed so that they end at the guard page. */
 static int readp(const uint8_t *data, size_t len, struct flb_hello *h)
 {
-    if (len > arena_len) {
-        fprintf(stderr, "input too large for the arena\n");
-        exit(99);
-    }
-    uint8_t *p = arena + arena_len - len;
-    memmove(p, data, len);
-    return flb_hello_read(p, len, h);
+    return flb_hello_read((const uint8_t *)guard_place(data, len), len, h);
 }
 
 /* --- capture -------------------------------------------------------------------------------------- */
@@ -409,12 +378,10 @@ static void test_noise(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    arena_init();
+    guard_init(ARENA_PAGES);
     capture_all();
     test_real();
     test_hostile();
     test_noise();
-    printf("1..%d\n", checks);
-    printf("# %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_done("hello");
 }

@@ -14,46 +14,9 @@
 #include <unistd.h>
 
 #include "_http1.h"
-
-static int failures, checks;
-static char *arena; /* RW pages followed by one PROT_NONE page */
-static size_t arena_len;
+#include "check.h"
 
 #define ARENA_PAGES 32
-
-#define CHECK(cond, ...)                                                                                             \
-    do {                                                                                                             \
-        checks++;                                                                                                    \
-        if (!(cond)) {                                                                                               \
-            failures++;                                                                                              \
-            printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond);                                               \
-            printf(__VA_ARGS__);                                                                                     \
-            printf("\n");                                                                                            \
-        }                                                                                                            \
-    } while (0)
-
-static void arena_init(void)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    arena_len = page * ARENA_PAGES;
-    arena = mmap(NULL, arena_len + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (arena == MAP_FAILED || mprotect(arena + arena_len, page, PROT_NONE) != 0) {
-        perror("mmap/mprotect");
-        exit(99);
-    }
-}
-
-/* Copies <len> bytes so that they end at the guard page. */
-static const char *place(const char *data, size_t len)
-{
-    if (len > arena_len) {
-        fprintf(stderr, "input too large for the arena\n");
-        exit(99);
-    }
-    char *p = arena + arena_len - len;
-    memcpy(p, data, len);
-    return p;
-}
 
 static int inside(const char *p, size_t n, const char *buf, size_t len)
 {
@@ -66,7 +29,7 @@ static ssize_t req_parse(struct flb_http1_request *req, struct flb_http1_header 
     memset(req, 0, sizeof(*req));
     req->headers = h;
     req->max_headers = FLB_HTTP1_MAX_HEADERS;
-    return flb_http1_request_parse(req, place(data, len), len, prev_len);
+    return flb_http1_request_parse(req, guard_place(data, len), len, prev_len);
 }
 
 /* --- requests ------------------------------------------------------------------------------------ */
@@ -93,7 +56,7 @@ static void test_request_fields(void)
                     "Connection: close\r\nExpect: 100-continue\r\nX-Marathon-App-Id: /app\r\n\r\nhello world!";
     size_t len = strlen(d);
     ssize_t rc = req_parse(&req, h, d, len, 0);
-    const char *buf = arena + arena_len - len;
+    const char *buf = guard_at(len);
     CHECK(rc == (ssize_t)(len - 12), "rc %zd", rc);
     CHECK(req.method_len == 4 && memcmp(req.method, "POST", 4) == 0, "method");
     CHECK(req.target == buf + 5 && req.target_len == 4, "target");
@@ -220,7 +183,7 @@ static ssize_t resp_parse(struct flb_http1_response *resp, struct flb_http1_head
     memset(resp, 0, sizeof(*resp));
     resp->headers = h;
     resp->max_headers = FLB_HTTP1_MAX_HEADERS;
-    return flb_http1_response_parse(resp, place(data, len), len, prev_len, req_flags);
+    return flb_http1_response_parse(resp, guard_place(data, len), len, prev_len, req_flags);
 }
 
 static void test_responses(void)
@@ -265,10 +228,10 @@ static void test_responses(void)
 static ssize_t chunked_two(const char *data, size_t len, size_t cut, struct flb_http1_chunked *c)
 {
     memset(c, 0, sizeof(*c));
-    ssize_t r = flb_http1_chunked_feed(c, place(data, cut), cut);
+    ssize_t r = flb_http1_chunked_feed(c, guard_place(data, cut), cut);
     if (r != FLB_AGAIN)
         return r;
-    r = flb_http1_chunked_feed(c, place(data + cut, len - cut), len - cut);
+    r = flb_http1_chunked_feed(c, guard_place(data + cut, len - cut), len - cut);
     return r >= 0 ? (ssize_t)cut + r : r;
 }
 
@@ -350,7 +313,7 @@ static void test_scan_boundaries(void)
 
 int main(void)
 {
-    arena_init();
+    guard_init(ARENA_PAGES);
     test_request_fields();
     test_request_cuts();
     test_request_refusals();
@@ -358,7 +321,5 @@ int main(void)
     test_responses();
     test_chunked();
     test_scan_boundaries();
-    printf("1..%d\n", checks);
-    printf("# %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_done("http1");
 }

@@ -12,19 +12,7 @@
 #include <string.h>
 
 #include "_list.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                                             \
-    do {                                                                                                             \
-        checks++;                                                                                                    \
-        if (!(cond)) {                                                                                               \
-            failures++;                                                                                              \
-            printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond);                                               \
-            printf(__VA_ARGS__);                                                                                     \
-            printf("\n");                                                                                            \
-        }                                                                                                            \
-    } while (0)
+#include "check.h"
 
 struct rec {
     _Alignas(64) int id;
@@ -233,7 +221,5 @@ int main(void)
     test_walk_unlinking();
     test_take_all();
     test_against_array();
-    printf("1..%d\n", checks);
-    printf("# list: %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_done("list");
 }
