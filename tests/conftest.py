@@ -1,16 +1,21 @@
-"""Shared test setup: enough fds for thousands of loopback connections, and a check after every
-test that the C core's live resources (fds, pipes, connections, tables, backends, listeners) are
-back where they were."""
+"""Shared test setup: enough fds for thousands of loopback connections, a check after every test that
+the C core's live resources (fds, pipes, connections, tables, backends, listeners) are back where they
+were, and the data-plane fixtures of the engine, HTTP and TLS tests (started DataPlanes, reserved
+listener ports)."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from fastlb import _core
+from fastlb._core import DataPlane
+from fastlb.emulator.backends import reserve_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,3 +38,26 @@ def live_resources_return() -> Iterator[None]:
         time.sleep(0.02)
         now = _core.live_counts()
     assert now == before, f"live resources leaked: before {before}, after {now}"
+
+
+@pytest.fixture
+def dataplane() -> Iterator[Callable[..., DataPlane]]:
+    """Makes started DataPlanes (2 workers unless told) and stops them at the end of the test."""
+    made: list[DataPlane] = []
+
+    def make(workers: int = 2, **kw: Any) -> DataPlane:
+        dp = DataPlane(workers, **kw)
+        made.append(dp)
+        dp.start()
+        return dp
+
+    yield make
+    for dp in made:
+        dp.stop()
+
+
+@pytest.fixture
+def ports() -> Iterator[Callable[[], str]]:
+    """Reserves free ports for listeners for the length of the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(reserve_port())

@@ -1,16 +1,11 @@
-"""Fixtures of the engine tests: a real DataPlane in front of real loopback backends."""
+"""Helpers of the engine tests: tables for a real DataPlane (tests/conftest.py starts it) in front of real
+loopback backends."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
-from collections.abc import Callable, Iterator
-
-import pytest
 
 from fastlb import spec
-from fastlb._core import DataPlane
-from fastlb.emulator.backends import reserve_port
 
 TIMEOUT = 20.0  # generous: the test machine is small and shared
 
@@ -62,24 +57,3 @@ def recv_all(sock: socket.socket) -> bytes:
     return bytes(buf)
 
 
-@pytest.fixture
-def dataplane() -> Iterator[Callable[..., DataPlane]]:
-    """Makes started DataPlanes (2 workers unless told) and stops them at the end of the test."""
-    made: list[DataPlane] = []
-
-    def make(workers: int = 2, **kw: object) -> DataPlane:
-        dp = DataPlane(workers, **kw)  # type: ignore[arg-type]
-        made.append(dp)
-        dp.start()
-        return dp
-
-    yield make
-    for dp in made:
-        dp.stop()
-
-
-@pytest.fixture
-def ports() -> Iterator[Callable[[], str]]:
-    """Reserves free ports for listeners for the length of the test."""
-    with contextlib.ExitStack() as stack:
-        yield lambda: stack.enter_context(reserve_port())

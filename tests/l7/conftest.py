@@ -3,18 +3,13 @@ small client that reads responses off a raw socket (so keep-alive and pipelining
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
-import pytest
 
 from fastlb import spec
-from fastlb._core import DataPlane
-from fastlb.emulator.backends import reserve_port
 
 TIMEOUT = 20.0  # generous: the test machine is small and shared
 
@@ -146,24 +141,3 @@ def get(path: str = "/", host: str = "example.com", extra: str = "") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
 
 
-@pytest.fixture
-def dataplane() -> Iterator[Callable[..., DataPlane]]:
-    """Makes started DataPlanes (2 workers unless told) and stops them at the end of the test."""
-    made: list[DataPlane] = []
-
-    def make(workers: int = 2, **kw: Any) -> DataPlane:
-        dp = DataPlane(workers, **kw)
-        made.append(dp)
-        dp.start()
-        return dp
-
-    yield make
-    for dp in made:
-        dp.stop()
-
-
-@pytest.fixture
-def ports() -> Iterator[Callable[[], str]]:
-    """Reserves free ports for listeners for the length of the test."""
-    with contextlib.ExitStack() as stack:
-        yield lambda: stack.enter_context(reserve_port())

@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fastlb import spec
-from tests.l7.conftest import dataplane, ports  # noqa: F401 (the fixtures, shared)
 
 TIMEOUT = 20.0
 
