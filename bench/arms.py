@@ -216,15 +216,22 @@ HTTP_TIMEOUTS = {"http_request": "15s", "http_keepalive": "1s"}
 IDLE_HTTP_TIMEOUTS = {"http_request": "120s", "http_keepalive": "120s"}
 
 
+def haproxy_cpu_map(workers: int, cpus: list[int]) -> str:
+    """HAProxy's cpu-map: one thread on <cpus>; more, one thread per CPU ("auto:"). Free to share the
+    CPUs, two threads often both ran on the load generator's while the other CPU sat idle."""
+    if workers == 1:
+        return f"1/1 {cpu_list(cpus)}"
+    return f"auto:1/1-{workers} {cpu_list(cpus)}"
+
+
 def haproxy_config(mode: str, listen: str, addresses: list[str], workers: int, cpus: list[int], splice: bool,
                    http_timeouts: dict[str, str] | None = None, maxconn: int | None = None,
                    reuse: str = "safe") -> str:
-    """HAProxy's config for one arm: nbthread <workers>, every thread free on <cpus> (as fastlb's threads
-    are under taskset), round-robin over <addresses>."""
-    threads = "1" if workers == 1 else f"1-{workers}"
+    """HAProxy's config for one arm: nbthread <workers> on <cpus> (haproxy_cpu_map), round-robin over
+    <addresses>."""
     servers = "\n".join(f"    server s{i + 1} {a}" for i, a in enumerate(addresses))
     global_splice, defaults_splice = ("", "option splice-auto") if splice else ("nosplice", "")
-    return render_text(f"haproxy-{mode}.cfg", nbthread=workers, cpu_map=f"1/{threads} {cpu_list(cpus)}",
+    return render_text(f"haproxy-{mode}.cfg", nbthread=workers, cpu_map=haproxy_cpu_map(workers, cpus),
                        listen=listen, maxconn=maxconn or haproxy_maxconn(), servers=servers,
                        global_splice=global_splice, defaults_splice=defaults_splice, http_reuse=reuse,
                        **(http_timeouts or HTTP_TIMEOUTS))

@@ -352,7 +352,7 @@ def test_configs_round_robin_over_every_backend_with_the_workers_asked(tmp_path:
 
     addrs = ["127.0.0.1:9001", "127.0.0.2:9002", "127.0.0.3:9003"]
     cfg = arms.haproxy_config("http", "127.0.0.1:8000", addrs, 2, [1, 0], True, maxconn=1000)
-    assert "nbthread 2" in cfg and "cpu-map 1/1-2 0,1" in cfg and "maxconn 1000" in cfg
+    assert "nbthread 2" in cfg and "cpu-map auto:1/1-2 0,1" in cfg and "maxconn 1000" in cfg
     assert "    server s3 127.0.0.3:9003" in cfg and "timeout http-keep-alive 1s" in cfg
     assert "option splice-auto" in cfg and "${" not in cfg and "http-reuse safe" in cfg
     reuse = arms.haproxy_config("http", "127.0.0.1:8000", addrs, 1, [1], True, maxconn=1000,

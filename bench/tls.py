@@ -165,10 +165,7 @@ def haproxy_config(listen: str, addresses: list[str], workers: int, cpus: list[i
                    http_timeouts: dict[str, str] | None = None, maxconn: int | None = None) -> str:
     """HAProxy terminating TLS with <cert>: haproxy-http.cfg's threads, CPUs and timeouts; <stats> is the
     loopback address of its stats socket."""
-    threads = "1" if workers == 1 else f"1-{workers}"
-    # one thread per CPU ("auto:"): with the threads free to share the CPUs, both often ran on the load
-    # generator's while the other CPU sat idle
-    cpu_map = f"1/1 {armlib.cpu_list(cpus)}" if workers == 1 else f"auto:1/{threads} {armlib.cpu_list(cpus)}"
+    cpu_map = armlib.haproxy_cpu_map(workers, cpus)
     servers = "\n".join(f"    server s{i + 1} {a}" for i, a in enumerate(addresses))
     return armlib.render_text("haproxy-tls.cfg", nbthread=workers, cpu_map=cpu_map,
                               listen=listen, maxconn=maxconn or armlib.haproxy_maxconn(), servers=servers,
