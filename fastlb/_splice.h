@@ -47,12 +47,13 @@ void flb_pump_uncork(struct flb_pump *u, struct flb_xprt *dst);
 
 /* Moves what <src> has to <dst> through <u>, one direction of a tunnel: writes what is pending, reads
  * again at most <rounds> times (and on while <src> holds bytes taken off its socket, which epoll
- * cannot report), and stops after a short read (the rest waits for epoll), when <dst>
- * cannot take more, or at end of stream, which it passes on as shutdown(SHUT_WR) once everything read
- * has been written, and sets <shut>. With <fin_by_close> set it only sets <shut>: the owner promises
- * to close <dst> right away, and close() sends the FIN itself (the owner must also have read <dst>
- * to its end, else close() would send a reset); a secure <dst> still gets its shutw (close_notify). Bytes written are added to <*moved>. Returns FLB_OK,
- * or FLB_ERR when either side failed (the caller closes the connection). */
+ * cannot report), and stops after a short read (the rest waits for epoll), when <dst> cannot take
+ * more, or at end of stream, which it passes on as shutdown(SHUT_WR) once everything read has been
+ * written, and sets <shut>. With <fin_by_close> set it only sets <shut>: the owner promises to close
+ * <dst> right away, and close() sends the FIN itself (the owner must also have read <dst> to its end,
+ * else close() would send a reset); a secure <dst> still gets its shutw (close_notify). Bytes written
+ * are added to <*moved>. Returns FLB_OK, or FLB_ERR when either side failed (the caller closes the
+ * connection). */
 int flb_pump_run(struct flb_pump *u, struct flb_pool *p, struct flb_xprt *src, struct flb_xprt *dst, int rounds,
                  size_t *moved);
 
